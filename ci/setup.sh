@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One-time, idempotent set-up of a fresh machine of this kind (Debian bookworm,
+# root): system packages the engine, its tests and its peers need.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(
+  libasound2-dev alsa-utils            # ALSA sink (alsa crate) and aplay/arecord
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good  # AES67 peer
+  linuxptp                              # ptp4l/pmc peer
+  nftables iproute2 util-linux          # netns rigs, loss injection, setpriv
+  sox                                   # signal generation/analysis in rigs
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "ci/setup.sh: installing ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "ci/setup.sh: cargo (rustup) is required" >&2; exit 1; }

@@ -1,0 +1,15 @@
+//! aes67: a Linux-first AES67 audio-over-IP engine.
+//!
+//! Layout:
+//! - sans-IO cores: [`rtp`] (RFC 3550 parse, L16/L24 decode), [`jitter`]
+//!   (playout buffer by RTP timestamp), [`stream`] (URL and SDP → one
+//!   stream config), `ptp` (IEEE 1588-2019 port and servo), `rate` (rate control);
+//! - IO around them: [`net`] (sockets, kernel timestamps, ingest backends),
+//!   [`output`] (ALSA, WAV, null sinks), [`receiver`] (the pipeline);
+//! - [`rig`]: network-namespace rigs for tests and harnesses.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod net;
+pub mod rig;
+pub mod units;

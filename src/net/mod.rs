@@ -1,0 +1,57 @@
+//! Network ingest: sockets, kernel timestamps and the [`PacketSource`] seam.
+//!
+//! A [`PacketSource`] hands received datagrams to a callback together with
+//! [`RxMeta`] (which stream, kernel receive timestamp, source address).
+//! Backends: [`recvmmsg`] (portable Linux), and io_uring (its own module).
+
+use std::net::SocketAddr;
+
+use crate::units::MonoNs;
+
+/// A kernel receive timestamp, as carried in `SCM_TIMESTAMPING`.
+///
+/// Linux: software timestamps are `CLOCK_REALTIME` (ns since the Unix epoch);
+/// hardware timestamps are in the NIC's PHC timescale (ns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxTimestamp {
+    /// Kernel software timestamp, `CLOCK_REALTIME` ns.
+    Software(i64),
+    /// NIC hardware timestamp, PHC ns (`SOF_TIMESTAMPING_RAW_HARDWARE`).
+    Hardware(i64),
+}
+
+/// Metadata of one received datagram.
+#[derive(Debug, Clone, Copy)]
+pub struct RxMeta {
+    /// Index of the stream (socket) this datagram arrived on, in the order the
+    /// sockets were handed to the source.
+    pub stream: usize,
+    /// Kernel receive timestamp, if the socket delivered one.
+    pub kernel_ts: Option<RxTimestamp>,
+    /// Local monotonic time when user space saw the datagram.
+    pub user_rx: MonoNs,
+    /// Sender address.
+    pub src: Option<SocketAddr>,
+    /// The datagram did not fit the receive buffer (`MSG_TRUNC`); the bytes
+    /// handed over are a prefix only.
+    pub truncated: bool,
+}
+
+/// A batch receiver of datagrams from one or more sockets.
+///
+/// Contract: `poll` waits up to `timeout_ms` for datagrams, then calls
+/// `on_packet(bytes, meta)` for each one received (possibly zero), and
+/// returns how many it delivered. The byte slice is only valid during the
+/// call. Errors are I/O errors of the underlying sockets.
+pub trait PacketSource {
+    /// Receives what is ready (waiting at most `timeout_ms` ms) and hands each
+    /// datagram to `on_packet`. Returns the number delivered.
+    fn poll(
+        &mut self,
+        timeout_ms: i32,
+        on_packet: &mut dyn FnMut(&[u8], &RxMeta),
+    ) -> std::io::Result<usize>;
+
+    /// A short name of the backend, e.g. `"recvmmsg"` or `"uring"`.
+    fn backend(&self) -> &'static str;
+}

@@ -1,0 +1,130 @@
+//! Test and benchmark rigs: network namespaces joined by veth.
+//!
+//! Used by the integration tests and the benchmark harnesses (never by the
+//! engine itself). Requires root. Names are unique per process and call, so
+//! tests can run in parallel; everything is deleted on drop.
+//!
+//! Recipe: `docs/test-rigs.md`.
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command, returning an error string with its stderr when it fails.
+pub fn sh(cmd: &str, args: &[&str]) -> Result<Output, String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out)
+}
+
+/// Two network namespaces, `a` and `b`, joined by a veth pair.
+///
+/// Namespace `a` holds interface `if_a` with address `10.R.S.1/24`, namespace
+/// `b` holds `if_b` with `10.R.S.2/24`; both have multicast on and a route
+/// for 224.0.0.0/4, and rp_filter off.
+#[derive(Debug)]
+pub struct NetnsPair {
+    /// Name of namespace A (the sender side by convention).
+    pub a: String,
+    /// Name of namespace B (the receiver side by convention).
+    pub b: String,
+    /// Interface name inside A.
+    pub if_a: String,
+    /// Interface name inside B.
+    pub if_b: String,
+    /// IPv4 address of `if_a`.
+    pub ip_a: String,
+    /// IPv4 address of `if_b`.
+    pub ip_b: String,
+}
+
+impl NetnsPair {
+    /// Creates the pair. Errors: any `ip`/`sysctl` failure (e.g. not root).
+    pub fn new() -> Result<NetnsPair, String> {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        let tag = format!("{:x}{:x}", pid & 0xffff, n);
+        let a = format!("a67a{tag}");
+        let b = format!("a67b{tag}");
+        let if_a = format!("va{tag}");
+        let if_b = format!("vb{tag}");
+        // Subnet from pid and counter so parallel runs never collide.
+        let s1 = 100 + (pid % 150) as u8 as u32;
+        let s2 = n % 250;
+        let ip_a = format!("10.{s1}.{s2}.1");
+        let ip_b = format!("10.{s1}.{s2}.2");
+        let pair = NetnsPair { a, b, if_a, if_b, ip_a, ip_b };
+        pair.setup()?;
+        Ok(pair)
+    }
+
+    fn setup(&self) -> Result<(), String> {
+        let NetnsPair { a, b, if_a, if_b, ip_a, ip_b } = self;
+        sh("ip", &["netns", "add", a])?;
+        sh("ip", &["netns", "add", b])?;
+        sh("ip", &["link", "add", if_a, "netns", a, "type", "veth", "peer", "name", if_b, "netns", b])?;
+        for (ns, ifc, ip) in [(a, if_a, ip_a), (b, if_b, ip_b)] {
+            sh("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+            sh("ip", &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", ifc])?;
+            sh("ip", &["-n", ns, "link", "set", ifc, "multicast", "on", "up"])?;
+            sh("ip", &["-n", ns, "route", "add", "224.0.0.0/4", "dev", ifc])?;
+            for key in [
+                "net.ipv4.conf.all.rp_filter=0".to_string(),
+                "net.ipv4.conf.default.rp_filter=0".to_string(),
+                format!("net.ipv4.conf.{ifc}.rp_filter=0"),
+                "net.ipv4.igmp_max_memberships=1024".to_string(),
+                "net.core.rmem_max=33554432".to_string(),
+            ] {
+                // rmem_max is not namespaced on every kernel; ignore failures of that one.
+                let r = sh("ip", &["netns", "exec", ns, "sysctl", "-qw", &key]);
+                if r.is_err() && !key.starts_with("net.core") {
+                    r?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A `Command` that runs `prog` inside namespace `ns`.
+    pub fn cmd_in(ns: &str, prog: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, prog]);
+        c
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.a]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.b]).output();
+    }
+}
+
+/// Runs `f` with the calling thread moved into network namespace `ns`, then
+/// moves it back. Sockets created inside `f` stay in `ns`.
+///
+/// Errors: the namespace cannot be opened or entered (not root).
+pub fn in_netns<T>(ns: &str, f: impl FnOnce() -> T) -> Result<T, String> {
+    use std::fs::File;
+    let here = File::open("/proc/thread-self/ns/net").map_err(|e| e.to_string())?;
+    let target = File::open(format!("/run/netns/{ns}")).map_err(|e| format!("{ns}: {e}"))?;
+    nix::sched::setns(&target, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string())?;
+    let out = f();
+    nix::sched::setns(&here, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// True when the process runs as root (rig tests need it).
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}

@@ -1,0 +1,123 @@
+//! Unit newtypes used across the engine.
+//!
+//! Every quantity that crosses a module boundary carries its unit in its type:
+//! nanoseconds ([`Nanos`]), parts per billion ([`Ppb`]), and readings of the
+//! local monotonic clock ([`MonoNs`]). See `docs/clocks.md` for the clock
+//! domains these belong to.
+
+use std::ops::{Add, Neg, Sub};
+
+/// A signed duration or offset in nanoseconds (ns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
+pub struct Nanos(pub i64);
+
+impl Nanos {
+    /// Zero nanoseconds.
+    pub const ZERO: Nanos = Nanos(0);
+    /// Builds from milliseconds.
+    pub const fn from_ms(ms: i64) -> Nanos {
+        Nanos(ms * 1_000_000)
+    }
+    /// Builds from microseconds.
+    pub const fn from_us(us: i64) -> Nanos {
+        Nanos(us * 1_000)
+    }
+    /// Builds from whole seconds.
+    pub const fn from_secs(s: i64) -> Nanos {
+        Nanos(s * 1_000_000_000)
+    }
+    /// The value in seconds, as f64.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 * 1e-9
+    }
+    /// The value in milliseconds, as f64.
+    pub fn as_ms_f64(self) -> f64 {
+        self.0 as f64 * 1e-6
+    }
+    /// Absolute value.
+    pub fn abs(self) -> Nanos {
+        Nanos(self.0.saturating_abs())
+    }
+}
+
+impl Add for Nanos {
+    type Output = Nanos;
+    fn add(self, o: Nanos) -> Nanos {
+        Nanos(self.0.saturating_add(o.0))
+    }
+}
+impl Sub for Nanos {
+    type Output = Nanos;
+    fn sub(self, o: Nanos) -> Nanos {
+        Nanos(self.0.saturating_sub(o.0))
+    }
+}
+impl Neg for Nanos {
+    type Output = Nanos;
+    fn neg(self) -> Nanos {
+        Nanos(self.0.saturating_neg())
+    }
+}
+
+/// A frequency offset in parts per billion (ppb). 1 ppm = 1000 ppb.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default, serde::Serialize)]
+pub struct Ppb(pub f64);
+
+impl Ppb {
+    /// Zero frequency offset.
+    pub const ZERO: Ppb = Ppb(0.0);
+    /// Builds from parts per million.
+    pub fn from_ppm(ppm: f64) -> Ppb {
+        Ppb(ppm * 1000.0)
+    }
+    /// The value in parts per million.
+    pub fn as_ppm(self) -> f64 {
+        self.0 / 1000.0
+    }
+    /// The rate ratio `1 + ppb·1e-9` this offset stands for.
+    pub fn as_ratio(self) -> f64 {
+        1.0 + self.0 * 1e-9
+    }
+}
+
+/// A reading of the local `CLOCK_MONOTONIC`, in nanoseconds since boot.
+///
+/// This is the time base handed to every sans-IO core as `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
+pub struct MonoNs(pub u64);
+
+impl MonoNs {
+    /// Reads `CLOCK_MONOTONIC` now.
+    pub fn now() -> MonoNs {
+        let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .expect("CLOCK_MONOTONIC is always readable");
+        MonoNs(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
+    }
+    /// `self + d`, saturating at 0.
+    pub fn add(self, d: Nanos) -> MonoNs {
+        MonoNs((self.0 as i64).saturating_add(d.0).max(0) as u64)
+    }
+    /// `self - earlier` as a signed duration.
+    pub fn since(self, earlier: MonoNs) -> Nanos {
+        Nanos(self.0 as i64 - earlier.0 as i64)
+    }
+}
+
+/// Reads `CLOCK_REALTIME` now, in ns since the Unix epoch (UTC timescale).
+pub fn realtime_now_ns() -> i64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
+        .expect("CLOCK_REALTIME is always readable");
+    ts.tv_sec() * 1_000_000_000 + ts.tv_nsec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn ppb_ratio_and_ppm() {
+        assert_eq!(Ppb::from_ppm(100.0).0, 100_000.0);
+        assert!((Ppb(1000.0).as_ratio() - 1.000001).abs() < 1e-15);
+        assert_eq!(Nanos::from_ms(5).0, 5_000_000);
+        assert_eq!(MonoNs(10).since(MonoNs(15)), Nanos(-5));
+    }
+}
