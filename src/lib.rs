@@ -12,4 +12,6 @@
 pub mod cli;
 pub mod net;
 pub mod rig;
+pub mod rtp;
+pub mod stream;
 pub mod units;
