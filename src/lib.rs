@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod jitter;
 pub mod net;
 pub mod rig;
 pub mod rtp;
