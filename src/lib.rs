@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod clock;
 pub mod jitter;
 pub mod net;
 pub mod rig;
