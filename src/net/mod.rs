@@ -4,8 +4,10 @@
 //! [`RxMeta`] (which stream, kernel receive timestamp, source address).
 //! Backends: [`recvmmsg`] (portable Linux), and io_uring (its own module).
 
+pub mod cmsg;
 pub mod recvmmsg;
 pub mod socket;
+pub mod uring;
 
 use std::net::SocketAddr;
 
