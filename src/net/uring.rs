@@ -60,7 +60,7 @@ const CANCEL_TAG: u64 = u64::MAX;
 pub struct UringConfig {
     /// Submission queue entries (rounded up to a power of two by the kernel).
     pub sq_entries: u32,
-    /// Completion queue entries: how many datagrams may complete between two
+    /// Completion queue entries (at least `sq_entries`): how many datagrams may complete between two
     /// polls before the kernel has to buffer completions (it never drops them
     /// with `IORING_FEAT_NODROP`).
     pub cq_entries: u32,
@@ -292,12 +292,13 @@ impl UringSource {
         }
         // COOP_TASKRUN avoids an inter-processor interrupt per completion
         // (Linux ≥ 5.19); fall back to a plain ring on older kernels.
+        let cq = cfg.cq_entries.max(cfg.sq_entries);
         let ring = IoUring::builder()
-            .setup_cqsize(cfg.cq_entries)
+            .setup_cqsize(cq)
             .setup_coop_taskrun()
             .setup_taskrun_flag()
             .build(cfg.sq_entries)
-            .or_else(|_| IoUring::builder().setup_cqsize(cfg.cq_entries).build(cfg.sq_entries))?;
+            .or_else(|_| IoUring::builder().setup_cqsize(cq).build(cfg.sq_entries))?;
         let buf_len = OUT_HDR_BYTES + NAME_BYTES + CONTROL_BYTES + cfg.payload_bytes;
         let bufs = BufRing::new(cfg.buffers, buf_len)?;
         // SAFETY: the entry array is page-aligned, holds `buffers` entries and
