@@ -215,3 +215,47 @@ fn rearm_after_buffer_exhaustion_loses_nothing() {
     assert!(st.arms > STREAMS as u64, "re-armed: {st:?}");
     assert_eq!(st.packets, (STREAMS * PER) as u64);
 }
+
+#[test]
+fn batched_source_built_on_one_thread_polled_on_another() {
+    if !uring_ok() {
+        return;
+    }
+    let socks: Vec<(Socket, u16)> = (0..4).map(|_| loopback()).collect();
+    let ports: Vec<u16> = socks.iter().map(|s| s.1).collect();
+    let cfg = UringConfig { batch_wait_us: 500, ..UringConfig::default() };
+    let src = UringSource::with_config(socks.into_iter().map(|s| s.0).collect(), cfg).map_err(|(e, _)| e).unwrap();
+    let (maj, min) = kernel_version();
+    if (maj, min) >= (6, 12) {
+        assert!(src.batching(), "min-wait batching must be on for Linux {maj}.{min}");
+    }
+    let rx = std::thread::spawn(move || {
+        let mut src = src;
+        let got = collect(&mut src, 4 * 500, 10);
+        (got, src.stats())
+    });
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for k in 0..500u16 {
+        for (i, p) in ports.iter().enumerate() {
+            tx.send_to(&[i as u8, (k >> 8) as u8, k as u8], ("127.0.0.1", *p)).unwrap();
+        }
+        if k % 20 == 0 {
+            std::thread::sleep(Duration::from_micros(300));
+        }
+    }
+    let (got, st) = rx.join().unwrap();
+    assert_eq!(got.len(), 4 * 500);
+    for i in 0..4 {
+        let ks: Vec<u16> = got.iter().filter(|g| g.0 == i).map(|g| u16::from_be_bytes([g.1[1], g.1[2]])).collect();
+        assert_eq!(ks, (0..500).collect::<Vec<_>>());
+    }
+    assert_eq!(st.packets, 2000);
+}
+
+/// (major, minor) of the running kernel.
+fn kernel_version() -> (u32, u32) {
+    let r = nix::sys::utsname::uname().unwrap();
+    let rel = r.release().to_string_lossy().into_owned();
+    let mut it = rel.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse().ok());
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}

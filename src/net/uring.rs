@@ -70,13 +70,20 @@ pub struct UringConfig {
     pub buffers: u16,
     /// Payload bytes per buffer; larger datagrams are truncated (and flagged).
     pub payload_bytes: usize,
+    /// Batching window, µs (0: off). When set and the kernel supports
+    /// `IORING_SETUP_DEFER_TASKRUN` and min-wait (Linux ≥ 6.12), a poll that
+    /// finds nothing queued sleeps until either this window has passed with at
+    /// least one datagram waiting, or half the completion queue is filled; so
+    /// one wake-up serves many datagrams of many streams. Adds up to this much
+    /// latency; keep it well below the link offset (e.g. 250 µs for 1 ms).
+    pub batch_wait_us: u32,
 }
 
 impl Default for UringConfig {
     /// 4096 buffers of 2048 payload bytes (≈ 9 MB), 8192 completion entries:
     /// enough for 256 streams at 125 µs to wait 15 ms between polls.
     fn default() -> Self {
-        UringConfig { sq_entries: 256, cq_entries: 8192, buffers: 4096, payload_bytes: 2048 }
+        UringConfig { sq_entries: 256, cq_entries: 8192, buffers: 4096, payload_bytes: 2048, batch_wait_us: 0 }
     }
 }
 
@@ -225,8 +232,11 @@ impl Drop for BufRing {
 /// An io_uring [`PacketSource`] over N UDP sockets. Stream index `i` is the
 /// i-th socket given to [`UringSource::new`].
 ///
-/// Call order: `new`, then `poll` repeatedly from one thread. Hot path: no
-/// allocation, no lock, no log.
+/// Call order: `new` (any thread), then `poll` repeatedly from one thread,
+/// and drop on that same thread: the first `poll` binds the ring to its
+/// thread (`IORING_SETUP_SINGLE_ISSUER`). The sockets are armed by the first
+/// `poll`; datagrams arriving before it wait in the socket buffers. Hot path:
+/// no allocation, no lock, no log.
 pub struct UringSource {
     // Field order matters for drop: the ring goes before the buffers it uses.
     ring: IoUring,
@@ -239,6 +249,12 @@ pub struct UringSource {
     armed: Vec<bool>,
     need_arm: Vec<usize>,
     stats: UringStats,
+    /// The ring was created disabled (`IORING_SETUP_R_DISABLED`, for
+    /// `SINGLE_ISSUER` + `DEFER_TASKRUN`) and is enabled by the first `poll`,
+    /// binding it to the polling thread.
+    enabled: bool,
+    /// Batching: `(want, min_wait_us)` for `io_uring_enter`, if supported.
+    batch: Option<(usize, u32)>,
 }
 
 // SAFETY: the raw pointers in `BufRing` point to memory owned by this value
@@ -263,9 +279,11 @@ impl UringSource {
     /// As [`UringSource::new`] with explicit sizes.
     pub fn with_config(socks: Vec<Socket>, cfg: UringConfig) -> Result<UringSource, (io::Error, Vec<Socket>)> {
         match Self::build(&cfg) {
-            Ok((ring, bufs, msghdr)) => {
+            Ok((ring, bufs, msghdr, enabled)) => {
                 let n = socks.len();
-                let mut s = UringSource {
+                let batch = (cfg.batch_wait_us > 0 && !enabled && ring.params().is_feature_min_timeout())
+                    .then(|| ((cfg.cq_entries.max(cfg.sq_entries) / 2).max(1) as usize, cfg.batch_wait_us));
+                Ok(UringSource {
                     ring,
                     bufs,
                     msghdr,
@@ -273,32 +291,42 @@ impl UringSource {
                     armed: vec![false; n],
                     need_arm: (0..n).collect(),
                     stats: UringStats::default(),
-                };
-                match s.arm_pending() {
-                    Ok(()) => Ok(s),
-                    Err(e) => {
-                        let socks = std::mem::take(&mut s.socks);
-                        Err((e, socks))
-                    }
-                }
+                    enabled,
+                    batch,
+                })
             }
             Err(e) => Err((e, socks)),
         }
     }
 
-    fn build(cfg: &UringConfig) -> io::Result<(IoUring, BufRing, Box<libc::msghdr>)> {
+    /// Creates the ring: disabled, single-issuer with deferred task work
+    /// (Linux ≥ 6.1: completions are only processed when the polling thread
+    /// asks, so it is woken once per batch, not once per datagram), else
+    /// cooperative task work (≥ 5.19), else plain. Returns whether the ring
+    /// is already enabled.
+    fn build(cfg: &UringConfig) -> io::Result<(IoUring, BufRing, Box<libc::msghdr>, bool)> {
         if cfg.payload_bytes == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "payload_bytes must be > 0"));
         }
-        // COOP_TASKRUN avoids an inter-processor interrupt per completion
-        // (Linux ≥ 5.19); fall back to a plain ring on older kernels.
         let cq = cfg.cq_entries.max(cfg.sq_entries);
-        let ring = IoUring::builder()
+        let (ring, enabled) = match IoUring::builder()
             .setup_cqsize(cq)
-            .setup_coop_taskrun()
-            .setup_taskrun_flag()
+            .setup_r_disabled()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
             .build(cfg.sq_entries)
-            .or_else(|_| IoUring::builder().setup_cqsize(cq).build(cfg.sq_entries))?;
+        {
+            Ok(r) => (r, false),
+            Err(_) => (
+                IoUring::builder()
+                    .setup_cqsize(cq)
+                    .setup_coop_taskrun()
+                    .setup_taskrun_flag()
+                    .build(cfg.sq_entries)
+                    .or_else(|_| IoUring::builder().setup_cqsize(cq).build(cfg.sq_entries))?,
+                true,
+            ),
+        };
         let buf_len = OUT_HDR_BYTES + NAME_BYTES + CONTROL_BYTES + cfg.payload_bytes;
         let bufs = BufRing::new(cfg.buffers, buf_len)?;
         // SAFETY: the entry array is page-aligned, holds `buffers` entries and
@@ -310,7 +338,7 @@ impl UringSource {
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         msghdr.msg_namelen = NAME_BYTES as u32;
         msghdr.msg_controllen = CONTROL_BYTES as _;
-        Ok((ring, bufs, msghdr))
+        Ok((ring, bufs, msghdr, enabled))
     }
 
     /// Counters since construction.
@@ -336,8 +364,18 @@ impl UringSource {
         }
     }
 
-    /// Submits a multishot recvmsg for every socket that needs one.
+    /// Whether batching (`UringConfig::batch_wait_us`) is in effect.
+    pub fn batching(&self) -> bool {
+        self.batch.is_some()
+    }
+
+    /// Submits a multishot recvmsg for every socket that needs one (enabling
+    /// a disabled ring first, which binds it to the calling thread).
     fn arm_pending(&mut self) -> io::Result<()> {
+        if !self.enabled {
+            self.ring.submitter().register_enable_rings()?;
+            self.enabled = true;
+        }
         if self.need_arm.is_empty() {
             return Ok(());
         }
@@ -362,16 +400,18 @@ impl UringSource {
     /// Waits for at least one completion, at most `timeout_ms` (negative: no
     /// limit, 0: no wait).
     fn wait(&mut self, timeout_ms: i32) -> io::Result<()> {
+        let (want, min_wait) = self.batch.unwrap_or((1, 0));
         let r = if timeout_ms == 0 {
-            self.ring.submit()
-        } else if timeout_ms < 0 {
+            // GETEVENTS (want 1 with a zero timeout) runs deferred task work.
+            let ts = types::Timespec::new();
+            self.ring.submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&ts))
+        } else if timeout_ms < 0 && min_wait == 0 {
             self.ring.submit_and_wait(1)
         } else {
-            let ts = types::Timespec::new()
-                .sec(timeout_ms as u64 / 1000)
-                .nsec((timeout_ms as u32 % 1000) * 1_000_000);
-            let args = types::SubmitArgs::new().timespec(&ts);
-            self.ring.submitter().submit_with_args(1, &args)
+            let ms = if timeout_ms < 0 { 3_600_000 } else { timeout_ms as u64 };
+            let ts = types::Timespec::new().sec(ms / 1000).nsec((ms % 1000) as u32 * 1_000_000);
+            let args = types::SubmitArgs::new().timespec(&ts).min_wait_usec(min_wait);
+            self.ring.submitter().submit_with_args(want, &args)
         };
         match r {
             Ok(_) => Ok(()),
@@ -494,6 +534,11 @@ impl PacketSource for UringSource {
 
 impl Drop for UringSource {
     fn drop(&mut self) {
+        if !self.enabled {
+            // Never enabled: no request was ever submitted.
+            let _ = self.ring.submitter().unregister_buf_ring(BGID);
+            return;
+        }
         let armed: Vec<usize> = (0..self.armed.len()).filter(|&i| self.armed[i]).collect();
         for i in armed {
             let e = opcode::AsyncCancel::new(i as u64).build().user_data(CANCEL_TAG);
@@ -546,7 +591,7 @@ fn probe_uncached() -> Result<(), UringUnavailable> {
         }
     }
     drop(ring);
-    let cfg = UringConfig { sq_entries: 8, cq_entries: 16, buffers: 4, payload_bytes: 64 };
+    let cfg = UringConfig { sq_entries: 8, cq_entries: 16, buffers: 4, payload_bytes: 64, batch_wait_us: 0 };
     let Some((rx, port)) = loopback_socket() else {
         // No loopback: check the buffer ring at least.
         return UringSource::with_config(Vec::new(), cfg).map(drop).map_err(|(e, _)| UringUnavailable::BufRing(e));
@@ -612,17 +657,22 @@ impl std::fmt::Debug for OpenedSource {
 /// Errors: with [`IngestKind::Uring`], io_uring is unavailable or the ring
 /// cannot be built.
 pub fn open_source(kind: IngestKind, socks: Vec<Socket>) -> io::Result<OpenedSource> {
+    open_source_with(kind, socks, UringConfig::default())
+}
+
+/// As [`open_source`], with explicit io_uring sizes and batching.
+pub fn open_source_with(kind: IngestKind, socks: Vec<Socket>, cfg: UringConfig) -> io::Result<OpenedSource> {
     let recvmmsg = |socks, why: Option<String>| OpenedSource { source: Box::new(RecvMmsgSource::new(socks)), fallback_reason: why };
     match kind {
         IngestKind::Recvmmsg => Ok(recvmmsg(socks, None)),
         IngestKind::Uring => {
             probe().map_err(|e| io::Error::new(io::ErrorKind::Unsupported, e.to_string()))?;
-            let s = UringSource::new(socks).map_err(|(e, _)| e)?;
+            let s = UringSource::with_config(socks, cfg).map_err(|(e, _)| e)?;
             Ok(OpenedSource { source: Box::new(s), fallback_reason: None })
         }
         IngestKind::Auto => match probe() {
             Err(e) => Ok(recvmmsg(socks, Some(e.to_string()))),
-            Ok(()) => match UringSource::new(socks) {
+            Ok(()) => match UringSource::with_config(socks, cfg) {
                 Ok(s) => Ok(OpenedSource { source: Box::new(s), fallback_reason: None }),
                 Err((e, socks)) => Ok(recvmmsg(socks, Some(format!("io_uring ring setup failed: {e}")))),
             },

@@ -1,0 +1,468 @@
+//! Ingest benchmark harness (issue 6): our io_uring ingest, our recvmmsg
+//! ingest and GStreamer receivers, side by side in one run, on the same N
+//! multicast streams between two network namespaces.
+//!
+//! Sender: a Rust RTP L24 sender thread in namespace A (one socket, paced by
+//! `CLOCK_MONOTONIC`, catching up in bursts when late), identical for every
+//! receiver. GStreamer is not used as the sender because `audiotestsrc !
+//! rtpL24pay` pipelines cannot sustain 64k packets/s on this 2-core machine.
+//!
+//! Receivers in namespace B, one at a time, each on the same groups/ports:
+//! - `uring`, `recvmmsg`: one ingest thread over N sockets
+//!   ([`aes67::net::uring::open_source`]); per packet: RTP header parse
+//!   (RFC 3550 §5.1), sequence-gap count, L24 decode of the payload.
+//! - `gst`: one `gst-launch-1.0` process holding N pipelines `udpsrc !
+//!   rtpjitterbuffer ! rtpL24depay ! fakesink` (udpsrc buffer-size = our
+//!   SO_RCVBUF, 8 MiB, for equal socket buffers).
+//!
+//! CPU: `/proc/PID/task/*/schedstat` (ns on CPU) over the send window; for our
+//! backends only the ingest thread's own tid. Socket drops: `Udp RcvbufErrors`
+//! delta of `/proc/net/snmp` inside namespace B.
+//!
+//! Run as root: `cargo run --release --bin ingest_bench -- --help`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aes67::net::socket::{RCVBUF_BYTES, open_stream_socket};
+use aes67::net::uring::{IngestKind, UringConfig, open_source_with};
+use aes67::rig::{NetnsPair, in_netns, is_root};
+use aes67::rtp::{self, RtpPacket};
+use aes67::stream::StreamConfig;
+use aes67::units::{MonoNs, Nanos};
+use clap::Parser;
+
+/// Command line of the harness.
+#[derive(Parser, Debug)]
+#[command(about = "Ingest benchmark: io_uring vs recvmmsg vs GStreamer on N multicast streams in netns")]
+struct Args {
+    /// Configurations, comma separated, each `N x CH ch x PTIME_US`, e.g. `8x8x125`.
+    #[arg(long, default_value = "1x2x1000,8x2x1000,32x2x1000,8x8x125")]
+    configs: String,
+    /// Receivers to measure, comma separated: gst, uring (batching per
+    /// --batch-us), uring-nobatch, recvmmsg.
+    #[arg(long, default_value = "gst,uring,uring-nobatch,recvmmsg")]
+    receivers: String,
+    /// Seconds of sending per measurement.
+    #[arg(long, default_value_t = 10.0)]
+    secs: f64,
+    /// Scale test: stream counts at 2 ch / 1 ms for our backends only (e.g. `64,128,256`).
+    #[arg(long, default_value = "")]
+    scale: String,
+    /// Backends for the scale test.
+    #[arg(long, default_value = "uring,recvmmsg")]
+    scale_receivers: String,
+    /// io_uring batching window, µs (`UringConfig::batch_wait_us`; 0 = off).
+    #[arg(long, default_value_t = 250)]
+    batch_us: u32,
+    /// Print one JSON object per measurement instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Config {
+    n: usize,
+    ch: usize,
+    ptime_us: u64,
+}
+
+impl Config {
+    fn parse(s: &str) -> Result<Config, String> {
+        let p: Vec<&str> = s.trim().split('x').collect();
+        let num = |x: &str| x.trim().parse::<u64>().map_err(|_| format!("bad config {s:?} (want NxCHxPTIME_US)"));
+        if p.len() != 3 {
+            return Err(format!("bad config {s:?} (want NxCHxPTIME_US)"));
+        }
+        Ok(Config { n: num(p[0])? as usize, ch: num(p[1])? as usize, ptime_us: num(p[2])? })
+    }
+    fn frames(&self) -> usize {
+        (48 * self.ptime_us / 1000).max(1) as usize
+    }
+    fn label(&self) -> String {
+        format!("N={} {}ch {}us", self.n, self.ch, self.ptime_us)
+    }
+    fn pps(&self) -> u64 {
+        self.n as u64 * 1_000_000 / self.ptime_us
+    }
+}
+
+fn group(i: usize) -> (Ipv4Addr, u16) {
+    (Ipv4Addr::new(239, 70, (i / 250) as u8, (i % 250 + 1) as u8), 20000 + 2 * i as u16)
+}
+
+/// Result of one measurement.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct Row {
+    config: String,
+    receiver: String,
+    pps: u64,
+    secs: f64,
+    sent: u64,
+    received: u64,
+    /// Received counted by us (false for GStreamer: estimated as sent − drops).
+    received_exact: bool,
+    cpu_s_per_s: f64,
+    us_per_packet: f64,
+    socket_drops: u64,
+    lost_by_us: u64,
+    malformed: u64,
+    fallback: Option<String>,
+}
+
+/// CPU ns of one task, from `/proc/self/task/TID/schedstat` (first field).
+fn task_cpu_ns(path: &str) -> u64 {
+    std::fs::read_to_string(path).ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
+/// CPU ns summed over every thread of process `pid`.
+fn process_cpu_ns(pid: u32) -> u64 {
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    rd.filter_map(|e| e.ok()).map(|e| task_cpu_ns(&format!("{}/schedstat", e.path().display()))).sum()
+}
+
+/// `Udp RcvbufErrors` in namespace `ns`.
+fn rcvbuf_errors(ns: &str) -> u64 {
+    let text = in_netns(ns, || std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap_or_default()).unwrap_or_default();
+    let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(h), Some(v)) = (lines.next(), lines.next()) else { return 0 };
+    let Some(i) = h.split_whitespace().position(|x| x == "RcvbufErrors") else { return 0 };
+    v.split_whitespace().nth(i).and_then(|x| x.parse().ok()).unwrap_or(0)
+}
+
+/// The sender: all N streams from one socket in namespace A.
+struct Sender {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sender {
+    fn start(pair: &NetnsPair, cfg: Config) -> Sender {
+        let sock = in_netns(&pair.a, || {
+            let s = UdpSocket::bind((pair.ip_a.as_str(), 0)).expect("bind sender");
+            s.set_multicast_ttl_v4(1).unwrap();
+            s
+        })
+        .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (st, se) = (stop.clone(), sent.clone());
+        let thread = std::thread::spawn(move || {
+            let frames = cfg.frames();
+            let dests: Vec<SocketAddr> = (0..cfg.n).map(|i| group(i).into()).collect();
+            let mut pkts: Vec<Vec<u8>> = (0..cfg.n)
+                .map(|i| {
+                    let samples: Vec<i32> = (0..frames * cfg.ch).map(|k| ((k as i32 * 7919 + i as i32) % 8_000_000) - 4_000_000).collect();
+                    let mut p = vec![0u8; 12 + frames * cfg.ch * 3];
+                    rtp::encode_l24(&samples, &mut p[12..]);
+                    p
+                })
+                .collect();
+            let t0 = MonoNs::now();
+            let mut k: u64 = 0;
+            let mut n_sent = 0u64;
+            while !st.load(Ordering::Relaxed) {
+                let due = t0.add(Nanos((k * cfg.ptime_us * 1000) as i64));
+                let now = MonoNs::now();
+                if due > now {
+                    std::thread::sleep(Duration::from_nanos(due.since(now).0 as u64));
+                }
+                for (i, p) in pkts.iter_mut().enumerate() {
+                    rtp::write_header(p, false, 96, k as u16, (k * frames as u64) as u32, 0x6700_0000 + i as u32);
+                    if sock.send_to(p, dests[i]).is_ok() {
+                        n_sent += 1;
+                    }
+                }
+                se.store(n_sent, Ordering::Relaxed);
+                k += 1;
+            }
+        });
+        Sender { stop, sent, thread: Some(thread) }
+    }
+    fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.sent()
+    }
+}
+
+/// Counters our ingest thread publishes after every poll.
+#[derive(Default)]
+struct IngestShared {
+    tid: AtomicU64,
+    received: AtomicU64,
+    lost: AtomicU64,
+    malformed: AtomicU64,
+    ready: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// Runs one of our backends as the receiver of `cfg` in namespace B.
+fn run_ours(pair: &NetnsPair, cfg: Config, kind: IngestKind, secs: f64, batch_us: u32) -> Row {
+    let shared = Arc::new(IngestShared::default());
+    let sh = shared.clone();
+    let ns_b = pair.b.clone();
+    let if_b = pair.if_b.clone();
+    let (ftx, frx) = std::sync::mpsc::channel::<Option<String>>();
+    let thread = std::thread::spawn(move || {
+        // "/proc/thread-self" links to "PID/task/TID".
+        let tid = std::fs::read_link("/proc/thread-self")
+            .ok()
+            .and_then(|l| l.file_name()?.to_str()?.parse::<u64>().ok())
+            .expect("own tid");
+        sh.tid.store(tid, Ordering::SeqCst);
+        let socks = in_netns(&ns_b, || {
+            (0..cfg.n)
+                .map(|i| {
+                    let (g, p) = group(i);
+                    let mut c = StreamConfig::new(g.into(), p);
+                    c.iface = Some(if_b.clone());
+                    open_stream_socket(&c).expect("open stream socket")
+                })
+                .collect::<Vec<_>>()
+        })
+        .expect("enter netns");
+        let ucfg = UringConfig { batch_wait_us: batch_us, ..UringConfig::default() };
+        let opened = open_source_with(kind, socks, ucfg).expect("open ingest source");
+        let _ = ftx.send(opened.fallback_reason.clone());
+        let mut src = opened.source;
+        let mut last_seq: Vec<Option<u16>> = vec![None; cfg.n];
+        let mut out = vec![0i32; 4096];
+        let (mut received, mut lost, mut malformed) = (0u64, 0u64, 0u64);
+        sh.ready.store(true, Ordering::SeqCst);
+        while !sh.stop.load(Ordering::Relaxed) {
+            let r = src.poll(20, &mut |b, m| {
+                received += 1;
+                let Ok(p) = RtpPacket::parse(b) else {
+                    malformed += 1;
+                    return;
+                };
+                if m.truncated || p.payload_type != 96 {
+                    malformed += 1;
+                    return;
+                }
+                let s = &mut last_seq[m.stream];
+                if let Some(prev) = *s {
+                    let gap = p.sequence_number.wrapping_sub(prev);
+                    if (2..0x8000).contains(&gap) {
+                        lost += (gap - 1) as u64;
+                    }
+                }
+                *s = Some(p.sequence_number);
+                rtp::decode_l24(p.payload, &mut out);
+            });
+            if let Err(e) = r {
+                eprintln!("ingest poll error: {e}");
+                break;
+            }
+            sh.received.store(received, Ordering::Relaxed);
+            sh.lost.store(lost, Ordering::Relaxed);
+            sh.malformed.store(malformed, Ordering::Relaxed);
+        }
+        src.backend()
+    });
+    let fallback = frx.recv().ok().flatten();
+    while !shared.ready.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300)); // IGMP joins settle
+    let tid_path = format!("/proc/self/task/{}/schedstat", shared.tid.load(Ordering::SeqCst));
+    let drops0 = rcvbuf_errors(&pair.b);
+    let cpu0 = task_cpu_ns(&tid_path);
+    let rx0 = shared.received.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    let sender = Sender::start(pair, cfg);
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let cpu1 = task_cpu_ns(&tid_path);
+    let rx1 = shared.received.load(Ordering::Relaxed);
+    let el = t0.elapsed().as_secs_f64();
+    let sent = sender.stop();
+    std::thread::sleep(Duration::from_millis(300)); // drain
+    shared.stop.store(true, Ordering::SeqCst);
+    let backend = thread.join().expect("ingest thread");
+    let received = shared.received.load(Ordering::Relaxed) - rx0;
+    let drops = rcvbuf_errors(&pair.b) - drops0;
+    let window_rx = (rx1 - rx0).max(1);
+    Row {
+        config: cfg.label(),
+        receiver: if backend == "uring" && batch_us > 0 { format!("uring (batch {batch_us} µs)") } else { backend.to_string() },
+        pps: cfg.pps(),
+        secs: el,
+        sent,
+        received,
+        received_exact: true,
+        cpu_s_per_s: (cpu1 - cpu0) as f64 / 1e9 / el,
+        us_per_packet: (cpu1 - cpu0) as f64 / 1e3 / window_rx as f64,
+        socket_drops: drops,
+        lost_by_us: shared.lost.load(Ordering::Relaxed),
+        malformed: shared.malformed.load(Ordering::Relaxed),
+        fallback,
+    }
+}
+
+/// Runs N GStreamer receive pipelines in one gst-launch-1.0 process in namespace B.
+fn run_gst(pair: &NetnsPair, cfg: Config, secs: f64) -> Result<Row, String> {
+    let mut cmd = NetnsPair::cmd_in(&pair.b, "gst-launch-1.0");
+    cmd.arg("-q");
+    for i in 0..cfg.n {
+        let (g, p) = group(i);
+        let caps = format!("application/x-rtp,media=audio,clock-rate=48000,encoding-name=L24,channels={},payload=96", cfg.ch);
+        for a in [
+            "udpsrc".to_string(),
+            format!("address={g}"),
+            format!("port={p}"),
+            format!("multicast-iface={}", pair.if_b),
+            format!("buffer-size={RCVBUF_BYTES}"),
+            format!("caps={caps}"),
+            "!".into(),
+            "rtpjitterbuffer".into(),
+            "latency=5".into(),
+            "!".into(),
+            "rtpL24depay".into(),
+            "!".into(),
+            "fakesink".into(),
+            "sync=false".into(),
+        ] {
+            cmd.arg(a);
+        }
+    }
+    let mut child: Child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| format!("gst-launch-1.0: {e}"))?;
+    let pid = child.id(); // `ip netns exec` execs gst-launch-1.0: same pid
+    // Wait for the pipelines to reach PLAYING and join their groups.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let udp = in_netns(&pair.b, || std::fs::read_to_string("/proc/thread-self/net/udp").unwrap_or_default()).unwrap_or_default();
+        let want: Vec<String> = (0..cfg.n).map(|i| format!(":{:04X} ", group(i).1)).collect();
+        let bound = want.iter().filter(|w| udp.contains(w.as_str())).count();
+        if bound >= cfg.n || Instant::now() > deadline {
+            break;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+            return Err(format!("gst-launch-1.0 exited {st}: {err}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let drops0 = rcvbuf_errors(&pair.b);
+    let cpu0 = process_cpu_ns(pid);
+    let t0 = Instant::now();
+    let sender = Sender::start(pair, cfg);
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let cpu1 = process_cpu_ns(pid);
+    let el = t0.elapsed().as_secs_f64();
+    let sent_window = sender.sent();
+    let sent = sender.stop();
+    std::thread::sleep(Duration::from_millis(300));
+    let drops = rcvbuf_errors(&pair.b) - drops0;
+    let _ = child.kill();
+    let _ = child.wait();
+    let received = sent.saturating_sub(drops);
+    let window_rx = sent_window.saturating_sub(drops).max(1);
+    Ok(Row {
+        config: cfg.label(),
+        receiver: "gst".into(),
+        pps: cfg.pps(),
+        secs: el,
+        sent,
+        received,
+        received_exact: false,
+        cpu_s_per_s: (cpu1 - cpu0) as f64 / 1e9 / el,
+        us_per_packet: (cpu1 - cpu0) as f64 / 1e3 / window_rx as f64,
+        socket_drops: drops,
+        lost_by_us: 0,
+        malformed: 0,
+        fallback: None,
+    })
+}
+
+fn print_table(rows: &[Row]) {
+    let gst: HashMap<&str, f64> = rows.iter().filter(|r| r.receiver == "gst").map(|r| (r.config.as_str(), r.us_per_packet)).collect();
+    println!(
+        "| config | receiver | pkt/s | sent | received | CPU s/s | µs CPU/pkt | vs GStreamer | socket drops | lost by us |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let ratio = match gst.get(r.config.as_str()) {
+            Some(g) if r.receiver != "gst" && r.us_per_packet > 0.0 => format!("1/{:.1}", g / r.us_per_packet),
+            Some(_) if r.receiver == "gst" => "1".into(),
+            _ => "-".into(),
+        };
+        let rx = if r.received_exact { r.received.to_string() } else { format!("~{}", r.received) };
+        println!(
+            "| {} | {} | {} | {} | {} | {:.3} | {:.2} | {} | {} | {} |",
+            r.config, r.receiver, r.pps, r.sent, rx, r.cpu_s_per_s, r.us_per_packet, ratio, r.socket_drops, r.lost_by_us
+        );
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    if !is_root() {
+        eprintln!("ingest_bench needs root (network namespaces)");
+        std::process::exit(2);
+    }
+    let parse_list = |s: &str| -> Vec<String> { s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect() };
+    let configs: Vec<Config> = match parse_list(&args.configs).iter().map(|c| Config::parse(c)).collect() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("--configs: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mut jobs: Vec<(Config, Vec<String>)> = configs.into_iter().map(|c| (c, parse_list(&args.receivers))).collect();
+    for n in parse_list(&args.scale) {
+        let Ok(n) = n.parse::<usize>() else {
+            eprintln!("--scale: bad stream count {n:?}");
+            std::process::exit(2);
+        };
+        jobs.push((Config { n, ch: 2, ptime_us: 1000 }, parse_list(&args.scale_receivers)));
+    }
+    let pair = NetnsPair::new().unwrap_or_else(|e| {
+        eprintln!("netns rig: {e}");
+        std::process::exit(2);
+    });
+    let mut rows = Vec::new();
+    let mut failed = false;
+    for (cfg, receivers) in jobs {
+        for r in receivers {
+            eprintln!("measuring {} with {r} for {} s ...", cfg.label(), args.secs);
+            let row = match r.as_str() {
+                "gst" => run_gst(&pair, cfg, args.secs),
+                "uring" => Ok(run_ours(&pair, cfg, IngestKind::Uring, args.secs, args.batch_us)),
+                "uring-nobatch" => Ok(run_ours(&pair, cfg, IngestKind::Uring, args.secs, 0)),
+                "recvmmsg" => Ok(run_ours(&pair, cfg, IngestKind::Recvmmsg, args.secs, 0)),
+                other => Err(format!("unknown receiver {other:?} (gst, uring, uring-nobatch, recvmmsg)")),
+            };
+            match row {
+                Ok(row) => {
+                    if args.json {
+                        println!("{}", serde_json::to_string(&row).unwrap());
+                        let _ = std::io::stdout().flush();
+                    }
+                    rows.push(row);
+                }
+                Err(e) => {
+                    eprintln!("{}: {r}: {e}", cfg.label());
+                    failed = true;
+                }
+            }
+        }
+    }
+    if !args.json {
+        print_table(&rows);
+    }
+    std::process::exit(if failed { 1 } else { 0 });
+}
