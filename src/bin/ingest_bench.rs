@@ -153,7 +153,7 @@ impl Sender {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let (st, se) = (stop.clone(), sent.clone());
-        let thread = std::thread::spawn(move || {
+        let thread = std::thread::Builder::new().name("bench-sender".into()).spawn(move || {
             let frames = cfg.frames();
             let dests: Vec<SocketAddr> = (0..cfg.n).map(|i| group(i).into()).collect();
             let mut pkts: Vec<Vec<u8>> = (0..cfg.n)
@@ -182,7 +182,8 @@ impl Sender {
                 se.store(n_sent, Ordering::Relaxed);
                 k += 1;
             }
-        });
+        })
+        .expect("spawn sender");
         Sender { stop, sent, thread: Some(thread) }
     }
     fn sent(&self) -> u64 {
@@ -215,7 +216,7 @@ fn run_ours(pair: &NetnsPair, cfg: Config, kind: IngestKind, secs: f64, batch_us
     let ns_b = pair.b.clone();
     let if_b = pair.if_b.clone();
     let (ftx, frx) = std::sync::mpsc::channel::<Option<String>>();
-    let thread = std::thread::spawn(move || {
+    let thread = std::thread::Builder::new().name("bench-ingest".into()).spawn(move || {
         // "/proc/thread-self" links to "PID/task/TID".
         let tid = std::fs::read_link("/proc/thread-self")
             .ok()
@@ -271,7 +272,8 @@ fn run_ours(pair: &NetnsPair, cfg: Config, kind: IngestKind, secs: f64, batch_us
             sh.malformed.store(malformed, Ordering::Relaxed);
         }
         src.backend()
-    });
+    })
+    .expect("spawn ingest");
     let fallback = frx.recv().ok().flatten();
     while !shared.ready.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(5));
