@@ -72,9 +72,10 @@ pub struct UringConfig {
     pub payload_bytes: usize,
     /// Batching window, µs (0: off). When set and the kernel supports
     /// `IORING_SETUP_DEFER_TASKRUN` and min-wait (Linux ≥ 6.12), a poll that
-    /// finds nothing queued sleeps until either this window has passed with at
-    /// least one datagram waiting, or half the completion queue is filled; so
-    /// one wake-up serves many datagrams of many streams. Adds up to this much
+    /// finds nothing queued, after a poll that delivered ≥ 2 datagrams, sleeps
+    /// until either this window has passed with at least one datagram
+    /// waiting, or half the completion queue is filled; so one wake-up serves
+    /// many datagrams of many streams. Adds up to this much
     /// latency; keep it well below the link offset (e.g. 250 µs for 1 ms).
     pub batch_wait_us: u32,
 }
@@ -255,6 +256,9 @@ pub struct UringSource {
     enabled: bool,
     /// Batching: `(want, min_wait_us)` for `io_uring_enter`, if supported.
     batch: Option<(usize, u32)>,
+    /// Datagrams the previous poll delivered: batching is used only while
+    /// traffic is dense (≥ 2 per poll), so a lone stream is not woken twice.
+    last_delivered: usize,
 }
 
 // SAFETY: the raw pointers in `BufRing` point to memory owned by this value
@@ -293,6 +297,7 @@ impl UringSource {
                     stats: UringStats::default(),
                     enabled,
                     batch,
+                    last_delivered: 0,
                 })
             }
             Err(e) => Err((e, socks)),
@@ -400,7 +405,10 @@ impl UringSource {
     /// Waits for at least one completion, at most `timeout_ms` (negative: no
     /// limit, 0: no wait).
     fn wait(&mut self, timeout_ms: i32) -> io::Result<()> {
-        let (want, min_wait) = self.batch.unwrap_or((1, 0));
+        let (want, min_wait) = match self.batch {
+            Some(b) if self.last_delivered >= 2 => b,
+            _ => (1, 0),
+        };
         let r = if timeout_ms == 0 {
             // GETEVENTS (want 1 with a zero timeout) runs deferred task work.
             let ts = types::Timespec::new();
@@ -522,6 +530,7 @@ impl PacketSource for UringSource {
             self.wait(timeout_ms)?;
         }
         let n = self.drain(on_packet)?;
+        self.last_delivered = n;
         // Re-arm at once so the socket is read while the caller works.
         self.arm_pending()?;
         Ok(n)
