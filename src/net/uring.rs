@@ -72,7 +72,8 @@ pub struct UringConfig {
     pub payload_bytes: usize,
     /// Batching window, µs (0: off). When set and the kernel supports
     /// `IORING_SETUP_DEFER_TASKRUN` and min-wait (Linux ≥ 6.12), a poll that
-    /// finds nothing queued, after a poll that delivered ≥ 2 datagrams, sleeps
+    /// finds nothing queued (with one socket: after a poll that delivered ≥ 2
+    /// datagrams) sleeps
     /// until either this window has passed with at least one datagram
     /// waiting, or half the completion queue is filled; so one wake-up serves
     /// many datagrams of many streams. Adds up to this much
@@ -256,8 +257,9 @@ pub struct UringSource {
     enabled: bool,
     /// Batching: `(want, min_wait_us)` for `io_uring_enter`, if supported.
     batch: Option<(usize, u32)>,
-    /// Datagrams the previous poll delivered: batching is used only while
-    /// traffic is dense (≥ 2 per poll), so a lone stream is not woken twice.
+    /// Datagrams the previous poll delivered: with a single socket,
+    /// batching is used only while its traffic is dense (≥ 2 per poll), so a
+    /// lone slow stream is not woken twice per datagram.
     last_delivered: usize,
 }
 
@@ -406,7 +408,7 @@ impl UringSource {
     /// limit, 0: no wait).
     fn wait(&mut self, timeout_ms: i32) -> io::Result<()> {
         let (want, min_wait) = match self.batch {
-            Some(b) if self.last_delivered >= 2 => b,
+            Some(b) if self.last_delivered >= 2 || self.socks.len() >= 2 => b,
             _ => (1, 0),
         };
         let r = if timeout_ms == 0 {
