@@ -64,6 +64,9 @@ struct Args {
     /// io_uring batching window, µs (`UringConfig::batch_wait_us`; 0 = off).
     #[arg(long, default_value_t = 250)]
     batch_us: u32,
+    /// Sender threads in namespace A (streams split between them).
+    #[arg(long, default_value_t = 1)]
+    sender_threads: usize,
     /// Print one JSON object per measurement instead of the table.
     #[arg(long)]
     json: bool,
@@ -144,28 +147,40 @@ fn rcvbuf_errors(ns: &str) -> u64 {
 struct Sender {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Sender {
-    fn start(pair: &NetnsPair, cfg: Config) -> Sender {
+    /// Starts `threads` sender threads, each sending an equal share of the streams.
+    fn start(pair: &NetnsPair, cfg: Config, threads: usize) -> Sender {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let threads = threads.clamp(1, cfg.n.max(1));
+        let mut handles = Vec::new();
+        for t in 0..threads {
+            let streams: Vec<usize> = (0..cfg.n).filter(|i| i % threads == t).collect();
+            handles.push(Self::spawn_one(pair, cfg, streams, stop.clone(), sent.clone()));
+        }
+        Sender { stop, sent, threads: handles }
+    }
+
+    fn spawn_one(pair: &NetnsPair, cfg: Config, streams: Vec<usize>, st: Arc<AtomicBool>, se: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
         let sock = in_netns(&pair.a, || {
             let s = UdpSocket::bind((pair.ip_a.as_str(), 0)).expect("bind sender");
             s.set_multicast_ttl_v4(1).unwrap();
             s
         })
         .unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicU64::new(0));
-        let (st, se) = (stop.clone(), sent.clone());
-        let thread = std::thread::Builder::new().name("bench-sender".into()).spawn(move || {
+        std::thread::Builder::new().name("bench-sender".into()).spawn(move || {
             let frames = cfg.frames();
+            let n = streams.len();
             let addrs: Vec<Option<SockaddrIn>> =
-                (0..cfg.n).map(|i| Some(SockaddrIn::from(std::net::SocketAddrV4::new(group(i).0, group(i).1)))).collect();
+                streams.iter().map(|&i| Some(SockaddrIn::from(std::net::SocketAddrV4::new(group(i).0, group(i).1)))).collect();
             let mut headers = MultiHeaders::<SockaddrIn>::preallocate(64, None);
             let fd = sock.as_raw_fd();
-            let mut pkts: Vec<Vec<u8>> = (0..cfg.n)
-                .map(|i| {
+            let mut pkts: Vec<Vec<u8>> = streams
+                .iter()
+                .map(|&i| {
                     let samples: Vec<i32> = (0..frames * cfg.ch).map(|k| ((k as i32 * 7919 + i as i32) % 8_000_000) - 4_000_000).collect();
                     let mut p = vec![0u8; 12 + frames * cfg.ch * 3];
                     rtp::encode_l24(&samples, &mut p[12..]);
@@ -174,20 +189,19 @@ impl Sender {
                 .collect();
             let t0 = MonoNs::now();
             let mut k: u64 = 0;
-            let mut n_sent = 0u64;
             while !st.load(Ordering::Relaxed) {
                 let due = t0.add(Nanos((k * cfg.ptime_us * 1000) as i64));
                 let now = MonoNs::now();
                 if due > now {
                     std::thread::sleep(Duration::from_nanos(due.since(now).0 as u64));
                 }
-                for (i, p) in pkts.iter_mut().enumerate() {
+                for (p, &i) in pkts.iter_mut().zip(&streams) {
                     rtp::write_header(p, false, 96, k as u16, (k * frames as u64) as u32, 0x6700_0000 + i as u32);
                 }
                 // sendmmsg(2) in chunks: one system call for up to 64 streams.
                 let mut i0 = 0;
-                while i0 < cfg.n {
-                    let i1 = (i0 + 64).min(cfg.n);
+                while i0 < n {
+                    let i1 = (i0 + 64).min(n);
                     let slices: Vec<[IoSlice<'_>; 1]> = pkts[i0..i1].iter().map(|p| [IoSlice::new(p)]).collect();
                     let r = sendmmsg(fd, &mut headers, &slices, &addrs[i0..i1], [] as [ControlMessage<'_>; 0], MsgFlags::empty());
                     match r {
@@ -196,25 +210,23 @@ impl Sender {
                             if m == 0 {
                                 break;
                             }
-                            n_sent += m as u64;
+                            se.fetch_add(m as u64, Ordering::Relaxed);
                             i0 += m;
                         }
                         Err(_) => i0 = i1, // e.g. ENOBUFS: these packets are not sent (not counted)
                     }
                 }
-                se.store(n_sent, Ordering::Relaxed);
                 k += 1;
             }
         })
-        .expect("spawn sender");
-        Sender { stop, sent, thread: Some(thread) }
+        .expect("spawn sender")
     }
     fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
     fn stop(mut self) -> u64 {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
         self.sent()
@@ -233,7 +245,7 @@ struct IngestShared {
 }
 
 /// Runs one of our backends as the receiver of `cfg` in namespace B.
-fn run_ours(pair: &NetnsPair, cfg: Config, kind: IngestKind, secs: f64, batch_us: u32) -> Row {
+fn run_ours(pair: &NetnsPair, cfg: Config, kind: IngestKind, secs: f64, batch_us: u32, sender_threads: usize) -> Row {
     let shared = Arc::new(IngestShared::default());
     let sh = shared.clone();
     let ns_b = pair.b.clone();
@@ -307,7 +319,7 @@ fn run_ours(pair: &NetnsPair, cfg: Config, kind: IngestKind, secs: f64, batch_us
     let cpu0 = task_cpu_ns(&tid_path);
     let rx0 = shared.received.load(Ordering::Relaxed);
     let t0 = Instant::now();
-    let sender = Sender::start(pair, cfg);
+    let sender = Sender::start(pair, cfg, sender_threads);
     std::thread::sleep(Duration::from_secs_f64(secs));
     let cpu1 = task_cpu_ns(&tid_path);
     let rx1 = shared.received.load(Ordering::Relaxed);
@@ -337,7 +349,7 @@ fn run_ours(pair: &NetnsPair, cfg: Config, kind: IngestKind, secs: f64, batch_us
 }
 
 /// Runs N GStreamer receive pipelines in one gst-launch-1.0 process in namespace B.
-fn run_gst(pair: &NetnsPair, cfg: Config, secs: f64) -> Result<Row, String> {
+fn run_gst(pair: &NetnsPair, cfg: Config, secs: f64, sender_threads: usize) -> Result<Row, String> {
     let mut cmd = NetnsPair::cmd_in(&pair.b, "gst-launch-1.0");
     cmd.arg("-q");
     for i in 0..cfg.n {
@@ -384,7 +396,7 @@ fn run_gst(pair: &NetnsPair, cfg: Config, secs: f64) -> Result<Row, String> {
     let drops0 = rcvbuf_errors(&pair.b);
     let cpu0 = process_cpu_ns(pid);
     let t0 = Instant::now();
-    let sender = Sender::start(pair, cfg);
+    let sender = Sender::start(pair, cfg, sender_threads);
     std::thread::sleep(Duration::from_secs_f64(secs));
     let cpu1 = process_cpu_ns(pid);
     let el = t0.elapsed().as_secs_f64();
@@ -470,10 +482,10 @@ fn main() {
         for r in receivers {
             eprintln!("measuring {} with {r} for {} s ...", cfg.label(), args.secs);
             let row = match r.as_str() {
-                "gst" => run_gst(&pair, cfg, args.secs),
-                "uring" => Ok(run_ours(&pair, cfg, IngestKind::Uring, args.secs, args.batch_us)),
-                "uring-nobatch" => Ok(run_ours(&pair, cfg, IngestKind::Uring, args.secs, 0)),
-                "recvmmsg" => Ok(run_ours(&pair, cfg, IngestKind::Recvmmsg, args.secs, 0)),
+                "gst" => run_gst(&pair, cfg, args.secs, args.sender_threads),
+                "uring" => Ok(run_ours(&pair, cfg, IngestKind::Uring, args.secs, args.batch_us, args.sender_threads)),
+                "uring-nobatch" => Ok(run_ours(&pair, cfg, IngestKind::Uring, args.secs, 0, args.sender_threads)),
+                "recvmmsg" => Ok(run_ours(&pair, cfg, IngestKind::Recvmmsg, args.secs, 0, args.sender_threads)),
                 other => Err(format!("unknown receiver {other:?} (gst, uring, uring-nobatch, recvmmsg)")),
             };
             match row {
