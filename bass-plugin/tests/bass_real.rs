@@ -1,0 +1,295 @@
+//! Host tests with the REAL BASS 2.4.17 (libbass.so fetched from PyPI at test
+//! time by ci/bass-fetch.sh, sha256-checked, never committed) loading our
+//! add-on (`libbass_aes67.so`, built by cargo as this package's cdylib).
+//!
+//! BASS is a process-wide singleton, so the tests take one lock and each
+//! loads the add-on with `BASS_PluginLoad` and frees it with `BASS_PluginFree`.
+
+use std::ffi::{CStr, CString, c_char, c_void};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+const BASS_STREAM_DECODE: u32 = 0x20_0000;
+const BASS_SAMPLE_FLOAT: u32 = 0x100;
+const BASS_UNICODE: u32 = 0x8000_0000;
+const CTYPE_AES67: u32 = 0x1f200;
+
+#[repr(C)]
+#[derive(Default, Debug)]
+pub struct ChannelInfo {
+    pub freq: u32,
+    pub chans: u32,
+    pub flags: u32,
+    pub ctype: u32,
+    pub origres: u32,
+    pub plugin: u32,
+    pub sample: u32,
+    pub filename: usize,
+}
+
+#[repr(C)]
+pub struct PluginForm {
+    pub ctype: u32,
+    pub name: *const c_char,
+    pub exts: *const c_char,
+}
+
+#[repr(C)]
+pub struct PluginInfo {
+    pub version: u32,
+    pub formatc: u32,
+    pub formats: *const PluginForm,
+}
+
+/// The BASS functions the tests call.
+pub struct Bass {
+    _lib: libloading::Library,
+    pub get_version: unsafe extern "system" fn() -> u32,
+    pub init: unsafe extern "system" fn(i32, u32, u32, *mut c_void, *const c_void) -> i32,
+    pub error_get_code: unsafe extern "system" fn() -> i32,
+    pub plugin_load: unsafe extern "system" fn(*const c_char, u32) -> u32,
+    pub plugin_free: unsafe extern "system" fn(u32) -> i32,
+    pub plugin_get_info: unsafe extern "system" fn(u32) -> *const PluginInfo,
+    pub set_config: unsafe extern "system" fn(u32, u32) -> i32,
+    pub get_config: unsafe extern "system" fn(u32) -> u32,
+    pub set_config_ptr: unsafe extern "system" fn(u32, *const c_void) -> i32,
+    pub get_config_ptr: unsafe extern "system" fn(u32) -> *const c_void,
+    pub stream_create_url: unsafe extern "system" fn(*const c_char, u32, u32, *const c_void, *mut c_void) -> u32,
+    pub stream_create: unsafe extern "system" fn(u32, u32, u32, isize, *mut c_void) -> u32,
+    pub stream_put_data: unsafe extern "system" fn(u32, *const c_void, u32) -> u32,
+    pub stream_free: unsafe extern "system" fn(u32) -> i32,
+    pub channel_get_info: unsafe extern "system" fn(u32, *mut ChannelInfo) -> i32,
+    pub channel_get_data: unsafe extern "system" fn(u32, *mut c_void, u32) -> u32,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Runs ci/bass-fetch.sh (downloads + verifies BASS) and returns the directory.
+pub fn bass_dir() -> PathBuf {
+    let out = std::process::Command::new("bash")
+        .arg(repo_root().join("ci/bass-fetch.sh"))
+        .output()
+        .expect("run ci/bass-fetch.sh");
+    assert!(out.status.success(), "bass-fetch failed: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// Our cdylib, built by cargo together with this test (same profile).
+pub fn addon_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    for dir in [deps, deps.parent().unwrap()] {
+        let p = dir.join("libbass_aes67.so");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("libbass_aes67.so not found next to {}", exe.display());
+}
+
+impl Bass {
+    fn load() -> Bass {
+        let path = bass_dir().join("libbass.so");
+        // SAFETY (test): loading the verified libbass.so runs its initialisers only.
+        let lib = unsafe { libloading::Library::new(&path) }.expect("load libbass.so");
+        macro_rules! sym {
+            ($n:literal) => {
+                // SAFETY (test): the declared types match BASS 2.4's C prototypes.
+                *unsafe { lib.get(concat!($n, "\0").as_bytes()) }.expect($n)
+            };
+        }
+        Bass {
+            get_version: sym!("BASS_GetVersion"),
+            init: sym!("BASS_Init"),
+            error_get_code: sym!("BASS_ErrorGetCode"),
+            plugin_load: sym!("BASS_PluginLoad"),
+            plugin_free: sym!("BASS_PluginFree"),
+            plugin_get_info: sym!("BASS_PluginGetInfo"),
+            set_config: sym!("BASS_SetConfig"),
+            get_config: sym!("BASS_GetConfig"),
+            set_config_ptr: sym!("BASS_SetConfigPtr"),
+            get_config_ptr: sym!("BASS_GetConfigPtr"),
+            stream_create_url: sym!("BASS_StreamCreateURL"),
+            stream_create: sym!("BASS_StreamCreate"),
+            stream_put_data: sym!("BASS_StreamPutData"),
+            stream_free: sym!("BASS_StreamFree"),
+            channel_get_info: sym!("BASS_ChannelGetInfo"),
+            channel_get_data: sym!("BASS_ChannelGetData"),
+            _lib: lib,
+        }
+    }
+
+    pub fn err(&self) -> i32 {
+        unsafe { (self.error_get_code)() }
+    }
+
+    pub fn create_url(&self, url: &str, flags: u32) -> u32 {
+        let c = CString::new(url).unwrap();
+        unsafe { (self.stream_create_url)(c.as_ptr(), 0, flags, std::ptr::null(), std::ptr::null_mut()) }
+    }
+
+    pub fn get_str(&self, opt: u32) -> Option<String> {
+        let p = unsafe { (self.get_config_ptr)(opt) };
+        if p.is_null() {
+            return None;
+        }
+        Some(unsafe { CStr::from_ptr(p as *const c_char) }.to_str().unwrap().to_string())
+    }
+
+    pub fn set_str(&self, opt: u32, s: &str) -> bool {
+        let c = CString::new(s).unwrap();
+        unsafe { (self.set_config_ptr)(opt, c.as_ptr().cast()) != 0 }
+    }
+
+    /// Loads our add-on; returns its handle.
+    pub fn load_addon(&self) -> u32 {
+        let p = CString::new(addon_path().to_str().unwrap()).unwrap();
+        let h = unsafe { (self.plugin_load)(p.as_ptr(), 0) };
+        assert_ne!(h, 0, "BASS_PluginLoad failed: error {}", self.err());
+        h
+    }
+
+    /// BASS still works: a push stream hands back exactly what was pushed,
+    /// and BASS's own config options answer.
+    pub fn assert_still_works(&self) {
+        unsafe {
+            let h = (self.stream_create)(48000, 2, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT, -1, std::ptr::null_mut());
+            assert_ne!(h, 0, "push stream: error {}", self.err());
+            let data: Vec<f32> = (0..256).map(|i| i as f32 / 256.0).collect();
+            assert_eq!((self.stream_put_data)(h, data.as_ptr().cast(), 1024), 1024);
+            let mut back = vec![0f32; 256];
+            assert_eq!((self.channel_get_data)(h, back.as_mut_ptr().cast(), 1024), 1024);
+            assert_eq!(back, data);
+            assert_ne!((self.stream_free)(h), 0);
+            assert_ne!((self.get_config)(0), u32::MAX, "BASS_CONFIG_BUFFER");
+        }
+    }
+}
+
+static BASS: OnceLock<Bass> = OnceLock::new();
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// The process's BASS, initialised on device 0 ("no sound") at 48 kHz, and the test lock.
+pub fn bass() -> (&'static Bass, MutexGuard<'static, ()>) {
+    let g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let b = BASS.get_or_init(|| {
+        let b = Bass::load();
+        assert_eq!(unsafe { (b.get_version)() }, 0x0204_1100, "BASS version");
+        let ok = unsafe { (b.init)(0, 48000, 0, std::ptr::null_mut(), std::ptr::null()) };
+        assert_ne!(ok, 0, "BASS_Init(0): error {}", b.err());
+        b
+    });
+    (b, g)
+}
+
+#[test]
+fn plugin_info_config_errors_and_unload() {
+    let (b, _g) = bass();
+    let h = b.load_addon();
+    unsafe {
+        // Loading twice is refused by BASS itself (error 14, already loaded).
+        let p = CString::new(addon_path().to_str().unwrap()).unwrap();
+        assert_eq!((b.plugin_load)(p.as_ptr(), 0), 0);
+        assert_eq!(b.err(), 14);
+
+        let info = &*(b.plugin_get_info)(h);
+        assert_eq!(info.formatc, 1);
+        let form = &*info.formats;
+        assert_eq!(form.ctype, CTYPE_AES67);
+        assert_eq!(CStr::from_ptr(form.exts).to_str().unwrap(), "aes67://");
+
+        // DWORD options: defaults (seeds'), set/get, range checks.
+        for (id, default, new, bad) in [
+            (0x20000u32, 96u32, 97u32, Some(128u32)),
+            (0x20002, 10, 20, Some(0)),
+            (0x20003, 0, 5, Some(256)),
+            (0x20007, 1, 0, None),
+            (0x20019, 0, 2, Some(1)),
+            (0x2001A, 5, 0, None),
+        ] {
+            assert_eq!((b.get_config)(id), default, "default of {id:#x}");
+            assert_ne!((b.set_config)(id, new), 0, "set {id:#x}");
+            assert_eq!((b.get_config)(id), new, "get {id:#x}");
+            if let Some(bad) = bad {
+                assert_eq!((b.set_config)(id, bad), 0, "{id:#x} accepted {bad}");
+                assert_eq!(b.err(), 20);
+                assert_eq!((b.get_config)(id), new);
+            }
+            assert_ne!((b.set_config)(id, default), 0);
+        }
+        // Read-only DWORD options: readable, SET rejected with error 20.
+        for id in [0x20005u32, 0x20006, 0x20010, 0x20011, 0x20012, 0x20013, 0x20014, 0x20015, 0x20016, 0x20017, 0x20018] {
+            let v = (b.get_config)(id);
+            assert_ne!(v, u32::MAX, "get {id:#x}: error {}", b.err());
+            assert_eq!((b.set_config)(id, 1), 0, "{id:#x} must be read-only");
+            assert_eq!(b.err(), 20);
+        }
+        // No stream open, PTP not running: the documented idle values.
+        assert_eq!((b.get_config)(0x20006), 0, "PTP_STATE disabled");
+        assert_eq!((b.get_config)(0x20010), 100, "BUFFER_LEVEL at target when idle");
+        assert_eq!((b.get_config)(0x20012), 0, "PACKETS_RECEIVED");
+        // PTP_OFFSET as a pointer gives the full i64.
+        let p = (b.get_config_ptr)(0x20005) as *const i64;
+        assert!(!p.is_null());
+        assert_eq!(*p, 0);
+
+        // String options: INTERFACE (UTF-8 and UTF-16 in), PTP_STATS read-only.
+        assert_eq!(b.get_str(0x20001).as_deref(), Some(""));
+        assert!(b.set_str(0x20001, "10.1.2.3"));
+        assert_eq!(b.get_str(0x20001).as_deref(), Some("10.1.2.3"));
+        let wide: Vec<u16> = "vb-é".encode_utf16().chain([0]).collect();
+        assert_ne!((b.set_config_ptr)(0x20001 | BASS_UNICODE, wide.as_ptr().cast()), 0, "unicode set: {}", b.err());
+        assert_eq!(b.get_str(0x20001).as_deref(), Some("vb-é"));
+        let wp = (b.get_config_ptr)(0x20001 | BASS_UNICODE) as *const u16;
+        assert!(!wp.is_null());
+        assert_eq!(std::slice::from_raw_parts(wp, wide.len()), &wide[..]);
+        assert!(!b.set_str(0x20001, &"x".repeat(300)), "over-long interface accepted");
+        // BASS itself refuses a NULL value (error 20); "" clears.
+        assert_eq!((b.set_config_ptr)(0x20001, std::ptr::null()), 0);
+        assert!(b.set_str(0x20001, ""), "empty string clears");
+        assert_eq!(b.get_str(0x20001).as_deref(), Some(""));
+        let stats = b.get_str(0x20004).expect("PTP_STATS");
+        assert!(stats.contains("PTP") && stats.contains("clock"), "stats line: {stats}");
+        assert!(!b.set_str(0x20004, "x"), "PTP_STATS must be read-only");
+        // DWORD access to string options and string access to DWORD ones are refused.
+        assert_eq!((b.get_config)(0x20001), u32::MAX);
+        assert!((b.get_config_ptr)(0x20000).is_null());
+        // Ids next to ours are not ours, and BASS's own options still answer.
+        assert_eq!((b.get_config)(0x2001B), u32::MAX);
+        assert_ne!((b.get_config)(0), u32::MAX);
+
+        // URL errors.
+        assert_eq!(b.create_url("aes67://239.69.0.1?ch=0", BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT), 0);
+        assert_eq!(b.err(), 20, "malformed aes67 URL");
+        let text = CStr::from_ptr(bass_aes67_last_error(h)).to_str().unwrap().to_string();
+        assert!(text.contains("ch=0"), "error text: {text}");
+        assert_eq!(b.create_url("aes67://not-an-ip:5004", BASS_STREAM_DECODE), 0);
+        assert_eq!(b.err(), 20);
+        assert_eq!(b.create_url("aes67://239.69.0.1?sdp=/nonexistent.sdp", BASS_STREAM_DECODE), 0);
+        assert_eq!(b.err(), 2, "unreadable sdp file");
+        // Not ours: declined, BASS reports that no handler took it.
+        assert_eq!(b.create_url("bogus://x", BASS_STREAM_DECODE), 0);
+        let declined = b.err();
+        assert!(declined == 48 || declined == 41, "non-aes67 URL: error {declined}");
+
+        assert_ne!((b.plugin_free)(h), 0, "BASS_PluginFree: {}", b.err());
+        // After unload the config proc is gone: our ids are unknown again, and BASS works.
+        assert_eq!((b.get_config)(0x20000), u32::MAX);
+        assert_eq!(b.create_url("aes67://239.69.0.1", BASS_STREAM_DECODE), 0);
+    }
+    b.assert_still_works();
+}
+
+/// `BASS_AES67_GetLastErrorText` of the loaded add-on (looked up in the same mapping BASS uses).
+unsafe fn bass_aes67_last_error(_h: u32) -> *const c_char {
+    let lib = unsafe { libloading::os::unix::Library::open(Some(addon_path()), libc_rtld_noload()) }.expect("add-on mapped");
+    let f: libloading::os::unix::Symbol<unsafe extern "system" fn() -> *const c_char> =
+        unsafe { lib.get(b"BASS_AES67_GetLastErrorText\0") }.unwrap();
+    unsafe { f() }
+}
+
+fn libc_rtld_noload() -> i32 {
+    0x4 | 0x2 // RTLD_NOLOAD | RTLD_NOW
+}
