@@ -1,1 +1,245 @@
-pub fn main() -> i32 { 0 }
+//! The `aes67` command line. See `docs/cli.md` for the status and JSON keys.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::{Output, OutputSpec, PcmFormat};
+use crate::receiver::{Receiver, ReceiverOptions, ReceiverStats};
+use crate::stream::StreamConfig;
+use crate::units::Nanos;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+#[derive(Parser)]
+#[command(name = "aes67", version, about = "AES67 audio-over-IP engine")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Receive an AES67 stream and play it (ALSA), record it (WAV) or discard it.
+    Play(PlayArgs),
+    /// Run the whole chain on this machine: an in-process tone sender on a
+    /// loopback multicast group, the receiver, and ALSA default or a WAV file.
+    Demo(DemoArgs),
+}
+
+/// Arguments of `aes67 play`.
+#[derive(Args)]
+struct PlayArgs {
+    /// Stream URL: aes67://GROUP:PORT?iface=IP|NAME&pt=N&jitter=MS&ch=N&rate=HZ&enc=L24|L16&source=IP
+    #[arg(required_unless_present = "sdp", conflicts_with = "sdp")]
+    url: Option<String>,
+    /// Read the stream description from an SDP file (RFC 4566) instead of a URL.
+    #[arg(long)]
+    sdp: Option<PathBuf>,
+    /// Interface to join on (name or IPv4), overriding the URL/SDP.
+    #[arg(long)]
+    iface: Option<String>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Arguments of `aes67 demo`.
+#[derive(Args)]
+struct DemoArgs {
+    /// Tone frequency, Hz.
+    #[arg(long, default_value_t = 1000.0)]
+    freq: f64,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// Where audio goes: alsa:DEVICE, wav:PATH or null. Default alsa:default
+    /// (demo: alsa:default if it opens, else wav:aes67-demo.wav).
+    #[arg(long)]
+    output: Option<String>,
+    /// Link offset, ms: each frame plays this long after its media-clock time.
+    #[arg(long, default_value_t = 5.0)]
+    link_offset_ms: f64,
+    /// Stop after this many seconds (0 = until Ctrl-C). Demo default 10.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Print one JSON object per second on stdout instead of the status line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    let r = match cli.cmd {
+        Cmd::Play(a) => play(a),
+        Cmd::Demo(a) => demo(a),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("aes67: error: {e}");
+            1
+        }
+    }
+}
+
+type Res = Result<(), Box<dyn std::error::Error>>;
+
+fn play(a: PlayArgs) -> Res {
+    let mut cfg = match (&a.url, &a.sdp) {
+        (Some(u), _) => StreamConfig::from_url(u)?,
+        (None, Some(p)) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("--sdp {}: {e}", p.display()))?;
+            StreamConfig::from_sdp(&text).map_err(|e| format!("--sdp {}: {e}", p.display()))?
+        }
+        (None, None) => return Err("give a URL or --sdp FILE".into()),
+    };
+    if let Some(i) = a.iface {
+        cfg.iface = Some(i);
+    }
+    let spec: OutputSpec = a.common.output.as_deref().unwrap_or("alsa:default").parse()?;
+    run(cfg, spec, &a.common, a.common.duration.unwrap_or(0.0))
+}
+
+fn demo(a: DemoArgs) -> Res {
+    let cfg = crate::sender::demo_stream();
+    let sender = crate::sender::ToneSender {
+        stream: cfg.clone(),
+        iface: std::net::Ipv4Addr::LOCALHOST,
+        ttl: 0,
+        freq_hz: a.freq,
+        level_dbfs: -12.0,
+    }
+    .start()?;
+    eprintln!(
+        "aes67 demo: sending a {} Hz tone to {}:{} on loopback (TTL 0, never leaves this host)",
+        a.freq, cfg.dest, cfg.port
+    );
+    let spec = match a.common.output.as_deref() {
+        Some(s) => s.parse()?,
+        None => {
+            // Probe ALSA default; without a sound card fall back to a WAV file.
+            let (_p, c) = rtrb::RingBuffer::new(1024);
+            let fmt = PcmFormat { channels: cfg.channels, rate: cfg.sample_rate, bits: cfg.encoding.bits() };
+            match Output::start(OutputSpec::Alsa("default".into()), fmt, c) {
+                Ok(o) => {
+                    drop(_p);
+                    let _ = o.finish();
+                    OutputSpec::Alsa("default".into())
+                }
+                Err(e) => {
+                    eprintln!("aes67 demo: {e}");
+                    eprintln!("aes67 demo: writing to wav:aes67-demo.wav instead");
+                    OutputSpec::Wav("aes67-demo.wav".into())
+                }
+            }
+        }
+    };
+    let r = run(cfg, spec, &a.common, a.common.duration.unwrap_or(10.0));
+    let sent = sender.stop()?;
+    eprintln!("aes67 demo: sender sent {sent} packets");
+    r
+}
+
+fn run(cfg: StreamConfig, spec: OutputSpec, c: &CommonArgs, duration_s: f64) -> Res {
+    if !(0.0..=1000.0).contains(&c.link_offset_ms) {
+        return Err(format!("invalid link offset {} ms in --link-offset-ms (allowed 0-1000)", c.link_offset_ms).into());
+    }
+    let fmt = PcmFormat { channels: cfg.channels, rate: cfg.sample_rate, bits: cfg.encoding.bits() };
+    let opts = ReceiverOptions { link_offset: Nanos((c.link_offset_ms * 1e6) as i64), ..Default::default() };
+    let link_frames = c.link_offset_ms * cfg.sample_rate as f64 / 1000.0;
+    let (rx, ring) = Receiver::start(cfg.clone(), opts)?;
+    let out = Output::start(spec.clone(), fmt, ring)?;
+    eprintln!(
+        "aes67: receiving {}:{} {} {} ch {} Hz pt {} via {} -> {} (link offset {} ms)",
+        cfg.dest,
+        cfg.port,
+        cfg.encoding.name(),
+        cfg.channels,
+        cfg.sample_rate,
+        cfg.payload_type,
+        rx.backend(),
+        spec,
+        c.link_offset_ms
+    );
+    let start = Instant::now();
+    let mut next = Duration::from_secs(1);
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let el = start.elapsed();
+        let done = INTERRUPTED.load(Ordering::SeqCst) || (duration_s > 0.0 && el.as_secs_f64() >= duration_s);
+        if el >= next || done {
+            next += Duration::from_secs(1);
+            report(el, &rx.stats(), &out, cfg.sample_rate, link_frames, c.json);
+        }
+        if done {
+            break;
+        }
+    }
+    let st = rx.stop();
+    let res = out.finish();
+    if c.json {
+        let mut v = serde_json::to_value(st).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("final".into(), serde_json::json!(true));
+            o.insert("ssrc".into(), serde_json::json!(format!("{:08x}", st.ssrc)));
+        }
+        println!("{v}");
+    }
+    eprintln!("aes67: stopped: {}", status_line(&st, &st, 0, 0, cfg.sample_rate, link_frames));
+    res?;
+    Ok(())
+}
+
+fn status_line(s: &ReceiverStats, _: &ReceiverStats, underruns: u64, xruns: u64, rate: u32, link_frames: f64) -> String {
+    let ms = |f: u64| f as f64 * 1000.0 / rate as f64;
+    let pct = if link_frames > 0.0 { s.buffer_frames as f64 / link_frames * 100.0 } else { 0.0 };
+    let p = &s.playout;
+    format!(
+        "pkts {} lost {} late {} reord {} dup {} bad {} | SSRC {:08x} | buf {:.1} ms ({:.0}%) ring {:.1} ms | underruns {} xruns {} | clock {}",
+        p.packets,
+        p.lost,
+        p.late,
+        p.reordered,
+        p.duplicates,
+        p.malformed + p.wrong_pt,
+        s.ssrc,
+        ms(s.buffer_frames),
+        pct,
+        ms(s.ring_frames),
+        underruns,
+        xruns,
+        serde_json::to_value(s.clock).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    )
+}
+
+fn report(el: Duration, s: &ReceiverStats, out: &Output, rate: u32, link_frames: f64, json: bool) {
+    let under = out.stats.underruns.load(Ordering::Relaxed);
+    let xruns = out.stats.xruns.load(Ordering::Relaxed);
+    if json {
+        let ms = |f: u64| f as f64 * 1000.0 / rate as f64;
+        let mut v = serde_json::to_value(s).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("t_s".into(), serde_json::json!((el.as_secs_f64() * 10.0).round() / 10.0));
+            o.insert("ssrc".into(), serde_json::json!(format!("{:08x}", s.ssrc)));
+            o.insert("buffer_ms".into(), serde_json::json!(ms(s.buffer_frames)));
+            o.insert(
+                "buffer_pct".into(),
+                serde_json::json!(if link_frames > 0.0 { s.buffer_frames as f64 / link_frames * 100.0 } else { 0.0 }),
+            );
+            o.insert("ring_ms".into(), serde_json::json!(ms(s.ring_frames)));
+            o.insert("underruns".into(), serde_json::json!(under));
+            o.insert("xruns".into(), serde_json::json!(xruns));
+            o.insert("output_frames".into(), serde_json::json!(out.stats.frames.load(Ordering::Relaxed)));
+        }
+        println!("{v}");
+    } else {
+        eprintln!("[{:>5.0}s] {}", el.as_secs_f64(), status_line(s, s, under, xruns, rate, link_frames));
+    }
+}

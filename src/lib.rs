@@ -10,9 +10,13 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod clock;
 pub mod jitter;
 pub mod net;
+pub mod output;
+pub mod receiver;
 pub mod rig;
 pub mod rtp;
+pub mod sender;
 pub mod stream;
 pub mod units;

@@ -4,6 +4,9 @@
 //! [`RxMeta`] (which stream, kernel receive timestamp, source address).
 //! Backends: [`recvmmsg`] (portable Linux), and io_uring (its own module).
 
+pub mod recvmmsg;
+pub mod socket;
+
 use std::net::SocketAddr;
 
 use crate::units::MonoNs;
