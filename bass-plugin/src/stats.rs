@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::stream::StreamShared;
+
 /// PTP port state as the seeds report it (`BASS_CONFIG_AES67_PTP_STATE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
@@ -143,10 +145,10 @@ impl SharedStats {
     }
 }
 
-static OPEN_STREAMS: Mutex<Vec<(u64, Arc<SharedStats>)>> = Mutex::new(Vec::new());
+static OPEN_STREAMS: Mutex<Vec<(u64, Arc<StreamShared>)>> = Mutex::new(Vec::new());
 
 /// Registers an open stream under `key`; the latest registered is the one reported.
-pub fn register(key: u64, s: Arc<SharedStats>) {
+pub fn register(key: u64, s: Arc<StreamShared>) {
     OPEN_STREAMS.lock().unwrap_or_else(|p| p.into_inner()).push((key, s));
 }
 
@@ -162,7 +164,8 @@ pub fn open_count() -> usize {
 
 /// Counters of the most recently created stream still open.
 pub fn latest_stream_stats() -> Option<StreamStats> {
-    OPEN_STREAMS.lock().unwrap_or_else(|p| p.into_inner()).last().map(|(_, s)| s.snapshot())
+    let latest = OPEN_STREAMS.lock().unwrap_or_else(|p| p.into_inner()).last().map(|(_, s)| s.clone());
+    latest.map(|s| s.snapshot())
 }
 
 #[cfg(test)]

@@ -150,7 +150,33 @@ pub struct StreamState {
     rate: u32,
     chans: u32,
     key: u64,
-    _engine: crate::engine::EngineStream,
+    _shared: Arc<StreamShared>,
+}
+
+/// What the config proc reads of an open stream: the add-on's counters and
+/// the engine receiver (its stats are lock-free snapshots). The receiver
+/// stops when the last holder drops this.
+pub struct StreamShared {
+    counters: Arc<SharedStats>,
+    engine: crate::engine::EngineStream,
+    rate: u32,
+}
+
+impl StreamShared {
+    /// Combined figures: the engine's packet counters, the add-on's
+    /// underruns, and the audio buffered in the engine plus the ring.
+    pub fn snapshot(&self) -> stats::StreamStats {
+        let mut s = self.counters.snapshot();
+        let e = self.engine.stats();
+        s.packets_received = e.playout.packets;
+        s.packets_late = e.playout.late + e.playout.lost;
+        s.buffered_frames = s.buffered_frames.saturating_add(e.buffer_frames.min(u32::MAX as u64) as u32);
+        if e.packet_frames > 0 {
+            s.frames_per_packet = e.packet_frames;
+            s.packet_time_us = (e.packet_frames as u64 * 1_000_000 / self.rate.max(1) as u64) as u32;
+        }
+        s
+    }
 }
 
 impl StreamState {
@@ -184,20 +210,21 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
         stats.packet_time_us.store(pt, Ordering::Relaxed);
         stats.frames_per_packet.store((pt as u64 * cfg.sample_rate as u64 / 1_000_000) as u32, Ordering::Relaxed);
     }
-    let (engine, ring) = crate::engine::start(&cfg, stats.clone())?;
+    let (engine, ring) = crate::engine::start(&cfg)?;
+    let shared = Arc::new(StreamShared { counters: stats.clone(), engine, rate: cfg.sample_rate });
     let (origres, scale) = match cfg.encoding {
         Encoding::L16 => (16, 1.0 / 32768.0),
         _ => (24, 1.0 / 8_388_608.0),
     };
     let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-    stats::register(key, stats.clone());
+    stats::register(key, shared.clone());
     Ok(StreamState {
         origres,
         rt: UnsafeCell::new(Realtime { ring, decode, chans: cfg.channels as usize, scale, started: false, stats }),
         rate: cfg.sample_rate,
         chans: cfg.channels as u32,
         key,
-        _engine: engine,
+        _shared: shared,
     })
 }
 
