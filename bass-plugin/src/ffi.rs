@@ -284,10 +284,11 @@ fn ensure_registered() {
     }
 }
 
-/// Removes the config proc (library unload).
+/// Removes the config proc (library unload). BASS is looked up afresh, so
+/// nothing is called if libbass was unloaded before us.
 fn unregister() {
     if REGISTERED.swap(false, Ordering::AcqRel) {
-        if let Some(h) = host() {
+        if let Some(h) = resolve_host() {
             // SAFETY: mode 1 removes the proc registered with mode 0 above.
             unsafe { (h.register_plugin)(config_proc as *const c_void, 1) }
         }
@@ -440,7 +441,7 @@ unsafe extern "system" fn url_create(
         }
         let host = host().ok_or(errors::BASS_ERROR_INIT)?;
         let decode = flags & BASS_STREAM_DECODE != 0;
-        let st = stream::open(&text, decode).map_err(|e| errors::fail(&e))?;
+        let st = on_fresh_thread(move || stream::open(&text, decode)).map_err(|e| errors::fail(&e))?;
         let (rate, chans) = (st.sample_rate(), st.channels());
         let raw = Box::into_raw(Box::new(st));
         let bflags = (flags & (BASS_STREAM_DECODE | BASS_STREAM_AUTOFREE | BASS_SPEAKER_MASK)) | BASS_SAMPLE_FLOAT;
@@ -471,6 +472,52 @@ unsafe extern "system" fn url_create(
             0
         }
     }
+}
+
+/// Runs `f` on a new, short-lived OS thread and returns its result.
+///
+/// Why: Rust's std registers thread-local destructors on a thread that
+/// spawns threads (the engine's ingest thread). On Linux, glibc then keeps
+/// this library mapped until that thread exits, so `BASS_PluginFree` would
+/// not unload it (and not remove the config proc) while the application's
+/// thread lives. Creating the engine stream on our own thread, which exits
+/// right away, keeps the caller's thread free of our destructors. The new
+/// thread inherits the caller's network namespace (Linux).
+#[cfg(target_os = "linux")]
+fn on_fresh_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    type Job = Box<dyn FnOnce() + Send>;
+    extern "C" fn trampoline(arg: *mut c_void) -> *mut c_void {
+        // SAFETY: `arg` is the Box<Job> leaked below, handed to exactly one thread.
+        let job = unsafe { Box::from_raw(arg as *mut Job) };
+        let _ = catch_unwind(AssertUnwindSafe(job));
+        std::ptr::null_mut()
+    }
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let out = slot.clone();
+    let job: Job = Box::new(move || {
+        let r = f();
+        *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+    });
+    let arg = Box::into_raw(Box::new(job));
+    let mut tid: libc::pthread_t = 0;
+    // SAFETY: default attributes; `trampoline` has the pthread start signature
+    // and takes ownership of `arg`.
+    let rc = unsafe { libc::pthread_create(&mut tid, std::ptr::null(), trampoline, arg.cast()) };
+    if rc != 0 {
+        // SAFETY: the thread was not created, so `arg` is still ours.
+        let job = unsafe { Box::from_raw(arg) };
+        job();
+    } else {
+        // SAFETY: `tid` is a joinable thread we created; joined exactly once.
+        unsafe { libc::pthread_join(tid, std::ptr::null_mut()) };
+    }
+    let r = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    r.expect("job ran to completion (a panic is re-raised here and caught by the entry point)")
+}
+
+#[cfg(not(target_os = "linux"))]
+fn on_fresh_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    f()
 }
 
 /// STREAMPROC: fills `len` bytes of 32-bit float frames.

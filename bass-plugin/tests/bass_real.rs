@@ -60,6 +60,8 @@ pub struct Bass {
     pub stream_free: unsafe extern "system" fn(u32) -> i32,
     pub channel_get_info: unsafe extern "system" fn(u32, *mut ChannelInfo) -> i32,
     pub channel_get_data: unsafe extern "system" fn(u32, *mut c_void, u32) -> u32,
+    pub channel_play: unsafe extern "system" fn(u32, i32) -> i32,
+    pub channel_is_active: unsafe extern "system" fn(u32) -> u32,
 }
 
 fn repo_root() -> PathBuf {
@@ -117,6 +119,8 @@ impl Bass {
             stream_free: sym!("BASS_StreamFree"),
             channel_get_info: sym!("BASS_ChannelGetInfo"),
             channel_get_data: sym!("BASS_ChannelGetData"),
+            channel_play: sym!("BASS_ChannelPlay"),
+            channel_is_active: sym!("BASS_ChannelIsActive"),
             _lib: lib,
         }
     }
@@ -154,6 +158,9 @@ impl Bass {
     /// BASS still works: a push stream hands back exactly what was pushed,
     /// and BASS's own config options answer.
     pub fn assert_still_works(&self) {
+        let mapped = std::fs::read_to_string("/proc/self/maps").unwrap().contains("libbass_aes67");
+        assert!(!mapped, "the add-on is still mapped after BASS_PluginFree");
+        assert_eq!(unsafe { (self.get_config)(0x20000) }, u32::MAX, "config proc still registered after unload");
         unsafe {
             let h = (self.stream_create)(48000, 2, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT, -1, std::ptr::null_mut());
             assert_ne!(h, 0, "push stream: error {}", self.err());
@@ -296,8 +303,8 @@ fn libc_rtld_noload() -> i32 {
 
 /// The pseudo-random pattern GStreamer sends: nonzero 24-bit values (a 32-bit
 /// LCG's top bits), interleaved stereo.
-fn pattern(frames: usize) -> Vec<i32> {
-    let mut x: u32 = 0x1234_5678;
+fn pattern(frames: usize, seed: u32) -> Vec<i32> {
+    let mut x: u32 = seed;
     (0..frames * 2)
         .map(|_| {
             x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -305,6 +312,28 @@ fn pattern(frames: usize) -> Vec<i32> {
             if v == 0 { 1 } else { v }
         })
         .collect()
+}
+
+fn write_wav(path: &std::path::Path, samples: &[i32]) {
+    let spec = hound::WavSpec { channels: 2, sample_rate: 48_000, bits_per_sample: 24, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in samples {
+        w.write_sample(*s).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// GStreamer in namespace A sends `wav` as L24/48000/2, 1 ms packets, paced in real time.
+fn spawn_sender(pair: &aes67::rig::NetnsPair, wav: &std::path::Path, group: &str, port: u16) -> std::process::Child {
+    aes67::rig::NetnsPair::cmd_in(&pair.a, "gst-launch-1.0")
+        .args(["-q", "filesrc", &format!("location={}", wav.display()), "!", "wavparse", "!", "audioconvert", "!"])
+        .args(["audio/x-raw,format=S24BE,rate=48000,channels=2,layout=interleaved", "!"])
+        .args(["rtpL24pay", "pt=96", "min-ptime=1000000", "max-ptime=1000000", "!"])
+        .args(["udpsink", &format!("host={group}"), &format!("port={port}"), &format!("multicast-iface={}", pair.if_a)])
+        .args(["ttl-mc=1", "auto-multicast=true", "sync=true"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0")
 }
 
 fn rss_kib() -> u64 {
@@ -335,15 +364,8 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     std::fs::create_dir_all(&dir).unwrap();
     let wav = dir.join("pattern.wav");
     const FRAMES: usize = 48_000 * 3;
-    let sent = pattern(FRAMES);
-    {
-        let spec = hound::WavSpec { channels: 2, sample_rate: 48_000, bits_per_sample: 24, sample_format: hound::SampleFormat::Int };
-        let mut w = hound::WavWriter::create(&wav, spec).unwrap();
-        for s in &sent {
-            w.write_sample(*s).unwrap();
-        }
-        w.finalize().unwrap();
-    }
+    let sent = pattern(FRAMES, 0x1234_5678);
+    write_wav(&wav, &sent);
     let group = format!("239.69.{}.{}", std::process::id() % 200 + 1, 7);
     let port = 5004 + (std::process::id() % 1000) as u16 * 2;
 
@@ -355,15 +377,7 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     assert_ne!(unsafe { (b.channel_get_info)(h, &mut info) }, 0);
     assert_eq!((info.ctype, info.origres, info.freq, info.chans), (CTYPE_AES67, 24, 48_000, 2), "{info:?}");
 
-    let mut sender = NetnsPair::cmd_in(&pair.a, "gst-launch-1.0")
-        .args(["-q", "filesrc", &format!("location={}", wav.display()), "!", "wavparse", "!", "audioconvert", "!"])
-        .args(["audio/x-raw,format=S24BE,rate=48000,channels=2,layout=interleaved", "!"])
-        .args(["rtpL24pay", "pt=96", "min-ptime=1000000", "max-ptime=1000000", "!"])
-        .args(["udpsink", &format!("host={group}"), &format!("port={port}"), &format!("multicast-iface={}", pair.if_a)])
-        .args(["ttl-mc=1", "auto-multicast=true", "sync=true"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("gst-launch-1.0");
+    let mut sender = spawn_sender(&pair, &wav, &group, port);
 
     // Pull until 2.5 s of audio arrived (the file is 3 s) or 15 s passed.
     let mut got: Vec<f32> = Vec::new();
@@ -429,6 +443,57 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0, "BASS_PluginFree: {}", b.err());
     assert_eq!(unsafe { (b.channel_get_info)(h, &mut info) }, 0, "stream survived PluginFree");
     assert_eq!(fd_count(), fd0 - 0, "PluginFree left the stream's socket open");
+    b.assert_still_works();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two playing (non-decode) streams at once, each fed by its own GStreamer
+/// sender with its own pattern: both play in real time on BASS's "no sound"
+/// device, and the samples in each one's playback buffer come from its own
+/// pattern, bit-exact.
+#[test]
+fn two_playing_streams_at_once() {
+    use aes67::rig::{NetnsPair, in_netns, is_root};
+    assert!(is_root(), "this test needs root (network namespaces); CI runs as root");
+    let (b, _g) = bass();
+    let pair = NetnsPair::new().expect("netns pair");
+    let dir = std::env::temp_dir().join(format!("bass-aes67-play-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let h_addon = b.load_addon();
+    let mut streams = Vec::new();
+    for (i, seed) in [(0u16, 0xdead_beefu32), (1, 0x0bad_cafe)] {
+        let sent = pattern(48_000 * 4, seed);
+        let wav = dir.join(format!("p{i}.wav"));
+        write_wav(&wav, &sent);
+        let group = format!("239.69.{}.{}", std::process::id() % 200 + 1, 20 + i);
+        let port = 6000 + (std::process::id() % 1000) as u16 * 2 + i;
+        let url = format!("aes67://{group}:{port}?interface={}&jitter=20", pair.ip_b);
+        let h = in_netns(&pair.b, || b.create_url(&url, BASS_SAMPLE_FLOAT)).unwrap();
+        assert_ne!(h, 0, "playing stream {url}: error {}", b.err());
+        assert_ne!(unsafe { (b.channel_play)(h, 0) }, 0, "BASS_ChannelPlay: error {}", b.err());
+        let sender = spawn_sender(&pair, &wav, &group, port);
+        streams.push((h, sent, sender));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    for (i, (h, sent, _)) in streams.iter().enumerate() {
+        assert_eq!(unsafe { (b.channel_is_active)(*h) }, 1, "stream {i} not playing");
+        let mut buf = vec![0f32; 9600];
+        let n = unsafe { (b.channel_get_data)(*h, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
+        assert_ne!(n, u32::MAX, "stream {i}: BASS_ChannelGetData error {}", b.err());
+        let ints: Vec<i32> = buf[..n as usize / 4].iter().map(|f| (f * 8_388_608.0) as i32).collect();
+        // Find a run of 64 nonzero interleaved samples and check it against this stream's pattern.
+        let start = (0..ints.len().saturating_sub(64)).step_by(2).find(|&k| ints[k..k + 64].iter().all(|&v| v != 0));
+        let start = start.unwrap_or_else(|| panic!("stream {i}: no audio in its playback buffer ({n} bytes)"));
+        let run = &ints[start..start + 64];
+        let found = (0..sent.len() - 64).step_by(2).any(|k| &sent[k..k + 64] == run);
+        assert!(found, "stream {i}: playback samples are not its sender's pattern");
+    }
+    for (h, _, mut sender) in streams {
+        let _ = sender.kill();
+        let _ = sender.wait();
+        assert_ne!(unsafe { (b.stream_free)(h) }, 0);
+    }
+    assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
     b.assert_still_works();
     let _ = std::fs::remove_dir_all(&dir);
 }
