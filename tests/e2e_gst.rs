@@ -77,16 +77,24 @@ fn gst_sender(ns: &NetnsPair, wav: &Path, c: &Case, group: &str, port: u16) -> C
     cmd.spawn().expect("spawn gst-launch-1.0")
 }
 
+/// Starts `aes67 play` in namespace B; it runs until [`finish`] sends SIGINT
+/// (the Ctrl-C path), with `secs` as a safety limit.
 fn receiver(ns: &NetnsPair, url: &str, out: &Path, secs: f64) -> Child {
     let mut cmd = NetnsPair::cmd_in(&ns.b, env!("CARGO_BIN_EXE_aes67"));
-    cmd.args(["play", url, "--output", &format!("wav:{}", out.display()), "--duration", &secs.to_string(), "--json"])
+    let limit = (secs + 60.0).to_string();
+    cmd.args(["play", url, "--output", &format!("wav:{}", out.display()), "--duration", &limit, "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd.spawn().expect("spawn aes67")
 }
 
-/// Final JSON stats of a finished receiver.
+/// Stops a receiver with SIGINT (after the link offset has passed) and
+/// returns its final JSON stats. `ip netns exec` execs the binary, so the
+/// child's pid is aes67's.
 fn finish(child: Child) -> serde_json::Value {
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "aes67 failed: {stderr}");
