@@ -106,6 +106,8 @@ pub struct PlayoutBuffer {
     /// End (exclusive) of the newest packet stored.
     high: i64,
     last_frames: u32,
+    /// Concealed frames of the current gap not yet counted as a whole packet.
+    gap_carry: u64,
     stats: PlayoutStats,
 }
 
@@ -125,6 +127,7 @@ impl PlayoutBuffer {
             read: None,
             high: 0,
             last_frames: 0,
+            gap_carry: 0,
             stats: PlayoutStats::default(),
             cfg,
         }
@@ -301,6 +304,7 @@ impl PlayoutBuffer {
                     self.count_gap(gap_run);
                     gap_run = 0;
                 }
+                self.end_gap();
                 out(&self.samples[slot * ch..(slot + n) * ch]);
                 self.present[slot..slot + n].iter_mut().for_each(|p| *p = false);
             } else {
@@ -312,16 +316,31 @@ impl PlayoutBuffer {
         if gap_run > 0 {
             self.count_gap(gap_run);
         }
+        if read >= self.high {
+            self.end_gap();
+        }
         self.read = Some(read);
         let n = (read - start).max(0) as u64;
         self.stats.frames_out += n;
         n
     }
 
+    /// Counts concealed frames; a gap may be released over several calls, so
+    /// whole packets are counted as they complete and a partial packet when
+    /// the gap ends.
     fn count_gap(&mut self, frames: u64) {
         self.stats.concealed_frames += frames;
         let pf = self.last_frames.max(1) as u64;
-        self.stats.lost += frames.div_ceil(pf);
+        self.gap_carry += frames;
+        self.stats.lost += self.gap_carry / pf;
+        self.gap_carry %= pf;
+    }
+
+    fn end_gap(&mut self) {
+        if self.gap_carry > 0 {
+            self.stats.lost += 1;
+            self.gap_carry = 0;
+        }
     }
 }
 
@@ -405,6 +424,24 @@ mod tests {
                 assert_eq!(frame[0], sample_at(f as u32, 0));
             }
         }
+        assert_eq!((b.stats().lost, b.stats().concealed_frames), (3, 144));
+    }
+
+    #[test]
+    fn a_gap_released_in_pieces_counts_once() {
+        let mut b = PlayoutBuffer::new(cfg(1, 0));
+        for i in [0u32, 2, 3, 6] {
+            b.insert(&packet(i as u16, 48 * i, 48, 1, 1));
+        }
+        // Release in 7-frame steps so every gap is split across calls.
+        let mut n = 0;
+        let mut now = 0u32;
+        while now < 48 * 7 {
+            now += 7;
+            b.release(now, &mut |s| n += s.len());
+        }
+        b.flush(&mut |s| n += s.len());
+        assert_eq!(n, 48 * 7);
         assert_eq!((b.stats().lost, b.stats().concealed_frames), (3, 144));
     }
 
