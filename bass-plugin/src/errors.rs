@@ -7,6 +7,7 @@
 //! | 2 | BASS_ERROR_FILEOPEN | the engine could not open the stream (socket, bind, multicast join, `sdp=` file unreadable) |
 //! | 8 | BASS_ERROR_INIT | BASS's add-on function table could not be found (BASS too old or not loaded) |
 //! | 20 | BASS_ERROR_ILLPARAM | an `aes67://` URL that does not parse (bad group, port or parameter; the text names it); also every rejected `BASS_SetConfig` (BASS's own code for a FALSE config proc) |
+//! | 37 | BASS_ERROR_NOTAVAIL | this build has no engine (Windows without the `windows-engine` feature) |
 //! | 41 | BASS_ERROR_FILEFORM | not an `aes67://` URL: declined so BASS tries its other handlers |
 //! | -1 | BASS_ERROR_UNKNOWN | an internal error (a caught panic) |
 //!
@@ -25,6 +26,8 @@ pub const BASS_ERROR_FILEOPEN: i32 = 2;
 pub const BASS_ERROR_INIT: i32 = 8;
 /// A malformed `aes67://` URL.
 pub const BASS_ERROR_ILLPARAM: i32 = 20;
+/// No engine in this build.
+pub const BASS_ERROR_NOTAVAIL: i32 = 37;
 /// Not an `aes67://` URL (declined).
 pub const BASS_ERROR_FILEFORM: i32 = 41;
 /// Internal error.

@@ -10,13 +10,18 @@
 //! - `ffi` (private): the add-on ABI, the only module with `unsafe`;
 //! - [`config`]: the config options; [`stats`]: counters and the stats line;
 //! - [`stream`]: URL → engine config, the STREAMPROC fill;
-//! - [`engine`]: the seam to the engine's receiver;
+//! - `engine`: the seam to the engine's receiver (absent from Windows builds
+//!   without the `windows-engine` feature: streams then fail with error 37);
+//! - `winsock` (Windows): the Winsock packet source with software timestamps;
 //! - [`errors`]: the BASS error codes the add-on sets.
 #![warn(missing_docs)]
 
 pub mod config;
+#[cfg(engine)]
 pub mod engine;
 pub mod errors;
 mod ffi;
 pub mod stats;
 pub mod stream;
+#[cfg(all(windows, engine))]
+pub mod winsock;

@@ -5,7 +5,17 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+#[cfg(engine)]
 use crate::stream::StreamShared;
+#[cfg(not(engine))]
+/// Without the engine no stream is ever registered.
+pub enum StreamShared {}
+#[cfg(not(engine))]
+impl StreamShared {
+    fn snapshot(&self) -> StreamStats {
+        match *self {}
+    }
+}
 
 /// PTP port state as the seeds report it (`BASS_CONFIG_AES67_PTP_STATE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

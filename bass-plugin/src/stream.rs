@@ -10,12 +10,18 @@
 //! level that [`SharedStats::buffered_frames`](crate::stats::SharedStats)
 //! already tracks.
 
+// Without the engine (Windows default build) only the types and the failing
+// `open` remain; the rest is intentionally unused there.
+#![cfg_attr(not(engine), allow(dead_code, unused_imports))]
+
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[cfg(engine)]
 use aes67::stream::{Encoding, StreamConfig};
 
+#[cfg(engine)]
 use crate::config::{self, StreamDefaults};
 use crate::errors::OpenError;
 use crate::stats::{self, SharedStats};
@@ -44,6 +50,7 @@ pub fn is_aes67_url(url: &str) -> bool {
 ///
 /// Errors: [`OpenError`] with BASS_ERROR_ILLPARAM and a text naming the field;
 /// BASS_ERROR_FILEOPEN when the SDP file cannot be read.
+#[cfg(engine)]
 pub fn resolve_config(url: &str, defaults: &StreamDefaults) -> Result<StreamConfig, OpenError> {
     let url = url.trim();
     let parsed = url::Url::parse(url).map_err(|e| OpenError::url(format!("invalid URL {url:?}: {e}")))?;
@@ -150,18 +157,21 @@ pub struct StreamState {
     rate: u32,
     chans: u32,
     key: u64,
+    #[cfg(engine)]
     _shared: Arc<StreamShared>,
 }
 
 /// What the config proc reads of an open stream: the add-on's counters and
 /// the engine receiver (its stats are lock-free snapshots). The receiver
 /// stops when the last holder drops this.
+#[cfg(engine)]
 pub struct StreamShared {
     counters: Arc<SharedStats>,
     engine: crate::engine::EngineStream,
     rate: u32,
 }
 
+#[cfg(engine)]
 impl StreamShared {
     /// Combined figures: the engine's packet counters, the add-on's
     /// underruns, and the audio buffered in the engine plus the ring.
@@ -201,6 +211,7 @@ impl Drop for StreamState {
 ///
 /// Errors: see [`resolve_config`]; BASS_ERROR_FILEOPEN when the engine cannot
 /// start (socket, bind, join), with its message.
+#[cfg(engine)]
 pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
     let cfg = resolve_config(url, &config::stream_defaults())?;
     let stats = Arc::new(SharedStats::default());
@@ -228,7 +239,17 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
     })
 }
 
-#[cfg(test)]
+/// Without the engine (Windows builds without `windows-engine`), every
+/// stream fails with BASS_ERROR_NOTAVAIL (37).
+#[cfg(not(engine))]
+pub fn open(_url: &str, _decode: bool) -> Result<StreamState, OpenError> {
+    Err(OpenError {
+        code: crate::errors::BASS_ERROR_NOTAVAIL,
+        text: "this build of the add-on has no engine (Windows without the windows-engine feature)".into(),
+    })
+}
+
+#[cfg(all(test, engine))]
 mod tests {
     use super::*;
 
