@@ -33,6 +33,16 @@ impl EngineStream {
 /// bind or join failure).
 pub fn start(cfg: &StreamConfig) -> Result<(EngineStream, rtrb::Consumer<i32>), OpenError> {
     let opts = ReceiverOptions { link_offset: Nanos::from_ms(cfg.jitter_ms as i64), ..Default::default() };
+    #[cfg(target_os = "linux")]
     let (rx, ring) = Receiver::start(cfg.clone(), opts).map_err(|e| OpenError::open(e.to_string()))?;
+    #[cfg(not(target_os = "linux"))]
+    let (rx, ring) = {
+        // No SO_TIMESTAMPING/recvmmsg ingest here: std (Winsock) sockets with
+        // user-space timestamps (GetSystemTimePreciseAsFileTime).
+        let sock = crate::udpsource::open_socket(cfg)?;
+        Receiver::start_with_source(cfg.clone(), opts, "udp-std", move || {
+            Box::new(crate::udpsource::UdpSource::new(sock))
+        })
+    };
     Ok((EngineStream { rx }, ring))
 }

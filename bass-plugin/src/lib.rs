@@ -12,7 +12,8 @@
 //! - [`stream`]: URL → engine config, the STREAMPROC fill;
 //! - `engine`: the seam to the engine's receiver (absent from Windows builds
 //!   without the `windows-engine` feature: streams then fail with error 37);
-//! - `winsock` (Windows): the Winsock packet source with software timestamps;
+//! - `udpsource`: the portable (Winsock on Windows) packet source with
+//!   user-space software timestamps, the engine's ingest on Windows;
 //! - [`errors`]: the BASS error codes the add-on sets.
 #![warn(missing_docs)]
 
@@ -23,5 +24,5 @@ pub mod errors;
 mod ffi;
 pub mod stats;
 pub mod stream;
-#[cfg(all(windows, engine))]
-pub mod winsock;
+#[cfg(engine)]
+pub mod udpsource;
