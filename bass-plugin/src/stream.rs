@@ -41,7 +41,7 @@ pub fn is_aes67_url(url: &str) -> bool {
 /// Accepts everything [`StreamConfig::from_url`] does (the seeds'
 /// `aes67://GROUP:PORT?iface=&pt=&jitter=&ch=&rate=` with aliases
 /// `interface`, `payload`, `channels`, `samplerate`, plus `enc=` and
-/// `source=`), and `sdp=PATH`: the stream is then described by the SDP file
+/// `source=`), and `sdp=PATH` (e.g. `aes67://sdp?sdp=/etc/aes67/studio1.sdp`): the stream is then described by the SDP file
 /// (RFC 4566), the URL's host and port are ignored, and only `iface=`/
 /// `interface=` and `jitter=` may accompany it.
 ///
@@ -294,7 +294,7 @@ mod tests {
             "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=t\r\nc=IN IP4 239.69.3.3/32\r\nt=0 0\r\nm=audio 5008 RTP/AVP 98\r\na=rtpmap:98 L16/48000/4\r\na=ptime:1\r\n",
         )
         .unwrap();
-        let c = resolve_config(&format!("aes67://0.0.0.0?sdp={}&jitter=7", p.display()), &defaults()).unwrap();
+        let c = resolve_config(&format!("aes67://sdp?sdp={}&jitter=7", p.display()), &defaults()).unwrap();
         assert_eq!((c.port, c.payload_type, c.channels, c.jitter_ms), (5008, 98, 4, 7));
         assert_eq!(c.encoding, Encoding::L16);
         let e = resolve_config(&format!("aes67://0.0.0.0?sdp={}&ch=2", p.display()), &defaults()).unwrap_err();

@@ -395,6 +395,10 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     let _ = sender.wait();
     let received = unsafe { (b.get_config)(0x20012) };
     let level = unsafe { (b.get_config)(0x20010) };
+    // Stream statistics of the open stream: 1 ms packets, 20 ms target.
+    assert_eq!(unsafe { (b.get_config)(0x20016) }, 1000, "PACKET_TIME µs");
+    assert_eq!(unsafe { (b.get_config)(0x20015) }, 20, "TARGET_PACKETS");
+    assert!(level <= 200, "BUFFER_LEVEL {level}");
     eprintln!("received {} floats in {:?}; PACKETS_RECEIVED {received}, BUFFER_LEVEL {level}%", got.len(), t0.elapsed());
 
     // Every float is an exact 24-bit integer / 2^23.
@@ -418,6 +422,20 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     eprintln!("bit-exact: {n} samples from pattern offset {at}");
     assert!(received >= 2000, "PACKETS_RECEIVED {received}");
     assert_ne!(unsafe { (b.stream_free)(h) }, 0);
+
+    // The same stream described by an SDP file (sdp=PATH).
+    let sdp = dir.join("s.sdp");
+    std::fs::write(
+        &sdp,
+        format!("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=bass\r\nc=IN IP4 {group}/32\r\nt=0 0\r\nm=audio {port} RTP/AVP 97\r\na=rtpmap:97 L16/48000/4\r\na=ptime:1\r\n", ip = pair.ip_a),
+    )
+    .unwrap();
+    let sdp_url = format!("aes67://sdp?sdp={}&iface={}", sdp.display(), pair.ip_b);
+    let hs = in_netns(&pair.b, || b.create_url(&sdp_url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)).unwrap();
+    assert_ne!(hs, 0, "{sdp_url}: error {}", b.err());
+    assert_ne!(unsafe { (b.channel_get_info)(hs, &mut info) }, 0);
+    assert_eq!((info.ctype, info.origres, info.chans), (CTYPE_AES67, 16, 4), "from SDP: {info:?}");
+    assert_ne!(unsafe { (b.stream_free)(hs) }, 0);
 
     // 1000 create/free cycles: no leak of memory, fds or threads, no crash.
     let cycle = |k: usize| {
