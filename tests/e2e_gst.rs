@@ -116,8 +116,23 @@ fn url(group: &str, port: u16, ns: &NetnsPair, c: &Case) -> String {
     format!("aes67://{group}:{port}?iface={}&ch={}&rate={}&enc={}", ns.if_b, c.ch, c.rate, c.enc)
 }
 
+/// How the receiver is told about the stream.
+#[derive(Clone, Copy, PartialEq)]
+enum Describe {
+    /// An `aes67://` URL.
+    Url,
+    /// An `aes67://` URL with `source=` (source-specific join).
+    UrlSsm,
+    /// An SDP file (`--sdp`).
+    Sdp,
+}
+
 /// Sends `c` from GStreamer and checks the output is bit-exact, 0 lost, 0 dup.
 fn bit_exact(c: Case, group: &str, port: u16) {
+    bit_exact_with(c, group, port, Describe::Url)
+}
+
+fn bit_exact_with(c: Case, group: &str, port: u16, how: Describe) {
     if !rig_ready() {
         return;
     }
@@ -128,7 +143,36 @@ fn bit_exact(c: Case, group: &str, port: u16) {
     let n = (c.rate * c.secs) as usize / c.frames as usize * c.frames as usize;
     let sent = signal(0x5eed ^ port as u64, n * c.ch as usize, bits);
     write_wav(&inp, &sent, c.ch, c.rate, bits);
-    let rx = receiver(&ns, &url(group, port, &ns, &c), &outp, c.secs as f64 + 2.5);
+    let rx = match how {
+        Describe::Url => receiver(&ns, &url(group, port, &ns, &c), &outp, c.secs as f64 + 2.5),
+        Describe::UrlSsm => {
+            receiver(&ns, &format!("{}&source={}", url(group, port, &ns, &c), ns.ip_a), &outp, c.secs as f64 + 2.5)
+        }
+        Describe::Sdp => {
+            let sdp = dir.path().join("s.sdp");
+            let ptime = c.frames as f64 * 1000.0 / c.rate as f64;
+            std::fs::write(
+                &sdp,
+                format!(
+                    "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=gst\r\nc=IN IP4 {group}/32\r\nt=0 0\r\nm=audio {port} RTP/AVP 96\r\n\
+                     a=rtpmap:96 {}/{}/{}\r\na=ptime:{ptime}\r\na=mediaclk:direct=0\r\n\
+                     a=source-filter: incl IN IP4 {group} {ip}\r\na=recvonly\r\n",
+                    c.enc,
+                    c.rate,
+                    c.ch,
+                    ip = ns.ip_a
+                ),
+            )
+            .unwrap();
+            let mut cmd = NetnsPair::cmd_in(&ns.b, env!("CARGO_BIN_EXE_aes67"));
+            cmd.args(["play", "--sdp", sdp.to_str().unwrap(), "--iface", &ns.if_b, "--output"])
+                .arg(format!("wav:{}", outp.display()))
+                .args(["--duration", "120", "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cmd.spawn().unwrap()
+        }
+    };
     std::thread::sleep(Duration::from_millis(700));
     wait_sender(gst_sender(&ns, &inp, &c, group, port));
     let st = finish(rx);
@@ -161,6 +205,16 @@ fn l24_8ch_48k_125us() {
 #[test]
 fn l24_2ch_48k_5ms_livewire() {
     bit_exact(Case { enc: "L24", ch: 2, rate: 48000, frames: 240, secs: 3 }, "239.69.1.4", 5010);
+}
+
+#[test]
+fn l24_2ch_48k_1ms_from_sdp_file() {
+    bit_exact_with(Case { enc: "L24", ch: 2, rate: 48000, frames: 48, secs: 2 }, "239.69.1.6", 5014, Describe::Sdp);
+}
+
+#[test]
+fn l24_2ch_48k_1ms_source_specific_join() {
+    bit_exact_with(Case { enc: "L24", ch: 2, rate: 48000, frames: 48, secs: 2 }, "239.69.1.7", 5016, Describe::UrlSsm);
 }
 
 #[test]
