@@ -15,10 +15,11 @@
 use crate::units::{MonoNs, Nanos};
 
 /// State of a media clock, as shown in status output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClockState {
     /// No reference yet (no packet, or no PTP lock).
+    #[default]
     Unsynced,
     /// Free-running on the local monotonic clock, anchored on arrivals.
     FreeRun,
@@ -62,7 +63,12 @@ pub struct MonotonicMediaClock {
 impl MonotonicMediaClock {
     /// A clock for a stream at `rate` Hz.
     pub fn new(rate: u32) -> MonotonicMediaClock {
-        MonotonicMediaClock { rate, anchor: None, window_min: i64::MAX, window_start: MonoNs(0) }
+        MonotonicMediaClock {
+            rate,
+            anchor: None,
+            window_min: i64::MAX,
+            window_start: MonoNs(0),
+        }
     }
 
     fn elapsed_frames(&self, from: MonoNs, to: MonoNs) -> i64 {
@@ -84,7 +90,9 @@ impl MediaClock for MonotonicMediaClock {
             return;
         };
         let frames = rtp_ts.wrapping_sub(ts0) as i32 as i64;
-        let predicted = t0.add(Nanos((frames as i128 * 1_000_000_000 / self.rate as i128) as i64));
+        let predicted = t0.add(Nanos(
+            (frames as i128 * 1_000_000_000 / self.rate as i128) as i64,
+        ));
         let d = arrival.since(predicted).0;
         if d < 0 {
             self.anchor = Some((ts0, t0.add(Nanos(d))));
@@ -127,7 +135,9 @@ mod tests {
         let mut seed = 12345u64;
         let mut max_err = 0i64;
         for i in 0..600_000u64 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let jitter = (seed >> 33) % 300_000;
             let send = 1_000_000_000 + i * 1_000_100;
             let arrival = MonoNs(send + 50_000 + jitter);
@@ -224,11 +234,7 @@ impl<S: PtpTimeSource> PtpMediaClock<S> {
 fn circ_diff(a: f64, b: f64) -> f64 {
     let m = 4_294_967_296.0;
     let d = (a - b).rem_euclid(m);
-    if d > m / 2.0 {
-        d - m
-    } else {
-        d
-    }
+    if d > m / 2.0 { d - m } else { d }
 }
 
 impl<S: PtpTimeSource> MediaClock for PtpMediaClock<S> {
@@ -240,7 +246,14 @@ impl<S: PtpTimeSource> MediaClock for PtpMediaClock<S> {
             Some(r) if was_ptp => (Some(self.ptp_rtp(&r)), ClockState::Holdover),
             _ => {
                 let f = self.free.rtp_now(now).map(|v| v as f64);
-                (f, if f.is_some() { ClockState::FreeRun } else { ClockState::Unsynced })
+                (
+                    f,
+                    if f.is_some() {
+                        ClockState::FreeRun
+                    } else {
+                        ClockState::Unsynced
+                    },
+                )
             }
         };
         let Some(target) = target else {
@@ -284,14 +297,17 @@ impl<S: PtpTimeSource> MediaClock for PtpMediaClock<S> {
 #[cfg(test)]
 mod ptp_tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     /// PTP time = monotonic + 1000 s, switchable lock.
     struct FakePtp(AtomicBool);
     impl PtpTimeSource for FakePtp {
         fn ptp_time_at(&self, mono: MonoNs) -> Option<PtpReading> {
-            Some(PtpReading { ptp_ns: mono.0 as i128 + 1_000_000_000_000, locked: self.0.load(Ordering::SeqCst) })
+            Some(PtpReading {
+                ptp_ns: mono.0 as i128 + 1_000_000_000_000,
+                locked: self.0.load(Ordering::SeqCst),
+            })
         }
     }
 
@@ -300,7 +316,8 @@ mod ptp_tests {
         let src = Arc::new(FakePtp(AtomicBool::new(true)));
         let mut c = PtpMediaClock::new(src, 48_000, 142_410_716);
         let now = MonoNs(5_000_000_000);
-        let expect = (((now.0 as i128 + 1_000_000_000_000) * 48_000 / 1_000_000_000 + 142_410_716) % (1 << 32)) as u32;
+        let expect = (((now.0 as i128 + 1_000_000_000_000) * 48_000 / 1_000_000_000 + 142_410_716)
+            % (1 << 32)) as u32;
         assert_eq!(c.rtp_now(now), Some(expect));
         assert_eq!(c.state(), ClockState::PtpLocked);
     }
@@ -339,7 +356,10 @@ mod ptp_tests {
         let now = MonoNs(t0.0 + 40_001_000_000);
         let v = c.rtp_now(now).unwrap();
         assert_eq!(c.state(), ClockState::Holdover);
-        assert_eq!(v, ((now.0 as i128 + 1_000_000_000_000) * 48 / 1_000_000) as u32);
+        assert_eq!(
+            v,
+            ((now.0 as i128 + 1_000_000_000_000) * 48 / 1_000_000) as u32
+        );
         assert_eq!(v.wrapping_sub(last), 48);
     }
 }
