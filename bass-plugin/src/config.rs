@@ -14,7 +14,6 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-
 /// `BASS_CONFIG_AES67_PT`: default RTP payload type for new streams (DWORD, 0-127; default 96).
 pub const PT: u32 = 0x20000;
 /// `BASS_CONFIG_AES67_INTERFACE`: default interface for new streams (string ptr; IPv4 address or
@@ -60,9 +59,25 @@ pub const CLOCK_FALLBACK_TIMEOUT: u32 = 0x2001A;
 
 /// Every id the add-on answers, in order.
 pub const ALL_IDS: [u32; 19] = [
-    PT, INTERFACE, JITTER, PTP_DOMAIN, PTP_STATS, PTP_OFFSET, PTP_STATE, PTP_ENABLED,
-    BUFFER_LEVEL, JITTER_UNDERRUNS, PACKETS_RECEIVED, PACKETS_LATE, BUFFER_PACKETS,
-    TARGET_PACKETS, PACKET_TIME, PTP_LOCKED, PTP_FREQ, CLOCK_MODE, CLOCK_FALLBACK_TIMEOUT,
+    PT,
+    INTERFACE,
+    JITTER,
+    PTP_DOMAIN,
+    PTP_STATS,
+    PTP_OFFSET,
+    PTP_STATE,
+    PTP_ENABLED,
+    BUFFER_LEVEL,
+    JITTER_UNDERRUNS,
+    PACKETS_RECEIVED,
+    PACKETS_LATE,
+    BUFFER_PACKETS,
+    TARGET_PACKETS,
+    PACKET_TIME,
+    PTP_LOCKED,
+    PTP_FREQ,
+    CLOCK_MODE,
+    CLOCK_FALLBACK_TIMEOUT,
 ];
 
 /// Clock modes of [`CLOCK_MODE`].
@@ -92,7 +107,10 @@ pub struct StrBuf {
 impl StrBuf {
     /// An empty buffer.
     pub const fn new_const() -> StrBuf {
-        StrBuf { utf8: [0; STR_CAP], utf16: [0; STR_CAP] }
+        StrBuf {
+            utf8: [0; STR_CAP],
+            utf16: [0; STR_CAP],
+        }
     }
 
     /// Stores `s`, truncated at a char boundary to fit `STR_CAP - 1` bytes.
@@ -105,7 +123,11 @@ impl StrBuf {
         self.utf8 = [0; STR_CAP];
         self.utf8[..end].copy_from_slice(s.as_bytes());
         self.utf16 = [0; STR_CAP];
-        for (d, c) in self.utf16.iter_mut().zip(s.encode_utf16().take(STR_CAP - 1)) {
+        for (d, c) in self
+            .utf16
+            .iter_mut()
+            .zip(s.encode_utf16().take(STR_CAP - 1))
+        {
             *d = c;
         }
     }
@@ -118,7 +140,11 @@ impl StrBuf {
 
     /// Address of the NUL-terminated UTF-8 (`unicode == false`) or UTF-16 text.
     pub fn ptr(&self, unicode: bool) -> *const std::ffi::c_void {
-        if unicode { self.utf16.as_ptr().cast() } else { self.utf8.as_ptr().cast() }
+        if unicode {
+            self.utf16.as_ptr().cast()
+        } else {
+            self.utf8.as_ptr().cast()
+        }
     }
 }
 
@@ -215,7 +241,11 @@ pub fn set_dword(option: u32, v: u32) -> bool {
         _ => return false,
     };
     if ok {
-        let v = if option == PTP_ENABLED { u32::from(v != 0) } else { v };
+        let v = if option == PTP_ENABLED {
+            u32::from(v != 0)
+        } else {
+            v
+        };
         cell.store(v, Ordering::Relaxed);
     }
     ok
@@ -290,7 +320,14 @@ mod tests {
         assert!(set_dword(CLOCK_MODE, CLOCK_SYSTEM));
         assert!(set_dword(PTP_ENABLED, 7));
         assert_eq!(get_dword(PTP_ENABLED), Some(1));
-        for ro in [PTP_STATS, PTP_OFFSET, PTP_STATE, BUFFER_LEVEL, PACKETS_RECEIVED, PTP_FREQ] {
+        for ro in [
+            PTP_STATS,
+            PTP_OFFSET,
+            PTP_STATE,
+            BUFFER_LEVEL,
+            PACKETS_RECEIVED,
+            PTP_FREQ,
+        ] {
             assert!(!set_dword(ro, 1), "{ro:#x} must be read-only");
         }
         assert_eq!(get_dword(0x1234), None);
@@ -307,6 +344,9 @@ mod tests {
         assert!(b.as_str().chars().all(|c| c == 'é'));
         b.set("eth0");
         assert_eq!(b.as_str(), "eth0");
-        assert_eq!(b.utf16[..5], [b'e' as u16, b't' as u16, b'h' as u16, b'0' as u16, 0]);
+        assert_eq!(
+            b.utf16[..5],
+            [b'e' as u16, b't' as u16, b'h' as u16, b'0' as u16, 0]
+        );
     }
 }

@@ -32,9 +32,13 @@ impl EngineStream {
 /// Errors: BASS_ERROR_FILEOPEN with the engine's message (bad interface,
 /// bind or join failure).
 pub fn start(cfg: &StreamConfig) -> Result<(EngineStream, rtrb::Consumer<i32>), OpenError> {
-    let opts = ReceiverOptions { link_offset: Nanos::from_ms(cfg.jitter_ms as i64), ..Default::default() };
+    let opts = ReceiverOptions {
+        link_offset: Nanos::from_ms(cfg.jitter_ms as i64),
+        ..Default::default()
+    };
     #[cfg(target_os = "linux")]
-    let (rx, ring) = Receiver::start(cfg.clone(), opts).map_err(|e| OpenError::open(e.to_string()))?;
+    let (rx, ring) =
+        Receiver::start(cfg.clone(), opts).map_err(|e| OpenError::open(e.to_string()))?;
     #[cfg(not(target_os = "linux"))]
     let (rx, ring) = {
         // No SO_TIMESTAMPING/recvmmsg ingest here: std (Winsock) sockets with

@@ -45,11 +45,17 @@ pub struct OpenError {
 impl OpenError {
     /// A malformed-URL error.
     pub fn url(text: impl Into<String>) -> OpenError {
-        OpenError { code: BASS_ERROR_ILLPARAM, text: text.into() }
+        OpenError {
+            code: BASS_ERROR_ILLPARAM,
+            text: text.into(),
+        }
     }
     /// An engine/IO error.
     pub fn open(text: impl Into<String>) -> OpenError {
-        OpenError { code: BASS_ERROR_FILEOPEN, text: text.into() }
+        OpenError {
+            code: BASS_ERROR_FILEOPEN,
+            text: text.into(),
+        }
     }
 }
 
@@ -68,10 +74,16 @@ pub fn set_text(t: &str) {
 
 /// The last failure text.
 pub fn last_text() -> String {
-    LAST.lock().unwrap_or_else(|p| p.into_inner()).as_str().to_string()
+    LAST.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_str()
+        .to_string()
 }
 
 /// Address of the NUL-terminated last failure text (static buffer).
 pub fn last_text_ptr() -> *const std::ffi::c_char {
-    LAST.lock().unwrap_or_else(|p| p.into_inner()).ptr(false).cast()
+    LAST.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .ptr(false)
+        .cast()
 }

@@ -87,7 +87,14 @@ struct HostTable {
     set_error: Option<unsafe extern "system" fn(i32)>,
     register_plugin: Option<unsafe extern "system" fn(*const c_void, u32)>,
     create_stream: Option<
-        unsafe extern "system" fn(u32, u32, u32, StreamProc, *mut c_void, *const AddonFunctions) -> u32,
+        unsafe extern "system" fn(
+            u32,
+            u32,
+            u32,
+            StreamProc,
+            *mut c_void,
+            *const AddonFunctions,
+        ) -> u32,
     >,
 }
 
@@ -99,8 +106,14 @@ const _: () = assert!(size_of::<ChannelInfo>() == 40 && size_of::<AddonFunctions
 struct Host {
     set_error: unsafe extern "system" fn(i32),
     register_plugin: unsafe extern "system" fn(*const c_void, u32),
-    create_stream:
-        unsafe extern "system" fn(u32, u32, u32, StreamProc, *mut c_void, *const AddonFunctions) -> u32,
+    create_stream: unsafe extern "system" fn(
+        u32,
+        u32,
+        u32,
+        StreamProc,
+        *mut c_void,
+        *const AddonFunctions,
+    ) -> u32,
 }
 
 const BASS_VERSION_MAJOR: u32 = 0x0204;
@@ -125,8 +138,11 @@ static FORMS: SyncPtr<[PluginForm; 1]> = SyncPtr([PluginForm {
     exts: c"aes67://".as_ptr(),
 }]);
 
-static INFO: SyncPtr<PluginInfo> =
-    SyncPtr(PluginInfo { version: 0x0204_0000, formatc: 1, formats: FORMS.0.as_ptr() });
+static INFO: SyncPtr<PluginInfo> = SyncPtr(PluginInfo {
+    version: 0x0204_0000,
+    formatc: 1,
+    formats: FORMS.0.as_ptr(),
+});
 
 static FUNCS: AddonFunctions = AddonFunctions {
     flags: 0,
@@ -154,7 +170,9 @@ fn host() -> Option<Host> {
     *HOST.get_or_init(|| catch_unwind(resolve_host).ok().flatten())
 }
 
-fn host_from_table(get_config_ptr: unsafe extern "system" fn(u32) -> *const c_void) -> Option<Host> {
+fn host_from_table(
+    get_config_ptr: unsafe extern "system" fn(u32) -> *const c_void,
+) -> Option<Host> {
     // SAFETY: BASS_GetConfigPtr is BASS's documented export, taking a DWORD option.
     let table = unsafe { get_config_ptr(HOST_TABLE_ID) } as *const HostTable;
     if table.is_null() {
@@ -164,13 +182,21 @@ fn host_from_table(get_config_ptr: unsafe extern "system" fn(u32) -> *const c_vo
     // which starts with the three pointer-sized slots HostTable declares and
     // lives as long as BASS is loaded.
     let t = unsafe { &*table };
-    Some(Host { set_error: t.set_error?, register_plugin: t.register_plugin?, create_stream: t.create_stream? })
+    Some(Host {
+        set_error: t.set_error?,
+        register_plugin: t.register_plugin?,
+        create_stream: t.create_stream?,
+    })
 }
 
 #[cfg(target_os = "linux")]
 fn resolve_host() -> Option<Host> {
     use std::ffi::CString;
-    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> i32 {
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> i32 {
         // SAFETY: dl_iterate_phdr passes a valid dl_phdr_info and our `data`,
         // which is the `Option<CString>` below; dlpi_name is NULL or a C string.
         unsafe {
@@ -199,7 +225,12 @@ fn resolve_host() -> Option<Host> {
         return None;
     }
     // SAFETY: `lib` is a valid handle; the names are NUL-terminated.
-    let (ver, gcp) = unsafe { (libc::dlsym(lib, c"BASS_GetVersion".as_ptr()), libc::dlsym(lib, c"BASS_GetConfigPtr".as_ptr())) };
+    let (ver, gcp) = unsafe {
+        (
+            libc::dlsym(lib, c"BASS_GetVersion".as_ptr()),
+            libc::dlsym(lib, c"BASS_GetConfigPtr".as_ptr()),
+        )
+    };
     let out = (|| {
         if ver.is_null() || gcp.is_null() {
             return None;
@@ -209,7 +240,9 @@ fn resolve_host() -> Option<Host> {
         let (ver, gcp) = unsafe {
             (
                 std::mem::transmute::<*mut c_void, unsafe extern "system" fn() -> u32>(ver),
-                std::mem::transmute::<*mut c_void, unsafe extern "system" fn(u32) -> *const c_void>(gcp),
+                std::mem::transmute::<*mut c_void, unsafe extern "system" fn(u32) -> *const c_void>(
+                    gcp,
+                ),
             )
         };
         // SAFETY: BASS_GetVersion takes no arguments.
@@ -239,7 +272,12 @@ fn resolve_host() -> Option<Host> {
         return None;
     }
     // SAFETY: `m` is a loaded module; the names are NUL-terminated.
-    let (ver, gcp) = unsafe { (GetProcAddress(m, c"BASS_GetVersion".as_ptr()), GetProcAddress(m, c"BASS_GetConfigPtr".as_ptr())) };
+    let (ver, gcp) = unsafe {
+        (
+            GetProcAddress(m, c"BASS_GetVersion".as_ptr()),
+            GetProcAddress(m, c"BASS_GetConfigPtr".as_ptr()),
+        )
+    };
     if ver.is_null() || gcp.is_null() {
         return None;
     }
@@ -248,7 +286,9 @@ fn resolve_host() -> Option<Host> {
     let (ver, gcp) = unsafe {
         (
             std::mem::transmute::<*mut c_void, unsafe extern "system" fn() -> u32>(ver),
-            std::mem::transmute::<*mut c_void, unsafe extern "system" fn(u32) -> *const c_void>(gcp),
+            std::mem::transmute::<*mut c_void, unsafe extern "system" fn(u32) -> *const c_void>(
+                gcp,
+            ),
         )
     };
     // SAFETY: BASS_GetVersion takes no arguments.
@@ -275,23 +315,23 @@ fn ensure_registered() {
     if REGISTERED.load(Ordering::Acquire) {
         return;
     }
-    if let Some(h) = host() {
-        if !REGISTERED.swap(true, Ordering::AcqRel) {
-            // SAFETY: mode 0 adds `config_proc`, whose signature is BASS's
-            // `BOOL (CALLBACK *)(DWORD option, DWORD flags, void *value)`.
-            unsafe { (h.register_plugin)(config_proc as *const c_void, 0) }
-        }
+    if let Some(h) = host()
+        && !REGISTERED.swap(true, Ordering::AcqRel)
+    {
+        // SAFETY: mode 0 adds `config_proc`, whose signature is BASS's
+        // `BOOL (CALLBACK *)(DWORD option, DWORD flags, void *value)`.
+        unsafe { (h.register_plugin)(config_proc as *const c_void, 0) }
     }
 }
 
 /// Removes the config proc (library unload). BASS is looked up afresh, so
 /// nothing is called if libbass was unloaded before us.
 fn unregister() {
-    if REGISTERED.swap(false, Ordering::AcqRel) {
-        if let Some(h) = resolve_host() {
-            // SAFETY: mode 1 removes the proc registered with mode 0 above.
-            unsafe { (h.register_plugin)(config_proc as *const c_void, 1) }
-        }
+    if REGISTERED.swap(false, Ordering::AcqRel)
+        && let Some(h) = resolve_host()
+    {
+        // SAFETY: mode 1 removes the proc registered with mode 0 above.
+        unsafe { (h.register_plugin)(config_proc as *const c_void, 1) }
     }
 }
 
@@ -392,7 +432,10 @@ unsafe extern "system" fn config_proc(option: u32, flags: u32, value: *mut c_voi
             (false, _) if value.is_null() => false,
             (false, false) => match config::get_dword(id) {
                 // SAFETY: for BASS_GetConfig, `value` is a writable DWORD*.
-                Some(v) => unsafe { *(value as *mut u32) = v; true },
+                Some(v) => unsafe {
+                    *(value as *mut u32) = v;
+                    true
+                },
                 None => false,
             },
             // SAFETY: for BASS_SetConfig, `value` is a readable DWORD*.
@@ -404,7 +447,10 @@ unsafe extern "system" fn config_proc(option: u32, flags: u32, value: *mut c_voi
                 match config::get_ptr(id, unicode) {
                     // SAFETY: for BASS_GetConfigPtr, `value` is a writable void**;
                     // the pointer stored points at a static buffer.
-                    Some(p) => unsafe { *(value as *mut *const c_void) = p; true },
+                    Some(p) => unsafe {
+                        *(value as *mut *const c_void) = p;
+                        true
+                    },
                     None => false,
                 }
             }
@@ -441,13 +487,16 @@ unsafe extern "system" fn url_create(
         }
         let host = host().ok_or(errors::BASS_ERROR_INIT)?;
         let decode = flags & BASS_STREAM_DECODE != 0;
-        let st = on_fresh_thread(move || stream::open(&text, decode)).map_err(|e| errors::fail(&e))?;
+        let st =
+            on_fresh_thread(move || stream::open(&text, decode)).map_err(|e| errors::fail(&e))?;
         let (rate, chans) = (st.sample_rate(), st.channels());
         let raw = Box::into_raw(Box::new(st));
-        let bflags = (flags & (BASS_STREAM_DECODE | BASS_STREAM_AUTOFREE | BASS_SPEAKER_MASK)) | BASS_SAMPLE_FLOAT;
+        let bflags = (flags & (BASS_STREAM_DECODE | BASS_STREAM_AUTOFREE | BASS_SPEAKER_MASK))
+            | BASS_SAMPLE_FLOAT;
         // SAFETY: CreateStream's documented signature; `raw` stays valid until
         // BASS calls `stream_free` with it (or we free it below on failure).
-        let h = unsafe { (host.create_stream)(rate, chans, bflags, stream_proc, raw.cast(), &FUNCS) };
+        let h =
+            unsafe { (host.create_stream)(rate, chans, bflags, stream_proc, raw.cast(), &FUNCS) };
         if h == 0 {
             // SAFETY: BASS did not take `raw` (creation failed), so we still own it.
             drop(unsafe { Box::from_raw(raw) });
@@ -521,7 +570,12 @@ fn on_fresh_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) ->
 }
 
 /// STREAMPROC: fills `len` bytes of 32-bit float frames.
-unsafe extern "system" fn stream_proc(_h: u32, buf: *mut c_void, len: u32, inst: *mut c_void) -> u32 {
+unsafe extern "system" fn stream_proc(
+    _h: u32,
+    buf: *mut c_void,
+    len: u32,
+    inst: *mut c_void,
+) -> u32 {
     let r = catch_unwind(AssertUnwindSafe(|| {
         if inst.is_null() || buf.is_null() {
             return BASS_STREAMPROC_END;

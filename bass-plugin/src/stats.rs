@@ -56,7 +56,14 @@ pub struct ClockStatus {
 /// body with a read of the engine's PTP status snapshot.
 pub fn clock_status() -> ClockStatus {
     let s = crate::config::clock_settings();
-    ClockStatus { state: PtpState::Disabled, locked: false, offset_ns: 0, freq_ppb: 0.0, master: None, mode: s.mode }
+    ClockStatus {
+        state: PtpState::Disabled,
+        locked: false,
+        offset_ns: 0,
+        freq_ppb: 0.0,
+        master: None,
+        mode: s.mode,
+    }
 }
 
 /// The status line of `BASS_CONFIG_AES67_PTP_STATS`, in the seeds' format when
@@ -131,11 +138,17 @@ impl StreamStats {
     }
     /// Buffered audio in whole packets (0 while the packet size is unknown).
     pub fn buffer_packets(&self) -> u32 {
-        self.buffered_frames.checked_div(self.frames_per_packet).unwrap_or(0)
+        self.buffered_frames
+            .checked_div(self.frames_per_packet)
+            .unwrap_or(0)
     }
     /// Target buffer in packets, rounded up (0 while the packet size is unknown).
     pub fn target_packets(&self) -> u32 {
-        if self.frames_per_packet == 0 { 0 } else { self.target_frames.div_ceil(self.frames_per_packet) }
+        if self.frames_per_packet == 0 {
+            0
+        } else {
+            self.target_frames.div_ceil(self.frames_per_packet)
+        }
     }
 }
 
@@ -159,12 +172,18 @@ static OPEN_STREAMS: Mutex<Vec<(u64, Arc<StreamShared>)>> = Mutex::new(Vec::new(
 
 /// Registers an open stream under `key`; the latest registered is the one reported.
 pub fn register(key: u64, s: Arc<StreamShared>) {
-    OPEN_STREAMS.lock().unwrap_or_else(|p| p.into_inner()).push((key, s));
+    OPEN_STREAMS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((key, s));
 }
 
 /// Removes the stream registered under `key`.
 pub fn unregister(key: u64) {
-    OPEN_STREAMS.lock().unwrap_or_else(|p| p.into_inner()).retain(|(k, _)| *k != key);
+    OPEN_STREAMS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|(k, _)| *k != key);
 }
 
 /// Number of open streams.
@@ -174,7 +193,11 @@ pub fn open_count() -> usize {
 
 /// Counters of the most recently created stream still open.
 pub fn latest_stream_stats() -> Option<StreamStats> {
-    let latest = OPEN_STREAMS.lock().unwrap_or_else(|p| p.into_inner()).last().map(|(_, s)| s.clone());
+    let latest = OPEN_STREAMS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .last()
+        .map(|(_, s)| s.clone());
     latest.map(|s| s.snapshot())
 }
 
@@ -192,7 +215,10 @@ mod tests {
             master: Some(([0xdc, 0xa6, 0x00, 0xff, 0xfe, 0xff, 0x2e, 0xea], 2)),
             mode: 0,
         };
-        assert_eq!(stats_line(&c), "Slave to: PTP/dca600fffeff2eea:2, δ -270.9µs, Freq: +100.00ppm [LOCKED]");
+        assert_eq!(
+            stats_line(&c),
+            "Slave to: PTP/dca600fffeff2eea:2, δ -270.9µs, Freq: +100.00ppm [LOCKED]"
+        );
     }
 
     #[test]
@@ -209,10 +235,17 @@ mod tests {
         assert_eq!(s.buffer_level_percent(), 100);
         assert_eq!(s.buffer_packets(), 10);
         assert_eq!(s.target_packets(), 10);
-        let empty = StreamStats { target_frames: 0, frames_per_packet: 0, ..s };
+        let empty = StreamStats {
+            target_frames: 0,
+            frames_per_packet: 0,
+            ..s
+        };
         assert_eq!(empty.buffer_level_percent(), 100);
         assert_eq!(empty.buffer_packets(), 0);
-        let over = StreamStats { buffered_frames: 5000, ..s };
+        let over = StreamStats {
+            buffered_frames: 5000,
+            ..s
+        };
         assert_eq!(over.buffer_level_percent(), 200);
     }
 }

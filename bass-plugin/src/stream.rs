@@ -53,15 +53,21 @@ pub fn is_aes67_url(url: &str) -> bool {
 #[cfg(engine)]
 pub fn resolve_config(url: &str, defaults: &StreamDefaults) -> Result<StreamConfig, OpenError> {
     let url = url.trim();
-    let parsed = url::Url::parse(url).map_err(|e| OpenError::url(format!("invalid URL {url:?}: {e}")))?;
-    let pairs: Vec<(String, String)> = parsed.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let parsed =
+        url::Url::parse(url).map_err(|e| OpenError::url(format!("invalid URL {url:?}: {e}")))?;
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     let has = |names: &[&str]| pairs.iter().any(|(k, _)| names.contains(&k.as_str()));
     let mut cfg = if let Some((_, path)) = pairs.iter().find(|(k, _)| k == "sdp") {
         if path.is_empty() {
             return Err(OpenError::url("empty path in sdp="));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| OpenError::open(format!("cannot read sdp={path}: {e}")))?;
-        let mut c = StreamConfig::from_sdp(&text).map_err(|e| OpenError::url(format!("sdp={path}: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| OpenError::open(format!("cannot read sdp={path}: {e}")))?;
+        let mut c = StreamConfig::from_sdp(&text)
+            .map_err(|e| OpenError::url(format!("sdp={path}: {e}")))?;
         for (k, v) in &pairs {
             match k.as_str() {
                 "sdp" => {}
@@ -73,7 +79,11 @@ pub fn resolve_config(url: &str, defaults: &StreamDefaults) -> Result<StreamConf
                         .filter(|j| *j <= 10_000)
                         .ok_or_else(|| OpenError::url(format!("invalid jitter in jitter={v}")))?
                 }
-                _ => return Err(OpenError::url(format!("parameter not allowed with sdp= in {k}={v}"))),
+                _ => {
+                    return Err(OpenError::url(format!(
+                        "parameter not allowed with sdp= in {k}={v}"
+                    )));
+                }
             }
         }
         c
@@ -132,7 +142,9 @@ impl Realtime {
             }
             self.started = true;
         }
-        self.stats.buffered_frames.store((avail_frames - frames) as u32, Ordering::Relaxed);
+        self.stats
+            .buffered_frames
+            .store((avail_frames - frames) as u32, Ordering::Relaxed);
         if self.decode {
             return n;
         }
@@ -180,10 +192,13 @@ impl StreamShared {
         let e = self.engine.stats();
         s.packets_received = e.playout.packets;
         s.packets_late = e.playout.late + e.playout.lost;
-        s.buffered_frames = s.buffered_frames.saturating_add(e.buffer_frames.min(u32::MAX as u64) as u32);
+        s.buffered_frames = s
+            .buffered_frames
+            .saturating_add(e.buffer_frames.min(u32::MAX as u64) as u32);
         if e.packet_frames > 0 {
             s.frames_per_packet = e.packet_frames;
-            s.packet_time_us = (e.packet_frames as u64 * 1_000_000 / self.rate.max(1) as u64) as u32;
+            s.packet_time_us =
+                (e.packet_frames as u64 * 1_000_000 / self.rate.max(1) as u64) as u32;
         }
         s
     }
@@ -219,10 +234,17 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
     stats.target_frames.store(target, Ordering::Relaxed);
     if let Some(pt) = cfg.packet_time_us {
         stats.packet_time_us.store(pt, Ordering::Relaxed);
-        stats.frames_per_packet.store((pt as u64 * cfg.sample_rate as u64 / 1_000_000) as u32, Ordering::Relaxed);
+        stats.frames_per_packet.store(
+            (pt as u64 * cfg.sample_rate as u64 / 1_000_000) as u32,
+            Ordering::Relaxed,
+        );
     }
     let (engine, ring) = crate::engine::start(&cfg)?;
-    let shared = Arc::new(StreamShared { counters: stats.clone(), engine, rate: cfg.sample_rate });
+    let shared = Arc::new(StreamShared {
+        counters: stats.clone(),
+        engine,
+        rate: cfg.sample_rate,
+    });
     let (origres, scale) = match cfg.encoding {
         Encoding::L16 => (16, 1.0 / 32768.0),
         _ => (24, 1.0 / 8_388_608.0),
@@ -231,7 +253,14 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
     stats::register(key, shared.clone());
     Ok(StreamState {
         origres,
-        rt: UnsafeCell::new(Realtime { ring, decode, chans: cfg.channels as usize, scale, started: false, stats }),
+        rt: UnsafeCell::new(Realtime {
+            ring,
+            decode,
+            chans: cfg.channels as usize,
+            scale,
+            started: false,
+            stats,
+        }),
         rate: cfg.sample_rate,
         chans: cfg.channels as u32,
         key,
@@ -245,7 +274,8 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
 pub fn open(_url: &str, _decode: bool) -> Result<StreamState, OpenError> {
     Err(OpenError {
         code: crate::errors::BASS_ERROR_NOTAVAIL,
-        text: "this build of the add-on has no engine (Windows without the windows-engine feature)".into(),
+        text: "this build of the add-on has no engine (Windows without the windows-engine feature)"
+            .into(),
     })
 }
 
@@ -254,7 +284,11 @@ mod tests {
     use super::*;
 
     fn defaults() -> StreamDefaults {
-        StreamDefaults { payload_type: 100, iface: Some("10.0.0.9".into()), jitter_ms: 25 }
+        StreamDefaults {
+            payload_type: 100,
+            iface: Some("10.0.0.9".into()),
+            jitter_ms: 25,
+        }
     }
 
     #[test]
@@ -270,14 +304,25 @@ mod tests {
         let c = resolve_config("aes67://239.69.0.1:5006", &defaults()).unwrap();
         assert_eq!((c.port, c.payload_type, c.jitter_ms), (5006, 100, 25));
         assert_eq!(c.iface.as_deref(), Some("10.0.0.9"));
-        let c = resolve_config("aes67://239.69.0.1?payload=97&jitter=5&interface=eth1&channels=8&samplerate=96000", &defaults()).unwrap();
-        assert_eq!((c.payload_type, c.jitter_ms, c.channels, c.sample_rate), (97, 5, 8, 96000));
+        let c = resolve_config(
+            "aes67://239.69.0.1?payload=97&jitter=5&interface=eth1&channels=8&samplerate=96000",
+            &defaults(),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.payload_type, c.jitter_ms, c.channels, c.sample_rate),
+            (97, 5, 8, 96000)
+        );
         assert_eq!(c.iface.as_deref(), Some("eth1"));
     }
 
     #[test]
     fn bad_urls_name_the_field() {
-        for (u, field) in [("aes67://239.69.0.1?ch=0", "ch=0"), ("aes67://239.69.0.1?bogus=1", "bogus=1"), ("aes67://nothost", "nothost")] {
+        for (u, field) in [
+            ("aes67://239.69.0.1?ch=0", "ch=0"),
+            ("aes67://239.69.0.1?bogus=1", "bogus=1"),
+            ("aes67://nothost", "nothost"),
+        ] {
             let e = resolve_config(u, &defaults()).unwrap_err();
             assert_eq!(e.code, crate::errors::BASS_ERROR_ILLPARAM, "{u}");
             assert!(e.text.contains(field), "{u}: {}", e.text);
@@ -294,10 +339,21 @@ mod tests {
             "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=t\r\nc=IN IP4 239.69.3.3/32\r\nt=0 0\r\nm=audio 5008 RTP/AVP 98\r\na=rtpmap:98 L16/48000/4\r\na=ptime:1\r\n",
         )
         .unwrap();
-        let c = resolve_config(&format!("aes67://sdp?sdp={}&jitter=7", p.display()), &defaults()).unwrap();
-        assert_eq!((c.port, c.payload_type, c.channels, c.jitter_ms), (5008, 98, 4, 7));
+        let c = resolve_config(
+            &format!("aes67://sdp?sdp={}&jitter=7", p.display()),
+            &defaults(),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.port, c.payload_type, c.channels, c.jitter_ms),
+            (5008, 98, 4, 7)
+        );
         assert_eq!(c.encoding, Encoding::L16);
-        let e = resolve_config(&format!("aes67://0.0.0.0?sdp={}&ch=2", p.display()), &defaults()).unwrap_err();
+        let e = resolve_config(
+            &format!("aes67://0.0.0.0?sdp={}&ch=2", p.display()),
+            &defaults(),
+        )
+        .unwrap_err();
         assert!(e.text.contains("ch=2"), "{}", e.text);
         let e = resolve_config("aes67://0.0.0.0?sdp=/nonexistent/x.sdp", &defaults()).unwrap_err();
         assert_eq!(e.code, crate::errors::BASS_ERROR_FILEOPEN);
@@ -308,20 +364,47 @@ mod tests {
     fn fill_decode_and_playing() {
         let (mut p, c) = rtrb::RingBuffer::<i32>::new(64);
         let stats = Arc::new(SharedStats::default());
-        let mut rt = Realtime { ring: c, decode: true, chans: 2, scale: 1.0 / 8_388_608.0, started: false, stats: stats.clone() };
+        let mut rt = Realtime {
+            ring: c,
+            decode: true,
+            chans: 2,
+            scale: 1.0 / 8_388_608.0,
+            started: false,
+            stats: stats.clone(),
+        };
         let mut out = [9.0f32; 8];
         assert_eq!(rt.fill(&mut out), 0);
         for v in [8_388_607, -8_388_608, 1, -1, 5] {
             p.push(v).unwrap();
         }
         assert_eq!(rt.fill(&mut out), 4, "only whole frames");
-        assert_eq!(out[..4], [8_388_607.0 / 8_388_608.0, -1.0, 1.0 / 8_388_608.0, -1.0 / 8_388_608.0]);
+        assert_eq!(
+            out[..4],
+            [
+                8_388_607.0 / 8_388_608.0,
+                -1.0,
+                1.0 / 8_388_608.0,
+                -1.0 / 8_388_608.0
+            ]
+        );
         assert_eq!(out[4], 9.0);
         rt.decode = false;
         let mut out = [9.0f32; 8];
         p.push(6).unwrap();
         assert_eq!(rt.fill(&mut out), 8);
-        assert_eq!(out, [5.0 / 8_388_608.0, 6.0 / 8_388_608.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            out,
+            [
+                5.0 / 8_388_608.0,
+                6.0 / 8_388_608.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0
+            ]
+        );
         assert_eq!(stats.underruns.load(Ordering::Relaxed), 1);
     }
 }

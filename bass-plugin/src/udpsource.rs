@@ -36,13 +36,18 @@ pub const MAX_PER_POLL: usize = 64;
 /// are resolved only on Linux) or the group is IPv6.
 pub fn open_socket(cfg: &StreamConfig) -> Result<UdpSocket, OpenError> {
     let IpAddr::V4(dest) = cfg.dest else {
-        return Err(OpenError::url(format!("IPv6 is not supported in group {}", cfg.dest)));
+        return Err(OpenError::url(format!(
+            "IPv6 is not supported in group {}",
+            cfg.dest
+        )));
     };
     let iface = match cfg.iface.as_deref() {
         None => Ipv4Addr::UNSPECIFIED,
-        Some(s) => s
-            .parse()
-            .map_err(|_| OpenError::url(format!("not an IPv4 address (names need Linux) in iface={s}")))?,
+        Some(s) => s.parse().map_err(|_| {
+            OpenError::url(format!(
+                "not an IPv4 address (names need Linux) in iface={s}"
+            ))
+        })?,
     };
     let e = |what: &str| {
         let what = what.to_string();
@@ -55,11 +60,16 @@ pub fn open_socket(cfg: &StreamConfig) -> Result<UdpSocket, OpenError> {
         sock.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, cfg.port)).into())
             .map_err(e(&format!("bind port {}", cfg.port)))?;
         match cfg.source {
-            Some(src) => sock.join_ssm_v4(&src, &dest, &iface).map_err(e("IP_ADD_SOURCE_MEMBERSHIP"))?,
-            None => sock.join_multicast_v4(&dest, &iface).map_err(e("IP_ADD_MEMBERSHIP"))?,
+            Some(src) => sock
+                .join_ssm_v4(&src, &dest, &iface)
+                .map_err(e("IP_ADD_SOURCE_MEMBERSHIP"))?,
+            None => sock
+                .join_multicast_v4(&dest, &iface)
+                .map_err(e("IP_ADD_MEMBERSHIP"))?,
         }
     } else {
-        sock.bind(&SocketAddr::from((dest, cfg.port)).into()).map_err(e(&format!("bind {dest}:{}", cfg.port)))?;
+        sock.bind(&SocketAddr::from((dest, cfg.port)).into())
+            .map_err(e(&format!("bind {dest}:{}", cfg.port)))?;
     }
     Ok(sock.into())
 }
@@ -78,7 +88,11 @@ pub struct UdpSource {
 impl UdpSource {
     /// Wraps a socket from [`open_socket`].
     pub fn new(sock: UdpSocket) -> UdpSource {
-        UdpSource { sock, buf: vec![0; MAX_DATAGRAM], timeout_ms: -1 }
+        UdpSource {
+            sock,
+            buf: vec![0; MAX_DATAGRAM],
+            timeout_ms: -1,
+        }
     }
 }
 
@@ -90,10 +104,15 @@ fn is_truncation(e: &io::Error) -> bool {
 impl PacketSource for UdpSource {
     /// Waits up to `timeout_ms` for the first datagram, then takes up to
     /// [`MAX_PER_POLL`] more, each waiting at most the same timeout.
-    fn poll(&mut self, timeout_ms: i32, on_packet: &mut dyn FnMut(&[u8], &RxMeta)) -> io::Result<usize> {
+    fn poll(
+        &mut self,
+        timeout_ms: i32,
+        on_packet: &mut dyn FnMut(&[u8], &RxMeta),
+    ) -> io::Result<usize> {
         let t = timeout_ms.max(1);
         if t != self.timeout_ms {
-            self.sock.set_read_timeout(Some(Duration::from_millis(t as u64)))?;
+            self.sock
+                .set_read_timeout(Some(Duration::from_millis(t as u64)))?;
             self.timeout_ms = t;
         }
         let mut n = 0;
@@ -101,7 +120,14 @@ impl PacketSource for UdpSource {
             let (len, src, truncated) = match self.sock.recv_from(&mut self.buf) {
                 Ok((len, src)) => (len, Some(src), false),
                 Err(e) if is_truncation(&e) => (self.buf.len(), None, true),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break;
+                }
                 Err(e) if n == 0 => return Err(e),
                 Err(_) => break,
             };
@@ -138,7 +164,8 @@ mod tests {
         let mut src = UdpSource::new(sock);
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         for i in 0..3u8 {
-            tx.send_to(&[0x80, 96, 0, i, 1, 2, 3, 4], ("127.0.0.1", cfg.port)).unwrap();
+            tx.send_to(&[0x80, 96, 0, i, 1, 2, 3, 4], ("127.0.0.1", cfg.port))
+                .unwrap();
         }
         let before = realtime_now_ns();
         let mut got = Vec::new();
@@ -150,11 +177,17 @@ mod tests {
         for (i, (b, m)) in got.iter().enumerate() {
             assert_eq!(b[3], i as u8);
             assert_eq!(m.src, Some(tx.local_addr().unwrap()));
-            let Some(RxTimestamp::Software(ts)) = m.kernel_ts else { panic!("no timestamp") };
+            let Some(RxTimestamp::Software(ts)) = m.kernel_ts else {
+                panic!("no timestamp")
+            };
             assert!(ts >= before - 1_000_000_000 && ts <= realtime_now_ns());
         }
         // Nothing more: poll times out and reports 0.
-        assert_eq!(src.poll(1, &mut |_, _| panic!("unexpected packet")).unwrap(), 0);
+        assert_eq!(
+            src.poll(1, &mut |_, _| panic!("unexpected packet"))
+                .unwrap(),
+            0
+        );
     }
 
     #[test]

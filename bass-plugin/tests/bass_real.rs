@@ -54,7 +54,8 @@ pub struct Bass {
     pub get_config: unsafe extern "system" fn(u32) -> u32,
     pub set_config_ptr: unsafe extern "system" fn(u32, *const c_void) -> i32,
     pub get_config_ptr: unsafe extern "system" fn(u32) -> *const c_void,
-    pub stream_create_url: unsafe extern "system" fn(*const c_char, u32, u32, *const c_void, *mut c_void) -> u32,
+    pub stream_create_url:
+        unsafe extern "system" fn(*const c_char, u32, u32, *const c_void, *mut c_void) -> u32,
     pub stream_create: unsafe extern "system" fn(u32, u32, u32, isize, *mut c_void) -> u32,
     pub stream_put_data: unsafe extern "system" fn(u32, *const c_void, u32) -> u32,
     pub stream_free: unsafe extern "system" fn(u32) -> i32,
@@ -65,7 +66,10 @@ pub struct Bass {
 }
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Runs ci/bass-fetch.sh (downloads + verifies BASS) and returns the directory.
@@ -74,7 +78,11 @@ pub fn bass_dir() -> PathBuf {
         .arg(repo_root().join("ci/bass-fetch.sh"))
         .output()
         .expect("run ci/bass-fetch.sh");
-    assert!(out.status.success(), "bass-fetch failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "bass-fetch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
@@ -131,7 +139,9 @@ impl Bass {
 
     pub fn create_url(&self, url: &str, flags: u32) -> u32 {
         let c = CString::new(url).unwrap();
-        unsafe { (self.stream_create_url)(c.as_ptr(), 0, flags, std::ptr::null(), std::ptr::null_mut()) }
+        unsafe {
+            (self.stream_create_url)(c.as_ptr(), 0, flags, std::ptr::null(), std::ptr::null_mut())
+        }
     }
 
     pub fn get_str(&self, opt: u32) -> Option<String> {
@@ -139,7 +149,12 @@ impl Bass {
         if p.is_null() {
             return None;
         }
-        Some(unsafe { CStr::from_ptr(p as *const c_char) }.to_str().unwrap().to_string())
+        Some(
+            unsafe { CStr::from_ptr(p as *const c_char) }
+                .to_str()
+                .unwrap()
+                .to_string(),
+        )
     }
 
     pub fn set_str(&self, opt: u32, s: &str) -> bool {
@@ -158,16 +173,31 @@ impl Bass {
     /// BASS still works: a push stream hands back exactly what was pushed,
     /// and BASS's own config options answer.
     pub fn assert_still_works(&self) {
-        let mapped = std::fs::read_to_string("/proc/self/maps").unwrap().contains("libbass_aes67");
+        let mapped = std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .contains("libbass_aes67");
         assert!(!mapped, "the add-on is still mapped after BASS_PluginFree");
-        assert_eq!(unsafe { (self.get_config)(0x20000) }, u32::MAX, "config proc still registered after unload");
+        assert_eq!(
+            unsafe { (self.get_config)(0x20000) },
+            u32::MAX,
+            "config proc still registered after unload"
+        );
         unsafe {
-            let h = (self.stream_create)(48000, 2, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT, -1, std::ptr::null_mut());
+            let h = (self.stream_create)(
+                48000,
+                2,
+                BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT,
+                -1,
+                std::ptr::null_mut(),
+            );
             assert_ne!(h, 0, "push stream: error {}", self.err());
             let data: Vec<f32> = (0..256).map(|i| i as f32 / 256.0).collect();
             assert_eq!((self.stream_put_data)(h, data.as_ptr().cast(), 1024), 1024);
             let mut back = vec![0f32; 256];
-            assert_eq!((self.channel_get_data)(h, back.as_mut_ptr().cast(), 1024), 1024);
+            assert_eq!(
+                (self.channel_get_data)(h, back.as_mut_ptr().cast(), 1024),
+                1024
+            );
             assert_eq!(back, data);
             assert_ne!((self.stream_free)(h), 0);
             assert_ne!((self.get_config)(0), u32::MAX, "BASS_CONFIG_BUFFER");
@@ -227,7 +257,10 @@ fn plugin_info_config_errors_and_unload() {
             assert_ne!((b.set_config)(id, default), 0);
         }
         // Read-only DWORD options: readable, SET rejected with error 20.
-        for id in [0x20005u32, 0x20006, 0x20010, 0x20011, 0x20012, 0x20013, 0x20014, 0x20015, 0x20016, 0x20017, 0x20018] {
+        for id in [
+            0x20005u32, 0x20006, 0x20010, 0x20011, 0x20012, 0x20013, 0x20014, 0x20015, 0x20016,
+            0x20017, 0x20018,
+        ] {
             let v = (b.get_config)(id);
             assert_ne!(v, u32::MAX, "get {id:#x}: error {}", b.err());
             assert_eq!((b.set_config)(id, 1), 0, "{id:#x} must be read-only");
@@ -235,7 +268,11 @@ fn plugin_info_config_errors_and_unload() {
         }
         // No stream open, PTP not running: the documented idle values.
         assert_eq!((b.get_config)(0x20006), 0, "PTP_STATE disabled");
-        assert_eq!((b.get_config)(0x20010), 100, "BUFFER_LEVEL at target when idle");
+        assert_eq!(
+            (b.get_config)(0x20010),
+            100,
+            "BUFFER_LEVEL at target when idle"
+        );
         assert_eq!((b.get_config)(0x20012), 0, "PACKETS_RECEIVED");
         // PTP_OFFSET as a pointer gives the full i64.
         let p = (b.get_config_ptr)(0x20005) as *const i64;
@@ -247,18 +284,29 @@ fn plugin_info_config_errors_and_unload() {
         assert!(b.set_str(0x20001, "10.1.2.3"));
         assert_eq!(b.get_str(0x20001).as_deref(), Some("10.1.2.3"));
         let wide: Vec<u16> = "vb-é".encode_utf16().chain([0]).collect();
-        assert_ne!((b.set_config_ptr)(0x20001 | BASS_UNICODE, wide.as_ptr().cast()), 0, "unicode set: {}", b.err());
+        assert_ne!(
+            (b.set_config_ptr)(0x20001 | BASS_UNICODE, wide.as_ptr().cast()),
+            0,
+            "unicode set: {}",
+            b.err()
+        );
         assert_eq!(b.get_str(0x20001).as_deref(), Some("vb-é"));
         let wp = (b.get_config_ptr)(0x20001 | BASS_UNICODE) as *const u16;
         assert!(!wp.is_null());
         assert_eq!(std::slice::from_raw_parts(wp, wide.len()), &wide[..]);
-        assert!(!b.set_str(0x20001, &"x".repeat(300)), "over-long interface accepted");
+        assert!(
+            !b.set_str(0x20001, &"x".repeat(300)),
+            "over-long interface accepted"
+        );
         // BASS itself refuses a NULL value (error 20); "" clears.
         assert_eq!((b.set_config_ptr)(0x20001, std::ptr::null()), 0);
         assert!(b.set_str(0x20001, ""), "empty string clears");
         assert_eq!(b.get_str(0x20001).as_deref(), Some(""));
         let stats = b.get_str(0x20004).expect("PTP_STATS");
-        assert!(stats.contains("PTP") && stats.contains("clock"), "stats line: {stats}");
+        assert!(
+            stats.contains("PTP") && stats.contains("clock"),
+            "stats line: {stats}"
+        );
         assert!(!b.set_str(0x20004, "x"), "PTP_STATS must be read-only");
         // DWORD access to string options and string access to DWORD ones are refused.
         assert_eq!((b.get_config)(0x20001), u32::MAX);
@@ -268,18 +316,39 @@ fn plugin_info_config_errors_and_unload() {
         assert_ne!((b.get_config)(0), u32::MAX);
 
         // URL errors.
-        assert_eq!(b.create_url("aes67://239.69.0.1?ch=0", BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT), 0);
+        assert_eq!(
+            b.create_url(
+                "aes67://239.69.0.1?ch=0",
+                BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT
+            ),
+            0
+        );
         assert_eq!(b.err(), 20, "malformed aes67 URL");
-        let text = CStr::from_ptr(bass_aes67_last_error(h)).to_str().unwrap().to_string();
+        let text = CStr::from_ptr(bass_aes67_last_error(h))
+            .to_str()
+            .unwrap()
+            .to_string();
         assert!(text.contains("ch=0"), "error text: {text}");
-        assert_eq!(b.create_url("aes67://not-an-ip:5004", BASS_STREAM_DECODE), 0);
+        assert_eq!(
+            b.create_url("aes67://not-an-ip:5004", BASS_STREAM_DECODE),
+            0
+        );
         assert_eq!(b.err(), 20);
-        assert_eq!(b.create_url("aes67://239.69.0.1?sdp=/nonexistent.sdp", BASS_STREAM_DECODE), 0);
+        assert_eq!(
+            b.create_url(
+                "aes67://239.69.0.1?sdp=/nonexistent.sdp",
+                BASS_STREAM_DECODE
+            ),
+            0
+        );
         assert_eq!(b.err(), 2, "unreadable sdp file");
         // Not ours: declined, BASS reports that no handler took it.
         assert_eq!(b.create_url("bogus://x", BASS_STREAM_DECODE), 0);
         let declined = b.err();
-        assert!(declined == 48 || declined == 41, "non-aes67 URL: error {declined}");
+        assert!(
+            declined == 48 || declined == 41,
+            "non-aes67 URL: error {declined}"
+        );
 
         assert_ne!((b.plugin_free)(h), 0, "BASS_PluginFree: {}", b.err());
         // After unload the config proc is gone: our ids are unknown again, and BASS works.
@@ -291,7 +360,9 @@ fn plugin_info_config_errors_and_unload() {
 
 /// `BASS_AES67_GetLastErrorText` of the loaded add-on (looked up in the same mapping BASS uses).
 unsafe fn bass_aes67_last_error(_h: u32) -> *const c_char {
-    let lib = unsafe { libloading::os::unix::Library::open(Some(addon_path()), libc_rtld_noload()) }.expect("add-on mapped");
+    let lib =
+        unsafe { libloading::os::unix::Library::open(Some(addon_path()), libc_rtld_noload()) }
+            .expect("add-on mapped");
     let f: libloading::os::unix::Symbol<unsafe extern "system" fn() -> *const c_char> =
         unsafe { lib.get(b"BASS_AES67_GetLastErrorText\0") }.unwrap();
     unsafe { f() }
@@ -315,7 +386,12 @@ fn pattern(frames: usize, seed: u32) -> Vec<i32> {
 }
 
 fn write_wav(path: &std::path::Path, samples: &[i32]) {
-    let spec = hound::WavSpec { channels: 2, sample_rate: 48_000, bits_per_sample: 24, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 24,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for s in samples {
         w.write_sample(*s).unwrap();
@@ -324,12 +400,40 @@ fn write_wav(path: &std::path::Path, samples: &[i32]) {
 }
 
 /// GStreamer in namespace A sends `wav` as L24/48000/2, 1 ms packets, paced in real time.
-fn spawn_sender(pair: &aes67::rig::NetnsPair, wav: &std::path::Path, group: &str, port: u16) -> std::process::Child {
+fn spawn_sender(
+    pair: &aes67::rig::NetnsPair,
+    wav: &std::path::Path,
+    group: &str,
+    port: u16,
+) -> std::process::Child {
     aes67::rig::NetnsPair::cmd_in(&pair.a, "gst-launch-1.0")
-        .args(["-q", "filesrc", &format!("location={}", wav.display()), "!", "wavparse", "!", "audioconvert", "!"])
-        .args(["audio/x-raw,format=S24BE,rate=48000,channels=2,layout=interleaved", "!"])
-        .args(["rtpL24pay", "pt=96", "min-ptime=1000000", "max-ptime=1000000", "!"])
-        .args(["udpsink", &format!("host={group}"), &format!("port={port}"), &format!("multicast-iface={}", pair.if_a)])
+        .args([
+            "-q",
+            "filesrc",
+            &format!("location={}", wav.display()),
+            "!",
+            "wavparse",
+            "!",
+            "audioconvert",
+            "!",
+        ])
+        .args([
+            "audio/x-raw,format=S24BE,rate=48000,channels=2,layout=interleaved",
+            "!",
+        ])
+        .args([
+            "rtpL24pay",
+            "pt=96",
+            "min-ptime=1000000",
+            "max-ptime=1000000",
+            "!",
+        ])
+        .args([
+            "udpsink",
+            &format!("host={group}"),
+            &format!("port={port}"),
+            &format!("multicast-iface={}", pair.if_a),
+        ])
         .args(["ttl-mc=1", "auto-multicast=true", "sync=true"])
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -338,7 +442,14 @@ fn spawn_sender(pair: &aes67::rig::NetnsPair, wav: &std::path::Path, group: &str
 
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn fd_count() -> usize {
@@ -357,7 +468,10 @@ fn thread_count() -> usize {
 #[test]
 fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     use aes67::rig::{NetnsPair, in_netns, is_root};
-    assert!(is_root(), "this test needs root (network namespaces); CI runs as root");
+    assert!(
+        is_root(),
+        "this test needs root (network namespaces); CI runs as root"
+    );
     let (b, _g) = bass();
     let pair = NetnsPair::new().expect("netns pair");
     let dir = std::env::temp_dir().join(format!("bass-aes67-rx-{}", std::process::id()));
@@ -371,11 +485,18 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
 
     let h_addon = b.load_addon();
     let url = format!("aes67://{group}:{port}?iface={}&jitter=20", pair.ip_b);
-    let h = in_netns(&pair.b, || b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)).unwrap();
+    let h = in_netns(&pair.b, || {
+        b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+    })
+    .unwrap();
     assert_ne!(h, 0, "BASS_StreamCreateURL({url}): error {}", b.err());
     let mut info = ChannelInfo::default();
     assert_ne!(unsafe { (b.channel_get_info)(h, &mut info) }, 0);
-    assert_eq!((info.ctype, info.origres, info.freq, info.chans), (CTYPE_AES67, 24, 48_000, 2), "{info:?}");
+    assert_eq!(
+        (info.ctype, info.origres, info.freq, info.chans),
+        (CTYPE_AES67, 24, 48_000, 2),
+        "{info:?}"
+    );
 
     let mut sender = spawn_sender(&pair, &wav, &group, port);
 
@@ -399,7 +520,11 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     assert_eq!(unsafe { (b.get_config)(0x20016) }, 1000, "PACKET_TIME µs");
     assert_eq!(unsafe { (b.get_config)(0x20015) }, 20, "TARGET_PACKETS");
     assert!(level <= 200, "BUFFER_LEVEL {level}");
-    eprintln!("received {} floats in {:?}; PACKETS_RECEIVED {received}, BUFFER_LEVEL {level}%", got.len(), t0.elapsed());
+    eprintln!(
+        "received {} floats in {:?}; PACKETS_RECEIVED {received}, BUFFER_LEVEL {level}%",
+        got.len(),
+        t0.elapsed()
+    );
 
     // Every float is an exact 24-bit integer / 2^23.
     let ints: Vec<i32> = got
@@ -411,14 +536,25 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
         })
         .collect();
     // Align: skip leading silence, find the first received frame in the pattern.
-    let first = ints.iter().position(|&v| v != 0).expect("only silence received");
+    let first = ints
+        .iter()
+        .position(|&v| v != 0)
+        .expect("only silence received");
     let first = first - first % 2;
     let rx = &ints[first..];
-    let at = (0..FRAMES - 4).map(|f| f * 2).find(|&i| sent[i..i + 8] == rx[..8]).expect("received audio not found in the sent pattern");
+    let at = (0..FRAMES - 4)
+        .map(|f| f * 2)
+        .find(|&i| sent[i..i + 8] == rx[..8])
+        .expect("received audio not found in the sent pattern");
     let n = rx.len().min(sent.len() - at);
     assert!(n >= 48_000 * 2 * 2, "only {n} samples aligned");
     let mismatch = (0..n).find(|&i| rx[i] != sent[at + i]);
-    assert_eq!(mismatch, None, "first mismatch after {} aligned samples (of {n}); pattern offset {at}", mismatch.unwrap_or(0));
+    assert_eq!(
+        mismatch,
+        None,
+        "first mismatch after {} aligned samples (of {n}); pattern offset {at}",
+        mismatch.unwrap_or(0)
+    );
     eprintln!("bit-exact: {n} samples from pattern offset {at}");
     assert!(received >= 2000, "PACKETS_RECEIVED {received}");
     assert_ne!(unsafe { (b.stream_free)(h) }, 0);
@@ -431,16 +567,26 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     )
     .unwrap();
     let sdp_url = format!("aes67://sdp?sdp={}&iface={}", sdp.display(), pair.ip_b);
-    let hs = in_netns(&pair.b, || b.create_url(&sdp_url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)).unwrap();
+    let hs = in_netns(&pair.b, || {
+        b.create_url(&sdp_url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+    })
+    .unwrap();
     assert_ne!(hs, 0, "{sdp_url}: error {}", b.err());
     assert_ne!(unsafe { (b.channel_get_info)(hs, &mut info) }, 0);
-    assert_eq!((info.ctype, info.origres, info.chans), (CTYPE_AES67, 16, 4), "from SDP: {info:?}");
+    assert_eq!(
+        (info.ctype, info.origres, info.chans),
+        (CTYPE_AES67, 16, 4),
+        "from SDP: {info:?}"
+    );
     assert_ne!(unsafe { (b.stream_free)(hs) }, 0);
 
     // 1000 create/free cycles: no leak of memory, fds or threads, no crash.
     let cycle = |k: usize| {
         for i in 0..k {
-            let h = in_netns(&pair.b, || b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)).unwrap();
+            let h = in_netns(&pair.b, || {
+                b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+            })
+            .unwrap();
             assert_ne!(h, 0, "cycle {i}: error {}", b.err());
             assert_ne!(unsafe { (b.stream_free)(h) }, 0, "cycle {i}");
         }
@@ -450,17 +596,32 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     let t1 = std::time::Instant::now();
     cycle(1000);
     let (rss1, fd1, th1) = (rss_kib(), fd_count(), thread_count());
-    eprintln!("1000 cycles in {:?}: RSS {rss0} -> {rss1} KiB, fds {fd0} -> {fd1}, threads {th0} -> {th1}", t1.elapsed());
+    eprintln!(
+        "1000 cycles in {:?}: RSS {rss0} -> {rss1} KiB, fds {fd0} -> {fd1}, threads {th0} -> {th1}",
+        t1.elapsed()
+    );
     assert_eq!(fd1, fd0, "file descriptors leaked");
     assert!(th1 <= th0, "threads leaked");
     assert!(rss1 < rss0 + 4096, "RSS grew by {} KiB", rss1 - rss0);
 
     // A stream still open at unload is freed by BASS_PluginFree (its Free runs).
-    let h = in_netns(&pair.b, || b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)).unwrap();
+    let h = in_netns(&pair.b, || {
+        b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+    })
+    .unwrap();
     assert_ne!(h, 0);
-    assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0, "BASS_PluginFree: {}", b.err());
-    assert_eq!(unsafe { (b.channel_get_info)(h, &mut info) }, 0, "stream survived PluginFree");
-    assert_eq!(fd_count(), fd0 - 0, "PluginFree left the stream's socket open");
+    assert_ne!(
+        unsafe { (b.plugin_free)(h_addon) },
+        0,
+        "BASS_PluginFree: {}",
+        b.err()
+    );
+    assert_eq!(
+        unsafe { (b.channel_get_info)(h, &mut info) },
+        0,
+        "stream survived PluginFree"
+    );
+    assert_eq!(fd_count(), fd0, "PluginFree left the stream's socket open");
     b.assert_still_works();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -472,7 +633,10 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
 #[test]
 fn two_playing_streams_at_once() {
     use aes67::rig::{NetnsPair, in_netns, is_root};
-    assert!(is_root(), "this test needs root (network namespaces); CI runs as root");
+    assert!(
+        is_root(),
+        "this test needs root (network namespaces); CI runs as root"
+    );
     let (b, _g) = bass();
     let pair = NetnsPair::new().expect("netns pair");
     let dir = std::env::temp_dir().join(format!("bass-aes67-play-{}", std::process::id()));
@@ -488,23 +652,49 @@ fn two_playing_streams_at_once() {
         let url = format!("aes67://{group}:{port}?interface={}&jitter=20", pair.ip_b);
         let h = in_netns(&pair.b, || b.create_url(&url, BASS_SAMPLE_FLOAT)).unwrap();
         assert_ne!(h, 0, "playing stream {url}: error {}", b.err());
-        assert_ne!(unsafe { (b.channel_play)(h, 0) }, 0, "BASS_ChannelPlay: error {}", b.err());
+        assert_ne!(
+            unsafe { (b.channel_play)(h, 0) },
+            0,
+            "BASS_ChannelPlay: error {}",
+            b.err()
+        );
         let sender = spawn_sender(&pair, &wav, &group, port);
         streams.push((h, sent, sender));
     }
     std::thread::sleep(std::time::Duration::from_millis(1500));
     for (i, (h, sent, _)) in streams.iter().enumerate() {
-        assert_eq!(unsafe { (b.channel_is_active)(*h) }, 1, "stream {i} not playing");
+        assert_eq!(
+            unsafe { (b.channel_is_active)(*h) },
+            1,
+            "stream {i} not playing"
+        );
         let mut buf = vec![0f32; 9600];
-        let n = unsafe { (b.channel_get_data)(*h, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
-        assert_ne!(n, u32::MAX, "stream {i}: BASS_ChannelGetData error {}", b.err());
-        let ints: Vec<i32> = buf[..n as usize / 4].iter().map(|f| (f * 8_388_608.0) as i32).collect();
+        let n =
+            unsafe { (b.channel_get_data)(*h, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
+        assert_ne!(
+            n,
+            u32::MAX,
+            "stream {i}: BASS_ChannelGetData error {}",
+            b.err()
+        );
+        let ints: Vec<i32> = buf[..n as usize / 4]
+            .iter()
+            .map(|f| (f * 8_388_608.0) as i32)
+            .collect();
         // Find a run of 64 nonzero interleaved samples and check it against this stream's pattern.
-        let start = (0..ints.len().saturating_sub(64)).step_by(2).find(|&k| ints[k..k + 64].iter().all(|&v| v != 0));
-        let start = start.unwrap_or_else(|| panic!("stream {i}: no audio in its playback buffer ({n} bytes)"));
+        let start = (0..ints.len().saturating_sub(64))
+            .step_by(2)
+            .find(|&k| ints[k..k + 64].iter().all(|&v| v != 0));
+        let start = start
+            .unwrap_or_else(|| panic!("stream {i}: no audio in its playback buffer ({n} bytes)"));
         let run = &ints[start..start + 64];
-        let found = (0..sent.len() - 64).step_by(2).any(|k| &sent[k..k + 64] == run);
-        assert!(found, "stream {i}: playback samples are not its sender's pattern");
+        let found = (0..sent.len() - 64)
+            .step_by(2)
+            .any(|k| &sent[k..k + 64] == run);
+        assert!(
+            found,
+            "stream {i}: playback samples are not its sender's pattern"
+        );
     }
     for (h, _, mut sender) in streams {
         let _ = sender.kill();

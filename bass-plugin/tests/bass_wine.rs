@@ -12,12 +12,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{cmd:?} failed:\n{text}");
     text
 }
@@ -27,7 +34,12 @@ fn run(cmd: &mut Command) -> String {
 pub fn wine_dir(features: &[&str]) -> PathBuf {
     for tool in ["wine", "x86_64-w64-mingw32-gcc"] {
         assert!(
-            Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success(),
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .unwrap()
+                .status
+                .success(),
             "{tool} is missing: run ci/setup.sh (packages mingw-w64 wine64 wine)"
         );
     }
@@ -37,18 +49,36 @@ pub fn wine_dir(features: &[&str]) -> PathBuf {
     run(Command::new(cargo)
         .current_dir(&root)
         .env("CARGO_TARGET_DIR", &target)
-        .args(["build", "--release", "--target", "x86_64-pc-windows-gnu", "-p", "bass-aes67"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "x86_64-pc-windows-gnu",
+            "-p",
+            "bass-aes67",
+        ])
         .args(features));
     let dll = target.join("x86_64-pc-windows-gnu/release/bass_aes67.dll");
-    let dir = target.join(if features.is_empty() { "run" } else { "run-engine" });
+    let dir = target.join(if features.is_empty() {
+        "run"
+    } else {
+        "run-engine"
+    });
     std::fs::create_dir_all(&dir).unwrap();
     let bass = PathBuf::from(
-        run(Command::new("bash").arg(root.join("ci/bass-fetch.sh"))).lines().last().unwrap().trim(),
+        run(Command::new("bash").arg(root.join("ci/bass-fetch.sh")))
+            .lines()
+            .last()
+            .unwrap()
+            .trim(),
     );
     std::fs::copy(bass.join("bass.dll"), dir.join("bass.dll")).unwrap();
     std::fs::copy(&dll, dir.join("bass_aes67.dll")).unwrap();
     let src = root.join("ci/bass-wine");
-    run(Command::new("x86_64-w64-mingw32-gcc").args(["-O2", "-o"]).arg(dir.join("host.exe")).arg(src.join("host.c")));
+    run(Command::new("x86_64-w64-mingw32-gcc")
+        .args(["-O2", "-o"])
+        .arg(dir.join("host.exe"))
+        .arg(src.join("host.c")));
     run(Command::new("x86_64-w64-mingw32-gcc")
         .args(["-shared", "-o"])
         .arg(dir.join("bcryptprimitives.dll"))
@@ -69,7 +99,10 @@ pub fn wine(dir: &Path, args: &[&str]) -> (bool, String) {
         .env_remove("DISPLAY")
         .output()
         .expect("wine");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -105,7 +138,12 @@ fn pattern(frames: usize) -> Vec<i32> {
 fn windows_engine_receives_gstreamer_unicast_under_wine() {
     let dir = wine_dir(&["--features", "windows-engine"]);
     let wav = dir.join("pattern.wav");
-    let spec = hound::WavSpec { channels: 2, sample_rate: 48_000, bits_per_sample: 24, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 24,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(&wav, spec).unwrap();
     for s in pattern(48_000 * 4) {
         w.write_sample(s).unwrap();
@@ -123,10 +161,33 @@ fn windows_engine_receives_gstreamer_unicast_under_wine() {
     // Let wine start and bind; packets sent before that are simply lost (alignment copes).
     std::thread::sleep(std::time::Duration::from_secs(2));
     let status = Command::new("gst-launch-1.0")
-        .args(["-q", "filesrc", &format!("location={}", wav.display()), "!", "wavparse", "!", "audioconvert", "!"])
-        .args(["audio/x-raw,format=S24BE,rate=48000,channels=2,layout=interleaved", "!"])
-        .args(["rtpL24pay", "pt=96", "min-ptime=1000000", "max-ptime=1000000", "!"])
-        .args(["udpsink", "host=127.0.0.1", &format!("port={port}"), "sync=true"])
+        .args([
+            "-q",
+            "filesrc",
+            &format!("location={}", wav.display()),
+            "!",
+            "wavparse",
+            "!",
+            "audioconvert",
+            "!",
+        ])
+        .args([
+            "audio/x-raw,format=S24BE,rate=48000,channels=2,layout=interleaved",
+            "!",
+        ])
+        .args([
+            "rtpL24pay",
+            "pt=96",
+            "min-ptime=1000000",
+            "max-ptime=1000000",
+            "!",
+        ])
+        .args([
+            "udpsink",
+            "host=127.0.0.1",
+            &format!("port={port}"),
+            "sync=true",
+        ])
         .status()
         .expect("gst-launch-1.0");
     assert!(status.success());
