@@ -87,21 +87,33 @@ pub fn wine_dir(features: &[&str]) -> PathBuf {
     dir
 }
 
-/// Runs `wine host.exe args...` in `dir` with a private prefix.
+/// Runs `wine host.exe args...` in `dir` with a private prefix; returns
+/// (success, stdout). Output goes through a file, not a pipe: wine's
+/// wineserver and service processes inherit stdout and outlive host.exe, so
+/// reading a pipe to EOF would wait for them. They are stopped afterwards
+/// with `wineserver -k` on this prefix only.
 pub fn wine(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("wine")
+    let prefix = dir.join("prefix");
+    let log = dir.join(format!("host-{}.out", args.len()));
+    let status = Command::new("wine")
         .current_dir(dir)
         .arg("host.exe")
         .args(args)
-        .env("WINEPREFIX", dir.join("prefix"))
+        .env("WINEPREFIX", &prefix)
         .env("WINEDEBUG", "-all")
         .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
         .env_remove("DISPLAY")
-        .output()
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .status()
         .expect("wine");
+    let _ = Command::new("wineserver")
+        .arg("-k")
+        .env("WINEPREFIX", &prefix)
+        .status();
     (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
+        status.success(),
+        std::fs::read_to_string(&log).unwrap_or_default(),
     )
 }
 
