@@ -484,7 +484,7 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     let port = 5004 + (std::process::id() % 1000) as u16 * 2;
 
     let h_addon = b.load_addon();
-    let url = format!("aes67://{group}:{port}?iface={}&jitter=20", pair.ip_b);
+    let url = format!("aes67://{group}:{port}?iface={}&jitter=60", pair.ip_b);
     let h = in_netns(&pair.b, || {
         b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
     })
@@ -516,9 +516,9 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     let _ = sender.wait();
     let received = unsafe { (b.get_config)(0x20012) };
     let level = unsafe { (b.get_config)(0x20010) };
-    // Stream statistics of the open stream: 1 ms packets, 20 ms target.
+    // Stream statistics of the open stream: 1 ms packets, 60 ms target (jitter=60).
     assert_eq!(unsafe { (b.get_config)(0x20016) }, 1000, "PACKET_TIME µs");
-    assert_eq!(unsafe { (b.get_config)(0x20015) }, 20, "TARGET_PACKETS");
+    assert_eq!(unsafe { (b.get_config)(0x20015) }, 60, "TARGET_PACKETS");
     assert!(level <= 200, "BUFFER_LEVEL {level}");
     eprintln!(
         "received {} floats in {:?}; PACKETS_RECEIVED {received}, BUFFER_LEVEL {level}%",
@@ -649,7 +649,7 @@ fn two_playing_streams_at_once() {
         write_wav(&wav, &sent);
         let group = format!("239.69.{}.{}", std::process::id() % 200 + 1, 20 + i);
         let port = 6000 + (std::process::id() % 1000) as u16 * 2 + i;
-        let url = format!("aes67://{group}:{port}?interface={}&jitter=20", pair.ip_b);
+        let url = format!("aes67://{group}:{port}?interface={}&jitter=60", pair.ip_b);
         let h = in_netns(&pair.b, || b.create_url(&url, BASS_SAMPLE_FLOAT)).unwrap();
         assert_ne!(h, 0, "playing stream {url}: error {}", b.err());
         assert_ne!(

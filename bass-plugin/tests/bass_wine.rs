@@ -87,34 +87,45 @@ pub fn wine_dir(features: &[&str]) -> PathBuf {
     dir
 }
 
-/// Runs `wine host.exe args...` in `dir` with a private prefix; returns
-/// (success, stdout). Output goes through a file, not a pipe: wine's
-/// wineserver and service processes inherit stdout and outlive host.exe, so
-/// reading a pipe to EOF would wait for them. They are stopped afterwards
-/// with `wineserver -k` on this prefix only.
-pub fn wine(dir: &Path, args: &[&str]) -> (bool, String) {
-    let prefix = dir.join("prefix");
+/// Starts `wine host.exe args...` in `dir` with a private prefix, its
+/// stdout going to the returned file. Output goes through a file, not a
+/// pipe: wine's wineserver and service processes inherit stdout and outlive
+/// host.exe, so reading a pipe to EOF would wait for them.
+pub fn spawn_wine(dir: &Path, args: &[&str]) -> (std::process::Child, PathBuf) {
     let log = dir.join(format!("host-{}.out", args.len()));
-    let status = Command::new("wine")
+    let child = Command::new("wine")
         .current_dir(dir)
         .arg("host.exe")
         .args(args)
-        .env("WINEPREFIX", &prefix)
+        .env("WINEPREFIX", dir.join("prefix"))
         .env("WINEDEBUG", "-all")
         .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
         .env_remove("DISPLAY")
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(std::process::Stdio::null())
-        .status()
+        .spawn()
         .expect("wine");
+    (child, log)
+}
+
+/// Waits for the host started by [`spawn_wine`], stops this prefix's
+/// wineserver (only ours), and returns (success, stdout).
+pub fn finish_wine(dir: &Path, mut child: std::process::Child, log: &Path) -> (bool, String) {
+    let status = child.wait().expect("wine");
     let _ = Command::new("wineserver")
         .arg("-k")
-        .env("WINEPREFIX", &prefix)
+        .env("WINEPREFIX", dir.join("prefix"))
         .status();
     (
         status.success(),
-        std::fs::read_to_string(&log).unwrap_or_default(),
+        std::fs::read_to_string(log).unwrap_or_default(),
     )
+}
+
+/// Runs `wine host.exe args...` to completion; returns (success, stdout).
+pub fn wine(dir: &Path, args: &[&str]) -> (bool, String) {
+    let (child, log) = spawn_wine(dir, args);
+    finish_wine(dir, child, &log)
 }
 
 #[test]
@@ -165,13 +176,20 @@ fn windows_engine_receives_gstreamer_unicast_under_wine() {
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let url = format!("aes67://127.0.0.1:{port}?jitter=20");
-    let host = {
-        let dir = dir.clone();
-        std::thread::spawn(move || wine(&dir, &[&url, "2"]))
-    };
-    // Let wine start and bind; packets sent before that are simply lost (alignment copes).
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    let url = format!("aes67://127.0.0.1:{port}?jitter=60");
+    let (child, log) = spawn_wine(&dir, &[&url, "2"]);
+    // Start sending once the stream exists (a fresh wine prefix boots for many seconds).
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("BASS_StreamCreateURL")
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(120),
+            "wine host did not open the stream"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let status = Command::new("gst-launch-1.0")
         .args([
             "-q",
@@ -203,7 +221,7 @@ fn windows_engine_receives_gstreamer_unicast_under_wine() {
         .status()
         .expect("gst-launch-1.0");
     assert!(status.success());
-    let (ok, out) = host.join().unwrap();
+    let (ok, out) = finish_wine(&dir, child, &log);
     eprintln!("{out}");
     assert!(ok && out.contains("\nALL OK"), "wine host failed:\n{out}");
     assert!(out.contains("ok   bit-exact over"), "{out}");
