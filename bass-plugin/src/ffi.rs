@@ -189,6 +189,10 @@ fn host_from_table(
     })
 }
 
+/// Linux: finds the mapped BASS. Every loaded object is listed with
+/// `dl_iterate_phdr`; a file named `libbass.so` is tried first, then the
+/// others (BASS loaded under another name), each through
+/// `dlopen(RTLD_NOW | RTLD_NOLOAD)` (never loads anything) and `dlsym`.
 #[cfg(target_os = "linux")]
 fn resolve_host() -> Option<Host> {
     use std::ffi::CString;
@@ -198,26 +202,27 @@ fn resolve_host() -> Option<Host> {
         data: *mut c_void,
     ) -> i32 {
         // SAFETY: dl_iterate_phdr passes a valid dl_phdr_info and our `data`,
-        // which is the `Option<CString>` below; dlpi_name is NULL or a C string.
+        // which is the `Vec<CString>` below; dlpi_name is NULL or a C string.
         unsafe {
             let name = (*info).dlpi_name;
-            if name.is_null() {
-                return 0;
-            }
-            let path = CStr::from_ptr(name);
-            let file = path.to_bytes().rsplit(|&b| b == b'/').next().unwrap_or(&[]);
-            if file == b"libbass.so" {
-                *(data as *mut Option<CString>) = Some(path.to_owned());
-                return 1;
+            if !name.is_null() && *name != 0 {
+                (*(data as *mut Vec<CString>)).push(CStr::from_ptr(name).to_owned());
             }
         }
         0
     }
-    let mut found: Option<CString> = None;
-    // SAFETY: `each` matches the callback type and only writes through `data`,
-    // which points at `found`, alive for the whole call.
-    unsafe { libc::dl_iterate_phdr(Some(each), (&mut found as *mut Option<CString>).cast()) };
-    let path = found?;
+    let mut objects: Vec<CString> = Vec::new();
+    // SAFETY: `each` matches the callback type and only pushes to `objects`
+    // through `data`, which stays valid for the whole call.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&mut objects as *mut Vec<CString>).cast()) };
+    let is_libbass =
+        |p: &CString| p.to_bytes().rsplit(|&b| b == b'/').next() == Some(b"libbass.so".as_slice());
+    objects.sort_by_key(|p| !is_libbass(p));
+    objects.iter().find_map(|p| host_from_object(p))
+}
+
+#[cfg(target_os = "linux")]
+fn host_from_object(path: &std::ffi::CStr) -> Option<Host> {
     // SAFETY: RTLD_NOLOAD only returns a handle to a library already mapped;
     // it never loads code.
     let lib = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD) };
@@ -251,8 +256,8 @@ fn resolve_host() -> Option<Host> {
         }
         host_from_table(gcp)
     })();
-    // The NOLOAD handle only raised libbass's reference count; BASS itself
-    // keeps the library mapped for as long as it can call us.
+    // The NOLOAD handle only raised the reference count; BASS itself keeps
+    // its library mapped for as long as it can call us.
     // SAFETY: `lib` came from dlopen above and is closed once.
     unsafe { libc::dlclose(lib) };
     out
