@@ -101,9 +101,12 @@ pub fn addon_path() -> PathBuf {
 
 impl Bass {
     fn load() -> Bass {
-        let path = bass_dir().join("libbass.so");
+        Bass::load_from(&bass_dir().join("libbass.so"))
+    }
+
+    fn load_from(path: &std::path::Path) -> Bass {
         // SAFETY (test): loading the verified libbass.so runs its initialisers only.
-        let lib = unsafe { libloading::Library::new(&path) }.expect("load libbass.so");
+        let lib = unsafe { libloading::Library::new(path) }.expect("load libbass.so");
         macro_rules! sym {
             ($n:literal) => {
                 // SAFETY (test): the declared types match BASS 2.4's C prototypes.
@@ -702,6 +705,60 @@ fn two_playing_streams_at_once() {
         assert_ne!(unsafe { (b.stream_free)(h) }, 0);
     }
     assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
+    b.assert_still_works();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// BASS loaded under another file name (here `libbass-2.4.17.so`) is still
+/// found: the add-on scans every loaded object for BASS's exports. Runs in a
+/// child process (BASS is a per-process singleton).
+#[test]
+fn bass_under_another_file_name_is_found() {
+    if std::env::var_os("BASS_AES67_RENAMED_CHILD").is_none() {
+        let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "bass_under_another_file_name_is_found",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("BASS_AES67_RENAMED_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "child failed:\n{text}"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("bass-aes67-renamed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let renamed = dir.join("libbass-2.4.17.so");
+    std::fs::copy(bass_dir().join("libbass.so"), &renamed).unwrap();
+    let b = Bass::load_from(&renamed);
+    assert_ne!(
+        unsafe { (b.init)(0, 48000, 0, std::ptr::null_mut(), std::ptr::null()) },
+        0
+    );
+    let h = b.load_addon();
+    assert_eq!(
+        unsafe { (b.get_config)(0x20000) },
+        96,
+        "config proc registered: error {}",
+        b.err()
+    );
+    assert_eq!(
+        b.create_url("aes67://239.69.0.1?ch=0", BASS_STREAM_DECODE),
+        0
+    );
+    assert_eq!(b.err(), 20, "URL handler answered");
+    assert_ne!(unsafe { (b.plugin_free)(h) }, 0);
     b.assert_still_works();
     let _ = std::fs::remove_dir_all(&dir);
 }
