@@ -18,13 +18,17 @@
       enc= | encoding=      L24 or L16                       (default L24)
       source=               sender IPv4 for a source-specific join (IGMPv3)
       sdp=PATH              describe the stream by an SDP file (RFC 4566);
-                            only iface= and jitter= may accompany it
+                            only iface=, jitter= and fill= may accompany it
+                            (e.g. aes67://sdp?sdp=/etc/aes67/studio1.sdp)
+      fill=silence|available  what a decode stream returns when less audio is
+                            buffered than asked for: silence padding (default,
+                            as the seeds' add-on) or only the audio received
     On Linux pass the URL as UTF-8 (BASS 2.4.17 hangs on BASS_UNICODE URLs there).
 
     Streams deliver 32-bit float samples (24-bit input is converted exactly).
-    Decode streams (BASS_STREAM_DECODE) return only the audio received so far
-    (BASS_ChannelGetData may return 0 bytes: call again later); playing streams
-    output silence when the buffer runs dry and count an underrun.
+    When the buffer runs dry, streams output silence and count an underrun;
+    decode streams opened with fill=available instead return only the audio
+    received so far (BASS_ChannelGetData may return 0 bytes: call again later).
 
     Errors (BASS_ErrorGetCode after BASS_StreamCreateURL returns 0):
       BASS_ERROR_ILLPARAM  (20) malformed aes67:// URL (field named in

@@ -29,6 +29,19 @@ use crate::stats::{self, SharedStats};
 /// `BASS_CTYPE_STREAM_AES67`: the channel type `BASS_ChannelGetInfo` reports.
 pub const CTYPE_AES67: u32 = 0x1f200;
 
+/// What a stream hands BASS when fewer frames are buffered than asked for
+/// (URL parameter `fill=`, an add-on extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// `fill=silence` (default, as the seeds' add-on): always the full
+    /// request, silence after the buffered frames, counted as an underrun.
+    Silence,
+    /// `fill=available`: decode streams get only the buffered frames
+    /// (possibly none), never invented samples; the caller pulls again later.
+    /// Playing streams always behave as [`Fill::Silence`].
+    Available,
+}
+
 /// True when `url` has the `aes67:` scheme (case-insensitive); other URLs are
 /// declined (BASS_ERROR_FILEFORM) so BASS can try its other handlers.
 pub fn is_aes67_url(url: &str) -> bool {
@@ -43,7 +56,8 @@ pub fn is_aes67_url(url: &str) -> bool {
 /// `interface`, `payload`, `channels`, `samplerate`, plus `enc=` and
 /// `source=`), and `sdp=PATH` (e.g. `aes67://sdp?sdp=/etc/aes67/studio1.sdp`): the stream is then described by the SDP file
 /// (RFC 4566), the URL's host and port are ignored, and only `iface=`/
-/// `interface=` and `jitter=` may accompany it.
+/// `interface=`, `jitter=` and `fill=` may accompany it. `fill=silence|available`
+/// (default silence) is the add-on's own parameter, see [`Fill`].
 ///
 /// Where the URL does not set them, the payload type, interface and jitter
 /// come from `defaults` (config options PT, INTERFACE, JITTER).
@@ -51,14 +65,37 @@ pub fn is_aes67_url(url: &str) -> bool {
 /// Errors: [`OpenError`] with BASS_ERROR_ILLPARAM and a text naming the field;
 /// BASS_ERROR_FILEOPEN when the SDP file cannot be read.
 #[cfg(engine)]
-pub fn resolve_config(url: &str, defaults: &StreamDefaults) -> Result<StreamConfig, OpenError> {
+pub fn resolve_config(
+    url: &str,
+    defaults: &StreamDefaults,
+) -> Result<(StreamConfig, Fill), OpenError> {
     let url = url.trim();
-    let parsed =
+    let mut parsed =
         url::Url::parse(url).map_err(|e| OpenError::url(format!("invalid URL {url:?}: {e}")))?;
-    let pairs: Vec<(String, String)> = parsed
+    let mut pairs: Vec<(String, String)> = parsed
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
+    // `fill=` is the add-on's own parameter: take it out before the engine parses the URL.
+    let mut fill = Fill::Silence;
+    if let Some(i) = pairs.iter().position(|(k, _)| k == "fill") {
+        let (_, v) = pairs.remove(i);
+        fill = match v.as_str() {
+            "silence" => Fill::Silence,
+            "available" => Fill::Available,
+            _ => {
+                return Err(OpenError::url(format!(
+                    "invalid fill mode (expected silence or available) in fill={v}"
+                )));
+            }
+        };
+        if pairs.is_empty() {
+            parsed.set_query(None);
+        } else {
+            parsed.query_pairs_mut().clear().extend_pairs(pairs.iter());
+        }
+    }
+    let url = parsed.as_str();
     let has = |names: &[&str]| pairs.iter().any(|(k, _)| names.contains(&k.as_str()));
     let mut cfg = if let Some((_, path)) = pairs.iter().find(|(k, _)| k == "sdp") {
         if path.is_empty() {
@@ -99,7 +136,7 @@ pub fn resolve_config(url: &str, defaults: &StreamDefaults) -> Result<StreamConf
     if !has(&["iface", "interface"]) && cfg.iface.is_none() {
         cfg.iface = defaults.iface.clone();
     }
-    Ok(cfg)
+    Ok((cfg, fill))
 }
 
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
@@ -107,7 +144,8 @@ static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 /// The audio-thread half of a stream: drains the engine's ring into floats.
 pub struct Realtime {
     ring: rtrb::Consumer<i32>,
-    decode: bool,
+    /// Return only buffered frames (decode stream with `fill=available`).
+    exact: bool,
     chans: usize,
     scale: f32,
     started: bool,
@@ -118,11 +156,11 @@ impl Realtime {
     /// Fills `out` (interleaved f32 frames) from the ring and returns the
     /// number of floats written. Never allocates, locks or logs.
     ///
-    /// Decode streams (BASS_STREAM_DECODE) get only the whole frames that are
-    /// buffered (possibly none): the caller pulls at its own pace and sees no
-    /// invented samples. Playing streams always get `out.len()` floats, with
-    /// silence after the buffered frames; each such shortfall after the first
-    /// audio counts as an underrun.
+    /// By default ([`Fill::Silence`], as the seeds' add-on) every call gets
+    /// `out.len()` floats, with silence after the buffered frames; each such
+    /// shortfall after the first audio counts as an underrun. Decode streams
+    /// opened with `fill=available` get only the whole frames that are
+    /// buffered (possibly none): no invented samples.
     ///
     /// Samples arrive in the stream's native range (24- or 16-bit) and are
     /// scaled by 2^-23 or 2^-15, which is exact in f32.
@@ -145,7 +183,7 @@ impl Realtime {
         self.stats
             .buffered_frames
             .store((avail_frames - frames) as u32, Ordering::Relaxed);
-        if self.decode {
+        if self.exact {
             return n;
         }
         let full = want_frames * chans;
@@ -228,7 +266,7 @@ impl Drop for StreamState {
 /// start (socket, bind, join), with its message.
 #[cfg(engine)]
 pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
-    let cfg = resolve_config(url, &config::stream_defaults())?;
+    let (cfg, fill) = resolve_config(url, &config::stream_defaults())?;
     let stats = Arc::new(SharedStats::default());
     let target = (cfg.jitter_ms as u64 * cfg.sample_rate as u64 / 1000) as u32;
     stats.target_frames.store(target, Ordering::Relaxed);
@@ -255,7 +293,7 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
         origres,
         rt: UnsafeCell::new(Realtime {
             ring,
-            decode,
+            exact: decode && fill == Fill::Available,
             chans: cfg.channels as usize,
             scale,
             started: false,
@@ -301,14 +339,16 @@ mod tests {
 
     #[test]
     fn defaults_fill_what_the_url_leaves_out() {
-        let c = resolve_config("aes67://239.69.0.1:5006", &defaults()).unwrap();
+        let (c, fill) = resolve_config("aes67://239.69.0.1:5006", &defaults()).unwrap();
+        assert_eq!(fill, Fill::Silence);
         assert_eq!((c.port, c.payload_type, c.jitter_ms), (5006, 100, 25));
         assert_eq!(c.iface.as_deref(), Some("10.0.0.9"));
-        let c = resolve_config(
-            "aes67://239.69.0.1?payload=97&jitter=5&interface=eth1&channels=8&samplerate=96000",
+        let (c, fill) = resolve_config(
+            "aes67://239.69.0.1?payload=97&fill=available&jitter=5&interface=eth1&channels=8&samplerate=96000",
             &defaults(),
         )
         .unwrap();
+        assert_eq!(fill, Fill::Available);
         assert_eq!(
             (c.payload_type, c.jitter_ms, c.channels, c.sample_rate),
             (97, 5, 8, 96000)
@@ -322,6 +362,7 @@ mod tests {
             ("aes67://239.69.0.1?ch=0", "ch=0"),
             ("aes67://239.69.0.1?bogus=1", "bogus=1"),
             ("aes67://nothost", "nothost"),
+            ("aes67://239.69.0.1?fill=some", "fill=some"),
         ] {
             let e = resolve_config(u, &defaults()).unwrap_err();
             assert_eq!(e.code, crate::errors::BASS_ERROR_ILLPARAM, "{u}");
@@ -339,11 +380,12 @@ mod tests {
             "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=t\r\nc=IN IP4 239.69.3.3/32\r\nt=0 0\r\nm=audio 5008 RTP/AVP 98\r\na=rtpmap:98 L16/48000/4\r\na=ptime:1\r\n",
         )
         .unwrap();
-        let c = resolve_config(
-            &format!("aes67://sdp?sdp={}&jitter=7", p.display()),
+        let (c, fill) = resolve_config(
+            &format!("aes67://sdp?sdp={}&jitter=7&fill=available", p.display()),
             &defaults(),
         )
         .unwrap();
+        assert_eq!(fill, Fill::Available);
         assert_eq!(
             (c.port, c.payload_type, c.channels, c.jitter_ms),
             (5008, 98, 4, 7)
@@ -366,7 +408,7 @@ mod tests {
         let stats = Arc::new(SharedStats::default());
         let mut rt = Realtime {
             ring: c,
-            decode: true,
+            exact: true,
             chans: 2,
             scale: 1.0 / 8_388_608.0,
             started: false,
@@ -388,7 +430,7 @@ mod tests {
             ]
         );
         assert_eq!(out[4], 9.0);
-        rt.decode = false;
+        rt.exact = false;
         let mut out = [9.0f32; 8];
         p.push(6).unwrap();
         assert_eq!(rt.fill(&mut out), 8);

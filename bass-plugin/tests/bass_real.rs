@@ -443,6 +443,38 @@ fn spawn_sender(
         .expect("gst-launch-1.0")
 }
 
+/// Checks that `got` (floats from BASS) are exact 24-bit values that, after
+/// skipping leading silence, continue the sent pattern without a single
+/// difference over at least `min` samples. Returns the samples compared.
+fn assert_bit_exact(label: &str, got: &[f32], sent: &[i32], min: usize) -> usize {
+    let ints: Vec<i32> = got
+        .iter()
+        .map(|f| {
+            let v = f * 8_388_608.0;
+            assert_eq!(v, v.trunc(), "{label}: not a 24-bit value: {f}");
+            v as i32
+        })
+        .collect();
+    let first = ints
+        .iter()
+        .position(|&v| v != 0)
+        .unwrap_or_else(|| panic!("{label}: only silence received"));
+    let rx = &ints[first - first % 2..];
+    assert!(rx.len() >= 8, "{label}: too little audio");
+    let at = (0..sent.len() / 2 - 4)
+        .map(|f| f * 2)
+        .find(|&i| sent[i..i + 8] == rx[..8])
+        .unwrap_or_else(|| panic!("{label}: received audio not found in the sent pattern"));
+    let n = rx.len().min(sent.len() - at);
+    assert!(n >= min, "{label}: only {n} samples aligned");
+    let mismatch = (0..n).find(|&i| rx[i] != sent[at + i]);
+    assert_eq!(
+        mismatch, None,
+        "{label}: first mismatch in {n} aligned samples from pattern offset {at}"
+    );
+    n
+}
+
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
     s.lines()
@@ -488,11 +520,19 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
 
     let h_addon = b.load_addon();
     let url = format!("aes67://{group}:{port}?iface={}&jitter=60", pair.ip_b);
+    // Two decode streams of the same group at once: `fill=available` hands
+    // over only received frames; the default (as the seeds) pads with silence.
+    let exact_url = format!("{url}&fill=available");
     let h = in_netns(&pair.b, || {
+        b.create_url(&exact_url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+    })
+    .unwrap();
+    assert_ne!(h, 0, "BASS_StreamCreateURL({exact_url}): error {}", b.err());
+    let hd = in_netns(&pair.b, || {
         b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
     })
     .unwrap();
-    assert_ne!(h, 0, "BASS_StreamCreateURL({url}): error {}", b.err());
+    assert_ne!(hd, 0, "BASS_StreamCreateURL({url}): error {}", b.err());
     let mut info = ChannelInfo::default();
     assert_ne!(unsafe { (b.channel_get_info)(h, &mut info) }, 0);
     assert_eq!(
@@ -505,16 +545,33 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
 
     // Pull until 2.5 s of audio arrived (the file is 3 s) or 15 s passed.
     let mut got: Vec<f32> = Vec::new();
+    let mut padded_audio: Vec<f32> = Vec::new();
+    let (mut pad_calls, mut pad_short) = (0u32, 0u32);
     let mut buf = vec![0f32; 4800];
     let t0 = std::time::Instant::now();
     while got.len() < 48_000 * 2 * 5 / 2 && t0.elapsed() < std::time::Duration::from_secs(15) {
         let n = unsafe { (b.channel_get_data)(h, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
         assert_ne!(n, u32::MAX, "BASS_ChannelGetData: error {}", b.err());
         got.extend_from_slice(&buf[..n as usize / 4]);
+        // The padded stream always returns the full request; keep its non-silent frames.
+        let m =
+            unsafe { (b.channel_get_data)(hd, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
+        pad_calls += 1;
+        pad_short += u32::from(m != (buf.len() * 4) as u32);
+        padded_audio.extend(
+            buf[..m as usize / 4]
+                .chunks(2)
+                .filter(|f| f.iter().any(|&x| x != 0.0))
+                .flatten(),
+        );
         if n == 0 {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
+    assert_eq!(
+        pad_short, 0,
+        "default (fill=silence) stream returned short reads in {pad_calls} calls"
+    );
     let _ = sender.kill();
     let _ = sender.wait();
     let received = unsafe { (b.get_config)(0x20012) };
@@ -529,38 +586,18 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
         t0.elapsed()
     );
 
-    // Every float is an exact 24-bit integer / 2^23.
-    let ints: Vec<i32> = got
-        .iter()
-        .map(|f| {
-            let v = f * 8_388_608.0;
-            assert_eq!(v, v.trunc(), "not a 24-bit value: {f}");
-            v as i32
-        })
-        .collect();
-    // Align: skip leading silence, find the first received frame in the pattern.
-    let first = ints
-        .iter()
-        .position(|&v| v != 0)
-        .expect("only silence received");
-    let first = first - first % 2;
-    let rx = &ints[first..];
-    let at = (0..FRAMES - 4)
-        .map(|f| f * 2)
-        .find(|&i| sent[i..i + 8] == rx[..8])
-        .expect("received audio not found in the sent pattern");
-    let n = rx.len().min(sent.len() - at);
-    assert!(n >= 48_000 * 2 * 2, "only {n} samples aligned");
-    let mismatch = (0..n).find(|&i| rx[i] != sent[at + i]);
-    assert_eq!(
-        mismatch,
-        None,
-        "first mismatch after {} aligned samples (of {n}); pattern offset {at}",
-        mismatch.unwrap_or(0)
+    let n = assert_bit_exact("fill=available", &got, &sent, 48_000 * 2 * 2);
+    eprintln!("fill=available: {n} samples bit-exact");
+    let n = assert_bit_exact(
+        "fill=silence (zero frames removed)",
+        &padded_audio,
+        &sent,
+        48_000 * 2 * 2,
     );
-    eprintln!("bit-exact: {n} samples from pattern offset {at}");
+    eprintln!("fill=silence: {n} samples bit-exact once the padding is removed");
     assert!(received >= 2000, "PACKETS_RECEIVED {received}");
     assert_ne!(unsafe { (b.stream_free)(h) }, 0);
+    assert_ne!(unsafe { (b.stream_free)(hd) }, 0);
 
     // The same stream described by an SDP file (sdp=PATH).
     let sdp = dir.join("s.sdp");

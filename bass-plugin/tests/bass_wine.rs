@@ -176,7 +176,7 @@ fn windows_engine_receives_gstreamer_unicast_under_wine() {
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let url = format!("aes67://127.0.0.1:{port}?jitter=60");
+    let url = format!("aes67://127.0.0.1:{port}?jitter=60&fill=available");
     let (child, log) = spawn_wine(&dir, &[&url, "2"]);
     // Start sending once the stream exists (a fresh wine prefix boots for many seconds).
     let t0 = std::time::Instant::now();
