@@ -9,6 +9,7 @@ PKGS=(
   linuxptp                              # ptp4l/pmc peer
   nftables iproute2 util-linux          # netns rigs, loss injection, setpriv
   sox                                   # signal generation/analysis in rigs
+  mingw-w64 wine64 wine                 # bass-plugin: Windows cross-build (x86_64-pc-windows-gnu) and wine test
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -95,7 +95,8 @@ fn play(a: PlayArgs) -> Res {
     let mut cfg = match (&a.url, &a.sdp) {
         (Some(u), _) => StreamConfig::from_url(u)?,
         (None, Some(p)) => {
-            let text = std::fs::read_to_string(p).map_err(|e| format!("--sdp {}: {e}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).map_err(|e| format!("--sdp {}: {e}", p.display()))?;
             StreamConfig::from_sdp(&text).map_err(|e| format!("--sdp {}: {e}", p.display()))?
         }
         (None, None) => return Err("give a URL or --sdp FILE".into()),
@@ -103,7 +104,12 @@ fn play(a: PlayArgs) -> Res {
     if let Some(i) = a.iface {
         cfg.iface = Some(i);
     }
-    let spec: OutputSpec = a.common.output.as_deref().unwrap_or("alsa:default").parse()?;
+    let spec: OutputSpec = a
+        .common
+        .output
+        .as_deref()
+        .unwrap_or("alsa:default")
+        .parse()?;
     run(cfg, spec, &a.common, a.common.duration.unwrap_or(0.0))
 }
 
@@ -126,7 +132,11 @@ fn demo(a: DemoArgs) -> Res {
         None => {
             // Probe ALSA default; without a sound card fall back to a WAV file.
             let (_p, c) = rtrb::RingBuffer::new(1024);
-            let fmt = PcmFormat { channels: cfg.channels, rate: cfg.sample_rate, bits: cfg.encoding.bits() };
+            let fmt = PcmFormat {
+                channels: cfg.channels,
+                rate: cfg.sample_rate,
+                bits: cfg.encoding.bits(),
+            };
             match Output::start(OutputSpec::Alsa("default".into()), fmt, c) {
                 Ok(o) => {
                     drop(_p);
@@ -149,10 +159,21 @@ fn demo(a: DemoArgs) -> Res {
 
 fn run(cfg: StreamConfig, spec: OutputSpec, c: &CommonArgs, duration_s: f64) -> Res {
     if !(0.0..=1000.0).contains(&c.link_offset_ms) {
-        return Err(format!("invalid link offset {} ms in --link-offset-ms (allowed 0-1000)", c.link_offset_ms).into());
+        return Err(format!(
+            "invalid link offset {} ms in --link-offset-ms (allowed 0-1000)",
+            c.link_offset_ms
+        )
+        .into());
     }
-    let fmt = PcmFormat { channels: cfg.channels, rate: cfg.sample_rate, bits: cfg.encoding.bits() };
-    let opts = ReceiverOptions { link_offset: Nanos((c.link_offset_ms * 1e6) as i64), ..Default::default() };
+    let fmt = PcmFormat {
+        channels: cfg.channels,
+        rate: cfg.sample_rate,
+        bits: cfg.encoding.bits(),
+    };
+    let opts = ReceiverOptions {
+        link_offset: Nanos((c.link_offset_ms * 1e6) as i64),
+        ..Default::default()
+    };
     let link_frames = c.link_offset_ms * cfg.sample_rate as f64 / 1000.0;
     let (rx, ring) = Receiver::start(cfg.clone(), opts)?;
     let out = Output::start(spec.clone(), fmt, ring)?;
@@ -173,7 +194,8 @@ fn run(cfg: StreamConfig, spec: OutputSpec, c: &CommonArgs, duration_s: f64) -> 
     loop {
         std::thread::sleep(Duration::from_millis(20));
         let el = start.elapsed();
-        let done = INTERRUPTED.load(Ordering::SeqCst) || (duration_s > 0.0 && el.as_secs_f64() >= duration_s);
+        let done = INTERRUPTED.load(Ordering::SeqCst)
+            || (duration_s > 0.0 && el.as_secs_f64() >= duration_s);
         if el >= next || done {
             next += Duration::from_secs(1);
             report(el, &rx.stats(), &out, cfg.sample_rate, link_frames, c.json);
@@ -192,14 +214,28 @@ fn run(cfg: StreamConfig, spec: OutputSpec, c: &CommonArgs, duration_s: f64) -> 
         }
         println!("{v}");
     }
-    eprintln!("aes67: stopped: {}", status_line(&st, &st, 0, 0, cfg.sample_rate, link_frames));
+    eprintln!(
+        "aes67: stopped: {}",
+        status_line(&st, &st, 0, 0, cfg.sample_rate, link_frames)
+    );
     res?;
     Ok(())
 }
 
-fn status_line(s: &ReceiverStats, _: &ReceiverStats, underruns: u64, xruns: u64, rate: u32, link_frames: f64) -> String {
+fn status_line(
+    s: &ReceiverStats,
+    _: &ReceiverStats,
+    underruns: u64,
+    xruns: u64,
+    rate: u32,
+    link_frames: f64,
+) -> String {
     let ms = |f: u64| f as f64 * 1000.0 / rate as f64;
-    let pct = if link_frames > 0.0 { s.buffer_frames as f64 / link_frames * 100.0 } else { 0.0 };
+    let pct = if link_frames > 0.0 {
+        s.buffer_frames as f64 / link_frames * 100.0
+    } else {
+        0.0
+    };
     let p = &s.playout;
     format!(
         "pkts {} lost {} late {} reord {} dup {} bad {} | SSRC {:08x} | buf {:.1} ms ({:.0}%) ring {:.1} ms | underruns {} xruns {} | clock {}",
@@ -215,7 +251,10 @@ fn status_line(s: &ReceiverStats, _: &ReceiverStats, underruns: u64, xruns: u64,
         ms(s.ring_frames),
         underruns,
         xruns,
-        serde_json::to_value(s.clock).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+        serde_json::to_value(s.clock)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
     )
 }
 
@@ -226,20 +265,34 @@ fn report(el: Duration, s: &ReceiverStats, out: &Output, rate: u32, link_frames:
         let ms = |f: u64| f as f64 * 1000.0 / rate as f64;
         let mut v = serde_json::to_value(s).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
-            o.insert("t_s".into(), serde_json::json!((el.as_secs_f64() * 10.0).round() / 10.0));
+            o.insert(
+                "t_s".into(),
+                serde_json::json!((el.as_secs_f64() * 10.0).round() / 10.0),
+            );
             o.insert("ssrc".into(), serde_json::json!(format!("{:08x}", s.ssrc)));
             o.insert("buffer_ms".into(), serde_json::json!(ms(s.buffer_frames)));
             o.insert(
                 "buffer_pct".into(),
-                serde_json::json!(if link_frames > 0.0 { s.buffer_frames as f64 / link_frames * 100.0 } else { 0.0 }),
+                serde_json::json!(if link_frames > 0.0 {
+                    s.buffer_frames as f64 / link_frames * 100.0
+                } else {
+                    0.0
+                }),
             );
             o.insert("ring_ms".into(), serde_json::json!(ms(s.ring_frames)));
             o.insert("underruns".into(), serde_json::json!(under));
             o.insert("xruns".into(), serde_json::json!(xruns));
-            o.insert("output_frames".into(), serde_json::json!(out.stats.frames.load(Ordering::Relaxed)));
+            o.insert(
+                "output_frames".into(),
+                serde_json::json!(out.stats.frames.load(Ordering::Relaxed)),
+            );
         }
         println!("{v}");
     } else {
-        eprintln!("[{:>5.0}s] {}", el.as_secs_f64(), status_line(s, s, under, xruns, rate, link_frames));
+        eprintln!(
+            "[{:>5.0}s] {}",
+            el.as_secs_f64(),
+            status_line(s, s, under, xruns, rate, link_frames)
+        );
     }
 }

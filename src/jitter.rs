@@ -115,8 +115,15 @@ impl PlayoutBuffer {
     /// Allocates a buffer. `capacity_frames` is rounded up to a power of two
     /// and to at least twice the link offset.
     pub fn new(cfg: PlayoutConfig) -> PlayoutBuffer {
-        let cap = cfg.capacity_frames.max(2 * cfg.link_offset_frames as usize).max(64).next_power_of_two();
-        let cfg = PlayoutConfig { capacity_frames: cap, ..cfg };
+        let cap = cfg
+            .capacity_frames
+            .max(2 * cfg.link_offset_frames as usize)
+            .max(64)
+            .next_power_of_two();
+        let cfg = PlayoutConfig {
+            capacity_frames: cap,
+            ..cfg
+        };
         PlayoutBuffer {
             mask: cap - 1,
             samples: vec![0; cap * cfg.channels],
@@ -184,7 +191,10 @@ impl PlayoutBuffer {
             return Inserted::Dropped(DropReason::WrongPayloadType);
         }
         let fb = self.cfg.channels * self.cfg.encoding.bytes_per_sample();
-        if p.payload.is_empty() || p.payload.len() % fb != 0 || p.payload.len() / fb > self.cfg.capacity_frames / 2 {
+        if p.payload.is_empty()
+            || !p.payload.len().is_multiple_of(fb)
+            || p.payload.len() / fb > self.cfg.capacity_frames / 2
+        {
             self.stats.malformed += 1;
             return Inserted::Dropped(DropReason::Malformed);
         }
@@ -296,7 +306,8 @@ impl PlayoutBuffer {
             let want = (until - read).min(room) as usize;
             let here = self.present[slot];
             let mut n = 1;
-            while n < want && self.present[slot + n] == here && (here || n < self.zeros.len() / ch) {
+            while n < want && self.present[slot + n] == here && (here || n < self.zeros.len() / ch)
+            {
                 n += 1;
             }
             if here {
@@ -306,7 +317,9 @@ impl PlayoutBuffer {
                 }
                 self.end_gap();
                 out(&self.samples[slot * ch..(slot + n) * ch]);
-                self.present[slot..slot + n].iter_mut().for_each(|p| *p = false);
+                self.present[slot..slot + n]
+                    .iter_mut()
+                    .for_each(|p| *p = false);
             } else {
                 out(&self.zeros[..n * ch]);
                 gap_run += n as u64;
@@ -349,14 +362,22 @@ mod tests {
     use super::*;
 
     fn cfg(ch: usize, link: u32) -> PlayoutConfig {
-        PlayoutConfig { channels: ch, encoding: Encoding::L24, payload_type: 96, link_offset_frames: link, capacity_frames: 4096 }
+        PlayoutConfig {
+            channels: ch,
+            encoding: Encoding::L24,
+            payload_type: 96,
+            link_offset_frames: link,
+            capacity_frames: 4096,
+        }
     }
 
     /// A packet of `frames` frames whose samples encode their own timestamp.
     fn packet(seq: u16, ts: u32, frames: u32, ch: usize, ssrc: u32) -> Vec<u8> {
         let mut b = vec![0u8; 12 + frames as usize * ch * 3];
         rtp::write_header(&mut b, false, 96, seq, ts, ssrc);
-        let s: Vec<i32> = (0..frames as usize * ch).map(|i| sample_at(ts.wrapping_add((i / ch) as u32), i % ch)).collect();
+        let s: Vec<i32> = (0..frames as usize * ch)
+            .map(|i| sample_at(ts.wrapping_add((i / ch) as u32), i % ch))
+            .collect();
         rtp::encode_l24(&s, &mut b[12..]);
         b
     }
@@ -376,7 +397,10 @@ mod tests {
         let mut b = PlayoutBuffer::new(cfg(2, 240));
         let t0 = 1000u32;
         for i in 0..10u32 {
-            assert!(matches!(b.insert(&packet(i as u16, t0 + 48 * i, 48, 2, 7)), Inserted::Stored { .. } | Inserted::Resync { .. }));
+            assert!(matches!(
+                b.insert(&packet(i as u16, t0 + 48 * i, 48, 2, 7)),
+                Inserted::Stored { .. } | Inserted::Resync { .. }
+            ));
         }
         // Before the link offset has elapsed nothing is due.
         assert!(collect(&mut b, t0 + 239).is_empty());
@@ -403,8 +427,15 @@ mod tests {
         assert_eq!((s.packets, s.reordered, s.duplicates), (6, 2, 1));
         let v = collect(&mut b, 48 * 6);
         assert_eq!(v.len(), 288);
-        assert!(v.iter().enumerate().all(|(i, &x)| x == sample_at(i as u32, 0)));
-        assert_eq!(b.insert(&packet(2, 96, 48, 1, 1)), Inserted::Dropped(DropReason::Late));
+        assert!(
+            v.iter()
+                .enumerate()
+                .all(|(i, &x)| x == sample_at(i as u32, 0))
+        );
+        assert_eq!(
+            b.insert(&packet(2, 96, 48, 1, 1)),
+            Inserted::Dropped(DropReason::Late)
+        );
         assert_eq!(b.stats().late, 1);
     }
 
@@ -450,9 +481,15 @@ mod tests {
         let mut b = PlayoutBuffer::new(cfg(1, 0));
         b.insert(&packet(0, 0, 48, 1, 1));
         b.insert(&packet(1, 48, 48, 1, 1));
-        assert!(matches!(b.insert(&packet(9, 5_000_000, 48, 1, 2)), Inserted::Resync { .. }));
+        assert!(matches!(
+            b.insert(&packet(9, 5_000_000, 48, 1, 2)),
+            Inserted::Resync { .. }
+        ));
         assert_eq!(b.stats().ssrc_changes, 1);
-        assert!(matches!(b.insert(&packet(10, 9_000_000, 48, 1, 2)), Inserted::Resync { .. }));
+        assert!(matches!(
+            b.insert(&packet(10, 9_000_000, 48, 1, 2)),
+            Inserted::Resync { .. }
+        ));
         assert_eq!(b.stats().ts_jumps, 1);
         let v = collect(&mut b, 9_000_048);
         assert_eq!(v.len(), 48);
@@ -468,20 +505,30 @@ mod tests {
         }
         let v = collect(&mut b, t0.wrapping_add(288));
         assert_eq!(v.len(), 288);
-        assert!(v.iter().enumerate().all(|(i, &x)| x == sample_at(t0.wrapping_add(i as u32), 0)));
+        assert!(
+            v.iter()
+                .enumerate()
+                .all(|(i, &x)| x == sample_at(t0.wrapping_add(i as u32), 0))
+        );
         assert_eq!(b.stats().ts_jumps, 0);
     }
 
     #[test]
     fn malformed_and_foreign_are_counted() {
         let mut b = PlayoutBuffer::new(cfg(2, 0));
-        assert_eq!(b.insert(&[1, 2, 3]), Inserted::Dropped(DropReason::Malformed));
+        assert_eq!(
+            b.insert(&[1, 2, 3]),
+            Inserted::Dropped(DropReason::Malformed)
+        );
         let mut p = packet(0, 0, 48, 2, 1);
         p.pop(); // not a whole frame
         assert_eq!(b.insert(&p), Inserted::Dropped(DropReason::Malformed));
         let mut p = packet(0, 0, 48, 2, 1);
         p[1] = 97;
-        assert_eq!(b.insert(&p), Inserted::Dropped(DropReason::WrongPayloadType));
+        assert_eq!(
+            b.insert(&p),
+            Inserted::Dropped(DropReason::WrongPayloadType)
+        );
         let s = b.stats();
         assert_eq!((s.malformed, s.wrong_pt, s.packets), (2, 1, 0));
     }

@@ -6,19 +6,19 @@
 //! an output thread (ALSA, WAV, BASS, ...) drains. Counters are atomics that
 //! any thread can snapshot with [`Receiver::stats`].
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::clock::{ClockState, MediaClock, MonotonicMediaClock};
 use crate::jitter::{Inserted, PlayoutBuffer, PlayoutConfig, PlayoutStats};
 use crate::net::recvmmsg::RecvMmsgSource;
-use crate::net::socket::{open_stream_socket, SocketError};
+use crate::net::socket::{SocketError, open_stream_socket};
 use crate::net::{PacketSource, RxTimestamp};
 use crate::rtp::RtpPacket;
 use crate::stream::StreamConfig;
-use crate::units::{realtime_now_ns, MonoNs, Nanos};
+use crate::units::{MonoNs, Nanos, realtime_now_ns};
 
 /// Options of a receiver beyond the stream description.
 pub struct ReceiverOptions {
@@ -33,7 +33,11 @@ pub struct ReceiverOptions {
 
 impl Default for ReceiverOptions {
     fn default() -> Self {
-        ReceiverOptions { link_offset: Nanos::from_ms(5), clock: None, ring_frames: None }
+        ReceiverOptions {
+            link_offset: Nanos::from_ms(5),
+            clock: None,
+            ring_frames: None,
+        }
     }
 }
 
@@ -60,12 +64,6 @@ pub struct ReceiverStats {
     /// Mean network-to-user-space latency of the last second, ns: user
     /// receive time minus the kernel software receive timestamp.
     pub kernel_to_user_ns: i64,
-}
-
-impl Default for ClockState {
-    fn default() -> Self {
-        ClockState::Unsynced
-    }
 }
 
 #[derive(Default)]
@@ -156,9 +154,17 @@ impl Receiver {
     /// stream's 16- or 24-bit range).
     ///
     /// Errors: [`ReceiverError::Socket`] (bad interface, bind or join failure).
-    pub fn start(cfg: StreamConfig, opts: ReceiverOptions) -> Result<(Receiver, rtrb::Consumer<i32>), ReceiverError> {
+    pub fn start(
+        cfg: StreamConfig,
+        opts: ReceiverOptions,
+    ) -> Result<(Receiver, rtrb::Consumer<i32>), ReceiverError> {
         let sock = open_stream_socket(&cfg)?;
-        Ok(Receiver::start_with_source(cfg, opts, "recvmmsg", move || Box::new(RecvMmsgSource::new(vec![sock]))))
+        Ok(Receiver::start_with_source(
+            cfg,
+            opts,
+            "recvmmsg",
+            move || Box::new(RecvMmsgSource::new(vec![sock])),
+        ))
     }
 
     /// Starts on a packet source built by `make_source` on the ingest
@@ -182,7 +188,9 @@ impl Receiver {
         });
         let ring_frames = opts.ring_frames.unwrap_or(rate as usize);
         let (mut prod, cons) = rtrb::RingBuffer::new(ring_frames * ch);
-        let mut clock = opts.clock.unwrap_or_else(|| Box::new(MonotonicMediaClock::new(rate)));
+        let mut clock = opts
+            .clock
+            .unwrap_or_else(|| Box::new(MonotonicMediaClock::new(rate)));
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared::default());
         let (st, sh) = (stop.clone(), shared.clone());
@@ -265,7 +273,16 @@ impl Receiver {
             })
             .expect("spawn ingest thread");
         let _ = &shared;
-        (Receiver { cfg, stop, shared, thread: Some(thread), backend }, cons)
+        (
+            Receiver {
+                cfg,
+                stop,
+                shared,
+                thread: Some(thread),
+                backend,
+            },
+            cons,
+        )
     }
 
     /// The stream being received.

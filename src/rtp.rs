@@ -210,7 +210,10 @@ mod tests {
     fn parses_fields() {
         let b = pkt(96, 0xBEEF, 0xDEADBEEF, 0x01020304, &[1, 2, 3, 4, 5, 6]);
         let p = RtpPacket::parse(&b).unwrap();
-        assert_eq!((p.payload_type, p.sequence_number, p.timestamp, p.ssrc), (96, 0xBEEF, 0xDEADBEEF, 0x01020304));
+        assert_eq!(
+            (p.payload_type, p.sequence_number, p.timestamp, p.ssrc),
+            (96, 0xBEEF, 0xDEADBEEF, 0x01020304)
+        );
         assert_eq!(p.payload, &[1, 2, 3, 4, 5, 6]);
     }
 
@@ -229,7 +232,10 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         assert_eq!(RtpPacket::parse(&[0x80; 5]), Err(RtpError::TooShort(5)));
-        assert_eq!(RtpPacket::parse(&[0x40; 12]).unwrap_err(), RtpError::BadVersion(1));
+        assert_eq!(
+            RtpPacket::parse(&[0x40; 12]).unwrap_err(),
+            RtpError::BadVersion(1)
+        );
         let mut b = pkt(96, 1, 1, 1, &[1, 2]);
         b[0] |= 0x20;
         *b.last_mut().unwrap() = 9;

@@ -5,8 +5,8 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -48,7 +48,8 @@ impl SenderHandle {
     pub fn stop(mut self) -> io::Result<u64> {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
-            t.join().map_err(|_| io::Error::other("sender panicked"))??;
+            t.join()
+                .map_err(|_| io::Error::other("sender panicked"))??;
         }
         Ok(self.sent())
     }
@@ -68,47 +69,56 @@ impl ToneSender {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let (st, se) = (stop.clone(), sent.clone());
-        let thread = std::thread::Builder::new().name("aes67-sender".into()).spawn(move || {
-            let c = &self.stream;
-            let ch = c.channels as usize;
-            let ptime_us = c.packet_time_us.unwrap_or(1000) as u64;
-            let frames = (c.sample_rate as u64 * ptime_us / 1_000_000).max(1) as usize;
-            let full = match c.encoding {
-                Encoding::L24 => 8_388_607.0,
-                Encoding::L16 => 32_767.0,
-            };
-            let amp = full * 10f64.powf(self.level_dbfs / 20.0);
-            let ssrc = std::process::id().wrapping_mul(2654435761);
-            let mut samples = vec![0i32; frames * ch];
-            let mut pkt = vec![0u8; 12 + frames * c.frame_bytes()];
-            let t0 = MonoNs::now();
-            let ts0 = (t0.0 / 1000) as u32;
-            let mut k: u64 = 0;
-            while !st.load(Ordering::Relaxed) {
-                let due = t0.add(Nanos((k * ptime_us * 1000) as i64));
-                let now = MonoNs::now();
-                if due > now {
-                    std::thread::sleep(Duration::from_nanos(due.since(now).0 as u64));
-                }
-                for f in 0..frames {
-                    let n = k * frames as u64 + f as u64;
-                    let ph = 2.0 * std::f64::consts::PI * self.freq_hz * n as f64 / c.sample_rate as f64;
-                    let v = (amp * ph.sin()).round() as i32;
-                    samples[f * ch..(f + 1) * ch].iter_mut().for_each(|s| *s = v);
-                }
-                let ts = ts0.wrapping_add((k * frames as u64) as u32);
-                rtp::write_header(&mut pkt, k == 0, c.payload_type, k as u16, ts, ssrc);
-                match c.encoding {
-                    Encoding::L24 => rtp::encode_l24(&samples, &mut pkt[12..]),
-                    Encoding::L16 => rtp::encode_l16(&samples, &mut pkt[12..]),
+        let thread = std::thread::Builder::new()
+            .name("aes67-sender".into())
+            .spawn(move || {
+                let c = &self.stream;
+                let ch = c.channels as usize;
+                let ptime_us = c.packet_time_us.unwrap_or(1000) as u64;
+                let frames = (c.sample_rate as u64 * ptime_us / 1_000_000).max(1) as usize;
+                let full = match c.encoding {
+                    Encoding::L24 => 8_388_607.0,
+                    Encoding::L16 => 32_767.0,
                 };
-                sock.send_to(&pkt, &dest.into())?;
-                se.fetch_add(1, Ordering::Relaxed);
-                k += 1;
-            }
-            Ok(())
-        })?;
-        Ok(SenderHandle { stop, sent, thread: Some(thread) })
+                let amp = full * 10f64.powf(self.level_dbfs / 20.0);
+                let ssrc = std::process::id().wrapping_mul(2654435761);
+                let mut samples = vec![0i32; frames * ch];
+                let mut pkt = vec![0u8; 12 + frames * c.frame_bytes()];
+                let t0 = MonoNs::now();
+                let ts0 = (t0.0 / 1000) as u32;
+                let mut k: u64 = 0;
+                while !st.load(Ordering::Relaxed) {
+                    let due = t0.add(Nanos((k * ptime_us * 1000) as i64));
+                    let now = MonoNs::now();
+                    if due > now {
+                        std::thread::sleep(Duration::from_nanos(due.since(now).0 as u64));
+                    }
+                    for f in 0..frames {
+                        let n = k * frames as u64 + f as u64;
+                        let ph = 2.0 * std::f64::consts::PI * self.freq_hz * n as f64
+                            / c.sample_rate as f64;
+                        let v = (amp * ph.sin()).round() as i32;
+                        samples[f * ch..(f + 1) * ch]
+                            .iter_mut()
+                            .for_each(|s| *s = v);
+                    }
+                    let ts = ts0.wrapping_add((k * frames as u64) as u32);
+                    rtp::write_header(&mut pkt, k == 0, c.payload_type, k as u16, ts, ssrc);
+                    match c.encoding {
+                        Encoding::L24 => rtp::encode_l24(&samples, &mut pkt[12..]),
+                        Encoding::L16 => rtp::encode_l16(&samples, &mut pkt[12..]),
+                    };
+                    sock.send_to(&pkt, &dest.into())?;
+                    se.fetch_add(1, Ordering::Relaxed);
+                    k += 1;
+                }
+                Ok(())
+            })?;
+        Ok(SenderHandle {
+            stop,
+            sent,
+            thread: Some(thread),
+        })
     }
 }
 

@@ -99,7 +99,11 @@ pub enum ConfigError {
 }
 
 fn invalid(what: impl Into<String>, field: &str, value: &str) -> ConfigError {
-    ConfigError::Invalid { what: what.into(), field: field.into(), value: value.into() }
+    ConfigError::Invalid {
+        what: what.into(),
+        field: field.into(),
+        value: value.into(),
+    }
 }
 
 impl StreamConfig {
@@ -136,16 +140,27 @@ impl StreamConfig {
     /// Errors: [`ConfigError`] naming the parameter, e.g.
     /// `invalid channel count 0 in ch=0`; unknown parameters are errors.
     pub fn from_url(s: &str) -> Result<StreamConfig, ConfigError> {
-        let url = url::Url::parse(s.trim()).map_err(|e| ConfigError::Syntax(format!("invalid URL {s:?}: {e}")))?;
+        let url = url::Url::parse(s.trim())
+            .map_err(|e| ConfigError::Syntax(format!("invalid URL {s:?}: {e}")))?;
         if url.scheme() != "aes67" {
-            return Err(invalid("unsupported scheme (expected aes67)", "scheme", url.scheme()));
+            return Err(invalid(
+                "unsupported scheme (expected aes67)",
+                "scheme",
+                url.scheme(),
+            ));
         }
         let dest: IpAddr = match url.host() {
             Some(url::Host::Ipv4(a)) => IpAddr::V4(a),
             Some(url::Host::Ipv6(a)) => IpAddr::V6(a),
             // Non-special schemes carry opaque hosts: parse the IP ourselves.
-            Some(url::Host::Domain(d)) => d.parse().map_err(|_| invalid("not an IP address", "group", d))?,
-            None => return Err(ConfigError::Missing("group address (aes67://GROUP:PORT)".into())),
+            Some(url::Host::Domain(d)) => d
+                .parse()
+                .map_err(|_| invalid("not an IP address", "group", d))?,
+            None => {
+                return Err(ConfigError::Missing(
+                    "group address (aes67://GROUP:PORT)".into(),
+                ));
+            }
         };
         let port = url.port().unwrap_or(DEFAULT_PORT);
         if port == 0 {
@@ -167,7 +182,10 @@ impl StreamConfig {
                 "rate" | "samplerate" => c.sample_rate = parse_rate(k, v)?,
                 "enc" | "encoding" => c.encoding = parse_enc(k, v)?,
                 "source" => {
-                    c.source = Some(v.parse().map_err(|_| invalid("invalid source IPv4 address", k, v))?)
+                    c.source = Some(
+                        v.parse()
+                            .map_err(|_| invalid("invalid source IPv4 address", k, v))?,
+                    )
                 }
                 _ => return Err(invalid("unknown parameter", k, v)),
             }
@@ -182,14 +200,19 @@ impl StreamConfig {
     ///
     /// Errors: [`ConfigError`] naming the line or attribute at fault.
     pub fn from_sdp(text: &str) -> Result<StreamConfig, ConfigError> {
-        let sdp = sdp_types::Session::parse(text.as_bytes()).map_err(|e| ConfigError::Syntax(format!("invalid SDP: {e}")))?;
+        let sdp = sdp_types::Session::parse(text.as_bytes())
+            .map_err(|e| ConfigError::Syntax(format!("invalid SDP: {e}")))?;
         let media = sdp
             .medias
             .iter()
             .find(|m| m.media == "audio")
             .ok_or_else(|| ConfigError::Missing("audio media (m=audio)".into()))?;
         if !media.proto.starts_with("RTP/AVP") {
-            return Err(invalid("unsupported transport", "m=audio proto", &media.proto));
+            return Err(invalid(
+                "unsupported transport",
+                "m=audio proto",
+                &media.proto,
+            ));
         }
         let pt_str = media.fmt.split_whitespace().next().unwrap_or("");
         let pt = parse_num("m=audio fmt", pt_str, "payload type", 0, 127)? as u8;
@@ -200,7 +223,9 @@ impl StreamConfig {
             .ok_or_else(|| ConfigError::Missing("connection (c=)".into()))?;
         let mut addr_parts = conn.connection_address.split('/');
         let addr_s = addr_parts.next().unwrap_or("");
-        let dest: IpAddr = addr_s.parse().map_err(|_| invalid("invalid address", "c", &conn.connection_address))?;
+        let dest: IpAddr = addr_s
+            .parse()
+            .map_err(|_| invalid("invalid address", "c", &conn.connection_address))?;
         let ttl = match addr_parts.next() {
             Some(t) if dest.is_ipv4() => Some(parse_num("c", t, "invalid TTL", 0, 255)? as u8),
             _ => None,
@@ -218,7 +243,9 @@ impl StreamConfig {
             let v = a.value.as_deref().unwrap_or("").trim();
             match a.attribute.as_str() {
                 "rtpmap" if !have_rtpmap => {
-                    let (p, rest) = v.split_once(' ').ok_or_else(|| invalid("malformed rtpmap", "a=rtpmap", v))?;
+                    let (p, rest) = v
+                        .split_once(' ')
+                        .ok_or_else(|| invalid("malformed rtpmap", "a=rtpmap", v))?;
                     if p.trim() != pt_str {
                         continue;
                     }
@@ -232,7 +259,9 @@ impl StreamConfig {
                     };
                 }
                 "ptime" => {
-                    let ms: f64 = v.parse().map_err(|_| invalid("invalid packet time", "a=ptime", v))?;
+                    let ms: f64 = v
+                        .parse()
+                        .map_err(|_| invalid("invalid packet time", "a=ptime", v))?;
                     if !(0.1..=20.0).contains(&ms) {
                         return Err(invalid("packet time out of range 0.1-20 ms", "a=ptime", v));
                     }
@@ -242,26 +271,36 @@ impl StreamConfig {
                 "mediaclk" => {
                     let first = v.split_whitespace().next().unwrap_or("");
                     if let Some(off) = first.strip_prefix("direct=") {
-                        c.mediaclk_offset =
-                            Some(off.parse().map_err(|_| invalid("invalid direct offset", "a=mediaclk", v))?);
+                        c.mediaclk_offset = Some(
+                            off.parse()
+                                .map_err(|_| invalid("invalid direct offset", "a=mediaclk", v))?,
+                        );
                     } else if first == "direct" {
                         c.mediaclk_offset = Some(0);
                     } else {
-                        return Err(invalid("unsupported media clock (only direct)", "a=mediaclk", v));
+                        return Err(invalid(
+                            "unsupported media clock (only direct)",
+                            "a=mediaclk",
+                            v,
+                        ));
                     }
                 }
                 "source-filter" => {
                     // " incl IN IP4 <dest> <src...>"
                     let f: Vec<&str> = v.split_whitespace().collect();
                     if f.len() >= 5 && f[0] == "incl" && f[2] == "IP4" {
-                        c.source = Some(f[4].parse().map_err(|_| invalid("invalid source address", "a=source-filter", v))?);
+                        c.source = Some(f[4].parse().map_err(|_| {
+                            invalid("invalid source address", "a=source-filter", v)
+                        })?);
                     }
                 }
                 _ => {}
             }
         }
         if !have_rtpmap {
-            return Err(ConfigError::Missing(format!("a=rtpmap for payload type {pt}")));
+            return Err(ConfigError::Missing(format!(
+                "a=rtpmap for payload type {pt}"
+            )));
         }
         Ok(c)
     }
@@ -270,7 +309,11 @@ impl StreamConfig {
     /// (RFC 4566; AES67-2018 §8.5 attributes).
     pub fn to_sdp(&self, origin: IpAddr, session_id: u64) -> String {
         let ipv = if origin.is_ipv4() { "IP4" } else { "IP6" };
-        let ttl = if self.dest.is_multicast() { format!("/{}", self.ttl.unwrap_or(32)) } else { String::new() };
+        let ttl = if self.dest.is_multicast() {
+            format!("/{}", self.ttl.unwrap_or(32))
+        } else {
+            String::new()
+        };
         let mut s = format!(
             "v=0\r\no=- {session_id} 0 IN {ipv} {origin}\r\ns={}\r\nc=IN {ipv} {}{ttl}\r\nt=0 0\r\nm=audio {} RTP/AVP {}\r\n\
              a=rtpmap:{} {}/{}/{}\r\n",
@@ -298,9 +341,16 @@ impl StreamConfig {
 }
 
 fn parse_num(field: &str, v: &str, what: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
-    let n: i64 = v.trim().parse().map_err(|_| invalid(format!("invalid {what} {v:?}"), field, v))?;
+    let n: i64 = v
+        .trim()
+        .parse()
+        .map_err(|_| invalid(format!("invalid {what} {v:?}"), field, v))?;
     if n < min || n > max {
-        return Err(invalid(format!("invalid {what} {n} (allowed {min}-{max})"), field, v));
+        return Err(invalid(
+            format!("invalid {what} {n} (allowed {min}-{max})"),
+            field,
+            v,
+        ));
     }
     Ok(n)
 }
@@ -308,7 +358,11 @@ fn parse_num(field: &str, v: &str, what: &str, min: i64, max: i64) -> Result<i64
 fn parse_rate(field: &str, v: &str) -> Result<u32, ConfigError> {
     match v.trim().parse::<u32>() {
         Ok(r @ (44_100 | 48_000 | 96_000)) => Ok(r),
-        _ => Err(invalid(format!("invalid sample rate {v:?} (allowed 44100, 48000, 96000)"), field, v)),
+        _ => Err(invalid(
+            format!("invalid sample rate {v:?} (allowed 44100, 48000, 96000)"),
+            field,
+            v,
+        )),
     }
 }
 
@@ -316,7 +370,11 @@ fn parse_enc(field: &str, v: &str) -> Result<Encoding, ConfigError> {
     match v.trim().to_ascii_uppercase().as_str() {
         "L24" => Ok(Encoding::L24),
         "L16" => Ok(Encoding::L16),
-        _ => Err(invalid(format!("unsupported encoding {v:?} (allowed L24, L16)"), field, v)),
+        _ => Err(invalid(
+            format!("unsupported encoding {v:?} (allowed L24, L16)"),
+            field,
+            v,
+        )),
     }
 }
 
@@ -327,29 +385,66 @@ mod tests {
     #[test]
     fn url_defaults_and_aliases() {
         let c = StreamConfig::from_url("aes67://239.192.76.52").unwrap();
-        assert_eq!((c.port, c.payload_type, c.channels, c.sample_rate, c.encoding, c.jitter_ms), (5004, 96, 2, 48000, Encoding::L24, 10));
+        assert_eq!(
+            (
+                c.port,
+                c.payload_type,
+                c.channels,
+                c.sample_rate,
+                c.encoding,
+                c.jitter_ms
+            ),
+            (5004, 96, 2, 48000, Encoding::L24, 10)
+        );
         let c = StreamConfig::from_url(
             "aes67://239.69.1.2:5006?interface=eth1&payload=97&channels=8&samplerate=96000&jitter=4&enc=l16&source=10.0.0.9",
         )
         .unwrap();
         assert_eq!(c.iface.as_deref(), Some("eth1"));
-        assert_eq!((c.port, c.payload_type, c.channels, c.sample_rate, c.jitter_ms), (5006, 97, 8, 96000, 4));
+        assert_eq!(
+            (
+                c.port,
+                c.payload_type,
+                c.channels,
+                c.sample_rate,
+                c.jitter_ms
+            ),
+            (5006, 97, 8, 96000, 4)
+        );
         assert_eq!(c.encoding, Encoding::L16);
         assert_eq!(c.source, Some(Ipv4Addr::new(10, 0, 0, 9)));
     }
 
     #[test]
     fn url_errors_name_the_field() {
-        let e = StreamConfig::from_url("aes67://239.1.1.1?ch=0").unwrap_err().to_string();
+        let e = StreamConfig::from_url("aes67://239.1.1.1?ch=0")
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "invalid channel count 0 (allowed 1-64) in ch=0");
-        let e = StreamConfig::from_url("aes67://239.1.1.1?rate=22050").unwrap_err().to_string();
+        let e = StreamConfig::from_url("aes67://239.1.1.1?rate=22050")
+            .unwrap_err()
+            .to_string();
         assert!(e.ends_with("in rate=22050"), "{e}");
-        let e = StreamConfig::from_url("aes67://239.1.1.1?bogus=1").unwrap_err().to_string();
+        let e = StreamConfig::from_url("aes67://239.1.1.1?bogus=1")
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "unknown parameter in bogus=1");
-        let e = StreamConfig::from_url("http://239.1.1.1").unwrap_err().to_string();
+        let e = StreamConfig::from_url("http://239.1.1.1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("scheme=http"), "{e}");
-        assert!(StreamConfig::from_url("aes67://host.example").unwrap_err().to_string().contains("group=host.example"));
-        assert!(StreamConfig::from_url("aes67://239.1.1.1?enc=L32").unwrap_err().to_string().contains("enc=L32"));
+        assert!(
+            StreamConfig::from_url("aes67://host.example")
+                .unwrap_err()
+                .to_string()
+                .contains("group=host.example")
+        );
+        assert!(
+            StreamConfig::from_url("aes67://239.1.1.1?enc=L32")
+                .unwrap_err()
+                .to_string()
+                .contains("enc=L32")
+        );
     }
 
     const SDP: &str = "v=0\r\no=- 1311738121 1311738121 IN IP4 192.168.1.1\r\ns=Stage left\r\n\
@@ -361,11 +456,23 @@ mod tests {
     fn sdp_full_aes67_session() {
         let c = StreamConfig::from_sdp(SDP).unwrap();
         assert_eq!(c.dest, "239.69.1.1".parse::<IpAddr>().unwrap());
-        assert_eq!((c.port, c.payload_type, c.channels, c.sample_rate, c.encoding), (5004, 96, 8, 48000, Encoding::L24));
+        assert_eq!(
+            (
+                c.port,
+                c.payload_type,
+                c.channels,
+                c.sample_rate,
+                c.encoding
+            ),
+            (5004, 96, 8, 48000, Encoding::L24)
+        );
         assert_eq!(c.ttl, Some(32));
         assert_eq!(c.packet_time_us, Some(125));
         assert_eq!(c.mediaclk_offset, Some(142410716));
-        assert_eq!(c.ts_refclk.as_deref(), Some("ptp=IEEE1588-2008:00-1D-C1-FF-FE-12-34-56:0"));
+        assert_eq!(
+            c.ts_refclk.as_deref(),
+            Some("ptp=IEEE1588-2008:00-1D-C1-FF-FE-12-34-56:0")
+        );
         assert_eq!(c.source, Some(Ipv4Addr::new(192, 168, 1, 1)));
         assert_eq!(c.name.as_deref(), Some("Stage left"));
     }
@@ -374,17 +481,32 @@ mod tests {
     fn sdp_round_trip_through_to_sdp() {
         let c = StreamConfig::from_sdp(SDP).unwrap();
         let again = StreamConfig::from_sdp(&c.to_sdp("192.168.1.1".parse().unwrap(), 7)).unwrap();
-        assert_eq!(StreamConfig { source: c.source, ..again }, c);
+        assert_eq!(
+            StreamConfig {
+                source: c.source,
+                ..again
+            },
+            c
+        );
     }
 
     #[test]
     fn sdp_44k1_ptime_and_errors() {
-        let s = SDP.replace("L24/48000/8", "L16/44100/2").replace("0.125", "1.08843537");
+        let s = SDP
+            .replace("L24/48000/8", "L16/44100/2")
+            .replace("0.125", "1.08843537");
         let c = StreamConfig::from_sdp(&s).unwrap();
-        assert_eq!((c.sample_rate, c.encoding, c.packet_time_us), (44100, Encoding::L16, Some(1088)));
-        let e = StreamConfig::from_sdp(&SDP.replace("L24/48000/8", "L24/48000/0")).unwrap_err().to_string();
+        assert_eq!(
+            (c.sample_rate, c.encoding, c.packet_time_us),
+            (44100, Encoding::L16, Some(1088))
+        );
+        let e = StreamConfig::from_sdp(&SDP.replace("L24/48000/8", "L24/48000/0"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a=rtpmap"), "{e}");
-        let e = StreamConfig::from_sdp(&SDP.replace("rtpmap:96", "rtpmap:97")).unwrap_err().to_string();
+        let e = StreamConfig::from_sdp(&SDP.replace("rtpmap:96", "rtpmap:97"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("rtpmap for payload type 96"), "{e}");
         assert!(StreamConfig::from_sdp("garbage").is_err());
     }

@@ -94,6 +94,7 @@ impl MonoNs {
         MonoNs(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
     }
     /// `self + d`, saturating at 0.
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, d: Nanos) -> MonoNs {
         MonoNs((self.0 as i64).saturating_add(d.0).max(0) as u64)
     }

@@ -6,11 +6,11 @@
 //!
 //! Needs root, `ip`, `gst-launch-1.0` and `nft` (ci/setup.sh installs them).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use aes67::rig::{is_root, NetnsPair};
+use aes67::rig::{NetnsPair, is_root};
 
 struct Case {
     enc: &'static str,
@@ -22,7 +22,10 @@ struct Case {
 }
 
 fn tool(name: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {name}")]).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn rig_ready() -> bool {
@@ -46,7 +49,12 @@ fn signal(seed: u64, n: usize, bits: u16) -> Vec<i32> {
 }
 
 fn write_wav(path: &Path, s: &[i32], ch: u16, rate: u32, bits: u16) {
-    let spec = hound::WavSpec { channels: ch, sample_rate: rate, bits_per_sample: bits, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: ch,
+        sample_rate: rate,
+        bits_per_sample: bits,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for &v in s {
         w.write_sample(v).unwrap();
@@ -61,7 +69,11 @@ fn read_wav(path: &Path) -> (hound::WavSpec, Vec<i32>) {
 }
 
 fn gst_sender(ns: &NetnsPair, wav: &Path, c: &Case, group: &str, port: u16) -> Child {
-    let (fmt, pay) = if c.enc == "L24" { ("S24BE", "rtpL24pay") } else { ("S16BE", "rtpL16pay") };
+    let (fmt, pay) = if c.enc == "L24" {
+        ("S24BE", "rtpL24pay")
+    } else {
+        ("S16BE", "rtpL16pay")
+    };
     let ptime_ns = c.frames as u64 * 1_000_000_000 / c.rate as u64;
     let pipeline = format!(
         "filesrc location={} ! wavparse ! audioconvert ! audio/x-raw,format={fmt},rate={},channels={} ! \
@@ -73,31 +85,58 @@ fn gst_sender(ns: &NetnsPair, wav: &Path, c: &Case, group: &str, port: u16) -> C
         ns.if_a
     );
     let mut cmd = NetnsPair::cmd_in(&ns.a, "gst-launch-1.0");
-    cmd.arg("-q").args(pipeline.split_whitespace()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.arg("-q")
+        .args(pipeline.split_whitespace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     cmd.spawn().expect("spawn gst-launch-1.0")
 }
 
+/// Starts `aes67 play` in namespace B; it runs until [`finish`] sends SIGINT
+/// (the Ctrl-C path), with `secs` as a safety limit.
 fn receiver(ns: &NetnsPair, url: &str, out: &Path, secs: f64) -> Child {
     let mut cmd = NetnsPair::cmd_in(&ns.b, env!("CARGO_BIN_EXE_aes67"));
-    cmd.args(["play", url, "--output", &format!("wav:{}", out.display()), "--duration", &secs.to_string(), "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let limit = (secs + 60.0).to_string();
+    cmd.args([
+        "play",
+        url,
+        "--output",
+        &format!("wav:{}", out.display()),
+        "--duration",
+        &limit,
+        "--json",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     cmd.spawn().expect("spawn aes67")
 }
 
-/// Final JSON stats of a finished receiver.
+/// Stops a receiver with SIGINT (after the link offset has passed) and
+/// returns its final JSON stats. `ip netns exec` execs the binary, so the
+/// child's pid is aes67's.
 fn finish(child: Child) -> serde_json::Value {
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "aes67 failed: {stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().rev().find(|l| l.contains("\"final\"")).unwrap_or_else(|| panic!("no final JSON:\n{stdout}\n{stderr}"));
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"final\""))
+        .unwrap_or_else(|| panic!("no final JSON:\n{stdout}\n{stderr}"));
     serde_json::from_str(last).unwrap()
 }
 
 fn wait_sender(child: Child) {
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "gst-launch failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "gst-launch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn tmpdir() -> tempfile::TempDir {
@@ -105,11 +144,29 @@ fn tmpdir() -> tempfile::TempDir {
 }
 
 fn url(group: &str, port: u16, ns: &NetnsPair, c: &Case) -> String {
-    format!("aes67://{group}:{port}?iface={}&ch={}&rate={}&enc={}", ns.if_b, c.ch, c.rate, c.enc)
+    format!(
+        "aes67://{group}:{port}?iface={}&ch={}&rate={}&enc={}",
+        ns.if_b, c.ch, c.rate, c.enc
+    )
+}
+
+/// How the receiver is told about the stream.
+#[derive(Clone, Copy, PartialEq)]
+enum Describe {
+    /// An `aes67://` URL.
+    Url,
+    /// An `aes67://` URL with `source=` (source-specific join).
+    UrlSsm,
+    /// An SDP file (`--sdp`).
+    Sdp,
 }
 
 /// Sends `c` from GStreamer and checks the output is bit-exact, 0 lost, 0 dup.
 fn bit_exact(c: Case, group: &str, port: u16) {
+    bit_exact_with(c, group, port, Describe::Url)
+}
+
+fn bit_exact_with(c: Case, group: &str, port: u16, how: Describe) {
     if !rig_ready() {
         return;
     }
@@ -120,16 +177,62 @@ fn bit_exact(c: Case, group: &str, port: u16) {
     let n = (c.rate * c.secs) as usize / c.frames as usize * c.frames as usize;
     let sent = signal(0x5eed ^ port as u64, n * c.ch as usize, bits);
     write_wav(&inp, &sent, c.ch, c.rate, bits);
-    let rx = receiver(&ns, &url(group, port, &ns, &c), &outp, c.secs as f64 + 2.5);
+    let rx = match how {
+        Describe::Url => receiver(&ns, &url(group, port, &ns, &c), &outp, c.secs as f64 + 2.5),
+        Describe::UrlSsm => receiver(
+            &ns,
+            &format!("{}&source={}", url(group, port, &ns, &c), ns.ip_a),
+            &outp,
+            c.secs as f64 + 2.5,
+        ),
+        Describe::Sdp => {
+            let sdp = dir.path().join("s.sdp");
+            let ptime = c.frames as f64 * 1000.0 / c.rate as f64;
+            std::fs::write(
+                &sdp,
+                format!(
+                    "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=gst\r\nc=IN IP4 {group}/32\r\nt=0 0\r\nm=audio {port} RTP/AVP 96\r\n\
+                     a=rtpmap:96 {}/{}/{}\r\na=ptime:{ptime}\r\na=mediaclk:direct=0\r\n\
+                     a=source-filter: incl IN IP4 {group} {ip}\r\na=recvonly\r\n",
+                    c.enc,
+                    c.rate,
+                    c.ch,
+                    ip = ns.ip_a
+                ),
+            )
+            .unwrap();
+            let mut cmd = NetnsPair::cmd_in(&ns.b, env!("CARGO_BIN_EXE_aes67"));
+            cmd.args([
+                "play",
+                "--sdp",
+                sdp.to_str().unwrap(),
+                "--iface",
+                &ns.if_b,
+                "--output",
+            ])
+            .arg(format!("wav:{}", outp.display()))
+            .args(["--duration", "120", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            cmd.spawn().unwrap()
+        }
+    };
     std::thread::sleep(Duration::from_millis(700));
     wait_sender(gst_sender(&ns, &inp, &c, group, port));
     let st = finish(rx);
     let (spec, got) = read_wav(&outp);
-    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (c.ch, c.rate, bits));
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (c.ch, c.rate, bits)
+    );
     assert_eq!(st["lost"], 0, "{st}");
     assert_eq!(st["duplicates"], 0, "{st}");
     assert_eq!(st["malformed"], 0, "{st}");
-    assert_eq!(st["packets"].as_u64().unwrap(), (n / c.frames as usize) as u64, "{st}");
+    assert_eq!(
+        st["packets"].as_u64().unwrap(),
+        (n / c.frames as usize) as u64,
+        "{st}"
+    );
     assert_eq!(got.len(), sent.len(), "output length (samples)");
     let first_bad = got.iter().zip(&sent).position(|(a, b)| a != b);
     assert_eq!(first_bad, None, "first differing sample index");
@@ -137,27 +240,109 @@ fn bit_exact(c: Case, group: &str, port: u16) {
 
 #[test]
 fn l24_2ch_48k_1ms() {
-    bit_exact(Case { enc: "L24", ch: 2, rate: 48000, frames: 48, secs: 3 }, "239.69.1.1", 5004);
+    bit_exact(
+        Case {
+            enc: "L24",
+            ch: 2,
+            rate: 48000,
+            frames: 48,
+            secs: 3,
+        },
+        "239.69.1.1",
+        5004,
+    );
 }
 
 #[test]
 fn l16_2ch_48k_1ms() {
-    bit_exact(Case { enc: "L16", ch: 2, rate: 48000, frames: 48, secs: 3 }, "239.69.1.2", 5006);
+    bit_exact(
+        Case {
+            enc: "L16",
+            ch: 2,
+            rate: 48000,
+            frames: 48,
+            secs: 3,
+        },
+        "239.69.1.2",
+        5006,
+    );
 }
 
 #[test]
 fn l24_8ch_48k_125us() {
-    bit_exact(Case { enc: "L24", ch: 8, rate: 48000, frames: 6, secs: 3 }, "239.69.1.3", 5008);
+    bit_exact(
+        Case {
+            enc: "L24",
+            ch: 8,
+            rate: 48000,
+            frames: 6,
+            secs: 3,
+        },
+        "239.69.1.3",
+        5008,
+    );
 }
 
 #[test]
 fn l24_2ch_48k_5ms_livewire() {
-    bit_exact(Case { enc: "L24", ch: 2, rate: 48000, frames: 240, secs: 3 }, "239.69.1.4", 5010);
+    bit_exact(
+        Case {
+            enc: "L24",
+            ch: 2,
+            rate: 48000,
+            frames: 240,
+            secs: 3,
+        },
+        "239.69.1.4",
+        5010,
+    );
+}
+
+#[test]
+fn l24_2ch_48k_1ms_from_sdp_file() {
+    bit_exact_with(
+        Case {
+            enc: "L24",
+            ch: 2,
+            rate: 48000,
+            frames: 48,
+            secs: 2,
+        },
+        "239.69.1.6",
+        5014,
+        Describe::Sdp,
+    );
+}
+
+#[test]
+fn l24_2ch_48k_1ms_source_specific_join() {
+    bit_exact_with(
+        Case {
+            enc: "L24",
+            ch: 2,
+            rate: 48000,
+            frames: 48,
+            secs: 2,
+        },
+        "239.69.1.7",
+        5016,
+        Describe::UrlSsm,
+    );
 }
 
 #[test]
 fn l24_2ch_96k_1ms() {
-    bit_exact(Case { enc: "L24", ch: 2, rate: 96000, frames: 96, secs: 3 }, "239.69.1.5", 5012);
+    bit_exact(
+        Case {
+            enc: "L24",
+            ch: 2,
+            rate: 96000,
+            frames: 96,
+            secs: 3,
+        },
+        "239.69.1.5",
+        5012,
+    );
 }
 
 #[test]
@@ -165,7 +350,13 @@ fn two_groups_same_port_each_receiver_gets_its_own() {
     if !rig_ready() {
         return;
     }
-    let c = Case { enc: "L24", ch: 2, rate: 48000, frames: 48, secs: 3 };
+    let c = Case {
+        enc: "L24",
+        ch: 2,
+        rate: 48000,
+        frames: 48,
+        secs: 3,
+    };
     let ns = NetnsPair::new().unwrap();
     let dir = tmpdir();
     let port = 5020;
@@ -177,18 +368,33 @@ fn two_groups_same_port_each_receiver_gets_its_own() {
         let s = signal(0xabc0 + i as u64, n * 2, 24);
         write_wav(&dir.path().join(format!("in{i}.wav")), &s, 2, c.rate, 24);
         sent.push(s);
-        rxs.push(receiver(&ns, &url(g, port, &ns, &c), &dir.path().join(format!("out{i}.wav")), c.secs as f64 + 2.5));
+        rxs.push(receiver(
+            &ns,
+            &url(g, port, &ns, &c),
+            &dir.path().join(format!("out{i}.wav")),
+            c.secs as f64 + 2.5,
+        ));
     }
     std::thread::sleep(Duration::from_millis(700));
-    let txs: Vec<Child> =
-        groups.iter().enumerate().map(|(i, g)| gst_sender(&ns, &dir.path().join(format!("in{i}.wav")), &c, g, port)).collect();
+    let txs: Vec<Child> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| gst_sender(&ns, &dir.path().join(format!("in{i}.wav")), &c, g, port))
+        .collect();
     txs.into_iter().for_each(wait_sender);
     for (i, rx) in rxs.into_iter().enumerate() {
         let st = finish(rx);
         let (_, got) = read_wav(&dir.path().join(format!("out{i}.wav")));
-        assert_eq!(st["packets"].as_u64().unwrap(), (n / 48) as u64, "receiver {i} got foreign packets: {st}");
+        assert_eq!(
+            st["packets"].as_u64().unwrap(),
+            (n / 48) as u64,
+            "receiver {i} got foreign packets: {st}"
+        );
         assert_eq!(st["ssrc_changes"], 0, "receiver {i}: {st}");
-        assert!(got == sent[i], "receiver {i} output differs from its own stream");
+        assert!(
+            got == sent[i],
+            "receiver {i} output differs from its own stream"
+        );
     }
 }
 
@@ -198,17 +404,33 @@ fn one_percent_loss_is_silence_and_counted() {
         return;
     }
     assert!(tool("nft"), "needs nft (ci/setup.sh installs nftables)");
-    let c = Case { enc: "L24", ch: 2, rate: 48000, frames: 48, secs: 5 };
+    let c = Case {
+        enc: "L24",
+        ch: 2,
+        rate: 48000,
+        frames: 48,
+        secs: 5,
+    };
     let (group, port) = ("239.69.3.1", 5030u16);
     let ns = NetnsPair::new().unwrap();
     let nft = |args: &str| {
-        let o = Command::new("ip").args(["netns", "exec", &ns.b, "nft"]).args(args.split_whitespace()).output().unwrap();
-        assert!(o.status.success(), "nft {args}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = Command::new("ip")
+            .args(["netns", "exec", &ns.b, "nft"])
+            .args(args.split_whitespace())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "nft {args}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).to_string()
     };
     nft("add table inet loss");
     nft("add chain inet loss in { type filter hook input priority 0 ; }");
-    nft(&format!("add rule inet loss in udp dport {port} numgen random mod 100 < 1 counter drop"));
+    nft(&format!(
+        "add rule inet loss in udp dport {port} numgen random mod 100 < 1 counter drop"
+    ));
     let dir = tmpdir();
     let (inp, outp) = (dir.path().join("in.wav"), dir.path().join("out.wav"));
     let n = (c.rate * c.secs) as usize;
@@ -233,19 +455,29 @@ fn one_percent_loss_is_silence_and_counted() {
     let blk = 96;
     let sent_blocks: Vec<&[i32]> = sent.chunks(blk).collect();
     let got_blocks: Vec<&[i32]> = got.chunks(blk).collect();
-    let lead = sent_blocks.iter().position(|b| *b == got_blocks[0]).expect("first output block is a sent block");
+    let lead = sent_blocks
+        .iter()
+        .position(|b| *b == got_blocks[0])
+        .expect("first output block is a sent block");
     assert_eq!(got.len() % blk, 0);
     let trail = sent_blocks.len() - lead - got_blocks.len();
     let mut silent = 0u64;
     for (k, g) in got_blocks.iter().enumerate() {
         if *g != sent_blocks[lead + k] {
-            assert!(g.iter().all(|&x| x == 0), "block {k} is neither the sent audio nor silence");
+            assert!(
+                g.iter().all(|&x| x == 0),
+                "block {k} is neither the sent audio nor silence"
+            );
             silent += 1;
         }
     }
     let lost = st["lost"].as_u64().unwrap();
     assert_eq!(lost, silent, "lost counter vs silent blocks: {st}");
-    assert_eq!(lost, drops - lead as u64 - trail as u64, "lost counter vs nft drops {drops} (lead {lead}, trail {trail}): {st}");
+    assert_eq!(
+        lost,
+        drops - lead as u64 - trail as u64,
+        "lost counter vs nft drops {drops} (lead {lead}, trail {trail}): {st}"
+    );
     assert_eq!(st["duplicates"], 0);
     eprintln!("loss case: {drops} dropped by nft, {lost} concealed, lead {lead}, trail {trail}");
 }

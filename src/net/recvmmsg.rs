@@ -5,8 +5,8 @@
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd};
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recvmmsg, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
 use socket2::Socket;
 
 use super::{PacketSource, RxMeta, RxTimestamp};
@@ -23,7 +23,12 @@ pub struct RecvMmsgSource {
     socks: Vec<Socket>,
     bufs: Vec<u8>,
     headers: MultiHeaders<SockaddrStorage>,
-    metas: Vec<(usize, Option<RxTimestamp>, Option<std::net::SocketAddr>, bool)>,
+    metas: Vec<(
+        usize,
+        Option<RxTimestamp>,
+        Option<std::net::SocketAddr>,
+        bool,
+    )>,
 }
 
 impl RecvMmsgSource {
@@ -46,9 +51,18 @@ impl RecvMmsgSource {
             let fd = self.socks[i].as_raw_fd();
             self.metas.clear();
             {
-                let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
-                    self.bufs.chunks_exact_mut(BUF_BYTES).map(|b| [IoSliceMut::new(b)]).collect();
-                let res = match recvmmsg(fd, &mut self.headers, iovs.iter_mut(), MsgFlags::MSG_DONTWAIT, None) {
+                let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
+                    .bufs
+                    .chunks_exact_mut(BUF_BYTES)
+                    .map(|b| [IoSliceMut::new(b)])
+                    .collect();
+                let res = match recvmmsg(
+                    fd,
+                    &mut self.headers,
+                    iovs.iter_mut(),
+                    MsgFlags::MSG_DONTWAIT,
+                    None,
+                ) {
                     Ok(r) => r,
                     Err(nix::errno::Errno::EAGAIN) => break,
                     Err(nix::errno::Errno::EINTR) => continue,
@@ -71,7 +85,10 @@ impl RecvMmsgSource {
                             }
                         }
                     }
-                    let src = m.address.and_then(|a| a.as_sockaddr_in().map(|s| std::net::SocketAddr::V4((*s).into())));
+                    let src = m.address.and_then(|a| {
+                        a.as_sockaddr_in()
+                            .map(|s| std::net::SocketAddr::V4((*s).into()))
+                    });
                     let trunc = m.flags.contains(MsgFlags::MSG_TRUNC);
                     self.metas.push((m.bytes, ts, src, trunc));
                 }
@@ -79,8 +96,17 @@ impl RecvMmsgSource {
             let now = MonoNs::now();
             let n = self.metas.len();
             for (k, &(len, kernel_ts, src, truncated)) in self.metas.iter().enumerate() {
-                let meta = RxMeta { stream: i, kernel_ts, user_rx: now, src, truncated };
-                on_packet(&self.bufs[k * BUF_BYTES..k * BUF_BYTES + len.min(BUF_BYTES)], &meta);
+                let meta = RxMeta {
+                    stream: i,
+                    kernel_ts,
+                    user_rx: now,
+                    src,
+                    truncated,
+                };
+                on_packet(
+                    &self.bufs[k * BUF_BYTES..k * BUF_BYTES + len.min(BUF_BYTES)],
+                    &meta,
+                );
             }
             total += n;
             if n < BATCH {
@@ -92,9 +118,17 @@ impl RecvMmsgSource {
 }
 
 impl PacketSource for RecvMmsgSource {
-    fn poll(&mut self, timeout_ms: i32, on_packet: &mut dyn FnMut(&[u8], &RxMeta)) -> io::Result<usize> {
+    fn poll(
+        &mut self,
+        timeout_ms: i32,
+        on_packet: &mut dyn FnMut(&[u8], &RxMeta),
+    ) -> io::Result<usize> {
         let ready: Vec<bool> = {
-            let mut fds: Vec<PollFd<'_>> = self.socks.iter().map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN)).collect();
+            let mut fds: Vec<PollFd<'_>> = self
+                .socks
+                .iter()
+                .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+                .collect();
             let t = PollTimeout::try_from(timeout_ms.max(0)).unwrap_or(PollTimeout::MAX);
             match poll(&mut fds, t) {
                 Ok(0) => return Ok(0),
@@ -102,7 +136,9 @@ impl PacketSource for RecvMmsgSource {
                 Err(nix::errno::Errno::EINTR) => return Ok(0),
                 Err(e) => return Err(e.into()),
             }
-            fds.iter().map(|f| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN))).collect()
+            fds.iter()
+                .map(|f| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN)))
+                .collect()
         };
         let mut total = 0;
         for (i, r) in ready.into_iter().enumerate() {

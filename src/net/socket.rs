@@ -10,7 +10,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use nix::sys::socket::{setsockopt, sockopt, TimestampingFlag};
+use nix::sys::socket::{TimestampingFlag, setsockopt, sockopt};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::stream::StreamConfig;
@@ -50,7 +50,9 @@ pub fn resolve_iface(iface: &str) -> Result<(Ipv4Addr, u32), SocketError> {
     let want_ip: Option<Ipv4Addr> = iface.parse().ok();
     let addrs = nix::ifaddrs::getifaddrs().map_err(|e| io_err("getifaddrs")(e.into()))?;
     for a in addrs {
-        let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) else { continue };
+        let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) else {
+            continue;
+        };
         let ip = sin.ip();
         if want_ip == Some(ip) || (want_ip.is_none() && a.interface_name == iface) {
             let idx = nix::net::if_::if_nametoindex(a.interface_name.as_str()).unwrap_or(0);
@@ -74,9 +76,13 @@ pub fn enable_rx_timestamps(sock: &Socket) -> io::Result<()> {
 ///
 /// Errors: [`SocketError`] naming the step (bind, join, ...) that failed.
 pub fn open_stream_socket(cfg: &StreamConfig) -> Result<Socket, SocketError> {
-    let IpAddr::V4(dest) = cfg.dest else { return Err(SocketError::Ipv6(cfg.dest)) };
-    let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(io_err("socket"))?;
-    sock.set_reuse_address(true).map_err(io_err("SO_REUSEADDR"))?;
+    let IpAddr::V4(dest) = cfg.dest else {
+        return Err(SocketError::Ipv6(cfg.dest));
+    };
+    let sock =
+        Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(io_err("socket"))?;
+    sock.set_reuse_address(true)
+        .map_err(io_err("SO_REUSEADDR"))?;
     // As root, exceed rmem_max; otherwise take what the kernel allows.
     if setsockopt(&sock, sockopt::RcvBufForce, &RCVBUF_BYTES).is_err() {
         let _ = sock.set_recv_buffer_size(RCVBUF_BYTES);
@@ -84,19 +90,30 @@ pub fn open_stream_socket(cfg: &StreamConfig) -> Result<Socket, SocketError> {
     enable_rx_timestamps(&sock).map_err(io_err("SO_TIMESTAMPING"))?;
     let iface = cfg.iface.as_deref().map(resolve_iface).transpose()?;
     if dest.is_multicast() {
-        sock.set_multicast_all_v4(false).map_err(io_err("IP_MULTICAST_ALL"))?;
-        sock.bind(&SocketAddr::from((dest, cfg.port)).into()).map_err(io_err("bind"))?;
+        sock.set_multicast_all_v4(false)
+            .map_err(io_err("IP_MULTICAST_ALL"))?;
+        sock.bind(&SocketAddr::from((dest, cfg.port)).into())
+            .map_err(io_err("bind"))?;
         let (if_ip, if_idx) = iface.unwrap_or((Ipv4Addr::UNSPECIFIED, 0));
         match cfg.source {
-            Some(src) => sock.join_ssm_v4(&src, &dest, &if_ip).map_err(io_err("IP_ADD_SOURCE_MEMBERSHIP"))?,
+            Some(src) => sock
+                .join_ssm_v4(&src, &dest, &if_ip)
+                .map_err(io_err("IP_ADD_SOURCE_MEMBERSHIP"))?,
             None if if_idx != 0 => sock
                 .join_multicast_v4_n(&dest, &socket2::InterfaceIndexOrAddress::Index(if_idx))
                 .map_err(io_err("IP_ADD_MEMBERSHIP"))?,
-            None => sock.join_multicast_v4(&dest, &if_ip).map_err(io_err("IP_ADD_MEMBERSHIP"))?,
+            None => sock
+                .join_multicast_v4(&dest, &if_ip)
+                .map_err(io_err("IP_ADD_MEMBERSHIP"))?,
         }
     } else {
-        let bind_ip = if dest.is_unspecified() { Ipv4Addr::UNSPECIFIED } else { dest };
-        sock.bind(&SocketAddr::from((bind_ip, cfg.port)).into()).map_err(io_err("bind"))?;
+        let bind_ip = if dest.is_unspecified() {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            dest
+        };
+        sock.bind(&SocketAddr::from((bind_ip, cfg.port)).into())
+            .map_err(io_err("bind"))?;
     }
     sock.set_nonblocking(true).map_err(io_err("O_NONBLOCK"))?;
     Ok(sock)

@@ -5,8 +5,8 @@
 //! `snd_pcm_prepare` and counted. Drift compensation and the real-time
 //! thread live in the playout module.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use alsa::pcm::{Access, Format, HwParams, PCM};
@@ -28,7 +28,10 @@ pub fn spawn(
     stop: Arc<AtomicBool>,
     stats: Arc<OutputStats>,
 ) -> Result<JoinHandle<Result<(), OutputError>>, OutputError> {
-    let aerr = |e: alsa::Error| OutputError::Alsa { device: device.to_string(), reason: e.to_string() };
+    let aerr = |e: alsa::Error| OutputError::Alsa {
+        device: device.to_string(),
+        reason: e.to_string(),
+    };
     let pcm = PCM::new(device, Direction::Playback, false).map_err(aerr)?;
     let period = (fmt.rate * PERIOD_MS / 1000) as i64;
     {
@@ -37,7 +40,8 @@ pub fn spawn(
         hwp.set_rate(fmt.rate, ValueOr::Nearest).map_err(aerr)?;
         hwp.set_format(Format::s32()).map_err(aerr)?;
         hwp.set_access(Access::RWInterleaved).map_err(aerr)?;
-        hwp.set_period_size_near(period, ValueOr::Nearest).map_err(aerr)?;
+        hwp.set_period_size_near(period, ValueOr::Nearest)
+            .map_err(aerr)?;
         hwp.set_buffer_size_near(period * 8).map_err(aerr)?;
         pcm.hw_params(&hwp).map_err(aerr)?;
     }
@@ -47,7 +51,10 @@ pub fn spawn(
     Ok(std::thread::Builder::new()
         .name("aes67-alsa".into())
         .spawn(move || {
-            let aerr = |e: alsa::Error| OutputError::Alsa { device: dev.clone(), reason: e.to_string() };
+            let aerr = |e: alsa::Error| OutputError::Alsa {
+                device: dev.clone(),
+                reason: e.to_string(),
+            };
             let io = pcm.io_i32().map_err(aerr)?;
             let mut buf = vec![0i32; period as usize * ch];
             let mut started = false;
@@ -61,7 +68,7 @@ pub fn spawn(
                 let n = avail.min(period as usize);
                 if n > 0 {
                     let chunk = ring.read_chunk(n * ch).expect("n <= slots");
-                    for (o, s) in buf.iter_mut().zip(chunk.into_iter()) {
+                    for (o, s) in buf.iter_mut().zip(chunk) {
                         *o = s << shift;
                     }
                     started = true;

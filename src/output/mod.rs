@@ -7,8 +7,8 @@
 pub mod alsa;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -30,7 +30,9 @@ pub enum OutputError {
     #[error("invalid output {0:?} in --output={0} (expected alsa:DEVICE, wav:PATH or null)")]
     BadSpec(String),
     /// The ALSA device could not be opened or configured.
-    #[error("cannot open ALSA device {device:?}: {reason}. No sound card? Use --output wav:FILE (or null)")]
+    #[error(
+        "cannot open ALSA device {device:?}: {reason}. No sound card? Use --output wav:FILE (or null)"
+    )]
     Alsa {
         /// Device name.
         device: String,
@@ -110,7 +112,11 @@ impl Output {
     ///
     /// Errors: [`OutputError::Alsa`] (with the `--output wav:FILE` hint),
     /// [`OutputError::Wav`].
-    pub fn start(spec: OutputSpec, fmt: PcmFormat, ring: rtrb::Consumer<i32>) -> Result<Output, OutputError> {
+    pub fn start(
+        spec: OutputSpec,
+        fmt: PcmFormat,
+        ring: rtrb::Consumer<i32>,
+    ) -> Result<Output, OutputError> {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(OutputStats::default());
         let (st, sp) = (stop.clone(), stats.clone());
@@ -122,13 +128,19 @@ impl Output {
                     bits_per_sample: fmt.bits,
                     sample_format: hound::SampleFormat::Int,
                 };
-                let werr = |e: hound::Error| OutputError::Wav { path: path.display().to_string(), reason: e.to_string() };
+                let werr = |e: hound::Error| OutputError::Wav {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                };
                 let mut w = hound::WavWriter::create(path, spec_w).map_err(werr)?;
                 let path_s = path.display().to_string();
                 std::thread::Builder::new()
                     .name("aes67-wav".into())
                     .spawn(move || {
-                        let werr = |e: hound::Error| OutputError::Wav { path: path_s.clone(), reason: e.to_string() };
+                        let werr = |e: hound::Error| OutputError::Wav {
+                            path: path_s.clone(),
+                            reason: e.to_string(),
+                        };
                         drain(ring, &st, &sp, fmt.channels as usize, |s| {
                             for &x in s {
                                 w.write_sample(x).map_err(werr)?;
@@ -145,7 +157,12 @@ impl Output {
                 .expect("spawn output thread"),
             OutputSpec::Alsa(dev) => alsa::spawn(dev, fmt, ring, st, sp)?,
         };
-        Ok(Output { thread: Some(thread), stop, stats, spec })
+        Ok(Output {
+            thread: Some(thread),
+            stop,
+            stats,
+            spec,
+        })
     }
 
     /// Asks the thread to finish once the ring is empty, waits for it, and
@@ -154,7 +171,10 @@ impl Output {
         self.stop.store(true, Ordering::SeqCst);
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
-            Some(Err(_)) => Err(OutputError::Wav { path: self.spec.to_string(), reason: "output thread panicked".into() }),
+            Some(Err(_)) => Err(OutputError::Wav {
+                path: self.spec.to_string(),
+                reason: "output thread panicked".into(),
+            }),
             None => Ok(()),
         }
     }
@@ -172,7 +192,7 @@ fn drain(
         let stopping = stop.load(Ordering::SeqCst);
         let n = ring.slots() / channels * channels;
         if n == 0 {
-            if stopping && ring.is_abandoned() || stopping && ring.slots() == 0 {
+            if stopping {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -183,7 +203,9 @@ fn drain(
         write(a)?;
         write(b)?;
         chunk.commit_all();
-        stats.frames.fetch_add((n / channels) as u64, Ordering::Relaxed);
+        stats
+            .frames
+            .fetch_add((n / channels) as u64, Ordering::Relaxed);
     }
 }
 
@@ -193,8 +215,14 @@ mod tests {
 
     #[test]
     fn spec_parse_and_errors() {
-        assert_eq!("alsa:hw:0,0".parse::<OutputSpec>().unwrap(), OutputSpec::Alsa("hw:0,0".into()));
-        assert_eq!("wav:/tmp/x.wav".parse::<OutputSpec>().unwrap(), OutputSpec::Wav("/tmp/x.wav".into()));
+        assert_eq!(
+            "alsa:hw:0,0".parse::<OutputSpec>().unwrap(),
+            OutputSpec::Alsa("hw:0,0".into())
+        );
+        assert_eq!(
+            "wav:/tmp/x.wav".parse::<OutputSpec>().unwrap(),
+            OutputSpec::Wav("/tmp/x.wav".into())
+        );
         assert_eq!("null".parse::<OutputSpec>().unwrap(), OutputSpec::Null);
         let e = "mp3:x".parse::<OutputSpec>().unwrap_err().to_string();
         assert!(e.contains("--output=mp3:x"), "{e}");
@@ -205,7 +233,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.wav");
         let (mut p, c) = rtrb::RingBuffer::new(1 << 12);
-        let fmt = PcmFormat { channels: 3, rate: 96000, bits: 24 };
+        let fmt = PcmFormat {
+            channels: 3,
+            rate: 96000,
+            bits: 24,
+        };
         let out = Output::start(OutputSpec::Wav(path.clone()), fmt, c).unwrap();
         let mut sent = Vec::new();
         for i in 0..30_000i32 {
@@ -218,7 +250,14 @@ mod tests {
         drop(p);
         out.finish().unwrap();
         let r = hound::WavReader::open(&path).unwrap();
-        assert_eq!((r.spec().channels, r.spec().sample_rate, r.spec().bits_per_sample), (3, 96000, 24));
+        assert_eq!(
+            (
+                r.spec().channels,
+                r.spec().sample_rate,
+                r.spec().bits_per_sample
+            ),
+            (3, 96000, 24)
+        );
         let got: Vec<i32> = r.into_samples::<i32>().map(|s| s.unwrap()).collect();
         assert_eq!(got, sent);
     }

@@ -63,20 +63,45 @@ impl NetnsPair {
         let s2 = n % 250;
         let ip_a = format!("10.{s1}.{s2}.1");
         let ip_b = format!("10.{s1}.{s2}.2");
-        let pair = NetnsPair { a, b, if_a, if_b, ip_a, ip_b };
+        let pair = NetnsPair {
+            a,
+            b,
+            if_a,
+            if_b,
+            ip_a,
+            ip_b,
+        };
         pair.setup()?;
         Ok(pair)
     }
 
     fn setup(&self) -> Result<(), String> {
-        let NetnsPair { a, b, if_a, if_b, ip_a, ip_b } = self;
+        let NetnsPair {
+            a,
+            b,
+            if_a,
+            if_b,
+            ip_a,
+            ip_b,
+        } = self;
         sh("ip", &["netns", "add", a])?;
         sh("ip", &["netns", "add", b])?;
-        sh("ip", &["link", "add", if_a, "netns", a, "type", "veth", "peer", "name", if_b, "netns", b])?;
+        sh(
+            "ip",
+            &[
+                "link", "add", if_a, "netns", a, "type", "veth", "peer", "name", if_b, "netns", b,
+            ],
+        )?;
         for (ns, ifc, ip) in [(a, if_a, ip_a), (b, if_b, ip_b)] {
             sh("ip", &["-n", ns, "link", "set", "lo", "up"])?;
-            sh("ip", &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", ifc])?;
-            sh("ip", &["-n", ns, "link", "set", ifc, "multicast", "on", "up"])?;
+            sh(
+                "ip",
+                &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", ifc],
+            )?;
+            sh(
+                "ip",
+                &["-n", ns, "link", "set", ifc, "multicast", "on", "up"],
+            )?;
             sh("ip", &["-n", ns, "route", "add", "224.0.0.0/4", "dev", ifc])?;
             for key in [
                 "net.ipv4.conf.all.rp_filter=0".to_string(),

@@ -1,0 +1,108 @@
+/*
+    bass_aes67.h: C header of the aes67 BASS 2.4 add-on
+    (libbass_aes67.so on Linux, bass_aes67.dll on Windows).
+
+    Load with BASS_PluginLoad("libbass_aes67.so", 0), then open a stream with
+      BASS_StreamCreateURL("aes67://239.69.0.1:5004?iface=10.0.0.2", 0,
+                           BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT, NULL, NULL);
+
+    Compatible with the seeds' add-on (BassAES67): same URL parameters, channel
+    type and config ids. Include bass.h (from un4seen) before this file.
+
+    URL: aes67://GROUP[:PORT][?PARAM=VALUE&...]            (port default 5004)
+      iface= | interface=   interface IPv4 address or name (default: config INTERFACE)
+      pt= | payload=        RTP payload type 0-127          (default: config PT, 96)
+      jitter=               jitter buffer depth, ms          (default: config JITTER, 10)
+      ch= | channels=       channels 1-64                    (default 2)
+      rate= | samplerate=   44100, 48000 or 96000 Hz         (default 48000)
+      enc= | encoding=      L24 or L16                       (default L24)
+      source=               sender IPv4 for a source-specific join (IGMPv3)
+      sdp=PATH              describe the stream by an SDP file (RFC 4566);
+                            only iface=, jitter= and fill= may accompany it
+                            (e.g. aes67://sdp?sdp=/etc/aes67/studio1.sdp)
+      fill=silence|available  what a decode stream returns when less audio is
+                            buffered than asked for: silence padding (default,
+                            as the seeds' add-on) or only the audio received
+    On Linux pass the URL as UTF-8 (BASS 2.4.17 hangs on BASS_UNICODE URLs there).
+
+    Streams deliver 32-bit float samples (24-bit input is converted exactly).
+    When the buffer runs dry, streams output silence and count an underrun;
+    decode streams opened with fill=available instead return only the audio
+    received so far (BASS_ChannelGetData may return 0 bytes: call again later).
+
+    Errors (BASS_ErrorGetCode after BASS_StreamCreateURL returns 0):
+      BASS_ERROR_ILLPARAM  (20) malformed aes67:// URL (field named in
+                                BASS_AES67_GetLastErrorText())
+      BASS_ERROR_FILEOPEN   (2) socket, bind or multicast join failed, or the
+                                sdp= file cannot be read
+      BASS_ERROR_INIT       (8) the BASS add-on table was not found
+      BASS_ERROR_FILEFORM  (41) not an aes67:// URL (declined; BASS then reports
+                                its own code, e.g. 48)
+      BASS_ERROR_UNKNOWN   (-1) internal error
+    BASS_SetConfig/BASS_SetConfigPtr with an invalid value or on a read-only
+    option fail with BASS_ERROR_ILLPARAM (20).
+*/
+
+#ifndef BASS_AES67_H
+#define BASS_AES67_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef BASSAES67DEF
+#define BASSAES67DEF(f) WINAPI f
+#endif
+
+/* Channel type (BASS_CHANNELINFO.ctype); origres is 24 (L24) or 16 (L16). */
+#define BASS_CTYPE_STREAM_AES67             0x1f200
+
+/* Settings for new streams (BASS_SetConfig / BASS_GetConfig) */
+#define BASS_CONFIG_AES67_PT                0x20000 /* DWORD payload type 0-127, default 96 */
+#define BASS_CONFIG_AES67_INTERFACE         0x20001 /* string ptr (BASS_SetConfigPtr/GetConfigPtr, BASS_UNICODE ok); "" = any */
+#define BASS_CONFIG_AES67_JITTER            0x20002 /* DWORD ms 1-1000, default 10 */
+
+/* Clock */
+#define BASS_CONFIG_AES67_PTP_DOMAIN        0x20003 /* DWORD 0-255, default 0 */
+#define BASS_CONFIG_AES67_PTP_STATS         0x20004 /* string ptr, read-only: status line */
+#define BASS_CONFIG_AES67_PTP_OFFSET        0x20005 /* read-only offsetFromMaster ns: BASS_GetConfig gives it
+                                                       saturated to int32, BASS_GetConfigPtr a pointer to the int64 */
+#define BASS_CONFIG_AES67_PTP_STATE         0x20006 /* read-only, BASS_AES67_PTP_* */
+#define BASS_CONFIG_AES67_PTP_ENABLED       0x20007 /* DWORD 0/1, default 1 */
+
+/* Statistics of the most recently created stream still open (read-only) */
+#define BASS_CONFIG_AES67_BUFFER_LEVEL      0x20010 /* % of target 0-200, 100 = at target (100 when no stream) */
+#define BASS_CONFIG_AES67_JITTER_UNDERRUNS  0x20011 /* underruns */
+#define BASS_CONFIG_AES67_PACKETS_RECEIVED  0x20012 /* RTP packets received */
+#define BASS_CONFIG_AES67_PACKETS_LATE      0x20013 /* late or dropped packets */
+#define BASS_CONFIG_AES67_BUFFER_PACKETS    0x20014 /* buffered audio, packets */
+#define BASS_CONFIG_AES67_TARGET_PACKETS    0x20015 /* target buffer, packets */
+#define BASS_CONFIG_AES67_PACKET_TIME       0x20016 /* packet time, microseconds */
+
+/* Clock status (read-only) */
+#define BASS_CONFIG_AES67_PTP_LOCKED        0x20017 /* 0/1 */
+#define BASS_CONFIG_AES67_PTP_FREQ          0x20018 /* frequency correction, ppm x 1000 (int32) */
+
+/* Clock selection */
+#define BASS_CONFIG_AES67_CLOCK_MODE        0x20019 /* DWORD BASS_AES67_CLOCK_*, default PTP */
+#define BASS_CONFIG_AES67_CLOCK_FALLBACK_TIMEOUT 0x2001A /* DWORD s without PTP before System; 0 = never; default 5 */
+
+/* BASS_CONFIG_AES67_PTP_STATE values */
+#define BASS_AES67_PTP_DISABLED             0
+#define BASS_AES67_PTP_LISTENING            1
+#define BASS_AES67_PTP_UNCALIBRATED         2
+#define BASS_AES67_PTP_SLAVE                3
+
+/* BASS_CONFIG_AES67_CLOCK_MODE values */
+#define BASS_AES67_CLOCK_PTP                0
+#define BASS_AES67_CLOCK_LIVEWIRE           1 /* not available: BASS_SetConfig fails with 20 */
+#define BASS_AES67_CLOCK_SYSTEM             2
+
+/* Text of the last failed aes67:// stream creation (UTF-8, static buffer). */
+const char *BASSAES67DEF(BASS_AES67_GetLastErrorText)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BASS_AES67_H */

@@ -1,0 +1,352 @@
+//! The add-on's BASS config options (`BASS_SetConfig`/`BASS_GetConfig`,
+//! `BASS_SetConfigPtr`/`BASS_GetConfigPtr`), ids 0x20000-0x2001A.
+//!
+//! Ids, meanings and value types are those of the seeds' add-on
+//! (BassAES67 `bass_aes67.h`), so applications written against it work
+//! unchanged. This module is safe Rust: the FFI layer (`ffi.rs`) decodes
+//! BASS's `(option, flags, value)` triple and calls [`get_dword`],
+//! [`set_dword`], [`get_str`] and [`set_str`].
+//!
+//! Per-process state: the options are process-wide defaults (PT, INTERFACE,
+//! JITTER, ...) applied to streams created afterwards, plus read-only
+//! statistics of the most recently created stream that is still open.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// `BASS_CONFIG_AES67_PT`: default RTP payload type for new streams (DWORD, 0-127; default 96).
+pub const PT: u32 = 0x20000;
+/// `BASS_CONFIG_AES67_INTERFACE`: default interface for new streams (string ptr; IPv4 address or
+/// interface name; empty = kernel's choice).
+pub const INTERFACE: u32 = 0x20001;
+/// `BASS_CONFIG_AES67_JITTER`: default jitter-buffer depth for new streams (DWORD ms, 1-1000; default 10).
+pub const JITTER: u32 = 0x20002;
+/// `BASS_CONFIG_AES67_PTP_DOMAIN`: PTP domainNumber (DWORD 0-255; default 0; IEEE 1588-2019 §7.1).
+pub const PTP_DOMAIN: u32 = 0x20003;
+/// `BASS_CONFIG_AES67_PTP_STATS`: clock status line (string ptr, read-only).
+pub const PTP_STATS: u32 = 0x20004;
+/// `BASS_CONFIG_AES67_PTP_OFFSET`: offsetFromMaster in ns (read-only). `BASS_GetConfig` gives it
+/// saturated to i32 (two's complement in the DWORD); `BASS_GetConfigPtr` gives a pointer to the
+/// full i64.
+pub const PTP_OFFSET: u32 = 0x20005;
+/// `BASS_CONFIG_AES67_PTP_STATE`: 0 disabled, 1 listening, 2 uncalibrated, 3 slave (read-only).
+pub const PTP_STATE: u32 = 0x20006;
+/// `BASS_CONFIG_AES67_PTP_ENABLED`: run the PTP slave (DWORD 0/1; default 1).
+pub const PTP_ENABLED: u32 = 0x20007;
+/// `BASS_CONFIG_AES67_BUFFER_LEVEL`: fill of the latest stream's buffer in % of target (0-200; read-only).
+pub const BUFFER_LEVEL: u32 = 0x20010;
+/// `BASS_CONFIG_AES67_JITTER_UNDERRUNS`: underruns of the latest stream (read-only).
+pub const JITTER_UNDERRUNS: u32 = 0x20011;
+/// `BASS_CONFIG_AES67_PACKETS_RECEIVED`: RTP packets received by the latest stream (read-only).
+pub const PACKETS_RECEIVED: u32 = 0x20012;
+/// `BASS_CONFIG_AES67_PACKETS_LATE`: late or dropped packets of the latest stream (read-only).
+pub const PACKETS_LATE: u32 = 0x20013;
+/// `BASS_CONFIG_AES67_BUFFER_PACKETS`: buffered audio of the latest stream, in packets (read-only).
+pub const BUFFER_PACKETS: u32 = 0x20014;
+/// `BASS_CONFIG_AES67_TARGET_PACKETS`: target buffer of the latest stream, in packets (read-only).
+pub const TARGET_PACKETS: u32 = 0x20015;
+/// `BASS_CONFIG_AES67_PACKET_TIME`: packet time of the latest stream in µs (read-only; AES67-2018 §7.2).
+pub const PACKET_TIME: u32 = 0x20016;
+/// `BASS_CONFIG_AES67_PTP_LOCKED`: 1 when the clock is locked (read-only).
+pub const PTP_LOCKED: u32 = 0x20017;
+/// `BASS_CONFIG_AES67_PTP_FREQ`: frequency correction in ppm × 1000 as i32 (read-only).
+pub const PTP_FREQ: u32 = 0x20018;
+/// `BASS_CONFIG_AES67_CLOCK_MODE`: 0 PTP, 1 Livewire (not available: rejected), 2 System (DWORD; default 0).
+pub const CLOCK_MODE: u32 = 0x20019;
+/// `BASS_CONFIG_AES67_CLOCK_FALLBACK_TIMEOUT`: s without PTP before falling back to the system
+/// clock (DWORD; 0 = never; default 5).
+pub const CLOCK_FALLBACK_TIMEOUT: u32 = 0x2001A;
+
+/// Every id the add-on answers, in order.
+pub const ALL_IDS: [u32; 19] = [
+    PT,
+    INTERFACE,
+    JITTER,
+    PTP_DOMAIN,
+    PTP_STATS,
+    PTP_OFFSET,
+    PTP_STATE,
+    PTP_ENABLED,
+    BUFFER_LEVEL,
+    JITTER_UNDERRUNS,
+    PACKETS_RECEIVED,
+    PACKETS_LATE,
+    BUFFER_PACKETS,
+    TARGET_PACKETS,
+    PACKET_TIME,
+    PTP_LOCKED,
+    PTP_FREQ,
+    CLOCK_MODE,
+    CLOCK_FALLBACK_TIMEOUT,
+];
+
+/// Clock modes of [`CLOCK_MODE`].
+pub const CLOCK_PTP: u32 = 0;
+/// Livewire clock mode: not implemented; `BASS_SetConfig` rejects it (error 20).
+pub const CLOCK_LIVEWIRE: u32 = 1;
+/// System (free-running CLOCK_MONOTONIC) clock mode.
+pub const CLOCK_SYSTEM: u32 = 2;
+
+/// Capacity of the string buffers, bytes including the terminating NUL.
+pub const STR_CAP: usize = 256;
+
+static CFG_PT: AtomicU32 = AtomicU32::new(96);
+static CFG_JITTER_MS: AtomicU32 = AtomicU32::new(10);
+static CFG_PTP_DOMAIN: AtomicU32 = AtomicU32::new(0);
+static CFG_PTP_ENABLED: AtomicU32 = AtomicU32::new(1);
+static CFG_CLOCK_MODE: AtomicU32 = AtomicU32::new(CLOCK_PTP);
+static CFG_FALLBACK_S: AtomicU32 = AtomicU32::new(5);
+
+/// A NUL-terminated string in a fixed static buffer, as UTF-8 and UTF-16, so
+/// pointers handed to BASS stay valid for the life of the process.
+pub struct StrBuf {
+    utf8: [u8; STR_CAP],
+    utf16: [u16; STR_CAP],
+}
+
+impl StrBuf {
+    /// An empty buffer.
+    pub const fn new_const() -> StrBuf {
+        StrBuf {
+            utf8: [0; STR_CAP],
+            utf16: [0; STR_CAP],
+        }
+    }
+
+    /// Stores `s`, truncated at a char boundary to fit `STR_CAP - 1` bytes.
+    pub fn set(&mut self, s: &str) {
+        let mut end = s.len().min(STR_CAP - 1);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let s = &s[..end];
+        self.utf8 = [0; STR_CAP];
+        self.utf8[..end].copy_from_slice(s.as_bytes());
+        self.utf16 = [0; STR_CAP];
+        for (d, c) in self
+            .utf16
+            .iter_mut()
+            .zip(s.encode_utf16().take(STR_CAP - 1))
+        {
+            *d = c;
+        }
+    }
+
+    /// The stored text.
+    pub fn as_str(&self) -> &str {
+        let n = self.utf8.iter().position(|&b| b == 0).unwrap_or(STR_CAP);
+        std::str::from_utf8(&self.utf8[..n]).unwrap_or("")
+    }
+
+    /// Address of the NUL-terminated UTF-8 (`unicode == false`) or UTF-16 text.
+    pub fn ptr(&self, unicode: bool) -> *const std::ffi::c_void {
+        if unicode {
+            self.utf16.as_ptr().cast()
+        } else {
+            self.utf8.as_ptr().cast()
+        }
+    }
+}
+
+static INTERFACE_BUF: Mutex<StrBuf> = Mutex::new(StrBuf::new_const());
+static STATS_BUF: Mutex<StrBuf> = Mutex::new(StrBuf::new_const());
+static OFFSET_I64: Mutex<i64> = Mutex::new(0);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Defaults applied to a new stream where its URL does not set them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamDefaults {
+    /// RTP payload type ([`PT`]).
+    pub payload_type: u8,
+    /// Interface address or name ([`INTERFACE`]); `None` when empty.
+    pub iface: Option<String>,
+    /// Jitter buffer depth, ms ([`JITTER`]).
+    pub jitter_ms: u32,
+}
+
+/// The current defaults for new streams.
+pub fn stream_defaults() -> StreamDefaults {
+    let iface = lock(&INTERFACE_BUF).as_str().to_string();
+    StreamDefaults {
+        payload_type: CFG_PT.load(Ordering::Relaxed) as u8,
+        iface: if iface.is_empty() { None } else { Some(iface) },
+        jitter_ms: CFG_JITTER_MS.load(Ordering::Relaxed),
+    }
+}
+
+/// Clock settings ([`PTP_DOMAIN`], [`PTP_ENABLED`], [`CLOCK_MODE`], [`CLOCK_FALLBACK_TIMEOUT`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockSettings {
+    /// PTP domainNumber.
+    pub domain: u8,
+    /// PTP slave enabled.
+    pub ptp_enabled: bool,
+    /// [`CLOCK_PTP`] or [`CLOCK_SYSTEM`].
+    pub mode: u32,
+    /// Seconds without PTP before falling back to the system clock; 0 = never.
+    pub fallback_timeout_s: u32,
+}
+
+/// The current clock settings.
+pub fn clock_settings() -> ClockSettings {
+    ClockSettings {
+        domain: CFG_PTP_DOMAIN.load(Ordering::Relaxed) as u8,
+        ptp_enabled: CFG_PTP_ENABLED.load(Ordering::Relaxed) != 0,
+        mode: CFG_CLOCK_MODE.load(Ordering::Relaxed),
+        fallback_timeout_s: CFG_FALLBACK_S.load(Ordering::Relaxed),
+    }
+}
+
+/// `BASS_GetConfig(option)`: the DWORD value, or `None` when `option` is not
+/// a DWORD option of ours (the proc then returns FALSE).
+pub fn get_dword(option: u32) -> Option<u32> {
+    let clock = crate::stats::clock_status();
+    let st = crate::stats::latest_stream_stats();
+    Some(match option {
+        PT => CFG_PT.load(Ordering::Relaxed),
+        JITTER => CFG_JITTER_MS.load(Ordering::Relaxed),
+        PTP_DOMAIN => CFG_PTP_DOMAIN.load(Ordering::Relaxed),
+        PTP_ENABLED => CFG_PTP_ENABLED.load(Ordering::Relaxed),
+        CLOCK_MODE => CFG_CLOCK_MODE.load(Ordering::Relaxed),
+        CLOCK_FALLBACK_TIMEOUT => CFG_FALLBACK_S.load(Ordering::Relaxed),
+        PTP_OFFSET => clock.offset_ns.clamp(i32::MIN as i64, i32::MAX as i64) as i32 as u32,
+        PTP_STATE => clock.state as u32,
+        PTP_LOCKED => u32::from(clock.locked),
+        PTP_FREQ => ((clock.freq_ppb).clamp(-2.0e9, 2.0e9) as i32) as u32,
+        BUFFER_LEVEL => st.map_or(100, |s| s.buffer_level_percent()),
+        JITTER_UNDERRUNS => st.map_or(0, |s| s.underruns as u32),
+        PACKETS_RECEIVED => st.map_or(0, |s| s.packets_received as u32),
+        PACKETS_LATE => st.map_or(0, |s| s.packets_late as u32),
+        BUFFER_PACKETS => st.map_or(0, |s| s.buffer_packets()),
+        TARGET_PACKETS => st.map_or(0, |s| s.target_packets()),
+        PACKET_TIME => st.map_or(0, |s| s.packet_time_us),
+        _ => return None,
+    })
+}
+
+/// `BASS_SetConfig(option, value)`: true when accepted. Rejected (false, BASS
+/// error 20): unknown ids, read-only ids, string ids, and out-of-range values
+/// (PT > 127, JITTER 0 or > 1000, PTP_DOMAIN > 255, CLOCK_MODE other than 0/2).
+pub fn set_dword(option: u32, v: u32) -> bool {
+    let (cell, ok) = match option {
+        PT => (&CFG_PT, v <= 127),
+        JITTER => (&CFG_JITTER_MS, (1..=1000).contains(&v)),
+        PTP_DOMAIN => (&CFG_PTP_DOMAIN, v <= 255),
+        PTP_ENABLED => (&CFG_PTP_ENABLED, true),
+        CLOCK_MODE => (&CFG_CLOCK_MODE, v == CLOCK_PTP || v == CLOCK_SYSTEM),
+        CLOCK_FALLBACK_TIMEOUT => (&CFG_FALLBACK_S, true),
+        _ => return false,
+    };
+    if ok {
+        let v = if option == PTP_ENABLED {
+            u32::from(v != 0)
+        } else {
+            v
+        };
+        cell.store(v, Ordering::Relaxed);
+    }
+    ok
+}
+
+/// `BASS_GetConfigPtr(option)`: address of a NUL-terminated UTF-8 (or UTF-16
+/// when `unicode`) string that stays valid for the life of the process (its
+/// contents change on later calls), or of the i64 offset for [`PTP_OFFSET`].
+/// `None` for other ids.
+pub fn get_ptr(option: u32, unicode: bool) -> Option<*const std::ffi::c_void> {
+    match option {
+        INTERFACE => Some(lock(&INTERFACE_BUF).ptr(unicode)),
+        PTP_STATS => {
+            let line = crate::stats::stats_line(&crate::stats::clock_status());
+            let mut b = lock(&STATS_BUF);
+            b.set(&line);
+            Some(b.ptr(unicode))
+        }
+        PTP_OFFSET => {
+            let mut o = lock(&OFFSET_I64);
+            *o = crate::stats::clock_status().offset_ns;
+            Some((&*o as *const i64).cast())
+        }
+        _ => None,
+    }
+}
+
+/// `BASS_SetConfigPtr(option, text)`: only [`INTERFACE`] is settable; `None`
+/// (a NULL pointer) clears it. Longer than 255 bytes → rejected.
+pub fn set_str(option: u32, text: Option<&str>) -> bool {
+    match option {
+        INTERFACE => {
+            let t = text.unwrap_or("");
+            if t.len() >= STR_CAP {
+                return false;
+            }
+            lock(&INTERFACE_BUF).set(t);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Resets every option to its default (tests only).
+#[doc(hidden)]
+pub fn reset_defaults() {
+    CFG_PT.store(96, Ordering::Relaxed);
+    CFG_JITTER_MS.store(10, Ordering::Relaxed);
+    CFG_PTP_DOMAIN.store(0, Ordering::Relaxed);
+    CFG_PTP_ENABLED.store(1, Ordering::Relaxed);
+    CFG_CLOCK_MODE.store(CLOCK_PTP, Ordering::Relaxed);
+    CFG_FALLBACK_S.store(5, Ordering::Relaxed);
+    lock(&INTERFACE_BUF).set("");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dword_options_round_trip_and_validate() {
+        reset_defaults();
+        assert_eq!(get_dword(PT), Some(96));
+        assert!(set_dword(PT, 97));
+        assert_eq!(get_dword(PT), Some(97));
+        assert!(!set_dword(PT, 128));
+        assert_eq!(get_dword(PT), Some(97));
+        assert!(!set_dword(JITTER, 0));
+        assert!(set_dword(JITTER, 20));
+        assert_eq!(stream_defaults().jitter_ms, 20);
+        assert!(!set_dword(CLOCK_MODE, CLOCK_LIVEWIRE));
+        assert!(set_dword(CLOCK_MODE, CLOCK_SYSTEM));
+        assert!(set_dword(PTP_ENABLED, 7));
+        assert_eq!(get_dword(PTP_ENABLED), Some(1));
+        for ro in [
+            PTP_STATS,
+            PTP_OFFSET,
+            PTP_STATE,
+            BUFFER_LEVEL,
+            PACKETS_RECEIVED,
+            PTP_FREQ,
+        ] {
+            assert!(!set_dword(ro, 1), "{ro:#x} must be read-only");
+        }
+        assert_eq!(get_dword(0x1234), None);
+        assert_eq!(get_dword(INTERFACE), None);
+        reset_defaults();
+    }
+
+    #[test]
+    fn string_buffer_truncates_on_char_boundary() {
+        let mut b = StrBuf::new_const();
+        let long = "é".repeat(200); // 400 bytes
+        b.set(&long);
+        assert_eq!(b.as_str().len(), 254);
+        assert!(b.as_str().chars().all(|c| c == 'é'));
+        b.set("eth0");
+        assert_eq!(b.as_str(), "eth0");
+        assert_eq!(
+            b.utf16[..5],
+            [b'e' as u16, b't' as u16, b'h' as u16, b'0' as u16, 0]
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! The seam to the aes67 engine: starts one engine receiver
+//! ([`aes67::receiver::Receiver`]) for a stream config and hands back the ring
+//! of interleaved i32 samples it fills.
+//!
+//! Mapping of the seeds' URL `jitter=` (ms): it is the engine's link offset
+//! (AES67-2018 §6.6), i.e. how long each frame waits after its media-clock
+//! time before BASS may read it. The media clock is the engine's default
+//! (free-running monotonic, anchored on arrivals) until a PTP media clock
+//! exists in the engine; then `config::clock_settings()` selects it here.
+
+use aes67::receiver::{Receiver, ReceiverOptions, ReceiverStats};
+use aes67::stream::StreamConfig;
+use aes67::units::Nanos;
+
+use crate::errors::OpenError;
+
+/// A running engine stream; dropping it stops the ingest thread.
+pub struct EngineStream {
+    rx: Receiver,
+}
+
+impl EngineStream {
+    /// The receiver's counters (a lock-free snapshot, refreshed every 50 ms).
+    pub fn stats(&self) -> ReceiverStats {
+        self.rx.stats()
+    }
+}
+
+/// Starts the engine receiver for `cfg` (socket, multicast join, ingest
+/// thread). Sockets are created in the calling thread's network namespace.
+///
+/// Errors: BASS_ERROR_FILEOPEN with the engine's message (bad interface,
+/// bind or join failure).
+pub fn start(cfg: &StreamConfig) -> Result<(EngineStream, rtrb::Consumer<i32>), OpenError> {
+    let opts = ReceiverOptions {
+        link_offset: Nanos::from_ms(cfg.jitter_ms as i64),
+        ..Default::default()
+    };
+    #[cfg(target_os = "linux")]
+    let (rx, ring) =
+        Receiver::start(cfg.clone(), opts).map_err(|e| OpenError::open(e.to_string()))?;
+    #[cfg(not(target_os = "linux"))]
+    let (rx, ring) = {
+        // No SO_TIMESTAMPING/recvmmsg ingest here: std (Winsock) sockets with
+        // user-space timestamps (GetSystemTimePreciseAsFileTime).
+        let sock = crate::udpsource::open_socket(cfg)?;
+        Receiver::start_with_source(cfg.clone(), opts, "udp-std", move || {
+            Box::new(crate::udpsource::UdpSource::new(sock))
+        })
+    };
+    Ok((EngineStream { rx }, ring))
+}

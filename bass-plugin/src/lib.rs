@@ -1,0 +1,28 @@
+//! BASS 2.4 add-on for AES67: `BASS_StreamCreateURL("aes67://GROUP:PORT?...")`
+//! opens a receive stream of the aes67 engine as a BASS float stream.
+//!
+//! Drop-in compatible with the seeds' add-on (BassAES67): the same URL
+//! parameters and aliases, channel type 0x1f200 and config ids
+//! 0x20000-0x2001A (see [`config`], `bass_aes67.h`). Built as
+//! `libbass_aes67.so` / `bass_aes67.dll`; load it with `BASS_PluginLoad`.
+//!
+//! Layout:
+//! - `ffi` (private): the add-on ABI, the only module with `unsafe`;
+//! - [`config`]: the config options; [`stats`]: counters and the stats line;
+//! - [`stream`]: URL → engine config, the STREAMPROC fill;
+//! - `engine`: the seam to the engine's receiver (absent from Windows builds
+//!   without the `windows-engine` feature: streams then fail with error 37);
+//! - `udpsource`: the portable (Winsock on Windows) packet source with
+//!   user-space software timestamps, the engine's ingest on Windows;
+//! - [`errors`]: the BASS error codes the add-on sets.
+#![warn(missing_docs)]
+
+pub mod config;
+#[cfg(engine)]
+pub mod engine;
+pub mod errors;
+mod ffi;
+pub mod stats;
+pub mod stream;
+#[cfg(engine)]
+pub mod udpsource;

@@ -1,0 +1,452 @@
+//! One `aes67://` BASS stream: URL → engine stream config, the engine
+//! receiver, and the STREAMPROC side that turns its ring of i32 samples into
+//! BASS float frames.
+//!
+//! Rate: BASS pulls at its own output rate. This add-on does NOT yet apply
+//! rate control: a playing stream's buffer fill drifts by the difference
+//! between the sender's media clock and BASS's device clock. The seam is
+//! [`Realtime::fill`]: the engine's rate controller and resampler (branch
+//! `rate`) go between the ring and the float output there, fed with the fill
+//! level that [`SharedStats::buffered_frames`](crate::stats::SharedStats)
+//! already tracks.
+
+// Without the engine (Windows default build) only the types and the failing
+// `open` remain; the rest is intentionally unused there.
+#![cfg_attr(not(engine), allow(dead_code, unused_imports))]
+
+use std::cell::UnsafeCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[cfg(engine)]
+use aes67::stream::{Encoding, StreamConfig};
+
+#[cfg(engine)]
+use crate::config::{self, StreamDefaults};
+use crate::errors::OpenError;
+use crate::stats::{self, SharedStats};
+
+/// `BASS_CTYPE_STREAM_AES67`: the channel type `BASS_ChannelGetInfo` reports.
+pub const CTYPE_AES67: u32 = 0x1f200;
+
+/// What a stream hands BASS when fewer frames are buffered than asked for
+/// (URL parameter `fill=`, an add-on extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// `fill=silence` (default, as the seeds' add-on): always the full
+    /// request, silence after the buffered frames, counted as an underrun.
+    Silence,
+    /// `fill=available`: decode streams get only the buffered frames
+    /// (possibly none), never invented samples; the caller pulls again later.
+    /// Playing streams always behave as [`Fill::Silence`].
+    Available,
+}
+
+/// True when `url` has the `aes67:` scheme (case-insensitive); other URLs are
+/// declined (BASS_ERROR_FILEFORM) so BASS can try its other handlers.
+pub fn is_aes67_url(url: &str) -> bool {
+    let u = url.trim_start().as_bytes();
+    u.len() >= 8 && u[..8].eq_ignore_ascii_case(b"aes67://")
+}
+
+/// Turns an add-on URL into the engine's stream config.
+///
+/// Accepts everything [`StreamConfig::from_url`] does (the seeds'
+/// `aes67://GROUP:PORT?iface=&pt=&jitter=&ch=&rate=` with aliases
+/// `interface`, `payload`, `channels`, `samplerate`, plus `enc=` and
+/// `source=`), and `sdp=PATH` (e.g. `aes67://sdp?sdp=/etc/aes67/studio1.sdp`): the stream is then described by the SDP file
+/// (RFC 4566), the URL's host and port are ignored, and only `iface=`/
+/// `interface=`, `jitter=` and `fill=` may accompany it. `fill=silence|available`
+/// (default silence) is the add-on's own parameter, see [`Fill`].
+///
+/// Where the URL does not set them, the payload type, interface and jitter
+/// come from `defaults` (config options PT, INTERFACE, JITTER).
+///
+/// Errors: [`OpenError`] with BASS_ERROR_ILLPARAM and a text naming the field;
+/// BASS_ERROR_FILEOPEN when the SDP file cannot be read.
+#[cfg(engine)]
+pub fn resolve_config(
+    url: &str,
+    defaults: &StreamDefaults,
+) -> Result<(StreamConfig, Fill), OpenError> {
+    let url = url.trim();
+    let mut parsed =
+        url::Url::parse(url).map_err(|e| OpenError::url(format!("invalid URL {url:?}: {e}")))?;
+    let mut pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    // `fill=` is the add-on's own parameter: take it out before the engine parses the URL.
+    let mut fill = Fill::Silence;
+    if let Some(i) = pairs.iter().position(|(k, _)| k == "fill") {
+        let (_, v) = pairs.remove(i);
+        fill = match v.as_str() {
+            "silence" => Fill::Silence,
+            "available" => Fill::Available,
+            _ => {
+                return Err(OpenError::url(format!(
+                    "invalid fill mode (expected silence or available) in fill={v}"
+                )));
+            }
+        };
+        if pairs.is_empty() {
+            parsed.set_query(None);
+        } else {
+            parsed.query_pairs_mut().clear().extend_pairs(pairs.iter());
+        }
+    }
+    let url = parsed.as_str();
+    let has = |names: &[&str]| pairs.iter().any(|(k, _)| names.contains(&k.as_str()));
+    let mut cfg = if let Some((_, path)) = pairs.iter().find(|(k, _)| k == "sdp") {
+        if path.is_empty() {
+            return Err(OpenError::url("empty path in sdp="));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| OpenError::open(format!("cannot read sdp={path}: {e}")))?;
+        let mut c = StreamConfig::from_sdp(&text)
+            .map_err(|e| OpenError::url(format!("sdp={path}: {e}")))?;
+        for (k, v) in &pairs {
+            match k.as_str() {
+                "sdp" => {}
+                "iface" | "interface" if !v.is_empty() => c.iface = Some(v.clone()),
+                "jitter" => {
+                    c.jitter_ms = v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|j| *j <= 10_000)
+                        .ok_or_else(|| OpenError::url(format!("invalid jitter in jitter={v}")))?
+                }
+                _ => {
+                    return Err(OpenError::url(format!(
+                        "parameter not allowed with sdp= in {k}={v}"
+                    )));
+                }
+            }
+        }
+        c
+    } else {
+        StreamConfig::from_url(url).map_err(|e| OpenError::url(e.to_string()))?
+    };
+    if !has(&["pt", "payload"]) && !has(&["sdp"]) {
+        cfg.payload_type = defaults.payload_type;
+    }
+    if !has(&["jitter"]) {
+        cfg.jitter_ms = defaults.jitter_ms;
+    }
+    if !has(&["iface", "interface"]) && cfg.iface.is_none() {
+        cfg.iface = defaults.iface.clone();
+    }
+    Ok((cfg, fill))
+}
+
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// The audio-thread half of a stream: drains the engine's ring into floats.
+pub struct Realtime {
+    ring: rtrb::Consumer<i32>,
+    /// Return only buffered frames (decode stream with `fill=available`).
+    exact: bool,
+    chans: usize,
+    scale: f32,
+    started: bool,
+    stats: Arc<SharedStats>,
+}
+
+impl Realtime {
+    /// Fills `out` (interleaved f32 frames) from the ring and returns the
+    /// number of floats written. Never allocates, locks or logs.
+    ///
+    /// By default ([`Fill::Silence`], as the seeds' add-on) every call gets
+    /// `out.len()` floats, with silence after the buffered frames; each such
+    /// shortfall after the first audio counts as an underrun. Decode streams
+    /// opened with `fill=available` get only the whole frames that are
+    /// buffered (possibly none): no invented samples.
+    ///
+    /// Samples arrive in the stream's native range (24- or 16-bit) and are
+    /// scaled by 2^-23 or 2^-15, which is exact in f32.
+    pub fn fill(&mut self, out: &mut [f32]) -> usize {
+        let chans = self.chans.max(1);
+        let want_frames = out.len() / chans;
+        let avail_frames = self.ring.slots() / chans;
+        let frames = want_frames.min(avail_frames);
+        let n = frames * chans;
+        if n > 0 {
+            if let Ok(chunk) = self.ring.read_chunk(n) {
+                let (a, b) = chunk.as_slices();
+                for (o, s) in out[..n].iter_mut().zip(a.iter().chain(b.iter())) {
+                    *o = *s as f32 * self.scale;
+                }
+                chunk.commit_all();
+            }
+            self.started = true;
+        }
+        self.stats
+            .buffered_frames
+            .store((avail_frames - frames) as u32, Ordering::Relaxed);
+        if self.exact {
+            return n;
+        }
+        let full = want_frames * chans;
+        if n < full {
+            out[n..full].fill(0.0);
+            if self.started {
+                self.stats.underruns.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        full
+    }
+}
+
+/// One open stream: owns the engine receiver (stopped on drop) and the
+/// audio-thread state. Given to BASS as the stream instance.
+pub struct StreamState {
+    /// Original resolution in bits (24 for L24, 16 for L16) for BASS_CHANNELINFO.origres.
+    pub(crate) origres: u32,
+    /// Only the STREAMPROC touches this (see `ffi.rs`).
+    pub(crate) rt: UnsafeCell<Realtime>,
+    rate: u32,
+    chans: u32,
+    key: u64,
+    #[cfg(engine)]
+    _shared: Arc<StreamShared>,
+}
+
+/// What the config proc reads of an open stream: the add-on's counters and
+/// the engine receiver (its stats are lock-free snapshots). The receiver
+/// stops when the last holder drops this.
+#[cfg(engine)]
+pub struct StreamShared {
+    counters: Arc<SharedStats>,
+    engine: crate::engine::EngineStream,
+    rate: u32,
+}
+
+#[cfg(engine)]
+impl StreamShared {
+    /// Combined figures: the engine's packet counters, the add-on's
+    /// underruns, and the audio buffered in the engine plus the ring.
+    pub fn snapshot(&self) -> stats::StreamStats {
+        let mut s = self.counters.snapshot();
+        let e = self.engine.stats();
+        s.packets_received = e.playout.packets;
+        s.packets_late = e.playout.late + e.playout.lost;
+        s.buffered_frames = s
+            .buffered_frames
+            .saturating_add(e.buffer_frames.min(u32::MAX as u64) as u32);
+        if e.packet_frames > 0 {
+            s.frames_per_packet = e.packet_frames;
+            s.packet_time_us =
+                (e.packet_frames as u64 * 1_000_000 / self.rate.max(1) as u64) as u32;
+        }
+        s
+    }
+}
+
+impl StreamState {
+    /// Sample rate, Hz.
+    pub fn sample_rate(&self) -> u32 {
+        self.rate
+    }
+    /// Channel count.
+    pub fn channels(&self) -> u32 {
+        self.chans
+    }
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        stats::unregister(self.key);
+    }
+}
+
+/// Opens the stream a URL names: resolves its config (with the config-option
+/// defaults) and starts the engine's receiver.
+///
+/// Errors: see [`resolve_config`]; BASS_ERROR_FILEOPEN when the engine cannot
+/// start (socket, bind, join), with its message.
+#[cfg(engine)]
+pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
+    let (cfg, fill) = resolve_config(url, &config::stream_defaults())?;
+    let stats = Arc::new(SharedStats::default());
+    let target = (cfg.jitter_ms as u64 * cfg.sample_rate as u64 / 1000) as u32;
+    stats.target_frames.store(target, Ordering::Relaxed);
+    if let Some(pt) = cfg.packet_time_us {
+        stats.packet_time_us.store(pt, Ordering::Relaxed);
+        stats.frames_per_packet.store(
+            (pt as u64 * cfg.sample_rate as u64 / 1_000_000) as u32,
+            Ordering::Relaxed,
+        );
+    }
+    let (engine, ring) = crate::engine::start(&cfg)?;
+    let shared = Arc::new(StreamShared {
+        counters: stats.clone(),
+        engine,
+        rate: cfg.sample_rate,
+    });
+    let (origres, scale) = match cfg.encoding {
+        Encoding::L16 => (16, 1.0 / 32768.0),
+        _ => (24, 1.0 / 8_388_608.0),
+    };
+    let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+    stats::register(key, shared.clone());
+    Ok(StreamState {
+        origres,
+        rt: UnsafeCell::new(Realtime {
+            ring,
+            exact: decode && fill == Fill::Available,
+            chans: cfg.channels as usize,
+            scale,
+            started: false,
+            stats,
+        }),
+        rate: cfg.sample_rate,
+        chans: cfg.channels as u32,
+        key,
+        _shared: shared,
+    })
+}
+
+/// Without the engine (Windows builds without `windows-engine`), every
+/// stream fails with BASS_ERROR_NOTAVAIL (37).
+#[cfg(not(engine))]
+pub fn open(_url: &str, _decode: bool) -> Result<StreamState, OpenError> {
+    Err(OpenError {
+        code: crate::errors::BASS_ERROR_NOTAVAIL,
+        text: "this build of the add-on has no engine (Windows without the windows-engine feature)"
+            .into(),
+    })
+}
+
+#[cfg(all(test, engine))]
+mod tests {
+    use super::*;
+
+    fn defaults() -> StreamDefaults {
+        StreamDefaults {
+            payload_type: 100,
+            iface: Some("10.0.0.9".into()),
+            jitter_ms: 25,
+        }
+    }
+
+    #[test]
+    fn scheme_check() {
+        assert!(is_aes67_url("aes67://239.1.2.3"));
+        assert!(is_aes67_url("  AES67://239.1.2.3:5004"));
+        assert!(!is_aes67_url("http://x/y.mp3"));
+        assert!(!is_aes67_url("aes6"));
+    }
+
+    #[test]
+    fn defaults_fill_what_the_url_leaves_out() {
+        let (c, fill) = resolve_config("aes67://239.69.0.1:5006", &defaults()).unwrap();
+        assert_eq!(fill, Fill::Silence);
+        assert_eq!((c.port, c.payload_type, c.jitter_ms), (5006, 100, 25));
+        assert_eq!(c.iface.as_deref(), Some("10.0.0.9"));
+        let (c, fill) = resolve_config(
+            "aes67://239.69.0.1?payload=97&fill=available&jitter=5&interface=eth1&channels=8&samplerate=96000",
+            &defaults(),
+        )
+        .unwrap();
+        assert_eq!(fill, Fill::Available);
+        assert_eq!(
+            (c.payload_type, c.jitter_ms, c.channels, c.sample_rate),
+            (97, 5, 8, 96000)
+        );
+        assert_eq!(c.iface.as_deref(), Some("eth1"));
+    }
+
+    #[test]
+    fn bad_urls_name_the_field() {
+        for (u, field) in [
+            ("aes67://239.69.0.1?ch=0", "ch=0"),
+            ("aes67://239.69.0.1?bogus=1", "bogus=1"),
+            ("aes67://nothost", "nothost"),
+            ("aes67://239.69.0.1?fill=some", "fill=some"),
+        ] {
+            let e = resolve_config(u, &defaults()).unwrap_err();
+            assert_eq!(e.code, crate::errors::BASS_ERROR_ILLPARAM, "{u}");
+            assert!(e.text.contains(field), "{u}: {}", e.text);
+        }
+    }
+
+    #[test]
+    fn sdp_file_describes_the_stream() {
+        let dir = std::env::temp_dir().join(format!("bass-aes67-sdp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("s.sdp");
+        std::fs::write(
+            &p,
+            "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=t\r\nc=IN IP4 239.69.3.3/32\r\nt=0 0\r\nm=audio 5008 RTP/AVP 98\r\na=rtpmap:98 L16/48000/4\r\na=ptime:1\r\n",
+        )
+        .unwrap();
+        let (c, fill) = resolve_config(
+            &format!("aes67://sdp?sdp={}&jitter=7&fill=available", p.display()),
+            &defaults(),
+        )
+        .unwrap();
+        assert_eq!(fill, Fill::Available);
+        assert_eq!(
+            (c.port, c.payload_type, c.channels, c.jitter_ms),
+            (5008, 98, 4, 7)
+        );
+        assert_eq!(c.encoding, Encoding::L16);
+        let e = resolve_config(
+            &format!("aes67://0.0.0.0?sdp={}&ch=2", p.display()),
+            &defaults(),
+        )
+        .unwrap_err();
+        assert!(e.text.contains("ch=2"), "{}", e.text);
+        let e = resolve_config("aes67://0.0.0.0?sdp=/nonexistent/x.sdp", &defaults()).unwrap_err();
+        assert_eq!(e.code, crate::errors::BASS_ERROR_FILEOPEN);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn fill_decode_and_playing() {
+        let (mut p, c) = rtrb::RingBuffer::<i32>::new(64);
+        let stats = Arc::new(SharedStats::default());
+        let mut rt = Realtime {
+            ring: c,
+            exact: true,
+            chans: 2,
+            scale: 1.0 / 8_388_608.0,
+            started: false,
+            stats: stats.clone(),
+        };
+        let mut out = [9.0f32; 8];
+        assert_eq!(rt.fill(&mut out), 0);
+        for v in [8_388_607, -8_388_608, 1, -1, 5] {
+            p.push(v).unwrap();
+        }
+        assert_eq!(rt.fill(&mut out), 4, "only whole frames");
+        assert_eq!(
+            out[..4],
+            [
+                8_388_607.0 / 8_388_608.0,
+                -1.0,
+                1.0 / 8_388_608.0,
+                -1.0 / 8_388_608.0
+            ]
+        );
+        assert_eq!(out[4], 9.0);
+        rt.exact = false;
+        let mut out = [9.0f32; 8];
+        p.push(6).unwrap();
+        assert_eq!(rt.fill(&mut out), 8);
+        assert_eq!(
+            out,
+            [
+                5.0 / 8_388_608.0,
+                6.0 / 8_388_608.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0
+            ]
+        );
+        assert_eq!(stats.underruns.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,801 @@
+//! Host tests with the REAL BASS 2.4.17 (libbass.so fetched from PyPI at test
+//! time by ci/bass-fetch.sh, sha256-checked, never committed) loading our
+//! add-on (`libbass_aes67.so`, built by cargo as this package's cdylib).
+//!
+//! BASS is a process-wide singleton, so the tests take one lock and each
+//! loads the add-on with `BASS_PluginLoad` and frees it with `BASS_PluginFree`.
+
+use std::ffi::{CStr, CString, c_char, c_void};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+const BASS_STREAM_DECODE: u32 = 0x20_0000;
+const BASS_SAMPLE_FLOAT: u32 = 0x100;
+const BASS_UNICODE: u32 = 0x8000_0000;
+const CTYPE_AES67: u32 = 0x1f200;
+
+#[repr(C)]
+#[derive(Default, Debug)]
+pub struct ChannelInfo {
+    pub freq: u32,
+    pub chans: u32,
+    pub flags: u32,
+    pub ctype: u32,
+    pub origres: u32,
+    pub plugin: u32,
+    pub sample: u32,
+    pub filename: usize,
+}
+
+#[repr(C)]
+pub struct PluginForm {
+    pub ctype: u32,
+    pub name: *const c_char,
+    pub exts: *const c_char,
+}
+
+#[repr(C)]
+pub struct PluginInfo {
+    pub version: u32,
+    pub formatc: u32,
+    pub formats: *const PluginForm,
+}
+
+/// The BASS functions the tests call.
+pub struct Bass {
+    _lib: libloading::Library,
+    pub get_version: unsafe extern "system" fn() -> u32,
+    pub init: unsafe extern "system" fn(i32, u32, u32, *mut c_void, *const c_void) -> i32,
+    pub error_get_code: unsafe extern "system" fn() -> i32,
+    pub plugin_load: unsafe extern "system" fn(*const c_char, u32) -> u32,
+    pub plugin_free: unsafe extern "system" fn(u32) -> i32,
+    pub plugin_get_info: unsafe extern "system" fn(u32) -> *const PluginInfo,
+    pub set_config: unsafe extern "system" fn(u32, u32) -> i32,
+    pub get_config: unsafe extern "system" fn(u32) -> u32,
+    pub set_config_ptr: unsafe extern "system" fn(u32, *const c_void) -> i32,
+    pub get_config_ptr: unsafe extern "system" fn(u32) -> *const c_void,
+    pub stream_create_url:
+        unsafe extern "system" fn(*const c_char, u32, u32, *const c_void, *mut c_void) -> u32,
+    pub stream_create: unsafe extern "system" fn(u32, u32, u32, isize, *mut c_void) -> u32,
+    pub stream_put_data: unsafe extern "system" fn(u32, *const c_void, u32) -> u32,
+    pub stream_free: unsafe extern "system" fn(u32) -> i32,
+    pub channel_get_info: unsafe extern "system" fn(u32, *mut ChannelInfo) -> i32,
+    pub channel_get_data: unsafe extern "system" fn(u32, *mut c_void, u32) -> u32,
+    pub channel_play: unsafe extern "system" fn(u32, i32) -> i32,
+    pub channel_is_active: unsafe extern "system" fn(u32) -> u32,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Runs ci/bass-fetch.sh (downloads + verifies BASS) and returns the directory.
+pub fn bass_dir() -> PathBuf {
+    let out = std::process::Command::new("bash")
+        .arg(repo_root().join("ci/bass-fetch.sh"))
+        .output()
+        .expect("run ci/bass-fetch.sh");
+    assert!(
+        out.status.success(),
+        "bass-fetch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// Our cdylib, built by cargo together with this test (same profile).
+pub fn addon_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    for dir in [deps, deps.parent().unwrap()] {
+        let p = dir.join("libbass_aes67.so");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("libbass_aes67.so not found next to {}", exe.display());
+}
+
+impl Bass {
+    fn load() -> Bass {
+        Bass::load_from(&bass_dir().join("libbass.so"))
+    }
+
+    fn load_from(path: &std::path::Path) -> Bass {
+        // SAFETY (test): loading the verified libbass.so runs its initialisers only.
+        let lib = unsafe { libloading::Library::new(path) }.expect("load libbass.so");
+        macro_rules! sym {
+            ($n:literal) => {
+                // SAFETY (test): the declared types match BASS 2.4's C prototypes.
+                *unsafe { lib.get(concat!($n, "\0").as_bytes()) }.expect($n)
+            };
+        }
+        Bass {
+            get_version: sym!("BASS_GetVersion"),
+            init: sym!("BASS_Init"),
+            error_get_code: sym!("BASS_ErrorGetCode"),
+            plugin_load: sym!("BASS_PluginLoad"),
+            plugin_free: sym!("BASS_PluginFree"),
+            plugin_get_info: sym!("BASS_PluginGetInfo"),
+            set_config: sym!("BASS_SetConfig"),
+            get_config: sym!("BASS_GetConfig"),
+            set_config_ptr: sym!("BASS_SetConfigPtr"),
+            get_config_ptr: sym!("BASS_GetConfigPtr"),
+            stream_create_url: sym!("BASS_StreamCreateURL"),
+            stream_create: sym!("BASS_StreamCreate"),
+            stream_put_data: sym!("BASS_StreamPutData"),
+            stream_free: sym!("BASS_StreamFree"),
+            channel_get_info: sym!("BASS_ChannelGetInfo"),
+            channel_get_data: sym!("BASS_ChannelGetData"),
+            channel_play: sym!("BASS_ChannelPlay"),
+            channel_is_active: sym!("BASS_ChannelIsActive"),
+            _lib: lib,
+        }
+    }
+
+    pub fn err(&self) -> i32 {
+        unsafe { (self.error_get_code)() }
+    }
+
+    pub fn create_url(&self, url: &str, flags: u32) -> u32 {
+        let c = CString::new(url).unwrap();
+        unsafe {
+            (self.stream_create_url)(c.as_ptr(), 0, flags, std::ptr::null(), std::ptr::null_mut())
+        }
+    }
+
+    pub fn get_str(&self, opt: u32) -> Option<String> {
+        let p = unsafe { (self.get_config_ptr)(opt) };
+        if p.is_null() {
+            return None;
+        }
+        Some(
+            unsafe { CStr::from_ptr(p as *const c_char) }
+                .to_str()
+                .unwrap()
+                .to_string(),
+        )
+    }
+
+    pub fn set_str(&self, opt: u32, s: &str) -> bool {
+        let c = CString::new(s).unwrap();
+        unsafe { (self.set_config_ptr)(opt, c.as_ptr().cast()) != 0 }
+    }
+
+    /// Loads our add-on; returns its handle.
+    pub fn load_addon(&self) -> u32 {
+        let p = CString::new(addon_path().to_str().unwrap()).unwrap();
+        let h = unsafe { (self.plugin_load)(p.as_ptr(), 0) };
+        assert_ne!(h, 0, "BASS_PluginLoad failed: error {}", self.err());
+        h
+    }
+
+    /// BASS still works: a push stream hands back exactly what was pushed,
+    /// and BASS's own config options answer.
+    pub fn assert_still_works(&self) {
+        let mapped = std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .contains("libbass_aes67");
+        assert!(!mapped, "the add-on is still mapped after BASS_PluginFree");
+        assert_eq!(
+            unsafe { (self.get_config)(0x20000) },
+            u32::MAX,
+            "config proc still registered after unload"
+        );
+        unsafe {
+            let h = (self.stream_create)(
+                48000,
+                2,
+                BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT,
+                -1,
+                std::ptr::null_mut(),
+            );
+            assert_ne!(h, 0, "push stream: error {}", self.err());
+            let data: Vec<f32> = (0..256).map(|i| i as f32 / 256.0).collect();
+            assert_eq!((self.stream_put_data)(h, data.as_ptr().cast(), 1024), 1024);
+            let mut back = vec![0f32; 256];
+            assert_eq!(
+                (self.channel_get_data)(h, back.as_mut_ptr().cast(), 1024),
+                1024
+            );
+            assert_eq!(back, data);
+            assert_ne!((self.stream_free)(h), 0);
+            assert_ne!((self.get_config)(0), u32::MAX, "BASS_CONFIG_BUFFER");
+        }
+    }
+}
+
+static BASS: OnceLock<Bass> = OnceLock::new();
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// The process's BASS, initialised on device 0 ("no sound") at 48 kHz, and the test lock.
+pub fn bass() -> (&'static Bass, MutexGuard<'static, ()>) {
+    let g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let b = BASS.get_or_init(|| {
+        let b = Bass::load();
+        assert_eq!(unsafe { (b.get_version)() }, 0x0204_1100, "BASS version");
+        let ok = unsafe { (b.init)(0, 48000, 0, std::ptr::null_mut(), std::ptr::null()) };
+        assert_ne!(ok, 0, "BASS_Init(0): error {}", b.err());
+        b
+    });
+    (b, g)
+}
+
+#[test]
+fn plugin_info_config_errors_and_unload() {
+    let (b, _g) = bass();
+    let h = b.load_addon();
+    unsafe {
+        // Loading twice is refused by BASS itself (error 14, already loaded).
+        let p = CString::new(addon_path().to_str().unwrap()).unwrap();
+        assert_eq!((b.plugin_load)(p.as_ptr(), 0), 0);
+        assert_eq!(b.err(), 14);
+
+        let info = &*(b.plugin_get_info)(h);
+        assert_eq!(info.formatc, 1);
+        let form = &*info.formats;
+        assert_eq!(form.ctype, CTYPE_AES67);
+        assert_eq!(CStr::from_ptr(form.exts).to_str().unwrap(), "aes67://");
+
+        // DWORD options: defaults (seeds'), set/get, range checks.
+        for (id, default, new, bad) in [
+            (0x20000u32, 96u32, 97u32, Some(128u32)),
+            (0x20002, 10, 20, Some(0)),
+            (0x20003, 0, 5, Some(256)),
+            (0x20007, 1, 0, None),
+            (0x20019, 0, 2, Some(1)),
+            (0x2001A, 5, 0, None),
+        ] {
+            assert_eq!((b.get_config)(id), default, "default of {id:#x}");
+            assert_ne!((b.set_config)(id, new), 0, "set {id:#x}");
+            assert_eq!((b.get_config)(id), new, "get {id:#x}");
+            if let Some(bad) = bad {
+                assert_eq!((b.set_config)(id, bad), 0, "{id:#x} accepted {bad}");
+                assert_eq!(b.err(), 20);
+                assert_eq!((b.get_config)(id), new);
+            }
+            assert_ne!((b.set_config)(id, default), 0);
+        }
+        // Read-only DWORD options: readable, SET rejected with error 20.
+        for id in [
+            0x20005u32, 0x20006, 0x20010, 0x20011, 0x20012, 0x20013, 0x20014, 0x20015, 0x20016,
+            0x20017, 0x20018,
+        ] {
+            let v = (b.get_config)(id);
+            assert_ne!(v, u32::MAX, "get {id:#x}: error {}", b.err());
+            assert_eq!((b.set_config)(id, 1), 0, "{id:#x} must be read-only");
+            assert_eq!(b.err(), 20);
+        }
+        // No stream open, PTP not running: the documented idle values.
+        assert_eq!((b.get_config)(0x20006), 0, "PTP_STATE disabled");
+        assert_eq!(
+            (b.get_config)(0x20010),
+            100,
+            "BUFFER_LEVEL at target when idle"
+        );
+        assert_eq!((b.get_config)(0x20012), 0, "PACKETS_RECEIVED");
+        // PTP_OFFSET as a pointer gives the full i64.
+        let p = (b.get_config_ptr)(0x20005) as *const i64;
+        assert!(!p.is_null());
+        assert_eq!(*p, 0);
+
+        // String options: INTERFACE (UTF-8 and UTF-16 in), PTP_STATS read-only.
+        assert_eq!(b.get_str(0x20001).as_deref(), Some(""));
+        assert!(b.set_str(0x20001, "10.1.2.3"));
+        assert_eq!(b.get_str(0x20001).as_deref(), Some("10.1.2.3"));
+        let wide: Vec<u16> = "vb-é".encode_utf16().chain([0]).collect();
+        assert_ne!(
+            (b.set_config_ptr)(0x20001 | BASS_UNICODE, wide.as_ptr().cast()),
+            0,
+            "unicode set: {}",
+            b.err()
+        );
+        assert_eq!(b.get_str(0x20001).as_deref(), Some("vb-é"));
+        let wp = (b.get_config_ptr)(0x20001 | BASS_UNICODE) as *const u16;
+        assert!(!wp.is_null());
+        assert_eq!(std::slice::from_raw_parts(wp, wide.len()), &wide[..]);
+        assert!(
+            !b.set_str(0x20001, &"x".repeat(300)),
+            "over-long interface accepted"
+        );
+        // BASS itself refuses a NULL value (error 20); "" clears.
+        assert_eq!((b.set_config_ptr)(0x20001, std::ptr::null()), 0);
+        assert!(b.set_str(0x20001, ""), "empty string clears");
+        assert_eq!(b.get_str(0x20001).as_deref(), Some(""));
+        let stats = b.get_str(0x20004).expect("PTP_STATS");
+        assert!(
+            stats.contains("PTP") && stats.contains("clock"),
+            "stats line: {stats}"
+        );
+        assert!(!b.set_str(0x20004, "x"), "PTP_STATS must be read-only");
+        // DWORD access to string options and string access to DWORD ones are refused.
+        assert_eq!((b.get_config)(0x20001), u32::MAX);
+        assert!((b.get_config_ptr)(0x20000).is_null());
+        // Ids next to ours are not ours, and BASS's own options still answer.
+        assert_eq!((b.get_config)(0x2001B), u32::MAX);
+        assert_ne!((b.get_config)(0), u32::MAX);
+
+        // URL errors.
+        assert_eq!(
+            b.create_url(
+                "aes67://239.69.0.1?ch=0",
+                BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT
+            ),
+            0
+        );
+        assert_eq!(b.err(), 20, "malformed aes67 URL");
+        let text = CStr::from_ptr(bass_aes67_last_error(h))
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(text.contains("ch=0"), "error text: {text}");
+        assert_eq!(
+            b.create_url("aes67://not-an-ip:5004", BASS_STREAM_DECODE),
+            0
+        );
+        assert_eq!(b.err(), 20);
+        assert_eq!(
+            b.create_url(
+                "aes67://239.69.0.1?sdp=/nonexistent.sdp",
+                BASS_STREAM_DECODE
+            ),
+            0
+        );
+        assert_eq!(b.err(), 2, "unreadable sdp file");
+        // Not ours: declined, BASS reports that no handler took it.
+        assert_eq!(b.create_url("bogus://x", BASS_STREAM_DECODE), 0);
+        let declined = b.err();
+        assert!(
+            declined == 48 || declined == 41,
+            "non-aes67 URL: error {declined}"
+        );
+
+        assert_ne!((b.plugin_free)(h), 0, "BASS_PluginFree: {}", b.err());
+        // After unload the config proc is gone: our ids are unknown again, and BASS works.
+        assert_eq!((b.get_config)(0x20000), u32::MAX);
+        assert_eq!(b.create_url("aes67://239.69.0.1", BASS_STREAM_DECODE), 0);
+    }
+    b.assert_still_works();
+}
+
+/// `BASS_AES67_GetLastErrorText` of the loaded add-on (looked up in the same mapping BASS uses).
+unsafe fn bass_aes67_last_error(_h: u32) -> *const c_char {
+    let lib =
+        unsafe { libloading::os::unix::Library::open(Some(addon_path()), libc_rtld_noload()) }
+            .expect("add-on mapped");
+    let f: libloading::os::unix::Symbol<unsafe extern "system" fn() -> *const c_char> =
+        unsafe { lib.get(b"BASS_AES67_GetLastErrorText\0") }.unwrap();
+    unsafe { f() }
+}
+
+fn libc_rtld_noload() -> i32 {
+    0x4 | 0x2 // RTLD_NOLOAD | RTLD_NOW
+}
+
+/// The pseudo-random pattern GStreamer sends: nonzero 24-bit values (a 32-bit
+/// LCG's top bits), interleaved stereo.
+fn pattern(frames: usize, seed: u32) -> Vec<i32> {
+    let mut x: u32 = seed;
+    (0..frames * 2)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let v = (x as i32) >> 8; // -2^23 .. 2^23-1
+            if v == 0 { 1 } else { v }
+        })
+        .collect()
+}
+
+fn write_wav(path: &std::path::Path, samples: &[i32]) {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 24,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in samples {
+        w.write_sample(*s).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// GStreamer in namespace A sends `wav` as L24/48000/2, 1 ms packets, paced in real time.
+fn spawn_sender(
+    pair: &aes67::rig::NetnsPair,
+    wav: &std::path::Path,
+    group: &str,
+    port: u16,
+) -> std::process::Child {
+    aes67::rig::NetnsPair::cmd_in(&pair.a, "gst-launch-1.0")
+        .args([
+            "-q",
+            "filesrc",
+            &format!("location={}", wav.display()),
+            "!",
+            "wavparse",
+            "!",
+            "audioconvert",
+            "!",
+        ])
+        .args([
+            "audio/x-raw,format=S24BE,rate=48000,channels=2,layout=interleaved",
+            "!",
+        ])
+        .args([
+            "rtpL24pay",
+            "pt=96",
+            "min-ptime=1000000",
+            "max-ptime=1000000",
+            "!",
+        ])
+        .args([
+            "udpsink",
+            &format!("host={group}"),
+            &format!("port={port}"),
+            &format!("multicast-iface={}", pair.if_a),
+        ])
+        .args(["ttl-mc=1", "auto-multicast=true", "sync=true"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0")
+}
+
+/// Checks that `got` (floats from BASS) are exact 24-bit values that, after
+/// skipping leading silence, continue the sent pattern without a single
+/// difference over at least `min` samples. Returns the samples compared.
+fn assert_bit_exact(label: &str, got: &[f32], sent: &[i32], min: usize) -> usize {
+    let ints: Vec<i32> = got
+        .iter()
+        .map(|f| {
+            let v = f * 8_388_608.0;
+            assert_eq!(v, v.trunc(), "{label}: not a 24-bit value: {f}");
+            v as i32
+        })
+        .collect();
+    let first = ints
+        .iter()
+        .position(|&v| v != 0)
+        .unwrap_or_else(|| panic!("{label}: only silence received"));
+    let rx = &ints[first - first % 2..];
+    assert!(rx.len() >= 8, "{label}: too little audio");
+    let at = (0..sent.len() / 2 - 4)
+        .map(|f| f * 2)
+        .find(|&i| sent[i..i + 8] == rx[..8])
+        .unwrap_or_else(|| panic!("{label}: received audio not found in the sent pattern"));
+    let n = rx.len().min(sent.len() - at);
+    assert!(n >= min, "{label}: only {n} samples aligned");
+    let mismatch = (0..n).find(|&i| rx[i] != sent[at + i]);
+    assert_eq!(
+        mismatch, None,
+        "{label}: first mismatch in {n} aligned samples from pattern offset {at}"
+    );
+    n
+}
+
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// GStreamer (rtpL24pay, 1 ms packets) sends a known pattern from namespace A
+/// to a multicast group; our add-on, driven by the real BASS in namespace B,
+/// must return exactly those samples as floats (×2^23 gives the integers
+/// back). Then 1000 create/free cycles must leak neither memory, sockets nor
+/// threads, and BASS_PluginFree must leave a working BASS.
+#[test]
+fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
+    use aes67::rig::{NetnsPair, in_netns, is_root};
+    assert!(
+        is_root(),
+        "this test needs root (network namespaces); CI runs as root"
+    );
+    let (b, _g) = bass();
+    let pair = NetnsPair::new().expect("netns pair");
+    let dir = std::env::temp_dir().join(format!("bass-aes67-rx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = dir.join("pattern.wav");
+    const FRAMES: usize = 48_000 * 3;
+    let sent = pattern(FRAMES, 0x1234_5678);
+    write_wav(&wav, &sent);
+    let group = format!("239.69.{}.{}", std::process::id() % 200 + 1, 7);
+    let port = 5004 + (std::process::id() % 1000) as u16 * 2;
+
+    let h_addon = b.load_addon();
+    let url = format!("aes67://{group}:{port}?iface={}&jitter=60", pair.ip_b);
+    // Two decode streams of the same group at once: `fill=available` hands
+    // over only received frames; the default (as the seeds) pads with silence.
+    let exact_url = format!("{url}&fill=available");
+    let h = in_netns(&pair.b, || {
+        b.create_url(&exact_url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+    })
+    .unwrap();
+    assert_ne!(h, 0, "BASS_StreamCreateURL({exact_url}): error {}", b.err());
+    let hd = in_netns(&pair.b, || {
+        b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+    })
+    .unwrap();
+    assert_ne!(hd, 0, "BASS_StreamCreateURL({url}): error {}", b.err());
+    let mut info = ChannelInfo::default();
+    assert_ne!(unsafe { (b.channel_get_info)(h, &mut info) }, 0);
+    assert_eq!(
+        (info.ctype, info.origres, info.freq, info.chans),
+        (CTYPE_AES67, 24, 48_000, 2),
+        "{info:?}"
+    );
+
+    let mut sender = spawn_sender(&pair, &wav, &group, port);
+
+    // Pull until 2.5 s of audio arrived (the file is 3 s) or 15 s passed.
+    let mut got: Vec<f32> = Vec::new();
+    let mut padded_audio: Vec<f32> = Vec::new();
+    let (mut pad_calls, mut pad_short) = (0u32, 0u32);
+    let mut buf = vec![0f32; 4800];
+    let t0 = std::time::Instant::now();
+    while got.len() < 48_000 * 2 * 5 / 2 && t0.elapsed() < std::time::Duration::from_secs(15) {
+        let n = unsafe { (b.channel_get_data)(h, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
+        assert_ne!(n, u32::MAX, "BASS_ChannelGetData: error {}", b.err());
+        got.extend_from_slice(&buf[..n as usize / 4]);
+        // The padded stream always returns the full request; keep its non-silent frames.
+        let m =
+            unsafe { (b.channel_get_data)(hd, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
+        pad_calls += 1;
+        pad_short += u32::from(m != (buf.len() * 4) as u32);
+        padded_audio.extend(
+            buf[..m as usize / 4]
+                .chunks(2)
+                .filter(|f| f.iter().any(|&x| x != 0.0))
+                .flatten(),
+        );
+        if n == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    assert_eq!(
+        pad_short, 0,
+        "default (fill=silence) stream returned short reads in {pad_calls} calls"
+    );
+    let _ = sender.kill();
+    let _ = sender.wait();
+    let received = unsafe { (b.get_config)(0x20012) };
+    let level = unsafe { (b.get_config)(0x20010) };
+    // Stream statistics of the open stream: 1 ms packets, 60 ms target (jitter=60).
+    assert_eq!(unsafe { (b.get_config)(0x20016) }, 1000, "PACKET_TIME µs");
+    assert_eq!(unsafe { (b.get_config)(0x20015) }, 60, "TARGET_PACKETS");
+    assert!(level <= 200, "BUFFER_LEVEL {level}");
+    eprintln!(
+        "received {} floats in {:?}; PACKETS_RECEIVED {received}, BUFFER_LEVEL {level}%",
+        got.len(),
+        t0.elapsed()
+    );
+
+    let n = assert_bit_exact("fill=available", &got, &sent, 48_000 * 2 * 2);
+    eprintln!("fill=available: {n} samples bit-exact");
+    let n = assert_bit_exact(
+        "fill=silence (zero frames removed)",
+        &padded_audio,
+        &sent,
+        48_000 * 2 * 2,
+    );
+    eprintln!("fill=silence: {n} samples bit-exact once the padding is removed");
+    assert!(received >= 2000, "PACKETS_RECEIVED {received}");
+    assert_ne!(unsafe { (b.stream_free)(h) }, 0);
+    assert_ne!(unsafe { (b.stream_free)(hd) }, 0);
+
+    // The same stream described by an SDP file (sdp=PATH).
+    let sdp = dir.join("s.sdp");
+    std::fs::write(
+        &sdp,
+        format!("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=bass\r\nc=IN IP4 {group}/32\r\nt=0 0\r\nm=audio {port} RTP/AVP 97\r\na=rtpmap:97 L16/48000/4\r\na=ptime:1\r\n", ip = pair.ip_a),
+    )
+    .unwrap();
+    let sdp_url = format!("aes67://sdp?sdp={}&iface={}", sdp.display(), pair.ip_b);
+    let hs = in_netns(&pair.b, || {
+        b.create_url(&sdp_url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+    })
+    .unwrap();
+    assert_ne!(hs, 0, "{sdp_url}: error {}", b.err());
+    assert_ne!(unsafe { (b.channel_get_info)(hs, &mut info) }, 0);
+    assert_eq!(
+        (info.ctype, info.origres, info.chans),
+        (CTYPE_AES67, 16, 4),
+        "from SDP: {info:?}"
+    );
+    assert_ne!(unsafe { (b.stream_free)(hs) }, 0);
+
+    // 1000 create/free cycles: no leak of memory, fds or threads, no crash.
+    let cycle = |k: usize| {
+        for i in 0..k {
+            let h = in_netns(&pair.b, || {
+                b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+            })
+            .unwrap();
+            assert_ne!(h, 0, "cycle {i}: error {}", b.err());
+            assert_ne!(unsafe { (b.stream_free)(h) }, 0, "cycle {i}");
+        }
+    };
+    cycle(50); // warm-up: allocator pools, thread stacks
+    let (rss0, fd0, th0) = (rss_kib(), fd_count(), thread_count());
+    let t1 = std::time::Instant::now();
+    cycle(1000);
+    let (rss1, fd1, th1) = (rss_kib(), fd_count(), thread_count());
+    eprintln!(
+        "1000 cycles in {:?}: RSS {rss0} -> {rss1} KiB, fds {fd0} -> {fd1}, threads {th0} -> {th1}",
+        t1.elapsed()
+    );
+    assert_eq!(fd1, fd0, "file descriptors leaked");
+    assert!(th1 <= th0, "threads leaked");
+    assert!(rss1 < rss0 + 4096, "RSS grew by {} KiB", rss1 - rss0);
+
+    // A stream still open at unload is freed by BASS_PluginFree (its Free runs).
+    let h = in_netns(&pair.b, || {
+        b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+    })
+    .unwrap();
+    assert_ne!(h, 0);
+    assert_ne!(
+        unsafe { (b.plugin_free)(h_addon) },
+        0,
+        "BASS_PluginFree: {}",
+        b.err()
+    );
+    assert_eq!(
+        unsafe { (b.channel_get_info)(h, &mut info) },
+        0,
+        "stream survived PluginFree"
+    );
+    assert_eq!(fd_count(), fd0, "PluginFree left the stream's socket open");
+    b.assert_still_works();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two playing (non-decode) streams at once, each fed by its own GStreamer
+/// sender with its own pattern: both play in real time on BASS's "no sound"
+/// device, and the samples in each one's playback buffer come from its own
+/// pattern, bit-exact.
+#[test]
+fn two_playing_streams_at_once() {
+    use aes67::rig::{NetnsPair, in_netns, is_root};
+    assert!(
+        is_root(),
+        "this test needs root (network namespaces); CI runs as root"
+    );
+    let (b, _g) = bass();
+    let pair = NetnsPair::new().expect("netns pair");
+    let dir = std::env::temp_dir().join(format!("bass-aes67-play-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let h_addon = b.load_addon();
+    let mut streams = Vec::new();
+    for (i, seed) in [(0u16, 0xdead_beefu32), (1, 0x0bad_cafe)] {
+        let sent = pattern(48_000 * 4, seed);
+        let wav = dir.join(format!("p{i}.wav"));
+        write_wav(&wav, &sent);
+        let group = format!("239.69.{}.{}", std::process::id() % 200 + 1, 20 + i);
+        let port = 6000 + (std::process::id() % 1000) as u16 * 2 + i;
+        let url = format!("aes67://{group}:{port}?interface={}&jitter=60", pair.ip_b);
+        let h = in_netns(&pair.b, || b.create_url(&url, BASS_SAMPLE_FLOAT)).unwrap();
+        assert_ne!(h, 0, "playing stream {url}: error {}", b.err());
+        assert_ne!(
+            unsafe { (b.channel_play)(h, 0) },
+            0,
+            "BASS_ChannelPlay: error {}",
+            b.err()
+        );
+        let sender = spawn_sender(&pair, &wav, &group, port);
+        streams.push((h, sent, sender));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    for (i, (h, sent, _)) in streams.iter().enumerate() {
+        assert_eq!(
+            unsafe { (b.channel_is_active)(*h) },
+            1,
+            "stream {i} not playing"
+        );
+        let mut buf = vec![0f32; 9600];
+        let n =
+            unsafe { (b.channel_get_data)(*h, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
+        assert_ne!(
+            n,
+            u32::MAX,
+            "stream {i}: BASS_ChannelGetData error {}",
+            b.err()
+        );
+        let ints: Vec<i32> = buf[..n as usize / 4]
+            .iter()
+            .map(|f| (f * 8_388_608.0) as i32)
+            .collect();
+        // Find a run of 64 nonzero interleaved samples and check it against this stream's pattern.
+        let start = (0..ints.len().saturating_sub(64))
+            .step_by(2)
+            .find(|&k| ints[k..k + 64].iter().all(|&v| v != 0));
+        let start = start
+            .unwrap_or_else(|| panic!("stream {i}: no audio in its playback buffer ({n} bytes)"));
+        let run = &ints[start..start + 64];
+        let found = (0..sent.len() - 64)
+            .step_by(2)
+            .any(|k| &sent[k..k + 64] == run);
+        assert!(
+            found,
+            "stream {i}: playback samples are not its sender's pattern"
+        );
+    }
+    for (h, _, mut sender) in streams {
+        let _ = sender.kill();
+        let _ = sender.wait();
+        assert_ne!(unsafe { (b.stream_free)(h) }, 0);
+    }
+    assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
+    b.assert_still_works();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// BASS loaded under another file name (here `libbass-2.4.17.so`) is still
+/// found: the add-on scans every loaded object for BASS's exports. Runs in a
+/// child process (BASS is a per-process singleton).
+#[test]
+fn bass_under_another_file_name_is_found() {
+    if std::env::var_os("BASS_AES67_RENAMED_CHILD").is_none() {
+        let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "bass_under_another_file_name_is_found",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("BASS_AES67_RENAMED_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "child failed:\n{text}"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("bass-aes67-renamed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let renamed = dir.join("libbass-2.4.17.so");
+    std::fs::copy(bass_dir().join("libbass.so"), &renamed).unwrap();
+    let b = Bass::load_from(&renamed);
+    assert_ne!(
+        unsafe { (b.init)(0, 48000, 0, std::ptr::null_mut(), std::ptr::null()) },
+        0
+    );
+    let h = b.load_addon();
+    assert_eq!(
+        unsafe { (b.get_config)(0x20000) },
+        96,
+        "config proc registered: error {}",
+        b.err()
+    );
+    assert_eq!(
+        b.create_url("aes67://239.69.0.1?ch=0", BASS_STREAM_DECODE),
+        0
+    );
+    assert_eq!(b.err(), 20, "URL handler answered");
+    assert_ne!(unsafe { (b.plugin_free)(h) }, 0);
+    b.assert_still_works();
+    let _ = std::fs::remove_dir_all(&dir);
+}
