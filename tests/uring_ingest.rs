@@ -13,7 +13,37 @@ use aes67::rig::{NetnsPair, in_netns, is_root};
 use aes67::stream::StreamConfig;
 use socket2::Socket;
 
+/// Kernel software RX timestamps are switched on system-wide by a deferred
+/// static key when the first socket enables them (`net_enable_timestamp`),
+/// so the first datagrams after that may carry none. Keep one timestamping
+/// socket open for the whole test process, and wait until a datagram does
+/// carry a timestamp.
+fn timestamps_on() {
+    static KEEP: std::sync::OnceLock<Socket> = std::sync::OnceLock::new();
+    KEEP.get_or_init(|| {
+        let (keep, _) = loopback();
+        let (check, port) = loopback();
+        let mut src = aes67::net::recvmmsg::RecvMmsgSource::new(vec![check]);
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Patching the static key can take seconds on a loaded nested VM.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (mut ok, mut n, mut sent) = (false, 0, 0);
+        while !ok && Instant::now() < deadline {
+            tx.send_to(b"ts?", ("127.0.0.1", port)).unwrap();
+            sent += 1;
+            src.poll(20, &mut |_, m| {
+                n += 1;
+                ok |= m.kernel_ts.is_some()
+            })
+            .unwrap();
+        }
+        assert!(ok, "kernel software RX timestamps never came on ({n} of {sent} datagrams received, none stamped)");
+        keep
+    });
+}
+
 fn uring_ok() -> bool {
+    timestamps_on();
     match probe() {
         Ok(()) => true,
         Err(e) => {
