@@ -64,6 +64,11 @@ struct Args {
     /// io_uring batching window, µs (`UringConfig::batch_wait_us`; 0 = off).
     #[arg(long, default_value_t = 250)]
     batch_us: u32,
+    /// Every this many packet times, send each stream one extra garbage
+    /// (non-RTP, random length) datagram (0: none). Sent/received counts
+    /// include them; our receivers count them as malformed.
+    #[arg(long, default_value_t = 0)]
+    garbage_every: u64,
     /// Sender threads in namespace A (streams split between them).
     #[arg(long, default_value_t = 1)]
     sender_threads: usize,
@@ -77,6 +82,9 @@ struct Config {
     n: usize,
     ch: usize,
     ptime_us: u64,
+    /// Every this many packet times, each stream also gets one garbage
+    /// (non-RTP) datagram; 0: none.
+    garbage_every: u64,
 }
 
 impl Config {
@@ -86,7 +94,7 @@ impl Config {
         if p.len() != 3 {
             return Err(format!("bad config {s:?} (want NxCHxPTIME_US)"));
         }
-        Ok(Config { n: num(p[0])? as usize, ch: num(p[1])? as usize, ptime_us: num(p[2])? })
+        Ok(Config { n: num(p[0])? as usize, ch: num(p[1])? as usize, ptime_us: num(p[2])?, garbage_every: 0 })
     }
     fn frames(&self) -> usize {
         (48 * self.ptime_us / 1000).max(1) as usize
@@ -119,6 +127,8 @@ struct Row {
     socket_drops: u64,
     lost_by_us: u64,
     malformed: u64,
+    /// Garbage datagrams among `sent`.
+    garbage_sent: u64,
     fallback: Option<String>,
 }
 
@@ -147,6 +157,7 @@ fn rcvbuf_errors(ns: &str) -> u64 {
 struct Sender {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
+    garbage: Arc<AtomicU64>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -155,16 +166,24 @@ impl Sender {
     fn start(pair: &NetnsPair, cfg: Config, threads: usize) -> Sender {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
+        let garbage = Arc::new(AtomicU64::new(0));
         let threads = threads.clamp(1, cfg.n.max(1));
         let mut handles = Vec::new();
         for t in 0..threads {
             let streams: Vec<usize> = (0..cfg.n).filter(|i| i % threads == t).collect();
-            handles.push(Self::spawn_one(pair, cfg, streams, stop.clone(), sent.clone()));
+            handles.push(Self::spawn_one(pair, cfg, streams, stop.clone(), sent.clone(), garbage.clone()));
         }
-        Sender { stop, sent, threads: handles }
+        Sender { stop, sent, garbage, threads: handles }
     }
 
-    fn spawn_one(pair: &NetnsPair, cfg: Config, streams: Vec<usize>, st: Arc<AtomicBool>, se: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+    fn spawn_one(
+        pair: &NetnsPair,
+        cfg: Config,
+        streams: Vec<usize>,
+        st: Arc<AtomicBool>,
+        se: Arc<AtomicU64>,
+        ga: Arc<AtomicU64>,
+    ) -> std::thread::JoinHandle<()> {
         let sock = in_netns(&pair.a, || {
             let s = UdpSocket::bind((pair.ip_a.as_str(), 0)).expect("bind sender");
             s.set_multicast_ttl_v4(1).unwrap();
@@ -216,6 +235,21 @@ impl Sender {
                         Err(_) => i0 = i1, // e.g. ENOBUFS: these packets are not sent (not counted)
                     }
                 }
+                if cfg.garbage_every > 0 && k % cfg.garbage_every == 0 {
+                    for (j, &i) in streams.iter().enumerate() {
+                        // Random length 0-199, first byte 0 (RTP version 0): never valid RTP.
+                        let len = (k as usize * 7 + j * 13) % 200;
+                        let mut g: Vec<u8> = (0..len).map(|x| (x as u64 * 2654435761 + k) as u8).collect();
+                        if let Some(b) = g.first_mut() {
+                            *b = 0;
+                        }
+                        let (ip, port) = group(i);
+                        if sock.send_to(&g, (ip, port)).is_ok() {
+                            se.fetch_add(1, Ordering::Relaxed);
+                            ga.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
                 k += 1;
             }
         })
@@ -224,12 +258,16 @@ impl Sender {
     fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
-    fn stop(mut self) -> u64 {
+    fn garbage(&self) -> u64 {
+        self.garbage.load(Ordering::Relaxed)
+    }
+    /// Stops; returns (sent, of which garbage).
+    fn stop(mut self) -> (u64, u64) {
         self.stop.store(true, Ordering::SeqCst);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        self.sent()
+        (self.sent(), self.garbage())
     }
 }
 
@@ -324,7 +362,7 @@ fn run_ours(pair: &NetnsPair, cfg: Config, kind: IngestKind, secs: f64, batch_us
     let cpu1 = task_cpu_ns(&tid_path);
     let rx1 = shared.received.load(Ordering::Relaxed);
     let el = t0.elapsed().as_secs_f64();
-    let sent = sender.stop();
+    let (sent, garbage_sent) = sender.stop();
     std::thread::sleep(Duration::from_millis(300)); // drain
     shared.stop.store(true, Ordering::SeqCst);
     let backend = thread.join().expect("ingest thread");
@@ -344,6 +382,7 @@ fn run_ours(pair: &NetnsPair, cfg: Config, kind: IngestKind, secs: f64, batch_us
         socket_drops: drops,
         lost_by_us: shared.lost.load(Ordering::Relaxed),
         malformed: shared.malformed.load(Ordering::Relaxed),
+        garbage_sent,
         fallback,
     }
 }
@@ -401,7 +440,7 @@ fn run_gst(pair: &NetnsPair, cfg: Config, secs: f64, sender_threads: usize) -> R
     let cpu1 = process_cpu_ns(pid);
     let el = t0.elapsed().as_secs_f64();
     let sent_window = sender.sent();
-    let sent = sender.stop();
+    let (sent, garbage_sent) = sender.stop();
     std::thread::sleep(Duration::from_millis(300));
     let drops = rcvbuf_errors(&pair.b) - drops0;
     let _ = child.kill();
@@ -421,6 +460,7 @@ fn run_gst(pair: &NetnsPair, cfg: Config, secs: f64, sender_threads: usize) -> R
         socket_drops: drops,
         lost_by_us: 0,
         malformed: 0,
+        garbage_sent,
         fallback: None,
     })
 }
@@ -464,13 +504,16 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let mut jobs: Vec<(Config, Vec<String>)> = configs.into_iter().map(|c| (c, parse_list(&args.receivers))).collect();
+    let mut jobs: Vec<(Config, Vec<String>)> = configs
+        .into_iter()
+        .map(|c| (Config { garbage_every: args.garbage_every, ..c }, parse_list(&args.receivers)))
+        .collect();
     for n in parse_list(&args.scale) {
         let Ok(n) = n.parse::<usize>() else {
             eprintln!("--scale: bad stream count {n:?}");
             std::process::exit(2);
         };
-        jobs.push((Config { n, ch: 2, ptime_us: 1000 }, parse_list(&args.scale_receivers)));
+        jobs.push((Config { n, ch: 2, ptime_us: 1000, garbage_every: args.garbage_every }, parse_list(&args.scale_receivers)));
     }
     let pair = NetnsPair::new().unwrap_or_else(|e| {
         eprintln!("netns rig: {e}");
