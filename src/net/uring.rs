@@ -714,6 +714,16 @@ mod tests {
     }
 
     #[test]
+    fn ingest_kind_parses_cli_names() {
+        use clap::ValueEnum;
+        assert_eq!(IngestKind::from_str("uring", false), Ok(IngestKind::Uring));
+        assert_eq!(IngestKind::from_str("recvmmsg", false), Ok(IngestKind::Recvmmsg));
+        assert_eq!(IngestKind::from_str("auto", false), Ok(IngestKind::Auto));
+        assert!(IngestKind::from_str("epoll", false).is_err());
+        assert_eq!(IngestKind::default(), IngestKind::Auto);
+    }
+
+    #[test]
     fn buf_ring_rejects_bad_sizes() {
         assert!(BufRing::new(3, 64).is_err());
         let r = BufRing::new(8, 64).unwrap();
