@@ -70,6 +70,9 @@ struct CommonArgs {
     /// Print one JSON object per second on stdout instead of the status line.
     #[arg(long)]
     json: bool,
+    /// Ingest backend: auto (io_uring when available), uring or recvmmsg.
+    #[arg(long, value_enum, default_value_t)]
+    ingest: crate::net::uring::IngestKind,
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -172,10 +175,17 @@ fn run(cfg: StreamConfig, spec: OutputSpec, c: &CommonArgs, duration_s: f64) -> 
     };
     let opts = ReceiverOptions {
         link_offset: Nanos((c.link_offset_ms * 1e6) as i64),
+        ingest: c.ingest,
         ..Default::default()
     };
     let link_frames = c.link_offset_ms * cfg.sample_rate as f64 / 1000.0;
     let (rx, ring) = Receiver::start(cfg.clone(), opts)?;
+    if let Some(why) = rx.fallback_reason() {
+        eprintln!("aes67: io_uring unavailable ({why}); using recvmmsg");
+    }
+    if let Some(why) = rx.fallback_reason() {
+        eprintln!("aes67: io_uring unavailable ({why}); using recvmmsg");
+    }
     let out = Output::start(spec.clone(), fmt, ring)?;
     eprintln!(
         "aes67: receiving {}:{} {} {} ch {} Hz pt {} via {} -> {} (link offset {} ms)",

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::clock::{ClockState, MediaClock, MonotonicMediaClock};
 use crate::jitter::{Inserted, PlayoutBuffer, PlayoutConfig, PlayoutStats};
-use crate::net::recvmmsg::RecvMmsgSource;
 use crate::net::socket::{SocketError, open_stream_socket};
+use crate::net::uring::{IngestKind, open_source};
 use crate::net::{PacketSource, RxTimestamp};
 use crate::rtp::RtpPacket;
 use crate::stream::StreamConfig;
@@ -29,6 +29,9 @@ pub struct ReceiverOptions {
     pub clock: Option<Box<dyn MediaClock>>,
     /// Ring capacity, frames. Default 1 s of audio.
     pub ring_frames: Option<usize>,
+    /// Ingest backend: io_uring, recvmmsg, or automatic (io_uring when the
+    /// kernel supports it). Default automatic.
+    pub ingest: IngestKind,
 }
 
 impl Default for ReceiverOptions {
@@ -37,6 +40,7 @@ impl Default for ReceiverOptions {
             link_offset: Nanos::from_ms(5),
             clock: None,
             ring_frames: None,
+            ingest: IngestKind::Auto,
         }
     }
 }
@@ -137,6 +141,10 @@ pub enum ReceiverError {
     /// The socket could not be opened or joined.
     #[error(transparent)]
     Socket(#[from] SocketError),
+    /// The requested ingest backend could not be set up (e.g. `--ingest uring`
+    /// on a kernel without io_uring).
+    #[error("ingest backend: {0}")]
+    Ingest(std::io::Error),
 }
 
 /// A running receiver. Dropping it stops the ingest thread.
@@ -146,6 +154,25 @@ pub struct Receiver {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     backend: &'static str,
+    fallback_reason: Option<String>,
+}
+
+/// Stands in when the ingest backend failed to open; the receiver is
+/// dropped right away.
+struct NoSource;
+
+impl PacketSource for NoSource {
+    fn poll(
+        &mut self,
+        timeout_ms: i32,
+        _: &mut dyn FnMut(&[u8], &crate::net::RxMeta),
+    ) -> std::io::Result<usize> {
+        std::thread::sleep(Duration::from_millis(timeout_ms.max(0) as u64));
+        Ok(0)
+    }
+    fn backend(&self) -> &'static str {
+        "none"
+    }
 }
 
 impl Receiver {
@@ -159,12 +186,33 @@ impl Receiver {
         opts: ReceiverOptions,
     ) -> Result<(Receiver, rtrb::Consumer<i32>), ReceiverError> {
         let sock = open_stream_socket(&cfg)?;
-        Ok(Receiver::start_with_source(
-            cfg,
-            opts,
-            "recvmmsg",
-            move || Box::new(RecvMmsgSource::new(vec![sock])),
-        ))
+        let kind = opts.ingest;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (r, cons) =
+            Receiver::start_with_source(cfg, opts, "pending", move || {
+                match open_source(kind, vec![sock]) {
+                    Ok(o) => {
+                        let _ = tx.send(Ok((o.source.backend(), o.fallback_reason)));
+                        o.source
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        Box::new(NoSource)
+                    }
+                }
+            });
+        match rx.recv() {
+            Ok(Ok((backend, why))) => {
+                let mut r = r;
+                r.backend = backend;
+                r.fallback_reason = why;
+                Ok((r, cons))
+            }
+            Ok(Err(e)) => Err(ReceiverError::Ingest(e)),
+            Err(_) => Err(ReceiverError::Ingest(std::io::Error::other(
+                "ingest thread died",
+            ))),
+        }
     }
 
     /// Starts on a packet source built by `make_source` on the ingest
@@ -280,6 +328,7 @@ impl Receiver {
                 shared,
                 thread: Some(thread),
                 backend,
+                fallback_reason: None,
             },
             cons,
         )
@@ -290,9 +339,14 @@ impl Receiver {
         &self.cfg
     }
 
-    /// The ingest backend in use, e.g. `"recvmmsg"`.
+    /// The ingest backend in use, e.g. `"uring"` or `"recvmmsg"`.
     pub fn backend(&self) -> &'static str {
         self.backend
+    }
+
+    /// With automatic ingest selection, why io_uring was not used.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback_reason.as_deref()
     }
 
     /// A snapshot of the counters (updated every 50 ms).

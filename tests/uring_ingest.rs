@@ -65,14 +65,24 @@ fn loopback() -> (Socket, u16) {
 
 /// Polls until `want` datagrams arrived or `secs` passed; returns
 /// (stream, payload, timestamp, truncated) per datagram.
-fn collect(src: &mut dyn PacketSource, want: usize, secs: u64) -> Vec<(usize, Vec<u8>, Option<RxTimestamp>, bool)> {
+fn collect(
+    src: &mut dyn PacketSource,
+    want: usize,
+    secs: u64,
+) -> Vec<(usize, Vec<u8>, Option<RxTimestamp>, bool)> {
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(secs);
     while got.len() < want && Instant::now() < deadline {
-        src.poll(50, &mut |b, m| got.push((m.stream, b.to_vec(), m.kernel_ts, m.truncated))).unwrap();
+        src.poll(50, &mut |b, m| {
+            got.push((m.stream, b.to_vec(), m.kernel_ts, m.truncated))
+        })
+        .unwrap();
     }
     // Anything extra that arrives shortly after would be a duplicate: look for it.
-    src.poll(20, &mut |b, m| got.push((m.stream, b.to_vec(), m.kernel_ts, m.truncated))).unwrap();
+    src.poll(20, &mut |b, m| {
+        got.push((m.stream, b.to_vec(), m.kernel_ts, m.truncated))
+    })
+    .unwrap();
     got
 }
 
@@ -88,7 +98,14 @@ fn multicast_streams_in_netns_all_accounted_with_index_payload_and_timestamp() {
     const M: usize = 6;
     const K: usize = 300;
     let pair = NetnsPair::new().unwrap();
-    let groups: Vec<(String, u16)> = (0..M).map(|i| (format!("239.69.{}.{}", 10 + i / 3, 1 + i % 3), 5004 + 2 * i as u16)).collect();
+    let groups: Vec<(String, u16)> = (0..M)
+        .map(|i| {
+            (
+                format!("239.69.{}.{}", 10 + i / 3, 1 + i % 3),
+                5004 + 2 * i as u16,
+            )
+        })
+        .collect();
     // Two streams share a port on different groups: the group filter must hold.
     let mut groups = groups;
     groups[5].1 = groups[4].1;
@@ -96,7 +113,8 @@ fn multicast_streams_in_netns_all_accounted_with_index_payload_and_timestamp() {
         groups
             .iter()
             .map(|(g, p)| {
-                let cfg = StreamConfig::from_url(&format!("aes67://{g}:{p}?iface={}", pair.if_b)).unwrap();
+                let cfg = StreamConfig::from_url(&format!("aes67://{g}:{p}?iface={}", pair.if_b))
+                    .unwrap();
                 open_stream_socket(&cfg).unwrap()
             })
             .collect()
@@ -104,7 +122,8 @@ fn multicast_streams_in_netns_all_accounted_with_index_payload_and_timestamp() {
     .unwrap();
     let mut src = UringSource::new(socks).map_err(|(e, _)| e).unwrap();
     assert_eq!(src.backend(), "uring");
-    let before = aes67::rig::sh("ip", &["netns", "exec", &pair.b, "cat", "/proc/net/snmp"]).unwrap();
+    let before =
+        aes67::rig::sh("ip", &["netns", "exec", &pair.b, "cat", "/proc/net/snmp"]).unwrap();
     in_netns(&pair.a, || {
         let tx = UdpSocket::bind((pair.ip_a.as_str(), 0)).unwrap();
         tx.set_multicast_ttl_v4(1).unwrap();
@@ -123,18 +142,28 @@ fn multicast_streams_in_netns_all_accounted_with_index_payload_and_timestamp() {
     .unwrap();
     let got = collect(&mut src, M * K, 10);
     let after = aes67::rig::sh("ip", &["netns", "exec", &pair.b, "cat", "/proc/net/snmp"]).unwrap();
-    assert_eq!(rcvbuf_errors(&before.stdout), rcvbuf_errors(&after.stdout), "socket drops");
+    assert_eq!(
+        rcvbuf_errors(&before.stdout),
+        rcvbuf_errors(&after.stdout),
+        "socket drops"
+    );
     assert_eq!(got.len(), M * K, "every datagram once");
     let mut seen: HashMap<(usize, u16), usize> = HashMap::new();
     let now = aes67::units::realtime_now_ns();
     for (stream, b, ts, trunc) in &got {
         assert!(!trunc);
-        assert_eq!(b[0] as usize, *stream, "datagram for stream {} arrived on {}", b[0], stream);
+        assert_eq!(
+            b[0] as usize, *stream,
+            "datagram for stream {} arrived on {}",
+            b[0], stream
+        );
         let k = u16::from_be_bytes([b[1], b[2]]);
         assert_eq!(b.len(), 12 + (k as usize % 50));
         *seen.entry((*stream, k)).or_default() += 1;
         match ts {
-            Some(RxTimestamp::Software(t)) => assert!((now - t).abs() < 60_000_000_000, "ts {t} vs now {now}"),
+            Some(RxTimestamp::Software(t)) => {
+                assert!((now - t).abs() < 60_000_000_000, "ts {t} vs now {now}")
+            }
             other => panic!("no kernel software timestamp: {other:?}"),
         }
     }
@@ -148,7 +177,10 @@ fn rcvbuf_errors(snmp: &[u8]) -> u64 {
     let text = String::from_utf8_lossy(snmp);
     let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
     let (h, v) = (lines.next().unwrap(), lines.next().unwrap());
-    let i = h.split_whitespace().position(|x| x == "RcvbufErrors").unwrap();
+    let i = h
+        .split_whitespace()
+        .position(|x| x == "RcvbufErrors")
+        .unwrap();
     v.split_whitespace().nth(i).unwrap().parse().unwrap()
 }
 
@@ -158,18 +190,35 @@ fn truncation_is_flagged_and_counted() {
         return;
     }
     let (s, port) = loopback();
-    let cfg = UringConfig { payload_bytes: 256, ..UringConfig::default() };
-    let mut src = UringSource::with_config(vec![s], cfg).map_err(|(e, _)| e).unwrap();
+    let cfg = UringConfig {
+        payload_bytes: 256,
+        ..UringConfig::default()
+    };
+    let mut src = UringSource::with_config(vec![s], cfg)
+        .map_err(|(e, _)| e)
+        .unwrap();
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
     tx.send_to(&[1u8; 100], ("127.0.0.1", port)).unwrap();
     tx.send_to(&[2u8; 1000], ("127.0.0.1", port)).unwrap();
     tx.send_to(&[3u8; 256], ("127.0.0.1", port)).unwrap();
     tx.send_to(&[4u8; 257], ("127.0.0.1", port)).unwrap();
     let got = collect(&mut src, 4, 5);
-    let summary: Vec<(u8, usize, bool)> = got.iter().map(|(_, b, _, t)| (b[0], b.len(), *t)).collect();
-    assert_eq!(summary, vec![(1, 100, false), (2, 256, true), (3, 256, false), (4, 256, true)]);
+    let summary: Vec<(u8, usize, bool)> =
+        got.iter().map(|(_, b, _, t)| (b[0], b.len(), *t)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, 100, false),
+            (2, 256, true),
+            (3, 256, false),
+            (4, 256, true)
+        ]
+    );
     assert_eq!(src.stats().truncated, 2);
-    assert!(got.iter().all(|g| matches!(g.2, Some(RxTimestamp::Software(_)))));
+    assert!(
+        got.iter()
+            .all(|g| matches!(g.2, Some(RxTimestamp::Software(_))))
+    );
 }
 
 #[test]
@@ -218,12 +267,20 @@ fn rearm_after_buffer_exhaustion_loses_nothing() {
     let socks: Vec<(Socket, u16)> = (0..STREAMS).map(|_| loopback()).collect();
     let ports: Vec<u16> = socks.iter().map(|s| s.1).collect();
     // 8 buffers for a 1200-datagram burst: every multishot runs dry many times.
-    let cfg = UringConfig { buffers: 8, cq_entries: 16, sq_entries: 8, ..UringConfig::default() };
-    let mut src = UringSource::with_config(socks.into_iter().map(|s| s.0).collect(), cfg).map_err(|(e, _)| e).unwrap();
+    let cfg = UringConfig {
+        buffers: 8,
+        cq_entries: 16,
+        sq_entries: 8,
+        ..UringConfig::default()
+    };
+    let mut src = UringSource::with_config(socks.into_iter().map(|s| s.0).collect(), cfg)
+        .map_err(|(e, _)| e)
+        .unwrap();
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
     for k in 0..PER {
         for (i, p) in ports.iter().enumerate() {
-            tx.send_to(&[i as u8, (k >> 8) as u8, k as u8, 0xee], ("127.0.0.1", *p)).unwrap();
+            tx.send_to(&[i as u8, (k >> 8) as u8, k as u8, 0xee], ("127.0.0.1", *p))
+                .unwrap();
         }
     }
     let got = collect(&mut src, STREAMS * PER, 10);
@@ -241,7 +298,10 @@ fn rearm_after_buffer_exhaustion_loses_nothing() {
         assert_eq!(ks, (0..PER).collect::<Vec<_>>(), "stream {i}");
     }
     let st = src.stats();
-    assert!(st.enobufs >= 1, "the burst must exhaust the 8 buffers: {st:?}");
+    assert!(
+        st.enobufs >= 1,
+        "the burst must exhaust the 8 buffers: {st:?}"
+    );
     assert!(st.arms > STREAMS as u64, "re-armed: {st:?}");
     assert_eq!(st.packets, (STREAMS * PER) as u64);
 }
@@ -253,11 +313,19 @@ fn batched_source_built_on_one_thread_polled_on_another() {
     }
     let socks: Vec<(Socket, u16)> = (0..4).map(|_| loopback()).collect();
     let ports: Vec<u16> = socks.iter().map(|s| s.1).collect();
-    let cfg = UringConfig { batch_wait_us: 500, ..UringConfig::default() };
-    let src = UringSource::with_config(socks.into_iter().map(|s| s.0).collect(), cfg).map_err(|(e, _)| e).unwrap();
+    let cfg = UringConfig {
+        batch_wait_us: 500,
+        ..UringConfig::default()
+    };
+    let src = UringSource::with_config(socks.into_iter().map(|s| s.0).collect(), cfg)
+        .map_err(|(e, _)| e)
+        .unwrap();
     let (maj, min) = kernel_version();
     if (maj, min) >= (6, 12) {
-        assert!(src.batching(), "min-wait batching must be on for Linux {maj}.{min}");
+        assert!(
+            src.batching(),
+            "min-wait batching must be on for Linux {maj}.{min}"
+        );
     }
     let rx = std::thread::spawn(move || {
         let mut src = src;
@@ -267,7 +335,8 @@ fn batched_source_built_on_one_thread_polled_on_another() {
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
     for k in 0..500u16 {
         for (i, p) in ports.iter().enumerate() {
-            tx.send_to(&[i as u8, (k >> 8) as u8, k as u8], ("127.0.0.1", *p)).unwrap();
+            tx.send_to(&[i as u8, (k >> 8) as u8, k as u8], ("127.0.0.1", *p))
+                .unwrap();
         }
         if k % 20 == 0 {
             std::thread::sleep(Duration::from_micros(300));
@@ -276,7 +345,11 @@ fn batched_source_built_on_one_thread_polled_on_another() {
     let (got, st) = rx.join().unwrap();
     assert_eq!(got.len(), 4 * 500);
     for i in 0..4 {
-        let ks: Vec<u16> = got.iter().filter(|g| g.0 == i).map(|g| u16::from_be_bytes([g.1[1], g.1[2]])).collect();
+        let ks: Vec<u16> = got
+            .iter()
+            .filter(|g| g.0 == i)
+            .map(|g| u16::from_be_bytes([g.1[1], g.1[2]]))
+            .collect();
         assert_eq!(ks, (0..500).collect::<Vec<_>>());
     }
     assert_eq!(st.packets, 2000);
@@ -286,6 +359,8 @@ fn batched_source_built_on_one_thread_polled_on_another() {
 fn kernel_version() -> (u32, u32) {
     let r = nix::sys::utsname::uname().unwrap();
     let rel = r.release().to_string_lossy().into_owned();
-    let mut it = rel.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse().ok());
+    let mut it = rel
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|x| x.parse().ok());
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }

@@ -22,8 +22,8 @@
 //! Run as root: `cargo run --release --bin ingest_bench -- --help`.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::io::IoSlice;
+use std::io::Write;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::os::fd::AsRawFd;
 
@@ -43,7 +43,9 @@ use clap::Parser;
 
 /// Command line of the harness.
 #[derive(Parser, Debug)]
-#[command(about = "Ingest benchmark: io_uring vs recvmmsg vs GStreamer on N multicast streams in netns")]
+#[command(
+    about = "Ingest benchmark: io_uring vs recvmmsg vs GStreamer on N multicast streams in netns"
+)]
 struct Args {
     /// Configurations, comma separated, each `N x CH ch x PTIME_US`, e.g. `8x8x125`.
     #[arg(long, default_value = "1x2x1000,8x2x1000,32x2x1000,8x8x125")]
@@ -90,11 +92,20 @@ struct Config {
 impl Config {
     fn parse(s: &str) -> Result<Config, String> {
         let p: Vec<&str> = s.trim().split('x').collect();
-        let num = |x: &str| x.trim().parse::<u64>().map_err(|_| format!("bad config {s:?} (want NxCHxPTIME_US)"));
+        let num = |x: &str| {
+            x.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("bad config {s:?} (want NxCHxPTIME_US)"))
+        };
         if p.len() != 3 {
             return Err(format!("bad config {s:?} (want NxCHxPTIME_US)"));
         }
-        Ok(Config { n: num(p[0])? as usize, ch: num(p[1])? as usize, ptime_us: num(p[2])?, garbage_every: 0 })
+        Ok(Config {
+            n: num(p[0])? as usize,
+            ch: num(p[1])? as usize,
+            ptime_us: num(p[2])?,
+            garbage_every: 0,
+        })
     }
     fn frames(&self) -> usize {
         (48 * self.ptime_us / 1000).max(1) as usize
@@ -108,7 +119,10 @@ impl Config {
 }
 
 fn group(i: usize) -> (Ipv4Addr, u16) {
-    (Ipv4Addr::new(239, 70, (i / 250) as u8, (i % 250 + 1) as u8), 20000 + 2 * i as u16)
+    (
+        Ipv4Addr::new(239, 70, (i / 250) as u8, (i % 250 + 1) as u8),
+        20000 + 2 * i as u16,
+    )
 }
 
 /// Result of one measurement.
@@ -134,22 +148,39 @@ struct Row {
 
 /// CPU ns of one task, from `/proc/self/task/TID/schedstat` (first field).
 fn task_cpu_ns(path: &str) -> u64 {
-    std::fs::read_to_string(path).ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// CPU ns summed over every thread of process `pid`.
 fn process_cpu_ns(pid: u32) -> u64 {
-    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
-    rd.filter_map(|e| e.ok()).map(|e| task_cpu_ns(&format!("{}/schedstat", e.path().display()))).sum()
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    rd.filter_map(|e| e.ok())
+        .map(|e| task_cpu_ns(&format!("{}/schedstat", e.path().display())))
+        .sum()
 }
 
 /// `Udp RcvbufErrors` in namespace `ns`.
 fn rcvbuf_errors(ns: &str) -> u64 {
-    let text = in_netns(ns, || std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap_or_default()).unwrap_or_default();
+    let text = in_netns(ns, || {
+        std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap_or_default()
+    })
+    .unwrap_or_default();
     let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
-    let (Some(h), Some(v)) = (lines.next(), lines.next()) else { return 0 };
-    let Some(i) = h.split_whitespace().position(|x| x == "RcvbufErrors") else { return 0 };
-    v.split_whitespace().nth(i).and_then(|x| x.parse().ok()).unwrap_or(0)
+    let (Some(h), Some(v)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    let Some(i) = h.split_whitespace().position(|x| x == "RcvbufErrors") else {
+        return 0;
+    };
+    v.split_whitespace()
+        .nth(i)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The sender: all N streams from one socket in namespace A, with
@@ -171,9 +202,21 @@ impl Sender {
         let mut handles = Vec::new();
         for t in 0..threads {
             let streams: Vec<usize> = (0..cfg.n).filter(|i| i % threads == t).collect();
-            handles.push(Self::spawn_one(pair, cfg, streams, stop.clone(), sent.clone(), garbage.clone()));
+            handles.push(Self::spawn_one(
+                pair,
+                cfg,
+                streams,
+                stop.clone(),
+                sent.clone(),
+                garbage.clone(),
+            ));
         }
-        Sender { stop, sent, garbage, threads: handles }
+        Sender {
+            stop,
+            sent,
+            garbage,
+            threads: handles,
+        }
     }
 
     fn spawn_one(
@@ -190,70 +233,98 @@ impl Sender {
             s
         })
         .unwrap();
-        std::thread::Builder::new().name("bench-sender".into()).spawn(move || {
-            let frames = cfg.frames();
-            let n = streams.len();
-            let addrs: Vec<Option<SockaddrIn>> =
-                streams.iter().map(|&i| Some(SockaddrIn::from(std::net::SocketAddrV4::new(group(i).0, group(i).1)))).collect();
-            let mut headers = MultiHeaders::<SockaddrIn>::preallocate(64, None);
-            let fd = sock.as_raw_fd();
-            let mut pkts: Vec<Vec<u8>> = streams
-                .iter()
-                .map(|&i| {
-                    let samples: Vec<i32> = (0..frames * cfg.ch).map(|k| ((k as i32 * 7919 + i as i32) % 8_000_000) - 4_000_000).collect();
-                    let mut p = vec![0u8; 12 + frames * cfg.ch * 3];
-                    rtp::encode_l24(&samples, &mut p[12..]);
-                    p
-                })
-                .collect();
-            let t0 = MonoNs::now();
-            let mut k: u64 = 0;
-            while !st.load(Ordering::Relaxed) {
-                let due = t0.add(Nanos((k * cfg.ptime_us * 1000) as i64));
-                let now = MonoNs::now();
-                if due > now {
-                    std::thread::sleep(Duration::from_nanos(due.since(now).0 as u64));
-                }
-                for (p, &i) in pkts.iter_mut().zip(&streams) {
-                    rtp::write_header(p, false, 96, k as u16, (k * frames as u64) as u32, 0x6700_0000 + i as u32);
-                }
-                // sendmmsg(2) in chunks: one system call for up to 64 streams.
-                let mut i0 = 0;
-                while i0 < n {
-                    let i1 = (i0 + 64).min(n);
-                    let slices: Vec<[IoSlice<'_>; 1]> = pkts[i0..i1].iter().map(|p| [IoSlice::new(p)]).collect();
-                    let r = sendmmsg(fd, &mut headers, &slices, &addrs[i0..i1], [] as [ControlMessage<'_>; 0], MsgFlags::empty());
-                    match r {
-                        Ok(res) => {
-                            let m = res.count().min(i1 - i0);
-                            if m == 0 {
-                                break;
+        std::thread::Builder::new()
+            .name("bench-sender".into())
+            .spawn(move || {
+                let frames = cfg.frames();
+                let n = streams.len();
+                let addrs: Vec<Option<SockaddrIn>> = streams
+                    .iter()
+                    .map(|&i| {
+                        Some(SockaddrIn::from(std::net::SocketAddrV4::new(
+                            group(i).0,
+                            group(i).1,
+                        )))
+                    })
+                    .collect();
+                let mut headers = MultiHeaders::<SockaddrIn>::preallocate(64, None);
+                let fd = sock.as_raw_fd();
+                let mut pkts: Vec<Vec<u8>> = streams
+                    .iter()
+                    .map(|&i| {
+                        let samples: Vec<i32> = (0..frames * cfg.ch)
+                            .map(|k| ((k as i32 * 7919 + i as i32) % 8_000_000) - 4_000_000)
+                            .collect();
+                        let mut p = vec![0u8; 12 + frames * cfg.ch * 3];
+                        rtp::encode_l24(&samples, &mut p[12..]);
+                        p
+                    })
+                    .collect();
+                let t0 = MonoNs::now();
+                let mut k: u64 = 0;
+                while !st.load(Ordering::Relaxed) {
+                    let due = t0.add(Nanos((k * cfg.ptime_us * 1000) as i64));
+                    let now = MonoNs::now();
+                    if due > now {
+                        std::thread::sleep(Duration::from_nanos(due.since(now).0 as u64));
+                    }
+                    for (p, &i) in pkts.iter_mut().zip(&streams) {
+                        rtp::write_header(
+                            p,
+                            false,
+                            96,
+                            k as u16,
+                            (k * frames as u64) as u32,
+                            0x6700_0000 + i as u32,
+                        );
+                    }
+                    // sendmmsg(2) in chunks: one system call for up to 64 streams.
+                    let mut i0 = 0;
+                    while i0 < n {
+                        let i1 = (i0 + 64).min(n);
+                        let slices: Vec<[IoSlice<'_>; 1]> =
+                            pkts[i0..i1].iter().map(|p| [IoSlice::new(p)]).collect();
+                        let r = sendmmsg(
+                            fd,
+                            &mut headers,
+                            &slices,
+                            &addrs[i0..i1],
+                            [] as [ControlMessage<'_>; 0],
+                            MsgFlags::empty(),
+                        );
+                        match r {
+                            Ok(res) => {
+                                let m = res.count().min(i1 - i0);
+                                if m == 0 {
+                                    break;
+                                }
+                                se.fetch_add(m as u64, Ordering::Relaxed);
+                                i0 += m;
                             }
-                            se.fetch_add(m as u64, Ordering::Relaxed);
-                            i0 += m;
-                        }
-                        Err(_) => i0 = i1, // e.g. ENOBUFS: these packets are not sent (not counted)
-                    }
-                }
-                if cfg.garbage_every > 0 && k % cfg.garbage_every == 0 {
-                    for (j, &i) in streams.iter().enumerate() {
-                        // Random length 0-199, first byte 0 (RTP version 0): never valid RTP.
-                        let len = (k as usize * 7 + j * 13) % 200;
-                        let mut g: Vec<u8> = (0..len).map(|x| (x as u64 * 2654435761 + k) as u8).collect();
-                        if let Some(b) = g.first_mut() {
-                            *b = 0;
-                        }
-                        let (ip, port) = group(i);
-                        if sock.send_to(&g, (ip, port)).is_ok() {
-                            se.fetch_add(1, Ordering::Relaxed);
-                            ga.fetch_add(1, Ordering::Relaxed);
+                            Err(_) => i0 = i1, // e.g. ENOBUFS: these packets are not sent (not counted)
                         }
                     }
+                    if cfg.garbage_every > 0 && k % cfg.garbage_every == 0 {
+                        for (j, &i) in streams.iter().enumerate() {
+                            // Random length 0-199, first byte 0 (RTP version 0): never valid RTP.
+                            let len = (k as usize * 7 + j * 13) % 200;
+                            let mut g: Vec<u8> = (0..len)
+                                .map(|x| (x as u64 * 2654435761 + k) as u8)
+                                .collect();
+                            if let Some(b) = g.first_mut() {
+                                *b = 0;
+                            }
+                            let (ip, port) = group(i);
+                            if sock.send_to(&g, (ip, port)).is_ok() {
+                                se.fetch_add(1, Ordering::Relaxed);
+                                ga.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    k += 1;
                 }
-                k += 1;
-            }
-        })
-        .expect("spawn sender")
+            })
+            .expect("spawn sender")
     }
     fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
@@ -283,76 +354,91 @@ struct IngestShared {
 }
 
 /// Runs one of our backends as the receiver of `cfg` in namespace B.
-fn run_ours(pair: &NetnsPair, cfg: Config, kind: IngestKind, secs: f64, batch_us: u32, sender_threads: usize) -> Row {
+fn run_ours(
+    pair: &NetnsPair,
+    cfg: Config,
+    kind: IngestKind,
+    secs: f64,
+    batch_us: u32,
+    sender_threads: usize,
+) -> Row {
     let shared = Arc::new(IngestShared::default());
     let sh = shared.clone();
     let ns_b = pair.b.clone();
     let if_b = pair.if_b.clone();
     let (ftx, frx) = std::sync::mpsc::channel::<Option<String>>();
-    let thread = std::thread::Builder::new().name("bench-ingest".into()).spawn(move || {
-        // "/proc/thread-self" links to "PID/task/TID".
-        let tid = std::fs::read_link("/proc/thread-self")
-            .ok()
-            .and_then(|l| l.file_name()?.to_str()?.parse::<u64>().ok())
-            .expect("own tid");
-        sh.tid.store(tid, Ordering::SeqCst);
-        let socks = in_netns(&ns_b, || {
-            (0..cfg.n)
-                .map(|i| {
-                    let (g, p) = group(i);
-                    let mut c = StreamConfig::new(g.into(), p);
-                    c.iface = Some(if_b.clone());
-                    open_stream_socket(&c).expect("open stream socket")
-                })
-                .collect::<Vec<_>>()
-        })
-        .expect("enter netns");
-        let ucfg = UringConfig { batch_wait_us: batch_us, ..UringConfig::default() };
-        let opened = open_source_with(kind, socks, ucfg).expect("open ingest source");
-        let _ = ftx.send(opened.fallback_reason.clone());
-        let mut src = opened.source;
-        let mut last_seq: Vec<Option<u16>> = vec![None; cfg.n];
-        let mut out = vec![0i32; 4096];
-        let (mut received, mut lost, mut malformed) = (0u64, 0u64, 0u64);
-        sh.ready.store(true, Ordering::SeqCst);
-        while !sh.stop.load(Ordering::Relaxed) {
-            let r = src.poll(20, &mut |b, m| {
-                received += 1;
-                let Ok(p) = RtpPacket::parse(b) else {
-                    malformed += 1;
-                    return;
-                };
-                if m.truncated || p.payload_type != 96 {
-                    malformed += 1;
-                    return;
-                }
-                let s = &mut last_seq[m.stream];
-                if let Some(prev) = *s {
-                    let gap = p.sequence_number.wrapping_sub(prev);
-                    if (2..0x8000).contains(&gap) {
-                        lost += (gap - 1) as u64;
+    let thread = std::thread::Builder::new()
+        .name("bench-ingest".into())
+        .spawn(move || {
+            // "/proc/thread-self" links to "PID/task/TID".
+            let tid = std::fs::read_link("/proc/thread-self")
+                .ok()
+                .and_then(|l| l.file_name()?.to_str()?.parse::<u64>().ok())
+                .expect("own tid");
+            sh.tid.store(tid, Ordering::SeqCst);
+            let socks = in_netns(&ns_b, || {
+                (0..cfg.n)
+                    .map(|i| {
+                        let (g, p) = group(i);
+                        let mut c = StreamConfig::new(g.into(), p);
+                        c.iface = Some(if_b.clone());
+                        open_stream_socket(&c).expect("open stream socket")
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .expect("enter netns");
+            let ucfg = UringConfig {
+                batch_wait_us: batch_us,
+                ..UringConfig::default()
+            };
+            let opened = open_source_with(kind, socks, ucfg).expect("open ingest source");
+            let _ = ftx.send(opened.fallback_reason.clone());
+            let mut src = opened.source;
+            let mut last_seq: Vec<Option<u16>> = vec![None; cfg.n];
+            let mut out = vec![0i32; 4096];
+            let (mut received, mut lost, mut malformed) = (0u64, 0u64, 0u64);
+            sh.ready.store(true, Ordering::SeqCst);
+            while !sh.stop.load(Ordering::Relaxed) {
+                let r = src.poll(20, &mut |b, m| {
+                    received += 1;
+                    let Ok(p) = RtpPacket::parse(b) else {
+                        malformed += 1;
+                        return;
+                    };
+                    if m.truncated || p.payload_type != 96 {
+                        malformed += 1;
+                        return;
                     }
+                    let s = &mut last_seq[m.stream];
+                    if let Some(prev) = *s {
+                        let gap = p.sequence_number.wrapping_sub(prev);
+                        if (2..0x8000).contains(&gap) {
+                            lost += (gap - 1) as u64;
+                        }
+                    }
+                    *s = Some(p.sequence_number);
+                    rtp::decode_l24(p.payload, &mut out);
+                });
+                if let Err(e) = r {
+                    eprintln!("ingest poll error: {e}");
+                    break;
                 }
-                *s = Some(p.sequence_number);
-                rtp::decode_l24(p.payload, &mut out);
-            });
-            if let Err(e) = r {
-                eprintln!("ingest poll error: {e}");
-                break;
+                sh.received.store(received, Ordering::Relaxed);
+                sh.lost.store(lost, Ordering::Relaxed);
+                sh.malformed.store(malformed, Ordering::Relaxed);
             }
-            sh.received.store(received, Ordering::Relaxed);
-            sh.lost.store(lost, Ordering::Relaxed);
-            sh.malformed.store(malformed, Ordering::Relaxed);
-        }
-        src.backend()
-    })
-    .expect("spawn ingest");
+            src.backend()
+        })
+        .expect("spawn ingest");
     let fallback = frx.recv().ok().flatten();
     while !shared.ready.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(300)); // IGMP joins settle
-    let tid_path = format!("/proc/self/task/{}/schedstat", shared.tid.load(Ordering::SeqCst));
+    let tid_path = format!(
+        "/proc/self/task/{}/schedstat",
+        shared.tid.load(Ordering::SeqCst)
+    );
     let drops0 = rcvbuf_errors(&pair.b);
     let cpu0 = task_cpu_ns(&tid_path);
     let rx0 = shared.received.load(Ordering::Relaxed);
@@ -371,7 +457,11 @@ fn run_ours(pair: &NetnsPair, cfg: Config, kind: IngestKind, secs: f64, batch_us
     let window_rx = (rx1 - rx0).max(1);
     Row {
         config: cfg.label(),
-        receiver: if backend == "uring" && batch_us > 0 { format!("uring (batch {batch_us} µs)") } else { backend.to_string() },
+        receiver: if backend == "uring" && batch_us > 0 {
+            format!("uring (batch {batch_us} µs)")
+        } else {
+            backend.to_string()
+        },
         pps: cfg.pps(),
         secs: el,
         sent,
@@ -393,7 +483,10 @@ fn run_gst(pair: &NetnsPair, cfg: Config, secs: f64, sender_threads: usize) -> R
     cmd.arg("-q");
     for i in 0..cfg.n {
         let (g, p) = group(i);
-        let caps = format!("application/x-rtp,media=audio,clock-rate=48000,encoding-name=L24,channels={},payload=96", cfg.ch);
+        let caps = format!(
+            "application/x-rtp,media=audio,clock-rate=48000,encoding-name=L24,channels={},payload=96",
+            cfg.ch
+        );
         for a in [
             "udpsrc".to_string(),
             format!("address={g}"),
@@ -413,13 +506,22 @@ fn run_gst(pair: &NetnsPair, cfg: Config, secs: f64, sender_threads: usize) -> R
             cmd.arg(a);
         }
     }
-    let mut child: Child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| format!("gst-launch-1.0: {e}"))?;
+    let mut child: Child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("gst-launch-1.0: {e}"))?;
     let pid = child.id(); // `ip netns exec` execs gst-launch-1.0: same pid
     // Wait for the pipelines to reach PLAYING and join their groups.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let udp = in_netns(&pair.b, || std::fs::read_to_string("/proc/thread-self/net/udp").unwrap_or_default()).unwrap_or_default();
-        let want: Vec<String> = (0..cfg.n).map(|i| format!(":{:04X} ", group(i).1)).collect();
+        let udp = in_netns(&pair.b, || {
+            std::fs::read_to_string("/proc/thread-self/net/udp").unwrap_or_default()
+        })
+        .unwrap_or_default();
+        let want: Vec<String> = (0..cfg.n)
+            .map(|i| format!(":{:04X} ", group(i).1))
+            .collect();
         let bound = want.iter().filter(|w| udp.contains(w.as_str())).count();
         if bound >= cfg.n || Instant::now() > deadline {
             break;
@@ -466,18 +568,28 @@ fn run_gst(pair: &NetnsPair, cfg: Config, secs: f64, sender_threads: usize) -> R
 }
 
 fn print_table(rows: &[Row]) {
-    let gst: HashMap<&str, f64> = rows.iter().filter(|r| r.receiver == "gst").map(|r| (r.config.as_str(), r.us_per_packet)).collect();
+    let gst: HashMap<&str, f64> = rows
+        .iter()
+        .filter(|r| r.receiver == "gst")
+        .map(|r| (r.config.as_str(), r.us_per_packet))
+        .collect();
     println!(
         "| config | receiver | pkt/s nominal | pkt/s sent | sent | received | CPU s/s | µs CPU/pkt | vs GStreamer | socket drops | lost by us |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let ratio = match gst.get(r.config.as_str()) {
-            Some(g) if r.receiver != "gst" && r.us_per_packet > 0.0 => format!("1/{:.1}", g / r.us_per_packet),
+            Some(g) if r.receiver != "gst" && r.us_per_packet > 0.0 => {
+                format!("1/{:.1}", g / r.us_per_packet)
+            }
             Some(_) if r.receiver == "gst" => "1".into(),
             _ => "-".into(),
         };
-        let rx = if r.received_exact { r.received.to_string() } else { format!("~{}", r.received) };
+        let rx = if r.received_exact {
+            r.received.to_string()
+        } else {
+            format!("~{}", r.received)
+        };
         println!(
             "| {} | {} | {} | {:.0} | {} | {} | {:.3} | {:.2} | {} | {} | {} |",
             r.config,
@@ -485,7 +597,12 @@ fn print_table(rows: &[Row]) {
             r.pps,
             r.sent as f64 / r.secs,
             r.sent,
-            rx, r.cpu_s_per_s, r.us_per_packet, ratio, r.socket_drops, r.lost_by_us
+            rx,
+            r.cpu_s_per_s,
+            r.us_per_packet,
+            ratio,
+            r.socket_drops,
+            r.lost_by_us
         );
     }
 }
@@ -496,8 +613,17 @@ fn main() {
         eprintln!("ingest_bench needs root (network namespaces)");
         std::process::exit(2);
     }
-    let parse_list = |s: &str| -> Vec<String> { s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect() };
-    let configs: Vec<Config> = match parse_list(&args.configs).iter().map(|c| Config::parse(c)).collect() {
+    let parse_list = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect()
+    };
+    let configs: Vec<Config> = match parse_list(&args.configs)
+        .iter()
+        .map(|c| Config::parse(c))
+        .collect()
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("--configs: {e}");
@@ -506,14 +632,30 @@ fn main() {
     };
     let mut jobs: Vec<(Config, Vec<String>)> = configs
         .into_iter()
-        .map(|c| (Config { garbage_every: args.garbage_every, ..c }, parse_list(&args.receivers)))
+        .map(|c| {
+            (
+                Config {
+                    garbage_every: args.garbage_every,
+                    ..c
+                },
+                parse_list(&args.receivers),
+            )
+        })
         .collect();
     for n in parse_list(&args.scale) {
         let Ok(n) = n.parse::<usize>() else {
             eprintln!("--scale: bad stream count {n:?}");
             std::process::exit(2);
         };
-        jobs.push((Config { n, ch: 2, ptime_us: 1000, garbage_every: args.garbage_every }, parse_list(&args.scale_receivers)));
+        jobs.push((
+            Config {
+                n,
+                ch: 2,
+                ptime_us: 1000,
+                garbage_every: args.garbage_every,
+            },
+            parse_list(&args.scale_receivers),
+        ));
     }
     let pair = NetnsPair::new().unwrap_or_else(|e| {
         eprintln!("netns rig: {e}");
@@ -526,10 +668,33 @@ fn main() {
             eprintln!("measuring {} with {r} for {} s ...", cfg.label(), args.secs);
             let row = match r.as_str() {
                 "gst" => run_gst(&pair, cfg, args.secs, args.sender_threads),
-                "uring" => Ok(run_ours(&pair, cfg, IngestKind::Uring, args.secs, args.batch_us, args.sender_threads)),
-                "uring-nobatch" => Ok(run_ours(&pair, cfg, IngestKind::Uring, args.secs, 0, args.sender_threads)),
-                "recvmmsg" => Ok(run_ours(&pair, cfg, IngestKind::Recvmmsg, args.secs, 0, args.sender_threads)),
-                other => Err(format!("unknown receiver {other:?} (gst, uring, uring-nobatch, recvmmsg)")),
+                "uring" => Ok(run_ours(
+                    &pair,
+                    cfg,
+                    IngestKind::Uring,
+                    args.secs,
+                    args.batch_us,
+                    args.sender_threads,
+                )),
+                "uring-nobatch" => Ok(run_ours(
+                    &pair,
+                    cfg,
+                    IngestKind::Uring,
+                    args.secs,
+                    0,
+                    args.sender_threads,
+                )),
+                "recvmmsg" => Ok(run_ours(
+                    &pair,
+                    cfg,
+                    IngestKind::Recvmmsg,
+                    args.secs,
+                    0,
+                    args.sender_threads,
+                )),
+                other => Err(format!(
+                    "unknown receiver {other:?} (gst, uring, uring-nobatch, recvmmsg)"
+                )),
             };
             match row {
                 Ok(row) => {

@@ -101,7 +101,10 @@ impl<'a> Iterator for CmsgIter<'a> {
         let kind = read_i32(&self.buf[WORD + 4..]);
         let data_end = len.min(self.buf.len());
         let data = &self.buf[HDR..data_end];
-        let next = len.checked_next_multiple_of(WORD).unwrap_or(usize::MAX).min(self.buf.len());
+        let next = len
+            .checked_next_multiple_of(WORD)
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len());
         self.buf = &self.buf[next..];
         Some(Cmsg { level, kind, data })
     }
@@ -147,7 +150,10 @@ pub fn parse_timestamping(data: &[u8]) -> Option<Timestamping> {
         }
         Some(Some(sec.checked_mul(1_000_000_000)?.checked_add(nsec)?))
     };
-    Some(Timestamping { software: ts(0)?, hardware: ts(2)? })
+    Some(Timestamping {
+        software: ts(0)?,
+        hardware: ts(2)?,
+    })
 }
 
 /// Finds the `SCM_TIMESTAMPING` (old or `_NEW`) message in `control` and
@@ -158,7 +164,10 @@ pub fn parse_timestamping(data: &[u8]) -> Option<Timestamping> {
 pub fn rx_timestamp(control: &[u8]) -> Option<RxTimestamp> {
     let old_ok = std::mem::size_of::<libc::time_t>() == 8;
     iter(control)
-        .filter(|c| c.level == SOL_SOCKET && (c.kind == SCM_TIMESTAMPING_NEW || (old_ok && c.kind == SCM_TIMESTAMPING_OLD)))
+        .filter(|c| {
+            c.level == SOL_SOCKET
+                && (c.kind == SCM_TIMESTAMPING_NEW || (old_ok && c.kind == SCM_TIMESTAMPING_OLD))
+        })
         .find_map(|c| parse_timestamping(c.data))
         .and_then(|t| t.rx_timestamp())
 }
@@ -198,20 +207,50 @@ mod tests {
 
     #[test]
     fn software_and_hardware_timestamps() {
-        let c = cmsg(SOL_SOCKET, SCM_TIMESTAMPING_OLD, &ts_data((1_700_000_000, 123), (0, 0)));
-        assert_eq!(rx_timestamp(&c), Some(RxTimestamp::Software(1_700_000_000_000_000_123)));
+        let c = cmsg(
+            SOL_SOCKET,
+            SCM_TIMESTAMPING_OLD,
+            &ts_data((1_700_000_000, 123), (0, 0)),
+        );
+        assert_eq!(
+            rx_timestamp(&c),
+            Some(RxTimestamp::Software(1_700_000_000_000_000_123))
+        );
         let c = cmsg(SOL_SOCKET, SCM_TIMESTAMPING_NEW, &ts_data((5, 1), (42, 7)));
-        assert_eq!(rx_timestamp(&c), Some(RxTimestamp::Hardware(42_000_000_007)));
+        assert_eq!(
+            rx_timestamp(&c),
+            Some(RxTimestamp::Hardware(42_000_000_007))
+        );
         let t = parse_timestamping(&ts_data((5, 1), (42, 7))).unwrap();
-        assert_eq!(t, Timestamping { software: Some(5_000_000_001), hardware: Some(42_000_000_007) });
+        assert_eq!(
+            t,
+            Timestamping {
+                software: Some(5_000_000_001),
+                hardware: Some(42_000_000_007)
+            }
+        );
     }
 
     #[test]
     fn finds_timestamp_after_other_messages() {
-        let mut c = cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-        c.extend(cmsg(SOL_SOCKET, SCM_TIMESTAMPING_OLD, &ts_data((3, 4), (0, 0))));
+        let mut c = cmsg(
+            libc::IPPROTO_IP,
+            libc::IP_PKTINFO,
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+        );
+        c.extend(cmsg(
+            SOL_SOCKET,
+            SCM_TIMESTAMPING_OLD,
+            &ts_data((3, 4), (0, 0)),
+        ));
         let all: Vec<_> = iter(&c).map(|m| (m.level, m.kind, m.data.len())).collect();
-        assert_eq!(all, vec![(libc::IPPROTO_IP, libc::IP_PKTINFO, 12), (SOL_SOCKET, SCM_TIMESTAMPING_OLD, 48)]);
+        assert_eq!(
+            all,
+            vec![
+                (libc::IPPROTO_IP, libc::IP_PKTINFO, 12),
+                (SOL_SOCKET, SCM_TIMESTAMPING_OLD, 48)
+            ]
+        );
         assert_eq!(rx_timestamp(&c), Some(RxTimestamp::Software(3_000_000_004)));
     }
 
@@ -231,12 +270,33 @@ mod tests {
         big[..WORD].copy_from_slice(&usize::MAX.to_ne_bytes());
         assert_eq!(iter(&big).count(), 1);
         // Out-of-range tv_nsec and all-zero timestamps give None.
-        assert_eq!(rx_timestamp(&cmsg(SOL_SOCKET, SCM_TIMESTAMPING_OLD, &ts_data((1, 1_000_000_000), (0, 0)))), None);
-        assert_eq!(rx_timestamp(&cmsg(SOL_SOCKET, SCM_TIMESTAMPING_OLD, &ts_data((0, 0), (0, 0)))), None);
+        assert_eq!(
+            rx_timestamp(&cmsg(
+                SOL_SOCKET,
+                SCM_TIMESTAMPING_OLD,
+                &ts_data((1, 1_000_000_000), (0, 0))
+            )),
+            None
+        );
+        assert_eq!(
+            rx_timestamp(&cmsg(
+                SOL_SOCKET,
+                SCM_TIMESTAMPING_OLD,
+                &ts_data((0, 0), (0, 0))
+            )),
+            None
+        );
         // Overflowing seconds give None.
         assert_eq!(parse_timestamping(&ts_data((i64::MAX, 0), (0, 0))), None);
         // Wrong level is ignored.
-        assert_eq!(rx_timestamp(&cmsg(libc::IPPROTO_IP, SCM_TIMESTAMPING_OLD, &ts_data((1, 1), (0, 0)))), None);
+        assert_eq!(
+            rx_timestamp(&cmsg(
+                libc::IPPROTO_IP,
+                SCM_TIMESTAMPING_OLD,
+                &ts_data((1, 1), (0, 0))
+            )),
+            None
+        );
     }
 
     proptest::proptest! {

@@ -168,6 +168,21 @@ mod tests {
         let port = s.local_addr().unwrap().as_socket().unwrap().port();
         let mut src = RecvMmsgSource::new(vec![s]);
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // The kernel enables software RX timestamping system-wide lazily (a
+        // deferred static key): the first datagrams after the first
+        // timestamping socket opens may carry none. Warm up until one does.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut stamped = false;
+        while !stamped {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no kernel RX timestamp within 10 s"
+            );
+            tx.send_to(&[255u8; 10], ("127.0.0.1", port)).unwrap();
+            src.poll(100, &mut |_, m| stamped |= m.kernel_ts.is_some())
+                .unwrap();
+        }
+        while src.poll(10, &mut |_, _| {}).unwrap() > 0 {}
         for i in 0..100u8 {
             tx.send_to(&[i; 100], ("127.0.0.1", port)).unwrap();
         }

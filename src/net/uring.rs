@@ -85,7 +85,13 @@ impl Default for UringConfig {
     /// 4096 buffers of 2048 payload bytes (≈ 9 MB), 8192 completion entries:
     /// enough for 256 streams at 125 µs to wait 15 ms between polls.
     fn default() -> Self {
-        UringConfig { sq_entries: 256, cq_entries: 8192, buffers: 4096, payload_bytes: 2048, batch_wait_us: 0 }
+        UringConfig {
+            sq_entries: 256,
+            cq_entries: 8192,
+            buffers: 4096,
+            payload_bytes: 2048,
+            batch_wait_us: 0,
+        }
     }
 }
 
@@ -144,16 +150,26 @@ struct BufRing {
 impl BufRing {
     fn new(count: u16, buf_len: usize) -> io::Result<BufRing> {
         if !count.is_power_of_two() || count > 32768 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "buffers must be a power of two ≤ 32768"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "buffers must be a power of two ≤ 32768",
+            ));
         }
-        let entries_layout = Layout::from_size_align(count as usize * size_of::<BufRingEntry>(), 4096)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let entries_layout =
+            Layout::from_size_align(count as usize * size_of::<BufRingEntry>(), 4096)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let data_layout = Layout::from_size_align(count as usize * buf_len, 64)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         // SAFETY: both layouts have non-zero size (count ≥ 1, buf_len > 0 checked
         // by the caller); the results are checked for null below.
-        let (e, d) = unsafe { (std::alloc::alloc_zeroed(entries_layout), std::alloc::alloc_zeroed(data_layout)) };
-        let (Some(entries), Some(data)) = (NonNull::new(e.cast::<BufRingEntry>()), NonNull::new(d)) else {
+        let (e, d) = unsafe {
+            (
+                std::alloc::alloc_zeroed(entries_layout),
+                std::alloc::alloc_zeroed(data_layout),
+            )
+        };
+        let (Some(entries), Some(data)) = (NonNull::new(e.cast::<BufRingEntry>()), NonNull::new(d))
+        else {
             // SAFETY: each non-null pointer was allocated just above with its layout.
             unsafe {
                 if !e.is_null() {
@@ -165,7 +181,16 @@ impl BufRing {
             }
             return Err(io::Error::from(io::ErrorKind::OutOfMemory));
         };
-        let mut ring = BufRing { entries, entries_layout, data, data_layout, mask: count - 1, buf_len, tail: 0, leak: false };
+        let mut ring = BufRing {
+            entries,
+            entries_layout,
+            data,
+            data_layout,
+            mask: count - 1,
+            buf_len,
+            tail: 0,
+            leak: false,
+        };
         for bid in 0..count {
             ring.push(bid);
         }
@@ -283,12 +308,21 @@ impl UringSource {
     }
 
     /// As [`UringSource::new`] with explicit sizes.
-    pub fn with_config(socks: Vec<Socket>, cfg: UringConfig) -> Result<UringSource, (io::Error, Vec<Socket>)> {
+    pub fn with_config(
+        socks: Vec<Socket>,
+        cfg: UringConfig,
+    ) -> Result<UringSource, (io::Error, Vec<Socket>)> {
         match Self::build(&cfg) {
             Ok((ring, bufs, msghdr, enabled)) => {
                 let n = socks.len();
-                let batch = (cfg.batch_wait_us > 0 && !enabled && ring.params().is_feature_min_timeout())
-                    .then(|| ((cfg.cq_entries.max(cfg.sq_entries) / 2).max(1) as usize, cfg.batch_wait_us));
+                let batch =
+                    (cfg.batch_wait_us > 0 && !enabled && ring.params().is_feature_min_timeout())
+                        .then(|| {
+                            (
+                                (cfg.cq_entries.max(cfg.sq_entries) / 2).max(1) as usize,
+                                cfg.batch_wait_us,
+                            )
+                        });
                 Ok(UringSource {
                     ring,
                     bufs,
@@ -313,7 +347,10 @@ impl UringSource {
     /// is already enabled.
     fn build(cfg: &UringConfig) -> io::Result<(IoUring, BufRing, Box<libc::msghdr>, bool)> {
         if cfg.payload_bytes == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "payload_bytes must be > 0"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "payload_bytes must be > 0",
+            ));
         }
         let cq = cfg.cq_entries.max(cfg.sq_entries);
         let (ring, enabled) = match IoUring::builder()
@@ -340,7 +377,14 @@ impl UringSource {
         // lives in `bufs`, which outlives every request: `UringSource::drop`
         // cancels all multishots and unregisters the ring before `bufs` is freed
         // (or leaks it if cancellation does not complete).
-        unsafe { ring.submitter().register_buf_ring_with_flags(bufs.entries.as_ptr() as u64, cfg.buffers, BGID, 0)? };
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                bufs.entries.as_ptr() as u64,
+                cfg.buffers,
+                BGID,
+                0,
+            )?
+        };
         // SAFETY: an all-zero msghdr is a valid value (null pointers, zero lengths).
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         msghdr.msg_namelen = NAME_BYTES as u32;
@@ -392,9 +436,13 @@ impl UringSource {
                 continue;
             }
             let fd = self.socks[i].as_raw_fd();
-            let e = opcode::RecvMsgMulti::new(types::Fd(fd), &*self.msghdr as *const libc::msghdr, BGID)
-                .build()
-                .user_data(i as u64);
+            let e = opcode::RecvMsgMulti::new(
+                types::Fd(fd),
+                &*self.msghdr as *const libc::msghdr,
+                BGID,
+            )
+            .build()
+            .user_data(i as u64);
             self.push_sqe(&e)?;
             self.armed[i] = true;
             self.stats.arms += 1;
@@ -414,25 +462,51 @@ impl UringSource {
         let r = if timeout_ms == 0 {
             // GETEVENTS (want 1 with a zero timeout) runs deferred task work.
             let ts = types::Timespec::new();
-            self.ring.submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&ts))
+            self.ring
+                .submitter()
+                .submit_with_args(1, &types::SubmitArgs::new().timespec(&ts))
         } else if timeout_ms < 0 && min_wait == 0 {
             self.ring.submit_and_wait(1)
         } else {
-            let ms = if timeout_ms < 0 { 3_600_000 } else { timeout_ms as u64 };
-            let ts = types::Timespec::new().sec(ms / 1000).nsec((ms % 1000) as u32 * 1_000_000);
-            let args = types::SubmitArgs::new().timespec(&ts).min_wait_usec(min_wait);
+            let ms = if timeout_ms < 0 {
+                3_600_000
+            } else {
+                timeout_ms as u64
+            };
+            let ts = types::Timespec::new()
+                .sec(ms / 1000)
+                .nsec((ms % 1000) as u32 * 1_000_000);
+            let args = types::SubmitArgs::new()
+                .timespec(&ts)
+                .min_wait_usec(min_wait);
             self.ring.submitter().submit_with_args(want, &args)
         };
         match r {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
+                ) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
 
     /// Handles every completion queued now; returns datagrams delivered.
     fn drain(&mut self, on_packet: &mut dyn FnMut(&[u8], &RxMeta)) -> io::Result<usize> {
-        let UringSource { ring, bufs, msghdr, armed, need_arm, stats, socks, .. } = self;
+        let UringSource {
+            ring,
+            bufs,
+            msghdr,
+            armed,
+            need_arm,
+            stats,
+            socks,
+            ..
+        } = self;
         let n_socks = socks.len();
         let now = MonoNs::now();
         let mut delivered = 0;
@@ -452,7 +526,11 @@ impl UringSource {
                 match -res {
                     libc::ENOBUFS => stats.enobufs += 1,
                     // Configuration errors: re-arming would spin.
-                    e @ (libc::EINVAL | libc::EBADF | libc::ENOTSOCK | libc::EOPNOTSUPP | libc::EFAULT) => {
+                    e @ (libc::EINVAL
+                    | libc::EBADF
+                    | libc::ENOTSOCK
+                    | libc::EOPNOTSUPP
+                    | libc::EFAULT) => {
                         stats.errors += 1;
                         fatal = Some(errno(e));
                         continue;
@@ -463,8 +541,8 @@ impl UringSource {
                 match RecvMsgOut::parse(bufs.buf(bid, res as usize), msghdr) {
                     Ok(out) => {
                         let payload = out.payload_data();
-                        let truncated =
-                            out.is_payload_truncated() || (payload.len() as u64) < out.incoming_payload_len() as u64;
+                        let truncated = out.is_payload_truncated()
+                            || (payload.len() as u64) < out.incoming_payload_len() as u64;
                         stats.truncated += truncated as u64;
                         let meta = RxMeta {
                             stream: i,
@@ -511,8 +589,17 @@ pub fn parse_sockaddr(b: &[u8]) -> Option<SocketAddr> {
         let flow = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
         let mut ip = [0u8; 16];
         ip.copy_from_slice(&b[8..24]);
-        let scope = if b.len() >= 28 { u32::from_ne_bytes([b[24], b[25], b[26], b[27]]) } else { 0 };
-        Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), port, flow, scope)))
+        let scope = if b.len() >= 28 {
+            u32::from_ne_bytes([b[24], b[25], b[26], b[27]])
+        } else {
+            0
+        };
+        Some(SocketAddr::V6(SocketAddrV6::new(
+            Ipv6Addr::from(ip),
+            port,
+            flow,
+            scope,
+        )))
     } else {
         None
     }
@@ -526,7 +613,11 @@ impl PacketSource for UringSource {
     /// Errors: `io_uring_enter` failures, and a multishot ending with a
     /// configuration error (EINVAL, EBADF, ENOTSOCK, EOPNOTSUPP, EFAULT), after
     /// which that socket stays disarmed.
-    fn poll(&mut self, timeout_ms: i32, on_packet: &mut dyn FnMut(&[u8], &RxMeta)) -> io::Result<usize> {
+    fn poll(
+        &mut self,
+        timeout_ms: i32,
+        on_packet: &mut dyn FnMut(&[u8], &RxMeta),
+    ) -> io::Result<usize> {
         self.arm_pending()?;
         if self.ring.completion().is_empty() {
             self.wait(timeout_ms)?;
@@ -552,7 +643,9 @@ impl Drop for UringSource {
         }
         let armed: Vec<usize> = (0..self.armed.len()).filter(|&i| self.armed[i]).collect();
         for i in armed {
-            let e = opcode::AsyncCancel::new(i as u64).build().user_data(CANCEL_TAG);
+            let e = opcode::AsyncCancel::new(i as u64)
+                .build()
+                .user_data(CANCEL_TAG);
             if self.push_sqe(&e).is_err() {
                 break;
             }
@@ -602,21 +695,34 @@ fn probe_uncached() -> Result<(), UringUnavailable> {
         }
     }
     drop(ring);
-    let cfg = UringConfig { sq_entries: 8, cq_entries: 16, buffers: 4, payload_bytes: 64, batch_wait_us: 0 };
+    let cfg = UringConfig {
+        sq_entries: 8,
+        cq_entries: 16,
+        buffers: 4,
+        payload_bytes: 64,
+        batch_wait_us: 0,
+    };
     let Some((rx, port)) = loopback_socket() else {
         // No loopback: check the buffer ring at least.
-        return UringSource::with_config(Vec::new(), cfg).map(drop).map_err(|(e, _)| UringUnavailable::BufRing(e));
+        return UringSource::with_config(Vec::new(), cfg)
+            .map(drop)
+            .map_err(|(e, _)| UringUnavailable::BufRing(e));
     };
-    let mut src = UringSource::with_config(vec![rx], cfg).map_err(|(e, _)| UringUnavailable::BufRing(e))?;
+    let mut src =
+        UringSource::with_config(vec![rx], cfg).map_err(|(e, _)| UringUnavailable::BufRing(e))?;
     let tx = std::net::UdpSocket::bind("127.0.0.1:0").map_err(UringUnavailable::Multishot)?;
-    tx.send_to(b"aes67-uring-probe", ("127.0.0.1", port)).map_err(UringUnavailable::Multishot)?;
+    tx.send_to(b"aes67-uring-probe", ("127.0.0.1", port))
+        .map_err(UringUnavailable::Multishot)?;
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut got = 0;
     while got == 0 && Instant::now() < deadline {
-        src.poll(100, &mut |b, _| got += (b == b"aes67-uring-probe") as usize).map_err(UringUnavailable::Multishot)?;
+        src.poll(100, &mut |b, _| got += (b == b"aes67-uring-probe") as usize)
+            .map_err(UringUnavailable::Multishot)?;
     }
     if got == 0 {
-        return Err(UringUnavailable::Multishot(io::Error::from(io::ErrorKind::TimedOut)));
+        return Err(UringUnavailable::Multishot(io::Error::from(
+            io::ErrorKind::TimedOut,
+        )));
     }
     Ok(())
 }
@@ -624,7 +730,8 @@ fn probe_uncached() -> Result<(), UringUnavailable> {
 /// A non-blocking UDP socket on 127.0.0.1, and its port.
 fn loopback_socket() -> Option<(Socket, u16)> {
     let s = Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).ok()?;
-    s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).ok()?;
+    s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .ok()?;
     s.set_nonblocking(true).ok()?;
     let port = s.local_addr().ok()?.as_socket()?.port();
     Some((s, port))
@@ -672,20 +779,36 @@ pub fn open_source(kind: IngestKind, socks: Vec<Socket>) -> io::Result<OpenedSou
 }
 
 /// As [`open_source`], with explicit io_uring sizes and batching.
-pub fn open_source_with(kind: IngestKind, socks: Vec<Socket>, cfg: UringConfig) -> io::Result<OpenedSource> {
-    let recvmmsg = |socks, why: Option<String>| OpenedSource { source: Box::new(RecvMmsgSource::new(socks)), fallback_reason: why };
+pub fn open_source_with(
+    kind: IngestKind,
+    socks: Vec<Socket>,
+    cfg: UringConfig,
+) -> io::Result<OpenedSource> {
+    let recvmmsg = |socks, why: Option<String>| OpenedSource {
+        source: Box::new(RecvMmsgSource::new(socks)),
+        fallback_reason: why,
+    };
     match kind {
         IngestKind::Recvmmsg => Ok(recvmmsg(socks, None)),
         IngestKind::Uring => {
             probe().map_err(|e| io::Error::new(io::ErrorKind::Unsupported, e.to_string()))?;
             let s = UringSource::with_config(socks, cfg).map_err(|(e, _)| e)?;
-            Ok(OpenedSource { source: Box::new(s), fallback_reason: None })
+            Ok(OpenedSource {
+                source: Box::new(s),
+                fallback_reason: None,
+            })
         }
         IngestKind::Auto => match probe() {
             Err(e) => Ok(recvmmsg(socks, Some(e.to_string()))),
             Ok(()) => match UringSource::with_config(socks, cfg) {
-                Ok(s) => Ok(OpenedSource { source: Box::new(s), fallback_reason: None }),
-                Err((e, socks)) => Ok(recvmmsg(socks, Some(format!("io_uring ring setup failed: {e}")))),
+                Ok(s) => Ok(OpenedSource {
+                    source: Box::new(s),
+                    fallback_reason: None,
+                }),
+                Err((e, socks)) => Ok(recvmmsg(
+                    socks,
+                    Some(format!("io_uring ring setup failed: {e}")),
+                )),
             },
         },
     }
@@ -717,7 +840,10 @@ mod tests {
     fn ingest_kind_parses_cli_names() {
         use clap::ValueEnum;
         assert_eq!(IngestKind::from_str("uring", false), Ok(IngestKind::Uring));
-        assert_eq!(IngestKind::from_str("recvmmsg", false), Ok(IngestKind::Recvmmsg));
+        assert_eq!(
+            IngestKind::from_str("recvmmsg", false),
+            Ok(IngestKind::Recvmmsg)
+        );
         assert_eq!(IngestKind::from_str("auto", false), Ok(IngestKind::Auto));
         assert!(IngestKind::from_str("epoll", false).is_err());
         assert_eq!(IngestKind::default(), IngestKind::Auto);
@@ -735,16 +861,24 @@ mod tests {
     pub(crate) fn kernel_version() -> (u32, u32) {
         let r = nix::sys::utsname::uname().unwrap();
         let rel = r.release().to_string_lossy().into_owned();
-        let mut it = rel.split(|c: char| !c.is_ascii_digit()).filter_map(|x| x.parse().ok());
+        let mut it = rel
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|x| x.parse().ok());
         (it.next().unwrap_or(0), it.next().unwrap_or(0))
     }
 
     #[test]
     fn probe_passes_where_the_kernel_supports_it() {
-        let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").map(|s| s.trim() != "0").unwrap_or(false);
+        let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+            .map(|s| s.trim() != "0")
+            .unwrap_or(false);
         if kernel_version() < (6, 0) || disabled {
             // Skip cleanly (and visibly) where the kernel lacks multishot recvmsg.
-            eprintln!("skipping: kernel {:?}, io_uring_disabled={disabled}: {:?}", kernel_version(), probe().err());
+            eprintln!(
+                "skipping: kernel {:?}, io_uring_disabled={disabled}: {:?}",
+                kernel_version(),
+                probe().err()
+            );
             return;
         }
         probe().unwrap();
