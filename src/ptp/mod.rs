@@ -15,10 +15,13 @@ pub mod bmca;
 pub mod clock;
 pub mod msg;
 pub mod port;
+pub mod run;
 pub mod servo;
+pub mod sys;
 pub mod time;
 #[cfg(test)]
 mod sim;
 
 pub use clock::{ClockMap, PtpClockHandle, ServoState};
 pub use time::{LocalNs, PtpTimestamp};
+pub use run::{PtpArgs, run, spawn};

@@ -336,6 +336,16 @@ impl Servo {
         if n >= 2.0 && span > 0.0 {
             self.have_freq = true;
         }
+        // Intercept as the median residual, not the mean: software-timestamp
+        // delays are skewed (queueing only ever adds), and the median keeps
+        // the offset consistent with the median-filtered meanPathDelay.
+        let a = if n >= 5.0 {
+            let mut r: Vec<f64> = pts.clone().map(|(dx, dy)| dy - b * dx).collect();
+            r.sort_by(|x, y| x.total_cmp(y));
+            r[r.len() / 2]
+        } else {
+            a
+        };
         let mut ss = 0.0;
         for (dx, dy) in pts {
             let r = dy - (a + b * dx);
