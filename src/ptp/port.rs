@@ -554,7 +554,7 @@ impl Port {
                 let d = ((t4.0 - t1.0) as f64 - slave_leg) / 2.0;
                 if d.is_finite() && d.abs() < 1e9 {
                     self.delays.push_back(d.round() as i64);
-                    while self.delays.len() > 9 {
+                    while self.delays.len() > 31 {
                         self.delays.pop_front();
                     }
                     let mut v: Vec<i64> = self.delays.iter().copied().collect();
@@ -929,9 +929,9 @@ impl Port {
             self.pending_delay = Some(PendingDelayReq { seq, t3: None, sync: (t1, t2) });
             self.counters.delay_req_sent += 1;
             out.push(Action::SendEvent { data: msg.to_bytes(), token });
-            // Fast start: one request per Sync until 8 delays are measured,
+            // Fast start: one request per Sync until 16 delays are measured,
             // then the master's logMinDelayReqInterval, randomised 0.5-1.5×.
-            let iv = if self.delays.len() < 8 && !self.one_way {
+            let iv = if self.delays.len() < 16 && !self.one_way {
                 Nanos(0)
             } else {
                 let base = interval(self.master_log_delay_req.unwrap_or(self.cfg.log_min_delay_req_interval));
