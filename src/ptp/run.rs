@@ -55,6 +55,10 @@ pub struct PtpArgs {
     /// (CLOCK_REALTIME + 37 s, currentUtcOffsetValid).
     #[arg(long)]
     pub arb: bool,
+    /// Linear-regression servo window, s (shorter follows a wandering
+    /// master faster, longer averages more noise).
+    #[arg(long, default_value_t = 4.0)]
+    pub servo_window_s: f64,
     /// meanPathDelay assumed in one-way mode before any was measured, ns.
     #[arg(long, default_value_t = 0)]
     pub assumed_delay_ns: i64,
@@ -161,6 +165,7 @@ pub fn run_with(args: &PtpArgs, handle: &PtpClockHandle, stop: &AtomicBool, out:
         kind: args.servo,
         hw_timestamps: socks.mode == TsMode::Hardware,
         sync_interval_s: 0.125,
+        window: Nanos((args.servo_window_s.clamp(0.5, 600.0) * 1e9) as i64),
         ..ServoConfig::default()
     };
     let (raw, rt) = raw_realtime_pair();

@@ -4,7 +4,7 @@
 //! Two estimators share the generic step / outlier / holdover logic
 //! (the split linuxptp's `servo.c` makes):
 //! - [`ServoKind::LinReg`] (default): least-squares line through the last
-//!   [`ServoConfig::window`] of samples, giving offset and frequency at once.
+//!   [`ServoConfig::window`] (4 s) of samples, giving offset and frequency at once.
 //!   It has a usable frequency after two samples and locks after
 //!   [`ServoConfig::lock_points`] samples spanning ≥ 0.5 s (≈ 1 s at 8 Sync/s).
 //! - [`ServoKind::Pi`]: linuxptp's PI controller with its constants
@@ -81,7 +81,7 @@ impl Default for ServoConfig {
             restart_after: 6,
             outlier_sigmas: 6.0,
             outlier_floor: Nanos::from_us(3),
-            window: Nanos::from_secs(16),
+            window: Nanos::from_secs(4),
             lock_points: 6,
             stable_bound: Nanos::from_us(5),
             sync_interval_s: 0.125,
@@ -122,6 +122,10 @@ pub struct Servo {
     pi_first: Option<(i64, i64)>,
     pi_drift: f64,
     force_anchor: bool,
+    /// Long-term frequency (running mean, then EMA, of the fits; see `fit`), ppb,
+    /// used for holdover.
+    long_freq: Option<f64>,
+    long_n: u32,
 }
 
 impl Servo {
@@ -142,6 +146,8 @@ impl Servo {
             pi_first: None,
             pi_drift: 0.0,
             force_anchor: false,
+            long_freq: None,
+            long_n: 0,
         }
     }
 
@@ -184,8 +190,13 @@ impl Servo {
 
     /// Master lost: keep the map and its frequency, report `holdover`.
     pub fn enter_holdover(&mut self) {
-        if self.map.is_some() && self.state != ServoState::Unlocked {
+        if self.map.is_some() && self.state != ServoState::Unlocked && self.state != ServoState::Holdover {
             self.state = ServoState::Holdover;
+            // Free-run on the long-term frequency (less noisy than the last
+            // short-window fit); the map stays continuous at its reference point.
+            if let (Some(m), Some(f)) = (self.map.as_mut(), self.long_freq) {
+                m.freq = Ppb(f);
+            }
         }
     }
 
@@ -353,6 +364,21 @@ impl Servo {
         }
         self.sigma = if n > 2.0 { (ss / (n - 2.0)).sqrt() } else { self.sigma };
         let freq = Ppb((b * 1e9).clamp(-1e6, 1e6));
+        // Long-term frequency for holdover: EMA over ~256 fits (32 s at 8 Sync/s),
+        // restarted when far off (new master, or still converging).
+        // (a running mean for the first 256, so early fits do not linger).
+        if span >= 1e9 {
+            self.long_freq = Some(match self.long_freq {
+                Some(lf) if (lf - freq.0).abs() < 2_000.0 => {
+                    self.long_n = (self.long_n + 1).min(256);
+                    lf + (freq.0 - lf) / self.long_n as f64
+                }
+                _ => {
+                    self.long_n = 1;
+                    freq.0
+                }
+            });
+        }
         self.map = Some(ClockMap { ref_local: LocalNs(xl), ref_ptp: PtpTimestamp(yl + a.round() as i128), freq });
     }
 

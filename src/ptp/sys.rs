@@ -291,6 +291,15 @@ impl PtpSockets {
     }
 }
 
+/// Enables software RX timestamps (`SO_TIMESTAMPING` RX_SOFTWARE|SOFTWARE)
+/// on any datagram socket (used by the precision harness).
+pub fn enable_rx_sw_timestamps(fd: RawFd) -> io::Result<()> {
+    let f: libc::c_uint = libc::SOF_TIMESTAMPING_RX_SOFTWARE | libc::SOF_TIMESTAMPING_SOFTWARE;
+    // SAFETY: valid fd, pointer to a live c_uint of the stated size.
+    cerr(unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPING, &f as *const _ as *const libc::c_void, 4) })?;
+    Ok(())
+}
+
 /// Receives one datagram (non-blocking) with its kernel timestamp.
 /// `Ok(None)` when nothing is queued. With `errqueue`, reads `MSG_ERRQUEUE`
 /// and returns the OPT_ID in the second slot.
