@@ -279,6 +279,8 @@ struct PendingDelayReq {
     t3: Option<LocalNs>,
     /// (t1, t2) of the Sync this request was paired with.
     sync: (PtpTimestamp, LocalNs),
+    /// Sent during the fast start (right after a Sync).
+    fast: bool,
 }
 
 #[derive(Debug)]
@@ -319,7 +321,8 @@ pub struct Port {
     master_log_delay_req: Option<i8>,
     unanswered: u32,
     one_way: bool,
-    delays: VecDeque<i64>,
+    /// meanPathDelay measurements (ns, sent during the fast start?).
+    delays: VecDeque<(i64, bool)>,
     mean_path_delay: Option<Nanos>,
     last_offset: Option<Nanos>,
     offsets: VecDeque<(LocalNs, i64)>,
@@ -555,11 +558,15 @@ impl Port {
                 let slave_leg = (t3.0 - t2.0) as f64 * ratio;
                 let d = ((t4.0 - t1.0) as f64 - slave_leg) / 2.0;
                 if d.is_finite() && d.abs() < 1e9 {
-                    self.delays.push_back(d.round() as i64);
+                    self.delays.push_back((d.round() as i64, pd.fast));
                     while self.delays.len() > 31 {
                         self.delays.pop_front();
                     }
-                    let mut v: Vec<i64> = self.delays.iter().copied().collect();
+                    // Median; once 5 random-phase measurements exist, the
+                    // fast-start ones (sent in lock-step with Sync, measured
+                    // ~0.5-0.8 µs short here) are left out.
+                    let slow = self.delays.iter().filter(|x| !x.1).count();
+                    let mut v: Vec<i64> = self.delays.iter().filter(|x| slow < 5 || !x.1).map(|x| x.0).collect();
                     v.sort_unstable();
                     self.mean_path_delay = Some(Nanos(v[v.len() / 2]));
                 } else {
@@ -960,14 +967,15 @@ impl Port {
         let h = Header::new(MessageType::DelayReq, self.cfg.domain, self.cfg.port_identity(), seq);
         let msg = Message { header: h, body: Body::DelayReq { origin_timestamp: self.own_map().to_ptp(now) } };
         let token = self.token(TxKind::DelayReq(seq));
-        self.pending_delay = Some(PendingDelayReq { seq, t3: None, sync: (t1, t2) });
+        let fast = self.delays.len() < 16 && !self.one_way;
+        self.pending_delay = Some(PendingDelayReq { seq, t3: None, sync: (t1, t2), fast });
         self.counters.delay_req_sent += 1;
         out.push(Action::SendEvent { data: msg.to_bytes(), token });
         // Fast start: one request per Sync until 16 delays are measured
         // (a deliberate deviation from logMinDelayReqInterval, for a lock in
         // about a second), then the master's logMinDelayReqInterval,
         // randomised 0.5-1.5×.
-        let iv = if self.delays.len() < 16 && !self.one_way {
+        let iv = if fast {
             Nanos(0)
         } else {
             let base = interval(self.master_log_delay_req.unwrap_or(self.cfg.log_min_delay_req_interval));
