@@ -9,6 +9,7 @@ PKGS=(
   linuxptp                              # ptp4l/pmc peer
   nftables iproute2 util-linux          # netns rigs, loss injection, setpriv
   sox                                   # signal generation/analysis in rigs
+  gir1.2-gstreamer-1.0 python3-gi       # GstPtpClock peer in the PTP precision harness
 )
 missing=()
 for p in "${PKGS[@]}"; do
