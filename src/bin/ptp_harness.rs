@@ -371,13 +371,16 @@ fn plot(series: &[&Series]) -> String {
     let (w, h) = (900.0, 300.0);
     let all: Vec<&(f64, f64)> = series.iter().flat_map(|s| s.pts.iter()).collect();
     let t1 = all.iter().map(|p| p.0).fold(1.0, f64::max);
+    // y range from the first two (ours, ptp4l) so their detail shows; the
+    // rest is clipped to it (GstPtpClock is 100× larger).
     let lim = series
         .iter()
+        .take(2)
         .filter_map(|s| quantiles(&s.pts.iter().map(|p| p.1).collect::<Vec<_>>()).map(|q| q.2.abs().max(q.4.abs())))
         .fold(1_000.0, f64::max)
-        * 1.2;
+        * 2.0;
     let mut s = format!("<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{}' font-family='sans-serif' font-size='12'>\n", 2.0 * h + 60.0);
-    s += &format!("<text x='10' y='15'>clock error vs CLOCK_REALTIME (µs) over time (s); y range ±{:.1} µs</text>\n", lim / 1e3);
+    s += &format!("<text x='10' y='15'>clock error vs CLOCK_REALTIME over time; y range ±{:.1} µs (values beyond are clipped)</text>\n", lim / 1e3);
     s += &format!("<line x1='50' y1='{}' x2='{w}' y2='{}' stroke='#999'/>\n", 20.0 + h / 2.0, 20.0 + h / 2.0);
     for (i, ser) in series.iter().enumerate() {
         let pts: String = ser

@@ -27,6 +27,8 @@ struct SimMaster {
     two_step: bool,
     sync_seq: u16,
     ann_seq: u16,
+    /// Announce flagField (e.g. ptpTimescale | currentUtcOffsetValid).
+    ann_flags: u16,
 }
 
 impl SimMaster {
@@ -41,6 +43,7 @@ impl SimMaster {
             two_step: true,
             sync_seq: 0,
             ann_seq: 0,
+            ann_flags: 0,
         }
     }
     fn time(&self, t: i64) -> PtpTimestamp {
@@ -94,6 +97,8 @@ struct Sim {
     slave_l0: i64,
     timer_at: Option<i64>,
     map: Option<ClockMap>,
+    /// Last published UTC offset (s to subtract from PTP time for UTC).
+    utc_offset_s: Option<i32>,
     /// (true time, error of our clock vs the current parent master, port state, servo state)
     probes: Vec<(i64, Option<i64>, PortState, ServoState)>,
     /// Index of the parent master at each probe.
@@ -118,6 +123,7 @@ impl Sim {
             slave_l0,
             timer_at: None,
             map: None,
+            utc_offset_s: None,
             probes: Vec::new(),
             parents: Vec::new(),
             first_sync_rx: None,
@@ -183,7 +189,10 @@ impl Sim {
                     }
                 }
                 Action::SendGeneral { .. } => {}
-                Action::PublishClock { map, .. } => self.map = Some(map),
+                Action::PublishClock { map, utc_offset_s, .. } => {
+                    self.map = Some(map);
+                    self.utc_offset_s = Some(utc_offset_s);
+                }
             }
         }
     }
@@ -240,6 +249,7 @@ impl Sim {
                         m.ann_seq = seq.wrapping_add(1);
                         let mut h = Header::new(MessageType::Announce, 0, m.port(), seq);
                         h.log_message_interval = 1;
+                        h.flags = Flags(m.ann_flags);
                         let body = AnnounceBody {
                             origin_timestamp: m.time(at),
                             current_utc_offset: 37,
@@ -608,4 +618,21 @@ fn our_master_serves_our_slave() {
     eprintln!("our master: slave locked at {lock:.2}s, max |err| last 10 s {max} ns; master answered {} Delay_Req", master.status(mloc(t)).counters.delay_req_answered);
     assert!(max < 1_000, "max {max}");
     assert!(master.status(mloc(t)).counters.delay_req_answered > 10);
+}
+
+/// TAI vs ARB: `clock_minus_realtime` subtracts currentUtcOffset only when the
+/// grandmaster's Announce says ptpTimescale (ptp4l with software timestamps
+/// sends CLOCK_REALTIME with flags 0, i.e. ARB, checked on the wire).
+#[test]
+fn utc_offset_applies_only_on_the_ptp_timescale() {
+    for (flags, want) in [(Flags::PTP_TIMESCALE | Flags::UTC_OFFSET_VALID, 37), (0, 0)] {
+        let mut m = SimMaster::new(1, 128, 5_000 * S as i128, 0.0);
+        m.ann_flags = flags;
+        let mut sim = Sim::new(Net::default(), vec![m], cfg());
+        sim.run_until(10 * S);
+        assert_eq!(sim.utc_offset_s, Some(want), "flags {flags:#x}");
+        let st = sim.slave.status(sim.local(sim.now));
+        assert_eq!(st.ptp_timescale, want != 0);
+        assert_eq!(st.state, PortState::Slave);
+    }
 }
