@@ -34,6 +34,14 @@ struct Cli {
 enum Cmd {
     /// Run the PTP ordinary clock (as `aes67 ptp`).
     Run(PtpArgs),
+    /// Hardware-path check on a NIC with a PHC (e.g. qemu igb): capabilities,
+    /// SIOCSHWTSTAMP, PHC read + PTP_SYS_OFFSET_EXTENDED, hardware TX
+    /// timestamps from the error queue. Exit 0 when all worked.
+    Hwcheck {
+        /// Interface with a PHC.
+        #[arg(long)]
+        iface: String,
+    },
     /// Precision harness against ptp4l (and GstPtpClock).
     Bench {
         /// Seconds to measure after our clock locks.
@@ -55,6 +63,13 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Run(a) => aes67::ptp::run(a),
+        Cmd::Hwcheck { iface } => match hwcheck(&iface) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ptp_harness hwcheck: {e}");
+                1
+            }
+        },
         Cmd::Bench { seconds, out, servo, window_s } => match bench(seconds, &out, servo, window_s) {
             Ok(()) => 0,
             Err(e) => {
@@ -410,4 +425,50 @@ fn plot(series: &[&Series]) -> String {
     }
     s += "</svg>\n";
     s
+}
+
+fn hwcheck(iface: &str) -> Result<(), String> {
+    let info = sys::ts_info(iface).map_err(|e| format!("ETHTOOL_GET_TS_INFO: {e}"))?;
+    println!("ts_info {iface}: so_timestamping {:#x} phc_index {} tx_types {:#x} rx_filters {:#x}; hardware_capable {}",
+        info.so_timestamping, info.phc_index, info.tx_types, info.rx_filters, info.hardware_capable());
+    let phc = sys::Phc::open(info.phc_index, false).map_err(|e| format!("open /dev/ptp{}: {e}", info.phc_index))?;
+    let a = phc.now_ns().map_err(|e| format!("PHC read: {e}"))?;
+    std::thread::sleep(Duration::from_millis(200));
+    let b = phc.now_ns().map_err(|e| format!("PHC read: {e}"))?;
+    println!("PHC {} ticks: {} ns in 200 ms", phc.path(), b - a);
+    for (name, id) in [("CLOCK_REALTIME", libc::CLOCK_REALTIME), ("CLOCK_MONOTONIC_RAW", libc::CLOCK_MONOTONIC_RAW)] {
+        match phc.correlate(9, id) {
+            Ok(c) => println!("PTP_SYS_OFFSET_EXTENDED vs {name}: phc−sys {} ns, window {} ns", c.phc_ns - c.sys_ns, c.window_ns),
+            Err(e) => println!("PTP_SYS_OFFSET_EXTENDED vs {name}: {e}"),
+        }
+    }
+    let filt = sys::enable_hw_timestamping(iface).map_err(|e| format!("SIOCSHWTSTAMP: {e}"))?;
+    println!("SIOCSHWTSTAMP: rx_filter applied {filt}");
+    let mut socks = sys::PtpSockets::open(iface, true).map_err(|e| format!("sockets: {e}"))?;
+    println!("sockets mode {:?}", socks.mode);
+    let mut got = 0;
+    let mut buf = [0u8; 512];
+    for i in 0..5u32 {
+        let id = socks.send_event(&[0u8; 44]).map_err(|e| format!("send: {e}"))?;
+        let t0 = Instant::now();
+        let mut found = None;
+        while t0.elapsed() < Duration::from_millis(500) && found.is_none() {
+            if let Ok(Some((_, ts, tid))) = sys::recv_ts(std::os::fd::AsRawFd::as_raw_fd(&socks.event), &mut buf, true, true) {
+                found = Some((ts, tid));
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        println!("TX {i} (OPT_ID {id}): {found:?}");
+        if let Some((Some(sys::KernelTs::Hardware(_)), Some(t))) = found
+            && t == id
+        {
+            got += 1;
+        }
+    }
+    if socks.mode != sys::TsMode::Hardware || got == 0 {
+        return Err(format!("hardware mode {:?}, {got}/5 hardware TX timestamps", socks.mode));
+    }
+    println!("hwcheck OK: {got}/5 hardware TX timestamps matched by OPT_ID");
+    Ok(())
 }
