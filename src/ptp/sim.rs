@@ -636,3 +636,35 @@ fn utc_offset_applies_only_on_the_ptp_timescale() {
         assert_eq!(st.state, PortState::Slave);
     }
 }
+
+/// Missing TX timestamps: FAULTY after `faulty_after` in a row, then back
+/// to LISTENING (and to MASTER again) after the 16 s fault timeout.
+#[test]
+fn missing_tx_timestamps_fault_and_recover() {
+    let mut c = PortConfig::new(ClockIdentity([0xcc; 8]));
+    c.master_only = true;
+    let mut p = Port::new(c, LocalNs(0));
+    let mut now = LocalNs(0);
+    let mut failed = 0;
+    while failed < 5 {
+        now = now.add(Nanos::from_ms(125));
+        for a in p.handle_timeout(now) {
+            if let Action::SendEvent { token, .. } = a {
+                let _ = p.handle_tx_failed(token, now);
+                failed += 1;
+            }
+        }
+    }
+    assert_eq!(p.state(), PortState::Faulty);
+    assert_eq!(p.status(now).counters.tx_timestamp_failures, 5);
+    // While FAULTY nothing is sent.
+    let t = now.add(Nanos::from_secs(1));
+    assert!(p.handle_timeout(t).is_empty());
+    let t = now.add(Nanos::from_secs(17));
+    let _ = p.handle_timeout(t);
+    assert_eq!(p.state(), PortState::Listening);
+    // master_only: the next announce timeout makes it master again.
+    let t = t.add(Nanos::from_secs(10));
+    let _ = p.handle_timeout(t);
+    assert_eq!(p.state(), PortState::Master);
+}
