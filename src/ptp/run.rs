@@ -71,13 +71,11 @@ pub fn run(args: PtpArgs) -> i32 {
     let s2 = stop.clone();
     let _ = ctrlc::set_handler(move || s2.store(true, Ordering::SeqCst));
     let handle = PtpClockHandle::new();
-    let json = args.json;
     let r = run_with(&args, &handle, &stop, &mut |line: &str| {
         let mut o = std::io::stdout().lock();
         let _ = writeln!(o, "{line}");
         let _ = o.flush();
     });
-    let _ = json;
     match r {
         Ok(()) => 0,
         Err(e) => {
