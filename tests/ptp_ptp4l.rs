@@ -114,3 +114,58 @@ p1/p50/p99 {p1:.0}/{p50:.0}/{p99:.0} ns; Delay_Req answered {}",
     assert!(p50.abs() < 3_000.0, "median offset {p50}");
     assert!(rms < 5_000.0, "rms {rms}");
 }
+
+/// Master loss and return with a real ptp4l grandmaster: HOLDOVER (with its
+/// age, error still small) while ptp4l is gone, then SLAVE/locked again —
+/// the seeds' "UNLOCKED and never relocks" failure, against a real peer.
+#[test]
+fn ptp4l_grandmaster_loss_holdover_and_relock() {
+    if let Some(r) = skip_reason() {
+        println!("SKIP ptp4l_grandmaster_loss: {r}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = NetnsPair::new().expect("netns pair");
+    let gm = ptp4l(&net.a, &net.if_a, GM_CONF, dir.path(), "gm");
+    let (_us, rx) = ours(&net.b, &["--iface", &net.if_b, "--slave-only", "--duration", "75"]);
+    let locked = |v: &serde_json::Value| v["state"] == "SLAVE" && v["servo"].as_str().is_some_and(|s| s.starts_with("locked"));
+    let wait_for = |pred: &dyn Fn(&serde_json::Value) -> bool, secs: u64, what: &str| -> serde_json::Value {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if let Ok(v) = rx.recv_timeout(Duration::from_secs(2))
+                && pred(&v)
+            {
+                return v;
+            }
+        }
+        panic!("timed out waiting for {what}");
+    };
+    let first = wait_for(&locked, 25, "first lock");
+    // Let it settle, then kill the grandmaster.
+    std::thread::sleep(Duration::from_secs(3));
+    drop(gm);
+    let lost_at = Instant::now();
+    let hold = wait_for(&|v| v["state"] == "HOLDOVER", 15, "HOLDOVER");
+    let hold_seen = lost_at.elapsed().as_secs_f64();
+    let hold_later = wait_for(&|v| v["state"] == "HOLDOVER" && v["holdover_age_s"].as_f64().unwrap_or(0.0) > 10.0, 10, "10 s of holdover");
+    let herr = hold_later["clock_minus_realtime_ns"].as_i64().unwrap();
+    let _gm2 = ptp4l(&net.a, &net.if_a, GM_CONF, dir.path(), "gm2");
+    let back_at = Instant::now();
+    let relock = wait_for(&locked, 30, "relock after the grandmaster returned");
+    let relock_s = back_at.elapsed().as_secs_f64();
+    let after = wait_for(&|v| locked(v) && v["locked_for_s"].as_f64().unwrap_or(0.0) >= 3.0, 10, "3 s locked");
+    println!(
+        "locked at t={}s; HOLDOVER {:.1}s after the GM died (age {}s); holdover error after {:.0}s: {herr} ns; \
+relocked {relock_s:.1}s after ptp4l restarted (ptp4l itself waits ~7 s before it masters), error then {} ns",
+        first["t_s"],
+        hold_seen,
+        hold["holdover_age_s"],
+        hold_later["holdover_age_s"].as_f64().unwrap(),
+        after["clock_minus_realtime_ns"]
+    );
+    assert_eq!(hold["servo"], "holdover");
+    assert!(herr.abs() < 20_000, "holdover error {herr}");
+    assert_eq!(relock["gm_identity"], first["gm_identity"]);
+    assert!(relock_s < 20.0, "relock {relock_s}");
+    assert!(after["clock_minus_realtime_ns"].as_i64().unwrap().abs() < 10_000);
+}
