@@ -18,12 +18,14 @@
 //! 3. After handling input, ask [`Port::poll_timeout`] for the next deadline
 //!    and call [`Port::handle_timeout`] when it has passed (calling it early
 //!    is harmless).
+//!
 //! `now` must never go backwards.
 //!
 //! # Behaviour
 //! - States LISTENING, UNCALIBRATED, SLAVE, MASTER, PASSIVE, FAULTY (§9.2.5).
 //! - BMCA (§9.3) over qualified foreign masters (≥ 2 Announces within 4
-//!   announce intervals, §9.3.2.4.4) and our own clock, at each Announce and
+//!   announce intervals, §9.3.2.4.4; a single one when it is the only
+//!   candidate and we have no parent, for a fast start) and our own clock, at each Announce and
 //!   at each announceReceiptTimeout.
 //! - E2E delay request-response (§11.3), one-step and two-step masters.
 //! - One-way fallback: after [`PortConfig::one_way_after`] unanswered
