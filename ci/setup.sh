@@ -10,6 +10,7 @@ PKGS=(
   nftables iproute2 util-linux          # netns rigs, loss injection, setpriv
   sox                                   # signal generation/analysis in rigs
   mingw-w64 wine64 wine                 # bass-plugin: Windows cross-build (x86_64-pc-windows-gnu) and wine test
+  gir1.2-gstreamer-1.0 python3-gi       # GstPtpClock peer in the PTP precision harness
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod jitter;
 pub mod net;
 pub mod output;
+pub mod ptp;
 pub mod receiver;
 pub mod rig;
 pub mod rtp;

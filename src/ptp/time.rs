@@ -1,0 +1,96 @@
+//! PTP timescale types: [`PtpTimestamp`] (the wire `Timestamp` of IEEE
+//! 1588-2019 §5.3.3) and [`LocalNs`] (readings of the local reference clock the
+//! virtual PTP clock is laid over).
+
+use crate::units::Nanos;
+
+/// A point on the PTP timescale (TAI, or ARB when the grandmaster says so),
+/// as nanoseconds since the PTP epoch (1970-01-01 00:00:00 TAI).
+///
+/// Wire form (IEEE 1588-2019 §5.3.3): 48-bit `secondsField` + 32-bit
+/// `nanosecondsField` (< 10^9). Stored as one `i128` ns count so arithmetic
+/// never overflows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PtpTimestamp(pub i128);
+
+impl PtpTimestamp {
+    /// From the wire fields. `nanos` must be < 10^9 (checked by the parser).
+    pub fn from_parts(secs: u64, nanos: u32) -> PtpTimestamp {
+        PtpTimestamp(secs as i128 * 1_000_000_000 + nanos as i128)
+    }
+    /// The wire fields `(secondsField, nanosecondsField)`; negative times and
+    /// times past 2^48 s are clamped to the representable range.
+    pub fn to_parts(self) -> (u64, u32) {
+        let t = self.0.clamp(0, (1i128 << 48) * 1_000_000_000 - 1);
+        ((t / 1_000_000_000) as u64, (t % 1_000_000_000) as u32)
+    }
+    /// Nanoseconds since the PTP epoch.
+    pub fn as_nanos(self) -> i128 {
+        self.0
+    }
+    /// `self + d`.
+    pub fn add(self, d: Nanos) -> PtpTimestamp {
+        PtpTimestamp(self.0 + d.0 as i128)
+    }
+    /// `self − other` in ns, saturating to the `i64` range (±292 years).
+    pub fn diff(self, other: PtpTimestamp) -> Nanos {
+        Nanos((self.0 - other.0).clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+    }
+    /// The RTP timestamp of this instant for a `mediaclk:direct=<offset>`
+    /// stream at `rate` Hz (RFC 7273 §5.2, AES67-2018 §8.2):
+    /// `(PTP seconds × rate + offset) mod 2^32`, computed exactly in integers
+    /// (floor of the sample count since the PTP epoch).
+    pub fn to_rtp(self, rate: u32, mediaclk_offset: u32) -> u32 {
+        let samples = (self.0.max(0) * rate as i128) / 1_000_000_000;
+        (samples as u64 as u32).wrapping_add(mediaclk_offset)
+    }
+    /// Media-clock position in samples since the PTP epoch at `rate` Hz
+    /// (64-bit, not wrapped; add the mediaclk offset and wrap to 32 bits for
+    /// RTP).
+    pub fn to_samples(self, rate: u32) -> u64 {
+        ((self.0.max(0) * rate as i128) / 1_000_000_000) as u64
+    }
+}
+
+/// A reading of the local reference clock, in ns.
+///
+/// At run time this is `CLOCK_MONOTONIC_RAW` (never slewed by NTP); in the
+/// simulation it is the simulated slave oscillator. The virtual PTP clock is
+/// an affine map from this timescale ([`super::clock::ClockMap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LocalNs(pub i64);
+
+impl LocalNs {
+    /// `self − earlier` as a signed duration.
+    pub fn since(self, earlier: LocalNs) -> Nanos {
+        Nanos(self.0.saturating_sub(earlier.0))
+    }
+    /// `self + d`.
+    pub fn add(self, d: Nanos) -> LocalNs {
+        LocalNs(self.0.saturating_add(d.0))
+    }
+}
+
+/// Reads `CLOCK_MONOTONIC_RAW` now.
+pub fn local_now() -> LocalNs {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_RAW)
+        .expect("CLOCK_MONOTONIC_RAW is always readable on Linux");
+    LocalNs(ts.tv_sec() * 1_000_000_000 + ts.tv_nsec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn parts_and_rtp() {
+        let t = PtpTimestamp::from_parts(1_700_000_000, 999_999_999);
+        assert_eq!(t.to_parts(), (1_700_000_000, 999_999_999));
+        assert_eq!(t.add(Nanos(1)).to_parts(), (1_700_000_001, 0));
+        // 1 s at 48 kHz = 48000 samples.
+        let a = PtpTimestamp::from_parts(10, 0);
+        assert_eq!(a.to_rtp(48_000, 0), 480_000);
+        assert_eq!(a.to_rtp(48_000, 5), 480_005);
+        assert_eq!(PtpTimestamp::from_parts(100_000, 0).to_rtp(48_000, 0), (4_800_000_000u64 as u32));
+        assert_eq!(PtpTimestamp(-5).to_parts(), (0, 0));
+    }
+}

@@ -1,0 +1,108 @@
+//! Shared helpers for the PTP real-peer tests (`mod ptp_common;`).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use aes67::rig::{NetnsPair, is_root};
+
+/// Why a real-peer test cannot run here, if it cannot.
+pub fn skip_reason() -> Option<String> {
+    if !is_root() {
+        return Some("not root (network namespaces need root)".into());
+    }
+    for prog in ["ptp4l", "pmc", "setpriv"] {
+        if Command::new("sh").args(["-c", &format!("command -v {prog}")]).output().map(|o| !o.status.success()).unwrap_or(true) {
+            return Some(format!("{prog} missing (apt-get install linuxptp util-linux)"));
+        }
+    }
+    None
+}
+
+/// A child killed (and reaped) on drop.
+pub struct Kill(pub Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The grandmaster config of the rig recipe (software timestamps, logSyncInterval −3).
+pub const GM_CONF: &str = "[global]\ndomainNumber 0\npriority1 1\nclockClass 6\ntime_stamping software\n\
+delay_mechanism E2E\nnetwork_transport UDPv4\nlogSyncInterval -3\nmasterOnly 1\nfree_running 1\n";
+
+/// A free-running (never adjusting) software-timestamp slave config.
+pub fn slave_conf(uds: &Path) -> String {
+    format!(
+        "[global]\ndomainNumber 0\ntime_stamping software\ndelay_mechanism E2E\nnetwork_transport UDPv4\n\
+slaveOnly 1\nfree_running 1\nuds_address {}\n",
+        uds.display()
+    )
+}
+
+/// Starts ptp4l in `ns` on `iface` with `conf` (written to `dir`), without
+/// CAP_SYS_TIME so it can never steer this machine's clock.
+pub fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill {
+    let cpath = dir.join(format!("{name}.conf"));
+    std::fs::write(&cpath, conf).expect("write ptp4l conf");
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
+    let child = NetnsPair::cmd_in(ns, "setpriv")
+        .args(["--inh-caps=-sys_time", "--bounding-set=-sys_time", "ptp4l", "-S", "-i", iface, "-f"])
+        .arg(&cpath)
+        .arg("-m")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn ptp4l");
+    Kill(child)
+}
+
+/// Polls ptp4l's TIME_STATUS_NP: `(master_offset ns, gmPresent, gmIdentity)`.
+pub fn pmc_time_status(ns: &str, uds: &Path, client: &Path) -> Option<(i64, bool, String)> {
+    let out = NetnsPair::cmd_in(ns, "pmc")
+        .args(["-u", "-b", "0", "-s"])
+        .arg(uds)
+        .arg("-i")
+        .arg(client)
+        .arg("GET TIME_STATUS_NP")
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| s.lines().find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().to_string()));
+    Some((field("master_offset")?.parse().ok()?, field("gmPresent")? == "true", field("gmIdentity")?))
+}
+
+/// Starts our PTP clock (`ptp_harness run …`, which calls
+/// `aes67::ptp::run`) in `ns` with `--json`; returns the child and a
+/// channel of parsed status objects.
+pub fn ours(ns: &str, args: &[&str]) -> (Kill, std::sync::mpsc::Receiver<serde_json::Value>) {
+    let mut child = NetnsPair::cmd_in(ns, env!("CARGO_BIN_EXE_ptp_harness"))
+        .arg("run")
+        .args(args)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn ptp_harness");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    (Kill(child), rx)
+}
+
+/// rms, max |x|, and the (p1, p50, p99) of a sample.
+pub fn stats(v: &[f64]) -> (f64, f64, f64, f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
+    let rms = (s.iter().map(|x| x * x).sum::<f64>() / s.len() as f64).sqrt();
+    let max = s.iter().map(|x| x.abs()).fold(0.0, f64::max);
+    (rms, max, q(0.01), q(0.5), q(0.99))
+}
