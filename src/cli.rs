@@ -27,6 +27,38 @@ enum Cmd {
     /// Run the whole chain on this machine: an in-process tone sender on a
     /// loopback multicast group, the receiver, and ALSA default or a WAV file.
     Demo(DemoArgs),
+    /// Run an IEEE 1588-2019 ordinary clock (slave, or master by BMCA) on an
+    /// interface and print its status once per second. Never adjusts
+    /// CLOCK_REALTIME.
+    Ptp(crate::ptp::run::PtpArgs),
+    /// Send a test tone as an AES67 stream (L24/L16, the URL's format, one
+    /// packet per packet time) and print its SDP.
+    Send(SendArgs),
+}
+
+/// Arguments of `aes67 send`.
+#[derive(Args)]
+struct SendArgs {
+    /// Destination: aes67://GROUP:PORT?iface=IP|NAME&pt=N&ch=N&rate=HZ&enc=L24|L16
+    url: String,
+    /// Packet time, µs (125 to 5000).
+    #[arg(long, default_value_t = 1000)]
+    packet_time_us: u32,
+    /// Tone frequency, Hz.
+    #[arg(long, default_value_t = 1000.0)]
+    freq: f64,
+    /// Multicast TTL.
+    #[arg(long, default_value_t = 1)]
+    ttl: u32,
+    /// RTP timestamp time base.
+    #[arg(long, value_enum, default_value_t)]
+    rtp_clock: crate::sender::RtpClock,
+    /// `a=mediaclk:direct=` offset added to the RTP timestamps (RFC 7273).
+    #[arg(long, default_value_t = 0)]
+    mediaclk_offset: u32,
+    /// Stop after this many seconds (0 = until Ctrl-C).
+    #[arg(long, default_value_t = 0.0)]
+    duration: f64,
 }
 
 /// Arguments of `aes67 play`.
@@ -41,6 +73,14 @@ struct PlayArgs {
     /// Interface to join on (name or IPv4), overriding the URL/SDP.
     #[arg(long)]
     iface: Option<String>,
+    /// Run a PTP slave on this interface and use it as the media clock:
+    /// each frame plays at its RTP time (PTP time × rate + mediaclk offset,
+    /// RFC 7273) + link offset. Without it, playout free-runs.
+    #[arg(long, value_name = "IFACE")]
+    ptp: Option<String>,
+    /// PTP domainNumber for --ptp.
+    #[arg(long, default_value_t = 0)]
+    ptp_domain: u8,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -82,6 +122,8 @@ pub fn main() -> i32 {
     let r = match cli.cmd {
         Cmd::Play(a) => play(a),
         Cmd::Demo(a) => demo(a),
+        Cmd::Ptp(a) => return crate::ptp::run::run(a),
+        Cmd::Send(a) => send(a),
     };
     match r {
         Ok(()) => 0,
@@ -113,7 +155,90 @@ fn play(a: PlayArgs) -> Res {
         .as_deref()
         .unwrap_or("alsa:default")
         .parse()?;
-    run(cfg, spec, &a.common, a.common.duration.unwrap_or(0.0))
+    let ptp = a.ptp.as_ref().map(|iface| {
+        let args = crate::ptp::run::PtpArgs {
+            iface: iface.clone(),
+            domain: a.ptp_domain,
+            slave_only: true,
+            master_only: false,
+            json: false,
+            duration: None,
+            servo: crate::ptp::servo::ServoKind::LinReg,
+            timestamping: "auto".into(),
+            priority1: 128,
+            log_sync_interval: -3,
+            arb: false,
+            servo_window_s: 4.0,
+            assumed_delay_ns: 0,
+        };
+        crate::ptp::run::spawn(args)
+    });
+    let clock: Option<Box<dyn crate::clock::MediaClock>> = ptp.as_ref().map(|(h, _, _)| {
+        Box::new(crate::clock::PtpMediaClock::new(
+            std::sync::Arc::new(h.clone()),
+            cfg.sample_rate,
+            cfg.mediaclk_offset.unwrap_or(0),
+        )) as Box<dyn crate::clock::MediaClock>
+    });
+    if let Some(iface) = &a.ptp {
+        eprintln!(
+            "aes67: PTP slave on {iface}, domain {}: media clock = PTP time (mediaclk:direct={})",
+            a.ptp_domain,
+            cfg.mediaclk_offset.unwrap_or(0)
+        );
+    }
+    let r = run_with_clock(
+        cfg,
+        spec,
+        &a.common,
+        a.common.duration.unwrap_or(0.0),
+        clock,
+    );
+    if let Some((_, stop, j)) = ptp {
+        stop.store(true, Ordering::SeqCst);
+        let _ = j.join();
+    }
+    r
+}
+
+fn send(a: SendArgs) -> Res {
+    let mut cfg = StreamConfig::from_url(&a.url)?;
+    if !(125..=5000).contains(&a.packet_time_us) {
+        return Err(format!(
+            "invalid packet time {} in --packet-time-us (allowed 125-5000)",
+            a.packet_time_us
+        )
+        .into());
+    }
+    cfg.packet_time_us = Some(a.packet_time_us);
+    cfg.mediaclk_offset = Some(a.mediaclk_offset);
+    cfg.ttl = Some(a.ttl.min(255) as u8);
+    let iface = match &cfg.iface {
+        Some(i) => crate::net::socket::resolve_iface(i)?.0,
+        None => std::net::Ipv4Addr::UNSPECIFIED,
+    };
+    print!(
+        "{}",
+        cfg.to_sdp(std::net::IpAddr::V4(iface), u64::from(std::process::id()))
+    );
+    let h = crate::sender::ToneSender {
+        stream: cfg,
+        iface,
+        ttl: a.ttl,
+        freq_hz: a.freq,
+        level_dbfs: -12.0,
+        rtp_clock: a.rtp_clock,
+    }
+    .start()?;
+    let start = Instant::now();
+    while !INTERRUPTED.load(Ordering::SeqCst)
+        && (a.duration <= 0.0 || start.elapsed().as_secs_f64() < a.duration)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let n = h.stop()?;
+    eprintln!("aes67 send: sent {n} packets");
+    Ok(())
 }
 
 fn demo(a: DemoArgs) -> Res {
@@ -124,6 +249,7 @@ fn demo(a: DemoArgs) -> Res {
         ttl: 0,
         freq_hz: a.freq,
         level_dbfs: -12.0,
+        rtp_clock: crate::sender::RtpClock::Arbitrary,
     }
     .start()?;
     eprintln!(
@@ -161,6 +287,16 @@ fn demo(a: DemoArgs) -> Res {
 }
 
 fn run(cfg: StreamConfig, spec: OutputSpec, c: &CommonArgs, duration_s: f64) -> Res {
+    run_with_clock(cfg, spec, c, duration_s, None)
+}
+
+fn run_with_clock(
+    cfg: StreamConfig,
+    spec: OutputSpec,
+    c: &CommonArgs,
+    duration_s: f64,
+    clock: Option<Box<dyn crate::clock::MediaClock>>,
+) -> Res {
     if !(0.0..=1000.0).contains(&c.link_offset_ms) {
         return Err(format!(
             "invalid link offset {} ms in --link-offset-ms (allowed 0-1000)",
@@ -176,6 +312,7 @@ fn run(cfg: StreamConfig, spec: OutputSpec, c: &CommonArgs, duration_s: f64) -> 
     let opts = ReceiverOptions {
         link_offset: Nanos((c.link_offset_ms * 1e6) as i64),
         ingest: c.ingest,
+        clock,
         ..Default::default()
     };
     let link_frames = c.link_offset_ms * cfg.sample_rate as f64 / 1000.0;

@@ -30,6 +30,22 @@ pub struct ToneSender {
     pub freq_hz: f64,
     /// Amplitude, dBFS.
     pub level_dbfs: f64,
+    /// What the RTP timestamps count.
+    pub rtp_clock: RtpClock,
+}
+
+/// The time base of a sender's RTP timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RtpClock {
+    /// An arbitrary start (RFC 3550 §5.1 random offset), then sample counting.
+    #[default]
+    Arbitrary,
+    /// `CLOCK_REALTIME × rate + mediaclk offset` (RFC 7273 §5.2 with PTP time =
+    /// CLOCK_REALTIME): matches a PTP grandmaster serving this host's
+    /// CLOCK_REALTIME with an ARB timescale, such as ptp4l with software
+    /// timestamps. Then samples are counted, so the stream runs at the
+    /// nominal rate of CLOCK_MONOTONIC.
+    Realtime,
 }
 
 /// A running sender thread.
@@ -85,7 +101,14 @@ impl ToneSender {
                 let mut samples = vec![0i32; frames * ch];
                 let mut pkt = vec![0u8; 12 + frames * c.frame_bytes()];
                 let t0 = MonoNs::now();
-                let ts0 = (t0.0 / 1000) as u32;
+                let ts0 = match self.rtp_clock {
+                    RtpClock::Arbitrary => (t0.0 / 1000) as u32,
+                    RtpClock::Realtime => {
+                        let rt = crate::units::realtime_now_ns() as i128;
+                        ((rt * c.sample_rate as i128 / 1_000_000_000) as u64 as u32)
+                            .wrapping_add(c.mediaclk_offset.unwrap_or(0))
+                    }
+                };
                 let mut k: u64 = 0;
                 while !st.load(Ordering::Relaxed) {
                     let due = t0.add(Nanos((k * ptime_us * 1000) as i64));

@@ -33,10 +33,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use aes67::jitter::{PlayoutBuffer, PlayoutConfig};
 use aes67::net::socket::{RCVBUF_BYTES, open_stream_socket};
 use aes67::net::uring::{IngestKind, UringConfig, open_source_with};
 use aes67::rig::{NetnsPair, in_netns, is_root};
-use aes67::jitter::{PlayoutBuffer, PlayoutConfig};
 use aes67::rtp::{self, RtpPacket};
 use aes67::stream::Encoding;
 use aes67::stream::StreamConfig;

@@ -70,7 +70,12 @@ fn main() {
                 1
             }
         },
-        Cmd::Bench { seconds, out, servo, window_s } => match bench(seconds, &out, servo, window_s) {
+        Cmd::Bench {
+            seconds,
+            out,
+            servo,
+            window_s,
+        } => match bench(seconds, &out, servo, window_s) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("ptp_harness bench: {e}");
@@ -104,7 +109,15 @@ fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Result<Ki
     std::fs::write(&cpath, conf).map_err(|e| e.to_string())?;
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
     let child = NetnsPair::cmd_in(ns, "setpriv")
-        .args(["--inh-caps=-sys_time", "--bounding-set=-sys_time", "ptp4l", "-S", "-i", iface, "-f"])
+        .args([
+            "--inh-caps=-sys_time",
+            "--bounding-set=-sys_time",
+            "ptp4l",
+            "-S",
+            "-i",
+            iface,
+            "-f",
+        ])
         .arg(&cpath)
         .arg("-m")
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -124,8 +137,14 @@ fn pmc(ns: &str, uds: &Path, client: &Path) -> Option<(i64, bool)> {
         .output()
         .ok()?;
     let s = String::from_utf8_lossy(&out.stdout);
-    let field = |k: &str| s.lines().find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().to_string()));
-    Some((field("master_offset")?.parse().ok()?, field("gmPresent")? == "true"))
+    let field = |k: &str| {
+        s.lines()
+            .find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().to_string()))
+    };
+    Some((
+        field("master_offset")?.parse().ok()?,
+        field("gmPresent")? == "true",
+    ))
 }
 
 const GST_PY: &str = r#"
@@ -177,9 +196,16 @@ fn quantiles(v: &[f64]) -> Option<(f64, f64, f64, f64, f64, f64)> {
 /// Kernel software RX timestamps vs CLOCK_REALTIME read in user space right
 /// after `recvmsg` returns: 2000 datagrams A → B at 1 kHz.
 fn rx_timestamp_precision(net: &NetnsPair) -> Result<Vec<f64>, String> {
-    let rx = in_netns(&net.b, || std::net::UdpSocket::bind(format!("{}:45999", net.ip_b)))?.map_err(|e| e.to_string())?;
-    sys::enable_rx_sw_timestamps(std::os::fd::AsRawFd::as_raw_fd(&rx)).map_err(|e| e.to_string())?;
-    let tx = in_netns(&net.a, || std::net::UdpSocket::bind(format!("{}:0", net.ip_a)))?.map_err(|e| e.to_string())?;
+    let rx = in_netns(&net.b, || {
+        std::net::UdpSocket::bind(format!("{}:45999", net.ip_b))
+    })?
+    .map_err(|e| e.to_string())?;
+    sys::enable_rx_sw_timestamps(std::os::fd::AsRawFd::as_raw_fd(&rx))
+        .map_err(|e| e.to_string())?;
+    let tx = in_netns(&net.a, || {
+        std::net::UdpSocket::bind(format!("{}:0", net.ip_a))
+    })?
+    .map_err(|e| e.to_string())?;
     let dst = format!("{}:45999", net.ip_b);
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
@@ -192,15 +218,21 @@ fn rx_timestamp_precision(net: &NetnsPair) -> Result<Vec<f64>, String> {
             std::thread::sleep(Duration::from_millis(1));
         }
     });
-    rx.set_read_timeout(Some(Duration::from_millis(500))).map_err(|e| e.to_string())?;
+    rx.set_read_timeout(Some(Duration::from_millis(500)))
+        .map_err(|e| e.to_string())?;
     let mut d = Vec::new();
     let mut buf = [0u8; 256];
     let fd = std::os::fd::AsRawFd::as_raw_fd(&rx);
     let t0 = Instant::now();
     while d.len() < 2000 && t0.elapsed() < Duration::from_secs(10) {
-        let mut pfd = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&rx), nix::poll::PollFlags::POLLIN)];
+        let mut pfd = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&rx),
+            nix::poll::PollFlags::POLLIN,
+        )];
         let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(200u16));
-        while let Ok(Some((_, Some(sys::KernelTs::Software(k)), _))) = sys::recv_ts(fd, &mut buf, false, false) {
+        while let Ok(Some((_, Some(sys::KernelTs::Software(k)), _))) =
+            sys::recv_ts(fd, &mut buf, false, false)
+        {
             let user = aes67::units::realtime_now_ns();
             d.push((user - k) as f64);
         }
@@ -249,7 +281,8 @@ slaveOnly 1\nfree_running 1\nuds_address {}\n",
         servo_window_s: window_s,
     };
     let (h2, s2, ns_b) = (handle.clone(), stop.clone(), net.b.clone());
-    let ours = std::thread::spawn(move || in_netns(&ns_b, || run_with(&args, &h2, &s2, &mut |_| {})));
+    let ours =
+        std::thread::spawn(move || in_netns(&ns_b, || run_with(&args, &h2, &s2, &mut |_| {})));
     // GstPtpClock, when available.
     let gst_lines = if gst_available() {
         let py = dir.path().join("gstptp.py");
@@ -270,12 +303,23 @@ slaveOnly 1\nfree_running 1\nuds_address {}\n",
         });
         Some((Kill(c), rx))
     } else {
-        eprintln!("GstPtpClock: skipped (/usr/bin/python3 lacks gi GstNet; apt-get install gir1.2-gstreamer-1.0 python3-gi)");
+        eprintln!(
+            "GstPtpClock: skipped (/usr/bin/python3 lacks gi GstNet; apt-get install gir1.2-gstreamer-1.0 python3-gi)"
+        );
         None
     };
-    let mut s_ours = Series { name: "aes67 (ours)", ..Default::default() };
-    let mut s_ptp4l = Series { name: "ptp4l raw (free_running)", ..Default::default() };
-    let mut s_gst = Series { name: "GstPtpClock", ..Default::default() };
+    let mut s_ours = Series {
+        name: "aes67 (ours)",
+        ..Default::default()
+    };
+    let mut s_ptp4l = Series {
+        name: "ptp4l raw (free_running)",
+        ..Default::default()
+    };
+    let mut s_gst = Series {
+        name: "GstPtpClock",
+        ..Default::default()
+    };
     let mut last_pmc = Instant::now() - Duration::from_secs(1);
     let mut last_ptp4l: Option<i64> = None;
     let hard_end = start + Duration::from_secs(seconds + 40);
@@ -284,7 +328,10 @@ slaveOnly 1\nfree_running 1\nuds_address {}\n",
         std::thread::sleep(Duration::from_millis(50));
         let t = start.elapsed().as_secs_f64();
         let st = handle.servo_state();
-        if st != ServoState::Unlocked && s_ours.first_sync_s.is_none() && handle.snapshot().is_some() {
+        if st != ServoState::Unlocked
+            && s_ours.first_sync_s.is_none()
+            && handle.snapshot().is_some()
+        {
             s_ours.first_sync_s = Some(t);
         }
         if matches!(st, ServoState::Locked | ServoState::LockedStable) {
@@ -312,7 +359,10 @@ slaveOnly 1\nfree_running 1\nuds_address {}\n",
         }
         if let Some((_, rx)) = &gst_lines {
             for l in rx.try_iter() {
-                let f: Vec<i64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                let f: Vec<i64> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
                 if f.len() == 3 && f[1] == 1 {
                     s_gst.first_sync_s.get_or_insert(t);
                     s_gst.pts.push((t, f[2] as f64));
@@ -325,11 +375,17 @@ slaveOnly 1\nfree_running 1\nuds_address {}\n",
     let rxd = rx_timestamp_precision(&net)?;
     // Table: ours from its lock; the others after 10 s of sync (they have no lock signal).
     let settle = |s: &Series| -> Vec<f64> {
-        let from = s.lock_s.or(s.first_sync_s.map(|f| f + 10.0)).unwrap_or(f64::MAX);
+        let from = s
+            .lock_s
+            .or(s.first_sync_s.map(|f| f + 10.0))
+            .unwrap_or(f64::MAX);
         s.pts.iter().filter(|p| p.0 >= from).map(|p| p.1).collect()
     };
     let mut report = Vec::new();
-    println!("\n{:<26} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}", "clock", "n", "rms ns", "max ns", "p1 ns", "p50 ns", "p99 ns", "lock s");
+    println!(
+        "\n{:<26} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "clock", "n", "rms ns", "max ns", "p1 ns", "p50 ns", "p99 ns", "lock s"
+    );
     let mut rms_of = std::collections::HashMap::new();
     for s in [&s_ours, &s_ptp4l, &s_gst] {
         let v = settle(s);
@@ -339,7 +395,10 @@ slaveOnly 1\nfree_running 1\nuds_address {}\n",
             _ => "-".into(),
         };
         if let Some((rms, max, p1, p50, p99, n)) = quantiles(&v) {
-            println!("{:<26} {:>6} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>12}", s.name, n, rms, max, p1, p50, p99, lock);
+            println!(
+                "{:<26} {:>6} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>12}",
+                s.name, n, rms, max, p1, p50, p99, lock
+            );
             rms_of.insert(s.name, rms);
             report.push(serde_json::json!({"clock": s.name, "n": n, "rms_ns": rms, "max_ns": max, "p1_ns": p1, "p50_ns": p50, "p99_ns": p99,
                 "first_sync_s": s.first_sync_s, "lock_s": s.lock_s}));
@@ -370,13 +429,17 @@ p1/p50/p99 {p1:.0}/{p50:.0}/{p99:.0} ns max {max:.0} ns (rms {rms:.0}); hardware
     std::fs::write(out.join("ptp_harness.svg"), svg).map_err(|e| e.to_string())?;
     let mut f = std::fs::File::create(out.join("ptp_harness.json")).map_err(|e| e.to_string())?;
     let _ = writeln!(f, "{}", serde_json::Value::Array(report));
-    let mut f = std::fs::File::create(out.join("ptp_harness_series.csv")).map_err(|e| e.to_string())?;
+    let mut f =
+        std::fs::File::create(out.join("ptp_harness_series.csv")).map_err(|e| e.to_string())?;
     for ser in [&s_ours, &s_ptp4l, &s_gst] {
         for p in &ser.pts {
             let _ = writeln!(f, "{},{:.3},{:.0}", ser.name, p.0, p.1);
         }
     }
-    println!("wrote {}/ptp_harness.svg and ptp_harness.json", out.display());
+    println!(
+        "wrote {}/ptp_harness.svg and ptp_harness.json",
+        out.display()
+    );
     Ok(())
 }
 
@@ -391,24 +454,56 @@ fn plot(series: &[&Series]) -> String {
     let lim = series
         .iter()
         .take(2)
-        .filter_map(|s| quantiles(&s.pts.iter().map(|p| p.1).collect::<Vec<_>>()).map(|q| q.2.abs().max(q.4.abs())))
+        .filter_map(|s| {
+            quantiles(&s.pts.iter().map(|p| p.1).collect::<Vec<_>>())
+                .map(|q| q.2.abs().max(q.4.abs()))
+        })
         .fold(1_000.0, f64::max)
         * 2.0;
-    let mut s = format!("<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{}' font-family='sans-serif' font-size='12'>\n", 2.0 * h + 60.0);
-    s += &format!("<text x='10' y='15'>clock error vs CLOCK_REALTIME over time; y range ±{:.1} µs (values beyond are clipped)</text>\n", lim / 1e3);
-    s += &format!("<line x1='50' y1='{}' x2='{w}' y2='{}' stroke='#999'/>\n", 20.0 + h / 2.0, 20.0 + h / 2.0);
+    let mut s = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{}' font-family='sans-serif' font-size='12'>\n",
+        2.0 * h + 60.0
+    );
+    s += &format!(
+        "<text x='10' y='15'>clock error vs CLOCK_REALTIME over time; y range ±{:.1} µs (values beyond are clipped)</text>\n",
+        lim / 1e3
+    );
+    s += &format!(
+        "<line x1='50' y1='{}' x2='{w}' y2='{}' stroke='#999'/>\n",
+        20.0 + h / 2.0,
+        20.0 + h / 2.0
+    );
     for (i, ser) in series.iter().enumerate() {
         let pts: String = ser
             .pts
             .iter()
-            .map(|p| format!("{:.1},{:.1} ", 50.0 + p.0 / t1 * (w - 60.0), 20.0 + h / 2.0 - (p.1.clamp(-lim, lim) / lim) * (h / 2.0)))
+            .map(|p| {
+                format!(
+                    "{:.1},{:.1} ",
+                    50.0 + p.0 / t1 * (w - 60.0),
+                    20.0 + h / 2.0 - (p.1.clamp(-lim, lim) / lim) * (h / 2.0)
+                )
+            })
             .collect();
-        s += &format!("<polyline fill='none' stroke='{}' stroke-width='1' points='{pts}'/>\n", colors[i % 3]);
-        s += &format!("<text x='{}' y='{}' fill='{}'>{}</text>\n", 60 + 200 * i, 2.0 * h + 50.0, colors[i % 3], ser.name);
+        s += &format!(
+            "<polyline fill='none' stroke='{}' stroke-width='1' points='{pts}'/>\n",
+            colors[i % 3]
+        );
+        s += &format!(
+            "<text x='{}' y='{}' fill='{}'>{}</text>\n",
+            60 + 200 * i,
+            2.0 * h + 50.0,
+            colors[i % 3],
+            ser.name
+        );
     }
     // Histogram: 80 bins over ±lim.
     let y0 = h + 40.0;
-    s += &format!("<text x='10' y='{}'>histogram of error, ±{:.1} µs</text>\n", y0 - 5.0, lim / 1e3);
+    s += &format!(
+        "<text x='10' y='{}'>histogram of error, ±{:.1} µs</text>\n",
+        y0 - 5.0,
+        lim / 1e3
+    );
     for (i, ser) in series.iter().enumerate() {
         let mut bins = [0usize; 80];
         for p in &ser.pts {
@@ -419,9 +514,18 @@ fn plot(series: &[&Series]) -> String {
         let pts: String = bins
             .iter()
             .enumerate()
-            .map(|(k, &c)| format!("{:.1},{:.1} ", 50.0 + (k as f64 + 0.5) / 80.0 * (w - 60.0), y0 + h - c as f64 / m * (h - 10.0)))
+            .map(|(k, &c)| {
+                format!(
+                    "{:.1},{:.1} ",
+                    50.0 + (k as f64 + 0.5) / 80.0 * (w - 60.0),
+                    y0 + h - c as f64 / m * (h - 10.0)
+                )
+            })
             .collect();
-        s += &format!("<polyline fill='none' stroke='{}' stroke-width='1.5' points='{pts}'/>\n", colors[i % 3]);
+        s += &format!(
+            "<polyline fill='none' stroke='{}' stroke-width='1.5' points='{pts}'/>\n",
+            colors[i % 3]
+        );
     }
     s += "</svg>\n";
     s
@@ -429,16 +533,30 @@ fn plot(series: &[&Series]) -> String {
 
 fn hwcheck(iface: &str) -> Result<(), String> {
     let info = sys::ts_info(iface).map_err(|e| format!("ETHTOOL_GET_TS_INFO: {e}"))?;
-    println!("ts_info {iface}: so_timestamping {:#x} phc_index {} tx_types {:#x} rx_filters {:#x}; hardware_capable {}",
-        info.so_timestamping, info.phc_index, info.tx_types, info.rx_filters, info.hardware_capable());
-    let phc = sys::Phc::open(info.phc_index, false).map_err(|e| format!("open /dev/ptp{}: {e}", info.phc_index))?;
+    println!(
+        "ts_info {iface}: so_timestamping {:#x} phc_index {} tx_types {:#x} rx_filters {:#x}; hardware_capable {}",
+        info.so_timestamping,
+        info.phc_index,
+        info.tx_types,
+        info.rx_filters,
+        info.hardware_capable()
+    );
+    let phc = sys::Phc::open(info.phc_index, false)
+        .map_err(|e| format!("open /dev/ptp{}: {e}", info.phc_index))?;
     let a = phc.now_ns().map_err(|e| format!("PHC read: {e}"))?;
     std::thread::sleep(Duration::from_millis(200));
     let b = phc.now_ns().map_err(|e| format!("PHC read: {e}"))?;
     println!("PHC {} ticks: {} ns in 200 ms", phc.path(), b - a);
-    for (name, id) in [("CLOCK_REALTIME", libc::CLOCK_REALTIME), ("CLOCK_MONOTONIC_RAW", libc::CLOCK_MONOTONIC_RAW)] {
+    for (name, id) in [
+        ("CLOCK_REALTIME", libc::CLOCK_REALTIME),
+        ("CLOCK_MONOTONIC_RAW", libc::CLOCK_MONOTONIC_RAW),
+    ] {
         match phc.correlate(9, id) {
-            Ok(c) => println!("PTP_SYS_OFFSET_EXTENDED vs {name}: phc−sys {} ns, window {} ns", c.phc_ns - c.sys_ns, c.window_ns),
+            Ok(c) => println!(
+                "PTP_SYS_OFFSET_EXTENDED vs {name}: phc−sys {} ns, window {} ns",
+                c.phc_ns - c.sys_ns,
+                c.window_ns
+            ),
             Err(e) => println!("PTP_SYS_OFFSET_EXTENDED vs {name}: {e}"),
         }
     }
@@ -449,11 +567,18 @@ fn hwcheck(iface: &str) -> Result<(), String> {
     let mut got = 0;
     let mut buf = [0u8; 512];
     for i in 0..5u32 {
-        let id = socks.send_event(&[0u8; 44]).map_err(|e| format!("send: {e}"))?;
+        let id = socks
+            .send_event(&[0u8; 44])
+            .map_err(|e| format!("send: {e}"))?;
         let t0 = Instant::now();
         let mut found = None;
         while t0.elapsed() < Duration::from_millis(500) && found.is_none() {
-            if let Ok(Some((_, ts, tid))) = sys::recv_ts(std::os::fd::AsRawFd::as_raw_fd(&socks.event), &mut buf, true, true) {
+            if let Ok(Some((_, ts, tid))) = sys::recv_ts(
+                std::os::fd::AsRawFd::as_raw_fd(&socks.event),
+                &mut buf,
+                true,
+                true,
+            ) {
                 found = Some((ts, tid));
             } else {
                 std::thread::sleep(Duration::from_millis(1));
@@ -467,7 +592,10 @@ fn hwcheck(iface: &str) -> Result<(), String> {
         }
     }
     if socks.mode != sys::TsMode::Hardware || got == 0 {
-        return Err(format!("hardware mode {:?}, {got}/5 hardware TX timestamps", socks.mode));
+        return Err(format!(
+            "hardware mode {:?}, {got}/5 hardware TX timestamps",
+            socks.mode
+        ));
     }
     println!("hwcheck OK: {got}/5 hardware TX timestamps matched by OPT_ID");
     Ok(())

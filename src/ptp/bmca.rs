@@ -27,7 +27,11 @@ pub struct Dataset {
 
 impl Dataset {
     /// From a received Announce.
-    pub fn from_announce(a: &AnnounceBody, sender: PortIdentity, receiver: PortIdentity) -> Dataset {
+    pub fn from_announce(
+        a: &AnnounceBody,
+        sender: PortIdentity,
+        receiver: PortIdentity,
+    ) -> Dataset {
         Dataset {
             priority1: a.gm_priority1,
             gm_identity: a.gm_identity,
@@ -49,7 +53,11 @@ pub fn compare(a: &Dataset, b: &Dataset) -> Ordering {
             .cmp(&b.priority1)
             .then(a.quality.clock_class.cmp(&b.quality.clock_class))
             .then(a.quality.clock_accuracy.cmp(&b.quality.clock_accuracy))
-            .then(a.quality.offset_scaled_log_variance.cmp(&b.quality.offset_scaled_log_variance))
+            .then(
+                a.quality
+                    .offset_scaled_log_variance
+                    .cmp(&b.quality.offset_scaled_log_variance),
+            )
             .then(a.priority2.cmp(&b.priority2))
             .then(a.gm_identity.cmp(&b.gm_identity));
     }
@@ -76,12 +84,21 @@ pub enum Decision {
 
 /// §9.3.3 for one port. `best` is Erbest (the best qualified foreign
 /// master), `own` is D0.
-pub fn decide(own: &Dataset, best: Option<&Dataset>, slave_only: bool, master_only: bool) -> Decision {
+pub fn decide(
+    own: &Dataset,
+    best: Option<&Dataset>,
+    slave_only: bool,
+    master_only: bool,
+) -> Decision {
     if master_only {
         return Decision::Master;
     }
     let Some(best) = best else {
-        return if slave_only { Decision::Listening } else { Decision::Master };
+        return if slave_only {
+            Decision::Listening
+        } else {
+            Decision::Master
+        };
     };
     if slave_only {
         return Decision::Slave(best.sender);
@@ -99,11 +116,18 @@ pub fn decide(own: &Dataset, best: Option<&Dataset>, slave_only: bool, master_on
 mod tests {
     use super::*;
     fn ds(p1: u8, class: u8, id: u8) -> Dataset {
-        let pid = PortIdentity { clock_identity: ClockIdentity([id; 8]), port_number: 1 };
+        let pid = PortIdentity {
+            clock_identity: ClockIdentity([id; 8]),
+            port_number: 1,
+        };
         Dataset {
             priority1: p1,
             gm_identity: ClockIdentity([id; 8]),
-            quality: ClockQuality { clock_class: class, clock_accuracy: 0xFE, offset_scaled_log_variance: 0xFFFF },
+            quality: ClockQuality {
+                clock_class: class,
+                clock_accuracy: 0xFE,
+                offset_scaled_log_variance: 0xFFFF,
+            },
             priority2: 128,
             steps_removed: 0,
             sender: pid,
@@ -112,9 +136,21 @@ mod tests {
     }
     #[test]
     fn comparison_order() {
-        assert_eq!(compare(&ds(1, 248, 9), &ds(128, 6, 1)), Ordering::Less, "priority1 first");
-        assert_eq!(compare(&ds(128, 6, 9), &ds(128, 248, 1)), Ordering::Less, "then clockClass");
-        assert_eq!(compare(&ds(128, 248, 1), &ds(128, 248, 2)), Ordering::Less, "identity tie-break");
+        assert_eq!(
+            compare(&ds(1, 248, 9), &ds(128, 6, 1)),
+            Ordering::Less,
+            "priority1 first"
+        );
+        assert_eq!(
+            compare(&ds(128, 6, 9), &ds(128, 248, 1)),
+            Ordering::Less,
+            "then clockClass"
+        );
+        assert_eq!(
+            compare(&ds(128, 248, 1), &ds(128, 248, 2)),
+            Ordering::Less,
+            "identity tie-break"
+        );
         let mut a = ds(128, 248, 3);
         let mut b = a;
         a.steps_removed = 1;
@@ -128,11 +164,20 @@ mod tests {
         let worse = ds(200, 248, 1);
         assert_eq!(decide(&own, None, false, false), Decision::Master);
         assert_eq!(decide(&own, None, true, false), Decision::Listening);
-        assert_eq!(decide(&own, Some(&better), false, false), Decision::Slave(better.sender));
+        assert_eq!(
+            decide(&own, Some(&better), false, false),
+            Decision::Slave(better.sender)
+        );
         assert_eq!(decide(&own, Some(&worse), false, false), Decision::Master);
-        assert_eq!(decide(&own, Some(&worse), true, false), Decision::Slave(worse.sender));
+        assert_eq!(
+            decide(&own, Some(&worse), true, false),
+            Decision::Slave(worse.sender)
+        );
         assert_eq!(decide(&own, Some(&better), false, true), Decision::Master);
         let gm_class = ds(128, 6, 5);
-        assert_eq!(decide(&gm_class, Some(&better), false, false), Decision::Passive);
+        assert_eq!(
+            decide(&gm_class, Some(&better), false, false),
+            Decision::Passive
+        );
     }
 }

@@ -44,7 +44,11 @@ pub struct ClockMap {
 impl ClockMap {
     /// The identity-rate map putting `ptp` at `local`.
     pub fn new(local: LocalNs, ptp: PtpTimestamp) -> ClockMap {
-        ClockMap { ref_local: local, ref_ptp: ptp, freq: Ppb::ZERO }
+        ClockMap {
+            ref_local: local,
+            ref_ptp: ptp,
+            freq: Ppb::ZERO,
+        }
     }
     /// PTP time at local instant `local`.
     pub fn to_ptp(&self, local: LocalNs) -> PtpTimestamp {
@@ -61,11 +65,19 @@ impl ClockMap {
     /// The same map re-anchored at `local` (numerically identical; keeps the
     /// reference point recent).
     pub fn rebased(&self, local: LocalNs) -> ClockMap {
-        ClockMap { ref_local: local, ref_ptp: self.to_ptp(local), freq: self.freq }
+        ClockMap {
+            ref_local: local,
+            ref_ptp: self.to_ptp(local),
+            freq: self.freq,
+        }
     }
     /// Shifts PTP time by `d` (a step).
     pub fn stepped(&self, d: Nanos) -> ClockMap {
-        ClockMap { ref_local: self.ref_local, ref_ptp: self.ref_ptp.add(d), freq: self.freq }
+        ClockMap {
+            ref_local: self.ref_local,
+            ref_ptp: self.ref_ptp.add(d),
+            freq: self.freq,
+        }
     }
 }
 
@@ -89,7 +101,10 @@ pub enum ServoState {
 impl ServoState {
     /// Whether the clock can be trusted (locked, stable or in holdover).
     pub fn usable(self) -> bool {
-        matches!(self, ServoState::Locked | ServoState::LockedStable | ServoState::Holdover)
+        matches!(
+            self,
+            ServoState::Locked | ServoState::LockedStable | ServoState::Holdover
+        )
     }
     /// Lower-case name as printed in `--json`.
     pub fn name(self) -> &'static str {
@@ -165,7 +180,8 @@ impl PtpClockHandle {
         s.seq.store(seq + 1, Ordering::Relaxed);
         fence(Ordering::Release);
         s.ref_local.store(map.ref_local.0 as u64, Ordering::Relaxed);
-        s.ref_ptp_hi.store((map.ref_ptp.0 >> 64) as u64, Ordering::Relaxed);
+        s.ref_ptp_hi
+            .store((map.ref_ptp.0 >> 64) as u64, Ordering::Relaxed);
         s.ref_ptp_lo.store(map.ref_ptp.0 as u64, Ordering::Relaxed);
         s.freq_bits.store(map.freq.0.to_bits(), Ordering::Relaxed);
         let st = match servo {
@@ -175,7 +191,10 @@ impl PtpClockHandle {
             ServoState::LockedStable => 3,
             ServoState::Holdover => 4,
         };
-        s.flags.store(1 | (st << 8) | ((utc_offset_s as u32 as u64) << 32), Ordering::Relaxed);
+        s.flags.store(
+            1 | (st << 8) | ((utc_offset_s as u32 as u64) << 32),
+            Ordering::Relaxed,
+        );
         s.seq.store(seq + 2, Ordering::Release);
     }
 
@@ -216,7 +235,11 @@ impl PtpClockHandle {
                 return None;
             }
             let ptp = ((hi as u128) << 64 | lo as u128) as i128;
-            let map = ClockMap { ref_local: LocalNs(rl), ref_ptp: PtpTimestamp(ptp), freq: Ppb(f64::from_bits(fb)) };
+            let map = ClockMap {
+                ref_local: LocalNs(rl),
+                ref_ptp: PtpTimestamp(ptp),
+                freq: Ppb(f64::from_bits(fb)),
+            };
             return Some((map, servo_from((fl >> 8) & 0xFF), (fl >> 32) as u32 as i32));
         }
     }
@@ -270,7 +293,9 @@ impl PtpClockHandle {
         let (map, _, utc) = self.snapshot()?;
         let (raw, rt) = raw_realtime_pair();
         let ptp = map.to_ptp(raw);
-        Some(Nanos((ptp.0 - utc as i128 * 1_000_000_000 - rt as i128) as i64))
+        Some(Nanos(
+            (ptp.0 - utc as i128 * 1_000_000_000 - rt as i128) as i64,
+        ))
     }
 }
 
@@ -305,13 +330,22 @@ mod tests {
 
     #[test]
     fn map_round_trip_and_freq() {
-        let m = ClockMap { ref_local: LocalNs(1_000), ref_ptp: PtpTimestamp(5_000_000_000), freq: Ppb(100_000.0) };
+        let m = ClockMap {
+            ref_local: LocalNs(1_000),
+            ref_ptp: PtpTimestamp(5_000_000_000),
+            freq: Ppb(100_000.0),
+        };
         // 1 s local later, +100 ppm → 1 s + 100 µs of PTP time.
-        assert_eq!(m.to_ptp(LocalNs(1_000_001_000)).0, 5_000_000_000 + 1_000_100_000);
+        assert_eq!(
+            m.to_ptp(LocalNs(1_000_001_000)).0,
+            5_000_000_000 + 1_000_100_000
+        );
         let back = m.to_local(m.to_ptp(LocalNs(123_456_789)));
         assert!((back.0 - 123_456_789).abs() <= 1);
         let r = m.rebased(LocalNs(7_000_000_000));
-        assert!((r.to_ptp(LocalNs(9_000_000_000)).0 - m.to_ptp(LocalNs(9_000_000_000)).0).abs() <= 1);
+        assert!(
+            (r.to_ptp(LocalNs(9_000_000_000)).0 - m.to_ptp(LocalNs(9_000_000_000)).0).abs() <= 1
+        );
     }
 
     #[test]
@@ -320,7 +354,11 @@ mod tests {
         assert!(h.now_ptp().is_none());
         assert!(!h.locked());
         let (raw, rt) = raw_realtime_pair();
-        h.publish(&ClockMap::new(raw, PtpTimestamp(rt as i128 + 37_000_000_000)), ServoState::Locked, 37);
+        h.publish(
+            &ClockMap::new(raw, PtpTimestamp(rt as i128 + 37_000_000_000)),
+            ServoState::Locked,
+            37,
+        );
         let r = h.clone();
         let t = std::thread::spawn(move || {
             let mut ok = 0;
@@ -332,7 +370,11 @@ mod tests {
             ok
         });
         for i in 0..1000 {
-            h.publish(&ClockMap::new(raw, PtpTimestamp(rt as i128 + 37_000_000_000 + i)), ServoState::Locked, 37);
+            h.publish(
+                &ClockMap::new(raw, PtpTimestamp(rt as i128 + 37_000_000_000 + i)),
+                ServoState::Locked,
+                37,
+            );
         }
         assert_eq!(t.join().unwrap(), 10_000);
         let e = h.clock_minus_realtime().unwrap();

@@ -17,11 +17,11 @@ pub mod msg;
 pub mod port;
 pub mod run;
 pub mod servo;
-pub mod sys;
-pub mod time;
 #[cfg(test)]
 mod sim;
+pub mod sys;
+pub mod time;
 
 pub use clock::{ClockMap, PtpClockHandle, ServoState};
-pub use time::{LocalNs, PtpTimestamp};
 pub use run::{PtpArgs, run, spawn};
+pub use time::{LocalNs, PtpTimestamp};

@@ -114,7 +114,11 @@ pub struct ClockQuality {
 
 impl Default for ClockQuality {
     fn default() -> Self {
-        ClockQuality { clock_class: 248, clock_accuracy: 0xFE, offset_scaled_log_variance: 0xFFFF }
+        ClockQuality {
+            clock_class: 248,
+            clock_accuracy: 0xFE,
+            offset_scaled_log_variance: 0xFFFF,
+        }
     }
 }
 
@@ -174,7 +178,12 @@ pub struct Header {
 
 impl Header {
     /// A header with defaults for `message_type` (length filled on serialize).
-    pub fn new(message_type: MessageType, domain: u8, source_port: PortIdentity, sequence_id: u16) -> Header {
+    pub fn new(
+        message_type: MessageType,
+        domain: u8,
+        source_port: PortIdentity,
+        sequence_id: u16,
+    ) -> Header {
         Header {
             sdo_id: 0,
             message_type,
@@ -326,7 +335,10 @@ fn read_ts(b: &[u8], at: usize) -> Result<PtpTimestamp, MsgError> {
 fn read_port(b: &[u8], at: usize) -> PortIdentity {
     let mut id = [0u8; 8];
     id.copy_from_slice(&b[at..at + 8]);
-    PortIdentity { clock_identity: ClockIdentity(id), port_number: be16(b, at + 8) }
+    PortIdentity {
+        clock_identity: ClockIdentity(id),
+        port_number: be16(b, at + 8),
+    }
 }
 
 fn write_ts(out: &mut Vec<u8>, t: PtpTimestamp) {
@@ -343,12 +355,16 @@ fn write_port(out: &mut Vec<u8>, p: &PortIdentity) {
 /// Parses only the header (to route a datagram before the body is needed).
 pub fn parse_header(b: &[u8]) -> Result<Header, MsgError> {
     if b.len() < HEADER_LEN {
-        return Err(MsgError::TooShort { got: b.len(), need: HEADER_LEN });
+        return Err(MsgError::TooShort {
+            got: b.len(),
+            need: HEADER_LEN,
+        });
     }
     if b[1] & 0x0F != 2 {
         return Err(MsgError::Version(b[1] & 0x0F));
     }
-    let message_type = MessageType::from_nibble(b[0] & 0x0F).ok_or(MsgError::UnknownType(b[0] & 0x0F))?;
+    let message_type =
+        MessageType::from_nibble(b[0] & 0x0F).ok_or(MsgError::UnknownType(b[0] & 0x0F))?;
     Ok(Header {
         sdo_id: b[0] >> 4,
         message_type,
@@ -369,33 +385,54 @@ impl Message {
     pub fn parse(b: &[u8]) -> Result<Message, MsgError> {
         let header = parse_header(b)?;
         let need = |n: usize| -> Result<(), MsgError> {
-            if b.len() < n { Err(MsgError::TooShort { got: b.len(), need: n }) } else { Ok(()) }
+            if b.len() < n {
+                Err(MsgError::TooShort {
+                    got: b.len(),
+                    need: n,
+                })
+            } else {
+                Ok(())
+            }
         };
         use MessageType as T;
         let body = match header.message_type {
             T::Sync => {
                 need(44)?;
-                Body::Sync { origin_timestamp: read_ts(b, 34)? }
+                Body::Sync {
+                    origin_timestamp: read_ts(b, 34)?,
+                }
             }
             T::DelayReq => {
                 need(44)?;
-                Body::DelayReq { origin_timestamp: read_ts(b, 34)? }
+                Body::DelayReq {
+                    origin_timestamp: read_ts(b, 34)?,
+                }
             }
             T::FollowUp => {
                 need(44)?;
-                Body::FollowUp { precise_origin_timestamp: read_ts(b, 34)? }
+                Body::FollowUp {
+                    precise_origin_timestamp: read_ts(b, 34)?,
+                }
             }
             T::DelayResp => {
                 need(54)?;
-                Body::DelayResp { receive_timestamp: read_ts(b, 34)?, requesting_port: read_port(b, 44) }
+                Body::DelayResp {
+                    receive_timestamp: read_ts(b, 34)?,
+                    requesting_port: read_port(b, 44),
+                }
             }
             T::PdelayReq => {
                 need(54)?;
-                Body::PdelayReq { origin_timestamp: read_ts(b, 34)? }
+                Body::PdelayReq {
+                    origin_timestamp: read_ts(b, 34)?,
+                }
             }
             T::PdelayResp => {
                 need(54)?;
-                Body::PdelayResp { request_receipt_timestamp: read_ts(b, 34)?, requesting_port: read_port(b, 44) }
+                Body::PdelayResp {
+                    request_receipt_timestamp: read_ts(b, 34)?,
+                    requesting_port: read_port(b, 44),
+                }
             }
             T::PdelayRespFollowUp => {
                 need(54)?;
@@ -440,7 +477,10 @@ impl Message {
                     tlvs.push((ty, b[at + 4..at + 4 + len].to_vec()));
                     at += 4 + len;
                 }
-                Body::Signaling { target_port: read_port(b, 34), tlvs }
+                Body::Signaling {
+                    target_port: read_port(b, 34),
+                    tlvs,
+                }
             }
             T::Management => return Err(MsgError::Unsupported(T::Management)),
         };
@@ -465,15 +505,33 @@ impl Message {
         out.push(h.message_type.control_field());
         out.push(h.log_message_interval as u8);
         match &self.body {
-            Body::Sync { origin_timestamp: t } | Body::DelayReq { origin_timestamp: t } => write_ts(out, *t),
-            Body::FollowUp { precise_origin_timestamp: t } => write_ts(out, *t),
-            Body::PdelayReq { origin_timestamp: t } => {
+            Body::Sync {
+                origin_timestamp: t,
+            }
+            | Body::DelayReq {
+                origin_timestamp: t,
+            } => write_ts(out, *t),
+            Body::FollowUp {
+                precise_origin_timestamp: t,
+            } => write_ts(out, *t),
+            Body::PdelayReq {
+                origin_timestamp: t,
+            } => {
                 write_ts(out, *t);
                 out.extend_from_slice(&[0; 10]);
             }
-            Body::DelayResp { receive_timestamp: t, requesting_port: p }
-            | Body::PdelayResp { request_receipt_timestamp: t, requesting_port: p }
-            | Body::PdelayRespFollowUp { response_origin_timestamp: t, requesting_port: p } => {
+            Body::DelayResp {
+                receive_timestamp: t,
+                requesting_port: p,
+            }
+            | Body::PdelayResp {
+                request_receipt_timestamp: t,
+                requesting_port: p,
+            }
+            | Body::PdelayRespFollowUp {
+                response_origin_timestamp: t,
+                requesting_port: p,
+            } => {
                 write_ts(out, *t);
                 write_port(out, p);
             }
@@ -517,46 +575,102 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_port() -> impl Strategy<Value = PortIdentity> {
-        (any::<[u8; 8]>(), any::<u16>())
-            .prop_map(|(c, n)| PortIdentity { clock_identity: ClockIdentity(c), port_number: n })
+        (any::<[u8; 8]>(), any::<u16>()).prop_map(|(c, n)| PortIdentity {
+            clock_identity: ClockIdentity(c),
+            port_number: n,
+        })
     }
     fn arb_ts() -> impl Strategy<Value = PtpTimestamp> {
         (0u64..(1 << 48), 0u32..1_000_000_000).prop_map(|(s, n)| PtpTimestamp::from_parts(s, n))
     }
     fn arb_body() -> impl Strategy<Value = (MessageType, Body)> {
         prop_oneof![
-            arb_ts().prop_map(|t| (MessageType::Sync, Body::Sync { origin_timestamp: t })),
-            arb_ts().prop_map(|t| (MessageType::DelayReq, Body::DelayReq { origin_timestamp: t })),
-            arb_ts().prop_map(|t| (MessageType::FollowUp, Body::FollowUp { precise_origin_timestamp: t })),
+            arb_ts().prop_map(|t| (
+                MessageType::Sync,
+                Body::Sync {
+                    origin_timestamp: t
+                }
+            )),
+            arb_ts().prop_map(|t| (
+                MessageType::DelayReq,
+                Body::DelayReq {
+                    origin_timestamp: t
+                }
+            )),
+            arb_ts().prop_map(|t| (
+                MessageType::FollowUp,
+                Body::FollowUp {
+                    precise_origin_timestamp: t
+                }
+            )),
             (arb_ts(), arb_port()).prop_map(|(t, p)| (
                 MessageType::DelayResp,
-                Body::DelayResp { receive_timestamp: t, requesting_port: p }
+                Body::DelayResp {
+                    receive_timestamp: t,
+                    requesting_port: p
+                }
             )),
-            arb_ts().prop_map(|t| (MessageType::PdelayReq, Body::PdelayReq { origin_timestamp: t })),
+            arb_ts().prop_map(|t| (
+                MessageType::PdelayReq,
+                Body::PdelayReq {
+                    origin_timestamp: t
+                }
+            )),
             (arb_ts(), arb_port()).prop_map(|(t, p)| (
                 MessageType::PdelayResp,
-                Body::PdelayResp { request_receipt_timestamp: t, requesting_port: p }
+                Body::PdelayResp {
+                    request_receipt_timestamp: t,
+                    requesting_port: p
+                }
             )),
             (arb_ts(), arb_port()).prop_map(|(t, p)| (
                 MessageType::PdelayRespFollowUp,
-                Body::PdelayRespFollowUp { response_origin_timestamp: t, requesting_port: p }
+                Body::PdelayRespFollowUp {
+                    response_origin_timestamp: t,
+                    requesting_port: p
+                }
             )),
-            (arb_ts(), any::<i16>(), any::<u8>(), any::<(u8, u8, u16)>(), any::<u8>(), any::<[u8; 8]>(), any::<u16>(), any::<u8>())
+            (
+                arb_ts(),
+                any::<i16>(),
+                any::<u8>(),
+                any::<(u8, u8, u16)>(),
+                any::<u8>(),
+                any::<[u8; 8]>(),
+                any::<u16>(),
+                any::<u8>()
+            )
                 .prop_map(|(t, u, p1, q, p2, gm, sr, src)| (
                     MessageType::Announce,
                     Body::Announce(AnnounceBody {
                         origin_timestamp: t,
                         current_utc_offset: u,
                         gm_priority1: p1,
-                        gm_clock_quality: ClockQuality { clock_class: q.0, clock_accuracy: q.1, offset_scaled_log_variance: q.2 },
+                        gm_clock_quality: ClockQuality {
+                            clock_class: q.0,
+                            clock_accuracy: q.1,
+                            offset_scaled_log_variance: q.2
+                        },
                         gm_priority2: p2,
                         gm_identity: ClockIdentity(gm),
                         steps_removed: sr,
                         time_source: src,
                     })
                 )),
-            (arb_port(), proptest::collection::vec((any::<u16>(), proptest::collection::vec(any::<u8>(), 0..20)), 0..3))
-                .prop_map(|(p, tlvs)| (MessageType::Signaling, Body::Signaling { target_port: p, tlvs })),
+            (
+                arb_port(),
+                proptest::collection::vec(
+                    (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..20)),
+                    0..3
+                )
+            )
+                .prop_map(|(p, tlvs)| (
+                    MessageType::Signaling,
+                    Body::Signaling {
+                        target_port: p,
+                        tlvs
+                    }
+                )),
         ]
     }
 
@@ -610,7 +724,12 @@ mod tests {
         assert_eq!(m.header.correction_ns(), 1500);
         assert_eq!(m.header.log_message_interval, -3);
         assert_eq!(m.header.sequence_id, 7);
-        assert_eq!(m.body, Body::Sync { origin_timestamp: PtpTimestamp::from_parts(10, 5) });
+        assert_eq!(
+            m.body,
+            Body::Sync {
+                origin_timestamp: PtpTimestamp::from_parts(10, 5)
+            }
+        );
         // Bad nanoseconds and bad version are errors.
         let mut bad = b.clone();
         bad[40..44].copy_from_slice(&1_000_000_000u32.to_be_bytes());
@@ -618,6 +737,9 @@ mod tests {
         let mut v1 = b.clone();
         v1[1] = 1;
         assert_eq!(Message::parse(&v1), Err(MsgError::Version(1)));
-        assert!(matches!(Message::parse(&b[..40]), Err(MsgError::TooShort { .. })));
+        assert!(matches!(
+            Message::parse(&b[..40]),
+            Err(MsgError::TooShort { .. })
+        ));
     }
 }

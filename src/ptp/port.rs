@@ -40,7 +40,10 @@ use std::collections::{HashMap, VecDeque};
 
 use super::bmca::{self, Dataset, Decision};
 use super::clock::{ClockMap, ServoState};
-use super::msg::{AnnounceBody, Body, ClockIdentity, ClockQuality, Flags, Header, Message, MessageType, PortIdentity};
+use super::msg::{
+    AnnounceBody, Body, ClockIdentity, ClockQuality, Flags, Header, Message, MessageType,
+    PortIdentity,
+};
 use super::servo::{Servo, ServoConfig};
 use super::time::{LocalNs, PtpTimestamp};
 use crate::units::{Nanos, Ppb};
@@ -151,7 +154,10 @@ impl PortConfig {
         }
     }
     fn port_identity(&self) -> PortIdentity {
-        PortIdentity { clock_identity: self.clock_identity, port_number: self.port_number }
+        PortIdentity {
+            clock_identity: self.clock_identity,
+            port_number: self.port_number,
+        }
     }
 }
 
@@ -298,7 +304,11 @@ fn ns_from_corr(c: i64) -> i64 {
 
 fn interval(log: i8) -> Nanos {
     let log = log.clamp(-10, 10) as i32;
-    if log >= 0 { Nanos(1_000_000_000i64 << log) } else { Nanos(1_000_000_000i64 >> (-log)) }
+    if log >= 0 {
+        Nanos(1_000_000_000i64 << log)
+    } else {
+        Nanos(1_000_000_000i64 >> (-log))
+    }
 }
 
 /// The port. See the module doc for the call-order contract.
@@ -414,7 +424,8 @@ impl Port {
     }
 
     fn own_map(&self) -> ClockMap {
-        self.clock_map().unwrap_or(ClockMap::new(LocalNs(0), PtpTimestamp(0)))
+        self.clock_map()
+            .unwrap_or(ClockMap::new(LocalNs(0), PtpTimestamp(0)))
     }
 
     fn announce_timeout(&mut self) -> Nanos {
@@ -457,8 +468,13 @@ impl Port {
 
     fn utc_offset_s(&self) -> i32 {
         match (&self.parent_announce, self.state) {
-            (Some(a), PortState::Slave | PortState::Uncalibrated) | (Some(a), PortState::Listening) => {
-                if self.parent_flags.has(Flags::PTP_TIMESCALE) { a.current_utc_offset as i32 } else { 0 }
+            (Some(a), PortState::Slave | PortState::Uncalibrated)
+            | (Some(a), PortState::Listening) => {
+                if self.parent_flags.has(Flags::PTP_TIMESCALE) {
+                    a.current_utc_offset as i32
+                } else {
+                    0
+                }
             }
             _ => {
                 if self.cfg.ptp_timescale {
@@ -477,7 +493,11 @@ impl Port {
                 // We are the grandmaster: our clock defines PTP time.
                 servo = ServoState::Locked;
             }
-            out.push(Action::PublishClock { map, servo, utc_offset_s: self.utc_offset_s() });
+            out.push(Action::PublishClock {
+                map,
+                servo,
+                utc_offset_s: self.utc_offset_s(),
+            });
         }
     }
 
@@ -486,7 +506,9 @@ impl Port {
     pub fn handle_event(&mut self, data: &[u8], rx: LocalNs, now: LocalNs) -> Actions {
         self.now = now;
         let mut out = Actions::new();
-        let Some(m) = self.accept(data) else { return out };
+        let Some(m) = self.accept(data) else {
+            return out;
+        };
         match (&m.body, self.state) {
             (Body::Sync { origin_timestamp }, PortState::Slave | PortState::Uncalibrated) => {
                 if Some(m.header.source_port) != self.parent {
@@ -506,12 +528,25 @@ impl Port {
             }
             (Body::DelayReq { .. }, PortState::Master) => {
                 let t4 = self.own_map().to_ptp(rx);
-                let mut h = Header::new(MessageType::DelayResp, self.cfg.domain, self.cfg.port_identity(), m.header.sequence_id);
+                let mut h = Header::new(
+                    MessageType::DelayResp,
+                    self.cfg.domain,
+                    self.cfg.port_identity(),
+                    m.header.sequence_id,
+                );
                 h.correction = m.header.correction;
                 h.log_message_interval = self.cfg.log_min_delay_req_interval;
-                let msg = Message { header: h, body: Body::DelayResp { receive_timestamp: t4, requesting_port: m.header.source_port } };
+                let msg = Message {
+                    header: h,
+                    body: Body::DelayResp {
+                        receive_timestamp: t4,
+                        requesting_port: m.header.source_port,
+                    },
+                };
                 self.counters.delay_req_answered += 1;
-                out.push(Action::SendGeneral { data: msg.to_bytes() });
+                out.push(Action::SendGeneral {
+                    data: msg.to_bytes(),
+                });
             }
             (Body::PdelayReq { .. } | Body::PdelayResp { .. }, _) => {} // P2P not used (E2E port)
             _ => {}
@@ -524,28 +559,41 @@ impl Port {
     pub fn handle_general(&mut self, data: &[u8], now: LocalNs) -> Actions {
         self.now = now;
         let mut out = Actions::new();
-        let Some(m) = self.accept(data) else { return out };
+        let Some(m) = self.accept(data) else {
+            return out;
+        };
         match &m.body {
             Body::Announce(a) => self.on_announce(&m.header, a, &mut out),
-            Body::FollowUp { precise_origin_timestamp } => {
+            Body::FollowUp {
+                precise_origin_timestamp,
+            } => {
                 if let Some(p) = self.pending_sync
                     && p.seq == m.header.sequence_id
                     && p.source == m.header.source_port
                     && matches!(self.state, PortState::Slave | PortState::Uncalibrated)
                 {
                     self.pending_sync = None;
-                    let t1 = precise_origin_timestamp.add(Nanos(ns_from_corr(p.correction) + ns_from_corr(m.header.correction)));
+                    let t1 = precise_origin_timestamp.add(Nanos(
+                        ns_from_corr(p.correction) + ns_from_corr(m.header.correction),
+                    ));
                     self.on_sync(t1, p.t2, m.header.log_message_interval, &mut out);
                 }
             }
-            Body::DelayResp { receive_timestamp, requesting_port } => {
-                if *requesting_port != self.cfg.port_identity() || Some(m.header.source_port) != self.parent {
+            Body::DelayResp {
+                receive_timestamp,
+                requesting_port,
+            } => {
+                if *requesting_port != self.cfg.port_identity()
+                    || Some(m.header.source_port) != self.parent
+                {
                     return out;
                 }
                 if m.header.log_message_interval != 0x7F {
                     self.master_log_delay_req = Some(m.header.log_message_interval.clamp(-7, 7));
                 }
-                let Some(pd) = self.pending_delay else { return out };
+                let Some(pd) = self.pending_delay else {
+                    return out;
+                };
                 if pd.seq != m.header.sequence_id {
                     return out;
                 }
@@ -568,7 +616,12 @@ impl Port {
                     // fast-start ones (sent in lock-step with Sync, measured
                     // ~0.5-0.8 µs short here) are left out.
                     let slow = self.delays.iter().filter(|x| !x.1).count();
-                    let mut v: Vec<i64> = self.delays.iter().filter(|x| slow < 5 || !x.1).map(|x| x.0).collect();
+                    let mut v: Vec<i64> = self
+                        .delays
+                        .iter()
+                        .filter(|x| slow < 5 || !x.1)
+                        .map(|x| x.0)
+                        .collect();
                     v.sort_unstable();
                     self.mean_path_delay = Some(Nanos(v[v.len() / 2]));
                 } else {
@@ -589,11 +642,23 @@ impl Port {
             Some(TxKind::Sync(seq)) => {
                 if self.state == PortState::Master {
                     let t1 = self.own_map().to_ptp(ts);
-                    let mut h = Header::new(MessageType::FollowUp, self.cfg.domain, self.cfg.port_identity(), seq);
+                    let mut h = Header::new(
+                        MessageType::FollowUp,
+                        self.cfg.domain,
+                        self.cfg.port_identity(),
+                        seq,
+                    );
                     h.log_message_interval = self.cfg.log_sync_interval;
                     self.set_master_flags(&mut h);
-                    let msg = Message { header: h, body: Body::FollowUp { precise_origin_timestamp: t1 } };
-                    out.push(Action::SendGeneral { data: msg.to_bytes() });
+                    let msg = Message {
+                        header: h,
+                        body: Body::FollowUp {
+                            precise_origin_timestamp: t1,
+                        },
+                    };
+                    out.push(Action::SendGeneral {
+                        data: msg.to_bytes(),
+                    });
                 }
             }
             Some(TxKind::DelayReq(seq)) => {
@@ -722,7 +787,12 @@ impl Port {
     fn send_announce(&mut self, out: &mut Actions) {
         let seq = self.announce_seq;
         self.announce_seq = seq.wrapping_add(1);
-        let mut h = Header::new(MessageType::Announce, self.cfg.domain, self.cfg.port_identity(), seq);
+        let mut h = Header::new(
+            MessageType::Announce,
+            self.cfg.domain,
+            self.cfg.port_identity(),
+            seq,
+        );
         h.log_message_interval = self.cfg.log_announce_interval;
         self.set_master_flags(&mut h);
         h.flags.0 &= !Flags::TWO_STEP;
@@ -736,19 +806,38 @@ impl Port {
             steps_removed: 0,
             time_source: self.cfg.time_source,
         };
-        out.push(Action::SendGeneral { data: Message { header: h, body: Body::Announce(body) }.to_bytes() });
+        out.push(Action::SendGeneral {
+            data: Message {
+                header: h,
+                body: Body::Announce(body),
+            }
+            .to_bytes(),
+        });
     }
 
     fn send_sync(&mut self, out: &mut Actions) {
         let seq = self.sync_seq;
         self.sync_seq = seq.wrapping_add(1);
-        let mut h = Header::new(MessageType::Sync, self.cfg.domain, self.cfg.port_identity(), seq);
+        let mut h = Header::new(
+            MessageType::Sync,
+            self.cfg.domain,
+            self.cfg.port_identity(),
+            seq,
+        );
         h.log_message_interval = self.cfg.log_sync_interval;
         self.set_master_flags(&mut h);
-        let msg = Message { header: h, body: Body::Sync { origin_timestamp: self.own_map().to_ptp(self.now) } };
+        let msg = Message {
+            header: h,
+            body: Body::Sync {
+                origin_timestamp: self.own_map().to_ptp(self.now),
+            },
+        };
         let token = self.token(TxKind::Sync(seq));
         self.counters.syncs_sent += 1;
-        out.push(Action::SendEvent { data: msg.to_bytes(), token });
+        out.push(Action::SendEvent {
+            data: msg.to_bytes(),
+            token,
+        });
     }
 
     fn on_announce(&mut self, h: &Header, a: &AnnounceBody, out: &mut Actions) {
@@ -758,7 +847,12 @@ impl Port {
         }
         let now = self.now;
         let window = Nanos(interval(h.log_message_interval.clamp(-3, 4)).0 * 4);
-        let e = self.foreign.entry(h.source_port).or_insert(Foreign { announce: *a, flags: h.flags, times: VecDeque::new(), last: now });
+        let e = self.foreign.entry(h.source_port).or_insert(Foreign {
+            announce: *a,
+            flags: h.flags,
+            times: VecDeque::new(),
+            last: now,
+        });
         e.announce = *a;
         e.flags = h.flags;
         e.last = now;
@@ -782,7 +876,11 @@ impl Port {
         // (2) Announces. Deliberate deviation for a fast start: with no parent
         // and no other candidate, a single Announce qualifies (locks ~1
         // announce interval sooner); with competition the threshold applies.
-        let threshold = if self.parent.is_none() && self.foreign.len() == 1 { 1 } else { 2 };
+        let threshold = if self.parent.is_none() && self.foreign.len() == 1 {
+            1
+        } else {
+            2
+        };
         self.foreign
             .iter()
             .filter(|(_, f)| f.times.len() >= threshold)
@@ -792,7 +890,12 @@ impl Port {
 
     fn run_bmca(&mut self, out: &mut Actions) {
         let best = self.best_foreign();
-        let mut decision = bmca::decide(&self.own_dataset(), best.as_ref(), self.cfg.slave_only, self.cfg.master_only);
+        let mut decision = bmca::decide(
+            &self.own_dataset(),
+            best.as_ref(),
+            self.cfg.slave_only,
+            self.cfg.master_only,
+        );
         if decision == Decision::Master && best.is_none() && self.state != PortState::Master {
             // No foreign master: become master only when announceReceiptTimeout expires.
             decision = Decision::Listening;
@@ -835,7 +938,10 @@ impl Port {
                     self.locked_since = None;
                     self.state = PortState::Uncalibrated;
                 }
-                if self.state == PortState::Master || self.state == PortState::Listening || self.state == PortState::Passive {
+                if self.state == PortState::Master
+                    || self.state == PortState::Listening
+                    || self.state == PortState::Passive
+                {
                     self.state = PortState::Uncalibrated;
                 }
                 // Only the parent's Announces (or a new parent) restart the timer.
@@ -870,7 +976,9 @@ impl Port {
         // The timer expired: the parent sent no Announce for
         // announceReceiptTimeout intervals. Drop it, and any other record
         // that old.
-        let limit = Nanos(interval(self.cfg.log_announce_interval).0 * self.cfg.announce_receipt_timeout as i64);
+        let limit = Nanos(
+            interval(self.cfg.log_announce_interval).0 * self.cfg.announce_receipt_timeout as i64,
+        );
         if let Some(p) = self.parent {
             self.foreign.remove(&p);
         }
@@ -890,7 +998,12 @@ impl Port {
         }
         self.announce_deadline = None;
         let best = self.best_foreign();
-        match bmca::decide(&self.own_dataset(), best.as_ref(), self.cfg.slave_only, self.cfg.master_only) {
+        match bmca::decide(
+            &self.own_dataset(),
+            best.as_ref(),
+            self.cfg.slave_only,
+            self.cfg.master_only,
+        ) {
             Decision::Master => self.enter_master(out),
             _ => {
                 self.run_bmca(out);
@@ -912,14 +1025,19 @@ impl Port {
             (None, false) => None,
         };
         if let Some(d) = delay {
-            let was_usable = self.servo.state().usable() && self.servo.state() != ServoState::Holdover;
+            let was_usable =
+                self.servo.state().usable() && self.servo.state() != ServoState::Holdover;
             let r = self.servo.sample(t2, t1.add(d));
             self.counters.sync_samples += 1;
             self.last_offset = Some(r.offset);
             if r.accepted && !r.stepped {
                 self.offsets.push_back((t2, r.offset.0));
             }
-            while self.offsets.front().is_some_and(|(t, _)| t2.since(*t) > Nanos::from_secs(10)) {
+            while self
+                .offsets
+                .front()
+                .is_some_and(|(t, _)| t2.since(*t) > Nanos::from_secs(10))
+            {
                 self.offsets.pop_front();
             }
             let usable = r.state.usable() && r.state != ServoState::Holdover;
@@ -932,7 +1050,11 @@ impl Port {
             if usable {
                 self.holdover_since = None;
             }
-            self.state = if usable { PortState::Slave } else { PortState::Uncalibrated };
+            self.state = if usable {
+                PortState::Slave
+            } else {
+                PortState::Uncalibrated
+            };
             self.publish(out);
         }
         // Delay_Req timing (§11.3): during the fast start, right after a Sync
@@ -956,7 +1078,9 @@ impl Port {
 
     fn send_delay_req(&mut self, out: &mut Actions) {
         let now = self.now;
-        let Some((t1, t2)) = self.last_sync else { return };
+        let Some((t1, t2)) = self.last_sync else {
+            return;
+        };
         self.delay_req_at = None;
         if self.pending_delay.is_some() {
             self.unanswered += 1;
@@ -966,13 +1090,31 @@ impl Port {
         }
         let seq = self.delay_req_seq;
         self.delay_req_seq = seq.wrapping_add(1);
-        let h = Header::new(MessageType::DelayReq, self.cfg.domain, self.cfg.port_identity(), seq);
-        let msg = Message { header: h, body: Body::DelayReq { origin_timestamp: self.own_map().to_ptp(now) } };
+        let h = Header::new(
+            MessageType::DelayReq,
+            self.cfg.domain,
+            self.cfg.port_identity(),
+            seq,
+        );
+        let msg = Message {
+            header: h,
+            body: Body::DelayReq {
+                origin_timestamp: self.own_map().to_ptp(now),
+            },
+        };
         let token = self.token(TxKind::DelayReq(seq));
         let fast = self.delays.len() < 16 && !self.one_way;
-        self.pending_delay = Some(PendingDelayReq { seq, t3: None, sync: (t1, t2), fast });
+        self.pending_delay = Some(PendingDelayReq {
+            seq,
+            t3: None,
+            sync: (t1, t2),
+            fast,
+        });
         self.counters.delay_req_sent += 1;
-        out.push(Action::SendEvent { data: msg.to_bytes(), token });
+        out.push(Action::SendEvent {
+            data: msg.to_bytes(),
+            token,
+        });
         // Fast start: one request per Sync until 16 delays are measured
         // (a deliberate deviation from logMinDelayReqInterval, for a lock in
         // about a second), then the master's logMinDelayReqInterval,
@@ -980,7 +1122,10 @@ impl Port {
         let iv = if fast {
             Nanos(0)
         } else {
-            let base = interval(self.master_log_delay_req.unwrap_or(self.cfg.log_min_delay_req_interval));
+            let base = interval(
+                self.master_log_delay_req
+                    .unwrap_or(self.cfg.log_min_delay_req_interval),
+            );
             let r = (self.rand() % 1000) as i64;
             Nanos(base.0 / 2 + base.0 / 1000 * r)
         };
@@ -990,13 +1135,26 @@ impl Port {
     /// A status snapshot at `now`.
     pub fn status(&self, now: LocalNs) -> PortStatus {
         let (gm, ptp_ts, utc) = match (&self.parent_announce, self.state) {
-            (Some(a), PortState::Slave | PortState::Uncalibrated) => {
-                (a.gm_identity.to_string(), self.parent_flags.has(Flags::PTP_TIMESCALE), a.current_utc_offset)
-            }
-            _ => (self.cfg.clock_identity.to_string(), self.cfg.ptp_timescale, self.cfg.utc_offset),
+            (Some(a), PortState::Slave | PortState::Uncalibrated) => (
+                a.gm_identity.to_string(),
+                self.parent_flags.has(Flags::PTP_TIMESCALE),
+                a.current_utc_offset,
+            ),
+            _ => (
+                self.cfg.clock_identity.to_string(),
+                self.cfg.ptp_timescale,
+                self.cfg.utc_offset,
+            ),
         };
-        let recent: Vec<i64> = self.offsets.iter().filter(|(t, _)| now.since(*t) <= Nanos::from_secs(10)).map(|x| x.1).collect();
-        let rms = (!recent.is_empty()).then(|| (recent.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / recent.len() as f64).sqrt());
+        let recent: Vec<i64> = self
+            .offsets
+            .iter()
+            .filter(|(t, _)| now.since(*t) <= Nanos::from_secs(10))
+            .map(|x| x.1)
+            .collect();
+        let rms = (!recent.is_empty()).then(|| {
+            (recent.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / recent.len() as f64).sqrt()
+        });
         let max = recent.iter().map(|x| x.abs()).max();
         let mut servo = self.servo.state();
         if self.state == PortState::Master && servo == ServoState::Unlocked {
@@ -1007,7 +1165,14 @@ impl Port {
             servo,
             parent: self.parent.map(|p| p.to_string()),
             gm_identity: gm,
-            offset_from_master_ns: if matches!(self.state, PortState::Slave | PortState::Uncalibrated) { self.last_offset.map(|o| o.0) } else { None },
+            offset_from_master_ns: if matches!(
+                self.state,
+                PortState::Slave | PortState::Uncalibrated
+            ) {
+                self.last_offset.map(|o| o.0)
+            } else {
+                None
+            },
             mean_path_delay_ns: self.mean_path_delay.map(|d| d.0),
             freq_ppb: self.servo.freq().0,
             one_way: self.one_way,
@@ -1015,7 +1180,9 @@ impl Port {
             max_abs_ns: max,
             locked_for_s: self.locked_since.map(|t| now.since(t).as_secs_f64()),
             holdover_age_s: if self.servo.state() == ServoState::Holdover {
-                self.holdover_since.or(self.last_sync_at).map(|t| now.since(t).as_secs_f64())
+                self.holdover_since
+                    .or(self.last_sync_at)
+                    .map(|t| now.since(t).as_secs_f64())
             } else {
                 None
             },

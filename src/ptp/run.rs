@@ -87,7 +87,13 @@ pub fn run(args: PtpArgs) -> i32 {
 
 /// Starts the PTP loop on a thread; returns the clock handle (for a
 /// receiver's media clock) and a stop flag.
-pub fn spawn(args: PtpArgs) -> (PtpClockHandle, Arc<AtomicBool>, std::thread::JoinHandle<Result<(), String>>) {
+pub fn spawn(
+    args: PtpArgs,
+) -> (
+    PtpClockHandle,
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<Result<(), String>>,
+) {
     let handle = PtpClockHandle::new();
     let stop = Arc::new(AtomicBool::new(false));
     let (h2, s2) = (handle.clone(), stop.clone());
@@ -131,14 +137,26 @@ impl TsConv {
 
 /// The loop behind [`run`]: `out` receives one status line (text or JSON)
 /// per second. Errors: socket set-up (names the interface and step).
-pub fn run_with(args: &PtpArgs, handle: &PtpClockHandle, stop: &AtomicBool, out: &mut dyn FnMut(&str)) -> Result<(), String> {
+pub fn run_with(
+    args: &PtpArgs,
+    handle: &PtpClockHandle,
+    stop: &AtomicBool,
+    out: &mut dyn FnMut(&str),
+) -> Result<(), String> {
     let want_hw = args.timestamping != "software";
-    let mut socks = PtpSockets::open(&args.iface, want_hw).map_err(|e| format!("{}: {e}", args.iface))?;
+    let mut socks =
+        PtpSockets::open(&args.iface, want_hw).map_err(|e| format!("{}: {e}", args.iface))?;
     if args.timestamping == "hardware" && socks.mode != TsMode::Hardware {
-        return Err(format!("{}: hardware timestamping requested but not available (ETHTOOL_GET_TS_INFO)", args.iface));
+        return Err(format!(
+            "{}: hardware timestamping requested but not available (ETHTOOL_GET_TS_INFO)",
+            args.iface
+        ));
     }
     let info = sys::ts_info(&args.iface).unwrap_or_default();
-    let mut conv = TsConv { phc: None, phc_minus_rt: None };
+    let mut conv = TsConv {
+        phc: None,
+        phc_minus_rt: None,
+    };
     if socks.mode == TsMode::Hardware {
         conv.phc = Phc::open(info.phc_index, false).ok();
         conv.refresh();
@@ -167,7 +185,11 @@ pub fn run_with(args: &PtpArgs, handle: &PtpClockHandle, stop: &AtomicBool, out:
         ..ServoConfig::default()
     };
     let (raw, rt) = raw_realtime_pair();
-    let utc = if cfg.ptp_timescale { cfg.utc_offset as i128 * 1_000_000_000 } else { 0 };
+    let utc = if cfg.ptp_timescale {
+        cfg.utc_offset as i128 * 1_000_000_000
+    } else {
+        0
+    };
     cfg.initial_map = Some(ClockMap::new(raw, PtpTimestamp(rt as i128 + utc)));
     let start = local_now();
     let mut port = Port::new(cfg, start);
@@ -188,7 +210,9 @@ pub fn run_with(args: &PtpArgs, handle: &PtpClockHandle, stop: &AtomicBool, out:
         for p in &pending {
             deadline = deadline.min(p.deadline);
         }
-        let wait_ms = ((deadline.0 - now.0).max(0) as f64 / 1e6).ceil().min(1000.0) as u16;
+        let wait_ms = ((deadline.0 - now.0).max(0) as f64 / 1e6)
+            .ceil()
+            .min(1000.0) as u16;
         {
             let mut fds = [
                 PollFd::new(std::os::fd::AsFd::as_fd(&socks.event), PollFlags::POLLIN),
@@ -201,13 +225,27 @@ pub fn run_with(args: &PtpArgs, handle: &PtpClockHandle, stop: &AtomicBool, out:
         }
         // Event socket: datagrams with RX timestamps.
         let hw = socks.mode == TsMode::Hardware;
-        while let Some((n, ts, _)) = sys::recv_ts(std::os::fd::AsRawFd::as_raw_fd(&socks.event), &mut buf, hw, false).map_err(|e| format!("recv 319: {e}"))? {
+        while let Some((n, ts, _)) = sys::recv_ts(
+            std::os::fd::AsRawFd::as_raw_fd(&socks.event),
+            &mut buf,
+            hw,
+            false,
+        )
+        .map_err(|e| format!("recv 319: {e}"))?
+        {
             let user = local_now();
             let rx = ts.and_then(|t| conv.to_local(t)).unwrap_or(user);
             acts.extend(port.handle_event(&buf[..n], rx, user));
         }
         drain_errqueue(&socks, &conv, &mut pending, &mut port, &mut acts, &mut buf)?;
-        while let Some((n, _, _)) = sys::recv_ts(std::os::fd::AsRawFd::as_raw_fd(&socks.general), &mut buf, false, false).map_err(|e| format!("recv 320: {e}"))? {
+        while let Some((n, _, _)) = sys::recv_ts(
+            std::os::fd::AsRawFd::as_raw_fd(&socks.general),
+            &mut buf,
+            false,
+            false,
+        )
+        .map_err(|e| format!("recv 320: {e}"))?
+        {
             acts.extend(port.handle_general(&buf[..n], local_now()));
         }
         let now = local_now();
@@ -230,13 +268,21 @@ pub fn run_with(args: &PtpArgs, handle: &PtpClockHandle, stop: &AtomicBool, out:
             for a in std::mem::take(&mut acts) {
                 match a {
                     Action::SendEvent { data, token } => match socks.send_event(&data) {
-                        Ok(id) => pending.push(PendingTx { id, token, deadline: local_now().add(Nanos::from_ms(100)) }),
+                        Ok(id) => pending.push(PendingTx {
+                            id,
+                            token,
+                            deadline: local_now().add(Nanos::from_ms(100)),
+                        }),
                         Err(_) => acts.extend(port.handle_tx_failed(token, local_now())),
                     },
                     Action::SendGeneral { data } => {
                         let _ = socks.send_general(&data);
                     }
-                    Action::PublishClock { map, servo, utc_offset_s } => handle.publish(&map, servo, utc_offset_s),
+                    Action::PublishClock {
+                        map,
+                        servo,
+                        utc_offset_s,
+                    } => handle.publish(&map, servo, utc_offset_s),
                 }
             }
             if !pending.is_empty() {
@@ -252,7 +298,11 @@ pub fn run_with(args: &PtpArgs, handle: &PtpClockHandle, stop: &AtomicBool, out:
             let st = port.status(now);
             let v = status_json(&st, handle, &socks, now.since(start));
             handle.set_status(v.clone());
-            out(&if args.json { v.to_string() } else { status_line(&st, handle, &socks) });
+            out(&if args.json {
+                v.to_string()
+            } else {
+                status_line(&st, handle, &socks)
+            });
         }
     }
     Ok(())
@@ -267,8 +317,13 @@ fn drain_errqueue(
     buf: &mut [u8],
 ) -> Result<(), String> {
     let hw = socks.mode == TsMode::Hardware;
-    while let Some((_, ts, id)) = sys::recv_ts(std::os::fd::AsRawFd::as_raw_fd(&socks.event), buf, hw, true).map_err(|e| format!("errqueue: {e}"))? {
-        let (Some(ts), Some(id)) = (ts, id) else { continue };
+    while let Some((_, ts, id)) =
+        sys::recv_ts(std::os::fd::AsRawFd::as_raw_fd(&socks.event), buf, hw, true)
+            .map_err(|e| format!("errqueue: {e}"))?
+    {
+        let (Some(ts), Some(id)) = (ts, id) else {
+            continue;
+        };
         if let Some(i) = pending.iter().position(|p| p.id == id) {
             let p = pending.swap_remove(i);
             match conv.to_local(ts) {
@@ -319,12 +374,22 @@ pub fn status_line(st: &PortStatus, handle: &PtpClockHandle, socks: &PtpSockets)
     };
     let head = match (&st.parent, st.state) {
         (Some(p), PortState::Slave | PortState::Uncalibrated) => {
-            format!("Slave to: PTP/{p}, δ {}", st.offset_from_master_ns.map(|o| fmt_ns(o as f64)).unwrap_or("-".into()))
+            format!(
+                "Slave to: PTP/{p}, δ {}",
+                st.offset_from_master_ns
+                    .map(|o| fmt_ns(o as f64))
+                    .unwrap_or("-".into())
+            )
         }
         (_, PortState::Master) => format!("Master: PTP/{}", st.gm_identity),
         _ => format!("{}:", display_state(st)),
     };
-    let mut s = format!("{head}, Freq: {:+.2}ppm [{lock}] {} {}", st.freq_ppb / 1000.0, display_state(st), mode_name(st, socks));
+    let mut s = format!(
+        "{head}, Freq: {:+.2}ppm [{lock}] {} {}",
+        st.freq_ppb / 1000.0,
+        display_state(st),
+        mode_name(st, socks)
+    );
     if let Some(d) = st.mean_path_delay_ns {
         s += &format!(", delay {}", fmt_ns(d as f64));
     }
@@ -344,7 +409,12 @@ pub fn status_line(st: &PortStatus, handle: &PtpClockHandle, socks: &PtpSockets)
 }
 
 /// One `--json` object.
-pub fn status_json(st: &PortStatus, handle: &PtpClockHandle, socks: &PtpSockets, uptime: Nanos) -> serde_json::Value {
+pub fn status_json(
+    st: &PortStatus,
+    handle: &PtpClockHandle,
+    socks: &PtpSockets,
+    uptime: Nanos,
+) -> serde_json::Value {
     serde_json::json!({
         "t_s": uptime.as_secs_f64(),
         "state": display_state(st),

@@ -190,7 +190,10 @@ impl Servo {
 
     /// Master lost: keep the map and its frequency, report `holdover`.
     pub fn enter_holdover(&mut self) {
-        if self.map.is_some() && self.state != ServoState::Unlocked && self.state != ServoState::Holdover {
+        if self.map.is_some()
+            && self.state != ServoState::Unlocked
+            && self.state != ServoState::Holdover
+        {
             self.state = ServoState::Holdover;
             // Free-run on the long-term frequency (less noisy than the last
             // short-window fit); the map stays continuous at its reference point.
@@ -234,7 +237,11 @@ impl Servo {
 
     fn anchor(&mut self, local: LocalNs, master: PtpTimestamp, offset: Nanos) -> SampleOutcome {
         let freq = self.map.map(|m| m.freq).unwrap_or_default();
-        self.map = Some(ClockMap { ref_local: local, ref_ptp: master, freq });
+        self.map = Some(ClockMap {
+            ref_local: local,
+            ref_ptp: master,
+            freq,
+        });
         self.window.clear();
         self.rejected.clear();
         self.window.push_back((local.0, master.0));
@@ -243,14 +250,24 @@ impl Servo {
         self.steps += 1;
         self.pi_count = 1;
         self.pi_first = Some((local.0, 0));
-        SampleOutcome { offset, accepted: true, stepped: true, state: self.state }
+        SampleOutcome {
+            offset,
+            accepted: true,
+            stepped: true,
+            state: self.state,
+        }
     }
 
     fn threshold(&self) -> f64 {
         (self.cfg.outlier_sigmas * self.sigma).max(self.cfg.outlier_floor.0 as f64)
     }
 
-    fn sample_linreg(&mut self, local: LocalNs, master: PtpTimestamp, offset: Nanos) -> SampleOutcome {
+    fn sample_linreg(
+        &mut self,
+        local: LocalNs,
+        master: PtpTimestamp,
+        offset: Nanos,
+    ) -> SampleOutcome {
         let resumed = self.state == ServoState::Holdover;
         // Evict points older than the window.
         while let Some(&(x, _)) = self.window.front() {
@@ -271,7 +288,8 @@ impl Servo {
             }
             // Consistent large offsets: a step of the master (or our holdover
             // drifted too far): re-anchor, keep the frequency.
-            if offset.abs() > self.cfg.step_threshold && self.consecutive_bad >= self.cfg.step_after {
+            if offset.abs() > self.cfg.step_threshold && self.consecutive_bad >= self.cfg.step_after
+            {
                 return self.anchor(local, master, offset);
             }
             if self.consecutive_bad >= self.cfg.restart_after {
@@ -281,23 +299,35 @@ impl Servo {
                 self.steps += 1;
                 self.fit();
                 self.state = ServoState::Jump;
-                return SampleOutcome { offset, accepted: true, stepped: true, state: self.state };
+                return SampleOutcome {
+                    offset,
+                    accepted: true,
+                    stepped: true,
+                    state: self.state,
+                };
             }
             if resumed {
                 self.state = ServoState::Holdover;
             }
-            return SampleOutcome { offset, accepted: false, stepped: false, state: self.state };
+            return SampleOutcome {
+                offset,
+                accepted: false,
+                stepped: false,
+                state: self.state,
+            };
         }
         self.consecutive_bad = 0;
         self.rejected.clear();
         self.window.push_back((local.0, master.0));
         self.fit();
         let n = self.window.len();
-        let span = self.window.back().map(|b| b.0).unwrap_or(0) - self.window.front().map(|f| f.0).unwrap_or(0);
+        let span = self.window.back().map(|b| b.0).unwrap_or(0)
+            - self.window.front().map(|f| f.0).unwrap_or(0);
         self.state = if resumed {
             ServoState::Locked
         } else if n >= self.cfg.lock_points && span >= 500_000_000 {
-            if span as f64 >= 0.9 * self.cfg.window.0 as f64 && offset.abs() < self.cfg.stable_bound {
+            if span as f64 >= 0.9 * self.cfg.window.0 as f64 && offset.abs() < self.cfg.stable_bound
+            {
                 ServoState::LockedStable
             } else {
                 ServoState::Locked
@@ -307,13 +337,20 @@ impl Servo {
         } else {
             ServoState::Jump
         };
-        SampleOutcome { offset, accepted: true, stepped: false, state: self.state }
+        SampleOutcome {
+            offset,
+            accepted: true,
+            stepped: false,
+            state: self.state,
+        }
     }
 
     /// Least squares of (master − local) against local over the window;
     /// re-anchors the map at the newest point.
     fn fit(&mut self) {
-        let Some(&(xl, yl)) = self.window.back() else { return };
+        let Some(&(xl, yl)) = self.window.back() else {
+            return;
+        };
         let prior = self.map.map(|m| m.freq.0).unwrap_or(0.0);
         let n = self.window.len() as f64;
         let span = (xl - self.window.front().map(|f| f.0).unwrap_or(xl)) as f64;
@@ -362,7 +399,11 @@ impl Servo {
             let r = dy - (a + b * dx);
             ss += r * r;
         }
-        self.sigma = if n > 2.0 { (ss / (n - 2.0)).sqrt() } else { self.sigma };
+        self.sigma = if n > 2.0 {
+            (ss / (n - 2.0)).sqrt()
+        } else {
+            self.sigma
+        };
         let freq = Ppb((b * 1e9).clamp(-1e6, 1e6));
         // Long-term frequency for holdover: EMA over ~256 fits (32 s at 8 Sync/s),
         // restarted when far off (new master, or still converging).
@@ -379,13 +420,24 @@ impl Servo {
                 }
             });
         }
-        self.map = Some(ClockMap { ref_local: LocalNs(xl), ref_ptp: PtpTimestamp(yl + a.round() as i128), freq });
+        self.map = Some(ClockMap {
+            ref_local: LocalNs(xl),
+            ref_ptp: PtpTimestamp(yl + a.round() as i128),
+            freq,
+        });
     }
 
     fn pi_gains(&self) -> (f64, f64) {
         let s = self.cfg.sync_interval_s.max(1e-3);
-        let (kps, kis) = if self.cfg.hw_timestamps { (0.7, 0.3) } else { (0.1, 0.001) };
-        ((kps * s.powf(-0.3)).min(0.7 / s), (kis * s.powf(0.4)).min(0.3 / s))
+        let (kps, kis) = if self.cfg.hw_timestamps {
+            (0.7, 0.3)
+        } else {
+            (0.1, 0.001)
+        };
+        (
+            (kps * s.powf(-0.3)).min(0.7 / s),
+            (kis * s.powf(0.4)).min(0.3 / s),
+        )
     }
 
     fn sample_pi(&mut self, local: LocalNs, master: PtpTimestamp, offset: Nanos) -> SampleOutcome {
@@ -396,7 +448,12 @@ impl Servo {
             if self.consecutive_bad >= self.cfg.step_after {
                 return self.anchor(local, master, offset);
             }
-            return SampleOutcome { offset, accepted: false, stepped: false, state: self.state };
+            return SampleOutcome {
+                offset,
+                accepted: false,
+                stepped: false,
+                state: self.state,
+            };
         }
         self.consecutive_bad = 0;
         let resumed = self.state == ServoState::Holdover;
@@ -408,21 +465,38 @@ impl Servo {
             if dt > 0.0 {
                 let f = map.freq.0 - offset.0 as f64 / dt * 1e9;
                 self.pi_drift = f;
-                self.map = Some(ClockMap { ref_local: local, ref_ptp: master, freq: Ppb(f.clamp(-1e6, 1e6)) });
+                self.map = Some(ClockMap {
+                    ref_local: local,
+                    ref_ptp: master,
+                    freq: Ppb(f.clamp(-1e6, 1e6)),
+                });
             }
             self.state = ServoState::Jump;
-            return SampleOutcome { offset, accepted: true, stepped: true, state: self.state };
+            return SampleOutcome {
+                offset,
+                accepted: true,
+                stepped: true,
+                state: self.state,
+            };
         }
         let (kp, ki) = self.pi_gains();
         // offset > 0 means we are ahead: slow down (integral, then proportional).
         self.pi_drift -= ki * offset.0 as f64;
         let freq = (self.pi_drift - kp * offset.0 as f64).clamp(-1e6, 1e6);
-        self.map = Some(ClockMap { freq: Ppb(freq), ..map.rebased(local) });
+        self.map = Some(ClockMap {
+            freq: Ppb(freq),
+            ..map.rebased(local)
+        });
         self.state = if offset.abs() < self.cfg.stable_bound && self.pi_count > 20 {
             ServoState::LockedStable
         } else {
             ServoState::Locked
         };
-        SampleOutcome { offset, accepted: true, stepped: false, state: self.state }
+        SampleOutcome {
+            offset,
+            accepted: true,
+            stepped: false,
+            state: self.state,
+        }
     }
 }

@@ -6,7 +6,10 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::clock::{ClockMap, ServoState};
-use super::msg::{AnnounceBody, Body, ClockIdentity, ClockQuality, Flags, Header, Message, MessageType, PortIdentity};
+use super::msg::{
+    AnnounceBody, Body, ClockIdentity, ClockQuality, Flags, Header, Message, MessageType,
+    PortIdentity,
+};
 use super::port::{Action, Port, PortConfig, PortState};
 use super::servo::{ServoConfig, ServoKind};
 use super::time::{LocalNs, PtpTimestamp};
@@ -50,7 +53,10 @@ impl SimMaster {
         PtpTimestamp(self.offset + t as i128 + (t as f64 * self.rate_ppb * 1e-9).round() as i128)
     }
     fn port(&self) -> PortIdentity {
-        PortIdentity { clock_identity: self.id, port_number: 1 }
+        PortIdentity {
+            clock_identity: self.id,
+            port_number: 1,
+        }
     }
 }
 
@@ -81,7 +87,13 @@ struct Net {
 
 impl Default for Net {
     fn default() -> Self {
-        Net { delay_ms: 30_000, delay_sm: 30_000, jitter: 1_500, spike_permille: 10, slave_ppb: 100_000.0 }
+        Net {
+            delay_ms: 30_000,
+            delay_sm: 30_000,
+            jitter: 1_500,
+            spike_permille: 10,
+            slave_ppb: 100_000.0,
+        }
     }
 }
 
@@ -150,7 +162,11 @@ impl Sim {
         (self.rand() % j) as i64
     }
     fn spike(&mut self) -> i64 {
-        if self.rand() % 1000 < self.net.spike_permille { 15_000 + (self.rand() % 38_000) as i64 } else { 0 }
+        if self.rand() % 1000 < self.net.spike_permille {
+            15_000 + (self.rand() % 38_000) as i64
+        } else {
+            0
+        }
     }
     fn push(&mut self, at: i64, ev: Ev) {
         self.seq += 1;
@@ -189,7 +205,9 @@ impl Sim {
                     }
                 }
                 Action::SendGeneral { .. } => {}
-                Action::PublishClock { map, utc_offset_s, .. } => {
+                Action::PublishClock {
+                    map, utc_offset_s, ..
+                } => {
                     self.map = Some(map);
                     self.utc_offset_s = Some(utc_offset_s);
                 }
@@ -199,7 +217,10 @@ impl Sim {
 
     fn error_now(&self) -> Option<i64> {
         let parent = self.slave.status(self.local(self.now)).parent?;
-        let m = self.masters.iter().find(|m| m.port().to_string() == parent)?;
+        let m = self
+            .masters
+            .iter()
+            .find(|m| m.port().to_string() == parent)?;
         let ours = self.map?.to_ptp(self.local(self.now));
         Some((ours.0 - m.time(self.now).0) as i64)
     }
@@ -227,8 +248,18 @@ impl Sim {
                         }
                         // Put 1.5 ns of a residence-time correction in, to exercise correctionField.
                         h.correction = 1 << 16;
-                        let origin = if two { PtpTimestamp(t1.0 - 5_000) } else { PtpTimestamp(t1.0 - 1) };
-                        let sync = Message { header: h, body: Body::Sync { origin_timestamp: origin } }.to_bytes();
+                        let origin = if two {
+                            PtpTimestamp(t1.0 - 5_000)
+                        } else {
+                            PtpTimestamp(t1.0 - 1)
+                        };
+                        let sync = Message {
+                            header: h,
+                            body: Body::Sync {
+                                origin_timestamp: origin,
+                            },
+                        }
+                        .to_bytes();
                         let d = self.net.delay_ms + self.jitter();
                         let n = self.spike();
                         self.push(at + d, Ev::ToSlave(true, sync, n));
@@ -236,7 +267,13 @@ impl Sim {
                             let m = &self.masters[i];
                             let mut h = Header::new(MessageType::FollowUp, 0, m.port(), seq);
                             h.correction = 0;
-                            let fu = Message { header: h, body: Body::FollowUp { precise_origin_timestamp: PtpTimestamp(t1.0 - 1) } }.to_bytes();
+                            let fu = Message {
+                                header: h,
+                                body: Body::FollowUp {
+                                    precise_origin_timestamp: PtpTimestamp(t1.0 - 1),
+                                },
+                            }
+                            .to_bytes();
                             self.push(at + d + 50_000, Ev::ToSlave(false, fu, 0));
                         }
                     }
@@ -254,13 +291,21 @@ impl Sim {
                             origin_timestamp: m.time(at),
                             current_utc_offset: 37,
                             gm_priority1: m.priority1,
-                            gm_clock_quality: ClockQuality { clock_class: 6, clock_accuracy: 0x21, offset_scaled_log_variance: 0x4e5d },
+                            gm_clock_quality: ClockQuality {
+                                clock_class: 6,
+                                clock_accuracy: 0x21,
+                                offset_scaled_log_variance: 0x4e5d,
+                            },
                             gm_priority2: 128,
                             gm_identity: m.id,
                             steps_removed: 0,
                             time_source: 0x20,
                         };
-                        let b = Message { header: h, body: Body::Announce(body) }.to_bytes();
+                        let b = Message {
+                            header: h,
+                            body: Body::Announce(body),
+                        }
+                        .to_bytes();
                         self.push(at + self.net.delay_ms, Ev::ToSlave(false, b, 0));
                     }
                     self.push(at + 2 * S, Ev::AnnounceTick(i));
@@ -271,7 +316,8 @@ impl Sim {
                         if self.first_sync_rx.is_none() {
                             self.first_sync_rx = Some(at);
                         }
-                        self.slave.handle_event(&data, now_l.add(Nanos(noise)), now_l)
+                        self.slave
+                            .handle_event(&data, now_l.add(Nanos(noise)), now_l)
                     } else {
                         self.slave.handle_general(&data, now_l)
                     };
@@ -282,11 +328,19 @@ impl Sim {
                     if m.alive && m.answers_delay_req {
                         if let Ok(req) = Message::parse(&data) {
                             let t4 = m.time(at + noise);
-                            let mut h = Header::new(MessageType::DelayResp, 0, m.port(), req.header.sequence_id);
+                            let mut h = Header::new(
+                                MessageType::DelayResp,
+                                0,
+                                m.port(),
+                                req.header.sequence_id,
+                            );
                             h.log_message_interval = 0;
                             let resp = Message {
                                 header: h,
-                                body: Body::DelayResp { receive_timestamp: t4, requesting_port: req.header.source_port },
+                                body: Body::DelayResp {
+                                    receive_timestamp: t4,
+                                    requesting_port: req.header.source_port,
+                                },
                             }
                             .to_bytes();
                             self.push(at + self.net.delay_ms, Ev::ToSlave(false, resp, 0));
@@ -304,7 +358,9 @@ impl Sim {
                     let st = self.slave.status(self.local(at));
                     let e = self.error_now();
                     self.probes.push((at, e, st.state, st.servo));
-                    let pi = st.parent.and_then(|p| self.masters.iter().position(|m| m.port().to_string() == p));
+                    let pi = st
+                        .parent
+                        .and_then(|p| self.masters.iter().position(|m| m.port().to_string() == p));
                     self.parents.push(pi);
                     self.push(at + S / 10, Ev::Probe);
                 }
@@ -316,7 +372,10 @@ impl Sim {
 
     /// Probes in [from, to) true seconds.
     fn window(&self, from: f64, to: f64) -> Vec<&(i64, Option<i64>, PortState, ServoState)> {
-        self.probes.iter().filter(|p| p.0 as f64 >= from * 1e9 && (p.0 as f64) < to * 1e9).collect()
+        self.probes
+            .iter()
+            .filter(|p| p.0 as f64 >= from * 1e9 && (p.0 as f64) < to * 1e9)
+            .collect()
     }
     fn stats(&self, from: f64, to: f64) -> (f64, i64, f64) {
         let v: Vec<i64> = self.window(from, to).iter().filter_map(|p| p.1).collect();
@@ -329,7 +388,9 @@ impl Sim {
     fn locked_to_at(&self, from: f64, bound: i64, idx: usize) -> Option<f64> {
         let ok = |i: usize| {
             let q = &self.probes[i];
-            q.2 == PortState::Slave && q.1.is_some_and(|e| e.abs() < bound) && self.parents[i] == Some(idx)
+            q.2 == PortState::Slave
+                && q.1.is_some_and(|e| e.abs() < bound)
+                && self.parents[i] == Some(idx)
         };
         (0..self.probes.len())
             .filter(|&i| self.probes[i].0 as f64 >= from * 1e9)
@@ -340,7 +401,9 @@ impl Sim {
     fn locked_at(&self, from: f64, bound: i64) -> Option<f64> {
         let w = self.window(from, 1e9);
         for (i, p) in w.iter().enumerate() {
-            let ok = |q: &&(i64, Option<i64>, PortState, ServoState)| q.2 == PortState::Slave && q.1.is_some_and(|e| e.abs() < bound);
+            let ok = |q: &&(i64, Option<i64>, PortState, ServoState)| {
+                q.2 == PortState::Slave && q.1.is_some_and(|e| e.abs() < bound)
+            };
             if ok(p) && w[i..].iter().take(10).all(ok) {
                 return Some(p.0 as f64 / 1e9);
             }
@@ -358,17 +421,30 @@ fn cfg() -> PortConfig {
 #[test]
 fn locks_within_3s_with_drift_jitter_and_spikes() {
     for slave_ppb in [100_000.0, -100_000.0] {
-        let net = Net { slave_ppb, ..Net::default() };
-        let mut sim = Sim::new(net, vec![SimMaster::new(1, 128, 1_700_000_000 * S as i128, 0.0)], cfg());
+        let net = Net {
+            slave_ppb,
+            ..Net::default()
+        };
+        let mut sim = Sim::new(
+            net,
+            vec![SimMaster::new(1, 128, 1_700_000_000 * S as i128, 0.0)],
+            cfg(),
+        );
         sim.run_until(60 * S);
         let first = sim.first_sync_rx.unwrap() as f64 / 1e9;
         let lock = sim.locked_at(0.0, 2_000).expect("locked");
         let (rms, max, mean) = sim.stats(20.0, 60.0);
-        eprintln!("slave {slave_ppb} ppb: first sync {first:.2}s lock {lock:.2}s; rms {rms:.0} ns max {max} ns mean {mean:.0}; outliers {}", sim.slave.servo().outliers());
+        eprintln!(
+            "slave {slave_ppb} ppb: first sync {first:.2}s lock {lock:.2}s; rms {rms:.0} ns max {max} ns mean {mean:.0}; outliers {}",
+            sim.slave.servo().outliers()
+        );
         assert!(lock - first < 3.0, "lock {lock} first Sync {first}");
         assert!(rms < 600.0, "rms {rms}");
         assert!(max < 2_500, "max {max}");
-        assert!(sim.slave.servo().outliers() > 0, "spikes were injected and must be rejected");
+        assert!(
+            sim.slave.servo().outliers() > 0,
+            "spikes were injected and must be rejected"
+        );
         let f = sim.slave.freq().0;
         // PTP runs at 1/(1+e) of our oscillator: about −e.
         assert!((f + slave_ppb).abs() < 200.0, "freq {f}");
@@ -379,8 +455,17 @@ fn locks_within_3s_with_drift_jitter_and_spikes() {
 fn asymmetry_shows_as_half_the_difference() {
     // 60 µs out, 40 µs back: E2E cannot see asymmetry; the error is +10 µs
     // (we run late by half the difference... sign: ours − master = −(dms−dsm)/2).
-    let net = Net { delay_ms: 60_000, delay_sm: 40_000, spike_permille: 0, ..Net::default() };
-    let mut sim = Sim::new(net, vec![SimMaster::new(1, 128, 1_000 * S as i128, 0.0)], cfg());
+    let net = Net {
+        delay_ms: 60_000,
+        delay_sm: 40_000,
+        spike_permille: 0,
+        ..Net::default()
+    };
+    let mut sim = Sim::new(
+        net,
+        vec![SimMaster::new(1, 128, 1_000 * S as i128, 0.0)],
+        cfg(),
+    );
     sim.run_until(30 * S);
     let (_, _, mean) = sim.stats(10.0, 30.0);
     eprintln!("asymmetry mean error {mean:.0} ns");
@@ -389,7 +474,11 @@ fn asymmetry_shows_as_half_the_difference() {
 
 #[test]
 fn master_step_plus_minus_one_second_relocks_within_2s() {
-    let mut sim = Sim::new(Net::default(), vec![SimMaster::new(1, 128, 5_000 * S as i128, 20_000.0)], cfg());
+    let mut sim = Sim::new(
+        Net::default(),
+        vec![SimMaster::new(1, 128, 5_000 * S as i128, 20_000.0)],
+        cfg(),
+    );
     sim.run_until(30 * S);
     for (k, step) in [(0, S as i128), (1, -(S as i128))] {
         let at = 30 + 30 * k;
@@ -406,12 +495,19 @@ fn master_step_plus_minus_one_second_relocks_within_2s() {
 
 #[test]
 fn master_loss_60s_holdover_and_return() {
-    let mut sim = Sim::new(Net::default(), vec![SimMaster::new(1, 128, 5_000 * S as i128, -30_000.0)], cfg());
+    let mut sim = Sim::new(
+        Net::default(),
+        vec![SimMaster::new(1, 128, 5_000 * S as i128, -30_000.0)],
+        cfg(),
+    );
     sim.run_until(30 * S);
     sim.masters[0].alive = false;
     sim.run_until(50 * S);
     let st = sim.slave.status(sim.local(sim.now));
-    eprintln!("at 50 s: {:?} {:?} age {:?}", st.state, st.servo, st.holdover_age_s);
+    eprintln!(
+        "at 50 s: {:?} {:?} age {:?}",
+        st.state, st.servo, st.holdover_age_s
+    );
     assert_eq!(st.servo, ServoState::Holdover);
     assert_eq!(st.state, PortState::Listening);
     let age = st.holdover_age_s.expect("holdover age");
@@ -436,7 +532,10 @@ fn bmca_switches_between_two_masters_and_back() {
     let b = SimMaster::new(2, 120, 5_000 * S as i128 + 3_000_000, 20_000.0);
     let mut sim = Sim::new(Net::default(), vec![a, b], cfg());
     sim.run_until(30 * S);
-    assert_eq!(sim.slave.status(sim.local(sim.now)).gm_identity, sim.masters[0].id.to_string());
+    assert_eq!(
+        sim.slave.status(sim.local(sim.now)).gm_identity,
+        sim.masters[0].id.to_string()
+    );
     sim.masters[0].alive = false;
     sim.run_until(60 * S);
     let st = sim.slave.status(sim.local(sim.now));
@@ -447,7 +546,11 @@ fn bmca_switches_between_two_masters_and_back() {
     sim.masters[0].alive = true;
     sim.run_until(90 * S);
     let st = sim.slave.status(sim.local(sim.now));
-    assert_eq!(st.gm_identity, sim.masters[0].id.to_string(), "better master A is chosen again");
+    assert_eq!(
+        st.gm_identity,
+        sim.masters[0].id.to_string(),
+        "better master A is chosen again"
+    );
     let back = sim.locked_to_at(60.0, 2_000, 0).expect("back on A") - 60.0;
     eprintln!("back to A locked after {back:.2}s");
     assert!(back < 8.0);
@@ -462,8 +565,15 @@ fn bmca_switches_between_two_masters_and_back() {
 /// more than 10 s, and locked at the end.
 #[test]
 fn regression_never_stuck_unlocked() {
-    let net = Net { spike_permille: 30, ..Net::default() };
-    let mut sim = Sim::new(net, vec![SimMaster::new(1, 128, 9_000 * S as i128, 50_000.0)], cfg());
+    let net = Net {
+        spike_permille: 30,
+        ..Net::default()
+    };
+    let mut sim = Sim::new(
+        net,
+        vec![SimMaster::new(1, 128, 9_000 * S as i128, 50_000.0)],
+        cfg(),
+    );
     sim.run_until(120 * S);
     sim.net.spike_permille = 300; // a burst: 30 % spikes for 10 s
     sim.run_until(130 * S);
@@ -495,7 +605,11 @@ fn regression_never_stuck_unlocked() {
         }
     }
     let frac = locked as f64 / after.len() as f64;
-    eprintln!("locked {:.1}% of the time, longest non-SLAVE stretch {:.1}s", frac * 100.0, longest as f64 / 10.0);
+    eprintln!(
+        "locked {:.1}% of the time, longest non-SLAVE stretch {:.1}s",
+        frac * 100.0,
+        longest as f64 / 10.0
+    );
     assert!(frac > 0.97, "locked fraction {frac}");
     assert!(longest <= 100, "not locked for {} s", longest as f64 / 10.0);
     assert!(sim.locked_at(590.0, 5_000).is_some() || after.last().unwrap().2 == PortState::Slave);
@@ -508,7 +622,14 @@ fn one_way_fallback_when_no_delay_resp() {
     m.two_step = false;
     let mut c = cfg();
     c.assumed_delay = Nanos(30_700); // the path's mean delay (30 µs + mean jitter)
-    let mut sim = Sim::new(Net { spike_permille: 0, ..Net::default() }, vec![m], c);
+    let mut sim = Sim::new(
+        Net {
+            spike_permille: 0,
+            ..Net::default()
+        },
+        vec![m],
+        c,
+    );
     sim.run_until(30 * S);
     let st = sim.slave.status(sim.local(sim.now));
     assert!(st.one_way, "status must say one-way");
@@ -521,17 +642,30 @@ fn one_way_fallback_when_no_delay_resp() {
 #[test]
 fn pi_reference_servo_also_locks() {
     let mut c = cfg();
-    c.servo = ServoConfig { kind: ServoKind::Pi, ..ServoConfig::default() };
-    let net = Net { spike_permille: 0, slave_ppb: 50_000.0, ..Net::default() };
+    c.servo = ServoConfig {
+        kind: ServoKind::Pi,
+        ..ServoConfig::default()
+    };
+    let net = Net {
+        spike_permille: 0,
+        slave_ppb: 50_000.0,
+        ..Net::default()
+    };
     let mut sim = Sim::new(net, vec![SimMaster::new(1, 128, 5_000 * S as i128, 0.0)], c);
     sim.run_until(600 * S);
     let lock = sim.locked_at(0.0, 5_000).expect("PI locks");
     let (rms, _, _) = sim.stats(500.0, 600.0);
     // For comparison: the linreg servo on the same network.
-    let mut lr = Sim::new(net, vec![SimMaster::new(1, 128, 5_000 * S as i128, 0.0)], cfg());
+    let mut lr = Sim::new(
+        net,
+        vec![SimMaster::new(1, 128, 5_000 * S as i128, 0.0)],
+        cfg(),
+    );
     lr.run_until(60 * S);
     let lr_lock = lr.locked_at(0.0, 5_000).expect("linreg locks");
-    eprintln!("PI (linuxptp sw constants): |e|<5 µs at {lock:.1}s, rms 500-600 s {rms:.0} ns; linreg: {lr_lock:.1}s");
+    eprintln!(
+        "PI (linuxptp sw constants): |e|<5 µs at {lock:.1}s, rms 500-600 s {rms:.0} ns; linreg: {lr_lock:.1}s"
+    );
     assert!(rms < 3_000.0);
     assert!(lr_lock < lock, "linreg locks sooner than the PI reference");
 }
@@ -572,7 +706,11 @@ fn our_master_serves_our_slave() {
         });
         for (at, to_slave, ev, data) in due {
             if to_slave {
-                let r = if ev { slave.handle_event(&data, sloc(at), sloc(t)) } else { slave.handle_general(&data, sloc(t)) };
+                let r = if ev {
+                    slave.handle_event(&data, sloc(at), sloc(t))
+                } else {
+                    slave.handle_general(&data, sloc(t))
+                };
                 sact.extend(r);
             } else if ev {
                 mact.extend(master.handle_event(&data, mloc(at), mloc(t)));
@@ -615,7 +753,10 @@ fn our_master_serves_our_slave() {
     let lock = first_lock.expect("slave locked to our master") as f64 / 1e9;
     let tail = &errs[errs.len() - 100..];
     let max = tail.iter().map(|e| e.abs()).max().unwrap();
-    eprintln!("our master: slave locked at {lock:.2}s, max |err| last 10 s {max} ns; master answered {} Delay_Req", master.status(mloc(t)).counters.delay_req_answered);
+    eprintln!(
+        "our master: slave locked at {lock:.2}s, max |err| last 10 s {max} ns; master answered {} Delay_Req",
+        master.status(mloc(t)).counters.delay_req_answered
+    );
     assert!(max < 1_000, "max {max}");
     assert!(master.status(mloc(t)).counters.delay_req_answered > 10);
 }

@@ -34,7 +34,11 @@ const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GET_TS_INFO: u32 = 0x41;
 
 fn cerr(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 /// A kernel timestamp from a control message.
@@ -53,12 +57,15 @@ pub enum KernelTs {
 /// `SO_EE_ORIGIN_TIMESTAMPING`, if present.
 pub fn parse_cmsgs(control: &[u8], want_hw: bool) -> (Option<KernelTs>, Option<u32>) {
     let hdr = std::mem::size_of::<libc::cmsghdr>();
-    let align = |n: usize| (n + std::mem::size_of::<usize>() - 1) & !(std::mem::size_of::<usize>() - 1);
+    let align =
+        |n: usize| (n + std::mem::size_of::<usize>() - 1) & !(std::mem::size_of::<usize>() - 1);
     let mut at = 0;
     let (mut ts, mut id) = (None, None);
     while at + hdr <= control.len() {
         let rd = |o: usize, n: usize| -> Option<&[u8]> { control.get(at + o..at + o + n) };
-        let (Some(l), Some(lv), Some(ty)) = (rd(0, 8), rd(8, 4), rd(12, 4)) else { break };
+        let (Some(l), Some(lv), Some(ty)) = (rd(0, 8), rd(8, 4), rd(12, 4)) else {
+            break;
+        };
         let len = usize::from_ne_bytes(l.try_into().unwrap_or([0; 8]));
         let level = i32::from_ne_bytes(lv.try_into().unwrap_or([0; 4]));
         let typ = i32::from_ne_bytes(ty.try_into().unwrap_or([0; 4]));
@@ -69,7 +76,8 @@ pub fn parse_cmsgs(control: &[u8], want_hw: bool) -> (Option<KernelTs>, Option<u
         if level == libc::SOL_SOCKET && typ == libc::SO_TIMESTAMPING && data.len() >= 48 {
             let tsn = |i: usize| {
                 let s = i64::from_ne_bytes(data[i * 16..i * 16 + 8].try_into().unwrap_or([0; 8]));
-                let n = i64::from_ne_bytes(data[i * 16 + 8..i * 16 + 16].try_into().unwrap_or([0; 8]));
+                let n =
+                    i64::from_ne_bytes(data[i * 16 + 8..i * 16 + 16].try_into().unwrap_or([0; 8]));
                 s.saturating_mul(1_000_000_000).saturating_add(n)
             };
             let (sw, hw) = (tsn(0), tsn(2));
@@ -85,7 +93,9 @@ pub fn parse_cmsgs(control: &[u8], want_hw: bool) -> (Option<KernelTs>, Option<u
         } else if level == libc::SOL_IP && typ == libc::IP_RECVERR && data.len() >= 16 {
             let origin = data[4];
             if origin == libc::SO_EE_ORIGIN_TIMESTAMPING {
-                id = Some(u32::from_ne_bytes(data[12..16].try_into().unwrap_or([0; 4])));
+                id = Some(u32::from_ne_bytes(
+                    data[12..16].try_into().unwrap_or([0; 4]),
+                ));
             }
         }
         at += align(len);
@@ -110,8 +120,12 @@ impl TsInfo {
     /// Hardware RX+TX timestamps with a raw hardware clock, and a PTPv2 L4
     /// (or ALL) RX filter.
     pub fn hardware_capable(&self) -> bool {
-        let need = libc::SOF_TIMESTAMPING_TX_HARDWARE | libc::SOF_TIMESTAMPING_RX_HARDWARE | libc::SOF_TIMESTAMPING_RAW_HARDWARE;
-        let filt = (1 << libc::HWTSTAMP_FILTER_PTP_V2_L4_EVENT) | (1 << libc::HWTSTAMP_FILTER_ALL) | (1 << 12);
+        let need = libc::SOF_TIMESTAMPING_TX_HARDWARE
+            | libc::SOF_TIMESTAMPING_RX_HARDWARE
+            | libc::SOF_TIMESTAMPING_RAW_HARDWARE;
+        let filt = (1 << libc::HWTSTAMP_FILTER_PTP_V2_L4_EVENT)
+            | (1 << libc::HWTSTAMP_FILTER_ALL)
+            | (1 << 12);
         self.so_timestamping & need == need && self.phc_index >= 0 && self.rx_filters & filt != 0
     }
     /// Software RX+TX timestamps.
@@ -143,9 +157,16 @@ struct IfreqPtr {
 }
 
 fn ifreq(iface: &str, data: *mut libc::c_void) -> io::Result<IfreqPtr> {
-    let mut r = IfreqPtr { name: [0; libc::IFNAMSIZ], data, _pad: [0; 16] };
+    let mut r = IfreqPtr {
+        name: [0; libc::IFNAMSIZ],
+        data,
+        _pad: [0; 16],
+    };
     if iface.len() >= libc::IFNAMSIZ || iface.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("interface name {iface:?}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("interface name {iface:?}"),
+        ));
     }
     for (d, s) in r.name.iter_mut().zip(iface.bytes()) {
         *d = s as libc::c_char;
@@ -157,12 +178,20 @@ fn ifreq(iface: &str, data: *mut libc::c_void) -> io::Result<IfreqPtr> {
 /// no such interface, or the ioctl is refused.
 pub fn ts_info(iface: &str) -> io::Result<TsInfo> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
-    let mut info = EthtoolTsInfo { cmd: ETHTOOL_GET_TS_INFO, ..Default::default() };
+    let mut info = EthtoolTsInfo {
+        cmd: ETHTOOL_GET_TS_INFO,
+        ..Default::default()
+    };
     let mut ifr = ifreq(iface, &mut info as *mut EthtoolTsInfo as *mut libc::c_void)?;
     // SAFETY: ifr is a valid ifreq whose data points at a live, correctly
     // sized ethtool_ts_info for the duration of the call.
     cerr(unsafe { libc::ioctl(s.as_raw_fd(), SIOCETHTOOL as _, &mut ifr) })?;
-    Ok(TsInfo { so_timestamping: info.so_timestamping, phc_index: info.phc_index, tx_types: info.tx_types, rx_filters: info.rx_filters })
+    Ok(TsInfo {
+        so_timestamping: info.so_timestamping,
+        phc_index: info.phc_index,
+        tx_types: info.tx_types,
+        rx_filters: info.rx_filters,
+    })
 }
 
 /// Enables NIC hardware timestamping: TX on, RX filter PTPv2 L4 event
@@ -170,8 +199,15 @@ pub fn ts_info(iface: &str) -> io::Result<TsInfo> {
 /// CAP_NET_ADMIN.
 pub fn enable_hw_timestamping(iface: &str) -> io::Result<i32> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
-    let mut cfg = libc::hwtstamp_config { flags: 0, tx_type: libc::HWTSTAMP_TX_ON as i32, rx_filter: libc::HWTSTAMP_FILTER_PTP_V2_L4_EVENT as i32 };
-    let mut ifr = ifreq(iface, &mut cfg as *mut libc::hwtstamp_config as *mut libc::c_void)?;
+    let mut cfg = libc::hwtstamp_config {
+        flags: 0,
+        tx_type: libc::HWTSTAMP_TX_ON as i32,
+        rx_filter: libc::HWTSTAMP_FILTER_PTP_V2_L4_EVENT as i32,
+    };
+    let mut ifr = ifreq(
+        iface,
+        &mut cfg as *mut libc::hwtstamp_config as *mut libc::c_void,
+    )?;
     // SAFETY: as in ts_info; data points at a live hwtstamp_config.
     cerr(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSHWTSTAMP as _, &mut ifr) })?;
     Ok(cfg.rx_filter)
@@ -196,7 +232,10 @@ pub fn iface_addrs(iface: &str) -> io::Result<(Option<Ipv4Addr>, Option<[u8; 6]>
         }
     }
     if v4.is_none() && mac.is_none() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("interface {iface} not found")));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("interface {iface} not found"),
+        ));
     }
     Ok((v4, mac))
 }
@@ -238,13 +277,25 @@ fn open_one(port: u16, iface: &str, ifaddr: Ipv4Addr, ts_flags: Option<u32>) -> 
     let zero: libc::c_int = 0;
     // SAFETY: valid fd, pointer to a live c_int of the stated size.
     cerr(unsafe {
-        libc::setsockopt(s.as_raw_fd(), libc::IPPROTO_IP, libc::IP_MULTICAST_ALL, &zero as *const _ as *const libc::c_void, 4)
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_ALL,
+            &zero as *const _ as *const libc::c_void,
+            4,
+        )
     })?;
     if let Some(flags) = ts_flags {
         let f: libc::c_uint = flags;
         // SAFETY: valid fd, pointer to a live c_uint of the stated size.
         cerr(unsafe {
-            libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPING, &f as *const _ as *const libc::c_void, 4)
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPING,
+                &f as *const _ as *const libc::c_void,
+                4,
+            )
         })?;
     }
     Ok(s)
@@ -256,18 +307,41 @@ impl PtpSockets {
     /// step that failed.
     pub fn open(iface: &str, want_hw: bool) -> io::Result<PtpSockets> {
         let (v4, _) = iface_addrs(iface)?;
-        let ifaddr = v4.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{iface} has no IPv4 address")))?;
+        let ifaddr = v4.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{iface} has no IPv4 address"),
+            )
+        })?;
         let info = ts_info(iface).unwrap_or_default();
         let hw = want_hw && info.hardware_capable() && enable_hw_timestamping(iface).is_ok();
         let common = libc::SOF_TIMESTAMPING_OPT_ID | libc::SOF_TIMESTAMPING_OPT_TSONLY;
         let flags = if hw {
-            libc::SOF_TIMESTAMPING_RX_HARDWARE | libc::SOF_TIMESTAMPING_TX_HARDWARE | libc::SOF_TIMESTAMPING_RAW_HARDWARE | common
+            libc::SOF_TIMESTAMPING_RX_HARDWARE
+                | libc::SOF_TIMESTAMPING_TX_HARDWARE
+                | libc::SOF_TIMESTAMPING_RAW_HARDWARE
+                | common
         } else {
-            libc::SOF_TIMESTAMPING_RX_SOFTWARE | libc::SOF_TIMESTAMPING_TX_SOFTWARE | libc::SOF_TIMESTAMPING_SOFTWARE | common
+            libc::SOF_TIMESTAMPING_RX_SOFTWARE
+                | libc::SOF_TIMESTAMPING_TX_SOFTWARE
+                | libc::SOF_TIMESTAMPING_SOFTWARE
+                | common
         };
-        let event = open_one(EVENT_PORT, iface, ifaddr, Some(flags)).map_err(|e| io::Error::new(e.kind(), format!("event socket {iface}:319: {e}")))?;
-        let general = open_one(GENERAL_PORT, iface, ifaddr, None).map_err(|e| io::Error::new(e.kind(), format!("general socket {iface}:320: {e}")))?;
-        Ok(PtpSockets { event, general, mode: if hw { TsMode::Hardware } else { TsMode::Software }, next_id: 0, iface: iface.to_string() })
+        let event = open_one(EVENT_PORT, iface, ifaddr, Some(flags))
+            .map_err(|e| io::Error::new(e.kind(), format!("event socket {iface}:319: {e}")))?;
+        let general = open_one(GENERAL_PORT, iface, ifaddr, None)
+            .map_err(|e| io::Error::new(e.kind(), format!("general socket {iface}:320: {e}")))?;
+        Ok(PtpSockets {
+            event,
+            general,
+            mode: if hw {
+                TsMode::Hardware
+            } else {
+                TsMode::Software
+            },
+            next_id: 0,
+            iface: iface.to_string(),
+        })
     }
 
     /// The interface.
@@ -278,7 +352,10 @@ impl PtpSockets {
     /// Sends an event message to 224.0.1.129:319; returns the OPT_ID its TX
     /// timestamp will carry.
     pub fn send_event(&mut self, data: &[u8]) -> io::Result<u32> {
-        self.event.send_to(data, &SocketAddr::V4(SocketAddrV4::new(PTP_GROUP, EVENT_PORT)).into())?;
+        self.event.send_to(
+            data,
+            &SocketAddr::V4(SocketAddrV4::new(PTP_GROUP, EVENT_PORT)).into(),
+        )?;
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         Ok(id)
@@ -286,7 +363,10 @@ impl PtpSockets {
 
     /// Sends a general message to 224.0.1.129:320.
     pub fn send_general(&mut self, data: &[u8]) -> io::Result<()> {
-        self.general.send_to(data, &SocketAddr::V4(SocketAddrV4::new(PTP_GROUP, GENERAL_PORT)).into())?;
+        self.general.send_to(
+            data,
+            &SocketAddr::V4(SocketAddrV4::new(PTP_GROUP, GENERAL_PORT)).into(),
+        )?;
         Ok(())
     }
 }
@@ -296,18 +376,34 @@ impl PtpSockets {
 pub fn enable_rx_sw_timestamps(fd: RawFd) -> io::Result<()> {
     let f: libc::c_uint = libc::SOF_TIMESTAMPING_RX_SOFTWARE | libc::SOF_TIMESTAMPING_SOFTWARE;
     // SAFETY: valid fd, pointer to a live c_uint of the stated size.
-    cerr(unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPING, &f as *const _ as *const libc::c_void, 4) })?;
+    cerr(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPING,
+            &f as *const _ as *const libc::c_void,
+            4,
+        )
+    })?;
     Ok(())
 }
 
 /// Receives one datagram (non-blocking) with its kernel timestamp.
 /// `Ok(None)` when nothing is queued. With `errqueue`, reads `MSG_ERRQUEUE`
 /// and returns the OPT_ID in the second slot.
-pub fn recv_ts(fd: RawFd, buf: &mut [u8], want_hw: bool, errqueue: bool) -> io::Result<Option<(usize, Option<KernelTs>, Option<u32>)>> {
+pub fn recv_ts(
+    fd: RawFd,
+    buf: &mut [u8],
+    want_hw: bool,
+    errqueue: bool,
+) -> io::Result<Option<(usize, Option<KernelTs>, Option<u32>)>> {
     // u64-aligned control buffer, big enough for SCM_TIMESTAMPING (3×16 B)
     // and IP_RECVERR (sock_extended_err + sockaddr_in), with headers.
     let mut control = [0u64; 32];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
     // SAFETY: msghdr is plain data; zeroed is a valid initial state.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -319,7 +415,11 @@ pub fn recv_ts(fd: RawFd, buf: &mut [u8], want_hw: bool, errqueue: bool) -> io::
     let n = unsafe { libc::recvmsg(fd, &mut msg, flags) };
     if n < 0 {
         let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(e) };
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(None)
+        } else {
+            Err(e)
+        };
     }
     let clen = (msg.msg_controllen as usize).min(std::mem::size_of_val(&control));
     // SAFETY: control is a live u64 array; we view its first clen bytes.
@@ -351,7 +451,10 @@ impl Phc {
     /// `clock_adjtime`.
     pub fn open(index: i32, writable: bool) -> io::Result<Phc> {
         let path = format!("/dev/ptp{index}");
-        let file = std::fs::OpenOptions::new().read(true).write(writable).open(&path)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(&path)?;
         Ok(Phc { file, path })
     }
     /// Path.
@@ -364,7 +467,10 @@ impl Phc {
     }
     /// Reads the PHC, ns.
     pub fn now_ns(&self) -> io::Result<i64> {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: valid clock id from an open fd; ts is a live timespec.
         cerr(unsafe { libc::clock_gettime(self.clock_id(), &mut ts) })?;
         Ok(ts.tv_sec * 1_000_000_000 + ts.tv_nsec)
@@ -378,14 +484,30 @@ impl Phc {
         req.n_samples = samples.clamp(1, libc::PTP_MAX_SAMPLES);
         req.clockid = clockid;
         // SAFETY: fd is a PTP clock; req is a live, correctly sized struct.
-        cerr(unsafe { libc::ioctl(self.file.as_raw_fd(), libc::PTP_SYS_OFFSET_EXTENDED as _, &mut req) })?;
+        cerr(unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                libc::PTP_SYS_OFFSET_EXTENDED as _,
+                &mut req,
+            )
+        })?;
         let ns = |t: &libc::ptp_clock_time| t.sec * 1_000_000_000 + t.nsec as i64;
         let best = req.ts[..req.n_samples as usize]
             .iter()
-            .map(|s| (ns(&s[2]) - ns(&s[0]), ns(&s[0]) + (ns(&s[2]) - ns(&s[0])) / 2, ns(&s[1])))
+            .map(|s| {
+                (
+                    ns(&s[2]) - ns(&s[0]),
+                    ns(&s[0]) + (ns(&s[2]) - ns(&s[0])) / 2,
+                    ns(&s[1]),
+                )
+            })
             .min_by_key(|x| x.0)
             .ok_or_else(|| io::Error::other("no samples"))?;
-        Ok(PhcCorrelation { phc_ns: best.2, sys_ns: best.1, window_ns: best.0 })
+        Ok(PhcCorrelation {
+            phc_ns: best.2,
+            sys_ns: best.1,
+            window_ns: best.0,
+        })
     }
     /// Sets the PHC frequency offset (`clock_adjtime`, `ADJ_FREQUENCY`);
     /// only for an explicitly configured disciplined PHC.
@@ -422,7 +544,10 @@ mod tests {
         assert_eq!(std::mem::size_of::<EthtoolTsInfo>(), 44);
         assert_eq!(std::mem::size_of::<libc::hwtstamp_config>(), 12);
         assert_eq!(std::mem::size_of::<libc::sock_extended_err>(), 16);
-        assert_eq!(std::mem::size_of::<libc::ptp_sys_offset_extended>(), 16 + 25 * 3 * 16);
+        assert_eq!(
+            std::mem::size_of::<libc::ptp_sys_offset_extended>(),
+            16 + 25 * 3 * 16
+        );
         assert_eq!(std::mem::size_of::<IfreqPtr>(), 40);
         assert_eq!(std::mem::size_of::<libc::cmsghdr>(), 16);
         // _IOWR('=', 9, 1216)
@@ -444,8 +569,17 @@ mod tests {
         ee.extend_from_slice(&[0; 16]); // offender sockaddr_in
         let mut buf = cmsg(libc::SOL_SOCKET, libc::SO_TIMESTAMPING, &ts);
         buf.extend(cmsg(libc::SOL_IP, libc::IP_RECVERR, &ee));
-        assert_eq!(parse_cmsgs(&buf, false), (Some(KernelTs::Software(1_700_000_000_000_000_005)), Some(77)));
-        assert_eq!(parse_cmsgs(&buf, true), (Some(KernelTs::Hardware(42_000_000_007)), Some(77)));
+        assert_eq!(
+            parse_cmsgs(&buf, false),
+            (
+                Some(KernelTs::Software(1_700_000_000_000_000_005)),
+                Some(77)
+            )
+        );
+        assert_eq!(
+            parse_cmsgs(&buf, true),
+            (Some(KernelTs::Hardware(42_000_000_007)), Some(77))
+        );
         // Truncated and garbage buffers: no panic, nothing found.
         for cut in 0..buf.len() {
             let _ = parse_cmsgs(&buf[..cut], true);

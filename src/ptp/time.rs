@@ -90,7 +90,10 @@ mod tests {
         let a = PtpTimestamp::from_parts(10, 0);
         assert_eq!(a.to_rtp(48_000, 0), 480_000);
         assert_eq!(a.to_rtp(48_000, 5), 480_005);
-        assert_eq!(PtpTimestamp::from_parts(100_000, 0).to_rtp(48_000, 0), (4_800_000_000u64 as u32));
+        assert_eq!(
+            PtpTimestamp::from_parts(100_000, 0).to_rtp(48_000, 0),
+            (4_800_000_000u64 as u32)
+        );
         assert_eq!(PtpTimestamp(-5).to_parts(), (0, 0));
     }
 }

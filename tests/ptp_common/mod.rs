@@ -13,8 +13,15 @@ pub fn skip_reason() -> Option<String> {
         return Some("not root (network namespaces need root)".into());
     }
     for prog in ["ptp4l", "pmc", "setpriv"] {
-        if Command::new("sh").args(["-c", &format!("command -v {prog}")]).output().map(|o| !o.status.success()).unwrap_or(true) {
-            return Some(format!("{prog} missing (apt-get install linuxptp util-linux)"));
+        if Command::new("sh")
+            .args(["-c", &format!("command -v {prog}")])
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            return Some(format!(
+                "{prog} missing (apt-get install linuxptp util-linux)"
+            ));
         }
     }
     None
@@ -49,7 +56,15 @@ pub fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill 
     std::fs::write(&cpath, conf).expect("write ptp4l conf");
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
     let child = NetnsPair::cmd_in(ns, "setpriv")
-        .args(["--inh-caps=-sys_time", "--bounding-set=-sys_time", "ptp4l", "-S", "-i", iface, "-f"])
+        .args([
+            "--inh-caps=-sys_time",
+            "--bounding-set=-sys_time",
+            "ptp4l",
+            "-S",
+            "-i",
+            iface,
+            "-f",
+        ])
         .arg(&cpath)
         .arg("-m")
         .stdout(log.try_clone().expect("log"))
@@ -70,16 +85,23 @@ pub fn pmc_time_status(ns: &str, uds: &Path, client: &Path) -> Option<(i64, bool
         .output()
         .ok()?;
     let s = String::from_utf8_lossy(&out.stdout);
-    let field = |k: &str| s.lines().find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().to_string()));
-    Some((field("master_offset")?.parse().ok()?, field("gmPresent")? == "true", field("gmIdentity")?))
+    let field = |k: &str| {
+        s.lines()
+            .find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().to_string()))
+    };
+    Some((
+        field("master_offset")?.parse().ok()?,
+        field("gmPresent")? == "true",
+        field("gmIdentity")?,
+    ))
 }
 
-/// Starts our PTP clock (`ptp_harness run …`, which calls
+/// Starts our PTP clock (`aes67 ptp …`, which calls
 /// `aes67::ptp::run`) in `ns` with `--json`; returns the child and a
 /// channel of parsed status objects.
 pub fn ours(ns: &str, args: &[&str]) -> (Kill, std::sync::mpsc::Receiver<serde_json::Value>) {
-    let mut child = NetnsPair::cmd_in(ns, env!("CARGO_BIN_EXE_ptp_harness"))
-        .arg("run")
+    let mut child = NetnsPair::cmd_in(ns, env!("CARGO_BIN_EXE_aes67"))
+        .arg("ptp")
         .args(args)
         .arg("--json")
         .stdout(Stdio::piped())
