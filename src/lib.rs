@@ -11,5 +11,6 @@
 
 pub mod cli;
 pub mod net;
+pub mod rate;
 pub mod rig;
 pub mod units;
