@@ -52,7 +52,7 @@ pub struct RateConfig {
 
 impl RateConfig {
     /// Defaults for `sample_rate` frames/s and a target latency: ±2000 ppm clamp,
-    /// resync at ±(target/2, at least 5 ms), 1 s fill filter, 60 s loop, 0.02 Hz DLL,
+    /// resync at ±(target/2, at least 5 ms), 2 s fill filter, 60 s loop, 0.02 Hz DLL,
     /// feed-forward slew 10 ppm/s.
     pub fn new(sample_rate: u32, target_latency: Nanos) -> RateConfig {
         RateConfig {
@@ -60,7 +60,7 @@ impl RateConfig {
             target_latency,
             max_ppm: 2000.0,
             resync: Nanos((target_latency.0 / 2).max(5_000_000)),
-            fill_filter: Nanos::from_secs(1),
+            fill_filter: Nanos::from_secs(2),
             loop_period: Nanos::from_secs(60),
             dll_bandwidth_hz: 0.02,
             ff_slew_ppm_per_s: 10.0,
