@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod net;
+pub mod playout;
 pub mod rate;
 pub mod rig;
 pub mod units;

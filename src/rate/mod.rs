@@ -107,8 +107,12 @@ pub struct RateOutput {
     pub resync_frames: Option<i64>,
 }
 
-/// Alpha-beta delay-locked loop tracking the device position (frames) against
-/// `CLOCK_MONOTONIC`: state is the predicted position and the rate (frames/s).
+/// Acquisition time of [`DeviceClock`] (s): wide loop, no estimate reported.
+const ACQUIRE_S: f64 = 6.0;
+
+/// Delay-locked loop tracking the device position (frames) against
+/// `CLOCK_MONOTONIC`: a least-squares fit over the first 6 s acquires the rate, then a
+/// critically damped alpha-beta loop (state: predicted position, rate in frames/s) tracks it.
 #[derive(Debug, Clone, Copy)]
 pub struct DeviceClock {
     nominal: f64,
@@ -116,17 +120,23 @@ pub struct DeviceClock {
     last: Option<(MonoNs, f64)>,
     rate: f64,
     updates: u64,
+    elapsed: f64,
+    acquired: bool,
+    ls: [f64; 5],
+    ls_p0: f64,
 }
 
 impl DeviceClock {
     /// A DLL for a device of `nominal` frames/s with loop bandwidth `bw_hz`.
     pub fn new(nominal: f64, bw_hz: f64) -> DeviceClock {
-        DeviceClock { nominal, wn: 2.0 * std::f64::consts::PI * bw_hz, last: None, rate: nominal, updates: 0 }
+        DeviceClock { nominal, wn: 2.0 * std::f64::consts::PI * bw_hz, last: None, rate: nominal, updates: 0, elapsed: 0.0, acquired: false, ls: [0.0; 5], ls_p0: 0.0 }
     }
     /// Restarts the loop (after an xrun or a device restart).
     pub fn reset(&mut self) {
         self.last = None;
         self.updates = 0;
+        self.elapsed = 0.0;
+        self.acquired = false;
     }
     /// Feeds one (time, position in frames) pair. Position jumps of more than 0.5 s
     /// against the prediction restart the loop (xrun, suspend).
@@ -145,22 +155,54 @@ impl DeviceClock {
         if err.abs() > 0.5 * self.nominal || dt > 5.0 {
             self.last = Some((now, meas));
             self.updates = 0;
+            self.elapsed = 0.0;
+            self.acquired = false;
             return;
         }
-        // Faster acquisition first (wider loop for the first updates), then the
-        // configured bandwidth; critically damped alpha-beta gains per elapsed dt.
-        let wn = if self.updates < 1000 { self.wn * 4.0 } else { self.wn };
-        let x = (wn * dt).min(0.5);
+        self.updates += 1;
+        self.elapsed += dt;
+        if self.elapsed < ACQUIRE_S {
+            // Acquisition: a least-squares line through the (time, position) points
+            // since the (re)start gives the rate to start the loop from.
+            let (t, p) = (self.elapsed, meas - self.ls_p0);
+            if self.updates == 1 {
+                self.ls = [0.0; 5];
+                self.ls_p0 = meas;
+                self.last = Some((now, meas));
+                return;
+            }
+            let l = &mut self.ls;
+            l[0] += 1.0;
+            l[1] += t;
+            l[2] += p;
+            l[3] += t * t;
+            l[4] += t * p;
+            self.last = Some((now, meas));
+            return;
+        }
+        if !self.acquired {
+            let l = &self.ls;
+            let den = l[0] * l[3] - l[1] * l[1];
+            if l[0] >= 10.0 && den > 0.0 {
+                let slope = (l[0] * l[4] - l[1] * l[2]) / den;
+                let icpt = (l[2] - slope * l[1]) / l[0];
+                self.rate = slope.clamp(self.nominal * 0.99, self.nominal * 1.01);
+                self.last = Some((now, self.ls_p0 + icpt + slope * self.elapsed));
+            }
+            self.acquired = true;
+            return;
+        }
+        // Tracking: critically damped alpha-beta gains per elapsed dt.
+        let x = (self.wn * dt).min(0.5);
         let alpha = 2.0 * x;
         let beta = x * x;
         self.last = Some((now, pred + alpha * err));
         self.rate += beta * err / dt;
         self.rate = self.rate.clamp(self.nominal * 0.99, self.nominal * 1.01);
-        self.updates += 1;
     }
-    /// Device rate relative to `CLOCK_MONOTONIC`, once the loop has run a few seconds.
+    /// Device rate relative to `CLOCK_MONOTONIC`, once the loop has acquired (6 s).
     pub fn ppb(&self) -> Option<Ppb> {
-        (self.updates >= 100).then(|| Ppb((self.rate / self.nominal - 1.0) * 1e9))
+        self.acquired.then(|| Ppb((self.rate / self.nominal - 1.0) * 1e9))
     }
 }
 
@@ -171,6 +213,7 @@ pub struct RateControl {
     dll: DeviceClock,
     media_held: Option<f64>,
     ff: f64,
+    ff_init: bool,
     integ: f64,
     filt: Option<f64>,
     last_now: Option<MonoNs>,
@@ -185,6 +228,7 @@ impl RateControl {
             cfg,
             media_held: None,
             ff: 0.0,
+            ff_init: false,
             integ: 0.0,
             filt: None,
             last_now: None,
@@ -223,19 +267,19 @@ impl RateControl {
             self.media_held = Some(m.0 * 1e-3); // ppb -> ppm
         }
         let dev = self.dll.ppb();
-        let ff_target = match (dev, self.media_held) {
-            (Some(d), Some(m)) => d.0 * 1e-3 - m,
-            _ => self.ff, // keep what we had; the PI carries the rest
-        };
-        let step = self.cfg.ff_slew_ppm_per_s * dt;
-        let ff_new = self.ff + (ff_target - self.ff).clamp(-step, step);
-        if self.filt.is_none() || dt == 0.0 {
-            // First use: take the feed-forward as is, bumplessly against the integrator.
-            let jump = ff_target - self.ff;
-            self.integ -= jump;
-            self.ff = ff_target;
-        } else {
-            self.ff = ff_new;
+        if let (Some(d), Some(m)) = (dev, self.media_held) {
+            let target = d.0 * 1e-3 - m;
+            if !self.ff_init {
+                // First estimate: take it whole and let the PI restart from it (a
+                // one-off ratio step of at most a few hundred ppm, ramped by the
+                // resampler: far below a cent of pitch).
+                self.ff = target;
+                self.integ = 0.0;
+                self.ff_init = true;
+            } else {
+                let step = self.cfg.ff_slew_ppm_per_s * dt;
+                self.ff += (target - self.ff).clamp(-step, step);
+            }
         }
 
         // Feedback: latency error in seconds.
