@@ -107,4 +107,7 @@ fn thd_n_1khz_steered_stereo() {
     let db_m = thd_n_db(Quality::Medium, 1.0 - 300e-6, 1, true);
     println!("THD+N (1 kHz, ratio 1-300 ppm steered, Quality::Medium, mono): {db_m:.1} dB");
     assert!(db_m <= -100.0, "Medium THD+N {db_m:.1} dB");
+    let db_f = thd_n_db(Quality::Fast, 1.0 + 1000e-6, 1, true);
+    println!("THD+N (1 kHz, ratio 1+1000 ppm steered, Quality::Fast, mono): {db_f:.1} dB");
+    assert!(db_f <= -80.0, "Fast THD+N {db_f:.1} dB");
 }

@@ -128,6 +128,7 @@ pub struct PlayoutStats {
     resyncs: AtomicU64,
     periods: AtomicU64,
     device_errors: AtomicU64,
+    max_cycle_us: AtomicI64,
     rt: AtomicU8,
     running: AtomicBool,
 }
@@ -159,6 +160,8 @@ pub struct StatsSnapshot {
     pub periods: u64,
     /// Other device errors.
     pub device_errors: u64,
+    /// Longest time spent resampling one period (µs): the CPU headroom check.
+    pub max_cycle_us: i64,
     /// Real-time scheduling outcome.
     pub rt: RtStatus,
     /// Whether the loop is past priming and playing the stream.
@@ -182,6 +185,7 @@ impl PlayoutStats {
             resyncs: self.resyncs.load(Ordering::Relaxed),
             periods: self.periods.load(Ordering::Relaxed),
             device_errors: self.device_errors.load(Ordering::Relaxed),
+            max_cycle_us: self.max_cycle_us.load(Ordering::Relaxed),
             rt: match self.rt.load(Ordering::Relaxed) {
                 1 => RtStatus::Fifo,
                 2 => RtStatus::Denied,
@@ -196,7 +200,7 @@ impl StatsSnapshot {
     /// One status line: `ratio +1000.3 ppm ff +999.8 ppm delay 150.0 ms fill 90.1 ms err +0.2 ms xruns 0 ...`.
     pub fn status_line(&self) -> String {
         format!(
-            "ratio {:+.1} ppm ff {:+.1} ppm delay {:.1} ms fill {:.1} ms err {:+.2} ms xruns {} underruns {} resyncs {} rt {:?}",
+            "ratio {:+.1} ppm ff {:+.1} ppm delay {:.1} ms fill {:.1} ms err {:+.2} ms xruns {} underruns {} resyncs {} cycle {} us rt {:?}",
             self.ratio_ppm,
             self.feed_forward_ppm,
             self.device_delay_ms,
@@ -205,6 +209,7 @@ impl StatsSnapshot {
             self.xruns,
             self.ring_underruns,
             self.resyncs,
+            self.max_cycle_us,
             self.rt
         )
     }
@@ -495,6 +500,7 @@ impl RtCore {
                     short = true;
                 }
                 let scale = self.in_scale;
+                let c0 = MonoNs::now();
                 let chunk = ring.read_chunk(take * ch).ok();
                 let res = self.rs.process_with(
                     |buf| {
@@ -516,6 +522,7 @@ impl RtCore {
                 if let Some(c) = chunk {
                     c.commit_all();
                 }
+                stats.max_cycle_us.fetch_max(MonoNs::now().since(c0).0 / 1000, Ordering::Relaxed);
                 if res.is_err() {
                     self.out.iter_mut().for_each(|s| *s = 0);
                 }
