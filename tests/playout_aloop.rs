@@ -68,6 +68,10 @@ const FREQ: f64 = 1000.0;
 
 #[test]
 fn aloop_rate_shift_in_qemu_guest() {
+    if cfg!(debug_assertions) {
+        eprintln!("SKIPPED: the guest half needs an optimised build (cargo test --release, as CI runs it)");
+        return;
+    }
     if !aes67::rig::is_root() {
         eprintln!("SKIPPED: the qemu/snd-aloop rig needs root (CI runs as root)");
         return;
@@ -195,9 +199,10 @@ fn guest_aloop_playout() {
         _ => Quality::Poly,
     };
     // A slower, smoother loop for the guest's jittery timing (jiffy-quantised aloop
-    // pointer, tcg scheduling): 120 s natural period, 4 s error filter.
+    // pointer: ±4 ms of delay noise at HZ=250; tcg scheduling): 300 s natural period,
+    // 4 s error filter. The ratio estimate itself comes from the device-clock DLL.
     let mut rcfg = aes67::rate::RateConfig::new(RATE, Nanos::from_ms(TARGET_MS));
-    rcfg.loop_period = Nanos::from_secs(120);
+    rcfg.loop_period = Nanos::from_secs(300);
     rcfg.fill_filter = Nanos::from_secs(4);
     cfg.rate = Some(rcfg);
     println!("ALOOP quality {:?}", cfg.quality);
@@ -227,10 +232,11 @@ fn guest_aloop_playout() {
             max_raw = max_raw.max(snap.latency_error_ms.abs());
         }
     }
-    let st = p.stop();
-    drop(tone);
+    // Stop the reader first: the end of playout is not a discontinuity.
     stop.store(true, Ordering::Relaxed);
     let cap = rec.join().unwrap();
+    let st = p.stop();
+    drop(tone);
     let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
     let ff = ffs.iter().sum::<f64>() / ffs.len().max(1) as f64;
     let allocs = RT_ALLOCS.load(Ordering::Relaxed);
