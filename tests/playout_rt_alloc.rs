@@ -82,7 +82,7 @@ fn rt_loop_never_allocates_and_locks_to_the_device() {
     let ch = 2;
     let mut cfg = PlayoutConfig::new(ch, 48000);
     cfg.period_frames = 480;
-    cfg.target_latency = Nanos::from_ms(60);
+    cfg.target_latency = Nanos::from_ms(120); // room for a loaded 2-core CI machine
     cfg.rt_priority = Some(10); // denied without CAP_SYS_NICE: must keep running
     cfg.lock_memory = false;
     cfg.quality = if cfg!(debug_assertions) { Quality::Medium } else { Quality::High };

@@ -72,6 +72,7 @@ fn thd_n_db(quality: Quality, ratio: f64, channels: usize, steer: bool) -> f64 {
     10.0 * (res / sig).log10()
 }
 
+#[allow(clippy::needless_range_loop)]
 fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> [f64; 3] {
     for i in 0..3 {
         let p = (i..3).max_by(|&x, &y| a[x][i].abs().total_cmp(&a[y][i].abs())).unwrap();

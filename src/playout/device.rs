@@ -106,7 +106,7 @@ impl PcmDevice for AlsaDevice {
         self.pcm.wait(Some(timeout_ms)).map(|_| ()).map_err(map_err)
     }
     fn avail_delay(&mut self) -> Result<(i64, i64), DevError> {
-        self.pcm.avail_delay().map(|(a, d)| (a as i64, d as i64)).map_err(map_err)
+        self.pcm.avail_delay().map_err(map_err)
     }
     fn write(&mut self, buf: &[i32]) -> Result<usize, DevError> {
         self.bytes.clear();
@@ -141,8 +141,8 @@ impl PcmDevice for AlsaDevice {
 }
 
 /// A software playback device: consumes frames at `nominal × (1 + ppm·1e-6)` frames
-/// per second of `CLOCK_MONOTONIC`, position advancing in `quantum`-frame steps like a
-/// timer-driven driver. Underruns when its buffer empties, as ALSA does.
+/// per second of `CLOCK_MONOTONIC`, position advancing in steps of min(period, 64)
+/// frames like a timer-driven driver. Underruns when its buffer empties, as ALSA does.
 pub struct SimDevice {
     rate: f64,
     buffer: i64,
@@ -163,7 +163,7 @@ impl SimDevice {
             rate: nominal as f64 * (1.0 + ppm * 1e-6),
             buffer: buffer as i64,
             period: period as i64,
-            quantum: 64,
+            quantum: period.clamp(1, 64) as i64,
             start_threshold: (buffer - period) as i64,
             written: 0,
             started: None,
@@ -195,7 +195,7 @@ impl PcmDevice for SimDevice {
         }
         let frames = (self.period - avail) as f64;
         let s = (frames / self.rate).min(timeout_ms as f64 * 1e-3);
-        std::thread::sleep(Duration::from_secs_f64(s + 0.0005));
+        std::thread::sleep(Duration::from_secs_f64(s + 50e-6));
         Ok(())
     }
     fn avail_delay(&mut self) -> Result<(i64, i64), DevError> {

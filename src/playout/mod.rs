@@ -20,7 +20,12 @@ mod device;
 mod tone;
 
 pub use device::{AlsaDevice, DevError, PcmDevice, SampleFormat, SimDevice};
-pub use tone::{ToneGenerator, tone_run};
+pub use tone::{ToneArgs, ToneGenerator, tone_run};
+
+/// The `playout-tone` subcommand (see [`ToneArgs`]): same as [`tone_run`].
+pub fn run(args: ToneArgs) -> i32 {
+    tone_run(args)
+}
 
 use crate::rate::resampler::{Quality, SteeredResampler};
 use crate::rate::{Observation, RateConfig, RateControl};
@@ -57,6 +62,9 @@ impl MediaRate {
     }
 }
 
+/// Start and end hooks run on the real-time thread (see [`PlayoutConfig::rt_hooks`]).
+pub type RtHooks = (fn(), fn());
+
 /// Playout configuration.
 #[derive(Debug, Clone)]
 pub struct PlayoutConfig {
@@ -80,7 +88,7 @@ pub struct PlayoutConfig {
     pub rate: Option<RateConfig>,
     /// Called on the real-time thread just before the loop starts and after it ends
     /// (tests use it to mark the thread, e.g. for a counting allocator).
-    pub rt_hooks: Option<(fn(), fn())>,
+    pub rt_hooks: Option<RtHooks>,
 }
 
 impl PlayoutConfig {
@@ -260,12 +268,12 @@ impl Playout {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(PlayoutStats::default());
         let (mut ev_tx, mut ev_rx) = rtrb::RingBuffer::<Event>::new(256);
-        if cfg.lock_memory {
-            if let Err(e) = nix::sys::mman::mlockall(
+        if cfg.lock_memory
+            && let Err(e) = nix::sys::mman::mlockall(
                 nix::sys::mman::MlockAllFlags::MCL_CURRENT | nix::sys::mman::MlockAllFlags::MCL_FUTURE,
-            ) {
-                eprintln!("playout: mlockall failed ({e}); continuing without locked memory");
-            }
+            )
+        {
+            eprintln!("playout: mlockall failed ({e}); continuing without locked memory");
         }
         let (s2, st2) = (stop.clone(), stats.clone());
         let rt = std::thread::Builder::new()

@@ -23,6 +23,20 @@ impl ToneGenerator {
     /// `CLOCK_MONOTONIC`, 1 ms (rate/1000 frames) at a time. Returns the generator
     /// and the ring's consumer side (capacity `ring_ms` milliseconds).
     pub fn start(channels: usize, rate: u32, freq: f64, amp: f64, media_ppm: f64, ring_ms: u32) -> (ToneGenerator, rtrb::Consumer<i32>) {
+        Self::start_with_packet(channels, rate, freq, amp, media_ppm, ring_ms, (rate / 1000).max(1) as usize)
+    }
+
+    /// As [`ToneGenerator::start`] with `packet_frames` per packet (e.g. 6 for the
+    /// 125 µs packet time at 48 kHz, AES67-2018 §7.2.1).
+    pub fn start_with_packet(
+        channels: usize,
+        rate: u32,
+        freq: f64,
+        amp: f64,
+        media_ppm: f64,
+        ring_ms: u32,
+        packet_frames: usize,
+    ) -> (ToneGenerator, rtrb::Consumer<i32>) {
         let (mut tx, rx) = rtrb::RingBuffer::<i32>::new(rate as usize * ring_ms as usize / 1000 * channels);
         let stop = Arc::new(AtomicBool::new(false));
         let overruns = Arc::new(AtomicU64::new(0));
@@ -32,7 +46,8 @@ impl ToneGenerator {
             .spawn(move || {
                 let r = rate as f64 * (1.0 + media_ppm * 1e-6);
                 let t0 = MonoNs::now();
-                let pkt = (rate / 1000).max(1) as u64;
+                let pkt = packet_frames.max(1) as u64;
+                let nap = Duration::from_secs_f64((pkt as f64 / r / 2.0).clamp(50e-6, 500e-6));
                 let mut n: u64 = 0;
                 let w = 2.0 * std::f64::consts::PI * freq / rate as f64;
                 let a = amp * 8_388_607.0;
@@ -53,7 +68,7 @@ impl ToneGenerator {
                         }
                         n += pkt;
                     }
-                    std::thread::sleep(Duration::from_micros(500));
+                    std::thread::sleep(nap);
                 }
             })
             .expect("spawn tone thread");
