@@ -38,8 +38,13 @@ pub struct RateConfig {
     /// Clamp of the steering ratio, ± ppm (parts per million of the nominal rate).
     pub max_ppm: f64,
     /// Resync bound: a latency error beyond ± this (ns) makes the controller ask for
-    /// a one-off drop/insert of frames instead of steering.
+    /// a one-off drop/insert of frames instead of steering, once the error has stayed
+    /// beyond it for [`RateConfig::resync_hold`].
     pub resync: Nanos,
+    /// How long the latency error must stay beyond [`RateConfig::resync`] before a
+    /// resync (ns): single glitched readings (a device pointer catching up after a
+    /// stall) never trigger one.
+    pub resync_hold: Nanos,
     /// Time constant of the fill-error low-pass filter (ns).
     pub fill_filter: Nanos,
     /// Natural period of the PI loop on the latency error (ns); critically damped.
@@ -52,7 +57,7 @@ pub struct RateConfig {
 
 impl RateConfig {
     /// Defaults for `sample_rate` frames/s and a target latency: ±2000 ppm clamp,
-    /// resync at ±(target/2, at least 5 ms), 2 s fill filter, 60 s loop, 0.02 Hz DLL,
+    /// resync at ±(target/2, at least 5 ms) held 1 s, 2 s fill filter, 60 s loop, 0.02 Hz DLL,
     /// feed-forward slew 10 ppm/s.
     pub fn new(sample_rate: u32, target_latency: Nanos) -> RateConfig {
         RateConfig {
@@ -60,6 +65,7 @@ impl RateConfig {
             target_latency,
             max_ppm: 2000.0,
             resync: Nanos((target_latency.0 / 2).max(5_000_000)),
+            resync_hold: Nanos::from_secs(1),
             fill_filter: Nanos::from_secs(2),
             loop_period: Nanos::from_secs(60),
             dll_bandwidth_hz: 0.02,
@@ -217,6 +223,7 @@ pub struct RateControl {
     integ: f64,
     filt: Option<f64>,
     last_now: Option<MonoNs>,
+    over_since: Option<MonoNs>,
     resyncs: u64,
 }
 
@@ -232,6 +239,7 @@ impl RateControl {
             integ: 0.0,
             filt: None,
             last_now: None,
+            over_since: None,
             resyncs: 0,
         }
     }
@@ -294,9 +302,15 @@ impl RateControl {
 
         let mut resync = None;
         if err.abs() > self.cfg.resync.as_secs_f64() {
-            resync = Some((err * fs).round() as i64);
-            self.resyncs += 1;
-            self.filt = None;
+            let since = *self.over_since.get_or_insert(obs.now);
+            if obs.now.since(since) >= self.cfg.resync_hold {
+                resync = Some((err * fs).round() as i64);
+                self.resyncs += 1;
+                self.filt = None;
+                self.over_since = None;
+            }
+        } else {
+            self.over_since = None;
         }
 
         // PI: more latency than wanted means the device is too slow for the stream,
@@ -365,13 +379,18 @@ mod tests {
     #[test]
     fn resync_beyond_bound() {
         let mut c = RateControl::new(RateConfig::new(48000, Nanos::from_ms(20)));
-        let o = c.update(&Observation {
-            now: MonoNs(1),
+        let obs = |t: u64| Observation {
+            now: MonoNs(t),
             ring_fill_frames: 48.0 * 40.0,
             device_delay_frames: 48.0 * 10.0,
             device_position: None,
             media_vs_mono: Some(Ppb::ZERO),
-        });
+        };
+        // a single glitched reading (or a short burst) does not resync
+        for i in 0..100 {
+            assert_eq!(c.update(&obs(1 + i * 9_000_000)).resync_frames, None);
+        }
+        let o = c.update(&obs(1 + 1_000_000_000));
         assert_eq!(o.resync_frames, Some(48 * 30));
         assert_eq!(c.resyncs(), 1);
     }
