@@ -25,7 +25,7 @@ fn bench(c: &mut Criterion) {
         g.measurement_time(Duration::from_secs(3));
         g.warm_up_time(Duration::from_millis(500));
         g.sample_size(20);
-        for (name, q) in [("sinc_high", Quality::High), ("sinc_medium", Quality::Medium)] {
+        for (name, q) in [("sinc_high", Quality::High), ("sinc_medium", Quality::Medium), ("sinc_fast", Quality::Fast)] {
             let mut r = SteeredResampler::new(ch, CHUNK, q).unwrap();
             r.set_ratio(1.0 + 100e-6).unwrap();
             let input: Vec<f32> = (0..r.input_frames_max() * ch).map(|i| ((i as f32) * 0.01).sin() * 0.5).collect();
