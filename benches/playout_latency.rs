@@ -4,7 +4,7 @@
 //! packets (AES67-2018 §7.2.1 packet times).
 //!
 //! The real playout thread (SCHED_FIFO, steered sinc resampler, rate controller) runs
-//! against the software device (`SimDevice`, +100 ppm crystal, 0.5 ms period, 1 ms
+//! against the software device (`SimDevice`, +100 ppm crystal, 1 ms period, 4 ms
 //! buffer), fed by the tone source in packets of the given size. For each packet time
 //! the target latency is swept downwards; each point runs `AES67_LAT_SECONDS`
 //! (default 20; the figure is 600) and the smallest passing target is printed.
@@ -18,11 +18,11 @@ use std::time::Duration;
 
 fn main() {
     let secs: u64 = std::env::var("AES67_LAT_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let period = 24; // 0.5 ms at 48 kHz
-    let buffer = 48; // 1 ms
+    let period = 48; // 1 ms at 48 kHz
+    let buffer = 192; // 4 ms
     for (name, pkt) in [("1 ms packets", 48usize), ("125 us packets", 6usize)] {
         let mut best = None;
-        for target_us in [10_000i64, 6_000, 4_000, 3_000, 2_500, 2_000, 1_750, 1_500] {
+        for target_us in [20_000i64, 12_000, 8_000, 6_000, 5_000, 4_000] {
             let mut cfg = PlayoutConfig::new(2, 48000);
             cfg.period_frames = period;
             cfg.target_latency = Nanos::from_us(target_us);
