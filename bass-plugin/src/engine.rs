@@ -4,9 +4,10 @@
 //!
 //! Mapping of the seeds' URL `jitter=` (ms): it is the engine's link offset
 //! (AES67-2018 §6.6), i.e. how long each frame waits after its media-clock
-//! time before BASS may read it. The media clock is the engine's default
-//! (free-running monotonic, anchored on arrivals) until a PTP media clock
-//! exists in the engine; then `config::clock_settings()` selects it here.
+//! time before BASS may read it. The media clock: in `CLOCK_MODE` PTP while
+//! the add-on's PTP slave runs, the engine's `PtpMediaClock` (with the
+//! `CLOCK_FALLBACK_TIMEOUT` rule of `ptpslave::FallbackSource`); otherwise the
+//! engine's free-running monotonic clock, anchored on arrivals (System).
 
 use aes67::receiver::{Receiver, ReceiverOptions, ReceiverStats};
 use aes67::stream::StreamConfig;
@@ -34,6 +35,8 @@ impl EngineStream {
 pub fn start(cfg: &StreamConfig) -> Result<(EngineStream, rtrb::Consumer<i32>), OpenError> {
     let opts = ReceiverOptions {
         link_offset: Nanos::from_ms(cfg.jitter_ms as i64),
+        #[cfg(target_os = "linux")]
+        clock: crate::ptpslave::media_clock(cfg.sample_rate, cfg.mediaclk_offset.unwrap_or(0)),
         ..Default::default()
     };
     #[cfg(target_os = "linux")]

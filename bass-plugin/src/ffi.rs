@@ -345,6 +345,8 @@ extern "C" fn on_load() {
 }
 
 extern "C" fn on_unload() {
+    #[cfg(all(engine, target_os = "linux"))]
+    let _ = catch_unwind(crate::ptpslave::shutdown);
     let _ = catch_unwind(unregister);
 }
 
@@ -469,7 +471,20 @@ unsafe extern "system" fn config_proc(option: u32, flags: u32, value: *mut c_voi
             }
         }
     }));
-    i32::from(r.unwrap_or(false))
+    let ok = r.unwrap_or(false);
+    #[cfg(all(engine, target_os = "linux"))]
+    if ok
+        && set
+        && matches!(
+            id,
+            config::PTP_ENABLED | config::INTERFACE | config::PTP_DOMAIN
+        )
+    {
+        // The PTP thread is started on a fresh thread of ours (see
+        // `on_fresh_thread`); it inherits the caller's network namespace.
+        let _ = catch_unwind(|| on_fresh_thread(crate::ptpslave::reconcile));
+    }
+    i32::from(ok)
 }
 
 /// Face 2: creates a stream for an `aes67://` URL, or declines other URLs

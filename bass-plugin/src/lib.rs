@@ -14,6 +14,8 @@
 //!   without the `windows-engine` feature: streams then fail with error 37);
 //! - `udpsource`: the portable (Winsock on Windows) packet source with
 //!   user-space software timestamps, the engine's ingest on Windows;
+//! - `ptpslave`: the one in-process PTP slave and the streams' PTP media
+//!   clock (Linux);
 //! - [`errors`]: the BASS error codes the add-on sets.
 #![warn(missing_docs)]
 
@@ -22,6 +24,8 @@ pub mod config;
 pub mod engine;
 pub mod errors;
 mod ffi;
+#[cfg(all(engine, target_os = "linux"))]
+pub mod ptpslave;
 pub mod stats;
 pub mod stream;
 #[cfg(engine)]

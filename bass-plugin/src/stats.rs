@@ -46,29 +46,73 @@ pub struct ClockStatus {
     pub master: Option<([u8; 8], u16)>,
     /// Clock mode in force (config `CLOCK_MODE`).
     pub mode: u32,
+    /// The PTP loop's error, when it ended by itself.
+    pub failed: Option<String>,
+    /// Interface of the PTP slave, when one is configured.
+    pub iface: Option<String>,
 }
 
-/// The current clock status.
+/// The current clock status, from the add-on's PTP slave (`ptpslave`;
+/// Linux with the engine) or [`PtpState::Disabled`] when none runs.
 ///
-/// NOT YET WIRED: the engine has no PTP slave this add-on can attach to yet
-/// (the `ptp` module is being written on another branch), so this reports
-/// [`PtpState::Disabled`] and the stats line says so. The seam: replace the
-/// body with a read of the engine's PTP status snapshot.
+/// Port state mapping: LISTENING (and no status yet) → 1, UNCALIBRATED → 2,
+/// SLAVE → 3; MASTER/PASSIVE/FAULTY cannot occur on a slave-only port and
+/// map to 1.
 pub fn clock_status() -> ClockStatus {
     let s = crate::config::clock_settings();
-    ClockStatus {
+    let mut c = ClockStatus {
         state: PtpState::Disabled,
         locked: false,
         offset_ns: 0,
         freq_ppb: 0.0,
         master: None,
         mode: s.mode,
+        failed: None,
+        iface: None,
+    };
+    #[cfg(all(engine, target_os = "linux"))]
+    {
+        let p = crate::ptpslave::status();
+        c.iface = p.iface.clone();
+        c.failed = p.failed.clone();
+        if p.iface.is_some() && p.failed.is_none() {
+            c.state = match p.port_state.as_deref() {
+                Some("SLAVE") => PtpState::Slave,
+                Some("UNCALIBRATED") => PtpState::Uncalibrated,
+                _ => PtpState::Listening,
+            };
+            c.locked = p.locked;
+            c.offset_ns = p.offset_ns.unwrap_or(0);
+            c.freq_ppb = p.freq_ppb;
+            c.master = p.parent.as_deref().and_then(parse_port_identity);
+        }
     }
+    c
+}
+
+/// Parses `clockIdentity:portNumber` (16 hex digits, decimal port).
+pub fn parse_port_identity(s: &str) -> Option<([u8; 8], u16)> {
+    let (id, port) = s.rsplit_once(':')?;
+    let id: String = id.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    if id.len() != 16 {
+        return None;
+    }
+    let mut out = [0u8; 8];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some((out, port.parse().ok()?))
 }
 
 /// The status line of `BASS_CONFIG_AES67_PTP_STATS`, in the seeds' format when
 /// a master is known, e.g.
 /// `Slave to: PTP/dca600fffeff2eea:2, δ -270.9µs, Freq: +100.00ppm [LOCKED]`.
+/// Otherwise one of: `Clock: System (free-running)` (CLOCK_MODE 2),
+/// `PTP: disabled, clock: System (free-running)`, `PTP: no INTERFACE set
+/// (domain N), clock: System (free-running)`, `PTP: listening on IFACE
+/// (domain N), no master yet`, `PTP: failed on IFACE: REASON, clock: System
+/// (free-running)`, or (builds without the engine) `PTP: not available in this
+/// build (domain N), clock: System (free-running)`.
 pub fn stats_line(c: &ClockStatus) -> String {
     let settings = crate::config::clock_settings();
     match c.master {
@@ -83,10 +127,23 @@ pub fn stats_line(c: &ClockStatus) -> String {
         }
         None if c.mode == crate::config::CLOCK_SYSTEM => "Clock: System (free-running)".to_string(),
         None if !settings.ptp_enabled => "PTP: disabled, clock: System (free-running)".to_string(),
-        None => format!(
+        None if !cfg!(all(engine, target_os = "linux")) => format!(
             "PTP: not available in this build (domain {}), clock: System (free-running)",
             settings.domain
         ),
+        None => match (&c.iface, &c.failed) {
+            (None, _) => format!(
+                "PTP: no INTERFACE set (domain {}), clock: System (free-running)",
+                settings.domain
+            ),
+            (Some(i), Some(e)) => {
+                format!("PTP: failed on {i}: {e}, clock: System (free-running)")
+            }
+            (Some(i), None) => format!(
+                "PTP: listening on {i} (domain {}), no master yet",
+                settings.domain
+            ),
+        },
     }
 }
 
@@ -214,7 +271,14 @@ mod tests {
             freq_ppb: 100_000.0,
             master: Some(([0xdc, 0xa6, 0x00, 0xff, 0xfe, 0xff, 0x2e, 0xea], 2)),
             mode: 0,
+            failed: None,
+            iface: Some("eth0".into()),
         };
+        assert_eq!(
+            parse_port_identity("dca600fffeff2eea:2"),
+            Some(([0xdc, 0xa6, 0x00, 0xff, 0xfe, 0xff, 0x2e, 0xea], 2))
+        );
+        assert_eq!(parse_port_identity("dca600:2"), None);
         assert_eq!(
             stats_line(&c),
             "Slave to: PTP/dca600fffeff2eea:2, δ -270.9µs, Freq: +100.00ppm [LOCKED]"

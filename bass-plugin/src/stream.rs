@@ -277,6 +277,8 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
             Ordering::Relaxed,
         );
     }
+    #[cfg(target_os = "linux")]
+    crate::ptpslave::reconcile();
     let (engine, ring) = crate::engine::start(&cfg)?;
     let shared = Arc::new(StreamShared {
         counters: stats.clone(),

@@ -799,3 +799,244 @@ fn bass_under_another_file_name_is_found() {
     b.assert_still_works();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// ptp4l as grandmaster, as in the core's tests/ptp_common (software
+/// timestamps, logSyncInterval −3, free_running: it never adjusts a clock).
+mod ptp_common {
+    use aes67::rig::{NetnsPair, is_root};
+    use std::path::Path;
+
+    pub const GM_CONF: &str = "[global]\ndomainNumber 0\npriority1 1\nclockClass 6\n\
+time_stamping software\ndelay_mechanism E2E\nnetwork_transport UDPv4\nlogSyncInterval -3\n\
+masterOnly 1\nfree_running 1\n";
+
+    pub fn skip_reason() -> Option<String> {
+        if !is_root() {
+            return Some("not root".into());
+        }
+        for prog in ["ptp4l", "setpriv"] {
+            let ok = std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {prog}")])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !ok {
+                return Some(format!(
+                    "{prog} missing (apt-get install linuxptp util-linux)"
+                ));
+            }
+        }
+        None
+    }
+
+    /// A child killed on drop.
+    pub struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// ptp4l in `ns` on `iface`, without CAP_SYS_TIME (it cannot touch the clock).
+    pub fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill {
+        let cpath = dir.join(format!("{name}.conf"));
+        std::fs::write(&cpath, conf).unwrap();
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        Kill(
+            NetnsPair::cmd_in(ns, "setpriv")
+                .args([
+                    "--inh-caps=-sys_time",
+                    "--bounding-set=-sys_time",
+                    "ptp4l",
+                    "-S",
+                    "-i",
+                    iface,
+                    "-f",
+                ])
+                .arg(&cpath)
+                .arg("-m")
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("spawn ptp4l"),
+        )
+    }
+}
+
+/// PTP: the add-on's in-process slave (PTP_ENABLED + INTERFACE in netns B)
+/// locks to ptp4l as grandmaster (software timestamps, no CAP_SYS_TIME) in
+/// netns A; PTP_STATE/LOCKED/OFFSET/FREQ/STATS come from it; a decode stream
+/// created in CLOCK_MODE PTP receives an engine sender whose RTP timestamps
+/// are PTP time (CLOCK_REALTIME × 48000, what ptp4l serves), so its frames
+/// are only released at the right PTP instant: audio flows only if the
+/// stream's media clock is the PTP time. Then CLOCK_MODE System, unload.
+#[test]
+fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
+    use aes67::rig::{NetnsPair, in_netns};
+    if let Some(why) = ptp_common::skip_reason() {
+        panic!("PTP BASS test cannot run: {why}");
+    }
+    let (b, _g) = bass();
+    let pair = NetnsPair::new().expect("netns pair");
+    let dir = std::env::temp_dir().join(format!("bass-aes67-ptp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _gm = ptp_common::ptp4l(&pair.a, &pair.if_a, ptp_common::GM_CONF, &dir, "gm");
+    let h_addon = b.load_addon();
+    unsafe {
+        assert_ne!((b.set_config)(0x20007, 1), 0, "PTP_ENABLED");
+        assert_ne!((b.set_config)(0x20003, 0), 0, "PTP_DOMAIN");
+        assert_ne!((b.set_config)(0x20019, 0), 0, "CLOCK_MODE PTP");
+    }
+    // Setting INTERFACE starts the slave on a thread in the caller's netns.
+    assert!(in_netns(&pair.b, || b.set_str(0x20001, &pair.if_b)).unwrap());
+    assert_ne!(
+        unsafe { (b.get_config)(0x20006) },
+        0,
+        "PTP_STATE after start"
+    );
+    let t0 = std::time::Instant::now();
+    let mut seen = Vec::new();
+    let locked_after = loop {
+        let (state, locked) = unsafe { ((b.get_config)(0x20006), (b.get_config)(0x20017)) };
+        if seen.last() != Some(&state) {
+            seen.push(state);
+        }
+        if state == 3 && locked == 1 {
+            break t0.elapsed();
+        }
+        assert!(
+            t0.elapsed().as_secs() < 25,
+            "no lock within 25 s: states {seen:?}, stats {:?}",
+            b.get_str(0x20004)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    eprintln!("PTP locked after {locked_after:?}, states seen {seen:?}");
+    assert!(locked_after.as_secs() <= 15, "lock took {locked_after:?}");
+    // Stats line: `Slave to: PTP/<16 hex>:<port>, δ <µs>µs, Freq: <±ppm>ppm [LOCKED]`
+    // with the grandmaster's clockIdentity (EUI-64 from if_a's MAC).
+    let stats = b.get_str(0x20004).expect("PTP_STATS");
+    eprintln!("PTP_STATS: {stats}");
+    let rest = stats.strip_prefix("Slave to: PTP/").expect(&stats);
+    let (id, rest) = rest.split_once(':').expect(&stats);
+    let (port, rest) = rest.split_once(", δ ").expect(&stats);
+    let (us, rest) = rest.split_once("µs, Freq: ").expect(&stats);
+    let (ppm, tag) = rest.split_once("ppm ").expect(&stats);
+    assert_eq!(tag, "[LOCKED]");
+    assert_eq!(port.parse::<u16>().unwrap(), 1, "ptp4l's portNumber");
+    let mac = NetnsPair::cmd_in(&pair.a, "cat")
+        .arg(format!("/sys/class/net/{}/address", pair.if_a))
+        .output()
+        .unwrap();
+    let mac = String::from_utf8_lossy(&mac.stdout).trim().replace(':', "");
+    assert_eq!(
+        id,
+        format!("{}fffe{}", &mac[..6], &mac[6..]),
+        "clockIdentity"
+    );
+    let us: f64 = us.parse().expect(&stats);
+    let ppm: f64 = ppm.parse().expect(&stats);
+    assert!(us.abs() < 200.0, "δ {us} µs");
+    // Same host oscillator on both sides: the frequency correction is small.
+    assert!(ppm.abs() < 50.0, "freq {ppm} ppm");
+    let off32 = unsafe { (b.get_config)(0x20005) } as i32;
+    let off64 = unsafe { *((b.get_config_ptr)(0x20005) as *const i64) };
+    assert!(
+        off32.abs() < 200_000 && off64.abs() < 200_000,
+        "PTP_OFFSET {off32} / {off64} ns"
+    );
+    let freq = unsafe { (b.get_config)(0x20018) } as i32;
+    assert!(freq.abs() < 50_000, "PTP_FREQ {freq} ppm×1000");
+
+    // A PTP-clocked sender in A (RTP = CLOCK_REALTIME × 48000 + 0).
+    let group = format!("239.69.{}.40", std::process::id() % 200 + 1);
+    let port = 7000 + (std::process::id() % 1000) as u16 * 2;
+    let sender = in_netns(&pair.a, || {
+        let mut cfg = aes67::stream::StreamConfig::from_url(&format!(
+            "aes67://{group}:{port}?iface={}",
+            pair.ip_a
+        ))
+        .unwrap();
+        cfg.packet_time_us = Some(1000);
+        cfg.mediaclk_offset = Some(0);
+        aes67::sender::ToneSender {
+            stream: cfg,
+            iface: pair.ip_a.parse().unwrap(),
+            ttl: 1,
+            freq_hz: 1000.0,
+            level_dbfs: -12.0,
+            rtp_clock: aes67::sender::RtpClock::Realtime,
+        }
+        .start()
+        .expect("sender")
+    })
+    .unwrap();
+    let url = format!(
+        "aes67://{group}:{port}?iface={}&jitter=20&fill=available",
+        pair.ip_b
+    );
+    let h = in_netns(&pair.b, || {
+        b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+    })
+    .unwrap();
+    assert_ne!(h, 0, "PTP stream: error {}", b.err());
+    // Read ~2 s of audio as BASS would, paced by the wall clock.
+    let mut got = 0usize;
+    let mut peak = 0f32;
+    let mut buf = vec![0f32; 4800];
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_millis(2500) {
+        let n = unsafe { (b.channel_get_data)(h, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
+        assert_ne!(n, u32::MAX, "BASS_ChannelGetData error {}", b.err());
+        let n = n as usize / 4;
+        got += n;
+        peak = buf[..n].iter().fold(peak, |m, v| m.max(v.abs()));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let received = unsafe { (b.get_config)(0x20012) };
+    eprintln!(
+        "PTP stream: {got} samples in 2.5 s, peak {peak}, packets {received}, late {}, level {}%",
+        unsafe { (b.get_config)(0x20013) },
+        unsafe { (b.get_config)(0x20010) }
+    );
+    assert!(received > 1500, "packets received {received}");
+    // 2.5 s at 48 kHz × 2 ch = 240000 samples; the stream must deliver most of
+    // it (released at PTP time + 20 ms).
+    assert!(
+        got > 180_000,
+        "only {got} samples released by the PTP media clock"
+    );
+    // −12 dBFS sine: peak 0.251.
+    assert!((0.2..0.3).contains(&peak), "tone peak {peak}");
+    assert_eq!(unsafe { (b.get_config)(0x20017) }, 1, "still locked");
+    assert_ne!(unsafe { (b.stream_free)(h) }, 0);
+    let _ = sender.stop();
+
+    // CLOCK_MODE System: the slave keeps running (its line stays); disabling
+    // PTP stops it and the line then names the System clock.
+    unsafe { assert_ne!((b.set_config)(0x20019, 2), 0) };
+    assert!(b.get_str(0x20004).unwrap().starts_with("Slave to: PTP/"));
+    unsafe { assert_ne!((b.set_config)(0x20007, 0), 0) };
+    assert_eq!(
+        unsafe { (b.get_config)(0x20006) },
+        0,
+        "PTP_STATE after disable"
+    );
+    assert_eq!(
+        b.get_str(0x20004).as_deref(),
+        Some("Clock: System (free-running)")
+    );
+    unsafe {
+        (b.set_config)(0x20019, 0);
+        (b.set_config)(0x20007, 1);
+    }
+    assert!(b.set_str(0x20001, ""));
+    assert_eq!(
+        unsafe { (b.get_config)(0x20006) },
+        0,
+        "no interface: disabled"
+    );
+    assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
+    b.assert_still_works();
+    let _ = std::fs::remove_dir_all(&dir);
+}
