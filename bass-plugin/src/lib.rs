@@ -27,6 +27,8 @@ mod ffi;
 #[cfg(all(engine, target_os = "linux"))]
 pub mod ptpslave;
 pub mod stats;
+#[cfg(engine)]
+pub mod steer;
 pub mod stream;
 #[cfg(engine)]
 pub mod udpsource;

@@ -248,6 +248,15 @@ impl PtpTimeSource for FallbackSource {
     }
 }
 
+/// The PTP clock a new stream's media clock runs on (`CLOCK_MODE` PTP while a
+/// slave runs), for the rate controller's feed-forward.
+pub fn stream_clock() -> Option<Arc<PtpClockHandle>> {
+    if crate::config::clock_settings().mode != crate::config::CLOCK_PTP {
+        return None;
+    }
+    handle()
+}
+
 /// The media clock for a new stream: `Some(PtpMediaClock)` in `CLOCK_MODE`
 /// PTP while a slave runs, `None` (the engine's free-running System clock)
 /// otherwise.

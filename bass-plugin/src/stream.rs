@@ -2,13 +2,10 @@
 //! receiver, and the STREAMPROC side that turns its ring of i32 samples into
 //! BASS float frames.
 //!
-//! Rate: BASS pulls at its own output rate. This add-on does NOT yet apply
-//! rate control: a playing stream's buffer fill drifts by the difference
-//! between the sender's media clock and BASS's device clock. The seam is
-//! [`Realtime::fill`]: the engine's rate controller and resampler (branch
-//! `rate`) go between the ring and the float output there, fed with the fill
-//! level that [`SharedStats::buffered_frames`](crate::stats::SharedStats)
-//! already tracks.
+//! Rate: BASS pulls at its own output rate. Playing streams go through
+//! [`crate::steer::Steer`] in [`Realtime::fill`] (the engine's rate
+//! controller and resampler; URL `steer=off` disables it); decode streams
+//! are paced by the caller and never resampled.
 
 // Without the engine (Windows default build) only the types and the failing
 // `open` remain; the rest is intentionally unused there.
@@ -150,6 +147,43 @@ pub struct Realtime {
     scale: f32,
     started: bool,
     stats: Arc<SharedStats>,
+    /// Playing streams: the steered (rate-controlled) pull; `None` for decode streams.
+    #[cfg(engine)]
+    steer: Option<crate::steer::Steer>,
+    /// The PTP clock the stream's media clock runs on (feed-forward of its frequency).
+    #[cfg(all(engine, target_os = "linux"))]
+    ptp: Option<Arc<aes67::ptp::clock::PtpClockHandle>>,
+}
+
+/// The engine ring as a [`crate::steer::FrameSource`].
+#[cfg(engine)]
+struct RingSource<'a> {
+    ring: &'a mut rtrb::Consumer<i32>,
+    scale: f32,
+}
+
+#[cfg(engine)]
+impl crate::steer::FrameSource for RingSource<'_> {
+    fn available(&self) -> usize {
+        self.ring.slots()
+    }
+    fn read(&mut self, out: &mut [f32]) {
+        if let Ok(chunk) = self.ring.read_chunk(out.len()) {
+            let (a, b) = chunk.as_slices();
+            for (o, s) in out.iter_mut().zip(a.iter().chain(b.iter())) {
+                *o = *s as f32 * self.scale;
+            }
+            chunk.commit_all();
+        } else {
+            out.fill(0.0);
+        }
+    }
+    fn skip(&mut self, n: usize) {
+        let n = n.min(self.ring.slots());
+        if let Ok(chunk) = self.ring.read_chunk(n) {
+            chunk.commit_all();
+        }
+    }
 }
 
 impl Realtime {
@@ -165,6 +199,31 @@ impl Realtime {
     /// Samples arrive in the stream's native range (24- or 16-bit) and are
     /// scaled by 2^-23 or 2^-15, which is exact in f32.
     pub fn fill(&mut self, out: &mut [f32]) -> usize {
+        #[cfg(engine)]
+        if let Some(steer) = self.steer.as_mut() {
+            #[cfg(target_os = "linux")]
+            let media = match &self.ptp {
+                Some(h) if h.locked() => Some(h.freq()),
+                Some(_) => None,
+                None => Some(aes67::units::Ppb(0.0)),
+            };
+            #[cfg(not(target_os = "linux"))]
+            let media = Some(aes67::units::Ppb(0.0));
+            let before = steer.counters().underruns;
+            let mut src = RingSource {
+                ring: &mut self.ring,
+                scale: self.scale,
+            };
+            let n = steer.pull(&mut src, out, aes67::units::MonoNs::now(), media);
+            let c = steer.counters();
+            self.stats
+                .buffered_frames
+                .store(c.fill_frames as u32, Ordering::Relaxed);
+            if c.underruns > before {
+                self.stats.underruns.fetch_add(1, Ordering::Relaxed);
+            }
+            return n;
+        }
         let chans = self.chans.max(1);
         let want_frames = out.len() / chans;
         let avail_frames = self.ring.slots() / chans;
@@ -259,6 +318,43 @@ impl Drop for StreamState {
     }
 }
 
+/// Takes the add-on's `steer=` parameter out of `url`: `steer=resample`
+/// (default: playing streams are rate-controlled through the engine's
+/// resampler, see [`crate::steer`]) or `steer=off` (no rate control: samples
+/// pass bit-exactly, the fill drifts with the clock difference). Decode
+/// streams are never steered (the caller sets the pace).
+///
+/// Errors: BASS_ERROR_ILLPARAM naming `steer=` for other values.
+#[cfg(engine)]
+pub fn take_steer(url: &str) -> Result<(String, bool), OpenError> {
+    let Ok(mut parsed) = url::Url::parse(url.trim()) else {
+        return Ok((url.to_string(), true));
+    };
+    let mut pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let Some(i) = pairs.iter().position(|(k, _)| k == "steer") else {
+        return Ok((url.to_string(), true));
+    };
+    let (_, v) = pairs.remove(i);
+    let on = match v.as_str() {
+        "resample" => true,
+        "off" => false,
+        _ => {
+            return Err(OpenError::url(format!(
+                "invalid steer mode (expected resample or off) in steer={v}"
+            )));
+        }
+    };
+    if pairs.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(pairs.iter());
+    }
+    Ok((parsed.as_str().to_string(), on))
+}
+
 /// Opens the stream a URL names: resolves its config (with the config-option
 /// defaults) and starts the engine's receiver.
 ///
@@ -266,9 +362,19 @@ impl Drop for StreamState {
 /// start (socket, bind, join), with its message.
 #[cfg(engine)]
 pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
-    let (cfg, fill) = resolve_config(url, &config::stream_defaults())?;
+    let (url, steered) = take_steer(url)?;
+    let steered = steered && !decode;
+    let (cfg, fill) = resolve_config(&url, &config::stream_defaults())?;
     let stats = Arc::new(SharedStats::default());
-    let target = (cfg.jitter_ms as u64 * cfg.sample_rate as u64 / 1000) as u32;
+    // Target buffer: the link offset, plus for playing streams the ring fill
+    // the rate controller holds after each pull (`steer::TARGET_MS`).
+    let target_ms = cfg.jitter_ms as u64
+        + if steered {
+            crate::steer::TARGET_MS as u64
+        } else {
+            0
+        };
+    let target = (target_ms * cfg.sample_rate as u64 / 1000) as u32;
     stats.target_frames.store(target, Ordering::Relaxed);
     if let Some(pt) = cfg.packet_time_us {
         stats.packet_time_us.store(pt, Ordering::Relaxed);
@@ -279,6 +385,8 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
     }
     #[cfg(target_os = "linux")]
     crate::ptpslave::reconcile();
+    #[cfg(target_os = "linux")]
+    let ptp_clock = crate::ptpslave::stream_clock();
     let (engine, ring) = crate::engine::start(&cfg)?;
     let shared = Arc::new(StreamShared {
         counters: stats.clone(),
@@ -300,6 +408,20 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
             scale,
             started: false,
             stats,
+            steer: if !steered {
+                None
+            } else {
+                Some(
+                    crate::steer::Steer::new(
+                        cfg.channels as usize,
+                        cfg.sample_rate,
+                        crate::steer::TARGET_MS,
+                    )
+                    .map_err(OpenError::open)?,
+                )
+            },
+            #[cfg(target_os = "linux")]
+            ptp: ptp_clock,
         }),
         rate: cfg.sample_rate,
         chans: cfg.channels as u32,
@@ -329,6 +451,17 @@ mod tests {
             iface: Some("10.0.0.9".into()),
             jitter_ms: 25,
         }
+    }
+
+    #[test]
+    fn steer_parameter() {
+        let (u, on) = take_steer("aes67://239.69.0.1:5004?steer=off&jitter=5").unwrap();
+        assert!(!on);
+        assert_eq!(u, "aes67://239.69.0.1:5004?jitter=5");
+        assert!(take_steer("aes67://239.69.0.1?steer=resample").unwrap().1);
+        assert!(take_steer("aes67://239.69.0.1").unwrap().1);
+        let e = take_steer("aes67://239.69.0.1?steer=freq").err().unwrap();
+        assert!(e.text.contains("steer=freq"), "{}", e.text);
     }
 
     #[test]
@@ -415,6 +548,9 @@ mod tests {
             scale: 1.0 / 8_388_608.0,
             started: false,
             stats: stats.clone(),
+            steer: None,
+            #[cfg(target_os = "linux")]
+            ptp: None,
         };
         let mut out = [9.0f32; 8];
         assert_eq!(rt.fill(&mut out), 0);

@@ -689,7 +689,11 @@ fn two_playing_streams_at_once() {
         write_wav(&wav, &sent);
         let group = format!("239.69.{}.{}", std::process::id() % 200 + 1, 20 + i);
         let port = 6000 + (std::process::id() % 1000) as u16 * 2 + i;
-        let url = format!("aes67://{group}:{port}?interface={}&jitter=60", pair.ip_b);
+        // steer=off: no resampler, so the playback buffer holds the samples bit-exactly.
+        let url = format!(
+            "aes67://{group}:{port}?interface={}&jitter=60&steer=off",
+            pair.ip_b
+        );
         let h = in_netns(&pair.b, || b.create_url(&url, BASS_SAMPLE_FLOAT)).unwrap();
         assert_ne!(h, 0, "playing stream {url}: error {}", b.err());
         assert_ne!(
@@ -1039,4 +1043,67 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
     assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
     b.assert_still_works();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rate control on a real BASS playing stream: a playing (non-decode)
+/// stream on the "no sound" device, fed by an engine sender for ~20 s, keeps
+/// its buffer (BUFFER_LEVEL, 100 % = link offset + the 40 ms the rate
+/// controller holds) within bounds and never underruns after priming.
+#[test]
+fn playing_stream_buffer_level_stays_bounded() {
+    use aes67::rig::{NetnsPair, in_netns, is_root};
+    assert!(is_root(), "this test needs root (network namespaces)");
+    let (b, _g) = bass();
+    let pair = NetnsPair::new().expect("netns pair");
+    let h_addon = b.load_addon();
+    unsafe { assert_ne!((b.set_config)(0x20019, 2), 0, "CLOCK_MODE System") };
+    let group = format!("239.69.{}.60", std::process::id() % 200 + 1);
+    let port = 8000 + (std::process::id() % 1000) as u16 * 2;
+    let sender = in_netns(&pair.a, || {
+        let mut cfg = aes67::stream::StreamConfig::from_url(&format!(
+            "aes67://{group}:{port}?iface={}",
+            pair.ip_a
+        ))
+        .unwrap();
+        cfg.packet_time_us = Some(1000);
+        aes67::sender::ToneSender {
+            stream: cfg,
+            iface: pair.ip_a.parse().unwrap(),
+            ttl: 1,
+            freq_hz: 1000.0,
+            level_dbfs: -12.0,
+            rtp_clock: aes67::sender::RtpClock::Arbitrary,
+        }
+        .start()
+        .expect("sender")
+    })
+    .unwrap();
+    let url = format!("aes67://{group}:{port}?iface={}&jitter=20", pair.ip_b);
+    let h = in_netns(&pair.b, || b.create_url(&url, BASS_SAMPLE_FLOAT)).unwrap();
+    assert_ne!(h, 0, "playing stream: error {}", b.err());
+    assert_ne!(unsafe { (b.channel_play)(h, 0) }, 0, "play: {}", b.err());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let u0 = unsafe { (b.get_config)(0x20011) };
+    let mut levels = Vec::new();
+    for _ in 0..36 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(unsafe { (b.channel_is_active)(h) }, 1, "stopped playing");
+        levels.push(unsafe { (b.get_config)(0x20010) });
+    }
+    let u1 = unsafe { (b.get_config)(0x20011) };
+    let pk = unsafe { (b.get_config)(0x20012) };
+    eprintln!("BUFFER_LEVEL over 18 s: {levels:?}; underruns {u0} -> {u1}; packets {pk}");
+    assert!(pk > 15_000, "packets {pk}");
+    assert_eq!(u1, u0, "underruns after priming");
+    for l in &levels {
+        assert!(
+            (40..=160).contains(l),
+            "BUFFER_LEVEL {l}% out of bounds: {levels:?}"
+        );
+    }
+    let _ = sender.stop();
+    assert_ne!(unsafe { (b.stream_free)(h) }, 0);
+    unsafe { (b.set_config)(0x20019, 0) };
+    assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
+    b.assert_still_works();
 }
