@@ -23,9 +23,24 @@
       fill=silence|available  what a decode stream returns when less audio is
                             buffered than asked for: silence padding (default,
                             as the seeds' add-on) or only the audio received
+      steer=resample|off    playing (non-decode) streams: rate-control BASS's
+                            pull against the media clock with the engine's
+                            resampler (default), or not at all (bit-exact
+                            samples; the buffer then drifts with the clocks)
     On Linux pass the URL as UTF-8 (BASS 2.4.17 hangs on BASS_UNICODE URLs there).
 
     Streams deliver 32-bit float samples (24-bit input is converted exactly).
+    Playing streams are resampled (ratio steered within +-2000 ppm) so the
+    buffer holds the link offset plus 40 ms whatever BASS's device clock;
+    decode streams are never resampled (24-bit exact).
+
+    PTP (Linux): one PTP slave per process runs while PTP_ENABLED is 1 and
+    INTERFACE is set (name or IPv4 address); it starts/restarts when
+    PTP_ENABLED, INTERFACE or PTP_DOMAIN is set (in the calling thread's
+    network namespace) and stops on BASS_PluginFree. Streams created with
+    CLOCK_MODE PTP while it runs use PTP time as media clock (RFC 7273
+    mediaclk:direct); after CLOCK_FALLBACK_TIMEOUT s without lock they free-run
+    on the stream (System) until PTP locks again. Windows: no PTP (state 0).
     When the buffer runs dry, streams output silence and count an underrun;
     decode streams opened with fill=available instead return only the audio
     received so far (BASS_ChannelGetData may return 0 bytes: call again later).
@@ -85,7 +100,7 @@ extern "C" {
 
 /* Clock selection */
 #define BASS_CONFIG_AES67_CLOCK_MODE        0x20019 /* DWORD BASS_AES67_CLOCK_*, default PTP */
-#define BASS_CONFIG_AES67_CLOCK_FALLBACK_TIMEOUT 0x2001A /* DWORD s without PTP before System; 0 = never; default 5 */
+#define BASS_CONFIG_AES67_CLOCK_FALLBACK_TIMEOUT 0x2001A /* DWORD s unlocked before a PTP stream free-runs (System); 0 = never; default 5 */
 
 /* BASS_CONFIG_AES67_PTP_STATE values */
 #define BASS_AES67_PTP_DISABLED             0
