@@ -17,7 +17,10 @@ use aes67::units::Nanos;
 use std::time::Duration;
 
 fn main() {
-    let secs: u64 = std::env::var("AES67_LAT_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let secs: u64 = std::env::var("AES67_LAT_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     let period = 48; // 1 ms at 48 kHz
     let buffer = 192; // 4 ms
     for (name, pkt) in [("1 ms packets", 48usize), ("125 us packets", 6usize)] {
@@ -30,7 +33,8 @@ fn main() {
             cfg.lock_memory = false;
             cfg.rt_priority = Some(80);
             let dev = SimDevice::new(48000, 100.0, period, buffer, 2);
-            let (tone, ring) = ToneGenerator::start_with_packet(2, 48000, 1000.0, 0.5, 0.0, 200, pkt);
+            let (tone, ring) =
+                ToneGenerator::start_with_packet(2, 48000, 1000.0, 0.5, 0.0, 200, pkt);
             let p = Playout::start(cfg, dev, ring, MediaRate::free_running()).unwrap();
             // count only after the stream started and the first second passed
             std::thread::sleep(Duration::from_secs(1));
@@ -38,7 +42,9 @@ fn main() {
             std::thread::sleep(Duration::from_secs(secs));
             let s = p.stop();
             drop(tone);
-            let bad = (s.xruns - s0.xruns) + (s.ring_underruns - s0.ring_underruns) + (s.resyncs - s0.resyncs);
+            let bad = (s.xruns - s0.xruns)
+                + (s.ring_underruns - s0.ring_underruns)
+                + (s.resyncs - s0.resyncs);
             let ok = bad == 0 && s.running;
             println!(
                 "{name}: target {:.2} ms for {secs} s: xruns {} underruns {} resyncs {} max cycle {} us rt {:?} -> {}",

@@ -25,18 +25,34 @@ fn bench(c: &mut Criterion) {
         g.measurement_time(Duration::from_secs(3));
         g.warm_up_time(Duration::from_millis(500));
         g.sample_size(20);
-        for (name, q) in [("sinc_high", Quality::High), ("sinc_medium", Quality::Medium), ("sinc_fast", Quality::Fast)] {
+        for (name, q) in [
+            ("sinc_high", Quality::High),
+            ("sinc_medium", Quality::Medium),
+            ("sinc_fast", Quality::Fast),
+        ] {
             let mut r = SteeredResampler::new(ch, CHUNK, q).unwrap();
             r.set_ratio(1.0 + 100e-6).unwrap();
-            let input: Vec<f32> = (0..r.input_frames_max() * ch).map(|i| ((i as f32) * 0.01).sin() * 0.5).collect();
+            let input: Vec<f32> = (0..r.input_frames_max() * ch)
+                .map(|i| ((i as f32) * 0.01).sin() * 0.5)
+                .collect();
             let mut out = vec![0.0f32; CHUNK * ch];
             g.bench_function(BenchmarkId::new(name, ch), |b| {
                 b.iter(|| black_box(r.process_f32(black_box(&input), &mut out).unwrap()))
             });
         }
-        let mut p = Async::<f32>::new_poly(1.0, 1.01, PolynomialDegree::Cubic, CHUNK, ch, FixedAsync::Output).unwrap();
+        let mut p = Async::<f32>::new_poly(
+            1.0,
+            1.01,
+            PolynomialDegree::Cubic,
+            CHUNK,
+            ch,
+            FixedAsync::Output,
+        )
+        .unwrap();
         p.set_resample_ratio(1.0 + 100e-6, false).unwrap();
-        let input: Vec<f32> = (0..p.input_frames_max() * ch).map(|i| ((i as f32) * 0.01).sin() * 0.5).collect();
+        let input: Vec<f32> = (0..p.input_frames_max() * ch)
+            .map(|i| ((i as f32) * 0.01).sin() * 0.5)
+            .collect();
         let mut out = vec![0.0f32; CHUNK * ch];
         g.bench_function(BenchmarkId::new("peer_rubato_poly_cubic", ch), |b| {
             b.iter(|| {

@@ -22,3 +22,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "ci/setup.sh: cargo (rustup) is required" >&2; exit 1; }
+# The BASS add-on's Windows build and wine test need the mingw target.
+rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu || rustup target add x86_64-pc-windows-gnu

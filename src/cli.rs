@@ -101,15 +101,32 @@ struct CommonArgs {
     /// (demo: alsa:default if it opens, else wav:aes67-demo.wav).
     #[arg(long)]
     output: Option<String>,
-    /// Link offset, ms: each frame plays this long after its media-clock time.
-    #[arg(long, default_value_t = 5.0)]
-    link_offset_ms: f64,
+    /// Link offset, ms: each frame plays this long after its media-clock time
+    /// (AES67-2018 §6.6). Default 5 ms; with ALSA output, the playout target + 5 ms.
+    #[arg(long)]
+    link_offset_ms: Option<f64>,
     /// Stop after this many seconds (0 = until Ctrl-C). Demo default 10.
     #[arg(long)]
     duration: Option<f64>,
     /// Print one JSON object per second on stdout instead of the status line.
     #[arg(long)]
     json: bool,
+    /// ALSA output: device period, ms.
+    #[arg(long, default_value_t = 5.0)]
+    alsa_period_ms: f64,
+    /// ALSA output: device buffer, ms.
+    #[arg(long, default_value_t = 20.0)]
+    alsa_buffer_ms: f64,
+    /// ALSA output: latency held by the playout thread (ring + device), ms.
+    /// It is part of the link offset.
+    #[arg(long, default_value_t = 20.0)]
+    playout_target_ms: f64,
+    /// ALSA output: resampler quality (poly only for emulated CPUs).
+    #[arg(long, value_enum, default_value_t = crate::rate::resampler::Quality::High)]
+    resampler: crate::rate::resampler::Quality,
+    /// ALSA output: SCHED_FIFO priority of the playout thread (1-99).
+    #[arg(long, default_value_t = 70, value_parser = clap::value_parser!(u8).range(1..=99))]
+    rt_priority: u8,
     /// Ingest backend: auto (io_uring when available), uring or recvmmsg.
     #[arg(long, value_enum, default_value_t)]
     ingest: crate::net::uring::IngestKind,
@@ -193,6 +210,7 @@ fn play(a: PlayArgs) -> Res {
         &a.common,
         a.common.duration.unwrap_or(0.0),
         clock,
+        ptp.as_ref().map(|(h, _, _)| h),
     );
     if let Some((_, stop, j)) = ptp {
         stop.store(true, Ordering::SeqCst);
@@ -287,7 +305,82 @@ fn demo(a: DemoArgs) -> Res {
 }
 
 fn run(cfg: StreamConfig, spec: OutputSpec, c: &CommonArgs, duration_s: f64) -> Res {
-    run_with_clock(cfg, spec, c, duration_s, None)
+    run_with_clock(cfg, spec, c, duration_s, None, None)
+}
+
+/// Where the ring goes: a plain sink (WAV, null) or the real-time playout
+/// thread with drift compensation (ALSA).
+enum Sink {
+    Plain(Output),
+    Rt {
+        playout: crate::playout::Playout,
+        media: std::sync::Arc<crate::playout::MediaRate>,
+    },
+}
+
+impl Sink {
+    fn underruns_xruns(&self) -> (u64, u64) {
+        match self {
+            Sink::Plain(o) => (
+                o.stats.underruns.load(Ordering::Relaxed),
+                o.stats.xruns.load(Ordering::Relaxed),
+            ),
+            Sink::Rt { playout, .. } => {
+                let s = playout.stats().snapshot();
+                (s.ring_underruns, s.xruns)
+            }
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Sink::Plain(o) => {
+                serde_json::json!({ "output_frames": o.stats.frames.load(Ordering::Relaxed) })
+            }
+            Sink::Rt { playout, .. } => {
+                let s = playout.stats().snapshot();
+                serde_json::json!({
+                    "ratio_ppm": s.ratio_ppm,
+                    "feed_forward_ppm": s.feed_forward_ppm,
+                    "device_delay_ms": s.device_delay_ms,
+                    "fill_ms": s.fill_ms,
+                    "latency_error_ms": s.filtered_error_ms,
+                    "resyncs": s.resyncs,
+                    "playout": s,
+                })
+            }
+        }
+    }
+
+    fn line(&self) -> String {
+        match self {
+            Sink::Plain(_) => String::new(),
+            Sink::Rt { playout, .. } => {
+                let s = playout.stats().snapshot();
+                format!(
+                    " | ratio {:+.1} ppm delay {:.1} ms fill {:.1} ms",
+                    s.ratio_ppm, s.device_delay_ms, s.fill_ms
+                )
+            }
+        }
+    }
+
+    fn finish(self) -> Res {
+        match self {
+            Sink::Plain(o) => Ok(o.finish()?),
+            Sink::Rt { playout, .. } => {
+                // Let the ring play out (at most 1 s), then stop.
+                let t = Instant::now();
+                while playout.stats().snapshot().fill_ms > 0.5
+                    && t.elapsed() < Duration::from_secs(1)
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                playout.stop();
+                Ok(())
+            }
+        }
+    }
 }
 
 fn run_with_clock(
@@ -296,11 +389,15 @@ fn run_with_clock(
     c: &CommonArgs,
     duration_s: f64,
     clock: Option<Box<dyn crate::clock::MediaClock>>,
+    ptp: Option<&crate::ptp::PtpClockHandle>,
 ) -> Res {
-    if !(0.0..=1000.0).contains(&c.link_offset_ms) {
+    let rt = matches!(spec, OutputSpec::Alsa(_));
+    let link_offset_ms =
+        c.link_offset_ms
+            .unwrap_or(if rt { c.playout_target_ms + 5.0 } else { 5.0 });
+    if !(0.0..=1000.0).contains(&link_offset_ms) {
         return Err(format!(
-            "invalid link offset {} ms in --link-offset-ms (allowed 0-1000)",
-            c.link_offset_ms
+            "invalid link offset {link_offset_ms} ms in --link-offset-ms (allowed 0-1000)"
         )
         .into());
     }
@@ -309,21 +406,62 @@ fn run_with_clock(
         rate: cfg.sample_rate,
         bits: cfg.encoding.bits(),
     };
+    // With ALSA the playout thread holds `playout_target` in its ring and the
+    // device, so frames leave the playout buffer that much earlier: each
+    // sample then reaches the device at RTP time + link offset.
+    let mut jb_link_ms = link_offset_ms;
+    if rt {
+        jb_link_ms = link_offset_ms - c.playout_target_ms;
+        if jb_link_ms < 0.5 {
+            eprintln!(
+                "aes67: warning: --link-offset-ms {} is below the ALSA playout target {} ms + 0.5 ms: \
+                 latency is {} ms, not sample-accurate to the link offset",
+                link_offset_ms,
+                c.playout_target_ms,
+                c.playout_target_ms + 0.5
+            );
+            jb_link_ms = 0.5;
+        }
+    }
     let opts = ReceiverOptions {
-        link_offset: Nanos((c.link_offset_ms * 1e6) as i64),
+        link_offset: Nanos((jb_link_ms * 1e6) as i64),
         ingest: c.ingest,
         clock,
         ..Default::default()
     };
-    let link_frames = c.link_offset_ms * cfg.sample_rate as f64 / 1000.0;
+    let link_frames = jb_link_ms * cfg.sample_rate as f64 / 1000.0;
     let (rx, ring) = Receiver::start(cfg.clone(), opts)?;
     if let Some(why) = rx.fallback_reason() {
         eprintln!("aes67: io_uring unavailable ({why}); using recvmmsg");
     }
-    if let Some(why) = rx.fallback_reason() {
-        eprintln!("aes67: io_uring unavailable ({why}); using recvmmsg");
-    }
-    let out = Output::start(spec.clone(), fmt, ring)?;
+    let sink = match &spec {
+        OutputSpec::Alsa(dev) => {
+            let ms = |v: f64| ((v * cfg.sample_rate as f64 / 1000.0).round() as usize).max(16);
+            let period = ms(c.alsa_period_ms);
+            let device = crate::playout::AlsaDevice::open(
+                dev,
+                cfg.channels as usize,
+                cfg.sample_rate,
+                period,
+                ms(c.alsa_buffer_ms).max(2 * period),
+            )
+            .map_err(|e| crate::output::OutputError::Alsa {
+                device: dev.clone(),
+                reason: e.to_string(),
+            })?;
+            let mut pc = crate::playout::PlayoutConfig::new(cfg.channels as usize, cfg.sample_rate);
+            pc.input_bits = cfg.encoding.bits() as u32;
+            pc.period_frames = period;
+            pc.target_latency = Nanos((c.playout_target_ms * 1e6) as i64);
+            pc.rt_priority = Some(c.rt_priority);
+            pc.quality = c.resampler;
+            let media = crate::playout::MediaRate::free_running();
+            let playout = crate::playout::Playout::start(pc, device, ring, media.clone())
+                .map_err(|e| format!("playout: {e}"))?;
+            Sink::Rt { playout, media }
+        }
+        _ => Sink::Plain(Output::start(spec.clone(), fmt, ring)?),
+    };
     eprintln!(
         "aes67: receiving {}:{} {} {} ch {} Hz pt {} via {} -> {} (link offset {} ms)",
         cfg.dest,
@@ -334,44 +472,54 @@ fn run_with_clock(
         cfg.payload_type,
         rx.backend(),
         spec,
-        c.link_offset_ms
+        link_offset_ms
     );
     let start = Instant::now();
     let mut next = Duration::from_secs(1);
     loop {
         std::thread::sleep(Duration::from_millis(20));
+        if let (Sink::Rt { media, .. }, Some(h)) = (&sink, ptp) {
+            // PTP feed-forward: the media clock runs at the PTP frequency
+            // while locked; when lost the playout holds the last value.
+            use crate::ptp::ServoState;
+            match h.servo_state() {
+                ServoState::Locked | ServoState::LockedStable => media.set(Some(h.freq())),
+                _ => media.set(None),
+            }
+        }
         let el = start.elapsed();
         let done = INTERRUPTED.load(Ordering::SeqCst)
             || (duration_s > 0.0 && el.as_secs_f64() >= duration_s);
         if el >= next || done {
             next += Duration::from_secs(1);
-            report(el, &rx.stats(), &out, cfg.sample_rate, link_frames, c.json);
+            report(el, &rx.stats(), &sink, cfg.sample_rate, link_frames, c.json);
         }
         if done {
             break;
         }
     }
     let st = rx.stop();
-    let res = out.finish();
+    let (under, xruns) = sink.underruns_xruns();
+    let res = sink.finish();
     if c.json {
         let mut v = serde_json::to_value(st).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
             o.insert("final".into(), serde_json::json!(true));
             o.insert("ssrc".into(), serde_json::json!(format!("{:08x}", st.ssrc)));
+            o.insert("underruns".into(), serde_json::json!(under));
+            o.insert("xruns".into(), serde_json::json!(xruns));
         }
         println!("{v}");
     }
     eprintln!(
         "aes67: stopped: {}",
-        status_line(&st, &st, 0, 0, cfg.sample_rate, link_frames)
+        status_line(&st, under, xruns, cfg.sample_rate, link_frames)
     );
-    res?;
-    Ok(())
+    res
 }
 
 fn status_line(
     s: &ReceiverStats,
-    _: &ReceiverStats,
     underruns: u64,
     xruns: u64,
     rate: u32,
@@ -405,9 +553,8 @@ fn status_line(
     )
 }
 
-fn report(el: Duration, s: &ReceiverStats, out: &Output, rate: u32, link_frames: f64, json: bool) {
-    let under = out.stats.underruns.load(Ordering::Relaxed);
-    let xruns = out.stats.xruns.load(Ordering::Relaxed);
+fn report(el: Duration, s: &ReceiverStats, sink: &Sink, rate: u32, link_frames: f64, json: bool) {
+    let (under, xruns) = sink.underruns_xruns();
     if json {
         let ms = |f: u64| f as f64 * 1000.0 / rate as f64;
         let mut v = serde_json::to_value(s).unwrap_or_default();
@@ -429,17 +576,16 @@ fn report(el: Duration, s: &ReceiverStats, out: &Output, rate: u32, link_frames:
             o.insert("ring_ms".into(), serde_json::json!(ms(s.ring_frames)));
             o.insert("underruns".into(), serde_json::json!(under));
             o.insert("xruns".into(), serde_json::json!(xruns));
-            o.insert(
-                "output_frames".into(),
-                serde_json::json!(out.stats.frames.load(Ordering::Relaxed)),
-            );
+            if let serde_json::Value::Object(extra) = sink.json() {
+                o.extend(extra);
+            }
         }
         println!("{v}");
     } else {
         eprintln!(
             "[{:>5.0}s] {}",
             el.as_secs_f64(),
-            status_line(s, s, under, xruns, rate, link_frames)
+            status_line(s, under, xruns, rate, link_frames) + &sink.line()
         );
     }
 }

@@ -9,15 +9,18 @@
 //! - [`rig`]: network-namespace rigs for tests and harnesses.
 #![warn(missing_docs)]
 
+#[cfg(target_os = "linux")]
 pub mod cli;
 pub mod clock;
 pub mod jitter;
 pub mod net;
 pub mod output;
+#[cfg(target_os = "linux")]
 pub mod playout;
 pub mod ptp;
 pub mod rate;
 pub mod receiver;
+#[cfg(target_os = "linux")]
 pub mod rig;
 pub mod rtp;
 pub mod sender;

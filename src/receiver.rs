@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 
 use crate::clock::{ClockState, MediaClock, MonotonicMediaClock};
 use crate::jitter::{Inserted, PlayoutBuffer, PlayoutConfig, PlayoutStats};
+use crate::net::IngestKind;
+#[cfg(target_os = "linux")]
 use crate::net::socket::{SocketError, open_stream_socket};
-use crate::net::uring::{IngestKind, open_source};
+#[cfg(target_os = "linux")]
+use crate::net::uring::open_source;
 use crate::net::{PacketSource, RxTimestamp};
 use crate::rtp::RtpPacket;
 use crate::stream::StreamConfig;
@@ -139,6 +142,7 @@ impl Shared {
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiverError {
     /// The socket could not be opened or joined.
+    #[cfg(target_os = "linux")]
     #[error(transparent)]
     Socket(#[from] SocketError),
     /// The requested ingest backend could not be set up (e.g. `--ingest uring`
@@ -159,8 +163,10 @@ pub struct Receiver {
 
 /// Stands in when the ingest backend failed to open; the receiver is
 /// dropped right away.
+#[cfg(target_os = "linux")]
 struct NoSource;
 
+#[cfg(target_os = "linux")]
 impl PacketSource for NoSource {
     fn poll(
         &mut self,
@@ -181,6 +187,7 @@ impl Receiver {
     /// stream's 16- or 24-bit range).
     ///
     /// Errors: [`ReceiverError::Socket`] (bad interface, bind or join failure).
+    #[cfg(target_os = "linux")]
     pub fn start(
         cfg: StreamConfig,
         opts: ReceiverOptions,

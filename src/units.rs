@@ -88,6 +88,7 @@ pub struct MonoNs(pub u64);
 
 impl MonoNs {
     /// Reads `CLOCK_MONOTONIC` now.
+    #[cfg(target_os = "linux")]
     pub fn now() -> MonoNs {
         let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
             .expect("CLOCK_MONOTONIC is always readable");
@@ -105,10 +106,32 @@ impl MonoNs {
 }
 
 /// Reads `CLOCK_REALTIME` now, in ns since the Unix epoch (UTC timescale).
+#[cfg(target_os = "linux")]
 pub fn realtime_now_ns() -> i64 {
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
         .expect("CLOCK_REALTIME is always readable");
     ts.tv_sec() * 1_000_000_000 + ts.tv_nsec()
+}
+
+/// Reads the wall clock elsewhere than Linux (`SystemTime`, which is
+/// GetSystemTimePreciseAsFileTime on Windows), ns since the Unix epoch.
+#[cfg(not(target_os = "linux"))]
+pub fn realtime_now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+#[cfg(not(target_os = "linux"))]
+impl MonoNs {
+    /// Reads a monotonic clock elsewhere than Linux: std's `Instant`
+    /// (QueryPerformanceCounter on Windows) from a process-wide origin, offset
+    /// by 1 s so that early readings minus small durations stay positive.
+    pub fn now() -> MonoNs {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+        MonoNs(origin.elapsed().as_nanos() as u64 + 1_000_000_000)
+    }
 }
 
 #[cfg(test)]

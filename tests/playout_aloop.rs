@@ -70,20 +70,35 @@ const FREQ: f64 = 1000.0;
 #[test]
 fn aloop_rate_shift_in_qemu_guest() {
     if cfg!(debug_assertions) {
-        eprintln!("SKIPPED: the guest half needs an optimised build (cargo test --release, as CI runs it)");
+        eprintln!(
+            "SKIPPED: the guest half needs an optimised build (cargo test --release, as CI runs it)"
+        );
         return;
     }
     if !aes67::rig::is_root() {
         eprintln!("SKIPPED: the qemu/snd-aloop rig needs root (CI runs as root)");
         return;
     }
-    let secs: u64 = std::env::var("AES67_ALOOP_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
+    let secs: u64 = std::env::var("AES67_ALOOP_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
     let exe = std::env::current_exe().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/ci/qemu/run-aloop.sh");
-    let out = std::process::Command::new(script).arg(&exe).arg(secs.to_string()).output().expect("run ci/qemu/run-aloop.sh");
+    let out = std::process::Command::new(script)
+        .arg(&exe)
+        .arg(secs.to_string())
+        .output()
+        .expect("run ci/qemu/run-aloop.sh");
     let text = String::from_utf8_lossy(&out.stdout);
-    let results: Vec<&str> = text.lines().filter(|l| l.contains("ALOOP-RESULT")).collect();
-    for l in text.lines().filter(|l| l.contains("GUEST:") || l.contains("ALOOP") || l.contains("panicked")) {
+    let results: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("ALOOP-RESULT"))
+        .collect();
+    for l in text
+        .lines()
+        .filter(|l| l.contains("GUEST:") || l.contains("ALOOP") || l.contains("panicked"))
+    {
         println!("{l}");
     }
     if !out.status.success() {
@@ -111,14 +126,16 @@ struct Capture {
 fn record(stop: Arc<AtomicBool>) -> Capture {
     use alsa::pcm::{Access, Format, HwParams};
     use alsa::{Direction, ValueOr};
-    let pcm = alsa::PCM::new("hw:Loopback,1,0", Direction::Capture, false).expect("open hw:Loopback,1,0");
+    let pcm =
+        alsa::PCM::new("hw:Loopback,1,0", Direction::Capture, false).expect("open hw:Loopback,1,0");
     {
         let hw = HwParams::any(&pcm).unwrap();
         hw.set_access(Access::RWInterleaved).unwrap();
         hw.set_channels(CH as u32).unwrap();
         hw.set_rate(RATE, ValueOr::Nearest).unwrap();
         hw.set_format(Format::s32()).unwrap();
-        hw.set_period_size_near(PERIOD as i64, ValueOr::Nearest).unwrap();
+        hw.set_period_size_near(PERIOD as i64, ValueOr::Nearest)
+            .unwrap();
         hw.set_buffer_size_near(BUFFER as i64 * 2).unwrap();
         pcm.hw_params(&hw).unwrap();
     }
@@ -177,11 +194,23 @@ fn record(stop: Arc<AtomicBool>) -> Capture {
 #[test]
 #[ignore = "runs inside the qemu guest via ci/qemu/run-aloop.sh"]
 fn guest_aloop_playout() {
-    let shift: f64 = std::env::var("AES67_ALOOP_SHIFT").expect("AES67_ALOOP_SHIFT").parse().unwrap();
-    let secs: u64 = std::env::var("AES67_ALOOP_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
+    let shift: f64 = std::env::var("AES67_ALOOP_SHIFT")
+        .expect("AES67_ALOOP_SHIFT")
+        .parse()
+        .unwrap();
+    let secs: u64 = std::env::var("AES67_ALOOP_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
     let expected_ppm = (100000.0 / shift - 1.0) * 1e6;
-    let dev = AlsaDevice::open("hw:Loopback,0,0", CH, RATE, PERIOD, BUFFER).expect("open hw:Loopback,0,0");
-    println!("ALOOP device: period {} buffer {} format {:?}", dev.period, dev.buffer, dev.format());
+    let dev = AlsaDevice::open("hw:Loopback,0,0", CH, RATE, PERIOD, BUFFER)
+        .expect("open hw:Loopback,0,0");
+    println!(
+        "ALOOP device: period {} buffer {} format {:?}",
+        dev.period,
+        dev.buffer,
+        dev.format()
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
     let rec = std::thread::spawn(move || record(s2));
@@ -209,7 +238,10 @@ fn guest_aloop_playout() {
     println!("ALOOP quality {:?}", cfg.quality);
     cfg.rt_priority = Some(80);
     cfg.lock_memory = true;
-    cfg.rt_hooks = Some((|| MARKED.with(|m| m.set(true)), || MARKED.with(|m| m.set(false))));
+    cfg.rt_hooks = Some((
+        || MARKED.with(|m| m.set(true)),
+        || MARKED.with(|m| m.set(false)),
+    ));
     let (tone, ring) = ToneGenerator::start(CH, RATE, FREQ, 0.5, 0.0, 2000);
     let p = Playout::start(cfg, dev, ring, MediaRate::free_running()).unwrap();
     let settle = (secs / 2).min(30);
@@ -218,12 +250,19 @@ fn guest_aloop_playout() {
     let (mut max_f, mut max_raw) = (0.0f64, 0.0f64);
     let mut settled_at = None;
     for s in 0..secs {
-        std::thread::sleep(Duration::from_secs(1).saturating_sub(t0.elapsed().saturating_sub(Duration::from_secs(s))));
+        std::thread::sleep(
+            Duration::from_secs(1)
+                .saturating_sub(t0.elapsed().saturating_sub(Duration::from_secs(s))),
+        );
         let snap = p.stats().snapshot();
         if s < 12 || s % 5 == 0 || s + 1 == secs {
             println!("ALOOP t={s:>3}s shift={shift} {}", snap.status_line());
         }
-        if settled_at.is_none() && snap.running && snap.filtered_error_ms.abs() < 2.0 && snap.feed_forward_ppm != 0.0 {
+        if settled_at.is_none()
+            && snap.running
+            && snap.filtered_error_ms.abs() < 2.0
+            && snap.feed_forward_ppm != 0.0
+        {
             settled_at = Some(s);
         }
         if s >= settle {

@@ -85,7 +85,11 @@ fn rt_loop_never_allocates_and_locks_to_the_device() {
     cfg.target_latency = Nanos::from_ms(120); // room for a loaded 2-core CI machine
     cfg.rt_priority = Some(10); // denied without CAP_SYS_NICE: must keep running
     cfg.lock_memory = false;
-    cfg.quality = if cfg!(debug_assertions) { Quality::Medium } else { Quality::High };
+    cfg.quality = if cfg!(debug_assertions) {
+        Quality::Medium
+    } else {
+        Quality::High
+    };
     cfg.rt_hooks = Some((mark, unmark));
     let dev = SimDevice::new(48000, 300.0, 480, 4 * 480, ch);
     let (tone, ring) = ToneGenerator::start(ch, 48000, 1000.0, 0.5, 0.0, 500);
@@ -103,15 +107,32 @@ fn rt_loop_never_allocates_and_locks_to_the_device() {
     }
     let s = p.stop();
     drop(tone);
-    println!("final {s:?}; rt allocations {}", RT_ALLOCS.load(Ordering::Relaxed));
+    println!(
+        "final {s:?}; rt allocations {}",
+        RT_ALLOCS.load(Ordering::Relaxed)
+    );
     assert!(s.periods > 1000, "loop did not run: {s:?}");
-    assert_eq!(RT_ALLOCS.load(Ordering::Relaxed), 0, "the real-time loop allocated");
-    assert_eq!(RT_DEALLOCS.load(Ordering::Relaxed), 0, "the real-time loop freed memory");
+    assert_eq!(
+        RT_ALLOCS.load(Ordering::Relaxed),
+        0,
+        "the real-time loop allocated"
+    );
+    assert_eq!(
+        RT_DEALLOCS.load(Ordering::Relaxed),
+        0,
+        "the real-time loop freed memory"
+    );
     assert_eq!(s.xruns, 0);
     assert_eq!(s.ring_underruns, 0);
     assert_eq!(s.resyncs, 0);
     let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
-    assert!((mean - 300.0).abs() < 40.0, "ratio {mean} ppm, expected +300 ppm");
+    assert!(
+        (mean - 300.0).abs() < 40.0,
+        "ratio {mean} ppm, expected +300 ppm"
+    );
     let ff = ffs.iter().sum::<f64>() / ffs.len() as f64;
-    assert!((ff - 300.0).abs() < 15.0, "device-clock estimate {ff} ppm, expected +300 ppm");
+    assert!(
+        (ff - 300.0).abs() < 15.0,
+        "device-clock estimate {ff} ppm, expected +300 ppm"
+    );
 }

@@ -29,7 +29,9 @@ fn thd_n_db(quality: Quality, ratio: f64, channels: usize, steer: bool) -> f64 {
         }
         let need = r.input_frames_next();
         for i in 0..need {
-            let x = (amp * (2.0 * std::f64::consts::PI * f0 * (phase_n + i as u64) as f64 / fs).sin()) as f32;
+            let x = (amp
+                * (2.0 * std::f64::consts::PI * f0 * (phase_n + i as u64) as f64 / fs).sin())
+                as f32;
             for c in 0..channels {
                 input[i * channels + c] = x;
             }
@@ -75,7 +77,9 @@ fn thd_n_db(quality: Quality, ratio: f64, channels: usize, steer: bool) -> f64 {
 #[allow(clippy::needless_range_loop)]
 fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> [f64; 3] {
     for i in 0..3 {
-        let p = (i..3).max_by(|&x, &y| a[x][i].abs().total_cmp(&a[y][i].abs())).unwrap();
+        let p = (i..3)
+            .max_by(|&x, &y| a[x][i].abs().total_cmp(&a[y][i].abs()))
+            .unwrap();
         a.swap(i, p);
         b.swap(i, p);
         for r in i + 1..3 {
@@ -103,7 +107,9 @@ fn thd_n_1khz_at_plus_100ppm_high_quality() {
 #[test]
 fn thd_n_1khz_steered_stereo() {
     let db = thd_n_db(Quality::High, 1.0 + 100e-6, 2, true);
-    println!("THD+N (1 kHz, ratio 1+100 ppm after ±50 ppm steering, Quality::High, stereo): {db:.1} dB");
+    println!(
+        "THD+N (1 kHz, ratio 1+100 ppm after ±50 ppm steering, Quality::High, stereo): {db:.1} dB"
+    );
     assert!(db <= -110.0, "THD+N {db:.1} dB > -110 dB");
     let db_m = thd_n_db(Quality::Medium, 1.0 - 300e-6, 1, true);
     println!("THD+N (1 kHz, ratio 1-300 ppm steered, Quality::Medium, mono): {db_m:.1} dB");

@@ -130,7 +130,7 @@ pub fn wine(dir: &Path, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn windows_dll_under_wine_with_real_bass() {
-    let dir = wine_dir(&[]);
+    let dir = wine_dir(&["--no-default-features"]);
     let (ok, out) = wine(&dir, &[]);
     eprintln!("{out}");
     assert!(ok && out.contains("\nALL OK"), "wine host failed:\n{out}");
@@ -153,11 +153,7 @@ fn pattern(frames: usize) -> Vec<i32> {
 /// The Windows DLL WITH the engine (feature `windows-engine`, std/Winsock
 /// packet source) under wine receives a GStreamer sender over UNICAST
 /// loopback (127.0.0.1) and returns the pattern bit-exactly.
-///
-/// Ignored until the core crate builds for Windows: apply
-/// docs/bass-windows-core-gating.patch, then drop the `ignore`.
 #[test]
-#[ignore = "needs docs/bass-windows-core-gating.patch applied to the core crate"]
 fn windows_engine_receives_gstreamer_unicast_under_wine() {
     let dir = wine_dir(&["--features", "windows-engine"]);
     let wav = dir.join("pattern.wav");

@@ -4,10 +4,27 @@
 //! [`RxMeta`] (which stream, kernel receive timestamp, source address).
 //! Backends: [`recvmmsg`] (portable Linux), and io_uring (its own module).
 
+#[cfg(target_os = "linux")]
 pub mod cmsg;
+#[cfg(target_os = "linux")]
 pub mod recvmmsg;
+#[cfg(target_os = "linux")]
 pub mod socket;
+#[cfg(target_os = "linux")]
 pub mod uring;
+
+/// Which ingest backend to use (`--ingest auto|uring|recvmmsg`). Linux only;
+/// elsewhere receivers are built with `Receiver::start_with_source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum IngestKind {
+    /// io_uring when `uring::probe` passes, else recvmmsg.
+    #[default]
+    Auto,
+    /// io_uring only; an error if unavailable.
+    Uring,
+    /// `recvmmsg(2)` with `poll(2)`.
+    Recvmmsg,
+}
 
 use std::net::SocketAddr;
 

@@ -737,17 +737,7 @@ fn loopback_socket() -> Option<(Socket, u16)> {
     Some((s, port))
 }
 
-/// Which ingest backend to use (`--ingest auto|uring|recvmmsg`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum IngestKind {
-    /// io_uring when [`probe`] passes, else recvmmsg.
-    #[default]
-    Auto,
-    /// io_uring only; an error if unavailable.
-    Uring,
-    /// `recvmmsg(2)` with `poll(2)`.
-    Recvmmsg,
-}
+pub use super::IngestKind;
 
 /// An opened ingest source and why it was chosen.
 pub struct OpenedSource {

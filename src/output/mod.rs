@@ -4,6 +4,7 @@
 //! stream's native 16- or 24-bit range) into the sink until told to stop and
 //! the ring is empty, so nothing already received is lost.
 
+#[cfg(target_os = "linux")]
 pub mod alsa;
 
 use std::path::PathBuf;
@@ -155,7 +156,16 @@ impl Output {
                 .name("aes67-null".into())
                 .spawn(move || drain(ring, &st, &sp, fmt.channels as usize, |_| Ok(())))
                 .expect("spawn output thread"),
+            #[cfg(target_os = "linux")]
             OutputSpec::Alsa(dev) => alsa::spawn(dev, fmt, ring, st, sp)?,
+            #[cfg(not(target_os = "linux"))]
+            OutputSpec::Alsa(dev) => {
+                let _ = (ring, st, sp);
+                return Err(OutputError::Alsa {
+                    device: dev.clone(),
+                    reason: "ALSA exists only on Linux".into(),
+                });
+            }
         };
         Ok(Output {
             thread: Some(thread),

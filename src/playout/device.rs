@@ -61,7 +61,13 @@ impl AlsaDevice {
     /// Opens `name` (e.g. `hw:Loopback,0,0`) for playback of `channels` × `rate` Hz with
     /// the given period and buffer (frames; the driver may round them, see the fields).
     /// Tries `S32_LE`, then `S16_LE`. Start threshold: buffer − period; avail_min: period.
-    pub fn open(name: &str, channels: usize, rate: u32, period: usize, buffer: usize) -> Result<AlsaDevice, alsa::Error> {
+    pub fn open(
+        name: &str,
+        channels: usize,
+        rate: u32,
+        period: usize,
+        buffer: usize,
+    ) -> Result<AlsaDevice, alsa::Error> {
         use alsa::pcm::{Access, Format, HwParams};
         use alsa::{Direction, ValueOr};
         let pcm = alsa::PCM::new(name, Direction::Playback, false)?;
@@ -92,7 +98,14 @@ impl AlsaDevice {
         }
         pcm.prepare()?;
         let width = if format == SampleFormat::S32 { 4 } else { 2 };
-        Ok(AlsaDevice { pcm, format, channels, bytes: Vec::with_capacity(b * channels * width), period: p, buffer: b })
+        Ok(AlsaDevice {
+            pcm,
+            format,
+            channels,
+            bytes: Vec::with_capacity(b * channels * width),
+            period: p,
+            buffer: b,
+        })
     }
 
     /// The negotiated sample format.
@@ -111,12 +124,19 @@ impl PcmDevice for AlsaDevice {
     fn write(&mut self, buf: &[i32]) -> Result<usize, DevError> {
         self.bytes.clear();
         match self.format {
-            SampleFormat::S32 => buf.iter().for_each(|s| self.bytes.extend_from_slice(&s.to_le_bytes())),
-            SampleFormat::S16 => {
-                buf.iter().for_each(|s| self.bytes.extend_from_slice(&((*s >> 16) as i16).to_le_bytes()))
-            }
+            SampleFormat::S32 => buf
+                .iter()
+                .for_each(|s| self.bytes.extend_from_slice(&s.to_le_bytes())),
+            SampleFormat::S16 => buf.iter().for_each(|s| {
+                self.bytes
+                    .extend_from_slice(&((*s >> 16) as i16).to_le_bytes())
+            }),
         }
-        let width = if self.format == SampleFormat::S32 { 4 } else { 2 };
+        let width = if self.format == SampleFormat::S32 {
+            4
+        } else {
+            2
+        };
         let frame_bytes = width * self.channels;
         let io = self.pcm.io_bytes();
         let mut off = 0;
@@ -131,7 +151,9 @@ impl PcmDevice for AlsaDevice {
             for _ in 0..100 {
                 match self.pcm.resume() {
                     Ok(()) => return Ok(()),
-                    Err(r) if r.errno().abs() == libc::EAGAIN => std::thread::sleep(Duration::from_millis(10)),
+                    Err(r) if r.errno().abs() == libc::EAGAIN => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
                     Err(_) => break,
                 }
             }

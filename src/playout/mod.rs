@@ -51,7 +51,10 @@ impl MediaRate {
     /// Sets the media clock rate (ppb, positive = media clock faster than monotonic),
     /// e.g. the PTP servo frequency when locked; `None` when PTP is lost.
     pub fn set(&self, ppb: Option<Ppb>) {
-        self.0.store(ppb.map(|p| (p.0 * 1000.0) as i64).unwrap_or(NO_PPB), Ordering::Relaxed);
+        self.0.store(
+            ppb.map(|p| (p.0 * 1000.0) as i64).unwrap_or(NO_PPB),
+            Ordering::Relaxed,
+        );
     }
     /// The current value.
     pub fn get(&self) -> Option<Ppb> {
@@ -270,7 +273,8 @@ impl Playout {
         let (mut ev_tx, mut ev_rx) = rtrb::RingBuffer::<Event>::new(256);
         if cfg.lock_memory
             && let Err(e) = nix::sys::mman::mlockall(
-                nix::sys::mman::MlockAllFlags::MCL_CURRENT | nix::sys::mman::MlockAllFlags::MCL_FUTURE,
+                nix::sys::mman::MlockAllFlags::MCL_CURRENT
+                    | nix::sys::mman::MlockAllFlags::MCL_FUTURE,
             )
         {
             eprintln!("playout: mlockall failed ({e}); continuing without locked memory");
@@ -283,7 +287,11 @@ impl Playout {
                 if let Some(p) = cfg.rt_priority {
                     let ok = set_fifo(p);
                     st2.rt.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
-                    let _ = ev_tx.push(if ok { Event::RtGranted(p) } else { Event::RtDenied(p) });
+                    let _ = ev_tx.push(if ok {
+                        Event::RtGranted(p)
+                    } else {
+                        Event::RtDenied(p)
+                    });
                 }
                 let _ = ev_tx.push(Event::Started);
                 if let Some((on, _)) = cfg.rt_hooks {
@@ -315,7 +323,12 @@ impl Playout {
                 }
             })
             .expect("spawn logger thread");
-        Ok(Playout { stop, stats, rt: Some(rt), logger: Some(logger) })
+        Ok(Playout {
+            stop,
+            stats,
+            rt: Some(rt),
+            logger: Some(logger),
+        })
     }
 
     /// The live statistics.
@@ -348,7 +361,9 @@ impl Drop for Playout {
 
 fn set_fifo(prio: u8) -> bool {
     use thread_priority::*;
-    let Ok(v) = ThreadPriorityValue::try_from(prio.clamp(1, 99)) else { return false };
+    let Ok(v) = ThreadPriorityValue::try_from(prio.clamp(1, 99)) else {
+        return false;
+    };
     set_thread_priority_and_policy(
         thread_native_id(),
         ThreadPriority::Crossplatform(v),
@@ -374,7 +389,9 @@ struct RtCore {
 
 impl RtCore {
     fn new(cfg: &PlayoutConfig, rs: SteeredResampler, _stats: &PlayoutStats) -> RtCore {
-        let rcfg = cfg.rate.unwrap_or_else(|| RateConfig::new(cfg.sample_rate, cfg.target_latency));
+        let rcfg = cfg
+            .rate
+            .unwrap_or_else(|| RateConfig::new(cfg.sample_rate, cfg.target_latency));
         RtCore {
             ch: cfg.channels,
             period: cfg.period_frames,
@@ -391,7 +408,13 @@ impl RtCore {
     }
 
     /// Handles a device error; returns false when the loop must end.
-    fn recover<D: PcmDevice>(&mut self, dev: &mut D, e: DevError, stats: &PlayoutStats, ev: &mut rtrb::Producer<Event>) -> bool {
+    fn recover<D: PcmDevice>(
+        &mut self,
+        dev: &mut D,
+        e: DevError,
+        stats: &PlayoutStats,
+        ev: &mut rtrb::Producer<Event>,
+    ) -> bool {
         match e {
             DevError::Xrun => {
                 stats.xruns.fetch_add(1, Ordering::Relaxed);
@@ -530,7 +553,9 @@ impl RtCore {
                 if let Some(c) = chunk {
                     c.commit_all();
                 }
-                stats.max_cycle_us.fetch_max(MonoNs::now().since(c0).0 / 1000, Ordering::Relaxed);
+                stats
+                    .max_cycle_us
+                    .fetch_max(MonoNs::now().since(c0).0 / 1000, Ordering::Relaxed);
                 if res.is_err() {
                     self.out.iter_mut().for_each(|s| *s = 0);
                 }

@@ -22,8 +22,23 @@ impl ToneGenerator {
     /// to all `channels`, at `rate × (1 + media_ppm·1e-6)` frames per second of
     /// `CLOCK_MONOTONIC`, 1 ms (rate/1000 frames) at a time. Returns the generator
     /// and the ring's consumer side (capacity `ring_ms` milliseconds).
-    pub fn start(channels: usize, rate: u32, freq: f64, amp: f64, media_ppm: f64, ring_ms: u32) -> (ToneGenerator, rtrb::Consumer<i32>) {
-        Self::start_with_packet(channels, rate, freq, amp, media_ppm, ring_ms, (rate / 1000).max(1) as usize)
+    pub fn start(
+        channels: usize,
+        rate: u32,
+        freq: f64,
+        amp: f64,
+        media_ppm: f64,
+        ring_ms: u32,
+    ) -> (ToneGenerator, rtrb::Consumer<i32>) {
+        Self::start_with_packet(
+            channels,
+            rate,
+            freq,
+            amp,
+            media_ppm,
+            ring_ms,
+            (rate / 1000).max(1) as usize,
+        )
     }
 
     /// As [`ToneGenerator::start`] with `packet_frames` per packet (e.g. 6 for the
@@ -37,7 +52,8 @@ impl ToneGenerator {
         ring_ms: u32,
         packet_frames: usize,
     ) -> (ToneGenerator, rtrb::Consumer<i32>) {
-        let (mut tx, rx) = rtrb::RingBuffer::<i32>::new(rate as usize * ring_ms as usize / 1000 * channels);
+        let (mut tx, rx) =
+            rtrb::RingBuffer::<i32>::new(rate as usize * ring_ms as usize / 1000 * channels);
         let stop = Arc::new(AtomicBool::new(false));
         let overruns = Arc::new(AtomicU64::new(0));
         let (s2, o2) = (stop.clone(), overruns.clone());
@@ -61,7 +77,8 @@ impl ToneGenerator {
                         }
                         for i in 0..pkt {
                             // phase from the integer index: exact for any run length
-                            let x = (a * ((w * ((n + i) % (rate as u64 * 1000)) as f64).sin())).round() as i32;
+                            let x = (a * ((w * ((n + i) % (rate as u64 * 1000)) as f64).sin()))
+                                .round() as i32;
                             for _ in 0..channels {
                                 let _ = tx.push(x);
                             }
@@ -72,7 +89,14 @@ impl ToneGenerator {
                 }
             })
             .expect("spawn tone thread");
-        (ToneGenerator { stop, overruns, handle: Some(handle) }, rx)
+        (
+            ToneGenerator {
+                stop,
+                overruns,
+                handle: Some(handle),
+            },
+            rx,
+        )
     }
 
     /// Packets dropped because the ring was full.
@@ -130,7 +154,13 @@ pub struct ToneArgs {
 /// Runs the `playout-tone` subcommand; returns the process exit code (0 when no xrun
 /// and no ring underrun happened after the stream started, 1 otherwise, 2 on setup error).
 pub fn tone_run(args: ToneArgs) -> i32 {
-    let dev = match AlsaDevice::open(&args.device, args.channels, args.rate, args.period, args.buffer) {
+    let dev = match AlsaDevice::open(
+        &args.device,
+        args.channels,
+        args.rate,
+        args.period,
+        args.buffer,
+    ) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("playout-tone: cannot open {}: {e}", args.device);
@@ -141,7 +171,14 @@ pub fn tone_run(args: ToneArgs) -> i32 {
     cfg.period_frames = dev.period;
     cfg.target_latency = Nanos::from_ms(args.latency_ms as i64);
     cfg.rt_priority = (args.rt_priority > 0).then_some(args.rt_priority);
-    let (tone, ring) = ToneGenerator::start(args.channels, args.rate, args.freq, 0.5, args.media_ppm, 1000);
+    let (tone, ring) = ToneGenerator::start(
+        args.channels,
+        args.rate,
+        args.freq,
+        0.5,
+        args.media_ppm,
+        1000,
+    );
     let p = match Playout::start(cfg, dev, ring, MediaRate::free_running()) {
         Ok(p) => p,
         Err(e) => {
@@ -156,5 +193,9 @@ pub fn tone_run(args: ToneArgs) -> i32 {
     let s: StatsSnapshot = p.stop();
     drop(tone);
     println!("{}", serde_json::to_string(&s).unwrap_or_default());
-    if s.xruns == 0 && s.ring_underruns == 0 { 0 } else { 1 }
+    if s.xruns == 0 && s.ring_underruns == 0 {
+        0
+    } else {
+        1
+    }
 }

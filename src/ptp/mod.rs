@@ -15,13 +15,16 @@ pub mod bmca;
 pub mod clock;
 pub mod msg;
 pub mod port;
+#[cfg(target_os = "linux")]
 pub mod run;
 pub mod servo;
 #[cfg(test)]
 mod sim;
+#[cfg(target_os = "linux")]
 pub mod sys;
 pub mod time;
 
 pub use clock::{ClockMap, PtpClockHandle, ServoState};
+#[cfg(target_os = "linux")]
 pub use run::{PtpArgs, run, spawn};
 pub use time::{LocalNs, PtpTimestamp};

@@ -135,7 +135,17 @@ pub struct DeviceClock {
 impl DeviceClock {
     /// A DLL for a device of `nominal` frames/s with loop bandwidth `bw_hz`.
     pub fn new(nominal: f64, bw_hz: f64) -> DeviceClock {
-        DeviceClock { nominal, wn: 2.0 * std::f64::consts::PI * bw_hz, last: None, rate: nominal, updates: 0, elapsed: 0.0, acquired: false, ls: [0.0; 5], ls_p0: 0.0 }
+        DeviceClock {
+            nominal,
+            wn: 2.0 * std::f64::consts::PI * bw_hz,
+            last: None,
+            rate: nominal,
+            updates: 0,
+            elapsed: 0.0,
+            acquired: false,
+            ls: [0.0; 5],
+            ls_p0: 0.0,
+        }
     }
     /// Restarts the loop (after an xrun or a device restart).
     pub fn reset(&mut self) {
@@ -208,7 +218,8 @@ impl DeviceClock {
     }
     /// Device rate relative to `CLOCK_MONOTONIC`, once the loop has acquired (6 s).
     pub fn ppb(&self) -> Option<Ppb> {
-        self.acquired.then(|| Ppb((self.rate / self.nominal - 1.0) * 1e9))
+        self.acquired
+            .then(|| Ppb((self.rate / self.nominal - 1.0) * 1e9))
     }
 }
 
@@ -264,7 +275,11 @@ impl RateControl {
     /// One control step. Call once per device period with a fresh [`Observation`].
     pub fn update(&mut self, obs: &Observation) -> RateOutput {
         let fs = self.cfg.sample_rate as f64;
-        let dt = self.last_now.map(|t| obs.now.since(t).as_secs_f64()).unwrap_or(0.0).clamp(0.0, 1.0);
+        let dt = self
+            .last_now
+            .map(|t| obs.now.since(t).as_secs_f64())
+            .unwrap_or(0.0)
+            .clamp(0.0, 1.0);
         self.last_now = Some(obs.now);
 
         // Feed-forward: device vs mono (DLL) minus media vs mono (PTP, held when lost).

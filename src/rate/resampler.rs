@@ -9,7 +9,9 @@
 //! adapters), so it is safe on the real-time thread.
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Adjustable, Async, FixedAsync, Resampler, SincInterpolationParameters, WindowFunction};
+use rubato::{
+    Adjustable, Async, FixedAsync, Resampler, SincInterpolationParameters, WindowFunction,
+};
 
 /// Most channels a [`SteeredResampler`] accepts.
 pub const MAX_CHANNELS: usize = 64;
@@ -34,7 +36,7 @@ pub enum ResamplerError {
 }
 
 /// Sinc filter quality presets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Quality {
     /// 256-tap Blackman-Harris² sinc, cubic interpolation, oversampling 256: the
     /// quality target (THD+N ≤ −110 dB at 1 kHz).
@@ -63,12 +65,23 @@ pub struct SteeredResampler {
 impl SteeredResampler {
     /// A resampler for `channels` interleaved channels producing `chunk` output frames
     /// per call, starting at ratio 1.
-    pub fn new(channels: usize, chunk: usize, quality: Quality) -> Result<SteeredResampler, ResamplerError> {
+    pub fn new(
+        channels: usize,
+        chunk: usize,
+        quality: Quality,
+    ) -> Result<SteeredResampler, ResamplerError> {
         if channels == 0 || channels > MAX_CHANNELS {
             return Err(ResamplerError::Channels(channels));
         }
         let inner = if quality == Quality::Poly {
-            Async::<f32>::new_poly(1.0, MAX_RELATIVE, rubato::PolynomialDegree::Cubic, chunk, channels, FixedAsync::Output)?
+            Async::<f32>::new_poly(
+                1.0,
+                MAX_RELATIVE,
+                rubato::PolynomialDegree::Cubic,
+                chunk,
+                channels,
+                FixedAsync::Output,
+            )?
         } else {
             Self::sinc(quality, chunk, channels)?
         };
@@ -85,14 +98,24 @@ impl SteeredResampler {
 
     fn sinc(quality: Quality, chunk: usize, channels: usize) -> Result<Async<f32>, ResamplerError> {
         let params = match quality {
-            Quality::High => SincInterpolationParameters::new(256, WindowFunction::BlackmanHarris2).oversampling_factor(256),
-            Quality::Medium => SincInterpolationParameters::new(128, WindowFunction::BlackmanHarris2),
+            Quality::High => SincInterpolationParameters::new(256, WindowFunction::BlackmanHarris2)
+                .oversampling_factor(256),
+            Quality::Medium => {
+                SincInterpolationParameters::new(128, WindowFunction::BlackmanHarris2)
+            }
             Quality::Fast => SincInterpolationParameters::new(64, WindowFunction::BlackmanHarris2)
                 .oversampling_factor(256)
                 .interpolation(rubato::SincInterpolationType::Linear),
             Quality::Poly => unreachable!("handled by new"),
         };
-        Ok(Async::<f32>::new_sinc(1.0, MAX_RELATIVE, &params, chunk, channels, FixedAsync::Output)?)
+        Ok(Async::<f32>::new_sinc(
+            1.0,
+            MAX_RELATIVE,
+            &params,
+            chunk,
+            channels,
+            FixedAsync::Output,
+        )?)
     }
 
     /// Channels per frame.
@@ -131,7 +154,11 @@ impl SteeredResampler {
 
     /// Resamples interleaved `f32`: reads [`Self::input_frames_next`] frames from
     /// `input`, writes [`Self::chunk`] frames to `output`. Returns (frames in, frames out).
-    pub fn process_f32(&mut self, input: &[f32], output: &mut [f32]) -> Result<(usize, usize), ResamplerError> {
+    pub fn process_f32(
+        &mut self,
+        input: &[f32],
+        output: &mut [f32],
+    ) -> Result<(usize, usize), ResamplerError> {
         let need = self.inner.input_frames_next();
         let ch = self.channels;
         if input.len() < need * ch {
@@ -140,7 +167,8 @@ impl SteeredResampler {
         if output.len() < self.chunk * ch {
             return Err(ResamplerError::Short(self.chunk));
         }
-        let a = InterleavedSlice::new(&input[..need * ch], ch, need).map_err(|_| ResamplerError::Short(need))?;
+        let a = InterleavedSlice::new(&input[..need * ch], ch, need)
+            .map_err(|_| ResamplerError::Short(need))?;
         let mut b = InterleavedSlice::new_mut(&mut output[..self.chunk * ch], ch, self.chunk)
             .map_err(|_| ResamplerError::Short(self.chunk))?;
         Ok(self.inner.process_into_buffer(&a, &mut b, None)?)
@@ -166,7 +194,9 @@ impl SteeredResampler {
         let mut sout = std::mem::take(&mut self.scratch_out);
         let r = self.process_f32(&sin, &mut sout);
         for (o, s) in output[..self.chunk * ch].iter_mut().zip(&sout) {
-            *o = (*s as f64 * out_full_scale as f64).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32;
+            *o = (*s as f64 * out_full_scale as f64)
+                .round()
+                .clamp(i32::MIN as f64, i32::MAX as f64) as i32;
         }
         self.scratch_in = sin;
         self.scratch_out = sout;
@@ -212,8 +242,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_channels_and_passes_ratio() {
-        assert!(matches!(SteeredResampler::new(0, 64, Quality::Medium), Err(ResamplerError::Channels(0))));
-        assert!(matches!(SteeredResampler::new(65, 64, Quality::Medium), Err(ResamplerError::Channels(65))));
+        assert!(matches!(
+            SteeredResampler::new(0, 64, Quality::Medium),
+            Err(ResamplerError::Channels(0))
+        ));
+        assert!(matches!(
+            SteeredResampler::new(65, 64, Quality::Medium),
+            Err(ResamplerError::Channels(65))
+        ));
         let mut r = SteeredResampler::new(2, 480, Quality::Medium).unwrap();
         r.set_ratio(1.001).unwrap();
         let input = vec![0.0f32; r.input_frames_max() * 2];
