@@ -23,10 +23,11 @@
       fill=silence|available  what a decode stream returns when less audio is
                             buffered than asked for: silence padding (default,
                             as the seeds' add-on) or only the audio received
-      steer=resample|off    playing (non-decode) streams: rate-control BASS's
-                            pull against the media clock with the engine's
-                            resampler (default), or not at all (bit-exact
-                            samples; the buffer then drifts with the clocks)
+      steer=resample|freq|off  playing (non-decode) streams: rate-control
+                            BASS's pull against the media clock with the
+                            engine's resampler (default), by steering
+                            BASS_ATTRIB_FREQ (BASS resamples), or not at all
+                            (bit-exact samples; the buffer drifts with the clocks)
     On Linux pass the URL as UTF-8 (BASS 2.4.17 hangs on BASS_UNICODE URLs there).
 
     Streams deliver 32-bit float samples (24-bit input is converted exactly).

@@ -104,6 +104,8 @@ const _: () = assert!(size_of::<ChannelInfo>() == 40 && size_of::<AddonFunctions
 /// The host functions this add-on calls, copied out of BASS's table.
 #[derive(Clone, Copy)]
 struct Host {
+    /// `BASS_ChannelSetAttribute` (an export, resolved by name; `None` if absent).
+    set_attribute: Option<unsafe extern "system" fn(u32, u32, f32) -> i32>,
     set_error: unsafe extern "system" fn(i32),
     register_plugin: unsafe extern "system" fn(*const c_void, u32),
     create_stream: unsafe extern "system" fn(
@@ -121,6 +123,7 @@ const HOST_TABLE_ID: u32 = 0x8000;
 const CONFIG_SET: u32 = 1;
 const CONFIG_PTR: u32 = 2;
 const BASS_UNICODE: u32 = 0x8000_0000;
+const BASS_ATTRIB_FREQ: u32 = 1;
 const BASS_SAMPLE_FLOAT: u32 = 0x100;
 const BASS_STREAM_AUTOFREE: u32 = 0x40000;
 const BASS_STREAM_DECODE: u32 = 0x20_0000;
@@ -172,6 +175,7 @@ fn host() -> Option<Host> {
 
 fn host_from_table(
     get_config_ptr: unsafe extern "system" fn(u32) -> *const c_void,
+    set_attribute: *mut c_void,
 ) -> Option<Host> {
     // SAFETY: BASS_GetConfigPtr is BASS's documented export, taking a DWORD option.
     let table = unsafe { get_config_ptr(HOST_TABLE_ID) } as *const HostTable;
@@ -183,6 +187,15 @@ fn host_from_table(
     // lives as long as BASS is loaded.
     let t = unsafe { &*table };
     Some(Host {
+        set_attribute: (!set_attribute.is_null()).then(|| {
+            // SAFETY: BASS's export `BOOL BASS_ChannelSetAttribute(DWORD handle,
+            // DWORD attrib, float value)` (WINAPI = C on Linux).
+            unsafe {
+                std::mem::transmute::<*mut c_void, unsafe extern "system" fn(u32, u32, f32) -> i32>(
+                    set_attribute,
+                )
+            }
+        }),
         set_error: t.set_error?,
         register_plugin: t.register_plugin?,
         create_stream: t.create_stream?,
@@ -230,10 +243,11 @@ fn host_from_object(path: &std::ffi::CStr) -> Option<Host> {
         return None;
     }
     // SAFETY: `lib` is a valid handle; the names are NUL-terminated.
-    let (ver, gcp) = unsafe {
+    let (ver, gcp, sa) = unsafe {
         (
             libc::dlsym(lib, c"BASS_GetVersion".as_ptr()),
             libc::dlsym(lib, c"BASS_GetConfigPtr".as_ptr()),
+            libc::dlsym(lib, c"BASS_ChannelSetAttribute".as_ptr()),
         )
     };
     let out = (|| {
@@ -254,7 +268,7 @@ fn host_from_object(path: &std::ffi::CStr) -> Option<Host> {
         if unsafe { ver() } >> 16 != BASS_VERSION_MAJOR {
             return None;
         }
-        host_from_table(gcp)
+        host_from_table(gcp, sa)
     })();
     // The NOLOAD handle only raised the reference count; BASS itself keeps
     // its library mapped for as long as it can call us.
@@ -277,10 +291,11 @@ fn resolve_host() -> Option<Host> {
         return None;
     }
     // SAFETY: `m` is a loaded module; the names are NUL-terminated.
-    let (ver, gcp) = unsafe {
+    let (ver, gcp, sa) = unsafe {
         (
             GetProcAddress(m, c"BASS_GetVersion".as_ptr()),
             GetProcAddress(m, c"BASS_GetConfigPtr".as_ptr()),
+            GetProcAddress(m, c"BASS_ChannelSetAttribute".as_ptr()),
         )
     };
     if ver.is_null() || gcp.is_null() {
@@ -300,7 +315,7 @@ fn resolve_host() -> Option<Host> {
     if unsafe { ver() } >> 16 != BASS_VERSION_MAJOR {
         return None;
     }
-    host_from_table(gcp)
+    host_from_table(gcp, sa)
 }
 
 #[cfg(not(any(target_os = "linux", windows)))]
@@ -591,7 +606,7 @@ fn on_fresh_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) ->
 
 /// STREAMPROC: fills `len` bytes of 32-bit float frames.
 unsafe extern "system" fn stream_proc(
-    _h: u32,
+    h: u32,
     buf: *mut c_void,
     len: u32,
     inst: *mut c_void,
@@ -609,6 +624,14 @@ unsafe extern "system" fn stream_proc(
         // floats since the stream was created with BASS_SAMPLE_FLOAT.
         let out = unsafe { std::slice::from_raw_parts_mut(buf as *mut f32, len as usize / 4) };
         let n = st.fill(out);
+        // steer=freq: apply the rate controller's ratio as BASS_ATTRIB_FREQ.
+        if let Some(f) = st.freq_update()
+            && let Some(set) = host().and_then(|h| h.set_attribute)
+        {
+            // SAFETY: `h` is the channel BASS is pulling; attribute 1 is
+            // BASS_ATTRIB_FREQ, a float in Hz.
+            unsafe { set(h, BASS_ATTRIB_FREQ, f) };
+        }
         (n * 4) as u32
     }));
     r.unwrap_or(BASS_STREAMPROC_END)

@@ -62,6 +62,9 @@ pub struct Steer {
     insert: usize,
     t0: Option<MonoNs>,
     counters: SteerCounters,
+    /// `steer=freq`: no resampling; the ratio is applied by BASS playing the
+    /// stream at `rate / ratio` Hz (BASS_ATTRIB_FREQ).
+    freq_mode: bool,
 }
 
 /// Where `pull` reads media frames from: the engine's ring, or a test source.
@@ -99,7 +102,23 @@ impl Steer {
             insert: 0,
             t0: None,
             counters: SteerCounters::default(),
+            freq_mode: false,
         })
+    }
+
+    /// Like [`Steer::new`], but the ratio is not applied by resampling: the
+    /// caller sets BASS_ATTRIB_FREQ to [`Steer::freq_hz`] after each pull.
+    pub fn new_freq(chans: usize, rate: u32, target_ms: u32) -> Result<Steer, String> {
+        let mut s = Steer::new(chans, rate, target_ms)?;
+        s.freq_mode = true;
+        Ok(s)
+    }
+
+    /// `steer=freq` mode: the playback frequency that applies the current
+    /// ratio (`rate / ratio`, Hz); `None` in resampling mode.
+    pub fn freq_hz(&self) -> Option<f32> {
+        self.freq_mode
+            .then(|| (self.rate as f64 / (1.0 + self.counters.ratio_ppb * 1e-9)) as f32)
     }
 
     /// The ring fill aimed at after each pull, frames.
@@ -136,6 +155,17 @@ impl Steer {
             }
         }
         let mut done = 0;
+        if self.freq_mode {
+            self.insert = 0;
+            if src.available() < want {
+                out.fill(0.0);
+                self.counters.underruns += 1;
+                self.primed = false;
+            } else {
+                src.read(out);
+            }
+            done = want;
+        }
         while done < want {
             if self.carry_pos == self.carry_len {
                 if self.insert > 0 {

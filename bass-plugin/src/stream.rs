@@ -153,6 +153,9 @@ pub struct Realtime {
     /// The PTP clock the stream's media clock runs on (feed-forward of its frequency).
     #[cfg(all(engine, target_os = "linux"))]
     ptp: Option<Arc<aes67::ptp::clock::PtpClockHandle>>,
+    /// `steer=freq`: the BASS_ATTRIB_FREQ value last applied (0 = none yet).
+    #[cfg(engine)]
+    freq_set: f32,
 }
 
 /// The engine ring as a [`crate::steer::FrameSource`].
@@ -187,6 +190,19 @@ impl crate::steer::FrameSource for RingSource<'_> {
 }
 
 impl Realtime {
+    /// `steer=freq`: the BASS_ATTRIB_FREQ (Hz) to apply now, when it moved by
+    /// more than 0.001 Hz since the last one applied.
+    pub fn freq_update(&mut self) -> Option<f32> {
+        #[cfg(engine)]
+        if let Some(f) = self.steer.as_ref().and_then(|s| s.freq_hz())
+            && (f - self.freq_set).abs() > 0.001
+        {
+            self.freq_set = f;
+            return Some(f);
+        }
+        None
+    }
+
     /// Fills `out` (interleaved f32 frames) from the ring and returns the
     /// number of floats written. Never allocates, locks or logs.
     ///
@@ -318,32 +334,42 @@ impl Drop for StreamState {
     }
 }
 
-/// Takes the add-on's `steer=` parameter out of `url`: `steer=resample`
-/// (default: playing streams are rate-controlled through the engine's
-/// resampler, see [`crate::steer`]) or `steer=off` (no rate control: samples
-/// pass bit-exactly, the fill drifts with the clock difference). Decode
-/// streams are never steered (the caller sets the pace).
+/// How a playing stream follows BASS's pull (URL `steer=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SteerMode {
+    /// `steer=resample` (default): the engine's rate controller and resampler.
+    Resample,
+    /// `steer=freq`: the rate controller, applied through BASS_ATTRIB_FREQ
+    /// (BASS resamples), as the seeds proposed; samples pass unchanged.
+    Freq,
+    /// `steer=off`: no rate control (bit-exact; the fill drifts with the clocks).
+    Off,
+}
+
+/// Takes the add-on's `steer=` parameter out of `url`: see [`SteerMode`].
+/// Decode streams are never steered (the caller sets the pace).
 ///
 /// Errors: BASS_ERROR_ILLPARAM naming `steer=` for other values.
 #[cfg(engine)]
-pub fn take_steer(url: &str) -> Result<(String, bool), OpenError> {
+pub fn take_steer(url: &str) -> Result<(String, SteerMode), OpenError> {
     let Ok(mut parsed) = url::Url::parse(url.trim()) else {
-        return Ok((url.to_string(), true));
+        return Ok((url.to_string(), SteerMode::Resample));
     };
     let mut pairs: Vec<(String, String)> = parsed
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let Some(i) = pairs.iter().position(|(k, _)| k == "steer") else {
-        return Ok((url.to_string(), true));
+        return Ok((url.to_string(), SteerMode::Resample));
     };
     let (_, v) = pairs.remove(i);
     let on = match v.as_str() {
-        "resample" => true,
-        "off" => false,
+        "resample" => SteerMode::Resample,
+        "freq" => SteerMode::Freq,
+        "off" => SteerMode::Off,
         _ => {
             return Err(OpenError::url(format!(
-                "invalid steer mode (expected resample or off) in steer={v}"
+                "invalid steer mode (expected resample, freq or off) in steer={v}"
             )));
         }
     };
@@ -362,8 +388,8 @@ pub fn take_steer(url: &str) -> Result<(String, bool), OpenError> {
 /// start (socket, bind, join), with its message.
 #[cfg(engine)]
 pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
-    let (url, steered) = take_steer(url)?;
-    let steered = steered && !decode;
+    let (url, mode) = take_steer(url)?;
+    let steered = mode != SteerMode::Off && !decode;
     let (cfg, fill) = resolve_config(&url, &config::stream_defaults())?;
     let stats = Arc::new(SharedStats::default());
     // Target buffer: the link offset, plus for playing streams the ring fill
@@ -411,15 +437,21 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
             steer: if !steered {
                 None
             } else {
+                let (c, r, t) = (
+                    cfg.channels as usize,
+                    cfg.sample_rate,
+                    crate::steer::TARGET_MS,
+                );
                 Some(
-                    crate::steer::Steer::new(
-                        cfg.channels as usize,
-                        cfg.sample_rate,
-                        crate::steer::TARGET_MS,
-                    )
+                    if mode == SteerMode::Freq {
+                        crate::steer::Steer::new_freq(c, r, t)
+                    } else {
+                        crate::steer::Steer::new(c, r, t)
+                    }
                     .map_err(OpenError::open)?,
                 )
             },
+            freq_set: 0.0,
             #[cfg(target_os = "linux")]
             ptp: ptp_clock,
         }),
@@ -455,13 +487,15 @@ mod tests {
 
     #[test]
     fn steer_parameter() {
-        let (u, on) = take_steer("aes67://239.69.0.1:5004?steer=off&jitter=5").unwrap();
-        assert!(!on);
+        let (u, m) = take_steer("aes67://239.69.0.1:5004?steer=off&jitter=5").unwrap();
+        assert_eq!(m, SteerMode::Off);
         assert_eq!(u, "aes67://239.69.0.1:5004?jitter=5");
-        assert!(take_steer("aes67://239.69.0.1?steer=resample").unwrap().1);
-        assert!(take_steer("aes67://239.69.0.1").unwrap().1);
-        let e = take_steer("aes67://239.69.0.1?steer=freq").err().unwrap();
-        assert!(e.text.contains("steer=freq"), "{}", e.text);
+        let r = |u: &str| take_steer(u).unwrap().1;
+        assert_eq!(r("aes67://239.69.0.1?steer=resample"), SteerMode::Resample);
+        assert_eq!(r("aes67://239.69.0.1?steer=freq"), SteerMode::Freq);
+        assert_eq!(r("aes67://239.69.0.1"), SteerMode::Resample);
+        let e = take_steer("aes67://239.69.0.1?steer=bass").err().unwrap();
+        assert!(e.text.contains("steer=bass"), "{}", e.text);
     }
 
     #[test]
@@ -551,6 +585,7 @@ mod tests {
             steer: None,
             #[cfg(target_os = "linux")]
             ptp: None,
+            freq_set: 0.0,
         };
         let mut out = [9.0f32; 8];
         assert_eq!(rt.fill(&mut out), 0);

@@ -63,6 +63,7 @@ pub struct Bass {
     pub channel_get_data: unsafe extern "system" fn(u32, *mut c_void, u32) -> u32,
     pub channel_play: unsafe extern "system" fn(u32, i32) -> i32,
     pub channel_is_active: unsafe extern "system" fn(u32) -> u32,
+    pub channel_get_attribute: unsafe extern "system" fn(u32, u32, *mut f32) -> i32,
 }
 
 fn repo_root() -> PathBuf {
@@ -132,6 +133,7 @@ impl Bass {
             channel_get_data: sym!("BASS_ChannelGetData"),
             channel_play: sym!("BASS_ChannelPlay"),
             channel_is_active: sym!("BASS_ChannelIsActive"),
+            channel_get_attribute: sym!("BASS_ChannelGetAttribute"),
             _lib: lib,
         }
     }
@@ -1051,6 +1053,17 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
 /// controller holds) within bounds and never underruns after priming.
 #[test]
 fn playing_stream_buffer_level_stays_bounded() {
+    playing_level("resample");
+}
+
+/// The same with `steer=freq`: the ratio is applied through
+/// BASS_ATTRIB_FREQ (BASS resamples); the attribute moves off 48000 Hz.
+#[test]
+fn playing_stream_freq_steering_buffer_level_stays_bounded() {
+    playing_level("freq");
+}
+
+fn playing_level(steer: &str) {
     use aes67::rig::{NetnsPair, in_netns, is_root};
     assert!(is_root(), "this test needs root (network namespaces)");
     let (b, _g) = bass();
@@ -1078,17 +1091,43 @@ fn playing_stream_buffer_level_stays_bounded() {
         .expect("sender")
     })
     .unwrap();
-    let url = format!("aes67://{group}:{port}?iface={}&jitter=20", pair.ip_b);
+    let url = format!(
+        "aes67://{group}:{port}?iface={}&jitter=20&steer={steer}",
+        pair.ip_b
+    );
     let h = in_netns(&pair.b, || b.create_url(&url, BASS_SAMPLE_FLOAT)).unwrap();
     assert_ne!(h, 0, "playing stream: error {}", b.err());
     assert_ne!(unsafe { (b.channel_play)(h, 0) }, 0, "play: {}", b.err());
     std::thread::sleep(std::time::Duration::from_secs(3));
     let u0 = unsafe { (b.get_config)(0x20011) };
     let mut levels = Vec::new();
+    let mut freqs = Vec::new();
     for _ in 0..36 {
         std::thread::sleep(std::time::Duration::from_millis(500));
         assert_eq!(unsafe { (b.channel_is_active)(h) }, 1, "stopped playing");
         levels.push(unsafe { (b.get_config)(0x20010) });
+        let mut f = 0f32;
+        assert_ne!(unsafe { (b.channel_get_attribute)(h, 1, &mut f) }, 0);
+        freqs.push(f);
+    }
+    eprintln!(
+        "steer={steer}: BASS_ATTRIB_FREQ {:?} .. {:?}",
+        freqs.first(),
+        freqs.last()
+    );
+    for f in &freqs {
+        assert!((f - 48_000.0).abs() < 48_000.0 * 2.1e-3, "FREQ {f}");
+    }
+    if steer == "freq" {
+        assert!(
+            freqs.iter().any(|f| *f != 48_000.0),
+            "BASS_ATTRIB_FREQ never steered"
+        );
+    } else {
+        assert!(
+            freqs.iter().all(|f| *f == 48_000.0),
+            "resample mode touched FREQ"
+        );
     }
     let u1 = unsafe { (b.get_config)(0x20011) };
     let pk = unsafe { (b.get_config)(0x20012) };
