@@ -181,6 +181,8 @@ mod tests {
             tx.send_to(&[255u8; 10], ("127.0.0.1", port)).unwrap();
             src.poll(100, &mut |_, m| stamped |= m.kernel_ts.is_some())
                 .unwrap();
+            // Paced, so the kernel worker that enables stamping is not starved.
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         while src.poll(10, &mut |_, _| {}).unwrap() > 0 {}
         for i in 0..100u8 {
