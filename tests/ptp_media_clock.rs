@@ -59,45 +59,28 @@ fn receiver_plays_at_ptp_rtp_time_plus_link_offset() {
     .unwrap();
     // ptp4l listens for announceReceiptTimeout before it acts as master.
     std::thread::sleep(Duration::from_secs(7));
-    let mut rx = NetnsPair::cmd_in(&net.b, env!("CARGO_BIN_EXE_aes67"))
-        .args([
-            "play",
-            "--sdp",
-            sdp.to_str().unwrap(),
-            "--iface",
-            &net.if_b,
-            "--ptp",
-            &net.if_b,
-        ])
-        .args([
-            "--output",
-            "null",
-            "--link-offset-ms",
-            "4",
-            "--duration",
-            "14",
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Control: the same stream, free-running (no --ptp).
-    let mut ctl = NetnsPair::cmd_in(&net.b, env!("CARGO_BIN_EXE_aes67"))
-        .args(["play", "--sdp", sdp.to_str().unwrap(), "--iface", &net.if_b])
-        .args([
-            "--output",
-            "null",
-            "--link-offset-ms",
-            "4",
-            "--duration",
-            "14",
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // The receiver under test, and a control on the same stream that
+    // free-runs (no --ptp); both at a 4 ms link offset.
+    let play = |extra: &[&str]| {
+        NetnsPair::cmd_in(&net.b, env!("CARGO_BIN_EXE_aes67"))
+            .args(["play", "--sdp", sdp.to_str().unwrap(), "--iface", &net.if_b])
+            .args(extra)
+            .args([
+                "--output",
+                "null",
+                "--link-offset-ms",
+                "4",
+                "--duration",
+                "14",
+                "--json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut rx = play(&["--ptp", &net.if_b]);
+    let mut ctl = play(&[]);
     let ctl_out = ctl.stdout.take().unwrap();
     let ctl_lines = std::thread::spawn(move || {
         BufReader::new(ctl_out)

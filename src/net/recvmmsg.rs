@@ -163,25 +163,34 @@ mod tests {
     fn receives_unicast_on_loopback_with_kernel_timestamps() {
         let mut cfg = StreamConfig::from_url("aes67://127.0.0.1").unwrap();
         cfg.port = 0;
-        // Port 0 binds an ephemeral port; find it.
-        let s = super::super::socket::open_stream_socket(&cfg).unwrap();
-        let port = s.local_addr().unwrap().as_socket().unwrap().port();
-        let mut src = RecvMmsgSource::new(vec![s]);
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         // The kernel enables software RX timestamping system-wide lazily (a
-        // deferred static key): the first datagrams after the first
-        // timestamping socket opens may carry none. Warm up until one does.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let mut stamped = false;
-        while !stamped {
+        // deferred static key, `net_enable_timestamp`): the first datagrams
+        // after the first timestamping socket opens may carry none, and under
+        // load the enabling work can lag. Warm up (paced) until one does,
+        // reopening the socket every 3 s to queue the enabling work again.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let (mut src, port) = loop {
+            // Port 0 binds an ephemeral port; find it.
+            let s = super::super::socket::open_stream_socket(&cfg).unwrap();
+            let port = s.local_addr().unwrap().as_socket().unwrap().port();
+            let mut src = RecvMmsgSource::new(vec![s]);
+            let round = std::time::Instant::now();
+            let mut stamped = false;
+            while !stamped && round.elapsed() < std::time::Duration::from_secs(3) {
+                tx.send_to(&[255u8; 10], ("127.0.0.1", port)).unwrap();
+                src.poll(100, &mut |_, m| stamped |= m.kernel_ts.is_some())
+                    .unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            if stamped {
+                break (src, port);
+            }
             assert!(
                 std::time::Instant::now() < deadline,
-                "no kernel RX timestamp within 10 s"
+                "no kernel RX timestamp within 30 s"
             );
-            tx.send_to(&[255u8; 10], ("127.0.0.1", port)).unwrap();
-            src.poll(100, &mut |_, m| stamped |= m.kernel_ts.is_some())
-                .unwrap();
-        }
+        };
         while src.poll(10, &mut |_, _| {}).unwrap() > 0 {}
         for i in 0..100u8 {
             tx.send_to(&[i; 100], ("127.0.0.1", port)).unwrap();
