@@ -1,5 +1,5 @@
 //! The playing-stream STREAMPROC path (`steer::Steer::pull`: rate controller
-//! + resampler, both steering modes) never allocates after creation: a
+//! and resampler, both steering modes) never allocates after creation: a
 //! counting global allocator, armed on this thread only around each pull.
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
