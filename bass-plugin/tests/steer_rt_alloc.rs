@@ -64,7 +64,11 @@ fn pull_never_allocates() {
     let v = std::hint::black_box(vec![1u8; 64]);
     ARMED.with(|a| a.set(false));
     drop(v);
-    assert_eq!(ALLOCS.load(Ordering::Relaxed), 1, "counting allocator inert");
+    assert_eq!(
+        ALLOCS.load(Ordering::Relaxed),
+        1,
+        "counting allocator inert"
+    );
     for freq in [false, true] {
         let mut st = if freq {
             Steer::new_freq(2, 48_000, 40).unwrap()
