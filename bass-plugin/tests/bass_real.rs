@@ -809,12 +809,10 @@ fn bass_under_another_file_name_is_found() {
 /// ptp4l as grandmaster, as in the core's tests/ptp_common (software
 /// timestamps, logSyncInterval −3, free_running: it never adjusts a clock).
 mod ptp_common {
-    use aes67::rig::{NetnsPair, is_root};
+    use aes67::rig::is_root;
     use std::path::Path;
 
-    pub const GM_CONF: &str = "[global]\ndomainNumber 0\npriority1 1\nclockClass 6\n\
-time_stamping software\ndelay_mechanism E2E\nnetwork_transport UDPv4\nlogSyncInterval -3\n\
-masterOnly 1\nfree_running 1\n";
+    pub const GM_CONF: &str = aes67::rig::PTP4L_GM_CONF;
 
     pub fn skip_reason() -> Option<String> {
         if !is_root() {
@@ -845,27 +843,7 @@ masterOnly 1\nfree_running 1\n";
 
     /// ptp4l in `ns` on `iface`, without CAP_SYS_TIME (it cannot touch the clock).
     pub fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill {
-        let cpath = dir.join(format!("{name}.conf"));
-        std::fs::write(&cpath, conf).unwrap();
-        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-        Kill(
-            NetnsPair::cmd_in(ns, "setpriv")
-                .args([
-                    "--inh-caps=-sys_time",
-                    "--bounding-set=-sys_time",
-                    "ptp4l",
-                    "-S",
-                    "-i",
-                    iface,
-                    "-f",
-                ])
-                .arg(&cpath)
-                .arg("-m")
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("spawn ptp4l"),
-        )
+        Kill(aes67::rig::spawn_ptp4l(ns, iface, conf, dir, name).expect("spawn ptp4l"))
     }
 }
 

@@ -101,30 +101,10 @@ impl Drop for Kill {
     }
 }
 
-const GM_CONF: &str = "[global]\ndomainNumber 0\npriority1 1\nclockClass 6\ntime_stamping software\n\
-delay_mechanism E2E\nnetwork_transport UDPv4\nlogSyncInterval -3\nmasterOnly 1\nfree_running 1\n";
+const GM_CONF: &str = aes67::rig::PTP4L_GM_CONF;
 
 fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Result<Kill, String> {
-    let cpath = dir.join(format!("{name}.conf"));
-    std::fs::write(&cpath, conf).map_err(|e| e.to_string())?;
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
-    let child = NetnsPair::cmd_in(ns, "setpriv")
-        .args([
-            "--inh-caps=-sys_time",
-            "--bounding-set=-sys_time",
-            "ptp4l",
-            "-S",
-            "-i",
-            iface,
-            "-f",
-        ])
-        .arg(&cpath)
-        .arg("-m")
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("ptp4l: {e}"))?;
-    Ok(Kill(child))
+    aes67::rig::spawn_ptp4l(ns, iface, conf, dir, name).map(Kill)
 }
 
 fn pmc(ns: &str, uds: &Path, client: &Path) -> Option<(i64, bool)> {

@@ -153,3 +153,43 @@ pub fn in_netns<T>(ns: &str, f: impl FnOnce() -> T) -> Result<T, String> {
 pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
+
+/// ptp4l grandmaster configuration of the rig recipe: domain 0, software
+/// timestamps, E2E over UDPv4, logSyncInterval −3 (8 Sync/s), master only,
+/// `free_running 1` (it never adjusts any clock).
+pub const PTP4L_GM_CONF: &str = "[global]\ndomainNumber 0\npriority1 1\nclockClass 6\ntime_stamping software\n\
+delay_mechanism E2E\nnetwork_transport UDPv4\nlogSyncInterval -3\nmasterOnly 1\nfree_running 1\n";
+
+/// Starts linuxptp's `ptp4l -S -i IFACE -f DIR/NAME.conf -m` in namespace
+/// `ns`, logging to `DIR/NAME.log`, under `setpriv` without CAP_SYS_TIME (in
+/// the inheritable and bounding sets), so it can never step or slew this
+/// machine's clock whatever its configuration says.
+///
+/// Errors: the config or log file cannot be written, or the spawn fails.
+pub fn spawn_ptp4l(
+    ns: &str,
+    iface: &str,
+    conf: &str,
+    dir: &std::path::Path,
+    name: &str,
+) -> Result<std::process::Child, String> {
+    let cpath = dir.join(format!("{name}.conf"));
+    std::fs::write(&cpath, conf).map_err(|e| format!("{}: {e}", cpath.display()))?;
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
+    NetnsPair::cmd_in(ns, "setpriv")
+        .args([
+            "--inh-caps=-sys_time",
+            "--bounding-set=-sys_time",
+            "ptp4l",
+            "-S",
+            "-i",
+            iface,
+            "-f",
+        ])
+        .arg(&cpath)
+        .arg("-m")
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("ptp4l: {e}"))
+}

@@ -37,8 +37,7 @@ impl Drop for Kill {
 }
 
 /// The grandmaster config of the rig recipe (software timestamps, logSyncInterval −3).
-pub const GM_CONF: &str = "[global]\ndomainNumber 0\npriority1 1\nclockClass 6\ntime_stamping software\n\
-delay_mechanism E2E\nnetwork_transport UDPv4\nlogSyncInterval -3\nmasterOnly 1\nfree_running 1\n";
+pub const GM_CONF: &str = aes67::rig::PTP4L_GM_CONF;
 
 /// A free-running (never adjusting) software-timestamp slave config.
 pub fn slave_conf(uds: &Path) -> String {
@@ -52,26 +51,7 @@ slaveOnly 1\nfree_running 1\nuds_address {}\n",
 /// Starts ptp4l in `ns` on `iface` with `conf` (written to `dir`), without
 /// CAP_SYS_TIME so it can never steer this machine's clock.
 pub fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill {
-    let cpath = dir.join(format!("{name}.conf"));
-    std::fs::write(&cpath, conf).expect("write ptp4l conf");
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
-    let child = NetnsPair::cmd_in(ns, "setpriv")
-        .args([
-            "--inh-caps=-sys_time",
-            "--bounding-set=-sys_time",
-            "ptp4l",
-            "-S",
-            "-i",
-            iface,
-            "-f",
-        ])
-        .arg(&cpath)
-        .arg("-m")
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn ptp4l");
-    Kill(child)
+    Kill(aes67::rig::spawn_ptp4l(ns, iface, conf, dir, name).expect("spawn ptp4l"))
 }
 
 /// Polls ptp4l's TIME_STATUS_NP: `(master_offset ns, gmPresent, gmIdentity)`.
