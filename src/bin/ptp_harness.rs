@@ -108,23 +108,7 @@ fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Result<Ki
 }
 
 fn pmc(ns: &str, uds: &Path, client: &Path) -> Option<(i64, bool)> {
-    let out = NetnsPair::cmd_in(ns, "pmc")
-        .args(["-u", "-b", "0", "-s"])
-        .arg(uds)
-        .arg("-i")
-        .arg(client)
-        .arg("GET TIME_STATUS_NP")
-        .output()
-        .ok()?;
-    let s = String::from_utf8_lossy(&out.stdout);
-    let field = |k: &str| {
-        s.lines()
-            .find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().to_string()))
-    };
-    Some((
-        field("master_offset")?.parse().ok()?,
-        field("gmPresent")? == "true",
-    ))
+    aes67::rig::pmc_time_status(ns, uds, client).map(|(o, gm, _)| (o, gm))
 }
 
 const GST_PY: &str = r#"

@@ -193,3 +193,32 @@ pub fn spawn_ptp4l(
         .spawn()
         .map_err(|e| format!("ptp4l: {e}"))
 }
+
+/// Asks a ptp4l in namespace `ns` (its `uds_address` is `uds`; `client` is a
+/// free socket path for pmc) for TIME_STATUS_NP, with linuxptp's `pmc`:
+/// `(master_offset ns, gmPresent, gmIdentity)`. `None` when pmc fails or
+/// the answer lacks a field.
+pub fn pmc_time_status(
+    ns: &str,
+    uds: &std::path::Path,
+    client: &std::path::Path,
+) -> Option<(i64, bool, String)> {
+    let out = NetnsPair::cmd_in(ns, "pmc")
+        .args(["-u", "-b", "0", "-s"])
+        .arg(uds)
+        .arg("-i")
+        .arg(client)
+        .arg("GET TIME_STATUS_NP")
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| {
+        s.lines()
+            .find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().to_string()))
+    };
+    Some((
+        field("master_offset")?.parse().ok()?,
+        field("gmPresent")? == "true",
+        field("gmIdentity")?,
+    ))
+}

@@ -56,24 +56,7 @@ pub fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill 
 
 /// Polls ptp4l's TIME_STATUS_NP: `(master_offset ns, gmPresent, gmIdentity)`.
 pub fn pmc_time_status(ns: &str, uds: &Path, client: &Path) -> Option<(i64, bool, String)> {
-    let out = NetnsPair::cmd_in(ns, "pmc")
-        .args(["-u", "-b", "0", "-s"])
-        .arg(uds)
-        .arg("-i")
-        .arg(client)
-        .arg("GET TIME_STATUS_NP")
-        .output()
-        .ok()?;
-    let s = String::from_utf8_lossy(&out.stdout);
-    let field = |k: &str| {
-        s.lines()
-            .find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().to_string()))
-    };
-    Some((
-        field("master_offset")?.parse().ok()?,
-        field("gmPresent")? == "true",
-        field("gmIdentity")?,
-    ))
+    aes67::rig::pmc_time_status(ns, uds, client)
 }
 
 /// Starts our PTP clock (`aes67 ptp …`, which calls
