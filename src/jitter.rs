@@ -240,17 +240,20 @@ impl PlayoutBuffer {
             self.stats.reordered += 1;
         }
         let ch = self.cfg.channels;
-        let bps = self.cfg.encoding.bytes_per_sample();
-        for t in start..end {
+        // Decode in runs of contiguous slots (at most two: the ring wraps once).
+        let mut t = start;
+        while t < end {
             let slot = t as usize & self.mask;
-            let src = &p.payload[(t - ts) as usize * fb..][..fb];
-            let dst = &mut self.samples[slot * ch..][..ch];
+            let run = ((end - t) as usize).min(self.cfg.capacity_frames - slot);
+            let off = (t - ts) as usize * fb;
+            let src = &p.payload[off..off + run * fb];
+            let dst = &mut self.samples[slot * ch..(slot + run) * ch];
             match self.cfg.encoding {
                 Encoding::L24 => rtp::decode_l24(src, dst),
                 Encoding::L16 => rtp::decode_l16(src, dst),
             };
-            debug_assert_eq!(src.len(), ch * bps);
-            self.present[slot] = true;
+            self.present[slot..slot + run].fill(true);
+            t += run as i64;
         }
         self.high = self.high.max(end);
         self.last_frames = frames;

@@ -84,6 +84,8 @@ struct Shared {
     pframes: AtomicU32,
     clock: AtomicU8,
     k2u: AtomicU64,
+    /// The ingest thread has flushed and left this stream.
+    finished: AtomicBool,
 }
 
 impl Shared {
@@ -151,14 +153,29 @@ pub enum ReceiverError {
     Ingest(std::io::Error),
 }
 
-/// A running receiver. Dropping it stops the ingest thread.
+/// A running receiver of one stream. Receivers started together with
+/// [`Receiver::start_group`] share one ingest thread; the thread ends when
+/// every receiver of its group has been stopped or dropped.
 pub struct Receiver {
     cfg: StreamConfig,
     stop: Arc<AtomicBool>,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    group: Arc<Group>,
     backend: &'static str,
     fallback_reason: Option<String>,
+}
+
+/// The ingest thread of a group; joined when the last receiver goes.
+struct Group {
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Stands in when the ingest backend failed to open; the receiver is
@@ -181,23 +198,218 @@ impl PacketSource for NoSource {
     }
 }
 
+/// How long the ingest thread may sleep when no datagram arrives, ms:
+/// half the smallest link offset of its streams, clamped to 1-20 ms. Frames
+/// are released into the ring at every wake-up, so this bounds how late a
+/// frame can reach the ring when a stream stalls; with traffic the thread
+/// wakes once every active stream has a datagram queued (about once per
+/// packet time), see [`PacketSource::set_wait_hint`].
+pub fn ingest_timeout_ms(link_offsets: impl IntoIterator<Item = Nanos>) -> i32 {
+    let min = link_offsets.into_iter().map(|l| l.0).min().unwrap_or(0);
+    (min / 2_000_000).clamp(1, 20) as i32
+}
+
+/// A stream counts as active for the wake-up hint while it delivered a
+/// datagram within this long.
+const ACTIVE_NS: i64 = 20_000_000;
+
+/// Packet times below this (e.g. 125 µs, AES67-2018 §7.2.1) make the ingest
+/// thread batch by a time window rather than wake per packet time.
+const FAST_PTIME_NS: i64 = 500_000;
+
+/// Per-stream state owned by the ingest thread.
+struct Slot {
+    jb: PlayoutBuffer,
+    clock: Box<dyn MediaClock>,
+    prod: rtrb::Producer<i32>,
+    ch: usize,
+    rate: u32,
+    ring_cap: usize,
+    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    truncated: u64,
+    overflow: u64,
+    ring_fill: u64,
+    k2u_sum: i64,
+    k2u_n: i64,
+    last_rx: MonoNs,
+    done: bool,
+}
+
+impl Slot {
+    fn on_packet(&mut self, bytes: &[u8], meta: &crate::net::RxMeta) {
+        self.last_rx = meta.user_rx;
+        if meta.truncated {
+            self.truncated += 1;
+            self.jb.count_malformed();
+            return;
+        }
+        if let Some(RxTimestamp::Software(k)) = meta.kernel_ts {
+            self.k2u_sum += realtime_now_ns() - k;
+            self.k2u_n += 1;
+        }
+        let Ok(p) = RtpPacket::parse(bytes) else {
+            self.jb.count_malformed();
+            return;
+        };
+        match self.jb.insert_packet(&p) {
+            Inserted::Resync { .. } => {
+                self.clock.reset();
+                self.clock.observe(p.timestamp, meta.user_rx);
+            }
+            Inserted::Stored { .. } => self.clock.observe(p.timestamp, meta.user_rx),
+            Inserted::Dropped(_) => {}
+        }
+    }
+
+    /// Releases every due frame into the ring (all of them when `flush`).
+    fn release(&mut self, now: MonoNs, flush: bool) {
+        let Slot {
+            jb,
+            clock,
+            prod,
+            ch,
+            ring_cap,
+            overflow,
+            ring_fill,
+            ..
+        } = self;
+        let ch = *ch;
+        let mut push = |s: &[i32]| {
+            let n = prod.slots().min(s.len()) / ch * ch;
+            if n > 0 {
+                let mut chunk = prod.write_chunk(n).expect("n <= slots");
+                let (a, b) = chunk.as_mut_slices();
+                let k = a.len();
+                a.copy_from_slice(&s[..k]);
+                b.copy_from_slice(&s[k..n]);
+                chunk.commit_all();
+            }
+            *overflow += ((s.len() - n) / ch) as u64;
+            *ring_fill = ((*ring_cap - prod.slots()) / ch) as u64;
+        };
+        if let Some(rtp_now) = clock.rtp_now(now) {
+            jb.release(rtp_now, &mut push);
+        }
+        if flush {
+            jb.flush(&mut push);
+        }
+    }
+
+    fn publish(&mut self) {
+        let sh = &self.shared;
+        sh.store(&self.jb.stats());
+        sh.truncated.store(self.truncated, Ordering::Relaxed);
+        sh.overflow.store(self.overflow, Ordering::Relaxed);
+        sh.ssrc
+            .store(self.jb.ssrc().unwrap_or(0), Ordering::Relaxed);
+        sh.buffer.store(self.jb.fill_frames(), Ordering::Relaxed);
+        sh.ring.store(self.ring_fill, Ordering::Relaxed);
+        sh.pframes.store(self.jb.packet_frames(), Ordering::Relaxed);
+        sh.clock.store(self.clock.state() as u8, Ordering::Relaxed);
+        if self.k2u_n > 0 {
+            sh.k2u
+                .store((self.k2u_sum / self.k2u_n) as u64, Ordering::Relaxed);
+            (self.k2u_sum, self.k2u_n) = (0, 0);
+        }
+    }
+}
+
+/// The ingest thread: one source, every stream of the group.
+fn ingest_loop(mut source: Box<dyn PacketSource>, mut slots: Vec<Slot>, timeout_ms: i32) {
+    // Batching window for short packet times: half the timeout, 250 µs-1 ms.
+    let window_us = (timeout_ms as u32 * 500).clamp(250, 1000);
+    let mut last_pub = Instant::now();
+    loop {
+        let now = MonoNs::now();
+        // Wake once every active stream has a datagram queued (or after the
+        // timeout): one wake-up per packet time, whatever the stream count.
+        // Streams with packets shorter than FAST_PTIME_NS would wake it
+        // too often that way; with any of them it sleeps for a window instead.
+        let (mut active, mut fast) = (0, false);
+        for s in slots
+            .iter()
+            .filter(|s| !s.done && now.since(s.last_rx).0 < ACTIVE_NS)
+        {
+            active += 1;
+            let pf = s.jb.packet_frames() as i64;
+            fast |= pf > 0 && pf * 1_000_000_000 < FAST_PTIME_NS * s.rate as i64;
+        }
+        source.set_wait_hint(active.max(1), if fast { window_us } else { 0 });
+        let r = source.poll(timeout_ms, &mut |bytes, meta| {
+            if let Some(s) = slots.get_mut(meta.stream)
+                && !s.done
+            {
+                s.on_packet(bytes, meta);
+            }
+        });
+        if r.is_err() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let now = MonoNs::now();
+        let publish = last_pub.elapsed() >= Duration::from_millis(50);
+        if publish {
+            last_pub = Instant::now();
+        }
+        let mut live = 0;
+        for s in slots.iter_mut().filter(|s| !s.done) {
+            let stopping = s.stop.load(Ordering::SeqCst);
+            s.release(now, stopping);
+            if publish || stopping {
+                s.publish();
+            }
+            if stopping {
+                s.done = true;
+                s.shared.finished.store(true, Ordering::SeqCst);
+            } else {
+                live += 1;
+            }
+        }
+        if live == 0 {
+            return;
+        }
+    }
+}
+
 impl Receiver {
-    /// Opens the stream's socket and starts receiving. Returns the receiver
-    /// and the consumer end of its ring (interleaved i32 samples in the
-    /// stream's 16- or 24-bit range).
+    /// Opens the stream's socket and starts receiving on its own ingest
+    /// thread. Returns the receiver and the consumer end of its ring
+    /// (interleaved i32 samples in the stream's 16- or 24-bit range).
     ///
-    /// Errors: [`ReceiverError::Socket`] (bad interface, bind or join failure).
+    /// Errors: [`ReceiverError::Socket`] (bad interface, bind or join
+    /// failure), [`ReceiverError::Ingest`] (the requested backend failed).
     #[cfg(target_os = "linux")]
     pub fn start(
         cfg: StreamConfig,
         opts: ReceiverOptions,
     ) -> Result<(Receiver, rtrb::Consumer<i32>), ReceiverError> {
-        let sock = open_stream_socket(&cfg)?;
-        let kind = opts.ingest;
+        let mut v = Receiver::start_group(vec![(cfg, opts)])?;
+        Ok(v.pop().expect("one stream in, one receiver out"))
+    }
+
+    /// Opens one socket per stream and receives all of them on **one**
+    /// ingest thread and one ingest source (one io_uring with a multishot
+    /// recvmsg per socket, or one recvmmsg loop): the many-streams-per-core
+    /// path. Each stream keeps its own playout buffer, media clock, ring and
+    /// counters; nothing is shared or locked on the hot path. The ingest
+    /// backend is the first stream's `opts.ingest`.
+    ///
+    /// Returns one `(Receiver, ring consumer)` per stream, in order.
+    ///
+    /// Errors: as [`Receiver::start`]; on error no stream is started.
+    #[cfg(target_os = "linux")]
+    pub fn start_group(
+        streams: Vec<(StreamConfig, ReceiverOptions)>,
+    ) -> Result<Vec<(Receiver, rtrb::Consumer<i32>)>, ReceiverError> {
+        let kind = streams.first().map(|s| s.1.ingest).unwrap_or_default();
+        let socks = streams
+            .iter()
+            .map(|(c, _)| open_stream_socket(c))
+            .collect::<Result<Vec<_>, _>>()?;
         let (tx, rx) = std::sync::mpsc::channel();
-        let (r, cons) =
-            Receiver::start_with_source(cfg, opts, "pending", move || {
-                match open_source(kind, vec![sock]) {
+        let mut v =
+            Receiver::start_group_with_source(streams, "pending", move || {
+                match open_source(kind, socks) {
                     Ok(o) => {
                         let _ = tx.send(Ok((o.source.backend(), o.fallback_reason)));
                         o.source
@@ -210,10 +422,11 @@ impl Receiver {
             });
         match rx.recv() {
             Ok(Ok((backend, why))) => {
-                let mut r = r;
-                r.backend = backend;
-                r.fallback_reason = why;
-                Ok((r, cons))
+                for (r, _) in v.iter_mut() {
+                    r.backend = backend;
+                    r.fallback_reason = why.clone();
+                }
+                Ok(v)
             }
             Ok(Err(e)) => Err(ReceiverError::Ingest(e)),
             Err(_) => Err(ReceiverError::Ingest(std::io::Error::other(
@@ -230,115 +443,82 @@ impl Receiver {
         backend: &'static str,
         make_source: impl FnOnce() -> Box<dyn PacketSource> + Send + 'static,
     ) -> (Receiver, rtrb::Consumer<i32>) {
-        let ch = cfg.channels as usize;
-        let rate = cfg.sample_rate;
-        let link_frames = (opts.link_offset.0 as i128 * rate as i128 / 1_000_000_000) as u32;
-        let window_ms = opts.link_offset.0 / 1_000_000 + cfg.jitter_ms as i64 + 250;
-        let mut jb = PlayoutBuffer::new(PlayoutConfig {
-            channels: ch,
-            encoding: cfg.encoding,
-            payload_type: cfg.payload_type,
-            link_offset_frames: link_frames,
-            capacity_frames: (rate as i64 * window_ms / 1000) as usize,
-        });
-        let ring_frames = opts.ring_frames.unwrap_or(rate as usize);
-        let (mut prod, cons) = rtrb::RingBuffer::new(ring_frames * ch);
-        let mut clock = opts
-            .clock
-            .unwrap_or_else(|| Box::new(MonotonicMediaClock::new(rate)));
-        let stop = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new(Shared::default());
-        let (st, sh) = (stop.clone(), shared.clone());
+        let mut v = Receiver::start_group_with_source(vec![(cfg, opts)], backend, make_source);
+        v.pop().expect("one stream in, one receiver out")
+    }
+
+    /// As [`Receiver::start_group`] on a packet source built by
+    /// `make_source` on the ingest thread; datagrams with `RxMeta::stream`
+    /// = i go to the i-th stream (others are ignored).
+    pub fn start_group_with_source(
+        streams: Vec<(StreamConfig, ReceiverOptions)>,
+        backend: &'static str,
+        make_source: impl FnOnce() -> Box<dyn PacketSource> + Send + 'static,
+    ) -> Vec<(Receiver, rtrb::Consumer<i32>)> {
+        let timeout_ms = ingest_timeout_ms(streams.iter().map(|s| s.1.link_offset));
+        let mut slots = Vec::with_capacity(streams.len());
+        let mut handles = Vec::with_capacity(streams.len());
+        for (cfg, opts) in streams {
+            let ch = cfg.channels as usize;
+            let rate = cfg.sample_rate;
+            let link_frames = (opts.link_offset.0 as i128 * rate as i128 / 1_000_000_000) as u32;
+            let window_ms = opts.link_offset.0 / 1_000_000 + cfg.jitter_ms as i64 + 250;
+            let jb = PlayoutBuffer::new(PlayoutConfig {
+                channels: ch,
+                encoding: cfg.encoding,
+                payload_type: cfg.payload_type,
+                link_offset_frames: link_frames,
+                capacity_frames: (rate as i64 * window_ms / 1000) as usize,
+            });
+            let ring_frames = opts.ring_frames.unwrap_or(rate as usize);
+            let (prod, cons) = rtrb::RingBuffer::new(ring_frames * ch);
+            let clock = opts
+                .clock
+                .unwrap_or_else(|| Box::new(MonotonicMediaClock::new(rate)));
+            let stop = Arc::new(AtomicBool::new(false));
+            let shared = Arc::new(Shared::default());
+            slots.push(Slot {
+                jb,
+                clock,
+                prod,
+                ch,
+                rate,
+                ring_cap: ring_frames * ch,
+                stop: stop.clone(),
+                shared: shared.clone(),
+                truncated: 0,
+                overflow: 0,
+                ring_fill: 0,
+                k2u_sum: 0,
+                k2u_n: 0,
+                last_rx: MonoNs(0),
+                done: false,
+            });
+            handles.push((cfg, stop, shared, cons));
+        }
         let thread = std::thread::Builder::new()
             .name("aes67-ingest".into())
-            .spawn(move || {
-                let mut source = make_source();
-                let mut truncated = 0u64;
-                let overflow = std::cell::Cell::new(0u64);
-                let ring_fill = std::cell::Cell::new(0u64);
-                let ring_cap = ring_frames * ch;
-                let (mut k2u_sum, mut k2u_n) = (0i64, 0i64);
-                let mut last_pub = Instant::now();
-                let mut push = |s: &[i32]| {
-                    let n = prod.slots().min(s.len()) / ch * ch;
-                    if n > 0 {
-                        let mut chunk = prod.write_chunk(n).expect("n <= slots");
-                        let (a, b) = chunk.as_mut_slices();
-                        let k = a.len();
-                        a.copy_from_slice(&s[..k]);
-                        b.copy_from_slice(&s[k..n]);
-                        chunk.commit_all();
-                    }
-                    overflow.set(overflow.get() + ((s.len() - n) / ch) as u64);
-                    ring_fill.set(((ring_cap - prod.slots()) / ch) as u64);
-                };
-                loop {
-                    let stopping = st.load(Ordering::SeqCst);
-                    let r = source.poll(1, &mut |bytes, meta| {
-                        if meta.truncated {
-                            truncated += 1;
-                            jb.count_malformed();
-                            return;
-                        }
-                        if let Some(RxTimestamp::Software(k)) = meta.kernel_ts {
-                            k2u_sum += realtime_now_ns() - k;
-                            k2u_n += 1;
-                        }
-                        let Ok(p) = RtpPacket::parse(bytes) else {
-                            jb.count_malformed();
-                            return;
-                        };
-                        match jb.insert_packet(&p) {
-                            Inserted::Resync { .. } => {
-                                clock.reset();
-                                clock.observe(p.timestamp, meta.user_rx);
-                            }
-                            Inserted::Stored { .. } => clock.observe(p.timestamp, meta.user_rx),
-                            Inserted::Dropped(_) => {}
-                        }
-                    });
-                    if r.is_err() {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    if let Some(now) = clock.rtp_now(MonoNs::now()) {
-                        jb.release(now, &mut push);
-                    }
-                    if stopping {
-                        jb.flush(&mut push);
-                    }
-                    if stopping || last_pub.elapsed() >= Duration::from_millis(50) {
-                        last_pub = Instant::now();
-                        sh.store(&jb.stats());
-                        sh.truncated.store(truncated, Ordering::Relaxed);
-                        sh.overflow.store(overflow.get(), Ordering::Relaxed);
-                        sh.ssrc.store(jb.ssrc().unwrap_or(0), Ordering::Relaxed);
-                        sh.buffer.store(jb.fill_frames(), Ordering::Relaxed);
-                        sh.ring.store(ring_fill.get(), Ordering::Relaxed);
-                        sh.pframes.store(jb.packet_frames(), Ordering::Relaxed);
-                        sh.clock.store(clock.state() as u8, Ordering::Relaxed);
-                        if k2u_n > 0 {
-                            sh.k2u.store((k2u_sum / k2u_n) as u64, Ordering::Relaxed);
-                            (k2u_sum, k2u_n) = (0, 0);
-                        }
-                    }
-                    if stopping {
-                        return;
-                    }
-                }
-            })
+            .spawn(move || ingest_loop(make_source(), slots, timeout_ms))
             .expect("spawn ingest thread");
-        let _ = &shared;
-        (
-            Receiver {
-                cfg,
-                stop,
-                shared,
-                thread: Some(thread),
-                backend,
-                fallback_reason: None,
-            },
-            cons,
-        )
+        let group = Arc::new(Group {
+            thread: Some(thread),
+        });
+        handles
+            .into_iter()
+            .map(|(cfg, stop, shared, cons)| {
+                (
+                    Receiver {
+                        cfg,
+                        stop,
+                        shared,
+                        group: group.clone(),
+                        backend,
+                        fallback_reason: None,
+                    },
+                    cons,
+                )
+            })
+            .collect()
     }
 
     /// The stream being received.
@@ -361,23 +541,26 @@ impl Receiver {
         self.shared.load()
     }
 
-    /// Stops ingest, releases everything buffered into the ring (gaps
-    /// concealed), and returns the final counters.
-    pub fn stop(mut self) -> ReceiverStats {
-        self.shutdown();
-        self.shared.load()
-    }
-
-    fn shutdown(&mut self) {
+    /// Stops this stream: releases everything buffered into the ring (gaps
+    /// concealed) and returns the final counters. Other streams of the
+    /// group keep running.
+    pub fn stop(self) -> ReceiverStats {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.shared.finished.load(Ordering::SeqCst)
+            && !self.group.thread.as_ref().is_none_or(|t| t.is_finished())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
         }
+        self.shared.load()
     }
 }
 
 impl Drop for Receiver {
+    /// Stops this stream; the group's thread is joined when its last
+    /// receiver is dropped.
     fn drop(&mut self) {
-        self.shutdown();
+        self.stop.store(true, Ordering::SeqCst);
     }
 }

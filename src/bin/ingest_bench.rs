@@ -68,6 +68,13 @@ struct Args {
     /// io_uring batching window, µs (`UringConfig::batch_wait_us`; 0 = off).
     #[arg(long, default_value_t = 250)]
     batch_us: u32,
+    /// Completions each io_uring poll waits for (1: wake per datagram).
+    #[arg(long, default_value_t = 1)]
+    wait_packets: usize,
+    /// Poll timeout, ms (with --wait-packets above the traffic per poll,
+    /// this is the wake-up period).
+    #[arg(long, default_value_t = 20)]
+    poll_ms: i32,
     /// Every this many packet times, send each stream one extra garbage
     /// (non-RTP, random length) datagram (0: none). Sent/received counts
     /// include them; our receivers count them as malformed.
@@ -120,6 +127,9 @@ impl Config {
     }
 }
 
+static WAIT_PACKETS: AtomicU64 = AtomicU64::new(1);
+static POLL_MS: AtomicU64 = AtomicU64::new(20);
+
 fn group(i: usize) -> (Ipv4Addr, u16) {
     (
         Ipv4Addr::new(239, 70, (i / 250) as u8, (i % 250 + 1) as u8),
@@ -140,6 +150,12 @@ struct Row {
     received_exact: bool,
     cpu_s_per_s: f64,
     us_per_packet: f64,
+    /// Times the receiver's threads were scheduled in per second (third
+    /// field of `/proc/.../schedstat`): its wake-ups.
+    wakeups_per_s: f64,
+    /// `engine` only: CPU s/s of the sink thread that drains the rings
+    /// (not in `cpu_s_per_s`: GStreamer's fakesink does no such work).
+    sink_cpu_s_per_s: Option<f64>,
     socket_drops: u64,
     lost_by_us: u64,
     malformed: u64,
@@ -148,22 +164,28 @@ struct Row {
     fallback: Option<String>,
 }
 
-/// CPU ns of one task, from `/proc/self/task/TID/schedstat` (first field).
-fn task_cpu_ns(path: &str) -> u64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+/// (CPU ns, times scheduled in) of one task, from
+/// `/proc/self/task/TID/schedstat` (first and third fields).
+fn task_cpu_ns(path: &str) -> (u64, u64) {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
+    let f: Vec<u64> = s
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    (
+        f.first().copied().unwrap_or(0),
+        f.get(2).copied().unwrap_or(0),
+    )
 }
 
-/// CPU ns summed over every thread of process `pid`.
-fn process_cpu_ns(pid: u32) -> u64 {
+/// (CPU ns, times scheduled in) summed over every thread of process `pid`.
+fn process_cpu_ns(pid: u32) -> (u64, u64) {
     let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return (0, 0);
     };
     rd.filter_map(|e| e.ok())
         .map(|e| task_cpu_ns(&format!("{}/schedstat", e.path().display())))
-        .sum()
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
 /// `Udp RcvbufErrors` in namespace `ns`.
@@ -396,6 +418,7 @@ fn run_ours(
             let opened = open_source_with(kind, socks, ucfg).expect("open ingest source");
             let _ = ftx.send(opened.fallback_reason.clone());
             let mut src = opened.source;
+            src.set_wait_hint(WAIT_PACKETS.load(Ordering::Relaxed) as usize, 0);
             let mut last_seq: Vec<Option<u16>> = vec![None; cfg.n];
             // Each stream gets a real playout buffer (placed by RTP timestamp,
             // released in order) so our per-packet cost covers what
@@ -415,7 +438,7 @@ fn run_ours(
             let (mut received, mut lost, mut malformed) = (0u64, 0u64, 0u64);
             sh.ready.store(true, Ordering::SeqCst);
             while !sh.stop.load(Ordering::Relaxed) {
-                let r = src.poll(20, &mut |b, m| {
+                let r = src.poll(POLL_MS.load(Ordering::Relaxed) as i32, &mut |b, m| {
                     received += 1;
                     let Ok(p) = RtpPacket::parse(b) else {
                         malformed += 1;
@@ -462,12 +485,12 @@ fn run_ours(
         shared.tid.load(Ordering::SeqCst)
     );
     let drops0 = rcvbuf_errors(&pair.b);
-    let cpu0 = task_cpu_ns(&tid_path);
+    let (cpu0, sw0) = task_cpu_ns(&tid_path);
     let rx0 = shared.received.load(Ordering::Relaxed);
     let t0 = Instant::now();
     let sender = Sender::start(pair, cfg, sender_threads);
     std::thread::sleep(Duration::from_secs_f64(secs));
-    let cpu1 = task_cpu_ns(&tid_path);
+    let (cpu1, sw1) = task_cpu_ns(&tid_path);
     let rx1 = shared.received.load(Ordering::Relaxed);
     let el = t0.elapsed().as_secs_f64();
     let (sent, garbage_sent) = sender.stop();
@@ -491,12 +514,149 @@ fn run_ours(
         received_exact: true,
         cpu_s_per_s: (cpu1 - cpu0) as f64 / 1e9 / el,
         us_per_packet: (cpu1 - cpu0) as f64 / 1e3 / window_rx as f64,
+        wakeups_per_s: (sw1 - sw0) as f64 / el,
+        sink_cpu_s_per_s: None,
         socket_drops: drops,
         lost_by_us: shared.lost.load(Ordering::Relaxed),
         malformed: shared.malformed.load(Ordering::Relaxed),
         garbage_sent,
         fallback,
     }
+}
+
+/// Thread ids of this process whose name is `comm`.
+fn tids_named(comm: &str) -> Vec<u64> {
+    let Ok(rd) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim_end() == comm)
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Runs the product receive path as the receiver of `cfg` in namespace B:
+/// [`aes67::receiver::Receiver::start_group`], i.e. one ingest thread for
+/// all N streams, each with its playout buffer (link offset 5 ms, as
+/// GStreamer's `rtpjitterbuffer latency=5`), monotonic media clock and
+/// output ring, plus one sink thread that drains every ring each 5 ms (the
+/// counterpart of GStreamer's fakesink). CPU is both threads'.
+fn run_engine(
+    pair: &NetnsPair,
+    cfg: Config,
+    kind: IngestKind,
+    secs: f64,
+    sender_threads: usize,
+) -> Result<Row, String> {
+    use aes67::receiver::{Receiver, ReceiverOptions};
+    let streams: Vec<_> = (0..cfg.n)
+        .map(|i| {
+            let (g, p) = group(i);
+            let mut c = StreamConfig::new(g.into(), p);
+            c.iface = Some(pair.if_b.clone());
+            c.channels = cfg.ch as u16;
+            c.encoding = Encoding::L24;
+            c.payload_type = 96;
+            c.sample_rate = 48000;
+            let o = ReceiverOptions {
+                link_offset: Nanos::from_ms(5),
+                ingest: kind,
+                ..Default::default()
+            };
+            (c, o)
+        })
+        .collect();
+    let group_rx = in_netns(&pair.b, || Receiver::start_group(streams))?
+        .map_err(|e| format!("start_group: {e}"))?;
+    let fallback = group_rx
+        .first()
+        .and_then(|(r, _)| r.fallback_reason().map(String::from));
+    let backend = group_rx.first().map(|(r, _)| r.backend()).unwrap_or("none");
+    let (rxs, mut cons): (Vec<_>, Vec<_>) = group_rx.into_iter().unzip();
+    let stop = Arc::new(AtomicBool::new(false));
+    let frames_out = Arc::new(AtomicU64::new(0));
+    let (st, fo) = (stop.clone(), frames_out.clone());
+    let sink = std::thread::Builder::new()
+        .name("bench-sink".into())
+        .spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+                for c in cons.iter_mut() {
+                    let n = c.slots();
+                    if let Ok(chunk) = c.read_chunk(n) {
+                        let (a, b) = chunk.as_slices();
+                        std::hint::black_box((a, b));
+                        chunk.commit_all();
+                        fo.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_millis(300)); // IGMP joins settle
+    let (ingest, sink_tid) = (tids_named("aes67-ingest"), tids_named("bench-sink"));
+    if ingest.len() != 1 || sink_tid.len() != 1 {
+        return Err(format!(
+            "expected 1 ingest thread for {} streams and 1 sink thread, found {} and {}",
+            cfg.n,
+            ingest.len(),
+            sink_tid.len()
+        ));
+    }
+    let ingest_path = format!("/proc/self/task/{}/schedstat", ingest[0]);
+    let sink_path = format!("/proc/self/task/{}/schedstat", sink_tid[0]);
+    let cpu = || task_cpu_ns(&ingest_path);
+    let sink0 = task_cpu_ns(&sink_path).0;
+    let packets =
+        |rxs: &Vec<Receiver>| -> u64 { rxs.iter().map(|r| r.stats().playout.packets).sum() };
+    let drops0 = rcvbuf_errors(&pair.b);
+    let (cpu0, sw0) = cpu();
+    let rx0 = packets(&rxs);
+    let t0 = Instant::now();
+    let sender = Sender::start(pair, cfg, sender_threads);
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let (cpu1, sw1) = cpu();
+    let sink1 = task_cpu_ns(&sink_path).0;
+    let rx1 = packets(&rxs);
+    let el = t0.elapsed().as_secs_f64();
+    let (sent, garbage_sent) = sender.stop();
+    std::thread::sleep(Duration::from_millis(300)); // drain
+    let finals: Vec<_> = rxs.into_iter().map(|r| r.stop()).collect();
+    stop.store(true, Ordering::SeqCst);
+    let _ = sink.join();
+    let received: u64 = finals
+        .iter()
+        .map(|s| {
+            let p = &s.playout;
+            p.packets + p.late + p.duplicates + p.malformed + p.wrong_pt
+        })
+        .sum::<u64>()
+        - rx0;
+    let drops = rcvbuf_errors(&pair.b) - drops0;
+    let window_rx = rx1.saturating_sub(rx0).max(1);
+    Ok(Row {
+        config: cfg.label(),
+        receiver: format!("engine ({backend})"),
+        pps: cfg.pps(),
+        secs: el,
+        sent,
+        received,
+        received_exact: true,
+        cpu_s_per_s: (cpu1 - cpu0) as f64 / 1e9 / el,
+        us_per_packet: (cpu1 - cpu0) as f64 / 1e3 / window_rx as f64,
+        wakeups_per_s: (sw1 - sw0) as f64 / el,
+        sink_cpu_s_per_s: Some((sink1 - sink0) as f64 / 1e9 / el),
+        socket_drops: drops,
+        lost_by_us: finals.iter().map(|s| s.playout.lost).sum(),
+        malformed: finals
+            .iter()
+            .map(|s| s.playout.malformed + s.playout.wrong_pt)
+            .sum(),
+        garbage_sent,
+        fallback,
+    })
 }
 
 /// Runs N GStreamer receive pipelines in one gst-launch-1.0 process in namespace B.
@@ -557,11 +717,11 @@ fn run_gst(pair: &NetnsPair, cfg: Config, secs: f64, sender_threads: usize) -> R
     }
     std::thread::sleep(Duration::from_millis(1000));
     let drops0 = rcvbuf_errors(&pair.b);
-    let cpu0 = process_cpu_ns(pid);
+    let (cpu0, sw0) = process_cpu_ns(pid);
     let t0 = Instant::now();
     let sender = Sender::start(pair, cfg, sender_threads);
     std::thread::sleep(Duration::from_secs_f64(secs));
-    let cpu1 = process_cpu_ns(pid);
+    let (cpu1, sw1) = process_cpu_ns(pid);
     let el = t0.elapsed().as_secs_f64();
     let sent_window = sender.sent();
     let (sent, garbage_sent) = sender.stop();
@@ -581,6 +741,8 @@ fn run_gst(pair: &NetnsPair, cfg: Config, secs: f64, sender_threads: usize) -> R
         received_exact: false,
         cpu_s_per_s: (cpu1 - cpu0) as f64 / 1e9 / el,
         us_per_packet: (cpu1 - cpu0) as f64 / 1e3 / window_rx as f64,
+        wakeups_per_s: (sw1 - sw0) as f64 / el,
+        sink_cpu_s_per_s: None,
         socket_drops: drops,
         lost_by_us: 0,
         malformed: 0,
@@ -596,9 +758,9 @@ fn print_table(rows: &[Row]) {
         .map(|r| (r.config.as_str(), r.us_per_packet))
         .collect();
     println!(
-        "| config | receiver | pkt/s nominal | pkt/s sent | sent | received | CPU s/s | µs CPU/pkt | vs GStreamer | socket drops | lost by us |"
+        "| config | receiver | pkt/s nominal | pkt/s sent | sent | received | CPU s/s | µs CPU/pkt | vs GStreamer | wake-ups/s | socket drops | lost by us |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let ratio = match gst.get(r.config.as_str()) {
             Some(g) if r.receiver != "gst" && r.us_per_packet > 0.0 => {
@@ -613,7 +775,7 @@ fn print_table(rows: &[Row]) {
             format!("~{}", r.received)
         };
         println!(
-            "| {} | {} | {} | {:.0} | {} | {} | {:.3} | {:.2} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {} | {} | {:.3} | {:.2} | {} | {:.0} | {} | {} |",
             r.config,
             r.receiver,
             r.pps,
@@ -623,6 +785,7 @@ fn print_table(rows: &[Row]) {
             r.cpu_s_per_s,
             r.us_per_packet,
             ratio,
+            r.wakeups_per_s,
             r.socket_drops,
             r.lost_by_us
         );
@@ -631,6 +794,8 @@ fn print_table(rows: &[Row]) {
 
 fn main() {
     let args = Args::parse();
+    WAIT_PACKETS.store(args.wait_packets as u64, Ordering::Relaxed);
+    POLL_MS.store(args.poll_ms as u64, Ordering::Relaxed);
     if !is_root() {
         eprintln!("ingest_bench needs root (network namespaces)");
         std::process::exit(2);
@@ -706,6 +871,20 @@ fn main() {
                     0,
                     args.sender_threads,
                 )),
+                "engine" => run_engine(
+                    &pair,
+                    cfg,
+                    IngestKind::Uring,
+                    args.secs,
+                    args.sender_threads,
+                ),
+                "engine-recvmmsg" => run_engine(
+                    &pair,
+                    cfg,
+                    IngestKind::Recvmmsg,
+                    args.secs,
+                    args.sender_threads,
+                ),
                 "recvmmsg" => Ok(run_ours(
                     &pair,
                     cfg,
@@ -715,7 +894,7 @@ fn main() {
                     args.sender_threads,
                 )),
                 other => Err(format!(
-                    "unknown receiver {other:?} (gst, uring, uring-nobatch, recvmmsg)"
+                    "unknown receiver {other:?} (gst, engine, engine-recvmmsg, uring, uring-nobatch, recvmmsg)"
                 )),
             };
             match row {

@@ -76,4 +76,13 @@ pub trait PacketSource {
 
     /// A short name of the backend, e.g. `"recvmmsg"` or `"uring"`.
     fn backend(&self) -> &'static str;
+
+    /// Asks later polls to sleep until `datagrams` sockets have datagrams
+    /// ready, or, when `window_us` > 0, until that many µs have passed with
+    /// at least one ready; the poll timeout bounds both. One wake-up then
+    /// serves several packets. Backends that cannot wait this way ignore it
+    /// (the default) and wake on the first datagram.
+    fn set_wait_hint(&mut self, datagrams: usize, window_us: u32) {
+        let _ = (datagrams, window_us);
+    }
 }

@@ -72,8 +72,7 @@ pub struct UringConfig {
     pub payload_bytes: usize,
     /// Batching window, µs (0: off). When set and the kernel supports
     /// `IORING_SETUP_DEFER_TASKRUN` and min-wait (Linux ≥ 6.12), a poll that
-    /// finds nothing queued (with one socket: after a poll that delivered ≥ 2
-    /// datagrams) sleeps
+    /// finds nothing queued sleeps
     /// until either this window has passed with at least one datagram
     /// waiting, or half the completion queue is filled; so one wake-up serves
     /// many datagrams of many streams. Adds up to this much
@@ -282,10 +281,12 @@ pub struct UringSource {
     enabled: bool,
     /// Batching: `(want, min_wait_us)` for `io_uring_enter`, if supported.
     batch: Option<(usize, u32)>,
-    /// Datagrams the previous poll delivered: with a single socket,
-    /// batching is used only while its traffic is dense (≥ 2 per poll), so a
-    /// lone slow stream is not woken twice per datagram.
-    last_delivered: usize,
+    /// Sockets with pending datagrams a poll waits for, and the batching
+    /// window, µs (see [`PacketSource::set_wait_hint`]).
+    wait_hint: (usize, u32),
+    /// The kernel supports min-wait batching on this ring (deferred task
+    /// work and `IORING_FEAT_MIN_TIMEOUT`).
+    min_wait_ok: bool,
 }
 
 // SAFETY: the raw pointers in `BufRing` point to memory owned by this value
@@ -314,6 +315,7 @@ impl UringSource {
     ) -> Result<UringSource, (io::Error, Vec<Socket>)> {
         match Self::build(&cfg) {
             Ok((ring, bufs, msghdr, enabled)) => {
+                let min_wait_ok = !enabled && ring.params().is_feature_min_timeout();
                 let n = socks.len();
                 let batch =
                     (cfg.batch_wait_us > 0 && !enabled && ring.params().is_feature_min_timeout())
@@ -333,7 +335,8 @@ impl UringSource {
                     stats: UringStats::default(),
                     enabled,
                     batch,
-                    last_delivered: 0,
+                    wait_hint: (1, 0),
+                    min_wait_ok,
                 })
             }
             Err(e) => Err((e, socks)),
@@ -415,6 +418,11 @@ impl UringSource {
         }
     }
 
+    /// Completions that end a min-wait batch early: half the completion queue.
+    fn batch_want(&self) -> usize {
+        (self.ring.params().cq_entries() / 2).max(1) as usize
+    }
+
     /// Whether batching (`UringConfig::batch_wait_us`) is in effect.
     pub fn batching(&self) -> bool {
         self.batch.is_some()
@@ -455,9 +463,13 @@ impl UringSource {
     /// Waits for at least one completion, at most `timeout_ms` (negative: no
     /// limit, 0: no wait).
     fn wait(&mut self, timeout_ms: i32) -> io::Result<()> {
+        // With deferred task work the kernel wakes this thread once `want`
+        // requests (sockets) have work queued, or at the min-wait timer.
+        let (hint, window) = self.wait_hint;
         let (want, min_wait) = match self.batch {
-            Some(b) if self.last_delivered >= 2 || self.socks.len() >= 2 => b,
-            _ => (1, 0),
+            Some(b) => b,
+            None if window > 0 && self.min_wait_ok => (self.batch_want(), window),
+            None => (hint.max(1), 0),
         };
         let r = if timeout_ms == 0 {
             // GETEVENTS (want 1 with a zero timeout) runs deferred task work.
@@ -466,7 +478,7 @@ impl UringSource {
                 .submitter()
                 .submit_with_args(1, &types::SubmitArgs::new().timespec(&ts))
         } else if timeout_ms < 0 && min_wait == 0 {
-            self.ring.submit_and_wait(1)
+            self.ring.submit_and_wait(want)
         } else {
             let ms = if timeout_ms < 0 {
                 3_600_000
@@ -623,7 +635,6 @@ impl PacketSource for UringSource {
             self.wait(timeout_ms)?;
         }
         let n = self.drain(on_packet)?;
-        self.last_delivered = n;
         // Re-arm at once so the socket is read while the caller works.
         self.arm_pending()?;
         Ok(n)
@@ -631,6 +642,10 @@ impl PacketSource for UringSource {
 
     fn backend(&self) -> &'static str {
         "uring"
+    }
+
+    fn set_wait_hint(&mut self, datagrams: usize, window_us: u32) {
+        self.wait_hint = (datagrams.max(1), window_us);
     }
 }
 
