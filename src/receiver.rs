@@ -213,9 +213,17 @@ pub fn ingest_timeout_ms(link_offsets: impl IntoIterator<Item = Nanos>) -> i32 {
 /// datagram within this long.
 const ACTIVE_NS: i64 = 20_000_000;
 
-/// Packet times below this (e.g. 125 µs, AES67-2018 §7.2.1) make the ingest
-/// thread batch by a time window rather than wake per packet time.
-const FAST_PTIME_NS: i64 = 500_000;
+/// The ingest thread's batching budget, µs: a quarter of the smallest link
+/// offset of its streams, clamped to 250 µs-20 ms. When it covers at least
+/// two packet times of the shortest-packet active stream (e.g. 125 µs
+/// packets at a 5 ms link offset, or 1 ms packets at ≥ 8 ms), the thread
+/// sleeps for this window with datagrams queued instead of waking once per
+/// packet time; so ingest adds at most this much to a frame's path to the
+/// ring, inside the link offset (AES67-2018 §6.6).
+pub fn ingest_window_us(link_offsets: impl IntoIterator<Item = Nanos>) -> u32 {
+    let min = link_offsets.into_iter().map(|l| l.0).min().unwrap_or(0);
+    (min / 4_000).clamp(250, 20_000) as u32
+}
 
 /// Per-stream state owned by the ingest thread.
 struct Slot {
@@ -316,26 +324,37 @@ impl Slot {
 }
 
 /// The ingest thread: one source, every stream of the group.
-fn ingest_loop(mut source: Box<dyn PacketSource>, mut slots: Vec<Slot>, timeout_ms: i32) {
-    // Batching window for short packet times: half the timeout, 250 µs-1 ms.
-    let window_us = (timeout_ms as u32 * 500).clamp(250, 1000);
+fn ingest_loop(
+    mut source: Box<dyn PacketSource>,
+    mut slots: Vec<Slot>,
+    timeout_ms: i32,
+    window_us: u32,
+) {
     let mut last_pub = Instant::now();
     loop {
         let now = MonoNs::now();
         // Wake once every active stream has a datagram queued (or after the
         // timeout): one wake-up per packet time, whatever the stream count.
-        // Streams with packets shorter than FAST_PTIME_NS would wake it
-        // too often that way; with any of them it sleeps for a window instead.
-        let (mut active, mut fast) = (0, false);
+        // When the batching budget covers two or more of the shortest packet
+        // times, it sleeps for a time window instead (one timer wake-up
+        // serving several packet times of every stream).
+        let (mut active, mut min_ptime_ns) = (0, i64::MAX);
         for s in slots
             .iter()
             .filter(|s| !s.done && now.since(s.last_rx).0 < ACTIVE_NS)
         {
             active += 1;
             let pf = s.jb.packet_frames() as i64;
-            fast |= pf > 0 && pf * 1_000_000_000 < FAST_PTIME_NS * s.rate as i64;
+            if pf > 0 {
+                min_ptime_ns = min_ptime_ns.min(pf * 1_000_000_000 / s.rate.max(1) as i64);
+            }
         }
-        source.set_wait_hint(active.max(1), if fast { window_us } else { 0 });
+        let window = if window_us as i64 * 1000 >= 2 * min_ptime_ns {
+            window_us
+        } else {
+            0
+        };
+        source.set_wait_hint(active.max(1), window);
         let r = source.poll(timeout_ms, &mut |bytes, meta| {
             if let Some(s) = slots.get_mut(meta.stream)
                 && !s.done
@@ -456,6 +475,7 @@ impl Receiver {
         make_source: impl FnOnce() -> Box<dyn PacketSource> + Send + 'static,
     ) -> Vec<(Receiver, rtrb::Consumer<i32>)> {
         let timeout_ms = ingest_timeout_ms(streams.iter().map(|s| s.1.link_offset));
+        let window_us = ingest_window_us(streams.iter().map(|s| s.1.link_offset));
         let mut slots = Vec::with_capacity(streams.len());
         let mut handles = Vec::with_capacity(streams.len());
         for (cfg, opts) in streams {
@@ -498,7 +518,7 @@ impl Receiver {
         }
         let thread = std::thread::Builder::new()
             .name("aes67-ingest".into())
-            .spawn(move || ingest_loop(make_source(), slots, timeout_ms))
+            .spawn(move || ingest_loop(make_source(), slots, timeout_ms, window_us))
             .expect("spawn ingest thread");
         let group = Arc::new(Group {
             thread: Some(thread),

@@ -1,6 +1,8 @@
 //! Short CI version of the ingest benchmark harness (`src/bin/ingest_bench.rs`):
 //! real multicast streams between two network namespaces, received by our
-//! io_uring (batched and not) and recvmmsg backends. Asserts correctness,
+//! product receive path (`Receiver::start_group`: one ingest thread for all
+//! streams, over io_uring and over recvmmsg) and by bare io_uring (batched
+//! and not) and recvmmsg loops. Asserts correctness,
 //! not timing: every packet sent is accounted for, as received by us or as
 //! a socket-buffer drop counted by the kernel (`Udp RcvbufErrors`), every
 //! sequence gap we saw is explained by such a drop, and interleaved garbage
@@ -32,9 +34,9 @@ fn every_packet_accounted_for_per_backend() {
         eprintln!("io_uring unavailable: checking recvmmsg only");
     }
     let receivers = if uring {
-        "uring,uring-nobatch,recvmmsg"
+        "engine,engine-recvmmsg,uring,uring-nobatch,recvmmsg"
     } else {
-        "recvmmsg"
+        "engine-recvmmsg,recvmmsg"
     };
     let out = Command::new(env!("CARGO_BIN_EXE_ingest_bench"))
         .args([
@@ -60,7 +62,7 @@ fn every_packet_accounted_for_per_backend() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(rows.len(), if uring { 6 } else { 2 }, "{stdout}");
+    assert_eq!(rows.len(), if uring { 10 } else { 4 }, "{stdout}");
     for r in &rows {
         eprintln!("{r:?}");
         assert!(r.sent > 1000, "{r:?}");
@@ -86,9 +88,15 @@ fn every_packet_accounted_for_per_backend() {
         }
     }
     let wanted: &[&str] = if uring {
-        &["uring (batch 250 µs)", "uring", "recvmmsg"]
+        &[
+            "engine (uring)",
+            "engine (recvmmsg)",
+            "uring (batch 250 µs)",
+            "uring",
+            "recvmmsg",
+        ]
     } else {
-        &["recvmmsg"]
+        &["engine (recvmmsg)", "recvmmsg"]
     };
     for &want in wanted {
         assert_eq!(

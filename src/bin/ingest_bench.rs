@@ -52,9 +52,11 @@ struct Args {
     /// Configurations, comma separated, each `N x CH ch x PTIME_US`, e.g. `8x8x125`.
     #[arg(long, default_value = "1x2x1000,8x2x1000,32x2x1000,8x8x125")]
     configs: String,
-    /// Receivers to measure, comma separated: gst, uring (batching per
-    /// --batch-us), uring-nobatch, recvmmsg.
-    #[arg(long, default_value = "gst,uring,uring-nobatch,recvmmsg")]
+    /// Receivers to measure, comma separated: gst; engine and
+    /// engine-recvmmsg (the product path, `Receiver::start_group`, over
+    /// io_uring or recvmmsg); uring (a bare loop over the io_uring source,
+    /// batching per --batch-us), uring-nobatch, recvmmsg (bare loops).
+    #[arg(long, default_value = "gst,engine,engine-recvmmsg,uring")]
     receivers: String,
     /// Seconds of sending per measurement.
     #[arg(long, default_value_t = 10.0)]
@@ -71,6 +73,10 @@ struct Args {
     /// Completions each io_uring poll waits for (1: wake per datagram).
     #[arg(long, default_value_t = 1)]
     wait_packets: usize,
+    /// Link offset of the `engine` receivers, ms, and the `latency` of
+    /// GStreamer's rtpjitterbuffer (the same budget for both).
+    #[arg(long, default_value_t = 5)]
+    link_offset_ms: u32,
     /// Poll timeout, ms (with --wait-packets above the traffic per poll,
     /// this is the wake-up period).
     #[arg(long, default_value_t = 20)]
@@ -129,6 +135,7 @@ impl Config {
 
 static WAIT_PACKETS: AtomicU64 = AtomicU64::new(1);
 static POLL_MS: AtomicU64 = AtomicU64::new(20);
+static LINK_OFFSET_MS: AtomicU64 = AtomicU64::new(5);
 
 fn group(i: usize) -> (Ipv4Addr, u16) {
     (
@@ -539,8 +546,8 @@ fn tids_named(comm: &str) -> Vec<u64> {
 
 /// Runs the product receive path as the receiver of `cfg` in namespace B:
 /// [`aes67::receiver::Receiver::start_group`], i.e. one ingest thread for
-/// all N streams, each with its playout buffer (link offset 5 ms, as
-/// GStreamer's `rtpjitterbuffer latency=5`), monotonic media clock and
+/// all N streams, each with its playout buffer (link offset `--link-offset-ms`,
+/// as GStreamer's `rtpjitterbuffer latency`), monotonic media clock and
 /// output ring, plus one sink thread that drains every ring each 5 ms (the
 /// counterpart of GStreamer's fakesink). CPU is both threads'.
 fn run_engine(
@@ -561,7 +568,7 @@ fn run_engine(
             c.payload_type = 96;
             c.sample_rate = 48000;
             let o = ReceiverOptions {
-                link_offset: Nanos::from_ms(5),
+                link_offset: Nanos::from_ms(LINK_OFFSET_MS.load(Ordering::Relaxed) as i64),
                 ingest: kind,
                 ..Default::default()
             };
@@ -678,7 +685,7 @@ fn run_gst(pair: &NetnsPair, cfg: Config, secs: f64, sender_threads: usize) -> R
             format!("caps={caps}"),
             "!".into(),
             "rtpjitterbuffer".into(),
-            "latency=5".into(),
+            format!("latency={}", LINK_OFFSET_MS.load(Ordering::Relaxed)),
             "!".into(),
             "rtpL24depay".into(),
             "!".into(),
@@ -796,6 +803,7 @@ fn main() {
     let args = Args::parse();
     WAIT_PACKETS.store(args.wait_packets as u64, Ordering::Relaxed);
     POLL_MS.store(args.poll_ms as u64, Ordering::Relaxed);
+    LINK_OFFSET_MS.store(args.link_offset_ms as u64, Ordering::Relaxed);
     if !is_root() {
         eprintln!("ingest_bench needs root (network namespaces)");
         std::process::exit(2);
