@@ -31,6 +31,9 @@ enum Cmd {
     /// interface and print its status once per second. Never adjusts
     /// CLOCK_REALTIME.
     Ptp(crate::ptp::run::PtpArgs),
+    /// Receive several streams on one ingest thread and print each one's
+    /// counters once per second (audio is discarded).
+    Monitor(crate::monitor::MonitorArgs),
     /// Send a test tone as an AES67 stream (L24/L16, the URL's format, one
     /// packet per packet time) and print its SDP.
     Send(SendArgs),
@@ -141,6 +144,7 @@ pub fn main() -> i32 {
         Cmd::Demo(a) => demo(a),
         Cmd::Ptp(a) => return crate::ptp::run::run(a),
         Cmd::Send(a) => send(a),
+        Cmd::Monitor(a) => return crate::monitor::run(a),
     };
     match r {
         Ok(()) => 0,
@@ -152,6 +156,11 @@ pub fn main() -> i32 {
 }
 
 type Res = Result<(), Box<dyn std::error::Error>>;
+
+/// Ctrl-C was pressed (the handler is installed by [`main`]).
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 fn play(a: PlayArgs) -> Res {
     let mut cfg = match (&a.url, &a.sdp) {

@@ -13,6 +13,8 @@
 pub mod cli;
 pub mod clock;
 pub mod jitter;
+#[cfg(target_os = "linux")]
+pub mod monitor;
 pub mod net;
 pub mod output;
 #[cfg(target_os = "linux")]
