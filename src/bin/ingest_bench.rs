@@ -335,7 +335,7 @@ impl Sender {
                             Err(_) => i0 = i1, // e.g. ENOBUFS: these packets are not sent (not counted)
                         }
                     }
-                    if cfg.garbage_every > 0 && k % cfg.garbage_every == 0 {
+                    if cfg.garbage_every > 0 && k.is_multiple_of(cfg.garbage_every) {
                         for (j, &i) in streams.iter().enumerate() {
                             // Random length 0-199, first byte 0 (RTP version 0): never valid RTP.
                             let len = (k as usize * 7 + j * 13) % 200;
@@ -433,7 +433,7 @@ fn run_ours(
             let mut jbs: Vec<PlayoutBuffer> = (0..cfg.n)
                 .map(|_| {
                     PlayoutBuffer::new(PlayoutConfig {
-                        channels: cfg.ch as usize,
+                        channels: cfg.ch,
                         encoding: Encoding::L24,
                         payload_type: 96,
                         link_offset_frames: 240,

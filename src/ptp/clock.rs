@@ -22,6 +22,7 @@
 //! [`PtpClockHandle::rtp_at_mono`] does the same for a `CLOCK_MONOTONIC`
 //! instant (e.g. an ALSA htstamp).
 
+use std::ops::Add;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering, fence};

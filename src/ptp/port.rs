@@ -37,6 +37,7 @@
 //!   Sync.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Add;
 
 use super::bmca::{self, Dataset, Decision};
 use super::clock::{ClockMap, ServoState};
@@ -639,27 +640,25 @@ impl Port {
         let mut out = Actions::new();
         self.tx_failures_in_row = 0;
         match self.tx.remove(&token.0) {
-            Some(TxKind::Sync(seq)) => {
-                if self.state == PortState::Master {
-                    let t1 = self.own_map().to_ptp(ts);
-                    let mut h = Header::new(
-                        MessageType::FollowUp,
-                        self.cfg.domain,
-                        self.cfg.port_identity(),
-                        seq,
-                    );
-                    h.log_message_interval = self.cfg.log_sync_interval;
-                    self.set_master_flags(&mut h);
-                    let msg = Message {
-                        header: h,
-                        body: Body::FollowUp {
-                            precise_origin_timestamp: t1,
-                        },
-                    };
-                    out.push(Action::SendGeneral {
-                        data: msg.to_bytes(),
-                    });
-                }
+            Some(TxKind::Sync(seq)) if self.state == PortState::Master => {
+                let t1 = self.own_map().to_ptp(ts);
+                let mut h = Header::new(
+                    MessageType::FollowUp,
+                    self.cfg.domain,
+                    self.cfg.port_identity(),
+                    seq,
+                );
+                h.log_message_interval = self.cfg.log_sync_interval;
+                self.set_master_flags(&mut h);
+                let msg = Message {
+                    header: h,
+                    body: Body::FollowUp {
+                        precise_origin_timestamp: t1,
+                    },
+                };
+                out.push(Action::SendGeneral {
+                    data: msg.to_bytes(),
+                });
             }
             Some(TxKind::DelayReq(seq)) => {
                 if let Some(pd) = self.pending_delay.as_mut()
@@ -668,7 +667,8 @@ impl Port {
                     pd.t3 = Some(ts);
                 }
             }
-            None => {}
+            // A Sync stamped after this port left MASTER: no Follow_Up.
+            Some(TxKind::Sync(_)) | None => {}
         }
         out
     }

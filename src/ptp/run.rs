@@ -3,6 +3,7 @@
 //! and printing status once per second.
 
 use std::io::Write;
+use std::ops::Add;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

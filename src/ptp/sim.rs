@@ -4,6 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::ops::Add;
 
 use super::clock::{ClockMap, ServoState};
 use super::msg::{
@@ -325,26 +326,27 @@ impl Sim {
                 }
                 Ev::ToMaster(i, data, noise) => {
                     let m = &self.masters[i];
-                    if m.alive && m.answers_delay_req {
-                        if let Ok(req) = Message::parse(&data) {
-                            let t4 = m.time(at + noise);
-                            let mut h = Header::new(
-                                MessageType::DelayResp,
-                                0,
-                                m.port(),
-                                req.header.sequence_id,
-                            );
-                            h.log_message_interval = 0;
-                            let resp = Message {
-                                header: h,
-                                body: Body::DelayResp {
-                                    receive_timestamp: t4,
-                                    requesting_port: req.header.source_port,
-                                },
-                            }
-                            .to_bytes();
-                            self.push(at + self.net.delay_ms, Ev::ToSlave(false, resp, 0));
+                    if m.alive
+                        && m.answers_delay_req
+                        && let Ok(req) = Message::parse(&data)
+                    {
+                        let t4 = m.time(at + noise);
+                        let mut h = Header::new(
+                            MessageType::DelayResp,
+                            0,
+                            m.port(),
+                            req.header.sequence_id,
+                        );
+                        h.log_message_interval = 0;
+                        let resp = Message {
+                            header: h,
+                            body: Body::DelayResp {
+                                receive_timestamp: t4,
+                                requesting_port: req.header.source_port,
+                            },
                         }
+                        .to_bytes();
+                        self.push(at + self.net.delay_ms, Ev::ToSlave(false, resp, 0));
                     }
                 }
                 Ev::SlaveTimer => {

@@ -388,6 +388,10 @@ pub fn enable_rx_sw_timestamps(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// What [`recv_ts`] returns for one datagram: its length, bytes; its kernel
+/// timestamp; and, from the error queue, the `SOF_TIMESTAMPING_OPT_ID`.
+pub type RecvTs = (usize, Option<KernelTs>, Option<u32>);
+
 /// Receives one datagram (non-blocking) with its kernel timestamp.
 /// `Ok(None)` when nothing is queued. With `errqueue`, reads `MSG_ERRQUEUE`
 /// and returns the OPT_ID in the second slot.
@@ -396,7 +400,7 @@ pub fn recv_ts(
     buf: &mut [u8],
     want_hw: bool,
     errqueue: bool,
-) -> io::Result<Option<(usize, Option<KernelTs>, Option<u32>)>> {
+) -> io::Result<Option<RecvTs>> {
     // u64-aligned control buffer, big enough for SCM_TIMESTAMPING (3×16 B)
     // and IP_RECVERR (sock_extended_err + sockaddr_in), with headers.
     let mut control = [0u64; 32];
@@ -551,7 +555,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<IfreqPtr>(), 40);
         assert_eq!(std::mem::size_of::<libc::cmsghdr>(), 16);
         // _IOWR('=', 9, 1216)
-        assert_eq!(libc::PTP_SYS_OFFSET_EXTENDED as u64, 0xC4C0_3D09);
+        assert_eq!(libc::PTP_SYS_OFFSET_EXTENDED, 0xC4C0_3D09);
     }
 
     #[test]

@@ -28,10 +28,6 @@ impl PtpTimestamp {
     pub fn as_nanos(self) -> i128 {
         self.0
     }
-    /// `self + d`.
-    pub fn add(self, d: Nanos) -> PtpTimestamp {
-        PtpTimestamp(self.0 + d.0 as i128)
-    }
     /// `self − other` in ns, saturating to the `i64` range (±292 years).
     pub fn diff(self, other: PtpTimestamp) -> Nanos {
         Nanos((self.0 - other.0).clamp(i64::MIN as i128, i64::MAX as i128) as i64)
@@ -65,9 +61,21 @@ impl LocalNs {
     pub fn since(self, earlier: LocalNs) -> Nanos {
         Nanos(self.0.saturating_sub(earlier.0))
     }
-    /// `self + d`.
-    pub fn add(self, d: Nanos) -> LocalNs {
+}
+
+impl std::ops::Add<Nanos> for LocalNs {
+    type Output = LocalNs;
+    /// `self + d`, saturating.
+    fn add(self, d: Nanos) -> LocalNs {
         LocalNs(self.0.saturating_add(d.0))
+    }
+}
+
+impl std::ops::Add<Nanos> for PtpTimestamp {
+    type Output = PtpTimestamp;
+    /// `self + d`.
+    fn add(self, d: Nanos) -> PtpTimestamp {
+        PtpTimestamp(self.0 + d.0 as i128)
     }
 }
 
@@ -93,7 +101,7 @@ mod tests {
     fn parts_and_rtp() {
         let t = PtpTimestamp::from_parts(1_700_000_000, 999_999_999);
         assert_eq!(t.to_parts(), (1_700_000_000, 999_999_999));
-        assert_eq!(t.add(Nanos(1)).to_parts(), (1_700_000_001, 0));
+        assert_eq!((t + Nanos(1)).to_parts(), (1_700_000_001, 0));
         // 1 s at 48 kHz = 48000 samples.
         let a = PtpTimestamp::from_parts(10, 0);
         assert_eq!(a.to_rtp(48_000, 0), 480_000);
