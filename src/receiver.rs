@@ -343,10 +343,15 @@ fn ingest_loop(
             .iter()
             .filter(|s| !s.done && now.since(s.last_rx).0 < ACTIVE_NS)
         {
-            active += 1;
             let pf = s.jb.packet_frames() as i64;
+            let ptime_ns = pf * 1_000_000_000 / s.rate.max(1) as i64;
+            // Streams with packets longer than the timeout (e.g. 5 ms
+            // Livewire beside 1 ms streams) would hold the others back.
+            if ptime_ns < timeout_ms as i64 * 1_000_000 {
+                active += 1;
+            }
             if pf > 0 {
-                min_ptime_ns = min_ptime_ns.min(pf * 1_000_000_000 / s.rate.max(1) as i64);
+                min_ptime_ns = min_ptime_ns.min(ptime_ns);
             }
         }
         let window = if window_us as i64 * 1000 >= 2 * min_ptime_ns {
