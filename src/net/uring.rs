@@ -279,8 +279,8 @@ pub struct UringSource {
     /// `SINGLE_ISSUER` + `DEFER_TASKRUN`) and is enabled by the first `poll`,
     /// binding it to the polling thread.
     enabled: bool,
-    /// Batching: `(want, min_wait_us)` for `io_uring_enter`, if supported.
-    batch: Option<(usize, u32)>,
+    /// `UringConfig::batch_wait_us`: the window used while no hint sets one.
+    batch_wait_us: u32,
     /// Sockets with pending datagrams a poll waits for, and the batching
     /// window, µs (see [`PacketSource::set_wait_hint`]).
     wait_hint: (usize, u32),
@@ -317,14 +317,6 @@ impl UringSource {
             Ok((ring, bufs, msghdr, enabled)) => {
                 let min_wait_ok = !enabled && ring.params().is_feature_min_timeout();
                 let n = socks.len();
-                let batch =
-                    (cfg.batch_wait_us > 0 && !enabled && ring.params().is_feature_min_timeout())
-                        .then(|| {
-                            (
-                                (cfg.cq_entries.max(cfg.sq_entries) / 2).max(1) as usize,
-                                cfg.batch_wait_us,
-                            )
-                        });
                 Ok(UringSource {
                     ring,
                     bufs,
@@ -334,7 +326,7 @@ impl UringSource {
                     need_arm: (0..n).collect(),
                     stats: UringStats::default(),
                     enabled,
-                    batch,
+                    batch_wait_us: cfg.batch_wait_us,
                     wait_hint: (1, 0),
                     min_wait_ok,
                 })
@@ -425,7 +417,7 @@ impl UringSource {
 
     /// Whether batching (`UringConfig::batch_wait_us`) is in effect.
     pub fn batching(&self) -> bool {
-        self.batch.is_some()
+        self.batch_wait_us > 0 && self.min_wait_ok
     }
 
     /// Submits a multishot recvmsg for every socket that needs one (enabling
@@ -465,11 +457,14 @@ impl UringSource {
     fn wait(&mut self, timeout_ms: i32) -> io::Result<()> {
         // With deferred task work the kernel wakes this thread once `want`
         // requests (sockets) have work queued, or at the min-wait timer.
-        let (hint, window) = self.wait_hint;
-        let (want, min_wait) = match self.batch {
-            Some(b) => b,
-            None if window > 0 && self.min_wait_ok => (self.batch_want(), window),
-            None => (hint.max(1), 0),
+        let (hint, mut window) = self.wait_hint;
+        if window == 0 {
+            window = self.batch_wait_us;
+        }
+        let (want, min_wait) = if window > 0 && self.min_wait_ok {
+            (self.batch_want(), window)
+        } else {
+            (hint.max(1), 0)
         };
         let r = if timeout_ms == 0 {
             // GETEVENTS (want 1 with a zero timeout) runs deferred task work.
