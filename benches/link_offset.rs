@@ -6,10 +6,10 @@
 //! Rig (root): a `NetnsPair` joined by a veth. In namespace A our sender
 //! (`aes67 send --packet-time-us 1000|125`, L24 stereo 48 kHz, multicast); in
 //! namespace B `aes67 play URL --output sim --link-offset-ms X --playout-target-ms T
-//! --alsa-period-ms 1 --alsa-buffer-ms 8 --json`: the real receiver (io_uring ingest,
+//! --alsa-period-ms 2 --alsa-buffer-ms 16 --json`: the real receiver (io_uring ingest,
 //! jitter buffer released `T` ms early) feeding the real SCHED_FIFO playout thread
 //! (steered sinc resampler, rate control) on the software sound device (+100 ppm
-//! crystal, 1 ms period, 8 ms buffer). The final JSON line gives the counters.
+//! crystal, 2 ms period, 16 ms buffer). The final JSON line gives the counters.
 //!
 //! For each packet time the link offset `X` is swept downwards in short runs
 //! (`AES67_LINK_SWEEP_SECONDS`, default 20), trying for each `X` the splits
@@ -25,11 +25,12 @@
 //! Run (root, takes 25+ minutes at the defaults):
 //! `cargo bench --bench link_offset` (cargo builds the release `aes67` binary first).
 //! Env: `AES67_LINK_PACKETS` (µs list, default `1000,125`), `AES67_LINK_OFFSETS`
-//! (ms list to sweep, default `20,16,14,12,11,10`), `AES67_LINK_SWEEP_SECONDS`,
+//! (ms list to sweep, default `35,30,27,24,21`), `AES67_LINK_SWEEP_SECONDS`,
 //! `AES67_LINK_SECONDS`, `AES67_LINK_WARMUP_SECONDS`, `AES67_LINK_SENDER_PRIO` (default 60),
-//! `AES67_LINK_PERIOD_MS` (default 1),
-//! `AES67_LINK_BUFFER_MS` (default 8: a 4 ms buffer had
-//! device xruns even at a 20 ms link offset on this loaded 2-core VM).
+//! `AES67_LINK_PERIOD_MS` (default 2), `AES67_LINK_BUFFER_MS` (default 16: on this
+//! 2-core VM a SCHED_FIFO thread sleeping 1 ms woke up to 11.8 ms late, and 4 ms and
+//! 8 ms device buffers had xruns within minutes even at 16-20 ms link offsets). The
+//! packet times can run as separate processes (`AES67_LINK_PACKETS=1000`, `=125`).
 
 use aes67::rig::NetnsPair;
 use std::process::Stdio;
@@ -224,10 +225,10 @@ fn main() {
     let sweep_s = env_f("AES67_LINK_SWEEP_SECONDS", 20.0);
     let hold_s = env_f("AES67_LINK_SECONDS", 600.0);
     let packets = env_list("AES67_LINK_PACKETS", "1000,125");
-    let offsets = env_list("AES67_LINK_OFFSETS", "20,16,14,12,11,10");
+    let offsets = env_list("AES67_LINK_OFFSETS", "35,30,27,24,21");
     let setup = Setup {
-        period_ms: env_f("AES67_LINK_PERIOD_MS", 1.0),
-        buffer_ms: env_f("AES67_LINK_BUFFER_MS", 8.0),
+        period_ms: env_f("AES67_LINK_PERIOD_MS", 2.0),
+        buffer_ms: env_f("AES67_LINK_BUFFER_MS", 16.0),
         warmup_s: env_f("AES67_LINK_WARMUP_SECONDS", 10.0),
         sender_prio: env_f("AES67_LINK_SENDER_PRIO", 60.0) as u32,
     };
