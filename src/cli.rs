@@ -100,8 +100,9 @@ struct DemoArgs {
 
 #[derive(Args)]
 struct CommonArgs {
-    /// Where audio goes: alsa:DEVICE, wav:PATH or null. Default alsa:default
-    /// (demo: alsa:default if it opens, else wav:aes67-demo.wav).
+    /// Where audio goes: alsa:DEVICE, wav:PATH, null, or sim[:PPM] (a software
+    /// sound device off by PPM, default +100, through the same real-time path as
+    /// ALSA). Default alsa:default (demo: alsa:default if it opens, else wav:aes67-demo.wav).
     #[arg(long)]
     output: Option<String>,
     /// Link offset, ms: each frame plays this long after its media-clock time
@@ -400,7 +401,7 @@ fn run_with_clock(
     clock: Option<Box<dyn crate::clock::MediaClock>>,
     ptp: Option<&crate::ptp::PtpClockHandle>,
 ) -> Res {
-    let rt = matches!(spec, OutputSpec::Alsa(_));
+    let rt = matches!(spec, OutputSpec::Alsa(_) | OutputSpec::Sim { .. });
     let link_offset_ms =
         c.link_offset_ms
             .unwrap_or(if rt { c.playout_target_ms + 5.0 } else { 5.0 });
@@ -444,20 +445,10 @@ fn run_with_clock(
         eprintln!("aes67: io_uring unavailable ({why}); using recvmmsg");
     }
     let sink = match &spec {
-        OutputSpec::Alsa(dev) => {
+        OutputSpec::Alsa(_) | OutputSpec::Sim { .. } => {
             let ms = |v: f64| ((v * cfg.sample_rate as f64 / 1000.0).round() as usize).max(16);
             let period = ms(c.alsa_period_ms);
-            let device = crate::playout::AlsaDevice::open(
-                dev,
-                cfg.channels as usize,
-                cfg.sample_rate,
-                period,
-                ms(c.alsa_buffer_ms).max(2 * period),
-            )
-            .map_err(|e| crate::output::OutputError::Alsa {
-                device: dev.clone(),
-                reason: e.to_string(),
-            })?;
+            let buffer = ms(c.alsa_buffer_ms).max(2 * period);
             let mut pc = crate::playout::PlayoutConfig::new(cfg.channels as usize, cfg.sample_rate);
             pc.input_bits = cfg.encoding.bits() as u32;
             pc.period_frames = period;
@@ -465,8 +456,35 @@ fn run_with_clock(
             pc.rt_priority = Some(c.rt_priority);
             pc.quality = c.resampler;
             let media = crate::playout::MediaRate::free_running();
-            let playout = crate::playout::Playout::start(pc, device, ring, media.clone())
-                .map_err(|e| format!("playout: {e}"))?;
+            let playout = match &spec {
+                OutputSpec::Sim { ppm } => {
+                    // The software sound device: same RT path, no sound card.
+                    let device = crate::playout::SimDevice::new(
+                        cfg.sample_rate,
+                        *ppm,
+                        period,
+                        buffer,
+                        cfg.channels as usize,
+                    );
+                    crate::playout::Playout::start(pc, device, ring, media.clone())
+                }
+                OutputSpec::Alsa(dev) => {
+                    let device = crate::playout::AlsaDevice::open(
+                        dev,
+                        cfg.channels as usize,
+                        cfg.sample_rate,
+                        period,
+                        buffer,
+                    )
+                    .map_err(|e| crate::output::OutputError::Alsa {
+                        device: dev.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    crate::playout::Playout::start(pc, device, ring, media.clone())
+                }
+                _ => unreachable!("matched above"),
+            }
+            .map_err(|e| format!("playout: {e}"))?;
             Sink::Rt { playout, media }
         }
         _ => Sink::Plain(Output::start(spec.clone(), fmt, ring)?),
@@ -509,6 +527,7 @@ fn run_with_clock(
     }
     let st = rx.stop();
     let (under, xruns) = sink.underruns_xruns();
+    let extra = sink.json();
     let res = sink.finish();
     if c.json {
         let mut v = serde_json::to_value(st).unwrap_or_default();
@@ -517,6 +536,9 @@ fn run_with_clock(
             o.insert("ssrc".into(), serde_json::json!(format!("{:08x}", st.ssrc)));
             o.insert("underruns".into(), serde_json::json!(under));
             o.insert("xruns".into(), serde_json::json!(xruns));
+            if let serde_json::Value::Object(extra) = extra {
+                o.extend(extra);
+            }
         }
         println!("{v}");
     }

@@ -43,6 +43,12 @@ fn bad_output_and_missing_sdp_are_clear() {
     let (code, err) = aes67(&["play", "aes67://239.1.1.1", "--output", "mp3:x"]);
     assert_eq!(code, 1);
     assert!(err.contains("--output=mp3:x"), "{err}");
+    let (code, err) = aes67(&["play", "aes67://239.1.1.1", "--output", "sim:abc"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("invalid crystal error \"abc\" ppm in --output=sim:abc"),
+        "{err}"
+    );
     let (code, err) = aes67(&["play", "--sdp", "/nonexistent.sdp"]);
     assert_eq!(code, 1);
     assert!(err.contains("--sdp /nonexistent.sdp"), "{err}");

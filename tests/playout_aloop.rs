@@ -4,7 +4,8 @@
 //! Host half (`aloop_rate_shift_in_qemu_guest`): boots the guest through
 //! `ci/qemu/run-aloop.sh`, which runs this same test binary inside it, once per
 //! `PCM Rate Shift 100000` value: 99900 (+1001 ppm), 100100 (−999 ppm), 100000.
-//! `AES67_ALOOP_SECONDS` (default 40) sets the play time per shift.
+//! `AES67_ALOOP_SECONDS` (default 300: the "at least 5 minutes per setting")
+//! sets the play time per shift; the three shifts take about 16 minutes of wall time.
 //!
 //! Guest half (`guest_aloop_playout`, ignored unless run by the guest script): an
 //! in-process tone at the media rate (`CLOCK_MONOTONIC`, 1 ms packets) is played by
@@ -82,7 +83,7 @@ fn aloop_rate_shift_in_qemu_guest() {
     let secs: u64 = std::env::var("AES67_ALOOP_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(300);
     let exe = std::env::current_exe().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/ci/qemu/run-aloop.sh");
     let out = std::process::Command::new(script)
@@ -201,7 +202,7 @@ fn guest_aloop_playout() {
     let secs: u64 = std::env::var("AES67_ALOOP_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(300);
     let expected_ppm = (100000.0 / shift - 1.0) * 1e6;
     let dev = AlsaDevice::open("hw:Loopback,0,0", CH, RATE, PERIOD, BUFFER)
         .expect("open hw:Loopback,0,0");

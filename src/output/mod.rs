@@ -1,4 +1,5 @@
-//! Output sinks fed from the playout ring: ALSA, WAV file, null.
+//! Output sinks fed from the playout ring: ALSA, WAV file, null, and the
+//! software sound device (`sim`, played only through the real-time playout thread).
 //!
 //! An output thread drains the `rtrb` ring of interleaved i32 samples (the
 //! stream's native 16- or 24-bit range) into the sink until told to stop and
@@ -14,22 +15,49 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Where audio goes (`--output`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OutputSpec {
     /// An ALSA PCM device name, e.g. `default` or `hw:0,0`.
     Alsa(String),
+    /// The software sound device (`playout::SimDevice`, Linux): consumes frames on
+    /// `CLOCK_MONOTONIC` at the nominal rate × (1 + `ppm`·1e-6), through the same
+    /// real-time playout path (period, buffer, target) as ALSA. `sim` = `sim:+100`.
+    Sim {
+        /// Crystal error of the simulated sound card, ppm (|ppm| ≤ [`SIM_MAX_PPM`]).
+        ppm: f64,
+    },
     /// A WAV file path.
     Wav(PathBuf),
     /// Discard (counts frames only).
     Null,
 }
 
+/// Largest crystal error accepted for `--output sim:PPM`, ppm (the rate
+/// controller clamps its ratio at ±2000 ppm).
+pub const SIM_MAX_PPM: f64 = 1000.0;
+
+/// Crystal error of `--output sim` without a value, ppm.
+pub const SIM_DEFAULT_PPM: f64 = 100.0;
+
 /// Errors of the output side.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     /// The `--output` value is not `alsa:DEV`, `wav:PATH` or `null`.
-    #[error("invalid output {0:?} in --output={0} (expected alsa:DEVICE, wav:PATH or null)")]
+    #[error(
+        "invalid output {0:?} in --output={0} (expected alsa:DEVICE, wav:PATH, sim[:PPM] or null)"
+    )]
     BadSpec(String),
+    /// The `PPM` of `--output sim:PPM` is not a number within ±[`SIM_MAX_PPM`].
+    #[error(
+        "invalid crystal error {ppm:?} ppm in --output=sim:{ppm} (expected sim:PPM with PPM a number within ±1000, e.g. sim:+100)"
+    )]
+    BadSimPpm {
+        /// The text after `sim:`.
+        ppm: String,
+    },
+    /// The sink exists only behind the real-time playout thread (`sim`), not as a plain output.
+    #[error("output {0} plays only through the real-time playout thread")]
+    NeedsPlayout(String),
     /// The ALSA device could not be opened or configured.
     #[error(
         "cannot open ALSA device {device:?}: {reason}. No sound card? Use --output wav:FILE (or null)"
@@ -58,6 +86,15 @@ impl std::str::FromStr for OutputSpec {
             Some(("wav", p)) if !p.is_empty() => Ok(OutputSpec::Wav(PathBuf::from(p))),
             None if s == "null" => Ok(OutputSpec::Null),
             None if s == "alsa" => Ok(OutputSpec::Alsa("default".into())),
+            None if s == "sim" => Ok(OutputSpec::Sim {
+                ppm: SIM_DEFAULT_PPM,
+            }),
+            Some(("sim", p)) => match p.trim().parse::<f64>() {
+                Ok(ppm) if ppm.is_finite() && ppm.abs() <= SIM_MAX_PPM => {
+                    Ok(OutputSpec::Sim { ppm })
+                }
+                _ => Err(OutputError::BadSimPpm { ppm: p.to_string() }),
+            },
             _ => Err(OutputError::BadSpec(s.to_string())),
         }
     }
@@ -68,6 +105,7 @@ impl std::fmt::Display for OutputSpec {
         match self {
             OutputSpec::Alsa(d) => write!(f, "alsa:{d}"),
             OutputSpec::Wav(p) => write!(f, "wav:{}", p.display()),
+            OutputSpec::Sim { ppm } => write!(f, "sim:{ppm:+}"),
             OutputSpec::Null => write!(f, "null"),
         }
     }
@@ -156,6 +194,7 @@ impl Output {
                 .name("aes67-null".into())
                 .spawn(move || drain(ring, &st, &sp, fmt.channels as usize, |_| Ok(())))
                 .expect("spawn output thread"),
+            OutputSpec::Sim { .. } => return Err(OutputError::NeedsPlayout(spec.to_string())),
             #[cfg(target_os = "linux")]
             OutputSpec::Alsa(dev) => alsa::spawn(dev, fmt, ring, st, sp)?,
             #[cfg(not(target_os = "linux"))]
@@ -236,6 +275,44 @@ mod tests {
         assert_eq!("null".parse::<OutputSpec>().unwrap(), OutputSpec::Null);
         let e = "mp3:x".parse::<OutputSpec>().unwrap_err().to_string();
         assert!(e.contains("--output=mp3:x"), "{e}");
+    }
+
+    #[test]
+    fn sim_spec_parse_display_and_errors() {
+        assert_eq!(
+            "sim".parse::<OutputSpec>().unwrap(),
+            OutputSpec::Sim { ppm: 100.0 }
+        );
+        assert_eq!(
+            "sim:+100".parse::<OutputSpec>().unwrap(),
+            OutputSpec::Sim { ppm: 100.0 }
+        );
+        assert_eq!(
+            "sim:-12.5".parse::<OutputSpec>().unwrap(),
+            OutputSpec::Sim { ppm: -12.5 }
+        );
+        assert_eq!(OutputSpec::Sim { ppm: 100.0 }.to_string(), "sim:+100");
+        assert_eq!(OutputSpec::Sim { ppm: -12.5 }.to_string(), "sim:-12.5");
+        assert_eq!(OutputSpec::Sim { ppm: 0.0 }.to_string(), "sim:+0");
+        for bad in ["sim:abc", "sim:", "sim:1e9", "sim:+1001", "sim:NaN"] {
+            let e = bad.parse::<OutputSpec>().unwrap_err().to_string();
+            assert!(e.contains(&format!("--output={bad}")), "{bad}: {e}");
+            assert!(e.contains("crystal error"), "{bad}: {e}");
+        }
+        // round trip
+        let s = OutputSpec::Sim { ppm: -300.0 };
+        assert_eq!(s.to_string().parse::<OutputSpec>().unwrap(), s);
+        // not a plain sink
+        let (_p, c) = rtrb::RingBuffer::new(16);
+        let fmt = PcmFormat {
+            channels: 2,
+            rate: 48000,
+            bits: 24,
+        };
+        let e = Output::start(OutputSpec::Sim { ppm: 0.0 }, fmt, c)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("sim:+0"), "{e}");
     }
 
     #[test]
