@@ -437,12 +437,20 @@ fn run_with_clock(
         link_offset: Nanos((jb_link_ms * 1e6) as i64),
         ingest: c.ingest,
         clock,
+        // Real-time output: ingest runs SCHED_FIFO just below the playout thread.
+        rt_priority: rt.then(|| c.rt_priority.saturating_sub(5).max(1)),
         ..Default::default()
     };
     let link_frames = jb_link_ms * cfg.sample_rate as f64 / 1000.0;
     let (rx, ring) = Receiver::start(cfg.clone(), opts)?;
     if let Some(why) = rx.fallback_reason() {
         eprintln!("aes67: io_uring unavailable ({why}); using recvmmsg");
+    }
+    if rx.ingest_rt() == Some(false) {
+        eprintln!(
+            "aes67: warning: SCHED_FIFO denied for the ingest thread (needs CAP_SYS_NICE or RLIMIT_RTPRIO); \
+             it runs at normal priority"
+        );
     }
     let sink = match &spec {
         OutputSpec::Alsa(_) | OutputSpec::Sim { .. } => {

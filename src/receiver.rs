@@ -35,6 +35,12 @@ pub struct ReceiverOptions {
     /// Ingest backend: io_uring, recvmmsg, or automatic (io_uring when the
     /// kernel supports it). Default automatic.
     pub ingest: IngestKind,
+    /// `SCHED_FIFO` priority (1-99) for the ingest thread, Linux only; for a
+    /// group, the highest of its streams'. Use it below the playout
+    /// thread's when frames go to a real-time output, so a busy machine
+    /// cannot hold ingest off past the ring's margin. Default `None`
+    /// (normal scheduling). See [`Receiver::ingest_rt`].
+    pub rt_priority: Option<u8>,
 }
 
 impl Default for ReceiverOptions {
@@ -44,6 +50,7 @@ impl Default for ReceiverOptions {
             clock: None,
             ring_frames: None,
             ingest: IngestKind::Auto,
+            rt_priority: None,
         }
     }
 }
@@ -168,6 +175,9 @@ pub struct Receiver {
 /// The ingest thread of a group; joined when the last receiver goes.
 struct Group {
     thread: Option<JoinHandle<()>>,
+    /// 0: no real-time priority asked, 1: `SCHED_FIFO` granted, 2: denied,
+    /// 3: not yet known.
+    rt: Arc<AtomicU8>,
 }
 
 impl Drop for Group {
@@ -207,6 +217,16 @@ impl PacketSource for NoSource {
 pub fn ingest_timeout_ms(link_offsets: impl IntoIterator<Item = Nanos>) -> i32 {
     let min = link_offsets.into_iter().map(|l| l.0).min().unwrap_or(0);
     (min / 2_000_000).clamp(1, 20) as i32
+}
+
+#[cfg(target_os = "linux")]
+fn set_rt(prio: u8) -> bool {
+    crate::playout::set_fifo(prio)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_rt(_prio: u8) -> bool {
+    false
 }
 
 /// A stream counts as active for the wake-up hint while it delivered a
@@ -480,6 +500,9 @@ impl Receiver {
         make_source: impl FnOnce() -> Box<dyn PacketSource> + Send + 'static,
     ) -> Vec<(Receiver, rtrb::Consumer<i32>)> {
         let timeout_ms = ingest_timeout_ms(streams.iter().map(|s| s.1.link_offset));
+        let rt_priority = streams.iter().filter_map(|s| s.1.rt_priority).max();
+        let rt = Arc::new(AtomicU8::new(if rt_priority.is_some() { 3 } else { 0 }));
+        let rt_thread = rt.clone();
         let window_us = ingest_window_us(streams.iter().map(|s| s.1.link_offset));
         let mut slots = Vec::with_capacity(streams.len());
         let mut handles = Vec::with_capacity(streams.len());
@@ -523,10 +546,16 @@ impl Receiver {
         }
         let thread = std::thread::Builder::new()
             .name("aes67-ingest".into())
-            .spawn(move || ingest_loop(make_source(), slots, timeout_ms, window_us))
+            .spawn(move || {
+                if let Some(p) = rt_priority {
+                    rt_thread.store(if set_rt(p) { 1 } else { 2 }, Ordering::SeqCst);
+                }
+                ingest_loop(make_source(), slots, timeout_ms, window_us)
+            })
             .expect("spawn ingest thread");
         let group = Arc::new(Group {
             thread: Some(thread),
+            rt,
         });
         handles
             .into_iter()
@@ -544,6 +573,22 @@ impl Receiver {
                 )
             })
             .collect()
+    }
+
+    /// Whether the ingest thread runs `SCHED_FIFO`: `None` when
+    /// [`ReceiverOptions::rt_priority`] was not set (or the thread has not
+    /// started yet), `Some(false)` when it was denied (the thread then runs
+    /// at normal priority).
+    pub fn ingest_rt(&self) -> Option<bool> {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            match self.group.rt.load(Ordering::SeqCst) {
+                1 => return Some(true),
+                2 => return Some(false),
+                3 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                _ => return None,
+            }
+        }
     }
 
     /// The stream being received.

@@ -359,7 +359,9 @@ impl Drop for Playout {
     }
 }
 
-fn set_fifo(prio: u8) -> bool {
+/// Puts the calling thread in `SCHED_FIFO` at `prio` (clamped to 1-99);
+/// false when denied (no CAP_SYS_NICE / RLIMIT_RTPRIO).
+pub(crate) fn set_fifo(prio: u8) -> bool {
     use thread_priority::*;
     let Ok(v) = ThreadPriorityValue::try_from(prio.clamp(1, 99)) else {
         return false;
