@@ -557,6 +557,22 @@ fn run_with_clock(
     res
 }
 
+/// The receive counters of a status line: `pkts … lost … late … reord …
+/// dup … bad … | SSRC …` (shared by `play` and `monitor`).
+pub(crate) fn counters_line(s: &ReceiverStats) -> String {
+    let p = &s.playout;
+    format!(
+        "pkts {} lost {} late {} reord {} dup {} bad {} | SSRC {:08x}",
+        p.packets,
+        p.lost,
+        p.late,
+        p.reordered,
+        p.duplicates,
+        p.malformed + p.wrong_pt,
+        s.ssrc
+    )
+}
+
 fn status_line(
     s: &ReceiverStats,
     underruns: u64,
@@ -570,16 +586,9 @@ fn status_line(
     } else {
         0.0
     };
-    let p = &s.playout;
     format!(
-        "pkts {} lost {} late {} reord {} dup {} bad {} | SSRC {:08x} | buf {:.1} ms ({:.0}%) ring {:.1} ms | underruns {} xruns {} | clock {}",
-        p.packets,
-        p.lost,
-        p.late,
-        p.reordered,
-        p.duplicates,
-        p.malformed + p.wrong_pt,
-        s.ssrc,
+        "{} | buf {:.1} ms ({:.0}%) ring {:.1} ms | underruns {} xruns {} | clock {}",
+        counters_line(s),
         ms(s.buffer_frames),
         pct,
         ms(s.ring_frames),

@@ -80,18 +80,11 @@ fn json_line(i: usize, c: &StreamConfig, s: &ReceiverStats, t: Option<f64>) -> S
 
 fn text_line(i: usize, c: &StreamConfig, s: &ReceiverStats) -> String {
     let ms = |f: u64| f as f64 * 1000.0 / c.sample_rate as f64;
-    let p = &s.playout;
     format!(
-        "#{i} {}:{} pkts {} lost {} late {} reord {} dup {} bad {} | SSRC {:08x} | buf {:.1} ms",
+        "#{i} {}:{} {} | buf {:.1} ms",
         c.dest,
         c.port,
-        p.packets,
-        p.lost,
-        p.late,
-        p.reordered,
-        p.duplicates,
-        p.malformed + p.wrong_pt,
-        s.ssrc,
+        crate::cli::counters_line(s),
         ms(s.buffer_frames)
     )
 }

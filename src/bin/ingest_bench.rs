@@ -195,6 +195,16 @@ fn process_cpu_ns(pid: u32) -> (u64, u64) {
         .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
+/// CPU seconds per second between two CPU-ns readings `el` seconds apart.
+fn cpu_s_per_s(cpu0: u64, cpu1: u64, el: f64) -> f64 {
+    (cpu1 - cpu0) as f64 / 1e9 / el
+}
+
+/// µs of CPU per packet between two CPU-ns readings, over `packets`.
+fn us_per_packet(cpu0: u64, cpu1: u64, packets: u64) -> f64 {
+    (cpu1 - cpu0) as f64 / 1e3 / packets as f64
+}
+
 /// `Udp RcvbufErrors` in namespace `ns`.
 fn rcvbuf_errors(ns: &str) -> u64 {
     let text = in_netns(ns, || {
@@ -519,8 +529,8 @@ fn run_ours(
         sent,
         received,
         received_exact: true,
-        cpu_s_per_s: (cpu1 - cpu0) as f64 / 1e9 / el,
-        us_per_packet: (cpu1 - cpu0) as f64 / 1e3 / window_rx as f64,
+        cpu_s_per_s: cpu_s_per_s(cpu0, cpu1, el),
+        us_per_packet: us_per_packet(cpu0, cpu1, window_rx),
         wakeups_per_s: (sw1 - sw0) as f64 / el,
         sink_cpu_s_per_s: None,
         socket_drops: drops,
@@ -651,8 +661,8 @@ fn run_engine(
         sent,
         received,
         received_exact: true,
-        cpu_s_per_s: (cpu1 - cpu0) as f64 / 1e9 / el,
-        us_per_packet: (cpu1 - cpu0) as f64 / 1e3 / window_rx as f64,
+        cpu_s_per_s: cpu_s_per_s(cpu0, cpu1, el),
+        us_per_packet: us_per_packet(cpu0, cpu1, window_rx),
         wakeups_per_s: (sw1 - sw0) as f64 / el,
         sink_cpu_s_per_s: Some((sink1 - sink0) as f64 / 1e9 / el),
         socket_drops: drops,
@@ -746,8 +756,8 @@ fn run_gst(pair: &NetnsPair, cfg: Config, secs: f64, sender_threads: usize) -> R
         sent,
         received,
         received_exact: false,
-        cpu_s_per_s: (cpu1 - cpu0) as f64 / 1e9 / el,
-        us_per_packet: (cpu1 - cpu0) as f64 / 1e3 / window_rx as f64,
+        cpu_s_per_s: cpu_s_per_s(cpu0, cpu1, el),
+        us_per_packet: us_per_packet(cpu0, cpu1, window_rx),
         wakeups_per_s: (sw1 - sw0) as f64 / el,
         sink_cpu_s_per_s: None,
         socket_drops: drops,
