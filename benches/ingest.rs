@@ -3,9 +3,9 @@
 //!
 //! Run: `cargo bench --bench ingest`. Criterion reports time per packet.
 
-use aes67::jitter::{PlayoutBuffer, PlayoutConfig};
-use aes67::rtp;
-use aes67::stream::Encoding;
+use aes67::media::jitter::{PlayoutBuffer, PlayoutConfig};
+use aes67::media::rtp;
+use aes67::media::stream::Encoding;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn packets(ch: usize, frames: usize, n: usize) -> Vec<Vec<u8>> {

@@ -32,7 +32,7 @@
 //! 8 ms device buffers had xruns within minutes even at 16-20 ms link offsets). The
 //! packet times can run as separate processes (`AES67_LINK_PACKETS=1000`, `=125`).
 
-use aes67::rig::NetnsPair;
+use aes67_rig::NetnsPair;
 use std::process::Stdio;
 
 /// Smallest playout target tried, ms (the device buffer + 1 ms of ring).
@@ -220,7 +220,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list`
     }
-    assert!(aes67::rig::is_root(), "needs root (network namespaces)");
+    assert!(aes67_rig::is_root(), "needs root (network namespaces)");
     let bin = env!("CARGO_BIN_EXE_aes67");
     let sweep_s = env_f("AES67_LINK_SWEEP_SECONDS", 20.0);
     let hold_s = env_f("AES67_LINK_SECONDS", 600.0);

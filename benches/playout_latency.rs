@@ -11,7 +11,7 @@
 //! The peer figure in the same run is the packet time plus the device buffer: the
 //! floor no receiver can go below. Run: `cargo bench --bench playout_latency`.
 
-use aes67::playout::{MediaRate, Playout, PlayoutConfig, SimDevice, ToneGenerator};
+use aes67::engine::playout::{MediaRate, Playout, PlayoutConfig, SimDevice, ToneGenerator};
 use aes67::rate::resampler::Quality;
 use aes67::units::Nanos;
 use std::time::Duration;

@@ -1,30 +1,22 @@
 //! aes67: a Linux-first AES67 audio-over-IP engine.
 //!
-//! Layout:
-//! - sans-IO cores: [`rtp`] (RFC 3550 parse, L16/L24 decode), [`jitter`]
-//!   (playout buffer by RTP timestamp), [`stream`] (URL and SDP → one
-//!   stream config), `ptp` (IEEE 1588-2019 port and servo), `rate` (rate control);
-//! - IO around them: [`net`] (sockets, kernel timestamps, ingest backends),
-//!   [`output`] (ALSA, WAV, null sinks), [`receiver`] (the pipeline);
-//! - [`rig`]: network-namespace rigs for tests and harnesses.
+//! The crate is laid out by layer (see `docs/architecture.md`):
+//!
+//! - **Sans-IO cores**, `#![forbid(unsafe_code)]`, no OS calls, no threads:
+//!   [`media`] (RTP, L16/L24, playout buffer, media clock, URL/SDP),
+//!   [`ptp`] (IEEE 1588-2019 messages, BMCA, port, servo, clock map),
+//!   [`rate`] (rate control and the steered resampler), [`units`];
+//! - **The platform layer** [`sys`]: sockets, kernel timestamps, ingest
+//!   backends, the PTP transport, clocks, ALSA, real-time threads: the only
+//!   module with `unsafe` and with per-OS code;
+//! - **The engine** [`engine`]: threads and pipelines over the two.
+//!
+//! The CLI (`aes67` binary) sits on top, in `src/cli/`.
 #![warn(missing_docs)]
 
-#[cfg(target_os = "linux")]
-pub mod cli;
-pub mod clock;
-pub mod jitter;
-#[cfg(target_os = "linux")]
-pub mod monitor;
-pub mod net;
-pub mod output;
-#[cfg(target_os = "linux")]
-pub mod playout;
+pub mod engine;
+pub mod media;
 pub mod ptp;
 pub mod rate;
-pub mod receiver;
-#[cfg(target_os = "linux")]
-pub mod rig;
-pub mod rtp;
-pub mod sender;
-pub mod stream;
+pub mod sys;
 pub mod units;

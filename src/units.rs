@@ -14,6 +14,18 @@ pub struct Nanos(pub i64);
 impl Nanos {
     /// Zero nanoseconds.
     pub const ZERO: Nanos = Nanos(0);
+    /// Builds from nanoseconds.
+    pub const fn from_ns(ns: i64) -> Nanos {
+        Nanos(ns)
+    }
+    /// The value in nanoseconds.
+    pub const fn as_ns(self) -> i64 {
+        self.0
+    }
+    /// Builds from seconds (saturating at ±292 years; NaN gives zero).
+    pub fn from_secs_f64(s: f64) -> Nanos {
+        Nanos((s * 1e9) as i64)
+    }
     /// Builds from milliseconds.
     pub const fn from_ms(ms: i64) -> Nanos {
         Nanos(ms * 1_000_000)
@@ -87,12 +99,10 @@ impl Ppb {
 pub struct MonoNs(pub u64);
 
 impl MonoNs {
-    /// Reads `CLOCK_MONOTONIC` now.
-    #[cfg(target_os = "linux")]
+    /// Reads the local monotonic clock now (`CLOCK_MONOTONIC` on Linux,
+    /// QueryPerformanceCounter on Windows): [`crate::sys::clock::monotonic_now`].
     pub fn now() -> MonoNs {
-        let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-            .expect("CLOCK_MONOTONIC is always readable");
-        MonoNs(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
+        crate::sys::clock::monotonic_now()
     }
     /// `self + d`, saturating at 0.
     #[allow(clippy::should_implement_trait)]
@@ -102,35 +112,6 @@ impl MonoNs {
     /// `self - earlier` as a signed duration.
     pub fn since(self, earlier: MonoNs) -> Nanos {
         Nanos(self.0 as i64 - earlier.0 as i64)
-    }
-}
-
-/// Reads `CLOCK_REALTIME` now, in ns since the Unix epoch (UTC timescale).
-#[cfg(target_os = "linux")]
-pub fn realtime_now_ns() -> i64 {
-    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
-        .expect("CLOCK_REALTIME is always readable");
-    ts.tv_sec() * 1_000_000_000 + ts.tv_nsec()
-}
-
-/// Reads the wall clock elsewhere than Linux (`SystemTime`, which is
-/// GetSystemTimePreciseAsFileTime on Windows), ns since the Unix epoch.
-#[cfg(not(target_os = "linux"))]
-pub fn realtime_now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
-
-#[cfg(not(target_os = "linux"))]
-impl MonoNs {
-    /// Reads a monotonic clock elsewhere than Linux: std's `Instant`
-    /// (QueryPerformanceCounter on Windows) from a process-wide origin, offset
-    /// by 1 s so that early readings minus small durations stay positive.
-    pub fn now() -> MonoNs {
-        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        let origin = *ORIGIN.get_or_init(std::time::Instant::now);
-        MonoNs(origin.elapsed().as_nanos() as u64 + 1_000_000_000)
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use aes67::rig::{NetnsPair, is_root};
+use aes67_rig::{NetnsPair, is_root};
 
 struct Case {
     enc: &'static str,

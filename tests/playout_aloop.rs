@@ -19,8 +19,10 @@
 //! recorded tone without a single discontinuity (second-difference predictor
 //! residual < 1e-3 of full scale, every 20 ms block at the tone's level); and no
 //! allocation on the real-time thread (counting global allocator).
+// A counting global allocator (GlobalAlloc is an unsafe trait).
+#![allow(unsafe_code)]
 
-use aes67::playout::{AlsaDevice, MediaRate, Playout, PlayoutConfig, ToneGenerator};
+use aes67::engine::playout::{AlsaDevice, MediaRate, Playout, PlayoutConfig, ToneGenerator};
 use aes67::rate::resampler::Quality;
 use aes67::units::Nanos;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -76,7 +78,7 @@ fn aloop_rate_shift_in_qemu_guest() {
         );
         return;
     }
-    if !aes67::rig::is_root() {
+    if !aes67_rig::is_root() {
         eprintln!("SKIPPED: the qemu/snd-aloop rig needs root (CI runs as root)");
         return;
     }

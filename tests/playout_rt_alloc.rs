@@ -3,8 +3,10 @@
 //! end hooks. The loop runs for real (wall clock) against a software device whose
 //! crystal is +300 ppm off, fed by a 1 kHz tone at the media rate; it must also keep
 //! zero xruns and lock its ratio near +300 ppm.
+// A counting global allocator (GlobalAlloc is an unsafe trait).
+#![allow(unsafe_code)]
 
-use aes67::playout::{MediaRate, Playout, PlayoutConfig, SimDevice, ToneGenerator};
+use aes67::engine::playout::{MediaRate, Playout, PlayoutConfig, SimDevice, ToneGenerator};
 use aes67::rate::resampler::Quality;
 use aes67::units::Nanos;
 use std::alloc::{GlobalAlloc, Layout, System};

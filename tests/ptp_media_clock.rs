@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use aes67::rig::NetnsPair;
+use aes67_rig::NetnsPair;
 use ptp_common::{GM_CONF, Kill, ptp4l, skip_reason};
 
 #[test]

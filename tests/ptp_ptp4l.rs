@@ -12,7 +12,7 @@ use ptp_common::*;
 
 use std::time::{Duration, Instant};
 
-use aes67::rig::NetnsPair;
+use aes67_rig::NetnsPair;
 
 #[test]
 fn ptp4l_grandmaster_our_slave_locks_within_3s_and_stays_within_bounds() {

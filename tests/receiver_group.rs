@@ -6,11 +6,11 @@
 use std::net::{Ipv4Addr, UdpSocket};
 use std::time::Duration;
 
-use aes67::receiver::{Receiver, ReceiverOptions};
-use aes67::rig::{NetnsPair, in_netns, is_root};
-use aes67::rtp;
-use aes67::stream::{Encoding, StreamConfig};
+use aes67::engine::receiver::{Receiver, ReceiverOptions};
+use aes67::media::rtp;
+use aes67::media::stream::{Encoding, StreamConfig};
 use aes67::units::Nanos;
+use aes67_rig::{NetnsPair, in_netns, is_root};
 
 const N: usize = 12;
 const FRAMES: usize = 48; // 1 ms at 48 kHz

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use aes67::net::socket::open_stream_socket;
-use aes67::net::uring::{UringConfig, UringSource, probe};
-use aes67::net::{PacketSource, RxTimestamp};
-use aes67::rig::{NetnsPair, in_netns, is_root};
-use aes67::stream::StreamConfig;
+use aes67::media::stream::StreamConfig;
+use aes67::sys::socket::open_stream_socket;
+use aes67::sys::uring::{UringConfig, UringSource, probe};
+use aes67::sys::{PacketSource, RxTimestamp};
+use aes67_rig::{NetnsPair, in_netns, is_root};
 use socket2::Socket;
 
 /// Kernel software RX timestamps are switched on system-wide by a deferred
@@ -31,7 +31,7 @@ fn timestamps_on() {
         let (mut ok, mut n, mut sent) = (false, 0, 0);
         while !ok && Instant::now() < deadline {
             let (check, port) = loopback();
-            let mut src = aes67::net::recvmmsg::RecvMmsgSource::new(vec![check]);
+            let mut src = aes67::sys::recvmmsg::RecvMmsgSource::new(vec![check]);
             let round = Instant::now();
             while !ok && round.elapsed() < Duration::from_secs(5) {
                 tx.send_to(b"ts?", ("127.0.0.1", port)).unwrap();
@@ -129,8 +129,7 @@ fn multicast_streams_in_netns_all_accounted_with_index_payload_and_timestamp() {
     .unwrap();
     let mut src = UringSource::new(socks).map_err(|(e, _)| e).unwrap();
     assert_eq!(src.backend(), "uring");
-    let before =
-        aes67::rig::sh("ip", &["netns", "exec", &pair.b, "cat", "/proc/net/snmp"]).unwrap();
+    let before = aes67_rig::sh("ip", &["netns", "exec", &pair.b, "cat", "/proc/net/snmp"]).unwrap();
     in_netns(&pair.a, || {
         let tx = UdpSocket::bind((pair.ip_a.as_str(), 0)).unwrap();
         tx.set_multicast_ttl_v4(1).unwrap();
@@ -148,7 +147,7 @@ fn multicast_streams_in_netns_all_accounted_with_index_payload_and_timestamp() {
     })
     .unwrap();
     let got = collect(&mut src, M * K, 10);
-    let after = aes67::rig::sh("ip", &["netns", "exec", &pair.b, "cat", "/proc/net/snmp"]).unwrap();
+    let after = aes67_rig::sh("ip", &["netns", "exec", &pair.b, "cat", "/proc/net/snmp"]).unwrap();
     assert_eq!(
         rcvbuf_errors(&before.stdout),
         rcvbuf_errors(&after.stdout),
@@ -156,7 +155,7 @@ fn multicast_streams_in_netns_all_accounted_with_index_payload_and_timestamp() {
     );
     assert_eq!(got.len(), M * K, "every datagram once");
     let mut seen: HashMap<(usize, u16), usize> = HashMap::new();
-    let now = aes67::units::realtime_now_ns();
+    let now = aes67::sys::clock::realtime_now_ns();
     for (stream, b, ts, trunc) in &got {
         assert!(!trunc);
         assert_eq!(
@@ -258,7 +257,7 @@ fn garbage_and_empty_datagrams_are_delivered_without_panic() {
         assert_eq!(*trunc, s.len() > 2048);
         assert!(ts.is_some());
         // The RTP parser downstream rejects garbage without panicking.
-        let _ = aes67::rtp::RtpPacket::parse(b);
+        let _ = aes67::media::rtp::RtpPacket::parse(b);
     }
     assert_eq!(src.stats().truncated, 2);
     assert_eq!(src.stats().malformed, 0);

@@ -1,5 +1,5 @@
 //! The seam to the aes67 engine: starts one engine receiver
-//! ([`aes67::receiver::Receiver`]) for a stream config and hands back the ring
+//! ([`aes67::engine::receiver::Receiver`]) for a stream config and hands back the ring
 //! of interleaved i32 samples it fills.
 //!
 //! Mapping of the seeds' URL `jitter=` (ms): it is the engine's link offset
@@ -9,8 +9,8 @@
 //! `CLOCK_FALLBACK_TIMEOUT` rule of `ptpslave::FallbackSource`); otherwise the
 //! engine's free-running monotonic clock, anchored on arrivals (System).
 
-use aes67::receiver::{Receiver, ReceiverOptions, ReceiverStats};
-use aes67::stream::StreamConfig;
+use aes67::engine::receiver::{Receiver, ReceiverOptions, ReceiverStats};
+use aes67::media::stream::StreamConfig;
 use aes67::units::Nanos;
 
 use crate::errors::OpenError;
@@ -46,9 +46,10 @@ pub fn start(cfg: &StreamConfig) -> Result<(EngineStream, rtrb::Consumer<i32>), 
     let (rx, ring) = {
         // No SO_TIMESTAMPING/recvmmsg ingest here: std (Winsock) sockets with
         // user-space timestamps (GetSystemTimePreciseAsFileTime).
-        let sock = crate::udpsource::open_socket(cfg)?;
+        let sock =
+            aes67::sys::portable::open_socket(cfg).map_err(|e| OpenError::open(e.to_string()))?;
         Receiver::start_with_source(cfg.clone(), opts, "udp-std", move || {
-            Box::new(crate::udpsource::UdpSource::new(sock))
+            Box::new(aes67::sys::portable::UdpSource::new(sock))
         })
     };
     Ok((EngineStream { rx }, ring))

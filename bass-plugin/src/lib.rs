@@ -12,8 +12,6 @@
 //! - [`stream`]: URL → engine config, the STREAMPROC fill;
 //! - `engine`: the seam to the engine's receiver (absent from Windows builds
 //!   without the `windows-engine` feature: streams then fail with error 37);
-//! - `udpsource`: the portable (Winsock on Windows) packet source with
-//!   user-space software timestamps, the engine's ingest on Windows;
 //! - `ptpslave`: the one in-process PTP slave and the streams' PTP media
 //!   clock (Linux);
 //! - [`errors`]: the BASS error codes the add-on sets.
@@ -23,6 +21,7 @@ pub mod config;
 #[cfg(engine)]
 pub mod engine;
 pub mod errors;
+#[allow(unsafe_code)]
 mod ffi;
 #[cfg(all(engine, target_os = "linux"))]
 pub mod ptpslave;
@@ -30,5 +29,3 @@ pub mod stats;
 #[cfg(engine)]
 pub mod steer;
 pub mod stream;
-#[cfg(engine)]
-pub mod udpsource;

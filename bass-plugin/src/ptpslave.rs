@@ -1,5 +1,5 @@
 //! The add-on's one in-process PTP slave (IEEE 1588-2019 ordinary clock,
-//! slave-only, the engine's [`aes67::ptp::run`]) and the per-stream media
+//! slave-only, the engine's [`aes67::engine::ptp`]) and the per-stream media
 //! clock built on it.
 //!
 //! Lifecycle: the slave runs while `PTP_ENABLED` is 1 and `INTERFACE` is
@@ -16,8 +16,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use aes67::clock::{PtpReading, PtpTimeSource};
-use aes67::ptp::clock::PtpClockHandle;
+use aes67::engine::ptp_clock::PtpClockHandle;
+use aes67::media::clock::{PtpReading, PtpTimeSource};
 use aes67::units::MonoNs;
 
 struct Slave {
@@ -45,28 +45,10 @@ fn lock() -> std::sync::MutexGuard<'static, Option<Slave>> {
     SLAVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Maps an IPv4 address to the name of the interface holding it; a name is
-/// returned as is.
+/// Maps an IPv4 address to the name of the interface holding it; a name
+/// (or an address no interface holds) is returned as is.
 fn iface_name(iface: &str) -> String {
-    if iface.parse::<std::net::Ipv4Addr>().is_err() {
-        return iface.to_string();
-    }
-    match aes67::net::socket::resolve_iface(iface) {
-        Ok((_, idx)) if idx != 0 => {
-            let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-            // SAFETY: `buf` holds IF_NAMESIZE bytes as if_indextoname requires;
-            // it NUL-terminates on success and returns NULL on failure.
-            let p = unsafe { libc::if_indextoname(idx, buf.as_mut_ptr()) };
-            if p.is_null() {
-                return iface.to_string();
-            }
-            // SAFETY: on success `buf` holds a NUL-terminated name.
-            unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
-                .to_string_lossy()
-                .into_owned()
-        }
-        _ => iface.to_string(),
-    }
+    aes67::sys::socket::iface_name(iface).unwrap_or_else(|_| iface.to_string())
 }
 
 /// Brings the slave in line with the config: started, restarted (other
@@ -92,22 +74,12 @@ pub fn reconcile() {
         old.stop();
     }
     if let Some((iface, domain)) = want {
-        let args = aes67::ptp::run::PtpArgs {
-            iface: iface.clone(),
+        let opts = aes67::engine::ptp::PtpOptions {
             domain,
             slave_only: true,
-            master_only: false,
-            json: false,
-            duration: None,
-            servo: aes67::ptp::servo::ServoKind::LinReg,
-            timestamping: "auto".into(),
-            priority1: 128,
-            log_sync_interval: -3,
-            arb: false,
-            servo_window_s: 4.0,
-            assumed_delay_ns: 0,
+            ..aes67::engine::ptp::PtpOptions::new(iface.clone())
         };
-        let (handle, stop, join) = aes67::ptp::run::spawn(args);
+        let (handle, stop, join) = aes67::engine::ptp::spawn(opts);
         *g = Some(Slave {
             iface,
             domain,
@@ -188,12 +160,10 @@ pub fn status() -> SlaveStatus {
     out.locked = s.handle.locked();
     out.freq_ppb = s.handle.freq().0;
     if let Some(v) = s.handle.status() {
-        out.port_state = v["port_state"].as_str().map(str::to_string);
-        out.parent = v["parent"].as_str().map(str::to_string);
-        out.offset_ns = v["offset_from_master_ns"].as_i64();
-        if let Some(f) = v["freq_ppb"].as_f64() {
-            out.freq_ppb = f;
-        }
+        out.port_state = Some(v.port.state.name().to_string());
+        out.parent = v.port.parent.clone();
+        out.offset_ns = v.port.offset_from_master_ns;
+        out.freq_ppb = v.port.freq_ppb;
     }
     out
 }
@@ -260,14 +230,17 @@ pub fn stream_clock() -> Option<Arc<PtpClockHandle>> {
 /// The media clock for a new stream: `Some(PtpMediaClock)` in `CLOCK_MODE`
 /// PTP while a slave runs, `None` (the engine's free-running System clock)
 /// otherwise.
-pub fn media_clock(rate: u32, mediaclk_offset: u32) -> Option<Box<dyn aes67::clock::MediaClock>> {
+pub fn media_clock(
+    rate: u32,
+    mediaclk_offset: u32,
+) -> Option<Box<dyn aes67::media::clock::MediaClock>> {
     let s = crate::config::clock_settings();
     if s.mode != crate::config::CLOCK_PTP {
         return None;
     }
     let h = handle()?;
     let src = Arc::new(FallbackSource::new(h, s.fallback_timeout_s));
-    Some(Box::new(aes67::clock::PtpMediaClock::new(
+    Some(Box::new(aes67::media::clock::PtpMediaClock::new(
         src,
         rate,
         mediaclk_offset,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[cfg(engine)]
-use aes67::stream::{Encoding, StreamConfig};
+use aes67::media::stream::{Encoding, StreamConfig};
 
 #[cfg(engine)]
 use crate::config::{self, StreamDefaults};
@@ -152,7 +152,7 @@ pub struct Realtime {
     steer: Option<crate::steer::Steer>,
     /// The PTP clock the stream's media clock runs on (feed-forward of its frequency).
     #[cfg(all(engine, target_os = "linux"))]
-    ptp: Option<Arc<aes67::ptp::clock::PtpClockHandle>>,
+    ptp: Option<Arc<aes67::engine::ptp_clock::PtpClockHandle>>,
     /// `steer=freq`: the BASS_ATTRIB_FREQ value last applied (0 = none yet).
     #[cfg(engine)]
     freq_set: f32,

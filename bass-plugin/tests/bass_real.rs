@@ -4,6 +4,8 @@
 //!
 //! BASS is a process-wide singleton, so the tests take one lock and each
 //! loads the add-on with `BASS_PluginLoad` and frees it with `BASS_PluginFree`.
+// The test host calls the real libbass.so through its C ABI (libloading).
+#![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::path::PathBuf;
@@ -406,12 +408,12 @@ fn write_wav(path: &std::path::Path, samples: &[i32]) {
 
 /// GStreamer in namespace A sends `wav` as L24/48000/2, 1 ms packets, paced in real time.
 fn spawn_sender(
-    pair: &aes67::rig::NetnsPair,
+    pair: &aes67_rig::NetnsPair,
     wav: &std::path::Path,
     group: &str,
     port: u16,
 ) -> std::process::Child {
-    aes67::rig::NetnsPair::cmd_in(&pair.a, "gst-launch-1.0")
+    aes67_rig::NetnsPair::cmd_in(&pair.a, "gst-launch-1.0")
         .args([
             "-q",
             "filesrc",
@@ -504,7 +506,7 @@ fn thread_count() -> usize {
 /// threads, and BASS_PluginFree must leave a working BASS.
 #[test]
 fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
-    use aes67::rig::{NetnsPair, in_netns, is_root};
+    use aes67_rig::{NetnsPair, in_netns, is_root};
     assert!(
         is_root(),
         "this test needs root (network namespaces); CI runs as root"
@@ -674,7 +676,7 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
 /// pattern, bit-exact.
 #[test]
 fn two_playing_streams_at_once() {
-    use aes67::rig::{NetnsPair, in_netns, is_root};
+    use aes67_rig::{NetnsPair, in_netns, is_root};
     assert!(
         is_root(),
         "this test needs root (network namespaces); CI runs as root"
@@ -809,10 +811,10 @@ fn bass_under_another_file_name_is_found() {
 /// ptp4l as grandmaster, as in the core's tests/ptp_common (software
 /// timestamps, logSyncInterval −3, free_running: it never adjusts a clock).
 mod ptp_common {
-    use aes67::rig::is_root;
+    use aes67_rig::is_root;
     use std::path::Path;
 
-    pub const GM_CONF: &str = aes67::rig::PTP4L_GM_CONF;
+    pub const GM_CONF: &str = aes67_rig::PTP4L_GM_CONF;
 
     pub fn skip_reason() -> Option<String> {
         if !is_root() {
@@ -843,7 +845,7 @@ mod ptp_common {
 
     /// ptp4l in `ns` on `iface`, without CAP_SYS_TIME (it cannot touch the clock).
     pub fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill {
-        Kill(aes67::rig::spawn_ptp4l(ns, iface, conf, dir, name).expect("spawn ptp4l"))
+        Kill(aes67_rig::spawn_ptp4l(ns, iface, conf, dir, name).expect("spawn ptp4l"))
     }
 }
 
@@ -856,7 +858,7 @@ mod ptp_common {
 /// stream's media clock is the PTP time. Then CLOCK_MODE System, unload.
 #[test]
 fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
-    use aes67::rig::{NetnsPair, in_netns};
+    use aes67_rig::{NetnsPair, in_netns};
     if let Some(why) = ptp_common::skip_reason() {
         panic!("PTP BASS test cannot run: {why}");
     }
@@ -936,20 +938,20 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
     let group = format!("239.69.{}.40", std::process::id() % 200 + 1);
     let port = 7000 + (std::process::id() % 1000) as u16 * 2;
     let sender = in_netns(&pair.a, || {
-        let mut cfg = aes67::stream::StreamConfig::from_url(&format!(
+        let mut cfg = aes67::media::stream::StreamConfig::from_url(&format!(
             "aes67://{group}:{port}?iface={}",
             pair.ip_a
         ))
         .unwrap();
         cfg.packet_time_us = Some(1000);
         cfg.mediaclk_offset = Some(0);
-        aes67::sender::ToneSender {
+        aes67::engine::sender::ToneSender {
             stream: cfg,
             iface: pair.ip_a.parse().unwrap(),
             ttl: 1,
             freq_hz: 1000.0,
             level_dbfs: -12.0,
-            rtp_clock: aes67::sender::RtpClock::Realtime,
+            rtp_clock: aes67::engine::sender::RtpClock::Realtime,
         }
         .start()
         .expect("sender")
@@ -1042,7 +1044,7 @@ fn playing_stream_freq_steering_buffer_level_stays_bounded() {
 }
 
 fn playing_level(steer: &str) {
-    use aes67::rig::{NetnsPair, in_netns, is_root};
+    use aes67_rig::{NetnsPair, in_netns, is_root};
     assert!(is_root(), "this test needs root (network namespaces)");
     let (b, _g) = bass();
     let pair = NetnsPair::new().expect("netns pair");
@@ -1051,19 +1053,19 @@ fn playing_level(steer: &str) {
     let group = format!("239.69.{}.60", std::process::id() % 200 + 1);
     let port = 8000 + (std::process::id() % 1000) as u16 * 2;
     let sender = in_netns(&pair.a, || {
-        let mut cfg = aes67::stream::StreamConfig::from_url(&format!(
+        let mut cfg = aes67::media::stream::StreamConfig::from_url(&format!(
             "aes67://{group}:{port}?iface={}",
             pair.ip_a
         ))
         .unwrap();
         cfg.packet_time_us = Some(1000);
-        aes67::sender::ToneSender {
+        aes67::engine::sender::ToneSender {
             stream: cfg,
             iface: pair.ip_a.parse().unwrap(),
             ttl: 1,
             freq_hz: 1000.0,
             level_dbfs: -12.0,
-            rtp_clock: aes67::sender::RtpClock::Arbitrary,
+            rtp_clock: aes67::engine::sender::RtpClock::Arbitrary,
         }
         .start()
         .expect("sender")

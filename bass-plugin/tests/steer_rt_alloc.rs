@@ -1,6 +1,8 @@
 //! The playing-stream STREAMPROC path (`steer::Steer::pull`: rate controller
 //! and resampler, both steering modes) never allocates after creation: a
 //! counting global allocator, armed on this thread only around each pull.
+// A counting global allocator (GlobalAlloc is an unsafe trait).
+#![allow(unsafe_code)]
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -35,7 +35,7 @@ use super::time::{LocalNs, PtpTimestamp};
 use crate::units::{Nanos, Ppb};
 
 /// Which estimator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServoKind {
     /// Windowed linear regression (default).
@@ -43,6 +43,19 @@ pub enum ServoKind {
     LinReg,
     /// linuxptp's PI controller (reference).
     Pi,
+}
+
+impl std::str::FromStr for ServoKind {
+    type Err = String;
+    /// Parses the command-line name (lin-reg, linreg, pi).
+    fn from_str(s: &str) -> Result<ServoKind, String> {
+        match s {
+            "lin-reg" => Ok(ServoKind::LinReg),
+            "linreg" => Ok(ServoKind::LinReg),
+            "pi" => Ok(ServoKind::Pi),
+            _ => Err(format!("servo {s:?}: expected one of lin-reg, linreg, pi")),
+        }
+    }
 }
 
 /// Servo tuning. All durations in ns.

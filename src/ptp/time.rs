@@ -79,21 +79,6 @@ impl std::ops::Add<Nanos> for PtpTimestamp {
     }
 }
 
-/// Reads `CLOCK_MONOTONIC_RAW` now.
-#[cfg(target_os = "linux")]
-pub fn local_now() -> LocalNs {
-    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_RAW)
-        .expect("CLOCK_MONOTONIC_RAW is always readable on Linux");
-    LocalNs(ts.tv_sec() * 1_000_000_000 + ts.tv_nsec())
-}
-
-/// Reads the local monotonic clock elsewhere than Linux (std's `Instant`,
-/// QueryPerformanceCounter on Windows), in the same origin as `MonoNs::now`.
-#[cfg(not(target_os = "linux"))]
-pub fn local_now() -> LocalNs {
-    LocalNs(crate::units::MonoNs::now().0 as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,7 @@ pub enum ResamplerError {
 }
 
 /// Sinc filter quality presets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quality {
     /// 256-tap Blackman-Harris² sinc, cubic interpolation, oversampling 256: the
     /// quality target (THD+N ≤ −110 dB at 1 kHz).
@@ -50,6 +50,22 @@ pub enum Quality {
     /// Far cheaper; for emulated CPUs (qemu tcg runs float SIMD in software) where
     /// even a short sinc does not fit in a period. Not band-limited.
     Poly,
+}
+
+impl std::str::FromStr for Quality {
+    type Err = String;
+    /// Parses the command-line name (high, medium, fast, poly).
+    fn from_str(s: &str) -> Result<Quality, String> {
+        match s {
+            "high" => Ok(Quality::High),
+            "medium" => Ok(Quality::Medium),
+            "fast" => Ok(Quality::Fast),
+            "poly" => Ok(Quality::Poly),
+            _ => Err(format!(
+                "resampler {s:?}: expected one of high, medium, fast, poly"
+            )),
+        }
+    }
 }
 
 /// The steered resampler. See the module docs.

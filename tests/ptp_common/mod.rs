@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use aes67::rig::{NetnsPair, is_root};
+use aes67_rig::{NetnsPair, is_root};
 
 /// Why a real-peer test cannot run here, if it cannot.
 pub fn skip_reason() -> Option<String> {
@@ -37,7 +37,7 @@ impl Drop for Kill {
 }
 
 /// The grandmaster config of the rig recipe (software timestamps, logSyncInterval −3).
-pub const GM_CONF: &str = aes67::rig::PTP4L_GM_CONF;
+pub const GM_CONF: &str = aes67_rig::PTP4L_GM_CONF;
 
 /// A free-running (never adjusting) software-timestamp slave config.
 pub fn slave_conf(uds: &Path) -> String {
@@ -51,16 +51,16 @@ slaveOnly 1\nfree_running 1\nuds_address {}\n",
 /// Starts ptp4l in `ns` on `iface` with `conf` (written to `dir`), without
 /// CAP_SYS_TIME so it can never steer this machine's clock.
 pub fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill {
-    Kill(aes67::rig::spawn_ptp4l(ns, iface, conf, dir, name).expect("spawn ptp4l"))
+    Kill(aes67_rig::spawn_ptp4l(ns, iface, conf, dir, name).expect("spawn ptp4l"))
 }
 
 /// Polls ptp4l's TIME_STATUS_NP: `(master_offset ns, gmPresent, gmIdentity)`.
 pub fn pmc_time_status(ns: &str, uds: &Path, client: &Path) -> Option<(i64, bool, String)> {
-    aes67::rig::pmc_time_status(ns, uds, client)
+    aes67_rig::pmc_time_status(ns, uds, client)
 }
 
 /// Starts our PTP clock (`aes67 ptp …`, which calls
-/// `aes67::ptp::run`) in `ns` with `--json`; returns the child and a
+/// `aes67::engine::ptp`) in `ns` with `--json`; returns the child and a
 /// channel of parsed status objects.
 pub fn ours(ns: &str, args: &[&str]) -> (Kill, std::sync::mpsc::Receiver<serde_json::Value>) {
     let mut child = NetnsPair::cmd_in(ns, env!("CARGO_BIN_EXE_aes67"))

@@ -1,0 +1,556 @@
+//! PTP precision harness (not part of the product: `cargo run --release -p aes67-harness --bin ptp_harness -- …`).
+//!
+//! - `ptp_harness bench [--seconds S] [--out DIR]` (root, linuxptp; GStreamer's
+//!   PTP clock too when /usr/bin/python3 has `gi` with GstNet): one ptp4l
+//!   grandmaster (software timestamps, 8 Sync/s) in namespace A; in namespace
+//!   B, at the same time: our clock (in-process, its `clock_minus_realtime`
+//!   sampled at 10 Hz), a free-running ptp4l slave (raw master_offset via pmc
+//!   TIME_STATUS_NP), and GstPtpClock (its time minus CLOCK_REALTIME). All
+//!   share CLOCK_REALTIME with the master, so each figure is an error.
+//!   Prints a table (rms, max, p1/p50/p99, time to lock), ratios, and the
+//!   kernel software RX timestamp vs a user-space clock read after recv;
+//!   writes `ptp_harness.svg` and `ptp_harness.json` to `--out`.
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use aes67::engine::ptp::{PtpOptions, Timestamping, run_with};
+use aes67::engine::ptp_clock::PtpClockHandle;
+use aes67::ptp::{ServoState, servo::ServoKind};
+use aes67::sys::ptp as sys;
+use aes67::units::Nanos;
+use aes67_rig::{NetnsPair, in_netns, is_root};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Hardware-path check on a NIC with a PHC (e.g. qemu igb): capabilities,
+    /// SIOCSHWTSTAMP, PHC read + PTP_SYS_OFFSET_EXTENDED, hardware TX
+    /// timestamps from the error queue. Exit 0 when all worked.
+    Hwcheck {
+        /// Interface with a PHC.
+        #[arg(long)]
+        iface: String,
+    },
+    /// Precision harness against ptp4l (and GstPtpClock).
+    Bench {
+        /// Seconds to measure after our clock locks.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Output directory for the SVG and JSON.
+        #[arg(long, default_value = "target/ptp_harness")]
+        out: PathBuf,
+        /// Servo to measure.
+        #[arg(long, default_value = "linreg")]
+        servo: ServoKind,
+        /// Linear-regression window, s.
+        #[arg(long, default_value_t = 4.0)]
+        window_s: f64,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Hwcheck { iface } => match hwcheck(&iface) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ptp_harness hwcheck: {e}");
+                1
+            }
+        },
+        Cmd::Bench {
+            seconds,
+            out,
+            servo,
+            window_s,
+        } => match bench(seconds, &out, servo, window_s) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ptp_harness bench: {e}");
+                1
+            }
+        },
+    };
+    std::process::exit(code);
+}
+
+struct Dir(PathBuf);
+impl Dir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const GM_CONF: &str = aes67_rig::PTP4L_GM_CONF;
+
+fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Result<Kill, String> {
+    aes67_rig::spawn_ptp4l(ns, iface, conf, dir, name).map(Kill)
+}
+
+fn pmc(ns: &str, uds: &Path, client: &Path) -> Option<(i64, bool)> {
+    aes67_rig::pmc_time_status(ns, uds, client).map(|(o, gm, _)| (o, gm))
+}
+
+const GST_PY: &str = r#"
+import sys, time, gi
+gi.require_version('Gst', '1.0'); gi.require_version('GstNet', '1.0')
+from gi.repository import Gst, GstNet
+Gst.init(None)
+if not GstNet.ptp_init(GstNet.PTP_CLOCK_ID_NONE, [sys.argv[1]]):
+    print("ERR ptp_init", flush=True); sys.exit(1)
+c = GstNet.PtpClock.new("ptp", 0)
+# Before wait_for_sync returns, get_time() is not PTP time.
+if not c.wait_for_sync(90 * Gst.SECOND):
+    print("ERR no sync", flush=True); sys.exit(1)
+while True:
+    t = c.get_time(); r = time.clock_gettime_ns(time.CLOCK_REALTIME)
+    print("%d %d %d" % (time.clock_gettime_ns(time.CLOCK_MONOTONIC), 1 if c.is_synced() else 0, t - r), flush=True)
+    time.sleep(0.1)
+"#;
+
+fn gst_available() -> bool {
+    Command::new("/usr/bin/python3")
+        .args(["-c", "import gi; gi.require_version('Gst','1.0'); gi.require_version('GstNet','1.0'); from gi.repository import GstNet"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[derive(Default, Clone)]
+struct Series {
+    name: &'static str,
+    /// (t s since start, error ns)
+    pts: Vec<(f64, f64)>,
+    first_sync_s: Option<f64>,
+    lock_s: Option<f64>,
+}
+
+fn quantiles(v: &[f64]) -> Option<(f64, f64, f64, f64, f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
+    let rms = (s.iter().map(|x| x * x).sum::<f64>() / s.len() as f64).sqrt();
+    let max = s.iter().map(|x| x.abs()).fold(0.0, f64::max);
+    Some((rms, max, q(0.01), q(0.5), q(0.99), s.len() as f64))
+}
+
+/// Kernel software RX timestamps vs CLOCK_REALTIME read in user space right
+/// after `recvmsg` returns: 2000 datagrams A → B at 1 kHz.
+fn rx_timestamp_precision(net: &NetnsPair) -> Result<Vec<f64>, String> {
+    let rx = in_netns(&net.b, || {
+        std::net::UdpSocket::bind(format!("{}:45999", net.ip_b))
+    })?
+    .map_err(|e| e.to_string())?;
+    sys::enable_rx_sw_timestamps(std::os::fd::AsRawFd::as_raw_fd(&rx))
+        .map_err(|e| e.to_string())?;
+    let tx = in_netns(&net.a, || {
+        std::net::UdpSocket::bind(format!("{}:0", net.ip_a))
+    })?
+    .map_err(|e| e.to_string())?;
+    let dst = format!("{}:45999", net.ip_b);
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let sender = std::thread::spawn(move || {
+        for _ in 0..2000 {
+            if s2.load(Ordering::Relaxed) {
+                break;
+            }
+            let _ = tx.send_to(&[0u8; 64], &dst);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    rx.set_read_timeout(Some(Duration::from_millis(500)))
+        .map_err(|e| e.to_string())?;
+    let mut d = Vec::new();
+    let mut buf = [0u8; 256];
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&rx);
+    let t0 = Instant::now();
+    while d.len() < 2000 && t0.elapsed() < Duration::from_secs(10) {
+        let mut pfd = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&rx),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(200u16));
+        while let Ok(Some((_, Some(sys::KernelTs::Software(k)), _))) =
+            sys::recv_ts(fd, &mut buf, false, false)
+        {
+            let user = aes67::sys::clock::realtime_now_ns();
+            d.push((user - k) as f64);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = sender.join();
+    Ok(d)
+}
+
+fn bench(seconds: u64, out: &Path, servo: ServoKind, window_s: f64) -> Result<(), String> {
+    if !is_root() {
+        return Err("needs root (network namespaces)".into());
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    // ptp4l configs, logs and sockets of this run (kept for inspection).
+    let dirp = out.join(format!("run-{}", std::process::id()));
+    std::fs::create_dir_all(&dirp).map_err(|e| format!("{}: {e}", dirp.display()))?;
+    let dir = Dir(dirp);
+    let net = NetnsPair::new()?;
+    let _gm = ptp4l(&net.a, &net.if_a, GM_CONF, dir.path(), "gm")?;
+    let uds = dir.path().join("slave.uds");
+    let client = dir.path().join("pmc.sock");
+    let slave_conf = format!(
+        "[global]\ndomainNumber 0\ntime_stamping software\ndelay_mechanism E2E\nnetwork_transport UDPv4\n\
+slaveOnly 1\nfree_running 1\nuds_address {}\n",
+        uds.display()
+    );
+    let start = Instant::now();
+    let _sl = ptp4l(&net.b, &net.if_b, &slave_conf, dir.path(), "slave")?;
+    // Ours, in-process, in namespace B.
+    let handle = PtpClockHandle::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let args = PtpOptions {
+        slave_only: true,
+        servo,
+        timestamping: Timestamping::Software,
+        servo_window: Nanos::from_secs_f64(window_s),
+        ..PtpOptions::new(net.if_b.clone())
+    };
+    let (h2, s2, ns_b) = (handle.clone(), stop.clone(), net.b.clone());
+    let ours =
+        std::thread::spawn(move || in_netns(&ns_b, || run_with(&args, &h2, &s2, &mut |_| {})));
+    // GstPtpClock, when available.
+    let gst_lines = if gst_available() {
+        let py = dir.path().join("gstptp.py");
+        std::fs::write(&py, GST_PY).map_err(|e| e.to_string())?;
+        let mut c = NetnsPair::cmd_in(&net.b, "/usr/bin/python3")
+            .arg(&py)
+            .arg(&net.if_b)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("python3: {e}"))?;
+        let so = c.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for l in BufReader::new(so).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        Some((Kill(c), rx))
+    } else {
+        eprintln!(
+            "GstPtpClock: skipped (/usr/bin/python3 lacks gi GstNet; apt-get install gir1.2-gstreamer-1.0 python3-gi)"
+        );
+        None
+    };
+    let mut s_ours = Series {
+        name: "aes67 (ours)",
+        ..Default::default()
+    };
+    let mut s_ptp4l = Series {
+        name: "ptp4l raw (free_running)",
+        ..Default::default()
+    };
+    let mut s_gst = Series {
+        name: "GstPtpClock",
+        ..Default::default()
+    };
+    let mut last_pmc = Instant::now() - Duration::from_secs(1);
+    let mut last_ptp4l: Option<i64> = None;
+    let hard_end = start + Duration::from_secs(seconds + 40);
+    let mut end = hard_end;
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+        let t = start.elapsed().as_secs_f64();
+        let st = handle.servo_state();
+        if st != ServoState::Unlocked
+            && s_ours.first_sync_s.is_none()
+            && handle.snapshot().is_some()
+        {
+            s_ours.first_sync_s = Some(t);
+        }
+        if matches!(st, ServoState::Locked | ServoState::LockedStable) {
+            if s_ours.lock_s.is_none() {
+                s_ours.lock_s = Some(t);
+                end = (Instant::now() + Duration::from_secs(seconds)).min(hard_end);
+            }
+            if let Some(e) = handle.clock_minus_realtime() {
+                s_ours.pts.push((t, e.0 as f64));
+            }
+        }
+        if last_pmc.elapsed() >= Duration::from_millis(250) {
+            last_pmc = Instant::now();
+            if let Some((off, present)) = pmc(&net.b, &uds, &client)
+                && present
+                && off != 0
+            {
+                s_ptp4l.first_sync_s.get_or_insert(t);
+                // master_offset changes only when ptp4l takes a new sample.
+                if last_ptp4l != Some(off) {
+                    s_ptp4l.pts.push((t, off as f64));
+                    last_ptp4l = Some(off);
+                }
+            }
+        }
+        if let Some((_, rx)) = &gst_lines {
+            for l in rx.try_iter() {
+                let f: Vec<i64> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                if f.len() == 3 && f[1] == 1 {
+                    s_gst.first_sync_s.get_or_insert(t);
+                    s_gst.pts.push((t, f[2] as f64));
+                }
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = ours.join();
+    let rxd = rx_timestamp_precision(&net)?;
+    // Table: ours from its lock; the others after 10 s of sync (they have no lock signal).
+    let settle = |s: &Series| -> Vec<f64> {
+        let from = s
+            .lock_s
+            .or(s.first_sync_s.map(|f| f + 10.0))
+            .unwrap_or(f64::MAX);
+        s.pts.iter().filter(|p| p.0 >= from).map(|p| p.1).collect()
+    };
+    let mut report = Vec::new();
+    println!(
+        "\n{:<26} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "clock", "n", "rms ns", "max ns", "p1 ns", "p50 ns", "p99 ns", "lock s"
+    );
+    let mut rms_of = std::collections::HashMap::new();
+    for s in [&s_ours, &s_ptp4l, &s_gst] {
+        let v = settle(s);
+        let lock = match (s.first_sync_s, s.lock_s) {
+            (Some(f), Some(l)) => format!("{:.2}", l - f),
+            (Some(_), None) => "n/a".into(),
+            _ => "-".into(),
+        };
+        if let Some((rms, max, p1, p50, p99, n)) = quantiles(&v) {
+            println!(
+                "{:<26} {:>6} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>12}",
+                s.name, n, rms, max, p1, p50, p99, lock
+            );
+            rms_of.insert(s.name, rms);
+            report.push(serde_json::json!({"clock": s.name, "n": n, "rms_ns": rms, "max_ns": max, "p1_ns": p1, "p50_ns": p50, "p99_ns": p99,
+                "first_sync_s": s.first_sync_s, "lock_s": s.lock_s}));
+        } else {
+            println!("{:<26} {:>6}", s.name, "no data");
+        }
+    }
+    let ours_rms = rms_of.get("aes67 (ours)").copied();
+    if let (Some(o), Some(p)) = (ours_rms, rms_of.get("ptp4l raw (free_running)")) {
+        println!("ours / ptp4l raw rms = {:.2} (goal ≤ 0.5)", o / p);
+    }
+    if let (Some(o), Some(g)) = (ours_rms, rms_of.get("GstPtpClock")) {
+        println!("GstPtpClock / ours rms = {:.1} (goal ≥ 10)", g / o);
+    }
+    if let (Some(f), Some(l)) = (s_ours.first_sync_s, s_ours.lock_s) {
+        println!("our lock after first Sync: {:.2} s (goal ≤ 3 s)", l - f);
+    }
+    if let Some((rms, max, p1, p50, p99, n)) = quantiles(&rxd) {
+        let mean = rxd.iter().sum::<f64>() / rxd.len() as f64;
+        let sd = (rxd.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / rxd.len() as f64).sqrt();
+        println!(
+            "kernel sw RX timestamp → user-space CLOCK_REALTIME after recv ({n} datagrams): mean {mean:.0} ns sd {sd:.0} ns \
+p1/p50/p99 {p1:.0}/{p50:.0}/{p99:.0} ns max {max:.0} ns (rms {rms:.0}); hardware timestamps: none on this kernel (no PHC)"
+        );
+        report.push(serde_json::json!({"rx_user_minus_kernel_ns": {"n": n, "mean": mean, "sd": sd, "p1": p1, "p50": p50, "p99": p99, "max": max}}));
+    }
+    let svg = plot(&[&s_ours, &s_ptp4l, &s_gst]);
+    std::fs::write(out.join("ptp_harness.svg"), svg).map_err(|e| e.to_string())?;
+    let mut f = std::fs::File::create(out.join("ptp_harness.json")).map_err(|e| e.to_string())?;
+    let _ = writeln!(f, "{}", serde_json::Value::Array(report));
+    let mut f =
+        std::fs::File::create(out.join("ptp_harness_series.csv")).map_err(|e| e.to_string())?;
+    for ser in [&s_ours, &s_ptp4l, &s_gst] {
+        for p in &ser.pts {
+            let _ = writeln!(f, "{},{:.3},{:.0}", ser.name, p.0, p.1);
+        }
+    }
+    println!(
+        "wrote {}/ptp_harness.svg and ptp_harness.json",
+        out.display()
+    );
+    Ok(())
+}
+
+/// An SVG with the error over time (top) and a histogram (bottom), µs.
+fn plot(series: &[&Series]) -> String {
+    let colors = ["#1f77b4", "#d62728", "#2ca02c"];
+    let (w, h) = (900.0, 300.0);
+    let all: Vec<&(f64, f64)> = series.iter().flat_map(|s| s.pts.iter()).collect();
+    let t1 = all.iter().map(|p| p.0).fold(1.0, f64::max);
+    // y range from the first two (ours, ptp4l) so their detail shows; the
+    // rest is clipped to it (GstPtpClock is 100× larger).
+    let lim = series
+        .iter()
+        .take(2)
+        .filter_map(|s| {
+            quantiles(&s.pts.iter().map(|p| p.1).collect::<Vec<_>>())
+                .map(|q| q.2.abs().max(q.4.abs()))
+        })
+        .fold(1_000.0, f64::max)
+        * 2.0;
+    let mut s = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{}' font-family='sans-serif' font-size='12'>\n",
+        2.0 * h + 60.0
+    );
+    s += &format!(
+        "<text x='10' y='15'>clock error vs CLOCK_REALTIME over time; y range ±{:.1} µs (values beyond are clipped)</text>\n",
+        lim / 1e3
+    );
+    s += &format!(
+        "<line x1='50' y1='{}' x2='{w}' y2='{}' stroke='#999'/>\n",
+        20.0 + h / 2.0,
+        20.0 + h / 2.0
+    );
+    for (i, ser) in series.iter().enumerate() {
+        let pts: String = ser
+            .pts
+            .iter()
+            .map(|p| {
+                format!(
+                    "{:.1},{:.1} ",
+                    50.0 + p.0 / t1 * (w - 60.0),
+                    20.0 + h / 2.0 - (p.1.clamp(-lim, lim) / lim) * (h / 2.0)
+                )
+            })
+            .collect();
+        s += &format!(
+            "<polyline fill='none' stroke='{}' stroke-width='1' points='{pts}'/>\n",
+            colors[i % 3]
+        );
+        s += &format!(
+            "<text x='{}' y='{}' fill='{}'>{}</text>\n",
+            60 + 200 * i,
+            2.0 * h + 50.0,
+            colors[i % 3],
+            ser.name
+        );
+    }
+    // Histogram: 80 bins over ±lim.
+    let y0 = h + 40.0;
+    s += &format!(
+        "<text x='10' y='{}'>histogram of error, ±{:.1} µs</text>\n",
+        y0 - 5.0,
+        lim / 1e3
+    );
+    for (i, ser) in series.iter().enumerate() {
+        let mut bins = [0usize; 80];
+        for p in &ser.pts {
+            let b = (((p.1 / lim) + 1.0) / 2.0 * 80.0).floor().clamp(0.0, 79.0) as usize;
+            bins[b] += 1;
+        }
+        let m = *bins.iter().max().unwrap_or(&1).max(&1) as f64;
+        let pts: String = bins
+            .iter()
+            .enumerate()
+            .map(|(k, &c)| {
+                format!(
+                    "{:.1},{:.1} ",
+                    50.0 + (k as f64 + 0.5) / 80.0 * (w - 60.0),
+                    y0 + h - c as f64 / m * (h - 10.0)
+                )
+            })
+            .collect();
+        s += &format!(
+            "<polyline fill='none' stroke='{}' stroke-width='1.5' points='{pts}'/>\n",
+            colors[i % 3]
+        );
+    }
+    s += "</svg>\n";
+    s
+}
+
+fn hwcheck(iface: &str) -> Result<(), String> {
+    let info = sys::ts_info(iface).map_err(|e| format!("ETHTOOL_GET_TS_INFO: {e}"))?;
+    println!(
+        "ts_info {iface}: so_timestamping {:#x} phc_index {} tx_types {:#x} rx_filters {:#x}; hardware_capable {}",
+        info.so_timestamping,
+        info.phc_index,
+        info.tx_types,
+        info.rx_filters,
+        info.hardware_capable()
+    );
+    let phc = sys::Phc::open(info.phc_index, false)
+        .map_err(|e| format!("open /dev/ptp{}: {e}", info.phc_index))?;
+    let a = phc.now_ns().map_err(|e| format!("PHC read: {e}"))?;
+    std::thread::sleep(Duration::from_millis(200));
+    let b = phc.now_ns().map_err(|e| format!("PHC read: {e}"))?;
+    println!("PHC {} ticks: {} ns in 200 ms", phc.path(), b - a);
+    for (name, id) in [
+        ("CLOCK_REALTIME", libc::CLOCK_REALTIME),
+        ("CLOCK_MONOTONIC_RAW", libc::CLOCK_MONOTONIC_RAW),
+    ] {
+        match phc.correlate(9, id) {
+            Ok(c) => println!(
+                "PTP_SYS_OFFSET_EXTENDED vs {name}: phc−sys {} ns, window {} ns",
+                c.phc_ns - c.sys_ns,
+                c.window_ns
+            ),
+            Err(e) => println!("PTP_SYS_OFFSET_EXTENDED vs {name}: {e}"),
+        }
+    }
+    let filt = sys::enable_hw_timestamping(iface).map_err(|e| format!("SIOCSHWTSTAMP: {e}"))?;
+    println!("SIOCSHWTSTAMP: rx_filter applied {filt}");
+    let mut socks = sys::PtpSockets::open(iface, true).map_err(|e| format!("sockets: {e}"))?;
+    println!("sockets mode {:?}", socks.mode);
+    let mut got = 0;
+    let mut buf = [0u8; 512];
+    for i in 0..5u32 {
+        let id = socks
+            .send_event(&[0u8; 44])
+            .map_err(|e| format!("send: {e}"))?;
+        let t0 = Instant::now();
+        let mut found = None;
+        while t0.elapsed() < Duration::from_millis(500) && found.is_none() {
+            if let Ok(Some((_, ts, tid))) = sys::recv_ts(
+                std::os::fd::AsRawFd::as_raw_fd(&socks.event),
+                &mut buf,
+                true,
+                true,
+            ) {
+                found = Some((ts, tid));
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        println!("TX {i} (OPT_ID {id}): {found:?}");
+        if let Some((Some(sys::KernelTs::Hardware(_)), Some(t))) = found
+            && t == id
+        {
+            got += 1;
+        }
+    }
+    if socks.mode != sys::TsMode::Hardware || got == 0 {
+        return Err(format!(
+            "hardware mode {:?}, {got}/5 hardware TX timestamps",
+            socks.mode
+        ));
+    }
+    println!("hwcheck OK: {got}/5 hardware TX timestamps matched by OPT_ID");
+    Ok(())
+}

@@ -1,0 +1,639 @@
+//! The `aes67` command line. See `docs/cli.md` for the status and JSON keys.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+
+use aes67::engine::output::{Output, OutputSpec, PcmFormat};
+use aes67::engine::receiver::{Receiver, ReceiverOptions, ReceiverStats};
+use aes67::media::stream::StreamConfig;
+use aes67::units::Nanos;
+
+mod monitor;
+mod ptp;
+
+/// Set by the one Ctrl-C handler (installed by [`main`]).
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+#[derive(Parser)]
+#[command(name = "aes67", version, about = "AES67 audio-over-IP engine")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Receive an AES67 stream and play it (ALSA), record it (WAV) or discard it.
+    Play(PlayArgs),
+    /// Run the whole chain on this machine: an in-process tone sender on a
+    /// loopback multicast group, the receiver, and ALSA default or a WAV file.
+    Demo(DemoArgs),
+    /// Run an IEEE 1588-2019 ordinary clock (slave, or master by BMCA) on an
+    /// interface and print its status once per second. Never adjusts
+    /// CLOCK_REALTIME.
+    Ptp(ptp::PtpArgs),
+    /// Receive several streams on one ingest thread and print each one's
+    /// counters once per second (audio is discarded).
+    Monitor(crate::cli::monitor::MonitorArgs),
+    /// Send a test tone as an AES67 stream (L24/L16, the URL's format, one
+    /// packet per packet time) and print its SDP.
+    Send(SendArgs),
+}
+
+/// Arguments of `aes67 send`.
+#[derive(Args)]
+struct SendArgs {
+    /// Destination: aes67://GROUP:PORT?iface=IP|NAME&pt=N&ch=N&rate=HZ&enc=L24|L16
+    url: String,
+    /// Packet time, µs (125 to 5000).
+    #[arg(long, default_value_t = 1000)]
+    packet_time_us: u32,
+    /// Tone frequency, Hz.
+    #[arg(long, default_value_t = 1000.0)]
+    freq: f64,
+    /// Multicast TTL.
+    #[arg(long, default_value_t = 1)]
+    ttl: u32,
+    /// RTP timestamp time base.
+    #[arg(long, default_value = "arbitrary")]
+    rtp_clock: aes67::engine::sender::RtpClock,
+    /// `a=mediaclk:direct=` offset added to the RTP timestamps (RFC 7273).
+    #[arg(long, default_value_t = 0)]
+    mediaclk_offset: u32,
+    /// Stop after this many seconds (0 = until Ctrl-C).
+    #[arg(long, default_value_t = 0.0)]
+    duration: f64,
+}
+
+/// Arguments of `aes67 play`.
+#[derive(Args)]
+struct PlayArgs {
+    /// Stream URL: aes67://GROUP:PORT?iface=IP|NAME&pt=N&jitter=MS&ch=N&rate=HZ&enc=L24|L16&source=IP
+    #[arg(required_unless_present = "sdp", conflicts_with = "sdp")]
+    url: Option<String>,
+    /// Read the stream description from an SDP file (RFC 4566) instead of a URL.
+    #[arg(long)]
+    sdp: Option<PathBuf>,
+    /// Interface to join on (name or IPv4), overriding the URL/SDP.
+    #[arg(long)]
+    iface: Option<String>,
+    /// Run a PTP slave on this interface and use it as the media clock:
+    /// each frame plays at its RTP time (PTP time × rate + mediaclk offset,
+    /// RFC 7273) + link offset. Without it, playout free-runs.
+    #[arg(long, value_name = "IFACE")]
+    ptp: Option<String>,
+    /// PTP domainNumber for --ptp.
+    #[arg(long, default_value_t = 0)]
+    ptp_domain: u8,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Arguments of `aes67 demo`.
+#[derive(Args)]
+struct DemoArgs {
+    /// Tone frequency, Hz.
+    #[arg(long, default_value_t = 1000.0)]
+    freq: f64,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// Where audio goes: alsa:DEVICE, wav:PATH, null, or sim[:PPM] (a software
+    /// sound device off by PPM, default +100, through the same real-time path as
+    /// ALSA). Default alsa:default (demo: alsa:default if it opens, else wav:aes67-demo.wav).
+    #[arg(long)]
+    output: Option<String>,
+    /// Link offset, ms: each frame plays this long after its media-clock time
+    /// (AES67-2018 §6.6). Default 5 ms; with ALSA output, the playout target + 5 ms.
+    #[arg(long)]
+    link_offset_ms: Option<f64>,
+    /// Stop after this many seconds (0 = until Ctrl-C). Demo default 10.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Print one JSON object per second on stdout instead of the status line.
+    #[arg(long)]
+    json: bool,
+    /// ALSA output: device period, ms.
+    #[arg(long, default_value_t = 5.0)]
+    alsa_period_ms: f64,
+    /// ALSA output: device buffer, ms.
+    #[arg(long, default_value_t = 20.0)]
+    alsa_buffer_ms: f64,
+    /// ALSA output: latency held by the playout thread (ring + device), ms.
+    /// It is part of the link offset.
+    #[arg(long, default_value_t = 20.0)]
+    playout_target_ms: f64,
+    /// ALSA output: resampler quality (poly only for emulated CPUs).
+    #[arg(long, default_value = "high")]
+    resampler: aes67::rate::resampler::Quality,
+    /// ALSA output: SCHED_FIFO priority of the playout thread (1-99).
+    #[arg(long, default_value_t = 70, value_parser = clap::value_parser!(u8).range(1..=99))]
+    rt_priority: u8,
+    /// Ingest backend: auto (io_uring when available), uring or recvmmsg.
+    #[arg(long, default_value = "auto")]
+    ingest: aes67::sys::IngestKind,
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    let r = match cli.cmd {
+        Cmd::Play(a) => play(a),
+        Cmd::Demo(a) => demo(a),
+        Cmd::Ptp(a) => return ptp::run(a),
+        Cmd::Send(a) => send(a),
+        Cmd::Monitor(a) => return crate::cli::monitor::run(a),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("aes67: error: {e}");
+            1
+        }
+    }
+}
+
+type Res = Result<(), Box<dyn std::error::Error>>;
+
+/// Ctrl-C was pressed (the handler is installed by [`main`]).
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// The flag the Ctrl-C handler sets, for engine loops that take a stop flag.
+pub(crate) fn interrupt_flag() -> &'static AtomicBool {
+    &INTERRUPTED
+}
+
+fn play(a: PlayArgs) -> Res {
+    let mut cfg = match (&a.url, &a.sdp) {
+        (Some(u), _) => StreamConfig::from_url(u)?,
+        (None, Some(p)) => {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| format!("--sdp {}: {e}", p.display()))?;
+            StreamConfig::from_sdp(&text).map_err(|e| format!("--sdp {}: {e}", p.display()))?
+        }
+        (None, None) => return Err("give a URL or --sdp FILE".into()),
+    };
+    if let Some(i) = a.iface {
+        cfg.iface = Some(i);
+    }
+    let spec: OutputSpec = a
+        .common
+        .output
+        .as_deref()
+        .unwrap_or("alsa:default")
+        .parse()?;
+    let ptp = a.ptp.as_ref().map(|iface| {
+        let opts = aes67::engine::ptp::PtpOptions {
+            domain: a.ptp_domain,
+            slave_only: true,
+            ..aes67::engine::ptp::PtpOptions::new(iface.clone())
+        };
+        aes67::engine::ptp::spawn(opts)
+    });
+    let clock: Option<Box<dyn aes67::media::clock::MediaClock>> = ptp.as_ref().map(|(h, _, _)| {
+        Box::new(aes67::media::clock::PtpMediaClock::new(
+            std::sync::Arc::new(h.clone()),
+            cfg.sample_rate,
+            cfg.mediaclk_offset.unwrap_or(0),
+        )) as Box<dyn aes67::media::clock::MediaClock>
+    });
+    if let Some(iface) = &a.ptp {
+        eprintln!(
+            "aes67: PTP slave on {iface}, domain {}: media clock = PTP time (mediaclk:direct={})",
+            a.ptp_domain,
+            cfg.mediaclk_offset.unwrap_or(0)
+        );
+    }
+    let r = run_with_clock(
+        cfg,
+        spec,
+        &a.common,
+        a.common.duration.unwrap_or(0.0),
+        clock,
+        ptp.as_ref().map(|(h, _, _)| h),
+    );
+    if let Some((_, stop, j)) = ptp {
+        stop.store(true, Ordering::SeqCst);
+        let _ = j.join();
+    }
+    r
+}
+
+fn send(a: SendArgs) -> Res {
+    let mut cfg = StreamConfig::from_url(&a.url)?;
+    if !(125..=5000).contains(&a.packet_time_us) {
+        return Err(format!(
+            "invalid packet time {} in --packet-time-us (allowed 125-5000)",
+            a.packet_time_us
+        )
+        .into());
+    }
+    cfg.packet_time_us = Some(a.packet_time_us);
+    cfg.mediaclk_offset = Some(a.mediaclk_offset);
+    cfg.ttl = Some(a.ttl.min(255) as u8);
+    let iface = match &cfg.iface {
+        Some(i) => aes67::sys::socket::resolve_iface(i)?.0,
+        None => std::net::Ipv4Addr::UNSPECIFIED,
+    };
+    print!(
+        "{}",
+        cfg.to_sdp(std::net::IpAddr::V4(iface), u64::from(std::process::id()))
+    );
+    let h = aes67::engine::sender::ToneSender {
+        stream: cfg,
+        iface,
+        ttl: a.ttl,
+        freq_hz: a.freq,
+        level_dbfs: -12.0,
+        rtp_clock: a.rtp_clock,
+    }
+    .start()?;
+    let start = Instant::now();
+    while !INTERRUPTED.load(Ordering::SeqCst)
+        && (a.duration <= 0.0 || start.elapsed().as_secs_f64() < a.duration)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let n = h.stop()?;
+    eprintln!("aes67 send: sent {n} packets");
+    Ok(())
+}
+
+fn demo(a: DemoArgs) -> Res {
+    let cfg = aes67::engine::sender::demo_stream();
+    let sender = aes67::engine::sender::ToneSender {
+        stream: cfg.clone(),
+        iface: std::net::Ipv4Addr::LOCALHOST,
+        ttl: 0,
+        freq_hz: a.freq,
+        level_dbfs: -12.0,
+        rtp_clock: aes67::engine::sender::RtpClock::Arbitrary,
+    }
+    .start()?;
+    eprintln!(
+        "aes67 demo: sending a {} Hz tone to {}:{} on loopback (TTL 0, never leaves this host)",
+        a.freq, cfg.dest, cfg.port
+    );
+    let spec = match a.common.output.as_deref() {
+        Some(s) => s.parse()?,
+        None => {
+            // Probe ALSA default; without a sound card fall back to a WAV file.
+            let (_p, c) = rtrb::RingBuffer::new(1024);
+            let fmt = PcmFormat {
+                channels: cfg.channels,
+                rate: cfg.sample_rate,
+                bits: cfg.encoding.bits(),
+            };
+            match Output::start(OutputSpec::Alsa("default".into()), fmt, c) {
+                Ok(o) => {
+                    drop(_p);
+                    let _ = o.finish();
+                    OutputSpec::Alsa("default".into())
+                }
+                Err(e) => {
+                    eprintln!("aes67 demo: {e}");
+                    eprintln!("aes67 demo: writing to wav:aes67-demo.wav instead");
+                    OutputSpec::Wav("aes67-demo.wav".into())
+                }
+            }
+        }
+    };
+    let r = run(cfg, spec, &a.common, a.common.duration.unwrap_or(10.0));
+    let sent = sender.stop()?;
+    eprintln!("aes67 demo: sender sent {sent} packets");
+    r
+}
+
+fn run(cfg: StreamConfig, spec: OutputSpec, c: &CommonArgs, duration_s: f64) -> Res {
+    run_with_clock(cfg, spec, c, duration_s, None, None)
+}
+
+/// Where the ring goes: a plain sink (WAV, null) or the real-time playout
+/// thread with drift compensation (ALSA).
+enum Sink {
+    Plain(Output),
+    Rt {
+        playout: aes67::engine::playout::Playout,
+        media: std::sync::Arc<aes67::engine::playout::MediaRate>,
+    },
+}
+
+impl Sink {
+    fn underruns_xruns(&self) -> (u64, u64) {
+        match self {
+            Sink::Plain(o) => (
+                o.stats.underruns.load(Ordering::Relaxed),
+                o.stats.xruns.load(Ordering::Relaxed),
+            ),
+            Sink::Rt { playout, .. } => {
+                let s = playout.stats().snapshot();
+                (s.ring_underruns, s.xruns)
+            }
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Sink::Plain(o) => {
+                serde_json::json!({ "output_frames": o.stats.frames.load(Ordering::Relaxed) })
+            }
+            Sink::Rt { playout, .. } => {
+                let s = playout.stats().snapshot();
+                serde_json::json!({
+                    "ratio_ppm": s.ratio_ppm,
+                    "feed_forward_ppm": s.feed_forward_ppm,
+                    "device_delay_ms": s.device_delay_ms,
+                    "fill_ms": s.fill_ms,
+                    "latency_error_ms": s.filtered_error_ms,
+                    "resyncs": s.resyncs,
+                    "playout": s,
+                })
+            }
+        }
+    }
+
+    fn line(&self) -> String {
+        match self {
+            Sink::Plain(_) => String::new(),
+            Sink::Rt { playout, .. } => {
+                let s = playout.stats().snapshot();
+                format!(
+                    " | ratio {:+.1} ppm delay {:.1} ms fill {:.1} ms",
+                    s.ratio_ppm, s.device_delay_ms, s.fill_ms
+                )
+            }
+        }
+    }
+
+    fn finish(self) -> Res {
+        match self {
+            Sink::Plain(o) => Ok(o.finish()?),
+            Sink::Rt { playout, .. } => {
+                // Let the ring play out (at most 1 s), then stop.
+                let t = Instant::now();
+                while playout.stats().snapshot().fill_ms > 0.5
+                    && t.elapsed() < Duration::from_secs(1)
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                playout.stop();
+                Ok(())
+            }
+        }
+    }
+}
+
+fn run_with_clock(
+    cfg: StreamConfig,
+    spec: OutputSpec,
+    c: &CommonArgs,
+    duration_s: f64,
+    clock: Option<Box<dyn aes67::media::clock::MediaClock>>,
+    ptp: Option<&aes67::engine::ptp_clock::PtpClockHandle>,
+) -> Res {
+    let rt = matches!(spec, OutputSpec::Alsa(_) | OutputSpec::Sim { .. });
+    let link_offset_ms =
+        c.link_offset_ms
+            .unwrap_or(if rt { c.playout_target_ms + 5.0 } else { 5.0 });
+    if !(0.0..=1000.0).contains(&link_offset_ms) {
+        return Err(format!(
+            "invalid link offset {link_offset_ms} ms in --link-offset-ms (allowed 0-1000)"
+        )
+        .into());
+    }
+    let fmt = PcmFormat {
+        channels: cfg.channels,
+        rate: cfg.sample_rate,
+        bits: cfg.encoding.bits(),
+    };
+    // With ALSA the playout thread holds `playout_target` in its ring and the
+    // device, so frames leave the playout buffer that much earlier: each
+    // sample then reaches the device at RTP time + link offset.
+    let mut jb_link_ms = link_offset_ms;
+    if rt {
+        jb_link_ms = link_offset_ms - c.playout_target_ms;
+        if jb_link_ms < 0.5 {
+            eprintln!(
+                "aes67: warning: --link-offset-ms {} is below the ALSA playout target {} ms + 0.5 ms: \
+                 latency is {} ms, not sample-accurate to the link offset",
+                link_offset_ms,
+                c.playout_target_ms,
+                c.playout_target_ms + 0.5
+            );
+            jb_link_ms = 0.5;
+        }
+    }
+    let opts = ReceiverOptions {
+        link_offset: Nanos((jb_link_ms * 1e6) as i64),
+        ingest: c.ingest,
+        clock,
+        // Real-time output: ingest runs SCHED_FIFO just below the playout thread.
+        rt_priority: rt.then(|| c.rt_priority.saturating_sub(5).max(1)),
+        ..Default::default()
+    };
+    let link_frames = jb_link_ms * cfg.sample_rate as f64 / 1000.0;
+    let (rx, ring) = Receiver::start(cfg.clone(), opts)?;
+    if let Some(why) = rx.fallback_reason() {
+        eprintln!("aes67: io_uring unavailable ({why}); using recvmmsg");
+    }
+    if rx.ingest_rt() == Some(false) {
+        eprintln!(
+            "aes67: warning: SCHED_FIFO denied for the ingest thread (needs CAP_SYS_NICE or RLIMIT_RTPRIO); \
+             it runs at normal priority"
+        );
+    }
+    let sink = match &spec {
+        OutputSpec::Alsa(_) | OutputSpec::Sim { .. } => {
+            let ms = |v: f64| ((v * cfg.sample_rate as f64 / 1000.0).round() as usize).max(16);
+            let period = ms(c.alsa_period_ms);
+            let buffer = ms(c.alsa_buffer_ms).max(2 * period);
+            let mut pc =
+                aes67::engine::playout::PlayoutConfig::new(cfg.channels as usize, cfg.sample_rate);
+            pc.input_bits = cfg.encoding.bits() as u32;
+            pc.period_frames = period;
+            pc.target_latency = Nanos((c.playout_target_ms * 1e6) as i64);
+            pc.rt_priority = Some(c.rt_priority);
+            pc.quality = c.resampler;
+            let media = aes67::engine::playout::MediaRate::free_running();
+            let playout = match &spec {
+                OutputSpec::Sim { ppm } => {
+                    // The software sound device: same RT path, no sound card.
+                    let device = aes67::engine::playout::SimDevice::new(
+                        cfg.sample_rate,
+                        *ppm,
+                        period,
+                        buffer,
+                        cfg.channels as usize,
+                    );
+                    aes67::engine::playout::Playout::start(pc, device, ring, media.clone())
+                }
+                OutputSpec::Alsa(dev) => {
+                    let device = aes67::engine::playout::AlsaDevice::open(
+                        dev,
+                        cfg.channels as usize,
+                        cfg.sample_rate,
+                        period,
+                        buffer,
+                    )
+                    .map_err(|e| aes67::engine::output::OutputError::Alsa {
+                        device: dev.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    aes67::engine::playout::Playout::start(pc, device, ring, media.clone())
+                }
+                _ => unreachable!("matched above"),
+            }
+            .map_err(|e| format!("playout: {e}"))?;
+            Sink::Rt { playout, media }
+        }
+        _ => Sink::Plain(Output::start(spec.clone(), fmt, ring)?),
+    };
+    eprintln!(
+        "aes67: receiving {}:{} {} {} ch {} Hz pt {} via {} -> {} (link offset {} ms)",
+        cfg.dest,
+        cfg.port,
+        cfg.encoding.name(),
+        cfg.channels,
+        cfg.sample_rate,
+        cfg.payload_type,
+        rx.backend(),
+        spec,
+        link_offset_ms
+    );
+    let start = Instant::now();
+    let mut next = Duration::from_secs(1);
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        if let (Sink::Rt { media, .. }, Some(h)) = (&sink, ptp) {
+            // PTP feed-forward: the media clock runs at the PTP frequency
+            // while locked; when lost the playout holds the last value.
+            use aes67::ptp::ServoState;
+            match h.servo_state() {
+                ServoState::Locked | ServoState::LockedStable => media.set(Some(h.freq())),
+                _ => media.set(None),
+            }
+        }
+        let el = start.elapsed();
+        let done = INTERRUPTED.load(Ordering::SeqCst)
+            || (duration_s > 0.0 && el.as_secs_f64() >= duration_s);
+        if el >= next || done {
+            next += Duration::from_secs(1);
+            report(el, &rx.stats(), &sink, cfg.sample_rate, link_frames, c.json);
+        }
+        if done {
+            break;
+        }
+    }
+    let st = rx.stop();
+    let (under, xruns) = sink.underruns_xruns();
+    let extra = sink.json();
+    let res = sink.finish();
+    if c.json {
+        let mut v = serde_json::to_value(st).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("final".into(), serde_json::json!(true));
+            o.insert("ssrc".into(), serde_json::json!(format!("{:08x}", st.ssrc)));
+            o.insert("underruns".into(), serde_json::json!(under));
+            o.insert("xruns".into(), serde_json::json!(xruns));
+            if let serde_json::Value::Object(extra) = extra {
+                o.extend(extra);
+            }
+        }
+        println!("{v}");
+    }
+    eprintln!(
+        "aes67: stopped: {}",
+        status_line(&st, under, xruns, cfg.sample_rate, link_frames)
+    );
+    res
+}
+
+/// The receive counters of a status line: `pkts … lost … late … reord …
+/// dup … bad … | SSRC …` (shared by `play` and `monitor`).
+pub(crate) fn counters_line(s: &ReceiverStats) -> String {
+    let p = &s.playout;
+    format!(
+        "pkts {} lost {} late {} reord {} dup {} bad {} | SSRC {:08x}",
+        p.packets,
+        p.lost,
+        p.late,
+        p.reordered,
+        p.duplicates,
+        p.malformed + p.wrong_pt,
+        s.ssrc
+    )
+}
+
+fn status_line(
+    s: &ReceiverStats,
+    underruns: u64,
+    xruns: u64,
+    rate: u32,
+    link_frames: f64,
+) -> String {
+    let ms = |f: u64| f as f64 * 1000.0 / rate as f64;
+    let pct = if link_frames > 0.0 {
+        s.buffer_frames as f64 / link_frames * 100.0
+    } else {
+        0.0
+    };
+    format!(
+        "{} | buf {:.1} ms ({:.0}%) ring {:.1} ms | underruns {} xruns {} | clock {}",
+        counters_line(s),
+        ms(s.buffer_frames),
+        pct,
+        ms(s.ring_frames),
+        underruns,
+        xruns,
+        serde_json::to_value(s.clock)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    )
+}
+
+fn report(el: Duration, s: &ReceiverStats, sink: &Sink, rate: u32, link_frames: f64, json: bool) {
+    let (under, xruns) = sink.underruns_xruns();
+    if json {
+        let ms = |f: u64| f as f64 * 1000.0 / rate as f64;
+        let mut v = serde_json::to_value(s).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "t_s".into(),
+                serde_json::json!((el.as_secs_f64() * 10.0).round() / 10.0),
+            );
+            o.insert("ssrc".into(), serde_json::json!(format!("{:08x}", s.ssrc)));
+            o.insert("buffer_ms".into(), serde_json::json!(ms(s.buffer_frames)));
+            o.insert(
+                "buffer_pct".into(),
+                serde_json::json!(if link_frames > 0.0 {
+                    s.buffer_frames as f64 / link_frames * 100.0
+                } else {
+                    0.0
+                }),
+            );
+            o.insert("ring_ms".into(), serde_json::json!(ms(s.ring_frames)));
+            o.insert("underruns".into(), serde_json::json!(under));
+            o.insert("xruns".into(), serde_json::json!(xruns));
+            if let serde_json::Value::Object(extra) = sink.json() {
+                o.extend(extra);
+            }
+        }
+        println!("{v}");
+    } else {
+        eprintln!(
+            "[{:>5.0}s] {}",
+            el.as_secs_f64(),
+            status_line(s, under, xruns, rate, link_frames) + &sink.line()
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! The engine: the threads and pipelines built on the sans-IO cores and the
+//! platform layer ([`crate::sys`]).
+//!
+//! - [`receiver`]: the ingest thread (one for a group of streams) feeding
+//!   playout buffers and rings;
+//! - [`ptp`]: the PTP driver thread (port + transport + servo), publishing to
+//!   a [`ptp_clock::PtpClockHandle`];
+//! - [`playout`]: the real-time playout thread with the steered resampler,
+//!   over a [`crate::sys::pcm::PcmDevice`] ([`device::SimDevice`] or ALSA);
+//! - [`output`]: plain sinks (ALSA, WAV, null) fed from a ring;
+//! - [`sender`]: the RTP sender;
+//! - [`tone`]: a test-tone generator feeding a playout ring.
+//!
+//! No argument parsing and no printing to stdout: that is the CLI's.
+#![forbid(unsafe_code)]
+
+pub mod device;
+pub mod output;
+#[cfg(target_os = "linux")]
+pub mod playout;
+#[cfg(target_os = "linux")]
+pub mod ptp;
+pub mod ptp_clock;
+pub mod receiver;
+pub mod sender;
+pub mod tone;

@@ -1,0 +1,346 @@
+//! The PTP driver thread: the IO loop around the sans-IO [`Port`], over the
+//! platform's PTP transport ([`crate::sys::ptp`]). It publishes the virtual
+//! clock to a [`PtpClockHandle`] after every servo update and a [`PtpStatus`]
+//! once per second.
+
+use std::ops::Add;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::ptp_clock::{PtpClockHandle, PtpStatus};
+use crate::ptp::msg::ClockIdentity;
+use crate::ptp::port::{Action, Actions, Port, PortConfig, PortStatus, TxToken};
+use crate::ptp::servo::{ServoConfig, ServoKind};
+use crate::ptp::{ClockMap, LocalNs, PtpTimestamp};
+use crate::sys::clock::{local_now, raw_realtime_pair};
+use crate::sys::ptp::{self as sys, KernelTs, Phc, PtpSockets, TsMode};
+use crate::units::Nanos;
+
+/// Which timestamps the PTP port uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Timestamping {
+    /// Hardware when the interface has a PHC and stamps PTP, else software.
+    #[default]
+    Auto,
+    /// Kernel software timestamps.
+    Software,
+    /// Hardware timestamps; an error when the interface has none.
+    Hardware,
+}
+
+impl std::str::FromStr for Timestamping {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "software" => Ok(Self::Software),
+            "hardware" => Ok(Self::Hardware),
+            _ => Err(format!(
+                "timestamping {s:?}: expected auto, software or hardware"
+            )),
+        }
+    }
+}
+
+/// Settings of one PTP ordinary clock port (IEEE 1588-2019 §8.2.15).
+#[derive(Debug, Clone)]
+pub struct PtpOptions {
+    /// Network interface, e.g. `eth0`.
+    pub iface: String,
+    /// domainNumber (0..=127; AES67 default 0).
+    pub domain: u8,
+    /// Never become master (clockClass 255).
+    pub slave_only: bool,
+    /// Always master (no BMCA).
+    pub master_only: bool,
+    /// Stop after this long (None: until the stop flag is set).
+    pub duration: Option<Nanos>,
+    /// Servo estimator.
+    pub servo: ServoKind,
+    /// Timestamping.
+    pub timestamping: Timestamping,
+    /// priority1 of our clock (lower wins BMCA).
+    pub priority1: u8,
+    /// logSyncInterval of our master role, log2 s (−3 = 8/s, AES67 media profile).
+    pub log_sync_interval: i8,
+    /// Master role: announce an ARB timescale with PTP time = CLOCK_REALTIME
+    /// instead of PTP/TAI (CLOCK_REALTIME + currentUtcOffset).
+    pub arb: bool,
+    /// Linear-regression servo window (0.5-600 s).
+    pub servo_window: Nanos,
+    /// meanPathDelay assumed in one-way mode before any was measured.
+    pub assumed_delay: Nanos,
+}
+
+impl PtpOptions {
+    /// A slave-capable ordinary clock on `iface` with the AES67 media profile
+    /// defaults: domain 0, priority1 128, logSyncInterval −3, PTP timescale,
+    /// linear-regression servo over 4 s, automatic timestamping.
+    pub fn new(iface: impl Into<String>) -> PtpOptions {
+        PtpOptions {
+            iface: iface.into(),
+            domain: 0,
+            slave_only: false,
+            master_only: false,
+            duration: None,
+            servo: ServoKind::LinReg,
+            timestamping: Timestamping::Auto,
+            priority1: 128,
+            log_sync_interval: -3,
+            arb: false,
+            servo_window: Nanos::from_secs(4),
+            assumed_delay: Nanos::ZERO,
+        }
+    }
+}
+
+/// Starts the PTP loop on a thread named `ptp`; returns the clock handle
+/// (for a receiver's media clock), the stop flag and the thread.
+///
+/// Errors (from the thread): socket set-up, naming the interface and step.
+pub fn spawn(
+    opts: PtpOptions,
+) -> (
+    PtpClockHandle,
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<Result<(), String>>,
+) {
+    let handle = PtpClockHandle::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (h2, s2) = (handle.clone(), stop.clone());
+    let j = std::thread::Builder::new()
+        .name("ptp".into())
+        .spawn(move || run_with(&opts, &h2, &s2, &mut |_| {}))
+        .expect("spawn ptp thread");
+    (handle, stop, j)
+}
+
+struct PendingTx {
+    id: u32,
+    token: TxToken,
+    deadline: LocalNs,
+}
+
+/// Converts a kernel timestamp to the local reference clock.
+struct TsConv {
+    phc: Option<Phc>,
+    /// PHC − CLOCK_REALTIME, ns, refreshed each second.
+    phc_minus_rt: Option<i64>,
+}
+
+impl TsConv {
+    fn to_local(&self, ts: KernelTs) -> Option<LocalNs> {
+        let (raw, rt) = raw_realtime_pair();
+        let rt_ts = match ts {
+            KernelTs::Software(t) => t,
+            KernelTs::Hardware(t) => t - self.phc_minus_rt?,
+        };
+        Some(LocalNs(rt_ts - (rt - raw.0)))
+    }
+    fn refresh(&mut self) {
+        if let Some(p) = &self.phc
+            && let Ok(d) = p.minus_realtime(9)
+        {
+            self.phc_minus_rt = Some(d);
+        }
+    }
+}
+
+/// Runs the PTP port on the calling thread until `stop` is set or
+/// `opts.duration` has passed; `out` receives a [`PtpStatus`] once per second
+/// (also stored in `handle`).
+///
+/// Errors: socket set-up (names the interface and step), `poll`/`recvmsg`
+/// failures.
+pub fn run_with(
+    opts: &PtpOptions,
+    handle: &PtpClockHandle,
+    stop: &AtomicBool,
+    out: &mut dyn FnMut(&PtpStatus),
+) -> Result<(), String> {
+    let want_hw = opts.timestamping != Timestamping::Software;
+    let mut socks =
+        PtpSockets::open(&opts.iface, want_hw).map_err(|e| format!("{}: {e}", opts.iface))?;
+    if opts.timestamping == Timestamping::Hardware && socks.mode != TsMode::Hardware {
+        return Err(format!(
+            "{}: hardware timestamping requested but not available (ETHTOOL_GET_TS_INFO)",
+            opts.iface
+        ));
+    }
+    let info = sys::ts_info(&opts.iface).unwrap_or_default();
+    let mut conv = TsConv {
+        phc: None,
+        phc_minus_rt: None,
+    };
+    if socks.mode == TsMode::Hardware {
+        conv.phc = Phc::open(info.phc_index, false).ok();
+        conv.refresh();
+    }
+    let (_, mac) = sys::iface_addrs(&opts.iface).map_err(|e| e.to_string())?;
+    let mac = mac.unwrap_or_else(|| {
+        let p = std::process::id().to_be_bytes();
+        [0x02, 0, p[0], p[1], p[2], p[3]]
+    });
+    let mut cfg = PortConfig::new(ClockIdentity::from_mac(mac));
+    cfg.domain = opts.domain;
+    cfg.slave_only = opts.slave_only;
+    cfg.master_only = opts.master_only;
+    cfg.priority1 = opts.priority1;
+    cfg.log_sync_interval = opts.log_sync_interval;
+    cfg.ptp_timescale = !opts.arb;
+    cfg.assumed_delay = opts.assumed_delay;
+    if opts.slave_only {
+        cfg.quality.clock_class = 255;
+    }
+    cfg.servo = ServoConfig {
+        kind: opts.servo,
+        hw_timestamps: socks.mode == TsMode::Hardware,
+        sync_interval_s: 0.125,
+        window: opts
+            .servo_window
+            .clamp(Nanos::from_ms(500), Nanos::from_secs(600)),
+        ..ServoConfig::default()
+    };
+    let (raw, rt) = raw_realtime_pair();
+    let utc = if cfg.ptp_timescale {
+        cfg.utc_offset as i128 * 1_000_000_000
+    } else {
+        0
+    };
+    cfg.initial_map = Some(ClockMap::new(raw, PtpTimestamp(rt as i128 + utc)));
+    let start = local_now();
+    let mut port = Port::new(cfg, start);
+    let mut pending: Vec<PendingTx> = Vec::new();
+    let mut buf = [0u8; 2048];
+    let mut next_status = start.add(Nanos::from_secs(1));
+    let end = opts.duration.map(|d| start.add(d));
+    let mut acts = Actions::new();
+    while !stop.load(Ordering::Relaxed) {
+        let now = local_now();
+        if end.is_some_and(|e| now >= e) {
+            break;
+        }
+        let mut deadline = next_status;
+        if let Some(t) = port.poll_timeout() {
+            deadline = deadline.min(t);
+        }
+        for p in &pending {
+            deadline = deadline.min(p.deadline);
+        }
+        let wait_ms = ((deadline.0 - now.0).max(0) as f64 / 1e6)
+            .ceil()
+            .min(1000.0) as u16;
+        socks.wait(wait_ms).map_err(|e| format!("poll: {e}"))?;
+        // Event socket: datagrams with RX timestamps.
+        while let Some((n, ts)) = socks
+            .recv_event(&mut buf)
+            .map_err(|e| format!("recv 319: {e}"))?
+        {
+            let user = local_now();
+            let rx = ts.and_then(|t| conv.to_local(t)).unwrap_or(user);
+            acts.extend(port.handle_event(&buf[..n], rx, user));
+        }
+        drain_errqueue(&socks, &conv, &mut pending, &mut port, &mut acts, &mut buf)?;
+        while let Some(n) = socks
+            .recv_general(&mut buf)
+            .map_err(|e| format!("recv 320: {e}"))?
+        {
+            acts.extend(port.handle_general(&buf[..n], local_now()));
+        }
+        let now = local_now();
+        if port.poll_timeout().is_some_and(|t| now >= t) {
+            acts.extend(port.handle_timeout(now));
+        }
+        pending.retain_mut(|p| {
+            if now >= p.deadline {
+                let tok = std::mem::replace(&mut p.token, TxToken(u64::MAX));
+                acts.extend(port.handle_tx_failed(tok, now));
+                false
+            } else {
+                true
+            }
+        });
+        // Execute actions (sending may produce TX timestamps → more actions).
+        let mut rounds = 0;
+        while !acts.is_empty() && rounds < 8 {
+            rounds += 1;
+            for a in std::mem::take(&mut acts) {
+                match a {
+                    Action::SendEvent { data, token } => match socks.send_event(&data) {
+                        Ok(id) => pending.push(PendingTx {
+                            id,
+                            token,
+                            deadline: local_now().add(Nanos::from_ms(100)),
+                        }),
+                        Err(_) => acts.extend(port.handle_tx_failed(token, local_now())),
+                    },
+                    Action::SendGeneral { data } => {
+                        let _ = socks.send_general(&data);
+                    }
+                    Action::PublishClock {
+                        map,
+                        servo,
+                        utc_offset_s,
+                    } => handle.publish(&map, servo, utc_offset_s),
+                }
+            }
+            if !pending.is_empty() {
+                // Software TX timestamps are queued within microseconds of the send.
+                std::thread::sleep(Duration::from_micros(50));
+                drain_errqueue(&socks, &conv, &mut pending, &mut port, &mut acts, &mut buf)?;
+            }
+        }
+        let now = local_now();
+        if now >= next_status {
+            next_status = next_status.add(Nanos::from_secs(1)).max(now);
+            conv.refresh();
+            let st = PtpStatus {
+                uptime: now.since(start),
+                mode: mode_name(&port.status(now), &socks),
+                hardware_timestamps: socks.mode == TsMode::Hardware,
+                clock_minus_realtime: handle.clock_minus_realtime(),
+                port: port.status(now),
+            };
+            handle.set_status(st.clone());
+            out(&st);
+        }
+    }
+    Ok(())
+}
+
+fn drain_errqueue(
+    socks: &PtpSockets,
+    conv: &TsConv,
+    pending: &mut Vec<PendingTx>,
+    port: &mut Port,
+    acts: &mut Actions,
+    buf: &mut [u8],
+) -> Result<(), String> {
+    while let Some((ts, id)) = socks
+        .recv_tx_timestamp(buf)
+        .map_err(|e| format!("errqueue: {e}"))?
+    {
+        let (Some(ts), Some(id)) = (ts, id) else {
+            continue;
+        };
+        if let Some(i) = pending.iter().position(|p| p.id == id) {
+            let p = pending.swap_remove(i);
+            match conv.to_local(ts) {
+                Some(l) => acts.extend(port.handle_tx_timestamp(p.token, l)),
+                None => acts.extend(port.handle_tx_failed(p.token, local_now())),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mode_name(st: &PortStatus, socks: &PtpSockets) -> &'static str {
+    if st.one_way {
+        "one-way"
+    } else if socks.mode == TsMode::Hardware {
+        "hw"
+    } else {
+        "sw"
+    }
+}

@@ -1,0 +1,384 @@
+//! The media clock seam (RFC 7273, AES67-2018 §5): where the receiver learns
+//! "what RTP timestamp is it now?".
+//!
+//! The pipeline asks its [`MediaClock`] for the current media clock position
+//! (RTP timestamp units, modulo 2^32) at local monotonic time `now`; the
+//! playout buffer releases every frame whose `ts + link offset` has been
+//! reached. Implementations:
+//! - [`MonotonicMediaClock`]: free-running on the local monotonic clock,
+//!   anchored on the stream itself (no PTP);
+//! - a PTP media clock (RTP ts = PTP time × rate + `mediaclk:direct` offset)
+//!   plugs in here without reshaping the pipeline.
+//!
+//! Clock domains are listed in `docs/clocks.md`.
+
+use crate::units::{MonoNs, Nanos};
+
+/// State of a media clock, as shown in status output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockState {
+    /// No reference yet (no packet, or no PTP lock).
+    #[default]
+    Unsynced,
+    /// Free-running on the local monotonic clock, anchored on arrivals.
+    FreeRun,
+    /// Locked to PTP: play times are absolute (synchronous playout).
+    PtpLocked,
+    /// PTP lost; running on the last known frequency.
+    Holdover,
+}
+
+/// A source of the current media clock position.
+pub trait MediaClock: Send {
+    /// Media clock position at local time `now`, in RTP timestamp units
+    /// (samples per channel) modulo 2^32; `None` when not yet available.
+    fn rtp_now(&mut self, now: MonoNs) -> Option<u32>;
+    /// Observes a packet's RTP timestamp and local arrival time. Free-running
+    /// clocks anchor on these; PTP clocks may ignore them.
+    fn observe(&mut self, _rtp_ts: u32, _arrival: MonoNs) {}
+    /// Forgets the anchor (after an SSRC change or timestamp jump).
+    fn reset(&mut self) {}
+    /// Current state.
+    fn state(&self) -> ClockState;
+}
+
+/// A media clock that free-runs on `CLOCK_MONOTONIC`, anchored so that the
+/// earliest-arriving packets define "now" (minimum-delay tracking).
+///
+/// Each arrival gives `d = arrival − anchor − (ts − ts0)/rate`. A negative
+/// `d` (a packet earlier than predicted) moves the anchor earlier at once;
+/// once per second the minimum `d` of the last second, if positive, moves the
+/// anchor later by half of it. So the media clock follows the sender's rate
+/// (within the arrival jitter) and the link offset stays the headroom above
+/// the fastest path.
+#[derive(Debug, Clone)]
+pub struct MonotonicMediaClock {
+    rate: u32,
+    anchor: Option<(u32, MonoNs)>,
+    window_min: i64,
+    window_start: MonoNs,
+}
+
+impl MonotonicMediaClock {
+    /// A clock for a stream at `rate` Hz.
+    pub fn new(rate: u32) -> MonotonicMediaClock {
+        MonotonicMediaClock {
+            rate,
+            anchor: None,
+            window_min: i64::MAX,
+            window_start: MonoNs(0),
+        }
+    }
+
+    fn elapsed_frames(&self, from: MonoNs, to: MonoNs) -> i64 {
+        let ns = to.since(from).0 as i128;
+        (ns * self.rate as i128 / 1_000_000_000) as i64
+    }
+}
+
+impl MediaClock for MonotonicMediaClock {
+    fn rtp_now(&mut self, now: MonoNs) -> Option<u32> {
+        let (ts0, t0) = self.anchor?;
+        Some(ts0.wrapping_add(self.elapsed_frames(t0, now) as u32))
+    }
+
+    fn observe(&mut self, rtp_ts: u32, arrival: MonoNs) {
+        let Some((ts0, t0)) = self.anchor else {
+            self.anchor = Some((rtp_ts, arrival));
+            self.window_start = arrival;
+            return;
+        };
+        let frames = rtp_ts.wrapping_sub(ts0) as i32 as i64;
+        let predicted = t0.add(Nanos(
+            (frames as i128 * 1_000_000_000 / self.rate as i128) as i64,
+        ));
+        let d = arrival.since(predicted).0;
+        if d < 0 {
+            self.anchor = Some((ts0, t0.add(Nanos(d))));
+        } else {
+            self.window_min = self.window_min.min(d);
+        }
+        if arrival.since(self.window_start) >= Nanos::from_secs(1) {
+            if self.window_min != i64::MAX && self.window_min > 0 {
+                let (ts0, t0) = self.anchor.expect("anchored above");
+                self.anchor = Some((ts0, t0.add(Nanos(self.window_min / 2))));
+            }
+            self.window_min = i64::MAX;
+            self.window_start = arrival;
+        }
+    }
+
+    fn reset(&mut self) {
+        self.anchor = None;
+        self.window_min = i64::MAX;
+    }
+
+    fn state(&self) -> ClockState {
+        if self.anchor.is_some() {
+            ClockState::FreeRun
+        } else {
+            ClockState::Unsynced
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_a_sender_that_is_100ppm_slow_within_jitter() {
+        let rate = 48_000u32;
+        let mut c = MonotonicMediaClock::new(rate);
+        // Sender 100 ppm slow: 48-frame packets every 1.0001 ms, arrivals with up to 300 µs jitter.
+        let mut seed = 12345u64;
+        let mut max_err = 0i64;
+        for i in 0..600_000u64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let jitter = (seed >> 33) % 300_000;
+            let send = 1_000_000_000 + i * 1_000_100;
+            let arrival = MonoNs(send + 50_000 + jitter);
+            let ts = (i as u32).wrapping_mul(48);
+            c.observe(ts, arrival);
+            if i > 5000 {
+                // At the earliest possible arrival, the clock should read about this packet's ts.
+                let now = c.rtp_now(MonoNs(send + 50_000)).unwrap();
+                let err = now.wrapping_sub(ts) as i32 as i64;
+                max_err = max_err.max(err.abs());
+            }
+        }
+        // Within 1 ms (48 frames) after 10 minutes of 100 ppm drift (which alone would be 60 ms).
+        assert!(max_err <= 48, "max error {max_err} frames");
+    }
+
+    #[test]
+    fn unsynced_until_first_packet_and_after_reset() {
+        let mut c = MonotonicMediaClock::new(48_000);
+        assert_eq!(c.rtp_now(MonoNs(5)), None);
+        c.observe(1000, MonoNs(1_000_000_000));
+        assert_eq!(c.state(), ClockState::FreeRun);
+        assert_eq!(c.rtp_now(MonoNs(1_001_000_000)), Some(1048));
+        c.reset();
+        assert_eq!(c.state(), ClockState::Unsynced);
+    }
+}
+
+/// A reading of a PTP clock, for the media clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PtpReading {
+    /// PTP time, ns since the PTP epoch (TAI, or ARB on some grandmasters).
+    pub ptp_ns: i128,
+    /// The PTP servo is locked to a master.
+    pub locked: bool,
+}
+
+/// Something that tells the PTP time at a local monotonic instant: the PTP
+/// module's clock handle implements this.
+pub trait PtpTimeSource: Send + Sync {
+    /// PTP time at local monotonic time `mono`; `None` before any master
+    /// was seen, or while in holdover beyond its limit.
+    fn ptp_time_at(&self, mono: MonoNs) -> Option<PtpReading>;
+}
+
+/// The AES67 media clock from PTP (RFC 7273 §5.2, AES67-2018 §8.4):
+/// `rtp = (ptp_time × rate / 1e9 + mediaclk_offset) mod 2^32`.
+///
+/// When PTP is locked the output converges to that (synchronous playout:
+/// every receiver plays each sample at the same PTP instant). When PTP is
+/// absent it free-runs on the stream ([`MonotonicMediaClock`]). Moving
+/// between the two is slewed at most `slew_ppm` (so frames are released a
+/// little faster or slower, never skipped or repeated); a difference above
+/// `max_slew_gap` frames is stepped, as a resynchronisation.
+pub struct PtpMediaClock<S: PtpTimeSource> {
+    src: std::sync::Arc<S>,
+    rate: u32,
+    offset: u32,
+    free: MonotonicMediaClock,
+    /// Current output: media clock position (frames, f64 for sub-sample
+    /// slewing) at a monotonic time.
+    out: Option<(MonoNs, f64)>,
+    state: ClockState,
+    /// Largest correction rate, parts per million of elapsed time.
+    pub slew_ppm: f64,
+    /// Largest difference (frames) that is slewed rather than stepped.
+    pub max_slew_gap: f64,
+}
+
+impl<S: PtpTimeSource> PtpMediaClock<S> {
+    /// A media clock at `rate` Hz with `mediaclk:direct=<offset>` (0 if the
+    /// SDP gave none), reading PTP time from `src`.
+    pub fn new(src: std::sync::Arc<S>, rate: u32, mediaclk_offset: u32) -> Self {
+        PtpMediaClock {
+            src,
+            rate,
+            offset: mediaclk_offset,
+            free: MonotonicMediaClock::new(rate),
+            out: None,
+            state: ClockState::Unsynced,
+            slew_ppm: 1000.0,
+            max_slew_gap: rate as f64 * 0.05,
+        }
+    }
+
+    fn ptp_rtp(&self, r: &PtpReading) -> f64 {
+        let ticks = r.ptp_ns * self.rate as i128 / 1_000_000_000;
+        let frac = (r.ptp_ns * self.rate as i128 % 1_000_000_000) as f64 / 1e9;
+        ((ticks + self.offset as i128).rem_euclid(1 << 32)) as f64 + frac
+    }
+}
+
+/// `a − b` on the 2^32 RTP circle, in (−2^31, 2^31].
+fn circ_diff(a: f64, b: f64) -> f64 {
+    let m = 4_294_967_296.0;
+    let d = (a - b).rem_euclid(m);
+    if d > m / 2.0 { d - m } else { d }
+}
+
+impl<S: PtpTimeSource> MediaClock for PtpMediaClock<S> {
+    fn rtp_now(&mut self, now: MonoNs) -> Option<u32> {
+        let was_ptp = matches!(self.state, ClockState::PtpLocked | ClockState::Holdover);
+        let (target, state) = match self.src.ptp_time_at(now) {
+            Some(r) if r.locked => (Some(self.ptp_rtp(&r)), ClockState::PtpLocked),
+            // Holdover: the PTP clock runs on its last frequency.
+            Some(r) if was_ptp => (Some(self.ptp_rtp(&r)), ClockState::Holdover),
+            _ => {
+                let f = self.free.rtp_now(now).map(|v| v as f64);
+                (
+                    f,
+                    if f.is_some() {
+                        ClockState::FreeRun
+                    } else {
+                        ClockState::Unsynced
+                    },
+                )
+            }
+        };
+        let Some(target) = target else {
+            self.state = ClockState::Unsynced;
+            return self.out.map(|(_, v)| v as u32);
+        };
+        let next = match self.out {
+            None => target,
+            Some((t, v)) => {
+                let dt = now.since(t).0.max(0) as f64;
+                let nominal = v + dt * self.rate as f64 / 1e9;
+                let err = circ_diff(target, nominal);
+                if err.abs() > self.max_slew_gap {
+                    target
+                } else {
+                    let lim = dt * self.rate as f64 / 1e9 * self.slew_ppm * 1e-6;
+                    nominal + err.clamp(-lim, lim)
+                }
+            }
+        };
+        let next = next.rem_euclid(4_294_967_296.0);
+        self.out = Some((now, next));
+        self.state = state;
+        Some(next as u32)
+    }
+
+    fn observe(&mut self, rtp_ts: u32, arrival: MonoNs) {
+        self.free.observe(rtp_ts, arrival);
+    }
+
+    fn reset(&mut self) {
+        self.free.reset();
+        self.out = None;
+    }
+
+    fn state(&self) -> ClockState {
+        self.state
+    }
+}
+
+#[cfg(test)]
+mod ptp_tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// PTP time = monotonic + 1000 s, switchable lock.
+    struct FakePtp(AtomicBool);
+    impl PtpTimeSource for FakePtp {
+        fn ptp_time_at(&self, mono: MonoNs) -> Option<PtpReading> {
+            Some(PtpReading {
+                ptp_ns: mono.0 as i128 + 1_000_000_000_000,
+                locked: self.0.load(Ordering::SeqCst),
+            })
+        }
+    }
+
+    #[test]
+    fn locked_clock_follows_mediaclk_direct_exactly() {
+        let src = Arc::new(FakePtp(AtomicBool::new(true)));
+        let mut c = PtpMediaClock::new(src, 48_000, 142_410_716);
+        let now = MonoNs(5_000_000_000);
+        let expect = (((now.0 as i128 + 1_000_000_000_000) * 48_000 / 1_000_000_000 + 142_410_716)
+            % (1 << 32)) as u32;
+        assert_eq!(c.rtp_now(now), Some(expect));
+        assert_eq!(c.state(), ClockState::PtpLocked);
+    }
+
+    #[test]
+    fn lock_and_unlock_are_slewed_never_stepped_and_frames_stay_monotone() {
+        let src = Arc::new(FakePtp(AtomicBool::new(false)));
+        let mut c = PtpMediaClock::new(src.clone(), 48_000, 0);
+        // Free-run anchored on a stream whose RTP time is 20 ms (960 frames) behind PTP.
+        let t0 = MonoNs(1_000_000_000);
+        let ptp0 = ((t0.0 as i128 + 1_000_000_000_000) * 48 / 1_000_000) as u32;
+        c.observe(ptp0.wrapping_sub(960), t0);
+        let mut last = c.rtp_now(t0).unwrap();
+        assert_eq!(c.state(), ClockState::FreeRun);
+        src.0.store(true, Ordering::SeqCst);
+        let mut max_step = 0i64;
+        let mut locked_at = None;
+        for ms in 1..=40_000u64 {
+            let now = MonoNs(t0.0 + ms * 1_000_000);
+            let v = c.rtp_now(now).unwrap();
+            let step = v.wrapping_sub(last) as i32 as i64;
+            assert!(step > 0, "media clock went backwards at {ms} ms");
+            max_step = max_step.max(step);
+            last = v;
+            let ptp = ((now.0 as i128 + 1_000_000_000_000) * 48 / 1_000_000) as u32;
+            if locked_at.is_none() && v == ptp {
+                locked_at = Some(ms);
+            }
+        }
+        // 960 frames at 1000 ppm of slew take 20 s; no step above nominal + slew.
+        assert!(max_step <= 49, "max step {max_step} frames per ms");
+        let at = locked_at.expect("converged to PTP time");
+        assert!((19_000..=21_000).contains(&at), "converged after {at} ms");
+        // Unlock: holdover keeps following the PTP clock exactly.
+        src.0.store(false, Ordering::SeqCst);
+        let now = MonoNs(t0.0 + 40_001_000_000);
+        let v = c.rtp_now(now).unwrap();
+        assert_eq!(c.state(), ClockState::Holdover);
+        assert_eq!(
+            v,
+            ((now.0 as i128 + 1_000_000_000_000) * 48 / 1_000_000) as u32
+        );
+        assert_eq!(v.wrapping_sub(last), 48);
+    }
+}
+
+/// The PTP ordinary clock's handle as a media clock source: locked while the
+/// servo is locked or locked-stable; in holdover it still reads time (on its
+/// last frequency) with `locked: false`, which [`PtpMediaClock`] follows as
+/// [`ClockState::Holdover`].
+impl PtpTimeSource for crate::engine::ptp_clock::PtpClockHandle {
+    fn ptp_time_at(&self, mono: MonoNs) -> Option<PtpReading> {
+        use crate::ptp::clock::ServoState;
+        let state = self.servo_state();
+        if !state.usable() {
+            return None;
+        }
+        let t = self.mono_to_ptp(mono)?;
+        Some(PtpReading {
+            ptp_ns: t.as_nanos(),
+            locked: matches!(state, ServoState::Locked | ServoState::LockedStable),
+        })
+    }
+}

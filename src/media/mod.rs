@@ -1,0 +1,11 @@
+//! Sans-IO media cores: RTP packets and the L16/L24 codec ([`rtp`]), the
+//! playout buffer placed by RTP timestamp ([`jitter`]), the media clock maths
+//! ([`clock`]), and the URL/SDP stream description ([`stream`]).
+//!
+//! No OS calls, no threads: bytes and an explicit `now` in, results out.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod jitter;
+pub mod rtp;
+pub mod stream;

@@ -1,0 +1,13 @@
+//! Linux: SO_TIMESTAMPING, recvmmsg and io_uring ingest, PTP sockets and the
+//! PHC, ALSA, SCHED_FIFO.
+
+pub mod alsa;
+pub mod clock;
+pub mod cmsg;
+pub mod ptp;
+pub mod recvmmsg;
+pub mod rt;
+pub mod socket;
+pub mod uring;
+
+pub use uring::open_source;
