@@ -99,11 +99,6 @@ impl Ppb {
 pub struct MonoNs(pub u64);
 
 impl MonoNs {
-    /// Reads the local monotonic clock now (`CLOCK_MONOTONIC` on Linux,
-    /// QueryPerformanceCounter on Windows): [`crate::sys::clock::monotonic_now`].
-    pub fn now() -> MonoNs {
-        crate::sys::clock::monotonic_now()
-    }
     /// `self + d`, saturating at 0.
     #[allow(clippy::should_implement_trait)]
     pub fn add(self, d: Nanos) -> MonoNs {

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::sync::{Arc, Mutex};
 
+use crate::media::clock::{PtpReading, PtpTimeSource};
 use crate::ptp::port::PortStatus;
 use crate::ptp::{ClockMap, LocalNs, PtpTimestamp, ServoState};
 use crate::sys::clock::{local_now, mono_raw_pair, raw_realtime_pair};
@@ -204,6 +205,24 @@ impl PtpClockHandle {
         Some(Nanos(
             (ptp.0 - utc as i128 * 1_000_000_000 - rt as i128) as i64,
         ))
+    }
+}
+
+/// The PTP ordinary clock's handle as a media clock source: locked while the
+/// servo is locked or locked-stable; in holdover it still reads time (on its
+/// last frequency) with `locked: false`, which [`PtpMediaClock`] follows as
+/// [`ClockState::Holdover`].
+impl PtpTimeSource for PtpClockHandle {
+    fn ptp_time_at(&self, mono: MonoNs) -> Option<PtpReading> {
+        let state = self.servo_state();
+        if !state.usable() {
+            return None;
+        }
+        let t = self.mono_to_ptp(mono)?;
+        Some(PtpReading {
+            ptp_ns: t.as_nanos(),
+            locked: matches!(state, ServoState::Locked | ServoState::LockedStable),
+        })
     }
 }
 

@@ -363,22 +363,3 @@ mod ptp_tests {
         assert_eq!(v.wrapping_sub(last), 48);
     }
 }
-
-/// The PTP ordinary clock's handle as a media clock source: locked while the
-/// servo is locked or locked-stable; in holdover it still reads time (on its
-/// last frequency) with `locked: false`, which [`PtpMediaClock`] follows as
-/// [`ClockState::Holdover`].
-impl PtpTimeSource for crate::engine::ptp_clock::PtpClockHandle {
-    fn ptp_time_at(&self, mono: MonoNs) -> Option<PtpReading> {
-        use crate::ptp::clock::ServoState;
-        let state = self.servo_state();
-        if !state.usable() {
-            return None;
-        }
-        let t = self.mono_to_ptp(mono)?;
-        Some(PtpReading {
-            ptp_ns: t.as_nanos(),
-            locked: matches!(state, ServoState::Locked | ServoState::LockedStable),
-        })
-    }
-}

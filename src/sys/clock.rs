@@ -9,6 +9,14 @@ use crate::units::MonoNs;
 
 pub use super::imp::clock::{local_now, monotonic_now, realtime_now_ns};
 
+impl MonoNs {
+    /// Reads the local monotonic clock now (`CLOCK_MONOTONIC` on Linux,
+    /// QueryPerformanceCounter on Windows), ns: [`monotonic_now`].
+    pub fn now() -> MonoNs {
+        monotonic_now()
+    }
+}
+
 /// Reads `(CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW)` as close together as
 /// possible (the raw reading is the midpoint of two).
 pub fn mono_raw_pair() -> (MonoNs, LocalNs) {
