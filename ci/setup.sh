@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One-time, idempotent set-up of a fresh machine of this kind (Debian bookworm,
-# root): system packages the engine, its tests and its peers need.
+# root) for the tests (`./ci/test.sh`): the demo's packages (ci/setup-demo.sh),
+# then everything the tests, their rigs and peers need.
 set -euo pipefail
+"$(dirname "$0")/setup-demo.sh"
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(
-  libasound2-dev alsa-utils            # ALSA sink (alsa crate) and aplay/arecord
+  alsa-utils                            # aplay/arecord
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good  # AES67 peer
   linuxptp                              # ptp4l/pmc peer
   nftables iproute2 util-linux          # netns rigs, loss injection, setpriv

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use aes67_rig::{NetnsPair, is_root};
+use aes67_rig::NetnsPair;
 
 struct Case {
     enc: &'static str,
@@ -29,8 +29,8 @@ fn tool(name: &str) -> bool {
 }
 
 fn rig_ready() -> bool {
-    if !is_root() || !tool("gst-launch-1.0") {
-        panic!("e2e tests need root and gst-launch-1.0: run ci/setup.sh as root");
+    if !tool("gst-launch-1.0") {
+        panic!("e2e tests need gst-launch-1.0: run ci/setup.sh");
     }
     true
 }
@@ -239,6 +239,7 @@ fn bit_exact_with(c: Case, group: &str, port: u16, how: Describe) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, GStreamer, nftables"]
 fn l24_2ch_48k_1ms() {
     bit_exact(
         Case {
@@ -254,6 +255,7 @@ fn l24_2ch_48k_1ms() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, GStreamer, nftables"]
 fn l16_2ch_48k_1ms() {
     bit_exact(
         Case {
@@ -269,6 +271,7 @@ fn l16_2ch_48k_1ms() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, GStreamer, nftables"]
 fn l24_8ch_48k_125us() {
     bit_exact(
         Case {
@@ -284,6 +287,7 @@ fn l24_8ch_48k_125us() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, GStreamer, nftables"]
 fn l24_2ch_48k_5ms_livewire() {
     bit_exact(
         Case {
@@ -299,6 +303,7 @@ fn l24_2ch_48k_5ms_livewire() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, GStreamer, nftables"]
 fn l24_2ch_48k_1ms_from_sdp_file() {
     bit_exact_with(
         Case {
@@ -315,6 +320,7 @@ fn l24_2ch_48k_1ms_from_sdp_file() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, GStreamer, nftables"]
 fn l24_2ch_48k_1ms_source_specific_join() {
     bit_exact_with(
         Case {
@@ -331,6 +337,7 @@ fn l24_2ch_48k_1ms_source_specific_join() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, GStreamer, nftables"]
 fn l24_2ch_96k_1ms() {
     bit_exact(
         Case {
@@ -346,6 +353,7 @@ fn l24_2ch_96k_1ms() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, GStreamer, nftables"]
 fn two_groups_same_port_each_receiver_gets_its_own() {
     if !rig_ready() {
         return;
@@ -399,6 +407,7 @@ fn two_groups_same_port_each_receiver_gets_its_own() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, GStreamer, nftables"]
 fn one_percent_loss_is_silence_and_counted() {
     if !rig_ready() {
         return;

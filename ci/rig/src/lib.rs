@@ -6,6 +6,8 @@
 //!
 //! Recipe: `docs/test-rigs.md`.
 
+pub mod alloc;
+
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
