@@ -2,9 +2,10 @@
 # One-time, idempotent set-up for the demo (`./ci/demo.sh`) on a fresh machine
 # of this kind (Debian bookworm, root): the ALSA library the engine links
 # against and pkg-config, which the alsa crate's build uses to find it.
+# Extra arguments are more packages to install with them (ci/setup.sh).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-PKGS=(libasound2-dev pkg-config)
+PKGS=(libasound2-dev pkg-config "$@")
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

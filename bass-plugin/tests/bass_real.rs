@@ -76,7 +76,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// Runs ci/bass-fetch.sh (downloads + verifies BASS) and returns the directory.
-pub fn bass_dir() -> PathBuf {
+pub(crate) fn bass_dir() -> PathBuf {
     let out = std::process::Command::new("bash")
         .arg(repo_root().join("ci/bass-fetch.sh"))
         .output()
@@ -90,7 +90,7 @@ pub fn bass_dir() -> PathBuf {
 }
 
 /// Our cdylib, built by cargo together with this test (same profile).
-pub fn addon_path() -> PathBuf {
+pub(crate) fn addon_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let deps = exe.parent().unwrap();
     for dir in [deps, deps.parent().unwrap()] {
@@ -140,18 +140,18 @@ impl Bass {
         }
     }
 
-    pub fn err(&self) -> i32 {
+    pub(crate) fn err(&self) -> i32 {
         unsafe { (self.error_get_code)() }
     }
 
-    pub fn create_url(&self, url: &str, flags: u32) -> u32 {
+    pub(crate) fn create_url(&self, url: &str, flags: u32) -> u32 {
         let c = CString::new(url).unwrap();
         unsafe {
             (self.stream_create_url)(c.as_ptr(), 0, flags, std::ptr::null(), std::ptr::null_mut())
         }
     }
 
-    pub fn get_str(&self, opt: u32) -> Option<String> {
+    pub(crate) fn get_str(&self, opt: u32) -> Option<String> {
         let p = unsafe { (self.get_config_ptr)(opt) };
         if p.is_null() {
             return None;
@@ -164,13 +164,13 @@ impl Bass {
         )
     }
 
-    pub fn set_str(&self, opt: u32, s: &str) -> bool {
+    pub(crate) fn set_str(&self, opt: u32, s: &str) -> bool {
         let c = CString::new(s).unwrap();
         unsafe { (self.set_config_ptr)(opt, c.as_ptr().cast()) != 0 }
     }
 
     /// Loads our add-on; returns its handle.
-    pub fn load_addon(&self) -> u32 {
+    pub(crate) fn load_addon(&self) -> u32 {
         let p = CString::new(addon_path().to_str().unwrap()).unwrap();
         let h = unsafe { (self.plugin_load)(p.as_ptr(), 0) };
         assert_ne!(h, 0, "BASS_PluginLoad failed: error {}", self.err());
@@ -179,7 +179,7 @@ impl Bass {
 
     /// BASS still works: a push stream hands back exactly what was pushed,
     /// and BASS's own config options answer.
-    pub fn assert_still_works(&self) {
+    pub(crate) fn assert_still_works(&self) {
         let mapped = std::fs::read_to_string("/proc/self/maps")
             .unwrap()
             .contains("libbass_aes67");
@@ -216,7 +216,7 @@ static BASS: OnceLock<Bass> = OnceLock::new();
 static LOCK: Mutex<()> = Mutex::new(());
 
 /// The process's BASS, initialised on device 0 ("no sound") at 48 kHz, and the test lock.
-pub fn bass() -> (&'static Bass, MutexGuard<'static, ()>) {
+pub(crate) fn bass() -> (&'static Bass, MutexGuard<'static, ()>) {
     let g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let b = BASS.get_or_init(|| {
         let b = Bass::load();
@@ -414,27 +414,7 @@ fn spawn_sender(
     port: u16,
 ) -> std::process::Child {
     aes67_rig::NetnsPair::cmd_in(&pair.a, "gst-launch-1.0")
-        .args([
-            "-q",
-            "filesrc",
-            &format!("location={}", wav.display()),
-            "!",
-            "wavparse",
-            "!",
-            "audioconvert",
-            "!",
-        ])
-        .args([
-            "audio/x-raw,format=S24BE,rate=48000,channels=2,layout=interleaved",
-            "!",
-        ])
-        .args([
-            "rtpL24pay",
-            "pt=96",
-            "min-ptime=1000000",
-            "max-ptime=1000000",
-            "!",
-        ])
+        .args(aes67_rig::gst_l24_1ms_pay_args(wav))
         .args([
             "udpsink",
             &format!("host={group}"),
@@ -445,6 +425,36 @@ fn spawn_sender(
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("gst-launch-1.0")
+}
+
+/// A 1 kHz tone sender in namespace A to `group:port` (1 ms packets, TTL 1).
+fn tone_sender(
+    pair: &aes67_rig::NetnsPair,
+    group: &str,
+    port: u16,
+    rtp_clock: aes67::engine::sender::RtpClock,
+    mediaclk_offset: Option<u32>,
+) -> aes67::engine::sender::SenderHandle {
+    aes67_rig::in_netns(&pair.a, || {
+        let mut cfg = aes67::media::stream::StreamConfig::from_url(&format!(
+            "aes67://{group}:{port}?iface={}",
+            pair.ip_a
+        ))
+        .unwrap();
+        cfg.packet_time_us = Some(1000);
+        cfg.mediaclk_offset = mediaclk_offset;
+        aes67::engine::sender::ToneSender {
+            stream: cfg,
+            iface: pair.ip_a.parse().unwrap(),
+            ttl: 1,
+            freq_hz: 1000.0,
+            level_dbfs: -12.0,
+            rtp_clock,
+        }
+        .start()
+        .expect("sender")
+    })
+    .unwrap()
 }
 
 /// Checks that `got` (floats from BASS) are exact 24-bit values that, after
@@ -807,9 +817,9 @@ fn bass_under_another_file_name_is_found() {
 mod ptp_common {
     use std::path::Path;
 
-    pub const GM_CONF: &str = aes67_rig::PTP4L_GM_CONF;
+    pub(crate) const GM_CONF: &str = aes67_rig::PTP4L_GM_CONF;
 
-    pub fn skip_reason() -> Option<String> {
+    pub(crate) fn skip_reason() -> Option<String> {
         for prog in ["ptp4l", "setpriv"] {
             let ok = std::process::Command::new("sh")
                 .args(["-c", &format!("command -v {prog}")])
@@ -825,7 +835,7 @@ mod ptp_common {
     }
 
     /// A child killed on drop.
-    pub struct Kill(std::process::Child);
+    pub(crate) struct Kill(std::process::Child);
     impl Drop for Kill {
         fn drop(&mut self) {
             let _ = self.0.kill();
@@ -834,7 +844,7 @@ mod ptp_common {
     }
 
     /// ptp4l in `ns` on `iface`, without CAP_SYS_TIME (it cannot touch the clock).
-    pub fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill {
+    pub(crate) fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill {
         Kill(aes67_rig::spawn_ptp4l(ns, iface, conf, dir, name).expect("spawn ptp4l"))
     }
 }
@@ -928,26 +938,13 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
     // A PTP-clocked sender in A (RTP = CLOCK_REALTIME × 48000 + 0).
     let group = format!("239.69.{}.40", std::process::id() % 200 + 1);
     let port = 7000 + (std::process::id() % 1000) as u16 * 2;
-    let sender = in_netns(&pair.a, || {
-        let mut cfg = aes67::media::stream::StreamConfig::from_url(&format!(
-            "aes67://{group}:{port}?iface={}",
-            pair.ip_a
-        ))
-        .unwrap();
-        cfg.packet_time_us = Some(1000);
-        cfg.mediaclk_offset = Some(0);
-        aes67::engine::sender::ToneSender {
-            stream: cfg,
-            iface: pair.ip_a.parse().unwrap(),
-            ttl: 1,
-            freq_hz: 1000.0,
-            level_dbfs: -12.0,
-            rtp_clock: aes67::engine::sender::RtpClock::Realtime,
-        }
-        .start()
-        .expect("sender")
-    })
-    .unwrap();
+    let sender = tone_sender(
+        &pair,
+        &group,
+        port,
+        aes67::engine::sender::RtpClock::Realtime,
+        Some(0),
+    );
     let url = format!(
         "aes67://{group}:{port}?iface={}&jitter=20&fill=available",
         pair.ip_b
@@ -1044,25 +1041,13 @@ fn playing_level(steer: &str) {
     unsafe { assert_ne!((b.set_config)(0x20019, 2), 0, "CLOCK_MODE System") };
     let group = format!("239.69.{}.60", std::process::id() % 200 + 1);
     let port = 8000 + (std::process::id() % 1000) as u16 * 2;
-    let sender = in_netns(&pair.a, || {
-        let mut cfg = aes67::media::stream::StreamConfig::from_url(&format!(
-            "aes67://{group}:{port}?iface={}",
-            pair.ip_a
-        ))
-        .unwrap();
-        cfg.packet_time_us = Some(1000);
-        aes67::engine::sender::ToneSender {
-            stream: cfg,
-            iface: pair.ip_a.parse().unwrap(),
-            ttl: 1,
-            freq_hz: 1000.0,
-            level_dbfs: -12.0,
-            rtp_clock: aes67::engine::sender::RtpClock::Arbitrary,
-        }
-        .start()
-        .expect("sender")
-    })
-    .unwrap();
+    let sender = tone_sender(
+        &pair,
+        &group,
+        port,
+        aes67::engine::sender::RtpClock::Arbitrary,
+        None,
+    );
     let url = format!(
         "aes67://{group}:{port}?iface={}&jitter=20&steer={steer}",
         pair.ip_b

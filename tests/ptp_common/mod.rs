@@ -15,6 +15,14 @@ pub(crate) fn require_peers() {
     }
 }
 
+/// The rig of a real-peer test: the peers checked ([`require_peers`]), a
+/// scratch directory and a namespace pair.
+pub(crate) fn rig() -> (tempfile::TempDir, NetnsPair) {
+    require_peers();
+    let dir = tempfile::tempdir().unwrap();
+    (dir, NetnsPair::new().expect("netns pair"))
+}
+
 fn missing_peer() -> Option<String> {
     for prog in ["ptp4l", "pmc", "setpriv"] {
         if Command::new("sh")
