@@ -4,6 +4,6 @@
 # WAV file when there is no sound card). Extra arguments go to `aes67 demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./ci/setup.sh
+./ci/setup-demo.sh
 cargo build --release --bin aes67
 exec ./target/release/aes67 demo "$@"

@@ -12,8 +12,8 @@ use std::process::Command;
 const SECS: u64 = 40;
 
 #[test]
+#[ignore = "needs root: qemu rig (snd-aloop guest)"]
 fn aes67_play_to_snd_aloop_at_plus_1000_ppm() {
-    assert!(aes67_rig::is_root(), "needs root (qemu rig): run as root");
     let work = tempfile::tempdir().unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
     let out = Command::new(format!("{root}/ci/qemu/runvm.sh"))

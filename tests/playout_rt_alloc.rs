@@ -3,83 +3,29 @@
 //! end hooks. The loop runs for real (wall clock) against a software device whose
 //! crystal is +300 ppm off, fed by a 1 kHz tone at the media rate; it must also keep
 //! zero xruns and lock its ratio near +300 ppm.
-// A counting global allocator (GlobalAlloc is an unsafe trait).
-#![allow(unsafe_code)]
 
 use aes67::engine::playout::{MediaRate, Playout, PlayoutConfig, SimDevice, ToneGenerator};
 use aes67::rate::resampler::Quality;
 use aes67::units::Nanos;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use aes67_rig::alloc::{CountingAlloc, mark_thread, unmark_thread};
 use std::time::Duration;
 
-struct Counting;
-thread_local! {
-    static MARKED: Cell<bool> = const { Cell::new(false) };
-}
-static RT_ALLOCS: AtomicU64 = AtomicU64::new(0);
-static RT_DEALLOCS: AtomicU64 = AtomicU64::new(0);
-
-fn marked() -> bool {
-    MARKED.try_with(|m| m.get()).unwrap_or(false)
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if marked() {
-            RT_ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        if marked() {
-            RT_ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if marked() {
-            RT_ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        if marked() {
-            RT_DEALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn mark() {
-    MARKED.with(|m| m.set(true));
-}
-fn unmark() {
-    MARKED.with(|m| m.set(false));
-}
+static A: CountingAlloc = CountingAlloc::new();
 
 #[test]
 fn rt_loop_never_allocates_and_locks_to_the_device() {
     // The counter itself works (a check that cannot fail would prove nothing).
     std::thread::spawn(|| {
-        mark();
+        mark_thread();
         let v: Vec<u8> = Vec::with_capacity(10);
         drop(std::hint::black_box(v));
-        unmark();
+        unmark_thread();
     })
     .join()
     .unwrap();
-    assert_eq!(RT_ALLOCS.swap(0, Ordering::Relaxed), 1);
-    RT_DEALLOCS.store(0, Ordering::Relaxed);
+    assert_eq!(A.allocations(), 1);
+    A.reset();
 
     let ch = 2;
     let mut cfg = PlayoutConfig::new(ch, 48000);
@@ -92,7 +38,7 @@ fn rt_loop_never_allocates_and_locks_to_the_device() {
     } else {
         Quality::High
     };
-    cfg.rt_hooks = Some((mark, unmark));
+    cfg.rt_hooks = Some((mark_thread, unmark_thread));
     let dev = SimDevice::new(48000, 300.0, 480, 4 * 480, ch);
     let (tone, ring) = ToneGenerator::start(ch, 48000, 1000.0, 0.5, 0.0, 500);
     let p = Playout::start(cfg, dev, ring, MediaRate::free_running()).unwrap();
@@ -109,21 +55,10 @@ fn rt_loop_never_allocates_and_locks_to_the_device() {
     }
     let s = p.stop();
     drop(tone);
-    println!(
-        "final {s:?}; rt allocations {}",
-        RT_ALLOCS.load(Ordering::Relaxed)
-    );
+    println!("final {s:?}; rt allocations {}", A.allocations());
     assert!(s.periods > 1000, "loop did not run: {s:?}");
-    assert_eq!(
-        RT_ALLOCS.load(Ordering::Relaxed),
-        0,
-        "the real-time loop allocated"
-    );
-    assert_eq!(
-        RT_DEALLOCS.load(Ordering::Relaxed),
-        0,
-        "the real-time loop freed memory"
-    );
+    assert_eq!(A.allocations(), 0, "the real-time loop allocated");
+    assert_eq!(A.deallocs(), 0, "the real-time loop freed memory");
     assert_eq!(s.xruns, 0);
     assert_eq!(s.ring_underruns, 0);
     assert_eq!(s.resyncs, 0);

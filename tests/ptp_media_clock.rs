@@ -16,13 +16,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use aes67_rig::NetnsPair;
-use ptp_common::{GM_CONF, Kill, ptp4l, skip_reason};
+use ptp_common::{GM_CONF, Kill, ptp4l, require_peers};
 
 #[test]
+#[ignore = "needs root: network namespaces, ptp4l"]
 fn receiver_plays_at_ptp_rtp_time_plus_link_offset() {
-    if let Some(why) = skip_reason() {
-        panic!("PTP media clock test cannot run: {why}");
-    }
+    require_peers();
     let net = NetnsPair::new().expect("netns");
     let dir = tempfile::tempdir().unwrap();
     let _gm = ptp4l(&net.a, &net.if_a, GM_CONF, dir.path(), "gm");

@@ -12,16 +12,10 @@ use ptp_common::*;
 
 use std::time::{Duration, Instant};
 
-use aes67_rig::NetnsPair;
-
 #[test]
+#[ignore = "needs root: network namespaces, ptp4l"]
 fn ptp4l_grandmaster_our_slave_locks_within_3s_and_stays_within_bounds() {
-    if let Some(r) = skip_reason() {
-        println!("SKIP ptp4l_grandmaster_our_slave: {r}");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let net = NetnsPair::new().expect("netns pair");
+    let (dir, net) = rig();
     let _gm = ptp4l(&net.a, &net.if_a, GM_CONF, dir.path(), "gm");
     let (_us, rx) = ours(
         &net.b,
@@ -84,13 +78,9 @@ rms {rms:.0} ns max {max:.0} ns p1/p50/p99 {p1:.0}/{p50:.0}/{p99:.0} ns; delay {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, ptp4l"]
 fn our_master_ptp4l_free_running_slave_follows() {
-    if let Some(r) = skip_reason() {
-        println!("SKIP our_master_ptp4l_slave: {r}");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let net = NetnsPair::new().expect("netns pair");
+    let (dir, net) = rig();
     // Default: PTP timescale (TAI = CLOCK_REALTIME + 37 s, currentUtcOffsetValid);
     // ptp4l with software timestamps subtracts currentUtcOffset, so offsets stay small.
     let (_us, rx) = ours(
@@ -144,13 +134,9 @@ p1/p50/p99 {p1:.0}/{p50:.0}/{p99:.0} ns; Delay_Req answered {}",
 /// age, error still small) while ptp4l is gone, then SLAVE/locked again —
 /// the seeds' "UNLOCKED and never relocks" failure, against a real peer.
 #[test]
+#[ignore = "needs root: network namespaces, ptp4l"]
 fn ptp4l_grandmaster_loss_holdover_and_relock() {
-    if let Some(r) = skip_reason() {
-        println!("SKIP ptp4l_grandmaster_loss: {r}");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let net = NetnsPair::new().expect("netns pair");
+    let (dir, net) = rig();
     let gm = ptp4l(&net.a, &net.if_a, GM_CONF, dir.path(), "gm");
     let (_us, rx) = ours(
         &net.b,

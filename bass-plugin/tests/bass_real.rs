@@ -18,54 +18,54 @@ const CTYPE_AES67: u32 = 0x1f200;
 
 #[repr(C)]
 #[derive(Default, Debug)]
-pub struct ChannelInfo {
-    pub freq: u32,
-    pub chans: u32,
-    pub flags: u32,
-    pub ctype: u32,
-    pub origres: u32,
-    pub plugin: u32,
-    pub sample: u32,
-    pub filename: usize,
+struct ChannelInfo {
+    freq: u32,
+    chans: u32,
+    flags: u32,
+    ctype: u32,
+    origres: u32,
+    plugin: u32,
+    sample: u32,
+    filename: usize,
 }
 
 #[repr(C)]
-pub struct PluginForm {
-    pub ctype: u32,
-    pub name: *const c_char,
-    pub exts: *const c_char,
+struct PluginForm {
+    ctype: u32,
+    name: *const c_char,
+    exts: *const c_char,
 }
 
 #[repr(C)]
-pub struct PluginInfo {
-    pub version: u32,
-    pub formatc: u32,
-    pub formats: *const PluginForm,
+struct PluginInfo {
+    version: u32,
+    formatc: u32,
+    formats: *const PluginForm,
 }
 
 /// The BASS functions the tests call.
-pub struct Bass {
+struct Bass {
     _lib: libloading::Library,
-    pub get_version: unsafe extern "system" fn() -> u32,
-    pub init: unsafe extern "system" fn(i32, u32, u32, *mut c_void, *const c_void) -> i32,
-    pub error_get_code: unsafe extern "system" fn() -> i32,
-    pub plugin_load: unsafe extern "system" fn(*const c_char, u32) -> u32,
-    pub plugin_free: unsafe extern "system" fn(u32) -> i32,
-    pub plugin_get_info: unsafe extern "system" fn(u32) -> *const PluginInfo,
-    pub set_config: unsafe extern "system" fn(u32, u32) -> i32,
-    pub get_config: unsafe extern "system" fn(u32) -> u32,
-    pub set_config_ptr: unsafe extern "system" fn(u32, *const c_void) -> i32,
-    pub get_config_ptr: unsafe extern "system" fn(u32) -> *const c_void,
-    pub stream_create_url:
+    get_version: unsafe extern "system" fn() -> u32,
+    init: unsafe extern "system" fn(i32, u32, u32, *mut c_void, *const c_void) -> i32,
+    error_get_code: unsafe extern "system" fn() -> i32,
+    plugin_load: unsafe extern "system" fn(*const c_char, u32) -> u32,
+    plugin_free: unsafe extern "system" fn(u32) -> i32,
+    plugin_get_info: unsafe extern "system" fn(u32) -> *const PluginInfo,
+    set_config: unsafe extern "system" fn(u32, u32) -> i32,
+    get_config: unsafe extern "system" fn(u32) -> u32,
+    set_config_ptr: unsafe extern "system" fn(u32, *const c_void) -> i32,
+    get_config_ptr: unsafe extern "system" fn(u32) -> *const c_void,
+    stream_create_url:
         unsafe extern "system" fn(*const c_char, u32, u32, *const c_void, *mut c_void) -> u32,
-    pub stream_create: unsafe extern "system" fn(u32, u32, u32, isize, *mut c_void) -> u32,
-    pub stream_put_data: unsafe extern "system" fn(u32, *const c_void, u32) -> u32,
-    pub stream_free: unsafe extern "system" fn(u32) -> i32,
-    pub channel_get_info: unsafe extern "system" fn(u32, *mut ChannelInfo) -> i32,
-    pub channel_get_data: unsafe extern "system" fn(u32, *mut c_void, u32) -> u32,
-    pub channel_play: unsafe extern "system" fn(u32, i32) -> i32,
-    pub channel_is_active: unsafe extern "system" fn(u32) -> u32,
-    pub channel_get_attribute: unsafe extern "system" fn(u32, u32, *mut f32) -> i32,
+    stream_create: unsafe extern "system" fn(u32, u32, u32, isize, *mut c_void) -> u32,
+    stream_put_data: unsafe extern "system" fn(u32, *const c_void, u32) -> u32,
+    stream_free: unsafe extern "system" fn(u32) -> i32,
+    channel_get_info: unsafe extern "system" fn(u32, *mut ChannelInfo) -> i32,
+    channel_get_data: unsafe extern "system" fn(u32, *mut c_void, u32) -> u32,
+    channel_play: unsafe extern "system" fn(u32, i32) -> i32,
+    channel_is_active: unsafe extern "system" fn(u32) -> u32,
+    channel_get_attribute: unsafe extern "system" fn(u32, u32, *mut f32) -> i32,
 }
 
 fn repo_root() -> PathBuf {
@@ -76,7 +76,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// Runs ci/bass-fetch.sh (downloads + verifies BASS) and returns the directory.
-pub fn bass_dir() -> PathBuf {
+pub(crate) fn bass_dir() -> PathBuf {
     let out = std::process::Command::new("bash")
         .arg(repo_root().join("ci/bass-fetch.sh"))
         .output()
@@ -90,7 +90,7 @@ pub fn bass_dir() -> PathBuf {
 }
 
 /// Our cdylib, built by cargo together with this test (same profile).
-pub fn addon_path() -> PathBuf {
+pub(crate) fn addon_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let deps = exe.parent().unwrap();
     for dir in [deps, deps.parent().unwrap()] {
@@ -140,18 +140,18 @@ impl Bass {
         }
     }
 
-    pub fn err(&self) -> i32 {
+    pub(crate) fn err(&self) -> i32 {
         unsafe { (self.error_get_code)() }
     }
 
-    pub fn create_url(&self, url: &str, flags: u32) -> u32 {
+    pub(crate) fn create_url(&self, url: &str, flags: u32) -> u32 {
         let c = CString::new(url).unwrap();
         unsafe {
             (self.stream_create_url)(c.as_ptr(), 0, flags, std::ptr::null(), std::ptr::null_mut())
         }
     }
 
-    pub fn get_str(&self, opt: u32) -> Option<String> {
+    pub(crate) fn get_str(&self, opt: u32) -> Option<String> {
         let p = unsafe { (self.get_config_ptr)(opt) };
         if p.is_null() {
             return None;
@@ -164,13 +164,13 @@ impl Bass {
         )
     }
 
-    pub fn set_str(&self, opt: u32, s: &str) -> bool {
+    pub(crate) fn set_str(&self, opt: u32, s: &str) -> bool {
         let c = CString::new(s).unwrap();
         unsafe { (self.set_config_ptr)(opt, c.as_ptr().cast()) != 0 }
     }
 
     /// Loads our add-on; returns its handle.
-    pub fn load_addon(&self) -> u32 {
+    pub(crate) fn load_addon(&self) -> u32 {
         let p = CString::new(addon_path().to_str().unwrap()).unwrap();
         let h = unsafe { (self.plugin_load)(p.as_ptr(), 0) };
         assert_ne!(h, 0, "BASS_PluginLoad failed: error {}", self.err());
@@ -179,7 +179,7 @@ impl Bass {
 
     /// BASS still works: a push stream hands back exactly what was pushed,
     /// and BASS's own config options answer.
-    pub fn assert_still_works(&self) {
+    pub(crate) fn assert_still_works(&self) {
         let mapped = std::fs::read_to_string("/proc/self/maps")
             .unwrap()
             .contains("libbass_aes67");
@@ -216,7 +216,7 @@ static BASS: OnceLock<Bass> = OnceLock::new();
 static LOCK: Mutex<()> = Mutex::new(());
 
 /// The process's BASS, initialised on device 0 ("no sound") at 48 kHz, and the test lock.
-pub fn bass() -> (&'static Bass, MutexGuard<'static, ()>) {
+pub(crate) fn bass() -> (&'static Bass, MutexGuard<'static, ()>) {
     let g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let b = BASS.get_or_init(|| {
         let b = Bass::load();
@@ -414,27 +414,7 @@ fn spawn_sender(
     port: u16,
 ) -> std::process::Child {
     aes67_rig::NetnsPair::cmd_in(&pair.a, "gst-launch-1.0")
-        .args([
-            "-q",
-            "filesrc",
-            &format!("location={}", wav.display()),
-            "!",
-            "wavparse",
-            "!",
-            "audioconvert",
-            "!",
-        ])
-        .args([
-            "audio/x-raw,format=S24BE,rate=48000,channels=2,layout=interleaved",
-            "!",
-        ])
-        .args([
-            "rtpL24pay",
-            "pt=96",
-            "min-ptime=1000000",
-            "max-ptime=1000000",
-            "!",
-        ])
+        .args(aes67_rig::gst_l24_1ms_pay_args(wav))
         .args([
             "udpsink",
             &format!("host={group}"),
@@ -445,6 +425,36 @@ fn spawn_sender(
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("gst-launch-1.0")
+}
+
+/// A 1 kHz tone sender in namespace A to `group:port` (1 ms packets, TTL 1).
+fn tone_sender(
+    pair: &aes67_rig::NetnsPair,
+    group: &str,
+    port: u16,
+    rtp_clock: aes67::engine::sender::RtpClock,
+    mediaclk_offset: Option<u32>,
+) -> aes67::engine::sender::SenderHandle {
+    aes67_rig::in_netns(&pair.a, || {
+        let mut cfg = aes67::media::stream::StreamConfig::from_url(&format!(
+            "aes67://{group}:{port}?iface={}",
+            pair.ip_a
+        ))
+        .unwrap();
+        cfg.packet_time_us = Some(1000);
+        cfg.mediaclk_offset = mediaclk_offset;
+        aes67::engine::sender::ToneSender {
+            stream: cfg,
+            iface: pair.ip_a.parse().unwrap(),
+            ttl: 1,
+            freq_hz: 1000.0,
+            level_dbfs: -12.0,
+            rtp_clock,
+        }
+        .start()
+        .expect("sender")
+    })
+    .unwrap()
 }
 
 /// Checks that `got` (floats from BASS) are exact 24-bit values that, after
@@ -505,12 +515,9 @@ fn thread_count() -> usize {
 /// back). Then 1000 create/free cycles must leak neither memory, sockets nor
 /// threads, and BASS_PluginFree must leave a working BASS.
 #[test]
+#[ignore = "needs root: network namespaces, GStreamer"]
 fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
-    use aes67_rig::{NetnsPair, in_netns, is_root};
-    assert!(
-        is_root(),
-        "this test needs root (network namespaces); CI runs as root"
-    );
+    use aes67_rig::{NetnsPair, in_netns};
     let (b, _g) = bass();
     let pair = NetnsPair::new().expect("netns pair");
     let dir = std::env::temp_dir().join(format!("bass-aes67-rx-{}", std::process::id()));
@@ -675,12 +682,9 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
 /// device, and the samples in each one's playback buffer come from its own
 /// pattern, bit-exact.
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn two_playing_streams_at_once() {
-    use aes67_rig::{NetnsPair, in_netns, is_root};
-    assert!(
-        is_root(),
-        "this test needs root (network namespaces); CI runs as root"
-    );
+    use aes67_rig::{NetnsPair, in_netns};
     let (b, _g) = bass();
     let pair = NetnsPair::new().expect("netns pair");
     let dir = std::env::temp_dir().join(format!("bass-aes67-play-{}", std::process::id()));
@@ -811,15 +815,11 @@ fn bass_under_another_file_name_is_found() {
 /// ptp4l as grandmaster, as in the core's tests/ptp_common (software
 /// timestamps, logSyncInterval −3, free_running: it never adjusts a clock).
 mod ptp_common {
-    use aes67_rig::is_root;
     use std::path::Path;
 
-    pub const GM_CONF: &str = aes67_rig::PTP4L_GM_CONF;
+    pub(crate) const GM_CONF: &str = aes67_rig::PTP4L_GM_CONF;
 
-    pub fn skip_reason() -> Option<String> {
-        if !is_root() {
-            return Some("not root".into());
-        }
+    pub(crate) fn skip_reason() -> Option<String> {
         for prog in ["ptp4l", "setpriv"] {
             let ok = std::process::Command::new("sh")
                 .args(["-c", &format!("command -v {prog}")])
@@ -835,7 +835,7 @@ mod ptp_common {
     }
 
     /// A child killed on drop.
-    pub struct Kill(std::process::Child);
+    pub(crate) struct Kill(std::process::Child);
     impl Drop for Kill {
         fn drop(&mut self) {
             let _ = self.0.kill();
@@ -844,7 +844,7 @@ mod ptp_common {
     }
 
     /// ptp4l in `ns` on `iface`, without CAP_SYS_TIME (it cannot touch the clock).
-    pub fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill {
+    pub(crate) fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill {
         Kill(aes67_rig::spawn_ptp4l(ns, iface, conf, dir, name).expect("spawn ptp4l"))
     }
 }
@@ -857,6 +857,7 @@ mod ptp_common {
 /// are only released at the right PTP instant: audio flows only if the
 /// stream's media clock is the PTP time. Then CLOCK_MODE System, unload.
 #[test]
+#[ignore = "needs root: network namespaces, ptp4l"]
 fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
     use aes67_rig::{NetnsPair, in_netns};
     if let Some(why) = ptp_common::skip_reason() {
@@ -937,26 +938,13 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
     // A PTP-clocked sender in A (RTP = CLOCK_REALTIME × 48000 + 0).
     let group = format!("239.69.{}.40", std::process::id() % 200 + 1);
     let port = 7000 + (std::process::id() % 1000) as u16 * 2;
-    let sender = in_netns(&pair.a, || {
-        let mut cfg = aes67::media::stream::StreamConfig::from_url(&format!(
-            "aes67://{group}:{port}?iface={}",
-            pair.ip_a
-        ))
-        .unwrap();
-        cfg.packet_time_us = Some(1000);
-        cfg.mediaclk_offset = Some(0);
-        aes67::engine::sender::ToneSender {
-            stream: cfg,
-            iface: pair.ip_a.parse().unwrap(),
-            ttl: 1,
-            freq_hz: 1000.0,
-            level_dbfs: -12.0,
-            rtp_clock: aes67::engine::sender::RtpClock::Realtime,
-        }
-        .start()
-        .expect("sender")
-    })
-    .unwrap();
+    let sender = tone_sender(
+        &pair,
+        &group,
+        port,
+        aes67::engine::sender::RtpClock::Realtime,
+        Some(0),
+    );
     let url = format!(
         "aes67://{group}:{port}?iface={}&jitter=20&fill=available",
         pair.ip_b
@@ -1032,6 +1020,7 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
 /// its buffer (BUFFER_LEVEL, 100 % = link offset + the 40 ms the rate
 /// controller holds) within bounds and never underruns after priming.
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn playing_stream_buffer_level_stays_bounded() {
     playing_level("resample");
 }
@@ -1039,38 +1028,26 @@ fn playing_stream_buffer_level_stays_bounded() {
 /// The same with `steer=freq`: the ratio is applied through
 /// BASS_ATTRIB_FREQ (BASS resamples); the attribute moves off 48000 Hz.
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn playing_stream_freq_steering_buffer_level_stays_bounded() {
     playing_level("freq");
 }
 
 fn playing_level(steer: &str) {
-    use aes67_rig::{NetnsPair, in_netns, is_root};
-    assert!(is_root(), "this test needs root (network namespaces)");
+    use aes67_rig::{NetnsPair, in_netns};
     let (b, _g) = bass();
     let pair = NetnsPair::new().expect("netns pair");
     let h_addon = b.load_addon();
     unsafe { assert_ne!((b.set_config)(0x20019, 2), 0, "CLOCK_MODE System") };
     let group = format!("239.69.{}.60", std::process::id() % 200 + 1);
     let port = 8000 + (std::process::id() % 1000) as u16 * 2;
-    let sender = in_netns(&pair.a, || {
-        let mut cfg = aes67::media::stream::StreamConfig::from_url(&format!(
-            "aes67://{group}:{port}?iface={}",
-            pair.ip_a
-        ))
-        .unwrap();
-        cfg.packet_time_us = Some(1000);
-        aes67::engine::sender::ToneSender {
-            stream: cfg,
-            iface: pair.ip_a.parse().unwrap(),
-            ttl: 1,
-            freq_hz: 1000.0,
-            level_dbfs: -12.0,
-            rtp_clock: aes67::engine::sender::RtpClock::Arbitrary,
-        }
-        .start()
-        .expect("sender")
-    })
-    .unwrap();
+    let sender = tone_sender(
+        &pair,
+        &group,
+        port,
+        aes67::engine::sender::RtpClock::Arbitrary,
+        None,
+    );
     let url = format!(
         "aes67://{group}:{port}?iface={}&jitter=20&steer={steer}",
         pair.ip_b

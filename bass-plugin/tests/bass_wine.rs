@@ -31,7 +31,7 @@ fn run(cmd: &mut Command) -> String {
 
 /// Builds the DLL, the host and the shim; returns the directory holding
 /// host.exe, bass.dll, bass_aes67.dll and bcryptprimitives.dll.
-pub fn wine_dir(features: &[&str]) -> PathBuf {
+pub(crate) fn wine_dir(features: &[&str]) -> PathBuf {
     for tool in ["wine", "x86_64-w64-mingw32-gcc"] {
         assert!(
             Command::new("sh")
@@ -91,7 +91,7 @@ pub fn wine_dir(features: &[&str]) -> PathBuf {
 /// stdout going to the returned file. Output goes through a file, not a
 /// pipe: wine's wineserver and service processes inherit stdout and outlive
 /// host.exe, so reading a pipe to EOF would wait for them.
-pub fn spawn_wine(dir: &Path, args: &[&str]) -> (std::process::Child, PathBuf) {
+pub(crate) fn spawn_wine(dir: &Path, args: &[&str]) -> (std::process::Child, PathBuf) {
     let log = dir.join(format!("host-{}.out", args.len()));
     let child = Command::new("wine")
         .current_dir(dir)
@@ -110,7 +110,11 @@ pub fn spawn_wine(dir: &Path, args: &[&str]) -> (std::process::Child, PathBuf) {
 
 /// Waits for the host started by [`spawn_wine`], stops this prefix's
 /// wineserver (only ours), and returns (success, stdout).
-pub fn finish_wine(dir: &Path, mut child: std::process::Child, log: &Path) -> (bool, String) {
+pub(crate) fn finish_wine(
+    dir: &Path,
+    mut child: std::process::Child,
+    log: &Path,
+) -> (bool, String) {
     let status = child.wait().expect("wine");
     let _ = Command::new("wineserver")
         .arg("-k")
@@ -123,7 +127,7 @@ pub fn finish_wine(dir: &Path, mut child: std::process::Child, log: &Path) -> (b
 }
 
 /// Runs `wine host.exe args...` to completion; returns (success, stdout).
-pub fn wine(dir: &Path, args: &[&str]) -> (bool, String) {
+pub(crate) fn wine(dir: &Path, args: &[&str]) -> (bool, String) {
     let (child, log) = spawn_wine(dir, args);
     finish_wine(dir, child, &log)
 }
@@ -187,27 +191,7 @@ fn windows_engine_receives_gstreamer_unicast_under_wine() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let status = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "filesrc",
-            &format!("location={}", wav.display()),
-            "!",
-            "wavparse",
-            "!",
-            "audioconvert",
-            "!",
-        ])
-        .args([
-            "audio/x-raw,format=S24BE,rate=48000,channels=2,layout=interleaved",
-            "!",
-        ])
-        .args([
-            "rtpL24pay",
-            "pt=96",
-            "min-ptime=1000000",
-            "max-ptime=1000000",
-            "!",
-        ])
+        .args(aes67_rig::gst_l24_1ms_pay_args(&wav))
         .args([
             "udpsink",
             "host=127.0.0.1",

@@ -13,6 +13,7 @@ use aes67::units::Nanos;
 
 mod monitor;
 mod ptp;
+mod status;
 
 /// Set by the one Ctrl-C handler (installed by [`main`]).
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -141,7 +142,7 @@ struct CommonArgs {
 }
 
 /// Runs the CLI; returns the process exit code.
-pub fn main() -> i32 {
+pub(crate) fn main() -> i32 {
     let cli = Cli::parse();
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
     let r = match cli.cmd {
@@ -341,36 +342,19 @@ impl Sink {
         }
     }
 
-    fn json(&self) -> serde_json::Value {
+    /// The playout thread's figures (real-time outputs only).
+    fn playout(&self) -> Option<aes67::engine::playout::StatsSnapshot> {
         match self {
-            Sink::Plain(o) => {
-                serde_json::json!({ "output_frames": o.stats.frames.load(Ordering::Relaxed) })
-            }
-            Sink::Rt { playout, .. } => {
-                let s = playout.stats().snapshot();
-                serde_json::json!({
-                    "ratio_ppm": s.ratio_ppm,
-                    "feed_forward_ppm": s.feed_forward_ppm,
-                    "device_delay_ms": s.device_delay_ms,
-                    "fill_ms": s.fill_ms,
-                    "latency_error_ms": s.filtered_error_ms,
-                    "resyncs": s.resyncs,
-                    "playout": s,
-                })
-            }
+            Sink::Plain(_) => None,
+            Sink::Rt { playout, .. } => Some(playout.stats().snapshot()),
         }
     }
 
-    fn line(&self) -> String {
+    /// Frames written (plain outputs only).
+    fn output_frames(&self) -> Option<u64> {
         match self {
-            Sink::Plain(_) => String::new(),
-            Sink::Rt { playout, .. } => {
-                let s = playout.stats().snapshot();
-                format!(
-                    " | ratio {:+.1} ppm delay {:.1} ms fill {:.1} ms",
-                    s.ratio_ppm, s.device_delay_ms, s.fill_ms
-                )
-            }
+            Sink::Plain(o) => Some(o.stats.frames.load(Ordering::Relaxed)),
+            Sink::Rt { .. } => None,
         }
     }
 
@@ -440,7 +424,6 @@ fn run_with_clock(
         rt_priority: rt.then(|| c.rt_priority.saturating_sub(5).max(1)),
         ..Default::default()
     };
-    let link_frames = jb_link_ms * cfg.sample_rate as f64 / 1000.0;
     let (rx, ring) = Receiver::start(cfg.clone(), opts)?;
     if let Some(why) = rx.fallback_reason() {
         eprintln!("aes67: io_uring unavailable ({why}); using recvmmsg");
@@ -527,113 +510,54 @@ fn run_with_clock(
             || (duration_s > 0.0 && el.as_secs_f64() >= duration_s);
         if el >= next || done {
             next += Duration::from_secs(1);
-            report(el, &rx.stats(), &sink, cfg.sample_rate, link_frames, c.json);
+            let s = rx.stats();
+            let r = report_of(
+                &s,
+                &sink,
+                &cfg,
+                link_offset_ms,
+                jb_link_ms,
+                Some(el.as_secs_f64()),
+            );
+            if c.json {
+                println!("{}", serde_json::Value::Object(r.json()));
+            } else {
+                eprintln!("[{:>5.0}s] {}", el.as_secs_f64(), r.line());
+            }
         }
         if done {
             break;
         }
     }
     let st = rx.stop();
-    let (under, xruns) = sink.underruns_xruns();
-    let extra = sink.json();
+    // Taken before the ring is drained at stop.
+    let last = report_of(&st, &sink, &cfg, link_offset_ms, jb_link_ms, None);
+    let (json, line) = (last.json(), last.line());
     let res = sink.finish();
     if c.json {
-        let mut v = serde_json::to_value(st).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.insert("final".into(), serde_json::json!(true));
-            o.insert("ssrc".into(), serde_json::json!(format!("{:08x}", st.ssrc)));
-            o.insert("underruns".into(), serde_json::json!(under));
-            o.insert("xruns".into(), serde_json::json!(xruns));
-            if let serde_json::Value::Object(extra) = extra {
-                o.extend(extra);
-            }
-        }
-        println!("{v}");
+        println!("{}", serde_json::Value::Object(json));
     }
-    eprintln!(
-        "aes67: stopped: {}",
-        status_line(&st, under, xruns, cfg.sample_rate, link_frames)
-    );
+    eprintln!("aes67: stopped: {line}");
     res
 }
 
-/// The receive counters of a status line: `pkts … lost … late … reord …
-/// dup … bad … | SSRC …` (shared by `play` and `monitor`).
-pub(crate) fn counters_line(s: &ReceiverStats) -> String {
-    let p = &s.playout;
-    format!(
-        "pkts {} lost {} late {} reord {} dup {} bad {} | SSRC {:08x}",
-        p.packets,
-        p.lost,
-        p.late,
-        p.reordered,
-        p.duplicates,
-        p.malformed + p.wrong_pt,
-        s.ssrc
-    )
-}
-
-fn status_line(
-    s: &ReceiverStats,
-    underruns: u64,
-    xruns: u64,
-    rate: u32,
-    link_frames: f64,
-) -> String {
-    let ms = |f: u64| f as f64 * 1000.0 / rate as f64;
-    let pct = if link_frames > 0.0 {
-        s.buffer_frames as f64 / link_frames * 100.0
-    } else {
-        0.0
-    };
-    format!(
-        "{} | buf {:.1} ms ({:.0}%) ring {:.1} ms | underruns {} xruns {} | clock {}",
-        counters_line(s),
-        ms(s.buffer_frames),
-        pct,
-        ms(s.ring_frames),
-        underruns,
-        xruns,
-        serde_json::to_value(s.clock)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default()
-    )
-}
-
-fn report(el: Duration, s: &ReceiverStats, sink: &Sink, rate: u32, link_frames: f64, json: bool) {
-    let (under, xruns) = sink.underruns_xruns();
-    if json {
-        let ms = |f: u64| f as f64 * 1000.0 / rate as f64;
-        let mut v = serde_json::to_value(s).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.insert(
-                "t_s".into(),
-                serde_json::json!((el.as_secs_f64() * 10.0).round() / 10.0),
-            );
-            o.insert("ssrc".into(), serde_json::json!(format!("{:08x}", s.ssrc)));
-            o.insert("buffer_ms".into(), serde_json::json!(ms(s.buffer_frames)));
-            o.insert(
-                "buffer_pct".into(),
-                serde_json::json!(if link_frames > 0.0 {
-                    s.buffer_frames as f64 / link_frames * 100.0
-                } else {
-                    0.0
-                }),
-            );
-            o.insert("ring_ms".into(), serde_json::json!(ms(s.ring_frames)));
-            o.insert("underruns".into(), serde_json::json!(under));
-            o.insert("xruns".into(), serde_json::json!(xruns));
-            if let serde_json::Value::Object(extra) = sink.json() {
-                o.extend(extra);
-            }
-        }
-        println!("{v}");
-    } else {
-        eprintln!(
-            "[{:>5.0}s] {}",
-            el.as_secs_f64(),
-            status_line(s, under, xruns, rate, link_frames) + &sink.line()
-        );
+/// The status of `play` and `demo` at `t_s` (`None`: the final report).
+fn report_of<'a>(
+    s: &'a ReceiverStats,
+    sink: &Sink,
+    cfg: &StreamConfig,
+    link_offset_ms: f64,
+    buffer_target_ms: f64,
+    t_s: Option<f64>,
+) -> status::ReceiverStatus<'a> {
+    status::ReceiverStatus {
+        stats: s,
+        rate: cfg.sample_rate,
+        link_offset_ms,
+        buffer_target_ms,
+        output: Some(sink.underruns_xruns()),
+        output_frames: sink.output_frames(),
+        playout: sink.playout(),
+        t_s,
     }
 }

@@ -13,31 +13,33 @@ use aes67::engine::receiver::{Receiver, ReceiverOptions, ReceiverStats};
 use aes67::media::stream::StreamConfig;
 use aes67::units::Nanos;
 
+use crate::cli::status::ReceiverStatus;
+
 /// Arguments of `aes67 monitor`.
 #[derive(Args, Debug)]
-pub struct MonitorArgs {
+pub(crate) struct MonitorArgs {
     /// Stream URLs, one per stream:
     /// aes67://GROUP:PORT?iface=IP|NAME&pt=N&ch=N&rate=HZ&enc=L24|L16&source=IP
-    pub urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
     /// SDP files (RFC 4566), one more stream each.
     #[arg(long)]
-    pub sdp: Vec<PathBuf>,
+    pub(crate) sdp: Vec<PathBuf>,
     /// Interface to join on (name or IPv4), overriding every URL/SDP.
     #[arg(long)]
-    pub iface: Option<String>,
+    pub(crate) iface: Option<String>,
     /// Link offset, ms (AES67-2018 §6.6): frames are released this long
     /// after their media-clock time; a packet arriving later is late.
     #[arg(long, default_value_t = 5.0)]
-    pub link_offset_ms: f64,
+    pub(crate) link_offset_ms: f64,
     /// Stop after this many seconds (0 = until Ctrl-C).
     #[arg(long, default_value_t = 0.0)]
-    pub duration: f64,
+    pub(crate) duration: f64,
     /// Print one JSON object per stream per second on stdout.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Ingest backend: auto (io_uring when available), uring or recvmmsg.
     #[arg(long, default_value = "auto")]
-    pub ingest: aes67::sys::IngestKind,
+    pub(crate) ingest: aes67::sys::IngestKind,
 }
 
 /// Parses the streams of `a`; errors name the URL or file at fault.
@@ -61,37 +63,44 @@ fn configs(a: &MonitorArgs) -> Result<Vec<StreamConfig>, String> {
     Ok(v)
 }
 
-fn json_line(i: usize, c: &StreamConfig, s: &ReceiverStats, t: Option<f64>) -> String {
-    let mut v = serde_json::to_value(s).unwrap_or_default();
-    if let Some(o) = v.as_object_mut() {
-        o.insert("stream".into(), serde_json::json!(i));
-        o.insert(
-            "dest".into(),
-            serde_json::json!(format!("{}:{}", c.dest, c.port)),
-        );
-        o.insert("ssrc".into(), serde_json::json!(format!("{:08x}", s.ssrc)));
-        match t {
-            Some(t) => o.insert("t_s".into(), serde_json::json!((t * 10.0).round() / 10.0)),
-            None => o.insert("final".into(), serde_json::json!(true)),
-        };
+/// Stream `i`'s status (`t`: seconds since start, `None`: final).
+fn status<'a>(
+    a: &MonitorArgs,
+    c: &StreamConfig,
+    s: &'a ReceiverStats,
+    t: Option<f64>,
+) -> ReceiverStatus<'a> {
+    ReceiverStatus {
+        stats: s,
+        rate: c.sample_rate,
+        link_offset_ms: a.link_offset_ms,
+        buffer_target_ms: a.link_offset_ms,
+        output: None,
+        output_frames: None,
+        playout: None,
+        t_s: t,
     }
-    v.to_string()
 }
 
-fn text_line(i: usize, c: &StreamConfig, s: &ReceiverStats) -> String {
-    let ms = |f: u64| f as f64 * 1000.0 / c.sample_rate as f64;
-    format!(
-        "#{i} {}:{} {} | buf {:.1} ms",
-        c.dest,
-        c.port,
-        crate::cli::counters_line(s),
-        ms(s.buffer_frames)
-    )
+/// The `--json` object: the `play` keys plus `stream` (index) and `dest`.
+fn json_line(i: usize, c: &StreamConfig, st: &ReceiverStatus<'_>) -> String {
+    let mut o = st.json();
+    o.insert("stream".into(), serde_json::json!(i));
+    o.insert(
+        "dest".into(),
+        serde_json::json!(format!("{}:{}", c.dest, c.port)),
+    );
+    serde_json::Value::Object(o).to_string()
+}
+
+/// The text line: `#i GROUP:PORT ` and the `play` status line.
+fn text_line(i: usize, c: &StreamConfig, st: &ReceiverStatus<'_>) -> String {
+    format!("#{i} {}:{} {}", c.dest, c.port, st.line())
 }
 
 /// Runs `aes67 monitor`; returns the process exit code (0, or 1 with the
 /// error on stderr).
-pub fn run(a: MonitorArgs) -> i32 {
+pub(crate) fn run(a: MonitorArgs) -> i32 {
     match run_inner(a) {
         Ok(()) => 0,
         Err(e) => {
@@ -148,10 +157,11 @@ fn run_inner(a: MonitorArgs) -> Result<(), String> {
             next += Duration::from_secs(1);
             for (i, (r, c)) in rxs.iter().zip(&cfgs).enumerate() {
                 let s = r.stats();
+                let st = status(&a, c, &s, Some(el.as_secs_f64()));
                 if a.json {
-                    println!("{}", json_line(i, c, &s, Some(el.as_secs_f64())));
+                    println!("{}", json_line(i, c, &st));
                 } else {
-                    eprintln!("[{:>5.0}s] {}", el.as_secs_f64(), text_line(i, c, &s));
+                    eprintln!("[{:>5.0}s] {}", el.as_secs_f64(), text_line(i, c, &st));
                 }
             }
         }
@@ -161,10 +171,11 @@ fn run_inner(a: MonitorArgs) -> Result<(), String> {
     }
     for (i, (r, c)) in rxs.into_iter().zip(&cfgs).enumerate() {
         let s = r.stop();
+        let st = status(&a, c, &s, None);
         if a.json {
-            println!("{}", json_line(i, c, &s, None));
+            println!("{}", json_line(i, c, &st));
         }
-        eprintln!("aes67: stopped: {}", text_line(i, c, &s));
+        eprintln!("aes67: stopped: {}", text_line(i, c, &st));
     }
     Ok(())
 }

@@ -5,13 +5,25 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use aes67_rig::{NetnsPair, is_root};
+use aes67_rig::NetnsPair;
 
-/// Why a real-peer test cannot run here, if it cannot.
-pub fn skip_reason() -> Option<String> {
-    if !is_root() {
-        return Some("not root (network namespaces need root)".into());
+/// Panics naming the missing peer program, if any (the tests are
+/// `#[ignore = "needs root: …"]`; when run they must be able to run).
+pub(crate) fn require_peers() {
+    if let Some(why) = missing_peer() {
+        panic!("PTP real-peer test cannot run: {why}");
     }
+}
+
+/// The rig of a real-peer test: the peers checked ([`require_peers`]), a
+/// scratch directory and a namespace pair.
+pub(crate) fn rig() -> (tempfile::TempDir, NetnsPair) {
+    require_peers();
+    let dir = tempfile::tempdir().unwrap();
+    (dir, NetnsPair::new().expect("netns pair"))
+}
+
+fn missing_peer() -> Option<String> {
     for prog in ["ptp4l", "pmc", "setpriv"] {
         if Command::new("sh")
             .args(["-c", &format!("command -v {prog}")])
@@ -28,7 +40,7 @@ pub fn skip_reason() -> Option<String> {
 }
 
 /// A child killed (and reaped) on drop.
-pub struct Kill(pub Child);
+pub(crate) struct Kill(pub Child);
 impl Drop for Kill {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -37,10 +49,10 @@ impl Drop for Kill {
 }
 
 /// The grandmaster config of the rig recipe (software timestamps, logSyncInterval −3).
-pub const GM_CONF: &str = aes67_rig::PTP4L_GM_CONF;
+pub(crate) const GM_CONF: &str = aes67_rig::PTP4L_GM_CONF;
 
 /// A free-running (never adjusting) software-timestamp slave config.
-pub fn slave_conf(uds: &Path) -> String {
+pub(crate) fn slave_conf(uds: &Path) -> String {
     format!(
         "[global]\ndomainNumber 0\ntime_stamping software\ndelay_mechanism E2E\nnetwork_transport UDPv4\n\
 slaveOnly 1\nfree_running 1\nuds_address {}\n",
@@ -50,19 +62,22 @@ slaveOnly 1\nfree_running 1\nuds_address {}\n",
 
 /// Starts ptp4l in `ns` on `iface` with `conf` (written to `dir`), without
 /// CAP_SYS_TIME so it can never steer this machine's clock.
-pub fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill {
+pub(crate) fn ptp4l(ns: &str, iface: &str, conf: &str, dir: &Path, name: &str) -> Kill {
     Kill(aes67_rig::spawn_ptp4l(ns, iface, conf, dir, name).expect("spawn ptp4l"))
 }
 
 /// Polls ptp4l's TIME_STATUS_NP: `(master_offset ns, gmPresent, gmIdentity)`.
-pub fn pmc_time_status(ns: &str, uds: &Path, client: &Path) -> Option<(i64, bool, String)> {
+pub(crate) fn pmc_time_status(ns: &str, uds: &Path, client: &Path) -> Option<(i64, bool, String)> {
     aes67_rig::pmc_time_status(ns, uds, client)
 }
 
 /// Starts our PTP clock (`aes67 ptp …`, which calls
 /// `aes67::engine::ptp`) in `ns` with `--json`; returns the child and a
 /// channel of parsed status objects.
-pub fn ours(ns: &str, args: &[&str]) -> (Kill, std::sync::mpsc::Receiver<serde_json::Value>) {
+pub(crate) fn ours(
+    ns: &str,
+    args: &[&str],
+) -> (Kill, std::sync::mpsc::Receiver<serde_json::Value>) {
     let mut child = NetnsPair::cmd_in(ns, env!("CARGO_BIN_EXE_aes67"))
         .arg("ptp")
         .args(args)
@@ -83,7 +98,7 @@ pub fn ours(ns: &str, args: &[&str]) -> (Kill, std::sync::mpsc::Receiver<serde_j
 }
 
 /// rms, max |x|, and the (p1, p50, p99) of a sample.
-pub fn stats(v: &[f64]) -> (f64, f64, f64, f64, f64) {
+pub(crate) fn stats(v: &[f64]) -> (f64, f64, f64, f64, f64) {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
     let q = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];

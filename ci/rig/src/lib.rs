@@ -6,10 +6,37 @@
 //!
 //! Recipe: `docs/test-rigs.md`.
 
+pub mod alloc;
+
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// `gst-launch-1.0` arguments of a GStreamer AES67 sender up to its sink:
+/// `wav` as L24/48000/2 in 1 ms packets, pt 96, ending with `!` (append
+/// `udpsink …`).
+pub fn gst_l24_1ms_pay_args(wav: &std::path::Path) -> Vec<String> {
+    [
+        "-q",
+        "filesrc",
+        &format!("location={}", wav.display()),
+        "!",
+        "wavparse",
+        "!",
+        "audioconvert",
+        "!",
+        "audio/x-raw,format=S24BE,rate=48000,channels=2,layout=interleaved",
+        "!",
+        "rtpL24pay",
+        "pt=96",
+        "min-ptime=1000000",
+        "max-ptime=1000000",
+        "!",
+    ]
+    .map(String::from)
+    .to_vec()
+}
 
 /// Runs a command, returning an error string with its stderr when it fails.
 pub fn sh(cmd: &str, args: &[&str]) -> Result<Output, String> {
