@@ -3,12 +3,10 @@
 //! network namespace on a veth (no PTP peer: it runs alone as master or
 //! listening), so nothing leaves the namespaces the test creates.
 //!
-//! Known race (engine, `src/engine/ptp.rs` `run_with`): the loop reads the
-//! stop flag only when `poll` returns, and waits up to the next status tick
-//! (1 s). ctrlc sets the flag from its own thread, after the signal has
-//! interrupted `poll` (or when the signal lands outside `poll`), so the loop
-//! can go back to sleep for up to 1 s: this test then fails at ~1.00x s
-//! (about 1 run in 3 here). Capping the wait (e.g. 100 ms) fixes it.
+//! The engine loop reads its stop flag at least every 100 ms
+//! (`STOP_POLL_MS` in `src/engine/ptp.rs`): ctrlc sets the flag from its own
+//! thread, which does not wake `poll`. Before that bound the loop could sleep
+//! up to the next status tick (1 s) and this test failed about 1 run in 3.
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

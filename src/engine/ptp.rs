@@ -116,6 +116,10 @@ pub fn spawn(
     (handle, stop, j)
 }
 
+/// Longest wait between two reads of the stop flag, ms: the loop ends within
+/// this of `stop` being set.
+const STOP_POLL_MS: f64 = 100.0;
+
 struct PendingTx {
     id: u32,
     token: TxToken,
@@ -228,9 +232,11 @@ pub fn run_with(
         for p in &pending {
             deadline = deadline.min(p.deadline);
         }
+        // The stop flag is set from another thread (e.g. a signal handler's),
+        // which does not wake `poll`: wait at most STOP_POLL between reads.
         let wait_ms = ((deadline.0 - now.0).max(0) as f64 / 1e6)
             .ceil()
-            .min(1000.0) as u16;
+            .min(STOP_POLL_MS) as u16;
         socks.wait(wait_ms).map_err(|e| format!("poll: {e}"))?;
         // Event socket: datagrams with RX timestamps.
         while let Some((n, ts)) = socks
