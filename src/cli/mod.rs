@@ -1,7 +1,7 @@
 //! The `aes67` command line. See `docs/cli.md` for the status and JSON keys.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
@@ -13,10 +13,10 @@ use aes67::units::Nanos;
 
 mod monitor;
 mod ptp;
+mod signal;
 mod status;
 
-/// Set by the one Ctrl-C handler (installed by [`main`]).
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 
 #[derive(Parser)]
 #[command(name = "aes67", version, about = "AES67 audio-over-IP engine")]
@@ -144,7 +144,7 @@ struct CommonArgs {
 /// Runs the CLI; returns the process exit code.
 pub(crate) fn main() -> i32 {
     let cli = Cli::parse();
-    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    signal::install();
     let r = match cli.cmd {
         Cmd::Play(a) => play(a),
         Cmd::Demo(a) => demo(a),
@@ -163,15 +163,6 @@ pub(crate) fn main() -> i32 {
 
 type Res = Result<(), Box<dyn std::error::Error>>;
 
-/// Ctrl-C was pressed (the handler is installed by [`main`]).
-pub(crate) fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
-
-/// The flag the Ctrl-C handler sets, for engine loops that take a stop flag.
-pub(crate) fn interrupt_flag() -> &'static AtomicBool {
-    &INTERRUPTED
-}
 
 fn play(a: PlayArgs) -> Res {
     let mut cfg = match (&a.url, &a.sdp) {
@@ -259,7 +250,7 @@ fn send(a: SendArgs) -> Res {
     }
     .start()?;
     let start = Instant::now();
-    while !INTERRUPTED.load(Ordering::SeqCst)
+    while !signal::interrupted()
         && (a.duration <= 0.0 || start.elapsed().as_secs_f64() < a.duration)
     {
         std::thread::sleep(Duration::from_millis(20));
@@ -506,7 +497,7 @@ fn run_with_clock(
             }
         }
         let el = start.elapsed();
-        let done = INTERRUPTED.load(Ordering::SeqCst)
+        let done = signal::interrupted()
             || (duration_s > 0.0 && el.as_secs_f64() >= duration_s);
         if el >= next || done {
             next += Duration::from_secs(1);

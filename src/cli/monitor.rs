@@ -152,7 +152,7 @@ fn run_inner(a: MonitorArgs) -> Result<(), String> {
         }
         let el = start.elapsed();
         let done =
-            crate::cli::interrupted() || (a.duration > 0.0 && el.as_secs_f64() >= a.duration);
+            crate::cli::signal::interrupted() || (a.duration > 0.0 && el.as_secs_f64() >= a.duration);
         if el >= next || done {
             next += Duration::from_secs(1);
             for (i, (r, c)) in rxs.iter().zip(&cfgs).enumerate() {

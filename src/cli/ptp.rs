@@ -83,7 +83,7 @@ pub(crate) fn run(args: PtpArgs) -> i32 {
     let r = run_with(
         &args.options(),
         &handle,
-        super::interrupt_flag(),
+        super::signal::flag(),
         &mut |s| {
             let line = if args.json {
                 status_json(s).to_string()
