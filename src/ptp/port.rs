@@ -45,7 +45,7 @@ use super::msg::{
     AnnounceBody, Body, ClockIdentity, ClockQuality, Flags, Header, Message, MessageType,
     PortIdentity,
 };
-use super::servo::{Servo, ServoConfig};
+use super::servo::{Servo, ServoConfig, new_servo};
 use super::time::{LocalNs, PtpTimestamp};
 use crate::units::{Nanos, Ppb};
 
@@ -317,7 +317,7 @@ fn interval(log: i8) -> Nanos {
 pub struct Port {
     cfg: PortConfig,
     state: PortState,
-    servo: Servo,
+    servo: Box<dyn Servo>,
     foreign: HashMap<PortIdentity, Foreign>,
     parent: Option<PortIdentity>,
     parent_flags: Flags,
@@ -359,7 +359,7 @@ pub struct Port {
 impl Port {
     /// A port in LISTENING at `now`.
     pub fn new(cfg: PortConfig, now: LocalNs) -> Port {
-        let mut servo = Servo::new(cfg.servo);
+        let mut servo = new_servo(cfg.servo);
         if let Some(m) = cfg.initial_map {
             servo.seed(m);
         }
@@ -415,8 +415,8 @@ impl Port {
     }
 
     /// The servo (read-only).
-    pub fn servo(&self) -> &Servo {
-        &self.servo
+    pub fn servo(&self) -> &dyn Servo {
+        &*self.servo
     }
 
     /// Our clock's map, if any.
