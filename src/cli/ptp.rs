@@ -136,8 +136,8 @@ pub(crate) fn status_line(status: &PtpStatus) -> String {
         (Some(p), PortState::Slave | PortState::Uncalibrated) => {
             format!(
                 "Slave to: PTP/{p}, δ {}",
-                st.offset_from_master_ns
-                    .map(|o| fmt_ns(o as f64))
+                st.offset_from_master
+                    .map(|o| fmt_ns(o.as_ns() as f64))
                     .unwrap_or("-".into())
             )
         }
@@ -146,12 +146,12 @@ pub(crate) fn status_line(status: &PtpStatus) -> String {
     };
     let mut s = format!(
         "{head}, Freq: {:+.2}ppm [{lock}] {} {}",
-        st.freq_ppb / 1000.0,
+        st.freq.as_ppm(),
         display_state(st),
         status.mode
     );
-    if let Some(d) = st.mean_path_delay_ns {
-        s += &format!(", delay {}", fmt_ns(d as f64));
+    if let Some(d) = st.mean_path_delay {
+        s += &format!(", delay {}", fmt_ns(d.as_ns() as f64));
     }
     if let (Some(r), Some(m)) = (st.rms_ns, st.max_abs_ns) {
         s += &format!(", rms {} max {} (10s)", fmt_ns(r), fmt_ns(m as f64));
@@ -178,9 +178,9 @@ pub(crate) fn status_json(s: &PtpStatus) -> serde_json::Value {
         "servo": st.servo.name(),
         "gm_identity": st.gm_identity,
         "parent": st.parent,
-        "offset_from_master_ns": st.offset_from_master_ns,
-        "mean_path_delay_ns": st.mean_path_delay_ns,
-        "freq_ppb": st.freq_ppb,
+        "offset_from_master_ns": st.offset_from_master.map(|o| o.as_ns()),
+        "mean_path_delay_ns": st.mean_path_delay.map(|d| d.as_ns()),
+        "freq_ppb": st.freq.0,
         "timestamping": if s.hardware_timestamps { "hardware" } else { "software" },
         "mode": s.mode,
         "one_way": st.one_way,

@@ -1,0 +1,678 @@
+//! The sans-IO PTP port of an ordinary clock (IEEE 1588-2019 §9.2, §11.3).
+//!
+//! # Driving a [`Port`] (call-order contract)
+//! All times are readings of the local reference clock ([`LocalNs`],
+//! `CLOCK_MONOTONIC_RAW` at run time), passed in explicitly; the port never
+//! reads a clock, never sleeps and never does IO.
+//! 1. Every datagram received on UDP port 319 (event) goes to
+//!    [`Port::handle_event`] with its receive timestamp converted to
+//!    `LocalNs`; every datagram on port 320 (general) goes to
+//!    [`Port::handle_general`].
+//! 2. Each `handle_*` returns `#[must_use]` [`Action`]s, to be executed in
+//!    order: send an event message (to 224.0.1.129:319) and report its
+//!    transmit timestamp back with [`Port::handle_tx_timestamp`] using the
+//!    [`TxToken`] it came with (or [`Port::handle_tx_failed`] if none
+//!    arrives within the IO layer's timeout); send a general message (to
+//!    224.0.1.129:320); publish a new [`ClockMap`] to the
+//!    [`super::clock::PtpClockHandle`].
+//! 3. After handling input, ask [`Port::poll_timeout`] for the next deadline
+//!    and call [`Port::handle_timeout`] when it has passed (calling it early
+//!    is harmless).
+//!
+//! `now` must never go backwards.
+//!
+//! # Behaviour
+//! - States LISTENING, UNCALIBRATED, SLAVE, MASTER, PASSIVE, FAULTY (§9.2.5).
+//! - BMCA (§9.3) over qualified foreign masters (≥ 2 Announces within 4
+//!   announce intervals, §9.3.2.4.4; a single one when it is the only
+//!   candidate and we have no parent, for a fast start) and our own clock, at each Announce and
+//!   at each announceReceiptTimeout.
+//! - E2E delay request-response (§11.3), one-step and two-step masters.
+//! - One-way fallback: after [`PortConfig::one_way_after`] unanswered
+//!   Delay_Reqs, samples use the last measured (or the configured assumed)
+//!   meanPathDelay and [`PortStatus::one_way`] is set; a Delay_Resp ends it.
+//! - Master role: Announce, two-step Sync + Follow_Up, Delay_Resp.
+//! - Master loss: announceReceiptTimeout → the servo goes to holdover (keeps
+//!   its last frequency); [`PortStatus::holdover_age`] counts from the last
+//!   Sync.
+
+//!
+//! # Layout
+//! - this file: [`Port`], its configuration, actions, status and the
+//!   dispatch of datagrams and timers;
+//! - `slave.rs`: Sync / Follow_Up / Delay_Req / Delay_Resp and the offset
+//!   and path-delay measurement (§9.5.9-9.5.11, §11.3);
+//! - `master.rs`: Announce, Sync, Follow_Up and Delay_Resp sending;
+//! - `foreign.rs`: foreign-master records, BMCA runs and
+//!   announceReceiptTimeout (§9.3, §9.5.3);
+//! - `timers.rs`: one table of the port's deadlines.
+
+mod foreign;
+mod master;
+mod slave;
+mod timers;
+
+use std::collections::HashMap;
+
+use super::bmca::Dataset;
+use super::clock::{ClockMap, ServoState};
+use super::msg::{AnnounceBody, Body, ClockIdentity, ClockQuality, Flags, Message, PortIdentity};
+use super::servo::{Servo, ServoConfig, new_servo};
+use super::time::{LocalNs, LogInterval, PtpTimestamp};
+use crate::units::{Nanos, Ppb};
+use foreign::Foreign;
+use master::MasterSide;
+use slave::SlaveSide;
+use timers::{Timer, TimerTable};
+
+/// Port states (§9.2.5), as printed in status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PortState {
+    /// Waiting for Announces.
+    Listening,
+    /// Slave to a chosen master, servo not yet locked.
+    Uncalibrated,
+    /// Slave, servo locked.
+    Slave,
+    /// Master.
+    Master,
+    /// A better master exists; silent.
+    Passive,
+    /// Repeated IO faults (e.g. missing TX timestamps).
+    Faulty,
+}
+
+impl PortState {
+    /// Upper-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PortState::Listening => "LISTENING",
+            PortState::Uncalibrated => "UNCALIBRATED",
+            PortState::Slave => "SLAVE",
+            PortState::Master => "MASTER",
+            PortState::Passive => "PASSIVE",
+            PortState::Faulty => "FAULTY",
+        }
+    }
+}
+
+/// Static configuration of a port (defaults: IEEE 1588 default profile
+/// with AES67's 8 Sync/s for our master role).
+#[derive(Debug, Clone)]
+pub struct PortConfig {
+    /// Our clockIdentity.
+    pub clock_identity: ClockIdentity,
+    /// Our portNumber (1).
+    pub port_number: u16,
+    /// domainNumber.
+    pub domain: u8,
+    /// priority1 (128).
+    pub priority1: u8,
+    /// priority2 (128).
+    pub priority2: u8,
+    /// Our clockQuality (class 248 default; 255 when slave-only).
+    pub quality: ClockQuality,
+    /// Never become master.
+    pub slave_only: bool,
+    /// Always master (no BMCA).
+    pub master_only: bool,
+    /// logAnnounceInterval, log2 s (1 → 2 s; §7.7.2.2).
+    pub log_announce_interval: LogInterval,
+    /// logSyncInterval of our master role, log2 s (−3 → 125 ms, AES67 media
+    /// profile; §7.7.2.3).
+    pub log_sync_interval: LogInterval,
+    /// logMinDelayReqInterval, log2 s, used until a Delay_Resp tells us the
+    /// master's (0 → 1 s; §7.7.2.4).
+    pub log_min_delay_req_interval: LogInterval,
+    /// announceReceiptTimeout in announce intervals (3; §7.7.3.1).
+    pub announce_receipt_timeout: u8,
+    /// Unanswered Delay_Reqs before one-way mode (4).
+    pub one_way_after: u32,
+    /// meanPathDelay assumed in one-way mode when none was ever measured.
+    pub assumed_delay: Nanos,
+    /// currentUtcOffset we announce as master (37 s).
+    pub utc_offset: i16,
+    /// Announce ptpTimescale (TAI) as master; false = ARB.
+    pub ptp_timescale: bool,
+    /// timeSource we announce (0xA0 internal oscillator).
+    pub time_source: u8,
+    /// Servo tuning.
+    pub servo: ServoConfig,
+    /// Initial clock map for the master role before any sync (e.g.
+    /// `CLOCK_REALTIME` + UTC offset); `None` = PTP time equals local time.
+    pub initial_map: Option<ClockMap>,
+    /// Missing TX timestamps in a row before FAULTY (5).
+    pub faulty_after: u32,
+}
+
+impl PortConfig {
+    /// Defaults for `clock_identity`.
+    pub fn new(clock_identity: ClockIdentity) -> PortConfig {
+        PortConfig {
+            clock_identity,
+            port_number: 1,
+            domain: 0,
+            priority1: 128,
+            priority2: 128,
+            quality: ClockQuality::default(),
+            slave_only: false,
+            master_only: false,
+            log_announce_interval: LogInterval::new(1),
+            log_sync_interval: LogInterval::new(-3),
+            log_min_delay_req_interval: LogInterval::new(0),
+            announce_receipt_timeout: 3,
+            one_way_after: 4,
+            assumed_delay: Nanos::ZERO,
+            utc_offset: 37,
+            ptp_timescale: true,
+            time_source: 0xA0,
+            servo: ServoConfig::default(),
+            initial_map: None,
+            faulty_after: 5,
+        }
+    }
+    fn port_identity(&self) -> PortIdentity {
+        PortIdentity {
+            clock_identity: self.clock_identity,
+            port_number: self.port_number,
+        }
+    }
+}
+
+/// A one-use token for one sent event message; hand it back with its TX
+/// timestamp. Not `Clone`: each send gets exactly one timestamp report.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct TxToken(pub(crate) u64);
+
+impl TxToken {
+    /// The token's number (for the IO layer's bookkeeping, e.g. keyed by
+    /// SOF_TIMESTAMPING_OPT_ID).
+    pub fn id(&self) -> u64 {
+        self.0
+    }
+}
+
+/// What the IO layer must do.
+#[derive(Debug)]
+pub enum Action {
+    /// Send to 224.0.1.129:319, then report the TX timestamp with `token`.
+    SendEvent {
+        /// Message bytes.
+        data: Vec<u8>,
+        /// Token to return with the TX timestamp.
+        token: TxToken,
+    },
+    /// Send to 224.0.1.129:320.
+    SendGeneral {
+        /// Message bytes.
+        data: Vec<u8>,
+    },
+    /// Publish the virtual clock.
+    PublishClock {
+        /// New map.
+        map: ClockMap,
+        /// Servo state (for `locked()`).
+        servo: ServoState,
+        /// Seconds to subtract from PTP time for UTC (0 on ARB).
+        utc_offset_s: i32,
+    },
+}
+
+/// Actions from one call.
+pub type Actions = Vec<Action>;
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct PortCounters {
+    /// Datagrams that failed to parse or were inconsistent.
+    pub malformed: u64,
+    /// Messages for another domain.
+    pub other_domain: u64,
+    /// Sync samples fed to the servo.
+    pub sync_samples: u64,
+    /// Delay_Resp received for us.
+    pub delay_resp: u64,
+    /// Delay_Req sent.
+    pub delay_req_sent: u64,
+    /// TX timestamps that never came.
+    pub tx_timestamp_failures: u64,
+    /// Announces received.
+    pub announces: u64,
+    /// Delay_Req answered (master role).
+    pub delay_req_answered: u64,
+    /// Syncs sent (master role).
+    pub syncs_sent: u64,
+}
+
+/// A snapshot of the port for status lines and JSON.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PortStatus {
+    /// Port state.
+    pub state: PortState,
+    /// Servo state.
+    pub servo: ServoState,
+    /// The parent (master) port, when slave/uncalibrated.
+    pub parent: Option<String>,
+    /// grandmasterIdentity (ours when master).
+    pub gm_identity: String,
+    /// Last offsetFromMaster (§11.2), ns.
+    #[serde(rename = "offset_from_master_ns")]
+    pub offset_from_master: Option<Nanos>,
+    /// meanPathDelay (§11.3), ns (median-filtered).
+    #[serde(rename = "mean_path_delay_ns")]
+    pub mean_path_delay: Option<Nanos>,
+    /// Frequency of our clock vs the local reference, ppb.
+    #[serde(rename = "freq_ppb")]
+    pub freq: Ppb,
+    /// One-way mode (no Delay_Resp).
+    pub one_way: bool,
+    /// rms of offsetFromMaster over the last status window, ns.
+    pub rms_ns: Option<f64>,
+    /// max |offsetFromMaster| over the last status window, ns.
+    pub max_abs_ns: Option<i64>,
+    /// Time since the servo last became locked, s.
+    pub locked_for_s: Option<f64>,
+    /// Time since the last Sync sample while in holdover, s.
+    pub holdover_age_s: Option<f64>,
+    /// Outliers rejected by the servo.
+    pub outliers: u64,
+    /// Clock steps (re-anchors) so far.
+    pub steps: u64,
+    /// The master's timescale is PTP (TAI).
+    pub ptp_timescale: bool,
+    /// currentUtcOffset of the master (or ours), s.
+    pub utc_offset_s: i16,
+    /// Counters.
+    pub counters: PortCounters,
+}
+
+#[derive(Debug)]
+enum TxKind {
+    Sync(u16),
+    DelayReq(u16),
+}
+
+/// Event messages waiting for their TX timestamps.
+#[derive(Debug)]
+struct TxState {
+    next_token: u64,
+    pending: HashMap<u64, TxKind>,
+    failures_in_row: u32,
+}
+
+/// Sub-nanosecond precision is lost: correctionField (§13.3.2.9, ns·2^16)
+/// is handled in whole ns.
+fn ns_from_corr(c: i64) -> i64 {
+    c >> 16
+}
+
+/// xorshift64: a small deterministic generator (the port seeds it from its
+/// clockIdentity, the simulation from its seed).
+pub(crate) fn xorshift64(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
+}
+
+/// The port. See the module doc for the call-order contract.
+#[derive(Debug)]
+pub struct Port {
+    cfg: PortConfig,
+    state: PortState,
+    servo: Box<dyn Servo>,
+    /// Foreign-master records (§9.3.2.4), by sender port.
+    foreign: HashMap<PortIdentity, Foreign>,
+    parent: Option<PortIdentity>,
+    parent_flags: Flags,
+    parent_announce: Option<AnnounceBody>,
+    timers: TimerTable,
+    slave: SlaveSide,
+    master: MasterSide,
+    tx: TxState,
+    rng: u64,
+    counters: PortCounters,
+    now: LocalNs,
+}
+
+impl Port {
+    /// A port in LISTENING at `now`.
+    pub fn new(cfg: PortConfig, now: LocalNs) -> Port {
+        let mut servo = new_servo(cfg.servo);
+        if let Some(m) = cfg.initial_map {
+            servo.seed(m);
+        }
+        let rng = u64::from_be_bytes(cfg.clock_identity.0) | 1;
+        let mut p = Port {
+            state: PortState::Listening,
+            servo,
+            foreign: HashMap::new(),
+            parent: None,
+            parent_flags: Flags::default(),
+            parent_announce: None,
+            timers: TimerTable::default(),
+            slave: SlaveSide::default(),
+            master: MasterSide::default(),
+            tx: TxState {
+                next_token: 1,
+                pending: HashMap::new(),
+                failures_in_row: 0,
+            },
+            rng,
+            counters: PortCounters::default(),
+            now,
+            cfg,
+        };
+        if p.cfg.master_only {
+            p.state = PortState::Master;
+            p.timers.set(Timer::AnnounceTx, now);
+            p.timers.set(Timer::SyncTx, now);
+        } else {
+            let t = now + p.announce_timeout();
+            p.timers.set(Timer::AnnounceReceipt, t);
+        }
+        p
+    }
+
+    /// Current state.
+    pub fn state(&self) -> PortState {
+        self.state
+    }
+
+    /// The servo (read-only).
+    pub fn servo(&self) -> &dyn Servo {
+        &*self.servo
+    }
+
+    /// Our clock's map, if any.
+    pub fn clock_map(&self) -> Option<ClockMap> {
+        self.servo.map().or(self.cfg.initial_map)
+    }
+
+    fn own_map(&self) -> ClockMap {
+        self.clock_map()
+            .unwrap_or(ClockMap::new(LocalNs(0), PtpTimestamp(0)))
+    }
+
+    /// Changes state; leaving MASTER stops the master-role timers.
+    fn set_state(&mut self, s: PortState) {
+        if s != PortState::Master {
+            self.timers.stop(Timer::AnnounceTx);
+            self.timers.stop(Timer::SyncTx);
+        }
+        self.state = s;
+    }
+
+    fn rand(&mut self) -> u64 {
+        xorshift64(&mut self.rng)
+    }
+
+    fn token(&mut self, kind: TxKind) -> TxToken {
+        let t = self.tx.next_token;
+        self.tx.next_token += 1;
+        self.tx.pending.insert(t, kind);
+        TxToken(t)
+    }
+
+    fn own_dataset(&self) -> Dataset {
+        let me = self.cfg.port_identity();
+        Dataset {
+            priority1: self.cfg.priority1,
+            gm_identity: self.cfg.clock_identity,
+            quality: self.cfg.quality,
+            priority2: self.cfg.priority2,
+            steps_removed: 0,
+            sender: me,
+            receiver: me,
+        }
+    }
+
+    fn utc_offset_s(&self) -> i32 {
+        match (&self.parent_announce, self.state) {
+            (Some(a), PortState::Slave | PortState::Uncalibrated)
+            | (Some(a), PortState::Listening) => {
+                if self.parent_flags.has(Flags::PTP_TIMESCALE) {
+                    a.current_utc_offset as i32
+                } else {
+                    0
+                }
+            }
+            _ => {
+                if self.cfg.ptp_timescale {
+                    self.cfg.utc_offset as i32
+                } else {
+                    0
+                }
+            }
+        }
+    }
+
+    /// The servo state to report: as grandmaster with no reference, our clock
+    /// defines PTP time, so `Unlocked` reads `Locked`.
+    fn reported_servo_state(&self) -> ServoState {
+        let servo = self.servo.state();
+        if self.state == PortState::Master && servo == ServoState::Unlocked {
+            ServoState::Locked
+        } else {
+            servo
+        }
+    }
+
+    fn publish(&self, out: &mut Actions) {
+        if let Some(map) = self.clock_map() {
+            out.push(Action::PublishClock {
+                map,
+                servo: self.reported_servo_state(),
+                utc_offset_s: self.utc_offset_s(),
+            });
+        }
+    }
+
+    /// Handles one datagram from UDP port 319 (Sync, Delay_Req) with its
+    /// receive time.
+    #[must_use]
+    pub fn handle_event(&mut self, data: &[u8], rx: LocalNs, now: LocalNs) -> Actions {
+        self.now = now;
+        let mut out = Actions::new();
+        let Some(m) = self.accept(data) else {
+            return out;
+        };
+        match (&m.body, self.state) {
+            (Body::Sync { origin_timestamp }, PortState::Slave | PortState::Uncalibrated) => {
+                self.on_sync_msg(&m.header, *origin_timestamp, rx, &mut out);
+            }
+            (Body::DelayReq { .. }, PortState::Master) => {
+                self.answer_delay_req(&m.header, rx, &mut out);
+            }
+            (Body::PdelayReq { .. } | Body::PdelayResp { .. }, _) => {} // P2P not used (E2E port)
+            _ => {}
+        }
+        out
+    }
+
+    /// Handles one datagram from UDP port 320 (Announce, Follow_Up,
+    /// Delay_Resp).
+    #[must_use]
+    pub fn handle_general(&mut self, data: &[u8], now: LocalNs) -> Actions {
+        self.now = now;
+        let mut out = Actions::new();
+        let Some(m) = self.accept(data) else {
+            return out;
+        };
+        match &m.body {
+            Body::Announce(a) => self.on_announce(&m.header, a, &mut out),
+            Body::FollowUp {
+                precise_origin_timestamp,
+            } => self.on_follow_up(&m.header, *precise_origin_timestamp, &mut out),
+            Body::DelayResp {
+                receive_timestamp,
+                requesting_port,
+            } => self.on_delay_resp(&m.header, *receive_timestamp, *requesting_port),
+            _ => {}
+        }
+        out
+    }
+
+    /// Reports the transmit time (local reference clock) of a sent event message.
+    #[must_use]
+    pub fn handle_tx_timestamp(&mut self, token: TxToken, ts: LocalNs) -> Actions {
+        let mut out = Actions::new();
+        self.tx.failures_in_row = 0;
+        match self.tx.pending.remove(&token.0) {
+            Some(TxKind::Sync(seq)) if self.state == PortState::Master => {
+                self.send_follow_up(seq, ts, &mut out);
+            }
+            Some(TxKind::DelayReq(seq)) => self.on_delay_req_sent(seq, ts),
+            // A Sync stamped after this port left MASTER: no Follow_Up.
+            Some(TxKind::Sync(_)) | None => {}
+        }
+        out
+    }
+
+    /// Reports that the TX timestamp for `token` never arrived. Repeated
+    /// failures put the port in FAULTY for 16 s (then LISTENING again).
+    #[must_use]
+    pub fn handle_tx_failed(&mut self, token: TxToken, now: LocalNs) -> Actions {
+        self.now = now;
+        self.tx.pending.remove(&token.0);
+        self.counters.tx_timestamp_failures += 1;
+        self.tx.failures_in_row += 1;
+        if self.tx.failures_in_row >= self.cfg.faulty_after && self.state != PortState::Faulty {
+            self.set_state(PortState::Faulty);
+            // FAULTY runs no timer but its own (both are re-armed on the way
+            // out: announceReceiptTimeout on recovery, Delay_Req with a parent).
+            self.timers.stop(Timer::AnnounceReceipt);
+            if self.slave.delay_req_scheduled {
+                self.timers.stop(Timer::DelayReq);
+            }
+            self.timers
+                .set(Timer::FaultRecovery, now + Nanos::from_secs(16));
+            self.servo.enter_holdover();
+        }
+        Actions::new()
+    }
+
+    /// The next instant [`Self::handle_timeout`] wants to run.
+    pub fn poll_timeout(&self) -> Option<LocalNs> {
+        self.timers.next_timeout()
+    }
+
+    /// Runs expired timers.
+    #[must_use]
+    pub fn handle_timeout(&mut self, now: LocalNs) -> Actions {
+        self.now = now;
+        let mut out = Actions::new();
+        self.open_delay_req_holdoff(now);
+        if self.state == PortState::Faulty {
+            if self.timers.is_expired(Timer::FaultRecovery, now) {
+                self.timers.stop(Timer::FaultRecovery);
+                self.tx.failures_in_row = 0;
+                self.set_state(PortState::Listening);
+                let t = now + self.announce_timeout();
+                self.timers.set(Timer::AnnounceReceipt, t);
+            }
+            return out;
+        }
+        if self.timers.is_expired(Timer::AnnounceReceipt, now) {
+            self.on_announce_timeout(&mut out);
+        }
+        if self.timers.is_expired(Timer::DelayReq, now) {
+            if matches!(self.state, PortState::Slave | PortState::Uncalibrated) {
+                self.send_delay_req(&mut out);
+            } else {
+                self.timers.stop(Timer::DelayReq);
+            }
+        }
+        if self.state == PortState::Master {
+            self.master_timeouts(now, &mut out);
+        }
+        out
+    }
+
+    fn accept(&mut self, data: &[u8]) -> Option<Message> {
+        let m = match Message::parse(data) {
+            Ok(m) => m,
+            Err(_) => {
+                self.counters.malformed += 1;
+                return None;
+            }
+        };
+        if m.header.domain != self.cfg.domain {
+            self.counters.other_domain += 1;
+            return None;
+        }
+        if m.header.source_port.clock_identity == self.cfg.clock_identity {
+            return None; // our own multicast looped back
+        }
+        if self.state == PortState::Faulty {
+            return None;
+        }
+        Some(m)
+    }
+
+    /// A status snapshot at `now`.
+    pub fn status(&self, now: LocalNs) -> PortStatus {
+        let (gm, ptp_ts, utc) = match (&self.parent_announce, self.state) {
+            (Some(a), PortState::Slave | PortState::Uncalibrated) => (
+                a.gm_identity.to_string(),
+                self.parent_flags.has(Flags::PTP_TIMESCALE),
+                a.current_utc_offset,
+            ),
+            _ => (
+                self.cfg.clock_identity.to_string(),
+                self.cfg.ptp_timescale,
+                self.cfg.utc_offset,
+            ),
+        };
+        let recent: Vec<i64> = self
+            .slave
+            .offsets
+            .iter()
+            .filter(|(t, _)| now.since(*t) <= Nanos::from_secs(10))
+            .map(|x| x.1)
+            .collect();
+        let rms = (!recent.is_empty()).then(|| {
+            (recent.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / recent.len() as f64).sqrt()
+        });
+        let max = recent.iter().map(|x| x.abs()).max();
+        PortStatus {
+            state: self.state,
+            servo: self.reported_servo_state(),
+            parent: self.parent.map(|p| p.to_string()),
+            gm_identity: gm,
+            offset_from_master: if matches!(self.state, PortState::Slave | PortState::Uncalibrated)
+            {
+                self.slave.last_offset
+            } else {
+                None
+            },
+            mean_path_delay: self.slave.mean_path_delay,
+            freq: self.servo.freq(),
+            one_way: self.slave.one_way,
+            rms_ns: rms,
+            max_abs_ns: max,
+            locked_for_s: self.slave.locked_since.map(|t| now.since(t).as_secs_f64()),
+            holdover_age_s: if self.servo.state() == ServoState::Holdover {
+                self.slave
+                    .holdover_since
+                    .or(self.slave.last_sync_at)
+                    .map(|t| now.since(t).as_secs_f64())
+            } else {
+                None
+            },
+            outliers: self.servo.outliers(),
+            steps: self.servo.steps(),
+            ptp_timescale: ptp_ts,
+            utc_offset_s: utc,
+            counters: self.counters,
+        }
+    }
+
+    /// The frequency estimate, ppb.
+    pub fn freq(&self) -> Ppb {
+        self.servo.freq()
+    }
+}
