@@ -676,3 +676,363 @@ impl Port {
         self.servo.freq()
     }
 }
+
+/// Port tests in virtual time: datagrams in, [`Action`]s out.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ptp::msg::{Header, MessageType};
+
+    const MS: i64 = 1_000_000;
+    /// The master's clock minus ours.
+    const OFF: i64 = 5_000_000_000;
+    /// One-way path delay.
+    const D: i64 = 50_000;
+
+    fn our_id() -> ClockIdentity {
+        ClockIdentity([0xaa, 1, 2, 0xff, 0xfe, 3, 4, 5])
+    }
+
+    /// A remote master whose clock is ours + [`OFF`], [`D`] away.
+    struct Peer {
+        port: PortIdentity,
+        seq: u16,
+    }
+
+    impl Peer {
+        fn new() -> Peer {
+            Peer {
+                port: PortIdentity {
+                    clock_identity: ClockIdentity([0xbb, 1, 2, 0xff, 0xfe, 3, 4, 6]),
+                    port_number: 1,
+                },
+                seq: 0,
+            }
+        }
+        fn header(&self, t: MessageType, seq: u16, log: i8) -> Header {
+            let mut h = Header::new(t, 0, self.port, seq);
+            h.log_message_interval = log;
+            h.flags = Flags(Flags::TWO_STEP | Flags::PTP_TIMESCALE);
+            h
+        }
+        fn announce(&self) -> Vec<u8> {
+            let mut h = self.header(MessageType::Announce, 0, 1);
+            h.flags.0 &= !Flags::TWO_STEP;
+            let a = AnnounceBody {
+                origin_timestamp: PtpTimestamp(0),
+                current_utc_offset: 37,
+                gm_priority1: 100,
+                gm_clock_quality: ClockQuality::default(),
+                gm_priority2: 128,
+                gm_identity: self.port.clock_identity,
+                steps_removed: 0,
+                time_source: 0x20,
+            };
+            Message {
+                header: h,
+                body: Body::Announce(a),
+            }
+            .to_bytes()
+        }
+        /// A two-step Sync arriving at our local `t2`: (Sync, Follow_Up).
+        fn sync(&mut self, t2: i64) -> (Vec<u8>, Vec<u8>) {
+            let seq = self.seq;
+            self.seq += 1;
+            let t1 = PtpTimestamp((t2 - D + OFF) as i128);
+            let sync = Message {
+                header: self.header(MessageType::Sync, seq, -3),
+                body: Body::Sync {
+                    origin_timestamp: t1,
+                },
+            };
+            let fu = Message {
+                header: self.header(MessageType::FollowUp, seq, -3),
+                body: Body::FollowUp {
+                    precise_origin_timestamp: t1,
+                },
+            };
+            (sync.to_bytes(), fu.to_bytes())
+        }
+        /// The Delay_Resp to our Delay_Req `req`, sent at our local `t3`.
+        fn delay_resp(&self, req: &[u8], t3: i64) -> Vec<u8> {
+            let m = Message::parse(req).expect("Delay_Req parses");
+            assert_eq!(m.header.message_type, MessageType::DelayReq);
+            Message {
+                header: self.header(MessageType::DelayResp, m.header.sequence_id, 0),
+                body: Body::DelayResp {
+                    receive_timestamp: PtpTimestamp((t3 + D + OFF) as i128),
+                    requesting_port: m.header.source_port,
+                },
+            }
+            .to_bytes()
+        }
+    }
+
+    fn slave_cfg() -> PortConfig {
+        let mut c = PortConfig::new(our_id());
+        c.slave_only = true;
+        c.initial_map = Some(ClockMap::new(LocalNs(0), PtpTimestamp(0)));
+        c
+    }
+
+    fn parse(data: &[u8]) -> Message {
+        Message::parse(data).expect("our message parses")
+    }
+
+    /// The event messages among `acts`, with their tokens.
+    fn events(acts: Actions) -> Vec<(Message, Vec<u8>, TxToken)> {
+        acts.into_iter()
+            .filter_map(|a| match a {
+                Action::SendEvent { data, token } => Some((parse(&data), data, token)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn general(acts: &Actions) -> Vec<Message> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::SendGeneral { data } => Some(parse(data)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// One Sync/Follow_Up at `t2`; any Delay_Req it triggers is stamped at
+    /// `t2 + 1 ms` and answered. Returns the number of Delay_Reqs sent.
+    fn exchange(p: &mut Port, m: &mut Peer, t2: i64) -> usize {
+        let (s, f) = m.sync(t2);
+        let mut acts = p.handle_event(&s, LocalNs(t2), LocalNs(t2));
+        acts.extend(p.handle_general(&f, LocalNs(t2 + 10_000)));
+        answer(p, m, acts, t2 + MS)
+    }
+
+    /// Stamps and answers the Delay_Reqs in `acts`.
+    fn answer(p: &mut Port, m: &Peer, acts: Actions, t3: i64) -> usize {
+        let ev = events(acts);
+        for (msg, data, token) in &ev {
+            assert_eq!(msg.header.message_type, MessageType::DelayReq);
+            let tok = TxToken(token.0);
+            assert!(p.handle_tx_timestamp(tok, LocalNs(t3)).is_empty());
+            let resp = m.delay_resp(data, t3);
+            assert!(p.handle_general(&resp, LocalNs(t3 + D)).is_empty());
+        }
+        ev.len()
+    }
+
+    #[test]
+    fn slave_measures_path_delay_and_offset_from_master() {
+        let mut p = Port::new(slave_cfg(), LocalNs(0));
+        let mut m = Peer::new();
+        let acts = p.handle_general(&m.announce(), LocalNs(MS));
+        assert_eq!(p.state(), PortState::Uncalibrated);
+        assert!(matches!(acts[..], [Action::PublishClock { .. }]));
+        // First Sync: no path delay yet, so no sample, but a Delay_Req at once
+        // (fast start).
+        assert_eq!(exchange(&mut p, &mut m, 100 * MS), 1);
+        let st = p.status(LocalNs(102 * MS));
+        assert_eq!(st.offset_from_master, None);
+        assert_eq!(st.mean_path_delay, Some(Nanos(D)));
+        assert_eq!(st.counters.delay_resp, 1);
+        // Second Sync: offsetFromMaster = ours − master's = −OFF; the servo
+        // steps onto the master.
+        exchange(&mut p, &mut m, 225 * MS);
+        let st = p.status(LocalNs(230 * MS));
+        assert_eq!(st.offset_from_master, Some(Nanos(-OFF)));
+        assert_eq!(st.gm_identity, m.port.clock_identity.to_string());
+        assert_eq!(st.steps, 1);
+        let t = p.clock_map().unwrap().to_ptp(LocalNs(300 * MS));
+        assert_eq!(t, PtpTimestamp((300 * MS + OFF) as i128));
+        // Then locked, with offsets of zero.
+        for k in 2..12 {
+            exchange(&mut p, &mut m, 100 * MS + k * 125 * MS);
+        }
+        let st = p.status(LocalNs(1_600 * MS));
+        assert_eq!(p.state(), PortState::Slave);
+        assert!(st.offset_from_master.unwrap().abs() <= Nanos(1), "{st:?}");
+        assert!(st.freq.0.abs() < 1.0);
+        assert!(st.locked_for_s.is_some());
+    }
+
+    #[test]
+    fn delay_req_is_one_timer_scheduled_once_per_interval() {
+        let mut p = Port::new(slave_cfg(), LocalNs(0));
+        let mut m = Peer::new();
+        let _ = p.handle_general(&m.announce(), LocalNs(MS));
+        let mut t = 100 * MS;
+        // Fast start: one Delay_Req per Sync until 16 delays are measured;
+        // no Delay_Req deadline meanwhile.
+        for _ in 0..16 {
+            assert_eq!(exchange(&mut p, &mut m, t), 1);
+            assert_eq!(p.timers.get(Timer::DelayReq), None);
+            t += 125 * MS;
+        }
+        // Locked, 16 delays: the next Sync schedules one request within the
+        // following sync interval; poll_timeout reports it.
+        assert_eq!(exchange(&mut p, &mut m, t), 0);
+        let at = p.timers.get(Timer::DelayReq).expect("scheduled");
+        assert!(p.slave.delay_req_scheduled);
+        assert!(at >= LocalNs(t) && at < LocalNs(t + 125 * MS), "{at:?}");
+        assert_eq!(p.poll_timeout(), Some(at));
+        // A Sync before the deadline neither sends nor moves it.
+        if at > LocalNs(t + 10 * MS) {
+            assert_eq!(exchange(&mut p, &mut m, t + 5 * MS), 0);
+            assert_eq!(p.timers.get(Timer::DelayReq), Some(at));
+        }
+        // The deadline sends exactly one, then the same timer holds off the
+        // next for 0.5-1.5 × 2^logMinDelayReqInterval (1 s).
+        assert!(p.handle_timeout(LocalNs(at.0 - 1)).is_empty());
+        let acts = p.handle_timeout(at);
+        assert_eq!(answer(&mut p, &m, acts, at.0), 1);
+        assert!(!p.slave.delay_req_scheduled);
+        let hold = p.timers.get(Timer::DelayReq).expect("hold-off");
+        let since = hold.since(at);
+        assert!(since >= Nanos::from_ms(500) && since <= Nanos::from_ms(1500));
+        // Syncs during the hold-off send nothing and do not schedule.
+        let mut sent = 0;
+        t += 125 * MS;
+        while LocalNs(t) < hold {
+            sent += exchange(&mut p, &mut m, t);
+            assert_eq!(p.timers.get(Timer::DelayReq), Some(hold));
+            t += 125 * MS;
+        }
+        assert_eq!(sent, 0);
+        // The hold-off passing opens the way; the next Sync schedules again.
+        assert!(p.handle_timeout(hold).is_empty());
+        assert_eq!(p.timers.get(Timer::DelayReq), None);
+        assert_eq!(exchange(&mut p, &mut m, t), 0);
+        assert!(p.slave.delay_req_scheduled);
+    }
+
+    #[test]
+    fn announce_receipt_timeout_returns_to_listening_or_master() {
+        for slave_only in [true, false] {
+            let mut cfg = slave_cfg();
+            cfg.slave_only = slave_only;
+            let mut p = Port::new(cfg, LocalNs(0));
+            // LISTENING: the timer runs from the start.
+            let first = p.poll_timeout().expect("announceReceiptTimeout");
+            assert!(first >= LocalNs(6_000 * MS) && first < LocalNs(8_000 * MS));
+            let mut m = Peer::new();
+            let _ = p.handle_general(&m.announce(), LocalNs(MS));
+            exchange(&mut p, &mut m, 100 * MS);
+            assert_eq!(p.state(), PortState::Uncalibrated);
+            // 3 announce intervals of 2 s (+ up to one of randomness).
+            let d = p.timers.get(Timer::AnnounceReceipt).expect("armed");
+            assert!(d >= LocalNs(6_001 * MS) && d < LocalNs(8_001 * MS), "{d:?}");
+            assert!(p.handle_timeout(LocalNs(d.0 - 1)).is_empty());
+            let acts = p.handle_timeout(d);
+            let st = p.status(d);
+            assert_eq!(st.parent, None);
+            if slave_only {
+                assert_eq!(p.state(), PortState::Listening);
+                assert!(general(&acts).is_empty());
+                assert!(p.poll_timeout().is_some_and(|t| t > d));
+            } else {
+                // Master at once: Announce and Sync go out in the same call.
+                assert_eq!(p.state(), PortState::Master);
+                assert_eq!(general(&acts)[0].header.message_type, MessageType::Announce);
+                let ev = events(acts);
+                assert_eq!(ev.len(), 1);
+                assert_eq!(ev[0].0.header.message_type, MessageType::Sync);
+                assert_eq!(p.timers.get(Timer::AnnounceReceipt), None);
+                assert_eq!(p.poll_timeout(), Some(d + Nanos::from_ms(125)));
+            }
+        }
+    }
+
+    #[test]
+    fn master_sends_announce_and_sync_at_their_intervals() {
+        let mut cfg = PortConfig::new(our_id());
+        cfg.master_only = true;
+        let mut p = Port::new(cfg, LocalNs(0));
+        assert_eq!(p.state(), PortState::Master);
+        let (mut announces, mut syncs, mut follow_ups) = (vec![], vec![], 0);
+        while let Some(t) = p.poll_timeout()
+            && t <= LocalNs(4_000 * MS)
+        {
+            let acts = p.handle_timeout(t);
+            for m in general(&acts) {
+                assert_eq!(m.header.message_type, MessageType::Announce);
+                assert_eq!(m.header.log_message_interval, 1);
+                announces.push(t);
+            }
+            for (m, _, token) in events(acts) {
+                assert_eq!(m.header.message_type, MessageType::Sync);
+                assert_eq!(m.header.log_message_interval, -3);
+                assert!(m.header.flags.has(Flags::TWO_STEP));
+                syncs.push(t);
+                // Its TX timestamp gives the Follow_Up with the same seq.
+                let fu = p.handle_tx_timestamp(token, LocalNs(t.0 + 20_000));
+                let fu = general(&fu);
+                assert_eq!(fu[0].header.message_type, MessageType::FollowUp);
+                assert_eq!(fu[0].header.sequence_id, m.header.sequence_id);
+                assert_eq!(
+                    fu[0].body,
+                    Body::FollowUp {
+                        precise_origin_timestamp: PtpTimestamp((t.0 + 20_000) as i128)
+                    }
+                );
+                follow_ups += 1;
+            }
+        }
+        assert_eq!(announces, [0, 2_000, 4_000].map(|ms| LocalNs(ms * MS)));
+        assert_eq!(syncs.len(), 33);
+        assert!(
+            syncs
+                .windows(2)
+                .all(|w| w[1].since(w[0]) == Nanos::from_ms(125))
+        );
+        assert_eq!(follow_ups, 33);
+        // A Delay_Req is answered with its receive time.
+        let mut peer = Peer::new();
+        let (s, _) = peer.sync(0);
+        let mut req = parse(&s);
+        req.header.message_type = MessageType::DelayReq;
+        req.body = Body::DelayReq {
+            origin_timestamp: PtpTimestamp(0),
+        };
+        let acts = p.handle_event(&req.to_bytes(), LocalNs(4_100 * MS), LocalNs(4_100 * MS));
+        let resp = general(&acts);
+        assert_eq!(
+            resp[0].body,
+            Body::DelayResp {
+                receive_timestamp: PtpTimestamp((4_100 * MS) as i128),
+                requesting_port: peer.port,
+            }
+        );
+    }
+
+    #[test]
+    fn faulty_runs_only_its_recovery_timer() {
+        let mut cfg = PortConfig::new(our_id());
+        cfg.master_only = true;
+        let mut p = Port::new(cfg, LocalNs(0));
+        let mut tokens = vec![];
+        for (_, _, tok) in events(p.handle_timeout(LocalNs(0))) {
+            tokens.push(tok);
+        }
+        let mut t = 0;
+        while tokens.len() < 5 {
+            t = p.poll_timeout().unwrap().0;
+            for (_, _, tok) in events(p.handle_timeout(LocalNs(t))) {
+                tokens.push(tok);
+            }
+        }
+        for tok in tokens {
+            let _ = p.handle_tx_failed(tok, LocalNs(t));
+        }
+        assert_eq!(p.state(), PortState::Faulty);
+        let until = LocalNs(t) + Nanos::from_secs(16);
+        assert_eq!(p.poll_timeout(), Some(until));
+        assert!(p.handle_timeout(LocalNs(until.0 - 1)).is_empty());
+        let _ = p.handle_timeout(until);
+        // Back to LISTENING; master_only re-enters MASTER at the next
+        // announceReceiptTimeout.
+        assert_eq!(p.state(), PortState::Listening);
+        assert_eq!(p.timers.get(Timer::FaultRecovery), None);
+        let d = p.poll_timeout().unwrap();
+        let _ = p.handle_timeout(d);
+        assert_eq!(p.state(), PortState::Master);
+    }
+}
