@@ -153,8 +153,8 @@ pub(crate) fn status_line(status: &PtpStatus) -> String {
     if let Some(d) = st.mean_path_delay {
         s += &format!(", delay {}", fmt_ns(d.as_ns() as f64));
     }
-    if let (Some(r), Some(m)) = (st.rms_ns, st.max_abs_ns) {
-        s += &format!(", rms {} max {} (10s)", fmt_ns(r), fmt_ns(m as f64));
+    if let (Some(r), Some(m)) = (st.rms_ns, st.max_abs) {
+        s += &format!(", rms {} max {} (10s)", fmt_ns(r), fmt_ns(m.as_ns() as f64));
     }
     if let Some(l) = st.locked_for_s {
         s += &format!(", locked {l:.0}s");
@@ -188,7 +188,7 @@ pub(crate) fn status_json(s: &PtpStatus) -> serde_json::Value {
         "ptp_timescale": st.ptp_timescale,
         "utc_offset_s": st.utc_offset_s,
         "rms_ns": st.rms_ns,
-        "max_abs_ns": st.max_abs_ns,
+        "max_abs_ns": st.max_abs.map(|m| m.as_ns()),
         "locked_for_s": st.locked_for_s,
         "holdover_age_s": st.holdover_age_s,
         "outliers": st.outliers,

@@ -65,7 +65,7 @@ use master::MasterSide;
 use slave::SlaveSide;
 use timers::{Timer, TimerTable};
 
-/// Port states (§9.2.5), as printed in status.
+/// Port states (IEEE 1588-2019 §9.2.5, Table 20), as printed in status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PortState {
@@ -97,25 +97,26 @@ impl PortState {
     }
 }
 
-/// Static configuration of a port (defaults: IEEE 1588 default profile
-/// with AES67's 8 Sync/s for our master role).
+/// Static configuration of a port (defaults: the IEEE 1588-2019 default
+/// Delay Request-Response profile, Annex I.3, with AES67's 8 Sync/s for our
+/// master role). The port data set members are those of §8.2.15.
 #[derive(Debug, Clone)]
 pub struct PortConfig {
-    /// Our clockIdentity.
+    /// Our clockIdentity (§7.5.2.2).
     pub clock_identity: ClockIdentity,
     /// Our portNumber (1).
     pub port_number: u16,
-    /// domainNumber.
+    /// domainNumber (§7.1).
     pub domain: u8,
-    /// priority1 (128).
+    /// priority1 (128; §7.6.2.3), for the BMCA (§9.3).
     pub priority1: u8,
-    /// priority2 (128).
+    /// priority2 (128; §7.6.2.4), for the BMCA (§9.3).
     pub priority2: u8,
-    /// Our clockQuality (class 248 default; 255 when slave-only).
+    /// Our clockQuality (§7.6.2.5; class 248 default, 255 when slave-only).
     pub quality: ClockQuality,
-    /// Never become master.
+    /// Never become master (slaveOnly, §9.2.2.2).
     pub slave_only: bool,
-    /// Always master (no BMCA).
+    /// Always master (no BMCA; masterOnly, §9.2.2.1).
     pub master_only: bool,
     /// logAnnounceInterval, log2 s (1 → 2 s; §7.7.2.2).
     pub log_announce_interval: LogInterval,
@@ -127,22 +128,22 @@ pub struct PortConfig {
     pub log_min_delay_req_interval: LogInterval,
     /// announceReceiptTimeout in announce intervals (3; §7.7.3.1).
     pub announce_receipt_timeout: u8,
-    /// Unanswered Delay_Reqs before one-way mode (4).
+    /// Unanswered Delay_Reqs before one-way mode (4; not in IEEE 1588).
     pub one_way_after: u32,
-    /// meanPathDelay assumed in one-way mode when none was ever measured.
+    /// meanPathDelay (ns) assumed in one-way mode when none was ever measured.
     pub assumed_delay: Nanos,
-    /// currentUtcOffset we announce as master (37 s).
+    /// currentUtcOffset we announce as master, s (37; §7.2.4).
     pub utc_offset: i16,
-    /// Announce ptpTimescale (TAI) as master; false = ARB.
+    /// Announce ptpTimescale (TAI) as master; false = ARB (§7.2.1).
     pub ptp_timescale: bool,
-    /// timeSource we announce (0xA0 internal oscillator).
+    /// timeSource we announce (0xA0 internal oscillator; §7.6.2.8).
     pub time_source: u8,
     /// Servo tuning.
     pub servo: ServoConfig,
     /// Initial clock map for the master role before any sync (e.g.
     /// `CLOCK_REALTIME` + UTC offset); `None` = PTP time equals local time.
     pub initial_map: Option<ClockMap>,
-    /// Missing TX timestamps in a row before FAULTY (5).
+    /// Missing TX timestamps in a row before FAULTY (5; FAULTY lasts 16 s).
     pub faulty_after: u32,
 }
 
@@ -196,14 +197,15 @@ impl TxToken {
 /// What the IO layer must do.
 #[derive(Debug)]
 pub enum Action {
-    /// Send to 224.0.1.129:319, then report the TX timestamp with `token`.
+    /// Send to 224.0.1.129:319 (event port, Annex C), then report the TX
+    /// timestamp with `token`.
     SendEvent {
         /// Message bytes.
         data: Vec<u8>,
         /// Token to return with the TX timestamp.
         token: TxToken,
     },
-    /// Send to 224.0.1.129:320.
+    /// Send to 224.0.1.129:320 (general port, Annex C).
     SendGeneral {
         /// Message bytes.
         data: Vec<u8>,
@@ -225,7 +227,7 @@ pub type Actions = Vec<Action>;
 /// Counters.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct PortCounters {
-    /// Datagrams that failed to parse or were inconsistent.
+    /// Datagrams that failed to parse (§13) or were inconsistent.
     pub malformed: u64,
     /// Messages for another domain.
     pub other_domain: u64,
@@ -245,16 +247,17 @@ pub struct PortCounters {
     pub syncs_sent: u64,
 }
 
-/// A snapshot of the port for status lines and JSON.
+/// A snapshot of the port for status lines and JSON (times in ns or s,
+/// frequency in ppb, as the field names say).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PortStatus {
     /// Port state.
     pub state: PortState,
     /// Servo state.
     pub servo: ServoState,
-    /// The parent (master) port, when slave/uncalibrated.
+    /// The parent (master) portIdentity (§8.2.3.2), when slave/uncalibrated.
     pub parent: Option<String>,
-    /// grandmasterIdentity (ours when master).
+    /// grandmasterIdentity (§8.2.3.6; ours when master).
     pub gm_identity: String,
     /// Last offsetFromMaster (§11.2), ns.
     #[serde(rename = "offset_from_master_ns")]
@@ -265,12 +268,13 @@ pub struct PortStatus {
     /// Frequency of our clock vs the local reference, ppb.
     #[serde(rename = "freq_ppb")]
     pub freq: Ppb,
-    /// One-way mode (no Delay_Resp).
+    /// One-way mode (no Delay_Resp; meanPathDelay assumed).
     pub one_way: bool,
     /// rms of offsetFromMaster over the last status window, ns.
     pub rms_ns: Option<f64>,
     /// max |offsetFromMaster| over the last status window, ns.
-    pub max_abs_ns: Option<i64>,
+    #[serde(rename = "max_abs_ns")]
+    pub max_abs: Option<Nanos>,
     /// Time since the servo last became locked, s.
     pub locked_for_s: Option<f64>,
     /// Time since the last Sync sample while in holdover, s.
@@ -281,7 +285,7 @@ pub struct PortStatus {
     pub steps: u64,
     /// The master's timescale is PTP (TAI).
     pub ptp_timescale: bool,
-    /// currentUtcOffset of the master (or ours), s.
+    /// currentUtcOffset of the master (or ours), s (§7.2.4).
     pub utc_offset_s: i16,
     /// Counters.
     pub counters: PortCounters,
@@ -471,8 +475,8 @@ impl Port {
         }
     }
 
-    /// Handles one datagram from UDP port 319 (Sync, Delay_Req) with its
-    /// receive time.
+    /// Handles one datagram from UDP port 319 (Sync, Delay_Req; §9.5.9,
+    /// §9.5.11) with its receive time (`rx`, local reference clock, ns).
     #[must_use]
     pub fn handle_event(&mut self, data: &[u8], rx: LocalNs, now: LocalNs) -> Actions {
         self.now = now;
@@ -494,7 +498,7 @@ impl Port {
     }
 
     /// Handles one datagram from UDP port 320 (Announce, Follow_Up,
-    /// Delay_Resp).
+    /// Delay_Resp; §9.5.3, §9.5.10, §9.5.12).
     #[must_use]
     pub fn handle_general(&mut self, data: &[u8], now: LocalNs) -> Actions {
         self.now = now;
@@ -516,7 +520,9 @@ impl Port {
         out
     }
 
-    /// Reports the transmit time (local reference clock) of a sent event message.
+    /// Reports the transmit time (local reference clock, ns) of a sent event
+    /// message: a Sync's gives its Follow_Up (§11.3.2 two-step), a
+    /// Delay_Req's its t3.
     #[must_use]
     pub fn handle_tx_timestamp(&mut self, token: TxToken, ts: LocalNs) -> Actions {
         let mut out = Actions::new();
@@ -555,12 +561,15 @@ impl Port {
         Actions::new()
     }
 
-    /// The next instant [`Self::handle_timeout`] wants to run.
+    /// The next instant [`Self::handle_timeout`] wants to run: the earliest
+    /// of the port's timers (announceReceiptTimeout §9.2.6.12, Delay_Req
+    /// §9.5.11.2, Announce §9.5.8 and Sync §9.5.9 transmission, FAULTY
+    /// recovery).
     pub fn poll_timeout(&self) -> Option<LocalNs> {
         self.timers.next_timeout()
     }
 
-    /// Runs expired timers.
+    /// Runs the expired timers (see [`Self::poll_timeout`]).
     #[must_use]
     pub fn handle_timeout(&mut self, now: LocalNs) -> Actions {
         self.now = now;
@@ -653,7 +662,7 @@ impl Port {
             freq: self.servo.freq(),
             one_way: self.slave.one_way,
             rms_ns: rms,
-            max_abs_ns: max,
+            max_abs: max.map(Nanos),
             locked_for_s: self.slave.locked_since.map(|t| now.since(t).as_secs_f64()),
             holdover_age_s: if self.servo.state() == ServoState::Holdover {
                 self.slave
@@ -671,7 +680,7 @@ impl Port {
         }
     }
 
-    /// The frequency estimate, ppb.
+    /// The frequency estimate of our clock vs the local reference, ppb.
     pub fn freq(&self) -> Ppb {
         self.servo.freq()
     }

@@ -1,5 +1,11 @@
 //! Clock servos: they turn (local receive time, master time) samples into a
-//! [`ClockMap`] for the virtual PTP clock.
+//! [`ClockMap`] for the virtual PTP clock (the clock adjustment IEEE
+//! 1588-2019 leaves to implementations, §11.1, Annex A; offsets in ns,
+//! frequencies in ppb).
+//!
+//! The [`Servo`] trait holds the shared part; [`LinRegServo`]
+//! (`servo/linreg.rs`) and [`PiServo`] (`servo/pi.rs`) are the estimators,
+//! built by [`new_servo`] from [`ServoConfig::kind`].
 //!
 //! Two estimators share the generic step / outlier / holdover logic
 //! (the split linuxptp's `servo.c` makes):
@@ -65,21 +71,21 @@ impl std::str::FromStr for ServoKind {
 pub struct ServoConfig {
     /// Estimator.
     pub kind: ServoKind,
-    /// Offsets beyond this (consistently) step the clock. Non-zero.
+    /// Offsets beyond this (consistently) step the clock, ns. Non-zero.
     pub step_threshold: Nanos,
     /// Consecutive beyond-threshold samples before a step.
     pub step_after: u32,
     /// Consecutive rejected (sub-threshold) samples before the fit restarts.
     pub restart_after: u32,
-    /// Outlier threshold in residual sigmas.
+    /// Outlier threshold in residual sigmas (σ in ns).
     pub outlier_sigmas: f64,
-    /// Outlier threshold floor.
+    /// Outlier threshold floor, ns.
     pub outlier_floor: Nanos,
-    /// Regression window length (time span).
+    /// Regression window length (time span), ns.
     pub window: Nanos,
     /// Samples (spanning ≥ 0.5 s) before `locked`.
     pub lock_points: usize,
-    /// |offset| bound for `locked_stable` (with a full window).
+    /// |offset| bound for `locked_stable` (with a full window), ns.
     pub stable_bound: Nanos,
     /// Sync interval, s (PI gains): 2^logSyncInterval.
     pub sync_interval_s: f64,
