@@ -14,7 +14,7 @@
 //!    [`TxToken`] it came with (or [`Port::handle_tx_failed`] if none
 //!    arrives within the IO layer's timeout); send a general message (to
 //!    224.0.1.129:320); publish a new [`ClockMap`] to the
-//!    [`super::clock::PtpClockHandle`].
+//!    [`PtpClockHandle`](crate::engine::ptp_clock::PtpClockHandle).
 //! 3. After handling input, ask [`Port::poll_timeout`] for the next deadline
 //!    and call [`Port::handle_timeout`] when it has passed (calling it early
 //!    is harmless).
@@ -33,7 +33,7 @@
 //!   meanPathDelay and [`PortStatus::one_way`] is set; a Delay_Resp ends it.
 //! - Master role: Announce, two-step Sync + Follow_Up, Delay_Resp.
 //! - Master loss: announceReceiptTimeout → the servo goes to holdover (keeps
-//!   its last frequency); [`PortStatus::holdover_age`] counts from the last
+//!   its last frequency); [`PortStatus::holdover_age_s`] counts from the last
 //!   Sync.
 
 //!
