@@ -162,8 +162,8 @@ pub fn status() -> SlaveStatus {
     if let Some(v) = s.handle.status() {
         out.port_state = Some(v.port.state.name().to_string());
         out.parent = v.port.parent.clone();
-        out.offset_ns = v.port.offset_from_master_ns;
-        out.freq_ppb = v.port.freq_ppb;
+        out.offset_ns = v.port.offset_from_master.map(|o| o.as_ns());
+        out.freq_ppb = v.port.freq.0;
     }
     out
 }

@@ -136,8 +136,8 @@ pub(crate) fn status_line(status: &PtpStatus) -> String {
         (Some(p), PortState::Slave | PortState::Uncalibrated) => {
             format!(
                 "Slave to: PTP/{p}, δ {}",
-                st.offset_from_master_ns
-                    .map(|o| fmt_ns(o as f64))
+                st.offset_from_master
+                    .map(|o| fmt_ns(o.as_ns() as f64))
                     .unwrap_or("-".into())
             )
         }
@@ -146,15 +146,15 @@ pub(crate) fn status_line(status: &PtpStatus) -> String {
     };
     let mut s = format!(
         "{head}, Freq: {:+.2}ppm [{lock}] {} {}",
-        st.freq_ppb / 1000.0,
+        st.freq.as_ppm(),
         display_state(st),
         status.mode
     );
-    if let Some(d) = st.mean_path_delay_ns {
-        s += &format!(", delay {}", fmt_ns(d as f64));
+    if let Some(d) = st.mean_path_delay {
+        s += &format!(", delay {}", fmt_ns(d.as_ns() as f64));
     }
-    if let (Some(r), Some(m)) = (st.rms_ns, st.max_abs_ns) {
-        s += &format!(", rms {} max {} (10s)", fmt_ns(r), fmt_ns(m as f64));
+    if let (Some(r), Some(m)) = (st.rms_ns, st.max_abs) {
+        s += &format!(", rms {} max {} (10s)", fmt_ns(r), fmt_ns(m.as_ns() as f64));
     }
     if let Some(l) = st.locked_for_s {
         s += &format!(", locked {l:.0}s");
@@ -178,9 +178,9 @@ pub(crate) fn status_json(s: &PtpStatus) -> serde_json::Value {
         "servo": st.servo.name(),
         "gm_identity": st.gm_identity,
         "parent": st.parent,
-        "offset_from_master_ns": st.offset_from_master_ns,
-        "mean_path_delay_ns": st.mean_path_delay_ns,
-        "freq_ppb": st.freq_ppb,
+        "offset_from_master_ns": st.offset_from_master.map(|o| o.as_ns()),
+        "mean_path_delay_ns": st.mean_path_delay.map(|d| d.as_ns()),
+        "freq_ppb": st.freq.0,
         "timestamping": if s.hardware_timestamps { "hardware" } else { "software" },
         "mode": s.mode,
         "one_way": st.one_way,
@@ -188,7 +188,7 @@ pub(crate) fn status_json(s: &PtpStatus) -> serde_json::Value {
         "ptp_timescale": st.ptp_timescale,
         "utc_offset_s": st.utc_offset_s,
         "rms_ns": st.rms_ns,
-        "max_abs_ns": st.max_abs_ns,
+        "max_abs_ns": st.max_abs.map(|m| m.as_ns()),
         "locked_for_s": st.locked_for_s,
         "holdover_age_s": st.holdover_age_s,
         "outliers": st.outliers,

@@ -12,7 +12,7 @@ use super::ptp_clock::{PtpClockHandle, PtpStatus};
 use crate::ptp::msg::ClockIdentity;
 use crate::ptp::port::{Action, Actions, Port, PortConfig, PortStatus, TxToken};
 use crate::ptp::servo::{ServoConfig, ServoKind};
-use crate::ptp::{ClockMap, LocalNs, PtpTimestamp};
+use crate::ptp::{ClockMap, LocalNs, LogInterval, PtpTimestamp};
 use crate::sys::clock::{local_now, raw_realtime_pair};
 use crate::sys::ptp::{self as sys, KernelTs, Phc, PtpSockets, TsMode};
 use crate::units::Nanos;
@@ -191,7 +191,7 @@ pub fn run_with(
     cfg.slave_only = opts.slave_only;
     cfg.master_only = opts.master_only;
     cfg.priority1 = opts.priority1;
-    cfg.log_sync_interval = opts.log_sync_interval;
+    cfg.log_sync_interval = LogInterval::new(opts.log_sync_interval);
     cfg.ptp_timescale = !opts.arb;
     cfg.assumed_delay = opts.assumed_delay;
     if opts.slave_only {

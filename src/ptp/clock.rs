@@ -3,7 +3,7 @@
 //! touches the system clock.
 //!
 //! The servo owns a [`ClockMap`]; after each update the port emits it and the
-//! IO loop publishes it to a [`PtpClockHandle`], which any thread (including a
+//! IO loop publishes it to a [`PtpClockHandle`](crate::engine::ptp_clock::PtpClockHandle), which any thread (including a
 //! real-time audio thread: reads are lock-free and never allocate) can use to
 //! read PTP time.
 //!
@@ -11,7 +11,7 @@
 //! For a stream with `a=mediaclk:direct=<offset>` at `rate` Hz:
 //! `rtp_ts = (ptp_time_seconds × rate + offset) mod 2^32`. With a handle:
 //! ```no_run
-//! # use aes67::engine::ptp::PtpClockHandle;
+//! # use aes67::engine::ptp_clock::PtpClockHandle;
 //! # fn f(h: &PtpClockHandle) {
 //! if let Some(t) = h.now_ptp() {            // None until the servo has an estimate
 //!     let rtp_now: u32 = t.to_rtp(48_000, 0); // mediaclk:direct=0, 48 kHz
@@ -19,7 +19,7 @@
 //! }
 //! # }
 //! ```
-//! [`PtpClockHandle::rtp_at_mono`] does the same for a `CLOCK_MONOTONIC`
+//! [`PtpClockHandle::rtp_at_mono`](crate::engine::ptp_clock::PtpClockHandle::rtp_at_mono) does the same for a `CLOCK_MONOTONIC`
 //! instant (e.g. an ALSA htstamp).
 
 use std::ops::Add;

@@ -23,4 +23,4 @@ mod sim;
 pub mod time;
 
 pub use clock::{ClockMap, ServoState};
-pub use time::{LocalNs, PtpTimestamp};
+pub use time::{LocalNs, LogInterval, PtpTimestamp};

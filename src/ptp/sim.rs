@@ -151,12 +151,7 @@ impl Sim {
     }
 
     fn rand(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
+        super::port::xorshift64(&mut self.rng)
     }
     fn jitter(&mut self) -> i64 {
         let j = self.net.jitter.max(1) as u64;

@@ -79,6 +79,37 @@ impl std::ops::Add<Nanos> for PtpTimestamp {
     }
 }
 
+/// A PTP message interval as a base-2 logarithm of seconds (log2 s), the
+/// unit of logSyncInterval, logAnnounceInterval and logMinDelayReqInterval
+/// (IEEE 1588-2019 §7.7.2.1, §13.3.2.14): `−3` is 125 ms, `1` is 2 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
+#[serde(transparent)]
+pub struct LogInterval(i8);
+
+impl LogInterval {
+    /// From the log2-seconds value.
+    pub const fn new(log2_s: i8) -> LogInterval {
+        LogInterval(log2_s)
+    }
+    /// The log2-seconds value (the wire `logMessageInterval`).
+    pub const fn as_i8(self) -> i8 {
+        self.0
+    }
+    /// The interval, 2^log s, in ns (the exponent clamped to ±10).
+    pub fn as_nanos(self) -> Nanos {
+        let log = self.0.clamp(-10, 10) as i32;
+        if log >= 0 {
+            Nanos(1_000_000_000i64 << log)
+        } else {
+            Nanos(1_000_000_000i64 >> (-log))
+        }
+    }
+    /// The value clamped to `lo..=hi` (log2 s).
+    pub fn clamp(self, lo: i8, hi: i8) -> LogInterval {
+        LogInterval(self.0.clamp(lo, hi))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +127,14 @@ mod tests {
             (4_800_000_000u64 as u32)
         );
         assert_eq!(PtpTimestamp(-5).to_parts(), (0, 0));
+    }
+
+    #[test]
+    fn log_interval_in_ns() {
+        assert_eq!(LogInterval::new(-3).as_nanos(), Nanos::from_ms(125));
+        assert_eq!(LogInterval::new(1).as_nanos(), Nanos::from_secs(2));
+        assert_eq!(LogInterval::new(0).as_nanos(), Nanos::from_secs(1));
+        assert_eq!(LogInterval::new(127).as_nanos(), Nanos::from_secs(1024));
+        assert_eq!(LogInterval::new(5).clamp(-3, 4).as_i8(), 4);
     }
 }

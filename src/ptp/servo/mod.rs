@@ -1,0 +1,403 @@
+//! Clock servos: they turn (local receive time, master time) samples into a
+//! [`ClockMap`] for the virtual PTP clock (the clock adjustment IEEE
+//! 1588-2019 leaves to implementations, §11.1, Annex A; offsets in ns,
+//! frequencies in ppb).
+//!
+//! The [`Servo`] trait holds the shared part; [`LinRegServo`]
+//! (`servo/linreg.rs`) and [`PiServo`] (`servo/pi.rs`) are the estimators,
+//! built by [`new_servo`] from [`ServoConfig::kind`].
+//!
+//! Two estimators share the generic step / outlier / holdover logic
+//! (the split linuxptp's `servo.c` makes):
+//! - [`ServoKind::LinReg`] (default): least-squares line through the last
+//!   [`ServoConfig::window`] (4 s) of samples, giving offset and frequency at once.
+//!   It has a usable frequency after two samples and locks after
+//!   [`ServoConfig::lock_points`] samples spanning ≥ 0.5 s (≈ 1 s at 8 Sync/s).
+//! - [`ServoKind::Pi`]: linuxptp's PI controller with its constants
+//!   (`kp = min(kp_scale·s^-0.3, 0.7/s)`, `ki = min(ki_scale·s^0.4, 0.3/s)`,
+//!   software scales 0.1 / 0.001, hardware 0.7 / 0.3), as the reference.
+//!
+//! Generic logic:
+//! - **Outliers**: once ≥ 4 samples are in the window, a sample whose offset
+//!   from the prediction exceeds `max(outlier_sigmas·σ, outlier_floor)` (σ =
+//!   rms residual of the fit) is dropped and counted.
+//! - **Steps** (non-zero [`ServoConfig::step_threshold`], default 100 µs): `step_after`
+//!   (3) consecutive rejected samples beyond the threshold re-anchor the clock
+//!   on the newest sample, keeping the frequency (state `jump`).
+//!   `restart_after` (6) consecutive rejected samples below it restart the fit
+//!   from those recent samples (a shift smaller than the step threshold).
+//!   So after a master step or a grandmaster change, the servo is locked
+//!   again within `step_after + lock_points` samples (≈ 1.2 s at 8 Sync/s).
+//! - **Holdover**: [`Servo::enter_holdover`] keeps the map and its frequency;
+//!   the next sample resumes (or steps, if the master moved).
+//! - **Never stuck**: the only state without an estimate is before the first
+//!   sample; every sample moves the servo toward lock, and no error counter
+//!   latches.
+
+use super::clock::{ClockMap, ServoState};
+use super::time::{LocalNs, PtpTimestamp};
+use crate::units::{Nanos, Ppb};
+
+/// Which estimator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServoKind {
+    /// Windowed linear regression (default).
+    #[default]
+    LinReg,
+    /// linuxptp's PI controller (reference).
+    Pi,
+}
+
+impl std::str::FromStr for ServoKind {
+    type Err = String;
+    /// Parses the command-line name (lin-reg, linreg, pi).
+    fn from_str(s: &str) -> Result<ServoKind, String> {
+        match s {
+            "lin-reg" => Ok(ServoKind::LinReg),
+            "linreg" => Ok(ServoKind::LinReg),
+            "pi" => Ok(ServoKind::Pi),
+            _ => Err(format!("servo {s:?}: expected one of lin-reg, linreg, pi")),
+        }
+    }
+}
+
+/// Servo tuning. All durations in ns.
+///
+/// The servo is the clock-adjustment part IEEE 1588-2019 leaves to the
+/// implementation (§11.1 and Annex A: it turns offsetFromMaster samples into a
+/// frequency, ppb, and a phase, ns).
+#[derive(Debug, Clone, Copy)]
+pub struct ServoConfig {
+    /// Estimator.
+    pub kind: ServoKind,
+    /// Offsets beyond this (consistently) step the clock, ns. Non-zero.
+    pub step_threshold: Nanos,
+    /// Consecutive beyond-threshold samples before a step.
+    pub step_after: u32,
+    /// Consecutive rejected (sub-threshold) samples before the fit restarts.
+    pub restart_after: u32,
+    /// Outlier threshold in residual sigmas (σ in ns).
+    pub outlier_sigmas: f64,
+    /// Outlier threshold floor, ns.
+    pub outlier_floor: Nanos,
+    /// Regression window length (time span), ns.
+    pub window: Nanos,
+    /// Samples (spanning ≥ 0.5 s) before `locked`.
+    pub lock_points: usize,
+    /// |offset| bound for `locked_stable` (with a full window), ns.
+    pub stable_bound: Nanos,
+    /// Sync interval, s (PI gains): 2^logSyncInterval.
+    pub sync_interval_s: f64,
+    /// Hardware timestamps (PI uses the hardware scales).
+    pub hw_timestamps: bool,
+}
+
+impl Default for ServoConfig {
+    fn default() -> Self {
+        ServoConfig {
+            kind: ServoKind::LinReg,
+            step_threshold: Nanos::from_us(100),
+            step_after: 3,
+            restart_after: 6,
+            outlier_sigmas: 6.0,
+            outlier_floor: Nanos::from_us(3),
+            window: Nanos::from_secs(4),
+            lock_points: 6,
+            stable_bound: Nanos::from_us(5),
+            sync_interval_s: 0.125,
+            hw_timestamps: false,
+        }
+    }
+}
+
+mod linreg;
+mod pi;
+
+pub use linreg::LinRegServo;
+pub use pi::PiServo;
+
+/// What one sample did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleOutcome {
+    /// offsetFromMaster (IEEE 1588-2019 §11.2): our clock at the sample's
+    /// local time minus the master time, before this update (ns).
+    pub offset: Nanos,
+    /// Whether the sample was used (false: rejected as an outlier).
+    pub accepted: bool,
+    /// Whether the clock was stepped (re-anchored) by this sample.
+    pub stepped: bool,
+    /// Servo state after the sample.
+    pub state: ServoState,
+}
+
+impl SampleOutcome {
+    /// A sample that stepped (re-anchored) the clock.
+    fn stepped(offset: Nanos, state: ServoState) -> SampleOutcome {
+        SampleOutcome {
+            offset,
+            accepted: true,
+            stepped: true,
+            state,
+        }
+    }
+    /// A sample used by the estimator, without a step.
+    fn accepted(offset: Nanos, state: ServoState) -> SampleOutcome {
+        SampleOutcome {
+            offset,
+            accepted: true,
+            stepped: false,
+            state,
+        }
+    }
+    /// A sample rejected (outlier, or a step candidate not yet confirmed).
+    fn rejected(offset: Nanos, state: ServoState) -> SampleOutcome {
+        SampleOutcome {
+            offset,
+            accepted: false,
+            stepped: false,
+            state,
+        }
+    }
+}
+
+/// The state every servo shares: the clock map, the state, step and outlier
+/// bookkeeping. See the module doc.
+#[derive(Debug)]
+pub struct ServoCore {
+    cfg: ServoConfig,
+    map: Option<ClockMap>,
+    state: ServoState,
+    consecutive_bad: u32,
+    outliers: u64,
+    steps: u64,
+    force_anchor: bool,
+}
+
+impl ServoCore {
+    /// A new, unlocked core.
+    pub fn new(cfg: ServoConfig) -> ServoCore {
+        ServoCore {
+            cfg,
+            map: None,
+            state: ServoState::Unlocked,
+            consecutive_bad: 0,
+            outliers: 0,
+            steps: 0,
+            force_anchor: false,
+        }
+    }
+}
+
+/// A clock servo: turns (local receive time, master time) samples into a
+/// [`ClockMap`] (frequency in ppb, phase in ns) for the virtual PTP clock.
+///
+/// Implementations supply the estimator ([`Servo::estimate`]) and a few
+/// hooks; anchoring, steps on the first sample, holdover and the
+/// grandmaster-change reset are shared (the provided methods).
+pub trait Servo: std::fmt::Debug + Send {
+    /// The shared state.
+    fn core(&self) -> &ServoCore;
+    /// The shared state, mutable.
+    fn core_mut(&mut self) -> &mut ServoCore;
+    /// One sample of an anchored, not-unlocked servo; `offset` is
+    /// offsetFromMaster (ns) under the current map.
+    fn estimate(&mut self, local: LocalNs, master: PtpTimestamp, offset: Nanos) -> SampleOutcome;
+    /// Hook: the clock was (re-)anchored on this sample; restart the
+    /// estimator from it.
+    fn restart_at(&mut self, local: LocalNs, master: PtpTimestamp);
+    /// Hook: forget the fit but keep the frequency (new grandmaster).
+    fn forget(&mut self);
+    /// The frequency to free-run on in holdover (ppb), if the estimator has a
+    /// better one than the current map's.
+    fn holdover_freq(&self) -> Option<Ppb> {
+        None
+    }
+    /// rms residual of the current fit, ns (0 for servos without a fit).
+    fn sigma(&self) -> f64 {
+        0.0
+    }
+
+    /// Feeds one sample: at local time `local` the master's time was
+    /// `master` (t1 + correction + meanPathDelay, IEEE 1588-2019 §11.3).
+    fn sample(&mut self, local: LocalNs, master: PtpTimestamp) -> SampleOutcome {
+        let Some(map) = self.core().map else {
+            return anchor(self, local, master, Nanos::ZERO);
+        };
+        let offset_i = map.to_ptp(local).0 - master.0;
+        let offset = Nanos(offset_i.clamp(i64::MIN as i128, i64::MAX as i128) as i64);
+        if std::mem::take(&mut self.core_mut().force_anchor)
+            || self.core().state == ServoState::Unlocked
+        {
+            return anchor(self, local, master, offset);
+        }
+        self.estimate(local, master, offset)
+    }
+    /// The current map, `None` before the first sample (or seed).
+    fn map(&self) -> Option<ClockMap> {
+        self.core().map
+    }
+    /// State.
+    fn state(&self) -> ServoState {
+        self.core().state
+    }
+    /// Frequency estimate, ppb vs the local clock.
+    fn freq(&self) -> Ppb {
+        self.core().map.map(|m| m.freq).unwrap_or_default()
+    }
+    /// Samples rejected as outliers so far.
+    fn outliers(&self) -> u64 {
+        self.core().outliers
+    }
+    /// Steps (re-anchors) so far, the first included.
+    fn steps(&self) -> u64 {
+        self.core().steps
+    }
+    /// Config.
+    fn config(&self) -> &ServoConfig {
+        &self.core().cfg
+    }
+    /// Seeds the map (e.g. from `CLOCK_REALTIME` for a master with no
+    /// reference) without claiming lock.
+    fn seed(&mut self, map: ClockMap) {
+        let c = self.core_mut();
+        if c.map.is_none() {
+            c.map = Some(map);
+        }
+    }
+    /// Master lost (announceReceiptTimeout, IEEE 1588-2019 §9.2.6.12): keep
+    /// the map and its frequency, report `holdover`.
+    fn enter_holdover(&mut self) {
+        let long = self.holdover_freq();
+        let c = self.core_mut();
+        if c.map.is_some() && c.state != ServoState::Unlocked && c.state != ServoState::Holdover {
+            c.state = ServoState::Holdover;
+            // Free-run on the long-term frequency (less noisy than the last
+            // short-window fit); the map stays continuous at its reference point.
+            if let (Some(m), Some(f)) = (c.map.as_mut(), long) {
+                m.freq = f;
+            }
+        }
+    }
+    /// New master (grandmaster change): forget the fit, keep the frequency;
+    /// the next sample re-anchors the clock.
+    fn reset_keep_freq(&mut self) {
+        self.forget();
+        let c = self.core_mut();
+        c.consecutive_bad = 0;
+        if c.map.is_some() {
+            c.state = ServoState::Jump;
+        }
+        c.force_anchor = true;
+    }
+}
+
+/// The servo of `cfg.kind`.
+pub fn new_servo(cfg: ServoConfig) -> Box<dyn Servo> {
+    match cfg.kind {
+        ServoKind::LinReg => Box::new(LinRegServo::new(cfg)),
+        ServoKind::Pi => Box::new(PiServo::new(cfg)),
+    }
+}
+
+/// Re-anchors the clock on this sample, keeping the frequency (a step).
+fn anchor<S: Servo + ?Sized>(
+    s: &mut S,
+    local: LocalNs,
+    master: PtpTimestamp,
+    offset: Nanos,
+) -> SampleOutcome {
+    let c = s.core_mut();
+    let freq = c.map.map(|m| m.freq).unwrap_or_default();
+    c.map = Some(ClockMap {
+        ref_local: local,
+        ref_ptp: master,
+        freq,
+    });
+    c.consecutive_bad = 0;
+    c.state = ServoState::Jump;
+    c.steps += 1;
+    s.restart_at(local, master);
+    SampleOutcome::stepped(offset, ServoState::Jump)
+}
+
+/// Test helpers shared by the servo tests: a master at `ppb` vs our local
+/// clock, sampled every 125 ms.
+#[cfg(test)]
+mod test_util {
+    use super::*;
+
+    /// Sample `i` (125 ms apart): local time and the master's time for a
+    /// master running `ppb` fast vs our clock, plus `extra` ns of offset.
+    pub(super) fn sample_at(i: i64, ppb: f64, extra: i64) -> (LocalNs, PtpTimestamp) {
+        let local = 1_000_000_000 + i * 125_000_000;
+        let master = 5_000_000_000_000i128
+            + (local as f64 * (1.0 + ppb * 1e-9)).round() as i128
+            + extra as i128;
+        (LocalNs(local), PtpTimestamp(master))
+    }
+
+    /// Feeds `n` samples from `from`; returns the last outcome.
+    pub(super) fn feed(
+        s: &mut dyn Servo,
+        from: i64,
+        n: i64,
+        ppb: f64,
+        extra: i64,
+    ) -> SampleOutcome {
+        let mut last = None;
+        for i in from..from + n {
+            let (l, m) = sample_at(i, ppb, extra);
+            last = Some(s.sample(l, m));
+        }
+        last.expect("n > 0")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_servo_picks_the_kind_and_parses_names() {
+        let pi = ServoConfig {
+            kind: ServoKind::Pi,
+            ..ServoConfig::default()
+        };
+        assert_eq!(new_servo(pi).config().kind, ServoKind::Pi);
+        assert_eq!(
+            new_servo(ServoConfig::default()).config().kind,
+            ServoKind::LinReg
+        );
+        assert_eq!("lin-reg".parse::<ServoKind>(), Ok(ServoKind::LinReg));
+        assert_eq!("pi".parse::<ServoKind>(), Ok(ServoKind::Pi));
+        assert!("x".parse::<ServoKind>().is_err());
+    }
+
+    #[test]
+    fn seed_and_first_sample_anchor() {
+        for kind in [ServoKind::LinReg, ServoKind::Pi] {
+            let mut s = new_servo(ServoConfig {
+                kind,
+                ..ServoConfig::default()
+            });
+            assert_eq!(s.state(), ServoState::Unlocked);
+            s.seed(ClockMap::new(LocalNs(0), PtpTimestamp(0)));
+            assert_eq!(s.state(), ServoState::Unlocked);
+            let (l, m) = test_util::sample_at(0, 0.0, 0);
+            let r = s.sample(l, m);
+            assert!(r.stepped && r.accepted);
+            assert_eq!(r.state, ServoState::Jump);
+            assert_eq!(s.steps(), 1);
+            assert_eq!(s.map().unwrap().to_ptp(l), m);
+            // Holdover needs a non-unlocked state; reset re-anchors next time.
+            s.enter_holdover();
+            assert_eq!(s.state(), ServoState::Holdover);
+            s.reset_keep_freq();
+            assert_eq!(s.state(), ServoState::Jump);
+            let (l, m) = test_util::sample_at(1, 0.0, 1_000_000);
+            assert!(s.sample(l, m).stepped);
+            assert_eq!(s.steps(), 2);
+        }
+    }
+}
