@@ -27,6 +27,9 @@ pub mod pcm;
 pub mod portable;
 pub mod socket;
 
+#[cfg(test)]
+mod policy;
+
 pub use imp::{alsa, open_source, ptp, rt};
 #[cfg(target_os = "linux")]
 pub use imp::{cmsg, recvmmsg, uring};
