@@ -100,6 +100,8 @@ impl<'a> Iterator for CmsgIter<'a> {
             return None;
         }
         let hdr: libc::cmsghdr = read_plain(self.buf)?;
+        // `cmsg_len` is `size_t` on glibc, `socklen_t` on musl.
+        #[allow(clippy::unnecessary_cast)]
         let len = hdr.cmsg_len as usize;
         if len < HDR {
             self.buf = &[];
