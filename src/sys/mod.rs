@@ -25,12 +25,13 @@ mod imp;
 pub mod clock;
 pub mod pcm;
 pub mod portable;
+pub mod ptp;
 pub mod socket;
 
 #[cfg(test)]
 mod policy;
 
-pub use imp::{alsa, open_source, ptp, rt};
+pub use imp::{alsa, open_source, rt};
 #[cfg(target_os = "linux")]
 pub use imp::{cmsg, recvmmsg, uring};
 

@@ -4,7 +4,7 @@
 pub mod alsa;
 pub(super) mod clock;
 pub mod cmsg;
-pub mod ptp;
+pub(super) mod ptp;
 pub mod recvmmsg;
 pub mod rt;
 pub(super) mod socket;

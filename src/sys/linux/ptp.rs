@@ -23,14 +23,9 @@ use socket2::{Domain, Socket, Type};
 
 use super::cmsg;
 use crate::sys::RxTimestamp;
+use crate::sys::ptp::{EVENT_PORT, GENERAL_PORT, PTP_GROUP, TsInfo, TsMode};
 use crate::sys::socket::{self, Iface, SocketError, io_err};
 
-/// PTP primary multicast group (IEEE 1588-2019 Annex C).
-pub const PTP_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 1, 129);
-/// Event port.
-pub const EVENT_PORT: u16 = 319;
-/// General port.
-pub const GENERAL_PORT: u16 = 320;
 /// DSCP Expedited Forwarding (46) in the TOS byte.
 pub const TOS_EF: u32 = 46 << 2;
 
@@ -43,19 +38,6 @@ fn cerr(r: libc::c_int) -> io::Result<libc::c_int> {
     } else {
         Ok(r)
     }
-}
-
-/// Interface timestamping capabilities (`ETHTOOL_GET_TS_INFO`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TsInfo {
-    /// `SOF_TIMESTAMPING_*` bits supported.
-    pub so_timestamping: u32,
-    /// PHC index (`/dev/ptpN`), −1 if none.
-    pub phc_index: i32,
-    /// `HWTSTAMP_TX_*` bitmask.
-    pub tx_types: u32,
-    /// `HWTSTAMP_FILTER_*` bitmask.
-    pub rx_filters: u32,
 }
 
 impl TsInfo {
@@ -153,15 +135,6 @@ pub fn enable_hw_timestamping(iface: &str) -> io::Result<i32> {
     // SAFETY: as in ts_info; data points at a live hwtstamp_config.
     cerr(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSHWTSTAMP as _, &mut ifr) })?;
     Ok(cfg.rx_filter)
-}
-
-/// Timestamping mode of a socket pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TsMode {
-    /// Kernel software timestamps (`CLOCK_REALTIME`).
-    Software,
-    /// NIC hardware timestamps (PHC).
-    Hardware,
 }
 
 /// The two PTP sockets on one interface.

@@ -4,34 +4,14 @@
 
 use std::convert::Infallible;
 use std::io;
-use std::net::Ipv4Addr;
 
 use crate::sys::RxTimestamp;
-
-/// PTP primary multicast group (IEEE 1588-2019 Annex C).
-pub const PTP_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 1, 129);
-/// Event port.
-pub const EVENT_PORT: u16 = 319;
-/// General port.
-pub const GENERAL_PORT: u16 = 320;
+use crate::sys::ptp::{TsInfo, TsMode};
 
 const UNSUPPORTED: &str = "PTP on this OS: not yet — see the Windows issue";
 
 fn unsupported() -> io::Error {
     io::Error::new(io::ErrorKind::Unsupported, UNSUPPORTED)
-}
-
-/// Interface timestamping capabilities (never available here).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TsInfo {
-    /// `SOF_TIMESTAMPING_*` bits supported.
-    pub so_timestamping: u32,
-    /// PHC index, −1 if none.
-    pub phc_index: i32,
-    /// `HWTSTAMP_TX_*` bitmask.
-    pub tx_types: u32,
-    /// `HWTSTAMP_FILTER_*` bitmask.
-    pub rx_filters: u32,
 }
 
 impl TsInfo {
@@ -50,15 +30,6 @@ impl TsInfo {
 /// Errors: always `Unsupported`.
 pub fn ts_info(_iface: &str) -> io::Result<TsInfo> {
     Err(unsupported())
-}
-
-/// Timestamping mode of a socket pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TsMode {
-    /// Kernel software timestamps.
-    Software,
-    /// NIC hardware timestamps (PHC).
-    Hardware,
 }
 
 /// The two PTP sockets on one interface (cannot be opened here).
