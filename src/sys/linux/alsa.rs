@@ -237,3 +237,19 @@ impl PcmDevice for AlsaDevice {
         self.pcm.prepare().map_err(map_err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_device_is_one_error_naming_the_call() {
+        // alsa-lib's own stderr lines are silenced (run with --nocapture
+        // and no "ALSA lib" line appears).
+        let Err(e) = AlsaDevice::open("hw:CARD=aes67nosuchcard", 2, 48000, 240, 1920) else {
+            panic!("a card that does not exist opened");
+        };
+        assert!(matches!(e, PcmOpenError::Device { .. }), "{e:?}");
+        assert!(e.to_string().contains("snd_pcm_open"), "{e}");
+    }
+}
