@@ -35,22 +35,12 @@ impl EngineStream {
 pub fn start(cfg: &StreamConfig) -> Result<(EngineStream, rtrb::Consumer<i32>), OpenError> {
     let opts = ReceiverOptions {
         link_offset: Nanos::from_ms(cfg.jitter_ms as i64),
-        #[cfg(target_os = "linux")]
         clock: crate::ptpslave::media_clock(cfg.sample_rate, cfg.mediaclk_offset.unwrap_or(0)),
         ..Default::default()
     };
-    #[cfg(target_os = "linux")]
+    // The engine picks the ingest: SO_TIMESTAMPING + io_uring/recvmmsg on
+    // Linux, std (Winsock) sockets with user-space timestamps elsewhere.
     let (rx, ring) =
         Receiver::start(cfg.clone(), opts).map_err(|e| OpenError::open(e.to_string()))?;
-    #[cfg(not(target_os = "linux"))]
-    let (rx, ring) = {
-        // No SO_TIMESTAMPING/recvmmsg ingest here: std (Winsock) sockets with
-        // user-space timestamps (GetSystemTimePreciseAsFileTime).
-        let sock =
-            aes67::sys::portable::open_socket(cfg).map_err(|e| OpenError::open(e.to_string()))?;
-        Receiver::start_with_source(cfg.clone(), opts, "udp-std", move || {
-            Box::new(aes67::sys::portable::UdpSource::new(sock))
-        })
-    };
     Ok((EngineStream { rx }, ring))
 }

@@ -23,7 +23,7 @@ pub mod engine;
 pub mod errors;
 #[allow(unsafe_code)]
 mod ffi;
-#[cfg(all(engine, target_os = "linux"))]
+#[cfg(engine)]
 pub mod ptpslave;
 pub mod stats;
 #[cfg(engine)]

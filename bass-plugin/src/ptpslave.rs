@@ -48,7 +48,7 @@ fn lock() -> std::sync::MutexGuard<'static, Option<Slave>> {
 /// Maps an IPv4 address to the name of the interface holding it; a name
 /// (or an address no interface holds) is returned as is.
 fn iface_name(iface: &str) -> String {
-    aes67::sys::socket::iface_name(iface).unwrap_or_else(|_| iface.to_string())
+    aes67::sys::socket::lookup(iface).map_or_else(|_| iface.to_string(), |i| i.name)
 }
 
 /// Brings the slave in line with the config: started, restarted (other

@@ -108,11 +108,11 @@ impl Bass {
     }
 
     fn load_from(path: &std::path::Path) -> Bass {
-        // SAFETY (test): loading the verified libbass.so runs its initialisers only.
+        // SAFETY: loading the verified libbass.so runs its initialisers only.
         let lib = unsafe { libloading::Library::new(path) }.expect("load libbass.so");
         macro_rules! sym {
             ($n:literal) => {
-                // SAFETY (test): the declared types match BASS 2.4's C prototypes.
+                // SAFETY: the declared types match BASS 2.4's C prototypes.
                 *unsafe { lib.get(concat!($n, "\0").as_bytes()) }.expect($n)
             };
         }
@@ -141,22 +141,26 @@ impl Bass {
     }
 
     pub(crate) fn err(&self) -> i32 {
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         unsafe { (self.error_get_code)() }
     }
 
     pub(crate) fn create_url(&self, url: &str, flags: u32) -> u32 {
         let c = CString::new(url).unwrap();
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         unsafe {
             (self.stream_create_url)(c.as_ptr(), 0, flags, std::ptr::null(), std::ptr::null_mut())
         }
     }
 
     pub(crate) fn get_str(&self, opt: u32) -> Option<String> {
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         let p = unsafe { (self.get_config_ptr)(opt) };
         if p.is_null() {
             return None;
         }
         Some(
+            // SAFETY: non-null, and BASS returns a NUL-terminated string that lives until its next call.
             unsafe { CStr::from_ptr(p as *const c_char) }
                 .to_str()
                 .unwrap()
@@ -166,12 +170,14 @@ impl Bass {
 
     pub(crate) fn set_str(&self, opt: u32, s: &str) -> bool {
         let c = CString::new(s).unwrap();
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         unsafe { (self.set_config_ptr)(opt, c.as_ptr().cast()) != 0 }
     }
 
     /// Loads our add-on; returns its handle.
     pub(crate) fn load_addon(&self) -> u32 {
         let p = CString::new(addon_path().to_str().unwrap()).unwrap();
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         let h = unsafe { (self.plugin_load)(p.as_ptr(), 0) };
         assert_ne!(h, 0, "BASS_PluginLoad failed: error {}", self.err());
         h
@@ -185,10 +191,12 @@ impl Bass {
             .contains("libbass_aes67");
         assert!(!mapped, "the add-on is still mapped after BASS_PluginFree");
         assert_eq!(
+            // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
             unsafe { (self.get_config)(0x20000) },
             u32::MAX,
             "config proc still registered after unload"
         );
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         unsafe {
             let h = (self.stream_create)(
                 48000,
@@ -220,7 +228,9 @@ pub(crate) fn bass() -> (&'static Bass, MutexGuard<'static, ()>) {
     let g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let b = BASS.get_or_init(|| {
         let b = Bass::load();
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         assert_eq!(unsafe { (b.get_version)() }, 0x0204_1100, "BASS version");
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         let ok = unsafe { (b.init)(0, 48000, 0, std::ptr::null_mut(), std::ptr::null()) };
         assert_ne!(ok, 0, "BASS_Init(0): error {}", b.err());
         b
@@ -232,6 +242,7 @@ pub(crate) fn bass() -> (&'static Bass, MutexGuard<'static, ()>) {
 fn plugin_info_config_errors_and_unload() {
     let (b, _g) = bass();
     let h = b.load_addon();
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     unsafe {
         // Loading twice is refused by BASS itself (error 14, already loaded).
         let p = CString::new(addon_path().to_str().unwrap()).unwrap();
@@ -368,10 +379,13 @@ fn plugin_info_config_errors_and_unload() {
 /// `BASS_AES67_GetLastErrorText` of the loaded add-on (looked up in the same mapping BASS uses).
 unsafe fn bass_aes67_last_error(_h: u32) -> *const c_char {
     let lib =
+        // SAFETY: loading the BASS library (or the add-on, already loaded) runs only its initialisers, which have no preconditions.
         unsafe { libloading::os::unix::Library::open(Some(addon_path()), libc_rtld_noload()) }
             .expect("add-on mapped");
     let f: libloading::os::unix::Symbol<unsafe extern "system" fn() -> *const c_char> =
+        // SAFETY: the symbol is used with the signature BASS (or the add-on) exports it with.
         unsafe { lib.get(b"BASS_AES67_GetLastErrorText\0") }.unwrap();
+    // SAFETY: the add-on's exported function, with its declared signature and no arguments.
     unsafe { f() }
 }
 
@@ -545,6 +559,7 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     .unwrap();
     assert_ne!(hd, 0, "BASS_StreamCreateURL({url}): error {}", b.err());
     let mut info = ChannelInfo::default();
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.channel_get_info)(h, &mut info) }, 0);
     assert_eq!(
         (info.ctype, info.origres, info.freq, info.chans),
@@ -561,11 +576,13 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     let mut buf = vec![0f32; 4800];
     let t0 = std::time::Instant::now();
     while got.len() < 48_000 * 2 * 5 / 2 && t0.elapsed() < std::time::Duration::from_secs(15) {
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         let n = unsafe { (b.channel_get_data)(h, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
         assert_ne!(n, u32::MAX, "BASS_ChannelGetData: error {}", b.err());
         got.extend_from_slice(&buf[..n as usize / 4]);
         // The padded stream always returns the full request; keep its non-silent frames.
         let m =
+            // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
             unsafe { (b.channel_get_data)(hd, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
         pad_calls += 1;
         pad_short += u32::from(m != (buf.len() * 4) as u32);
@@ -585,10 +602,14 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     );
     let _ = sender.kill();
     let _ = sender.wait();
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     let received = unsafe { (b.get_config)(0x20012) };
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     let level = unsafe { (b.get_config)(0x20010) };
     // Stream statistics of the open stream: 1 ms packets, 60 ms target (jitter=60).
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_eq!(unsafe { (b.get_config)(0x20016) }, 1000, "PACKET_TIME µs");
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_eq!(unsafe { (b.get_config)(0x20015) }, 60, "TARGET_PACKETS");
     assert!(level <= 200, "BUFFER_LEVEL {level}");
     eprintln!(
@@ -607,7 +628,9 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     );
     eprintln!("fill=silence: {n} samples bit-exact once the padding is removed");
     assert!(received >= 2000, "PACKETS_RECEIVED {received}");
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.stream_free)(h) }, 0);
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.stream_free)(hd) }, 0);
 
     // The same stream described by an SDP file (sdp=PATH).
@@ -623,12 +646,14 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     })
     .unwrap();
     assert_ne!(hs, 0, "{sdp_url}: error {}", b.err());
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.channel_get_info)(hs, &mut info) }, 0);
     assert_eq!(
         (info.ctype, info.origres, info.chans),
         (CTYPE_AES67, 16, 4),
         "from SDP: {info:?}"
     );
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.stream_free)(hs) }, 0);
 
     // 1000 create/free cycles: no leak of memory, fds or threads, no crash.
@@ -639,6 +664,7 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
             })
             .unwrap();
             assert_ne!(h, 0, "cycle {i}: error {}", b.err());
+            // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
             assert_ne!(unsafe { (b.stream_free)(h) }, 0, "cycle {i}");
         }
     };
@@ -662,12 +688,14 @@ fn gstreamer_pattern_bit_exact_then_cycles_and_unload() {
     .unwrap();
     assert_ne!(h, 0);
     assert_ne!(
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         unsafe { (b.plugin_free)(h_addon) },
         0,
         "BASS_PluginFree: {}",
         b.err()
     );
     assert_eq!(
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         unsafe { (b.channel_get_info)(h, &mut info) },
         0,
         "stream survived PluginFree"
@@ -705,6 +733,7 @@ fn two_playing_streams_at_once() {
         let h = in_netns(&pair.b, || b.create_url(&url, BASS_SAMPLE_FLOAT)).unwrap();
         assert_ne!(h, 0, "playing stream {url}: error {}", b.err());
         assert_ne!(
+            // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
             unsafe { (b.channel_play)(h, 0) },
             0,
             "BASS_ChannelPlay: error {}",
@@ -716,12 +745,14 @@ fn two_playing_streams_at_once() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     for (i, (h, sent, _)) in streams.iter().enumerate() {
         assert_eq!(
+            // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
             unsafe { (b.channel_is_active)(*h) },
             1,
             "stream {i} not playing"
         );
         let mut buf = vec![0f32; 9600];
         let n =
+            // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
             unsafe { (b.channel_get_data)(*h, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
         assert_ne!(
             n,
@@ -751,8 +782,10 @@ fn two_playing_streams_at_once() {
     for (h, _, mut sender) in streams {
         let _ = sender.kill();
         let _ = sender.wait();
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         assert_ne!(unsafe { (b.stream_free)(h) }, 0);
     }
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
     b.assert_still_works();
     let _ = std::fs::remove_dir_all(&dir);
@@ -792,11 +825,13 @@ fn bass_under_another_file_name_is_found() {
     std::fs::copy(bass_dir().join("libbass.so"), &renamed).unwrap();
     let b = Bass::load_from(&renamed);
     assert_ne!(
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         unsafe { (b.init)(0, 48000, 0, std::ptr::null_mut(), std::ptr::null()) },
         0
     );
     let h = b.load_addon();
     assert_eq!(
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         unsafe { (b.get_config)(0x20000) },
         96,
         "config proc registered: error {}",
@@ -807,6 +842,7 @@ fn bass_under_another_file_name_is_found() {
         0
     );
     assert_eq!(b.err(), 20, "URL handler answered");
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.plugin_free)(h) }, 0);
     b.assert_still_works();
     let _ = std::fs::remove_dir_all(&dir);
@@ -869,6 +905,7 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
     std::fs::create_dir_all(&dir).unwrap();
     let _gm = ptp_common::ptp4l(&pair.a, &pair.if_a, ptp_common::GM_CONF, &dir, "gm");
     let h_addon = b.load_addon();
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     unsafe {
         assert_ne!((b.set_config)(0x20007, 1), 0, "PTP_ENABLED");
         assert_ne!((b.set_config)(0x20003, 0), 0, "PTP_DOMAIN");
@@ -877,6 +914,7 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
     // Setting INTERFACE starts the slave on a thread in the caller's netns.
     assert!(in_netns(&pair.b, || b.set_str(0x20001, &pair.if_b)).unwrap());
     assert_ne!(
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         unsafe { (b.get_config)(0x20006) },
         0,
         "PTP_STATE after start"
@@ -884,6 +922,7 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
     let t0 = std::time::Instant::now();
     let mut seen = Vec::new();
     let locked_after = loop {
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         let (state, locked) = unsafe { ((b.get_config)(0x20006), (b.get_config)(0x20017)) };
         if seen.last() != Some(&state) {
             seen.push(state);
@@ -926,12 +965,15 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
     assert!(us.abs() < 200.0, "δ {us} µs");
     // Same host oscillator on both sides: the frequency correction is small.
     assert!(ppm.abs() < 50.0, "freq {ppm} ppm");
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     let off32 = unsafe { (b.get_config)(0x20005) } as i32;
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     let off64 = unsafe { *((b.get_config_ptr)(0x20005) as *const i64) };
     assert!(
         off32.abs() < 200_000 && off64.abs() < 200_000,
         "PTP_OFFSET {off32} / {off64} ns"
     );
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     let freq = unsafe { (b.get_config)(0x20018) } as i32;
     assert!(freq.abs() < 50_000, "PTP_FREQ {freq} ppm×1000");
 
@@ -960,6 +1002,7 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
     let mut buf = vec![0f32; 4800];
     let t = std::time::Instant::now();
     while t.elapsed() < std::time::Duration::from_millis(2500) {
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         let n = unsafe { (b.channel_get_data)(h, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
         assert_ne!(n, u32::MAX, "BASS_ChannelGetData error {}", b.err());
         let n = n as usize / 4;
@@ -967,10 +1010,13 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
         peak = buf[..n].iter().fold(peak, |m, v| m.max(v.abs()));
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     let received = unsafe { (b.get_config)(0x20012) };
     eprintln!(
         "PTP stream: {got} samples in 2.5 s, peak {peak}, packets {received}, late {}, level {}%",
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         unsafe { (b.get_config)(0x20013) },
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         unsafe { (b.get_config)(0x20010) }
     );
     assert!(received > 1500, "packets received {received}");
@@ -982,16 +1028,21 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
     );
     // −12 dBFS sine: peak 0.251.
     assert!((0.2..0.3).contains(&peak), "tone peak {peak}");
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_eq!(unsafe { (b.get_config)(0x20017) }, 1, "still locked");
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.stream_free)(h) }, 0);
     let _ = sender.stop();
 
     // CLOCK_MODE System: the slave keeps running (its line stays); disabling
     // PTP stops it and the line then names the System clock.
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     unsafe { assert_ne!((b.set_config)(0x20019, 2), 0) };
     assert!(b.get_str(0x20004).unwrap().starts_with("Slave to: PTP/"));
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     unsafe { assert_ne!((b.set_config)(0x20007, 0), 0) };
     assert_eq!(
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         unsafe { (b.get_config)(0x20006) },
         0,
         "PTP_STATE after disable"
@@ -1000,16 +1051,19 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
         b.get_str(0x20004).as_deref(),
         Some("Clock: System (free-running)")
     );
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     unsafe {
         (b.set_config)(0x20019, 0);
         (b.set_config)(0x20007, 1);
     }
     assert!(b.set_str(0x20001, ""));
     assert_eq!(
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         unsafe { (b.get_config)(0x20006) },
         0,
         "no interface: disabled"
     );
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
     b.assert_still_works();
     let _ = std::fs::remove_dir_all(&dir);
@@ -1038,6 +1092,7 @@ fn playing_level(steer: &str) {
     let (b, _g) = bass();
     let pair = NetnsPair::new().expect("netns pair");
     let h_addon = b.load_addon();
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     unsafe { assert_ne!((b.set_config)(0x20019, 2), 0, "CLOCK_MODE System") };
     let group = format!("239.69.{}.60", std::process::id() % 200 + 1);
     let port = 8000 + (std::process::id() % 1000) as u16 * 2;
@@ -1054,16 +1109,21 @@ fn playing_level(steer: &str) {
     );
     let h = in_netns(&pair.b, || b.create_url(&url, BASS_SAMPLE_FLOAT)).unwrap();
     assert_ne!(h, 0, "playing stream: error {}", b.err());
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.channel_play)(h, 0) }, 0, "play: {}", b.err());
     std::thread::sleep(std::time::Duration::from_secs(3));
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     let u0 = unsafe { (b.get_config)(0x20011) };
     let mut levels = Vec::new();
     let mut freqs = Vec::new();
     for _ in 0..36 {
         std::thread::sleep(std::time::Duration::from_millis(500));
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         assert_eq!(unsafe { (b.channel_is_active)(h) }, 1, "stopped playing");
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         levels.push(unsafe { (b.get_config)(0x20010) });
         let mut f = 0f32;
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         assert_ne!(unsafe { (b.channel_get_attribute)(h, 1, &mut f) }, 0);
         freqs.push(f);
     }
@@ -1086,7 +1146,9 @@ fn playing_level(steer: &str) {
             "resample mode touched FREQ"
         );
     }
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     let u1 = unsafe { (b.get_config)(0x20011) };
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     let pk = unsafe { (b.get_config)(0x20012) };
     eprintln!("BUFFER_LEVEL over 18 s: {levels:?}; underruns {u0} -> {u1}; packets {pk}");
     assert!(pk > 15_000, "packets {pk}");
@@ -1098,8 +1160,11 @@ fn playing_level(steer: &str) {
         );
     }
     let _ = sender.stop();
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.stream_free)(h) }, 0);
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     unsafe { (b.set_config)(0x20019, 0) };
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
     b.assert_still_works();
 }

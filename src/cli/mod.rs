@@ -233,7 +233,7 @@ fn send(a: SendArgs) -> Res {
     cfg.mediaclk_offset = Some(a.mediaclk_offset);
     cfg.ttl = Some(a.ttl.min(255) as u8);
     let iface = match &cfg.iface {
-        Some(i) => aes67::sys::socket::resolve_iface(i)?.0,
+        Some(i) => aes67::sys::socket::lookup(i)?.ipv4,
         None => std::net::Ipv4Addr::UNSPECIFIED,
     };
     print!(

@@ -16,9 +16,7 @@
 
 pub mod device;
 pub mod output;
-#[cfg(target_os = "linux")]
 pub mod playout;
-#[cfg(target_os = "linux")]
 pub mod ptp;
 pub mod ptp_clock;
 pub mod receiver;

@@ -192,16 +192,7 @@ impl Output {
                 .spawn(move || drain(ring, &st, &sp, fmt.channels as usize, |_| Ok(())))
                 .expect("spawn output thread"),
             OutputSpec::Sim { .. } => return Err(OutputError::NeedsPlayout(spec.to_string())),
-            #[cfg(target_os = "linux")]
             OutputSpec::Alsa(dev) => crate::sys::alsa::spawn(dev, fmt, ring, st, sp)?,
-            #[cfg(not(target_os = "linux"))]
-            OutputSpec::Alsa(dev) => {
-                let _ = (ring, st, sp);
-                return Err(OutputError::Alsa {
-                    device: dev.clone(),
-                    reason: "ALSA exists only on Linux".into(),
-                });
-            }
         };
         Ok(Output {
             thread: Some(thread),

@@ -13,8 +13,9 @@ use crate::ptp::msg::ClockIdentity;
 use crate::ptp::port::{Action, Actions, Port, PortConfig, PortStatus, TxToken};
 use crate::ptp::servo::{ServoConfig, ServoKind};
 use crate::ptp::{ClockMap, LocalNs, LogInterval, PtpTimestamp};
+use crate::sys::RxTimestamp;
 use crate::sys::clock::{local_now, raw_realtime_pair};
-use crate::sys::ptp::{self as sys, KernelTs, Phc, PtpSockets, TsMode};
+use crate::sys::ptp::{self as sys, Phc, PtpSockets, TsMode};
 use crate::units::Nanos;
 
 /// Which timestamps the PTP port uses.
@@ -134,11 +135,11 @@ struct TsConv {
 }
 
 impl TsConv {
-    fn to_local(&self, ts: KernelTs) -> Option<LocalNs> {
+    fn to_local(&self, ts: RxTimestamp) -> Option<LocalNs> {
         let (raw, rt) = raw_realtime_pair();
         let rt_ts = match ts {
-            KernelTs::Software(t) => t,
-            KernelTs::Hardware(t) => t - self.phc_minus_rt?,
+            RxTimestamp::Software(t) => t,
+            RxTimestamp::Hardware(t) => t - self.phc_minus_rt?,
         };
         Some(LocalNs(rt_ts - (rt - raw.0)))
     }
@@ -181,7 +182,9 @@ pub fn run_with(
         conv.phc = Phc::open(info.phc_index, false).ok();
         conv.refresh();
     }
-    let (_, mac) = sys::iface_addrs(&opts.iface).map_err(|e| e.to_string())?;
+    let mac = crate::sys::socket::lookup(&opts.iface)
+        .map_err(|e| e.to_string())?
+        .mac;
     let mac = mac.unwrap_or_else(|| {
         let p = std::process::id().to_be_bytes();
         [0x02, 0, p[0], p[1], p[2], p[3]]

@@ -17,11 +17,8 @@ use crate::media::rtp::RtpPacket;
 use crate::media::stream::StreamConfig;
 use crate::sys::IngestKind;
 use crate::sys::clock::realtime_now_ns;
-#[cfg(target_os = "linux")]
 use crate::sys::socket::{SocketError, open_stream_socket};
-#[cfg(target_os = "linux")]
-use crate::sys::uring::open_source;
-use crate::sys::{PacketSource, RxTimestamp};
+use crate::sys::{PacketSource, RxTimestamp, open_source};
 use crate::units::{MonoNs, Nanos};
 
 /// Options of a receiver beyond the stream description.
@@ -152,7 +149,6 @@ impl Shared {
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiverError {
     /// The socket could not be opened or joined.
-    #[cfg(target_os = "linux")]
     #[error(transparent)]
     Socket(#[from] SocketError),
     /// The requested ingest backend could not be set up (e.g. `--ingest uring`
@@ -191,10 +187,8 @@ impl Drop for Group {
 
 /// Stands in when the ingest backend failed to open; the receiver is
 /// dropped right away.
-#[cfg(target_os = "linux")]
 struct NoSource;
 
-#[cfg(target_os = "linux")]
 impl PacketSource for NoSource {
     fn poll(
         &mut self,
@@ -417,7 +411,6 @@ impl Receiver {
     ///
     /// Errors: [`ReceiverError::Socket`] (bad interface, bind or join
     /// failure), [`ReceiverError::Ingest`] (the requested backend failed).
-    #[cfg(target_os = "linux")]
     pub fn start(
         cfg: StreamConfig,
         opts: ReceiverOptions,
@@ -436,7 +429,8 @@ impl Receiver {
     /// Returns one `(Receiver, ring consumer)` per stream, in order.
     ///
     /// Errors: as [`Receiver::start`]; on error no stream is started.
-    #[cfg(target_os = "linux")]
+    /// On OSes other than Linux, one stream per group (the portable source
+    /// reads one socket).
     pub fn start_group(
         streams: Vec<(StreamConfig, ReceiverOptions)>,
     ) -> Result<Vec<(Receiver, rtrb::Consumer<i32>)>, ReceiverError> {

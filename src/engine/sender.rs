@@ -10,10 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
-
 use crate::media::rtp;
 use crate::media::stream::{Encoding, StreamConfig};
+use crate::sys::socket::open_sender_socket;
 use crate::units::{MonoNs, Nanos};
 
 /// Options of the tone sender.
@@ -88,13 +87,7 @@ impl SenderHandle {
 impl ToneSender {
     /// Opens the socket and starts sending. Errors: socket set-up failures.
     pub fn start(self) -> io::Result<SenderHandle> {
-        let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-        if self.stream.dest.is_multicast() {
-            sock.set_multicast_if_v4(&self.iface)?;
-            sock.set_multicast_ttl_v4(self.ttl)?;
-            sock.set_multicast_loop_v4(true)?;
-        }
-        let _ = sock.set_tos_v4(34 << 2); // DSCP AF41 (AES67-2018 §5)
+        let sock = open_sender_socket(self.stream.dest, self.iface, self.ttl)?;
         let dest: SocketAddr = (self.stream.dest, self.stream.port).into();
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));

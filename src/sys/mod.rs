@@ -25,15 +25,19 @@ mod imp;
 pub mod clock;
 pub mod pcm;
 pub mod portable;
+pub mod ptp;
+pub mod socket;
 
-#[cfg(target_os = "linux")]
-pub use imp::open_source;
-pub use imp::rt;
-#[cfg(target_os = "linux")]
-pub use imp::{alsa, cmsg, ptp, recvmmsg, socket, uring};
+#[cfg(test)]
+mod policy;
 
-/// Which ingest backend to use (`--ingest auto|uring|recvmmsg`). Linux only;
-/// elsewhere receivers are built with `Receiver::start_with_source`.
+pub use imp::{alsa, open_source, rt};
+#[cfg(target_os = "linux")]
+pub use imp::{cmsg, recvmmsg, uring};
+
+/// Which ingest backend to use (`--ingest auto|uring|recvmmsg`). io_uring
+/// and recvmmsg are Linux's; elsewhere `Auto` is the portable std-socket
+/// source ([`portable::UdpSource`]) and the others are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IngestKind {
     /// io_uring when `uring::probe` passes, else recvmmsg.
@@ -64,7 +68,9 @@ use std::net::SocketAddr;
 
 use crate::units::MonoNs;
 
-/// A kernel receive timestamp, as carried in `SCM_TIMESTAMPING`.
+/// A kernel (or, on other OSes, user-space) packet timestamp: of a received
+/// datagram, or of a sent one (PTP TX timestamps from the error queue), as
+/// carried in `SCM_TIMESTAMPING`.
 ///
 /// Linux: software timestamps are `CLOCK_REALTIME` (ns since the Unix epoch);
 /// hardware timestamps are in the NIC's PHC timescale (ns).
@@ -118,5 +124,24 @@ pub trait PacketSource {
     /// (the default) and wake on the first datagram.
     fn set_wait_hint(&mut self, datagrams: usize, window_us: u32) {
         let _ = (datagrams, window_us);
+    }
+}
+
+/// An opened ingest source and why it was chosen.
+pub struct OpenedSource {
+    /// The source; `source.backend()` names the backend in use. Not `Send`
+    /// (the recvmmsg backend is not): open it on the thread that polls it.
+    pub source: Box<dyn PacketSource>,
+    /// With [`IngestKind::Auto`], why the preferred backend (io_uring) was
+    /// not used (if it was not).
+    pub fallback_reason: Option<String>,
+}
+
+impl std::fmt::Debug for OpenedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedSource")
+            .field("backend", &self.source.backend())
+            .field("fallback_reason", &self.fallback_reason)
+            .finish()
     }
 }

@@ -32,3 +32,19 @@ pub enum SampleFormat {
     /// `S16_LE`.
     S16,
 }
+
+/// Errors opening a playback device.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PcmOpenError {
+    /// No ALSA on this OS.
+    #[error("ALSA is Linux-only")]
+    Unsupported,
+    /// The device refused a step (open, a hardware or software parameter).
+    #[error("{step}: {reason}")]
+    Device {
+        /// The ALSA call that failed (e.g. `snd_pcm_open`).
+        step: String,
+        /// Its error.
+        reason: String,
+    },
+}

@@ -3,76 +3,23 @@
 //! right after `recv_from` returns.
 //!
 //! It stands in for the Linux ingest (`recvmmsg` + SO_TIMESTAMPING) where
-//! that does not exist: on Windows the add-on hands it to
-//! `Receiver::start_with_source`. The timestamp is the UTC wall clock
+//! that does not exist: [`crate::sys::open_source`] builds it on other OSes
+//! over a socket from [`crate::sys::socket::open_stream_socket`]. The timestamp is the UTC wall clock
 //! (`SystemTime`, which is GetSystemTimePreciseAsFileTime on Windows), so it
 //! includes the wake-up latency a kernel timestamp would not.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::Duration;
 
-use crate::media::stream::StreamConfig;
 use crate::sys::clock::realtime_now_ns;
 use crate::sys::{PacketSource, RxMeta, RxTimestamp};
 use crate::units::MonoNs;
-use socket2::{Domain, Protocol, Socket, Type};
 
 /// Largest datagram accepted, bytes (AES67 payloads are ≤ 1440 bytes; jumbo frames fit too).
 pub const MAX_DATAGRAM: usize = 9000;
-/// Receive buffer requested, bytes.
-pub const RCVBUF_BYTES: usize = 4 << 20;
 /// Most datagrams delivered by one `poll`.
 pub const MAX_PER_POLL: usize = 64;
-
-/// Opens the stream's socket: for a multicast group, bound to the port on
-/// all addresses (Windows cannot bind a group address) and joined on the
-/// interface given by IPv4 address (`iface=`), source-specific with
-/// `source=` (IGMPv3, RFC 4604); for a unicast address, bound to it.
-///
-/// Errors: BASS_ERROR_FILEOPEN naming the step (`bind`, `join`), or
-/// BASS_ERROR_ILLPARAM when `iface=` is not an IPv4 address (interface names
-/// are resolved only on Linux) or the group is IPv6.
-pub fn open_socket(cfg: &StreamConfig) -> io::Result<UdpSocket> {
-    let IpAddr::V4(dest) = cfg.dest else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("IPv6 is not supported in group {}", cfg.dest),
-        ));
-    };
-    let iface = match cfg.iface.as_deref() {
-        None => Ipv4Addr::UNSPECIFIED,
-        Some(s) => s.parse().map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("not an IPv4 address (names need Linux) in iface={s}"),
-            )
-        })?,
-    };
-    let e = |what: &str| {
-        let what = what.to_string();
-        move |err: io::Error| io::Error::other(format!("{what}: {err}"))
-    };
-    let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(e("socket"))?;
-    sock.set_reuse_address(true).map_err(e("SO_REUSEADDR"))?;
-    let _ = sock.set_recv_buffer_size(RCVBUF_BYTES);
-    if dest.is_multicast() {
-        sock.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, cfg.port)).into())
-            .map_err(e(&format!("bind port {}", cfg.port)))?;
-        match cfg.source {
-            Some(src) => sock
-                .join_ssm_v4(&src, &dest, &iface)
-                .map_err(e("IP_ADD_SOURCE_MEMBERSHIP"))?,
-            None => sock
-                .join_multicast_v4(&dest, &iface)
-                .map_err(e("IP_ADD_MEMBERSHIP"))?,
-        }
-    } else {
-        sock.bind(&SocketAddr::from((dest, cfg.port)).into())
-            .map_err(e(&format!("bind {dest}:{}", cfg.port)))?;
-    }
-    Ok(sock.into())
-}
 
 /// The packet source over one socket.
 ///
@@ -86,13 +33,17 @@ pub struct UdpSource {
 }
 
 impl UdpSource {
-    /// Wraps a socket from [`open_socket`].
-    pub fn new(sock: UdpSocket) -> UdpSource {
-        UdpSource {
-            sock,
+    /// Wraps a socket from [`crate::sys::socket::open_stream_socket`]
+    /// (made blocking again: `poll` waits with a read timeout).
+    ///
+    /// Errors: the socket cannot be made blocking.
+    pub fn new(sock: socket2::Socket) -> io::Result<UdpSource> {
+        sock.set_nonblocking(false)?;
+        Ok(UdpSource {
+            sock: sock.into(),
             buf: vec![0; MAX_DATAGRAM],
             timeout_ms: -1,
-        }
+        })
     }
 }
 
@@ -152,6 +103,9 @@ impl PacketSource for UdpSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::stream::StreamConfig;
+    use crate::sys::socket::open_stream_socket;
+    use std::net::{IpAddr, Ipv4Addr};
 
     #[test]
     fn receives_unicast_loopback_with_timestamps() {
@@ -160,8 +114,8 @@ mod tests {
         let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
         cfg.port = probe.local_addr().unwrap().port();
         drop(probe);
-        let sock = open_socket(&cfg).unwrap();
-        let mut src = UdpSource::new(sock);
+        let sock = open_stream_socket(&cfg).unwrap();
+        let mut src = UdpSource::new(sock).unwrap();
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         for i in 0..3u8 {
             tx.send_to(&[0x80, 96, 0, i, 1, 2, 3, 4], ("127.0.0.1", cfg.port))
@@ -191,10 +145,10 @@ mod tests {
     }
 
     #[test]
-    fn iface_must_be_an_address() {
+    fn unknown_iface_names_the_field() {
         let mut cfg = StreamConfig::new(IpAddr::V4(Ipv4Addr::new(239, 69, 0, 1)), 5004);
-        cfg.iface = Some("eth0".into());
-        let e = open_socket(&cfg).unwrap_err();
-        assert!(e.to_string().contains("iface=eth0"), "{e}");
+        cfg.iface = Some("nosuchif0".into());
+        let e = open_stream_socket(&cfg).unwrap_err();
+        assert!(e.to_string().contains("iface=nosuchif0"), "{e}");
     }
 }

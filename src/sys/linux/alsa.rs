@@ -1,23 +1,45 @@
-//! A plain ALSA playback sink (blocking `snd_pcm_writei`, S32_LE).
+//! ALSA playback: [`AlsaDevice`] (one PCM open and configuration, used by
+//! the real-time playout loop and by the plain sink), and [`spawn`], the
+//! plain sink (blocking writes at the device's rate).
 //!
-//! It plays the ring at the device's rate; when the ring runs dry it writes
-//! silence and counts an underrun; xruns (EPIPE) are recovered with
-//! `snd_pcm_prepare` and counted. Drift compensation and the real-time
-//! thread live in the playout module.
+//! The plain sink plays the ring at the device's rate; when the ring runs
+//! dry it writes silence and counts an underrun; xruns are recovered (prepare,
+//! or resume after a suspend) and counted. Drift compensation and the
+//! real-time thread live in the playout module.
+//!
+//! alsa-lib's own error printing (several stderr lines when, say, there is no
+//! sound card) is silenced on the opening thread: the caller reports the one
+//! [`PcmOpenError`] instead.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use alsa::pcm::{Access, Format, HwParams, PCM};
-use alsa::{Direction, ValueOr};
-
 use crate::engine::output::{OutputError, OutputStats, PcmFormat};
+use crate::sys::pcm::PcmOpenError;
 
-/// Period size, frames at 48 kHz scale (5 ms).
+/// Period of the plain sink, ms (5 ms).
 const PERIOD_MS: u32 = 5;
+/// Buffer of the plain sink, periods.
+const BUFFER_PERIODS: usize = 8;
 
-/// Opens `device` for `fmt` and starts the playback thread.
+impl From<alsa::Error> for PcmOpenError {
+    fn from(e: alsa::Error) -> PcmOpenError {
+        PcmOpenError::Device {
+            step: e.func().to_string(),
+            reason: std::io::Error::from_raw_os_error(e.errno().abs()).to_string(),
+        }
+    }
+}
+
+/// Sends alsa-lib's error messages on this thread to a buffer instead of
+/// stderr (`snd_lib_error_set_local`, via the alsa crate).
+fn silence_alsa_lib() {
+    let _ = alsa::Output::local_error_handler();
+}
+
+/// Opens `device` for `fmt` ([`AlsaDevice::open`], 5 ms periods) and starts
+/// the playback thread.
 ///
 /// Errors: [`OutputError::Alsa`] when the device cannot be opened or does
 /// not accept the format.
@@ -28,44 +50,34 @@ pub fn spawn(
     stop: Arc<AtomicBool>,
     stats: Arc<OutputStats>,
 ) -> Result<JoinHandle<Result<(), OutputError>>, OutputError> {
-    let aerr = |e: alsa::Error| OutputError::Alsa {
+    let aerr = |reason: String| OutputError::Alsa {
         device: device.to_string(),
-        reason: e.to_string(),
+        reason,
     };
-    let pcm = PCM::new(device, Direction::Playback, false).map_err(aerr)?;
-    let period = (fmt.rate * PERIOD_MS / 1000) as i64;
-    {
-        let hwp = HwParams::any(&pcm).map_err(aerr)?;
-        hwp.set_channels(fmt.channels as u32).map_err(aerr)?;
-        hwp.set_rate(fmt.rate, ValueOr::Nearest).map_err(aerr)?;
-        hwp.set_format(Format::s32()).map_err(aerr)?;
-        hwp.set_access(Access::RWInterleaved).map_err(aerr)?;
-        hwp.set_period_size_near(period, ValueOr::Nearest)
-            .map_err(aerr)?;
-        hwp.set_buffer_size_near(period * 8).map_err(aerr)?;
-        pcm.hw_params(&hwp).map_err(aerr)?;
-    }
-    let shift = 32 - fmt.bits as u32;
     let ch = fmt.channels as usize;
+    let period = (fmt.rate * PERIOD_MS / 1000) as usize;
+    let mut pcm = AlsaDevice::open(device, ch, fmt.rate, period, period * BUFFER_PERIODS)
+        .map_err(|e| aerr(e.to_string()))?;
+    let shift = 32 - fmt.bits as u32;
     let dev = device.to_string();
     Ok(std::thread::Builder::new()
         .name("aes67-alsa".into())
         .spawn(move || {
-            let aerr = |e: alsa::Error| OutputError::Alsa {
+            let aerr = |e: DevError| OutputError::Alsa {
                 device: dev.clone(),
-                reason: e.to_string(),
+                reason: format!("{e:?}"),
             };
-            let io = pcm.io_i32().map_err(aerr)?;
-            let mut buf = vec![0i32; period as usize * ch];
+            let period = pcm.period;
+            let mut buf = vec![0i32; period * ch];
             let mut started = false;
             loop {
                 let stopping = stop.load(Ordering::SeqCst);
                 let avail = ring.slots() / ch;
                 if stopping && avail == 0 {
-                    let _ = pcm.drain();
+                    let _ = pcm.pcm.drain();
                     return Ok(());
                 }
-                let n = avail.min(period as usize);
+                let n = avail.min(period);
                 if n > 0 {
                     let chunk = ring.read_chunk(n * ch).expect("n <= slots");
                     for (o, s) in buf.iter_mut().zip(chunk) {
@@ -80,15 +92,13 @@ pub fn spawn(
                     std::thread::sleep(std::time::Duration::from_millis(1));
                     continue;
                 }
-                match io.writei(&buf) {
-                    Ok(_) => {}
-                    Err(e) if e.errno() == libc::EPIPE => {
+                if let Err(e) = pcm.write(&buf) {
+                    if e == DevError::Xrun {
                         stats.xruns.fetch_add(1, Ordering::Relaxed);
-                        pcm.prepare().map_err(aerr)?;
                     }
-                    Err(e) => pcm.try_recover(e, true).map_err(aerr)?,
+                    pcm.recover(e).map_err(aerr)?;
                 }
-                if let Ok(d) = pcm.delay() {
+                if let Ok((_, d)) = pcm.avail_delay() {
                     stats.delay_frames.store(d.max(0) as u64, Ordering::Relaxed);
                 }
                 stats.frames.fetch_add(period as u64, Ordering::Relaxed);
@@ -123,15 +133,19 @@ impl AlsaDevice {
     /// Opens `name` (e.g. `hw:Loopback,0,0`) for playback of `channels` × `rate` Hz with
     /// the given period and buffer (frames; the driver may round them, see the fields).
     /// Tries `S32_LE`, then `S16_LE`. Start threshold: buffer − period; avail_min: period.
+    /// alsa-lib's error printing is silenced on the calling thread.
+    ///
+    /// Errors: [`PcmOpenError::Device`] naming the ALSA call that failed.
     pub fn open(
         name: &str,
         channels: usize,
         rate: u32,
         period: usize,
         buffer: usize,
-    ) -> Result<AlsaDevice, alsa::Error> {
+    ) -> Result<AlsaDevice, PcmOpenError> {
         use alsa::pcm::{Access, Format, HwParams};
         use alsa::{Direction, ValueOr};
+        silence_alsa_lib();
         let pcm = alsa::PCM::new(name, Direction::Playback, false)?;
         let format;
         let (p, b);
@@ -221,5 +235,21 @@ impl PcmDevice for AlsaDevice {
             }
         }
         self.pcm.prepare().map_err(map_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_device_is_one_error_naming_the_call() {
+        // alsa-lib's own stderr lines are silenced (run with --nocapture
+        // and no "ALSA lib" line appears).
+        let Err(e) = AlsaDevice::open("hw:CARD=aes67nosuchcard", 2, 48000, 240, 1920) else {
+            panic!("a card that does not exist opened");
+        };
+        assert!(matches!(e, PcmOpenError::Device { .. }), "{e:?}");
+        assert!(e.to_string().contains("snd_pcm_open"), "{e}");
     }
 }

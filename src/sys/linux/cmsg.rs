@@ -1,17 +1,25 @@
-//! Safe, bounds-checked parsing of socket control messages (`cmsg(3)`)
-//! from a raw control byte slice, as returned by `recvmsg(2)` or by an
-//! io_uring multishot `RECVMSG` completion (`io_uring_recvmsg_out`).
+//! The one parser of socket control messages (`cmsg(3)`) for every receive
+//! path: the recvmsg/io_uring stream ingest and the PTP sockets (receive
+//! timestamps, and TX timestamps from the error queue). It works on a raw
+//! control byte slice, as returned by `recvmsg(2)` or by an io_uring
+//! multishot `RECVMSG` completion (`io_uring_recvmsg_out`).
 //!
-//! Layout (Linux, `struct cmsghdr`): `cmsg_len: size_t` (header + data, bytes),
-//! `cmsg_level: int`, `cmsg_type: int`, then data; each message starts at a
-//! multiple of `size_of::<size_t>()` (`CMSG_ALIGN`). Nothing here is unsafe:
-//! fields are read with `from_ne_bytes` from checked sub-slices, and a
-//! malformed or truncated control area ends the iteration instead of panicking.
+//! Layout: each message starts with a `libc::cmsghdr` (read with
+//! `read_unaligned` from a checked sub-slice, so its field widths are libc's
+//! for the target), whose data starts `CMSG_LEN(0)` bytes in; messages are
+//! `CMSG_ALIGN`ed (to `size_t`). A malformed or truncated control area ends
+//! the iteration instead of panicking.
 //!
-//! The timestamp of interest is `SCM_TIMESTAMPING` (Linux
-//! `Documentation/networking/timestamping.rst` §2.1): three `timespec`s,
-//! `ts[0]` software (`CLOCK_REALTIME`), `ts[1]` deprecated, `ts[2]` raw hardware
-//! (PHC). A zero timespec means "not present".
+//! Messages decoded:
+//! - `SCM_TIMESTAMPING` (Linux `Documentation/networking/timestamping.rst`
+//!   §2.1): three `struct timespec` (`time_t` and `long` wide), `ts[0]`
+//!   software (`CLOCK_REALTIME`), `ts[1]` deprecated, `ts[2]` raw hardware
+//!   (PHC); a zero timespec means "not present";
+//! - `SCM_TIMESTAMPING_NEW`: the same with 64-bit `__kernel_timespec` on
+//!   every architecture;
+//! - `IP_RECVERR` (`struct sock_extended_err`) with origin
+//!   `SO_EE_ORIGIN_TIMESTAMPING`: `ee_data` is the `SOF_TIMESTAMPING_OPT_ID`
+//!   of the send the TX timestamp belongs to.
 
 use crate::sys::RxTimestamp;
 
@@ -22,10 +30,12 @@ const SCM_TIMESTAMPING_OLD: i32 = libc::SO_TIMESTAMPING;
 /// `SCM_TIMESTAMPING_NEW` (64-bit `__kernel_timespec` on every arch), 65 on Linux.
 const SCM_TIMESTAMPING_NEW: i32 = 65;
 
-/// Bytes of `size_t` (the `cmsg_len` field and the alignment unit).
+/// Bytes of `size_t`: the `CMSG_ALIGN` unit.
 const WORD: usize = std::mem::size_of::<usize>();
-/// Bytes of the aligned `struct cmsghdr` (`CMSG_LEN(0)`): 16 on 64-bit Linux.
-const HDR: usize = align(WORD + 8);
+/// `CMSG_LEN(0)`: offset of the data from the start of a message (16 on
+/// 64-bit Linux).
+// SAFETY: CMSG_LEN is pure arithmetic on its argument (no pointer involved).
+const HDR: usize = unsafe { libc::CMSG_LEN(0) } as usize;
 
 /// `CMSG_ALIGN`: rounds `n` up to a multiple of `size_t`.
 const fn align(n: usize) -> usize {
@@ -35,12 +45,12 @@ const fn align(n: usize) -> usize {
 /// `CMSG_SPACE(data_len)`: bytes a control message with `data_len` data bytes
 /// occupies in a control buffer, including padding.
 pub const fn cmsg_space(data_len: usize) -> usize {
-    HDR + align(data_len)
+    align(HDR) + align(data_len)
 }
 
 /// Control buffer bytes needed for one `SCM_TIMESTAMPING` message
-/// (3 × 16-byte timespec on 64-bit): 64 on x86_64.
-pub const TIMESTAMPING_SPACE: usize = cmsg_space(3 * 2 * std::mem::size_of::<libc::time_t>());
+/// (3 × timespec): 64 on 64-bit targets.
+pub const TIMESTAMPING_SPACE: usize = cmsg_space(3 * 16);
 
 /// One control message, borrowed from the control buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,20 +79,17 @@ pub fn iter(control: &[u8]) -> CmsgIter<'_> {
     CmsgIter { buf: control }
 }
 
-fn read_usize(b: &[u8]) -> usize {
-    let mut w = [0u8; WORD];
-    w.copy_from_slice(&b[..WORD]);
-    usize::from_ne_bytes(w)
-}
-
-fn read_i32(b: &[u8]) -> i32 {
-    i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
-}
-
-fn read_i64(b: &[u8]) -> i64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[..8]);
-    i64::from_ne_bytes(w)
+/// Reads a `T` (plain data: any bit pattern is a valid value) from the start
+/// of `b`, if `b` is long enough.
+fn read_plain<T: Copy>(b: &[u8]) -> Option<T> {
+    if b.len() < std::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: `b` holds at least size_of::<T>() initialised bytes;
+    // read_unaligned has no alignment requirement; callers use it only for
+    // C structs of integers (cmsghdr, sock_extended_err, i32/i64), for which
+    // every bit pattern is valid.
+    Some(unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) })
 }
 
 impl<'a> Iterator for CmsgIter<'a> {
@@ -92,13 +99,14 @@ impl<'a> Iterator for CmsgIter<'a> {
         if self.buf.len() < HDR {
             return None;
         }
-        let len = read_usize(self.buf);
+        let hdr: libc::cmsghdr = read_plain(self.buf)?;
+        // `cmsg_len` is `size_t` on glibc, `socklen_t` on musl.
+        #[allow(clippy::unnecessary_cast)]
+        let len = hdr.cmsg_len as usize;
         if len < HDR {
             self.buf = &[];
             return None;
         }
-        let level = read_i32(&self.buf[WORD..]);
-        let kind = read_i32(&self.buf[WORD + 4..]);
         let data_end = len.min(self.buf.len());
         let data = &self.buf[HDR..data_end];
         let next = len
@@ -106,7 +114,11 @@ impl<'a> Iterator for CmsgIter<'a> {
             .unwrap_or(usize::MAX)
             .min(self.buf.len());
         self.buf = &self.buf[next..];
-        Some(Cmsg { level, kind, data })
+        Some(Cmsg {
+            level: hdr.cmsg_level,
+            kind: hdr.cmsg_type,
+            data,
+        })
     }
 }
 
@@ -123,25 +135,42 @@ pub struct Timestamping {
 impl Timestamping {
     /// The preferred receive timestamp: hardware when present, else software.
     pub fn rx_timestamp(&self) -> Option<RxTimestamp> {
-        match (self.hardware, self.software) {
-            (Some(h), _) => Some(RxTimestamp::Hardware(h)),
-            (None, Some(s)) => Some(RxTimestamp::Software(s)),
-            (None, None) => None,
-        }
+        self.pick(true)
+    }
+
+    /// One timestamp: with `prefer_hw`, hardware when present, else
+    /// software; without, software when present, else hardware.
+    pub fn pick(&self, prefer_hw: bool) -> Option<RxTimestamp> {
+        let hw = self.hardware.map(RxTimestamp::Hardware);
+        let sw = self.software.map(RxTimestamp::Software);
+        if prefer_hw { hw.or(sw) } else { sw.or(hw) }
     }
 }
 
-/// Decodes `SCM_TIMESTAMPING` data (3 × `struct timespec`, 64-bit `tv_sec` and
-/// `tv_nsec`). Returns `None` when the data is too short or a `tv_nsec` is
-/// out of range (≥ 10⁹ or negative).
+/// Decodes `SCM_TIMESTAMPING_NEW` data, or old `SCM_TIMESTAMPING` data on a
+/// 64-bit target: 3 × (64-bit `tv_sec`, 64-bit `tv_nsec`). Returns `None`
+/// when the data is too short or a `tv_nsec` is out of range (≥ 10⁹ or
+/// negative).
 pub fn parse_timestamping(data: &[u8]) -> Option<Timestamping> {
-    const TS: usize = 16;
-    if data.len() < 3 * TS {
+    parse_timespecs(data, 8)
+}
+
+/// Decodes 3 timespecs whose two fields are `word` (4 or 8) bytes each.
+fn parse_timespecs(data: &[u8], word: usize) -> Option<Timestamping> {
+    let size = 2 * word;
+    if data.len() < 3 * size {
         return None;
     }
+    let field = |at: usize| -> i64 {
+        if word == 8 {
+            read_plain::<i64>(&data[at..]).unwrap_or(0)
+        } else {
+            i64::from(read_plain::<i32>(&data[at..]).unwrap_or(0))
+        }
+    };
     let ts = |i: usize| -> Option<Option<i64>> {
-        let sec = read_i64(&data[i * TS..]);
-        let nsec = read_i64(&data[i * TS + 8..]);
+        let sec = field(i * size);
+        let nsec = field(i * size + word);
         if !(0..1_000_000_000).contains(&nsec) {
             return None;
         }
@@ -156,20 +185,49 @@ pub fn parse_timestamping(data: &[u8]) -> Option<Timestamping> {
     })
 }
 
+/// The timestamps of the first `SCM_TIMESTAMPING` or `SCM_TIMESTAMPING_NEW`
+/// message in `control`.
+pub fn timestamping(control: &[u8]) -> Option<Timestamping> {
+    // Old form: struct timespec, time_t and long wide (4 bytes each on
+    // 32-bit targets without 64-bit time).
+    let old_word = std::mem::size_of::<libc::time_t>();
+    iter(control)
+        .filter(|c| c.level == SOL_SOCKET)
+        .find_map(|c| match c.kind {
+            SCM_TIMESTAMPING_NEW => parse_timespecs(c.data, 8),
+            SCM_TIMESTAMPING_OLD => parse_timespecs(c.data, old_word),
+            _ => None,
+        })
+}
+
 /// Finds the `SCM_TIMESTAMPING` (old or `_NEW`) message in `control` and
 /// returns its preferred receive timestamp (hardware, else software).
-///
-/// Only valid on 64-bit targets for the old form (where `time_t` is 64-bit);
-/// on 32-bit targets only `SCM_TIMESTAMPING_NEW` is decoded.
 pub fn rx_timestamp(control: &[u8]) -> Option<RxTimestamp> {
-    let old_ok = std::mem::size_of::<libc::time_t>() == 8;
+    timestamping(control).and_then(|t| t.rx_timestamp())
+}
+
+/// The `SOF_TIMESTAMPING_OPT_ID` of a TX timestamp read from the error
+/// queue: `ee_data` of an `IP_RECVERR` (or `IPV6_RECVERR`) message whose
+/// `sock_extended_err` has origin `SO_EE_ORIGIN_TIMESTAMPING`.
+pub fn tx_opt_id(control: &[u8]) -> Option<u32> {
     iter(control)
         .filter(|c| {
-            c.level == SOL_SOCKET
-                && (c.kind == SCM_TIMESTAMPING_NEW || (old_ok && c.kind == SCM_TIMESTAMPING_OLD))
+            (c.level == libc::SOL_IP && c.kind == libc::IP_RECVERR)
+                || (c.level == libc::SOL_IPV6 && c.kind == libc::IPV6_RECVERR)
         })
-        .find_map(|c| parse_timestamping(c.data))
-        .and_then(|t| t.rx_timestamp())
+        .filter_map(|c| read_plain::<libc::sock_extended_err>(c.data))
+        .find(|e| e.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING)
+        .map(|e| e.ee_data)
+}
+
+/// Everything a PTP socket needs from one `recvmsg`: the timestamp (with
+/// `prefer_hw`, hardware when present, else software; without, the
+/// reverse) and, for the error queue, the TX timestamp's OPT_ID.
+pub fn parse(control: &[u8], prefer_hw: bool) -> (Option<RxTimestamp>, Option<u32>) {
+    (
+        timestamping(control).and_then(|t| t.pick(prefer_hw)),
+        tx_opt_id(control),
+    )
 }
 
 #[cfg(test)]
@@ -198,11 +256,60 @@ mod tests {
     }
 
     #[test]
-    #[cfg(target_pointer_width = "64")]
-    fn layout_matches_linux_64bit() {
-        // CMSG_LEN(0) == 16 and CMSG_SPACE(48) == 64 on 64-bit Linux.
-        assert_eq!(HDR, 16);
-        assert_eq!(TIMESTAMPING_SPACE, 64);
+    fn layout_matches_libc() {
+        // SAFETY: CMSG_SPACE is pure arithmetic.
+        let (s0, s48) = unsafe { (libc::CMSG_SPACE(0), libc::CMSG_SPACE(48)) };
+        assert_eq!(cmsg_space(0), s0 as usize);
+        assert_eq!(cmsg_space(48), s48 as usize);
+        assert_eq!(HDR, std::mem::size_of::<libc::cmsghdr>());
+        assert_eq!(std::mem::size_of::<libc::sock_extended_err>(), 16);
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!((HDR, TIMESTAMPING_SPACE), (16, 64));
+    }
+
+    fn recverr(origin: u8, id: u32) -> Vec<u8> {
+        let mut ee = Vec::new();
+        ee.extend_from_slice(&(libc::ENOMSG as u32).to_ne_bytes()); // ee_errno
+        ee.extend_from_slice(&[origin, 0, 0, 0]);
+        ee.extend_from_slice(&0u32.to_ne_bytes()); // ee_info = SCM_TSTAMP_SND
+        ee.extend_from_slice(&id.to_ne_bytes()); // ee_data = OPT_ID
+        ee.extend_from_slice(&[0; 16]); // offender sockaddr_in
+        cmsg(libc::SOL_IP, libc::IP_RECVERR, &ee)
+    }
+
+    #[test]
+    fn error_queue_timestamp_and_opt_id() {
+        let mut buf = cmsg(
+            SOL_SOCKET,
+            SCM_TIMESTAMPING_OLD,
+            &ts_data((1_700_000_000, 5), (42, 7)),
+        );
+        buf.extend(recverr(libc::SO_EE_ORIGIN_TIMESTAMPING, 77));
+        assert_eq!(
+            parse(&buf, false),
+            (
+                Some(RxTimestamp::Software(1_700_000_000_000_000_005)),
+                Some(77)
+            )
+        );
+        assert_eq!(
+            parse(&buf, true),
+            (Some(RxTimestamp::Hardware(42_000_000_007)), Some(77))
+        );
+        // _NEW form, and a non-timestamping error origin carries no id.
+        let mut new = cmsg(SOL_SOCKET, SCM_TIMESTAMPING_NEW, &ts_data((0, 0), (9, 1)));
+        new.extend(recverr(libc::SO_EE_ORIGIN_ICMP, 5));
+        assert_eq!(
+            parse(&new, false),
+            (Some(RxTimestamp::Hardware(9_000_000_001)), None)
+        );
+        // Truncated buffers: no panic.
+        for cut in 0..buf.len() {
+            let _ = parse(&buf[..cut], true);
+        }
+        let mut bad = buf.clone();
+        bad[..WORD].copy_from_slice(&usize::MAX.to_ne_bytes());
+        assert_eq!(tx_opt_id(&bad), None);
     }
 
     #[test]
@@ -303,6 +410,7 @@ mod tests {
         #[test]
         fn never_panics_on_garbage(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
             let _ = rx_timestamp(&bytes);
+            let _ = parse(&bytes, true);
             proptest::prop_assert!(iter(&bytes).count() <= bytes.len() / HDR + 1);
         }
     }

@@ -2,12 +2,12 @@
 //! PHC, ALSA, SCHED_FIFO.
 
 pub mod alsa;
-pub mod clock;
+pub(super) mod clock;
 pub mod cmsg;
-pub mod ptp;
+pub(super) mod ptp;
 pub mod recvmmsg;
 pub mod rt;
-pub mod socket;
+pub(super) mod socket;
 pub mod uring;
 
 pub use uring::open_source;

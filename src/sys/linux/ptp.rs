@@ -19,14 +19,13 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, RawFd};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Socket, Type};
 
-/// PTP primary multicast group (IEEE 1588-2019 Annex C).
-pub const PTP_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 1, 129);
-/// Event port.
-pub const EVENT_PORT: u16 = 319;
-/// General port.
-pub const GENERAL_PORT: u16 = 320;
+use super::cmsg;
+use crate::sys::RxTimestamp;
+use crate::sys::ptp::{EVENT_PORT, GENERAL_PORT, PTP_GROUP, TsInfo, TsMode};
+use crate::sys::socket::{self, Iface, SocketError, io_err};
+
 /// DSCP Expedited Forwarding (46) in the TOS byte.
 pub const TOS_EF: u32 = 46 << 2;
 
@@ -39,81 +38,6 @@ fn cerr(r: libc::c_int) -> io::Result<libc::c_int> {
     } else {
         Ok(r)
     }
-}
-
-/// A kernel timestamp from a control message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KernelTs {
-    /// `CLOCK_REALTIME` ns (software).
-    Software(i64),
-    /// PHC ns (raw hardware).
-    Hardware(i64),
-}
-
-/// Parses `SCM_TIMESTAMPING` out of a control buffer (the bytes `recvmsg`
-/// filled, `msg_controllen` long). Prefers the hardware stamp (`ts[2]`) when
-/// `want_hw`, else the software one (`ts[0]`). Also returns the OPT_ID
-/// counter from an `IP_RECVERR` `sock_extended_err` with origin
-/// `SO_EE_ORIGIN_TIMESTAMPING`, if present.
-pub fn parse_cmsgs(control: &[u8], want_hw: bool) -> (Option<KernelTs>, Option<u32>) {
-    let hdr = std::mem::size_of::<libc::cmsghdr>();
-    let align =
-        |n: usize| (n + std::mem::size_of::<usize>() - 1) & !(std::mem::size_of::<usize>() - 1);
-    let mut at = 0;
-    let (mut ts, mut id) = (None, None);
-    while at + hdr <= control.len() {
-        let rd = |o: usize, n: usize| -> Option<&[u8]> { control.get(at + o..at + o + n) };
-        let (Some(l), Some(lv), Some(ty)) = (rd(0, 8), rd(8, 4), rd(12, 4)) else {
-            break;
-        };
-        let len = usize::from_ne_bytes(l.try_into().unwrap_or([0; 8]));
-        let level = i32::from_ne_bytes(lv.try_into().unwrap_or([0; 4]));
-        let typ = i32::from_ne_bytes(ty.try_into().unwrap_or([0; 4]));
-        if len < hdr || at + len > control.len() {
-            break;
-        }
-        let data = &control[at + hdr..at + len];
-        if level == libc::SOL_SOCKET && typ == libc::SO_TIMESTAMPING && data.len() >= 48 {
-            let tsn = |i: usize| {
-                let s = i64::from_ne_bytes(data[i * 16..i * 16 + 8].try_into().unwrap_or([0; 8]));
-                let n =
-                    i64::from_ne_bytes(data[i * 16 + 8..i * 16 + 16].try_into().unwrap_or([0; 8]));
-                s.saturating_mul(1_000_000_000).saturating_add(n)
-            };
-            let (sw, hw) = (tsn(0), tsn(2));
-            ts = if want_hw && hw != 0 {
-                Some(KernelTs::Hardware(hw))
-            } else if sw != 0 {
-                Some(KernelTs::Software(sw))
-            } else if hw != 0 {
-                Some(KernelTs::Hardware(hw))
-            } else {
-                None
-            };
-        } else if level == libc::SOL_IP && typ == libc::IP_RECVERR && data.len() >= 16 {
-            let origin = data[4];
-            if origin == libc::SO_EE_ORIGIN_TIMESTAMPING {
-                id = Some(u32::from_ne_bytes(
-                    data[12..16].try_into().unwrap_or([0; 4]),
-                ));
-            }
-        }
-        at += align(len);
-    }
-    (ts, id)
-}
-
-/// Interface timestamping capabilities (`ETHTOOL_GET_TS_INFO`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TsInfo {
-    /// `SOF_TIMESTAMPING_*` bits supported.
-    pub so_timestamping: u32,
-    /// PHC index (`/dev/ptpN`), −1 if none.
-    pub phc_index: i32,
-    /// `HWTSTAMP_TX_*` bitmask.
-    pub tx_types: u32,
-    /// `HWTSTAMP_FILTER_*` bitmask.
-    pub rx_filters: u32,
 }
 
 impl TsInfo {
@@ -213,42 +137,6 @@ pub fn enable_hw_timestamping(iface: &str) -> io::Result<i32> {
     Ok(cfg.rx_filter)
 }
 
-/// Interface addresses: (first IPv4, MAC).
-pub fn iface_addrs(iface: &str) -> io::Result<(Option<Ipv4Addr>, Option<[u8; 6]>)> {
-    let mut v4 = None;
-    let mut mac = None;
-    for ifa in nix::ifaddrs::getifaddrs().map_err(io::Error::from)? {
-        if ifa.interface_name != iface {
-            continue;
-        }
-        if let Some(a) = ifa.address {
-            if let Some(sin) = a.as_sockaddr_in() {
-                v4.get_or_insert(sin.ip());
-            } else if let Some(l) = a.as_link_addr()
-                && let Some(m) = l.addr()
-            {
-                mac = Some(m);
-            }
-        }
-    }
-    if v4.is_none() && mac.is_none() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("interface {iface} not found"),
-        ));
-    }
-    Ok((v4, mac))
-}
-
-/// Timestamping mode of a socket pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TsMode {
-    /// Kernel software timestamps (`CLOCK_REALTIME`).
-    Software,
-    /// NIC hardware timestamps (PHC).
-    Hardware,
-}
-
 /// The two PTP sockets on one interface.
 #[derive(Debug)]
 pub struct PtpSockets {
@@ -263,42 +151,41 @@ pub struct PtpSockets {
     iface: String,
 }
 
-fn open_one(port: u16, iface: &str, ifaddr: Ipv4Addr, ts_flags: Option<u32>) -> io::Result<Socket> {
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
-    s.bind_device(Some(iface.as_bytes()))?;
-    s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).into())?;
-    s.join_multicast_v4(&PTP_GROUP, &ifaddr)?;
-    s.set_multicast_if_v4(&ifaddr)?;
-    s.set_multicast_loop_v4(false)?;
-    s.set_multicast_ttl_v4(1)?;
-    s.set_tos_v4(TOS_EF)?;
-    s.set_nonblocking(true)?;
-    let zero: libc::c_int = 0;
-    // SAFETY: valid fd, pointer to a live c_int of the stated size.
-    cerr(unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MULTICAST_ALL,
-            &zero as *const _ as *const libc::c_void,
-            4,
-        )
-    })?;
+/// One PTP socket: the common multicast open and join
+/// ([`crate::sys::socket`]) plus `SO_BINDTODEVICE`, DSCP EF,
+/// `IP_MULTICAST_ALL` off and, on the event socket, `SO_TIMESTAMPING`.
+fn open_one(port: u16, iface: &Iface, ts_flags: Option<u32>) -> Result<Socket, SocketError> {
+    let s = socket::udp_v4()?;
+    s.bind_device(Some(iface.name.as_bytes()))
+        .map_err(io_err("SO_BINDTODEVICE"))?;
+    s.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).into())
+        .map_err(io_err("bind"))?;
+    socket::join_v4(&s, PTP_GROUP, None, Some(iface))?;
+    socket::set_multicast_send(&s, iface.ipv4, 1, false)?;
+    s.set_tos_v4(TOS_EF).map_err(io_err("IP_TOS"))?;
+    s.set_nonblocking(true).map_err(io_err("O_NONBLOCK"))?;
+    s.set_multicast_all_v4(false)
+        .map_err(io_err("IP_MULTICAST_ALL"))?;
     if let Some(flags) = ts_flags {
-        let f: libc::c_uint = flags;
-        // SAFETY: valid fd, pointer to a live c_uint of the stated size.
-        cerr(unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPING,
-                &f as *const _ as *const libc::c_void,
-                4,
-            )
-        })?;
+        set_timestamping(s.as_raw_fd(), flags).map_err(io_err("SO_TIMESTAMPING"))?;
     }
     Ok(s)
+}
+
+/// `setsockopt(SO_TIMESTAMPING, flags)` on any datagram socket.
+fn set_timestamping(fd: RawFd, flags: u32) -> io::Result<()> {
+    let f: libc::c_uint = flags;
+    // SAFETY: valid fd, pointer to a live c_uint of the stated size.
+    cerr(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPING,
+            &f as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
 }
 
 impl PtpSockets {
@@ -306,13 +193,8 @@ impl PtpSockets {
     /// (falls back to software when the interface cannot). Errors name the
     /// step that failed.
     pub fn open(iface: &str, want_hw: bool) -> io::Result<PtpSockets> {
-        let (v4, _) = iface_addrs(iface)?;
-        let ifaddr = v4.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{iface} has no IPv4 address"),
-            )
-        })?;
+        let found = socket::lookup(iface)?;
+        let iface = found.name.as_str();
         let info = ts_info(iface).unwrap_or_default();
         let hw = want_hw && info.hardware_capable() && enable_hw_timestamping(iface).is_ok();
         let common = libc::SOF_TIMESTAMPING_OPT_ID | libc::SOF_TIMESTAMPING_OPT_TSONLY;
@@ -327,10 +209,14 @@ impl PtpSockets {
                 | libc::SOF_TIMESTAMPING_SOFTWARE
                 | common
         };
-        let event = open_one(EVENT_PORT, iface, ifaddr, Some(flags))
-            .map_err(|e| io::Error::new(e.kind(), format!("event socket {iface}:319: {e}")))?;
-        let general = open_one(GENERAL_PORT, iface, ifaddr, None)
-            .map_err(|e| io::Error::new(e.kind(), format!("general socket {iface}:320: {e}")))?;
+        let named = |what: &str, e: SocketError| {
+            let e = io::Error::from(e);
+            io::Error::new(e.kind(), format!("{what} socket {iface}: {e}"))
+        };
+        let event =
+            open_one(EVENT_PORT, &found, Some(flags)).map_err(|e| named("event (319)", e))?;
+        let general =
+            open_one(GENERAL_PORT, &found, None).map_err(|e| named("general (320)", e))?;
         Ok(PtpSockets {
             event,
             general,
@@ -374,23 +260,15 @@ impl PtpSockets {
 /// Enables software RX timestamps (`SO_TIMESTAMPING` RX_SOFTWARE|SOFTWARE)
 /// on any datagram socket (used by the precision harness).
 pub fn enable_rx_sw_timestamps(fd: RawFd) -> io::Result<()> {
-    let f: libc::c_uint = libc::SOF_TIMESTAMPING_RX_SOFTWARE | libc::SOF_TIMESTAMPING_SOFTWARE;
-    // SAFETY: valid fd, pointer to a live c_uint of the stated size.
-    cerr(unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPING,
-            &f as *const _ as *const libc::c_void,
-            4,
-        )
-    })?;
-    Ok(())
+    set_timestamping(
+        fd,
+        libc::SOF_TIMESTAMPING_RX_SOFTWARE | libc::SOF_TIMESTAMPING_SOFTWARE,
+    )
 }
 
 /// What [`recv_ts`] returns for one datagram: its length, bytes; its kernel
 /// timestamp; and, from the error queue, the `SOF_TIMESTAMPING_OPT_ID`.
-pub type RecvTs = (usize, Option<KernelTs>, Option<u32>);
+pub type RecvTs = (usize, Option<RxTimestamp>, Option<u32>);
 
 /// Receives one datagram (non-blocking) with its kernel timestamp.
 /// `Ok(None)` when nothing is queued. With `errqueue`, reads `MSG_ERRQUEUE`
@@ -428,7 +306,7 @@ pub fn recv_ts(
     let clen = (msg.msg_controllen as usize).min(std::mem::size_of_val(&control));
     // SAFETY: control is a live u64 array; we view its first clen bytes.
     let cbytes = unsafe { std::slice::from_raw_parts(control.as_ptr() as *const u8, clen) };
-    let (ts, id) = parse_cmsgs(cbytes, want_hw);
+    let (ts, id) = cmsg::parse(cbytes, want_hw);
     Ok(Some((n as usize, ts, id)))
 }
 
@@ -452,7 +330,7 @@ impl PtpSockets {
 
     /// Receives one queued event message (port 319) with its kernel receive
     /// timestamp (hardware in hardware mode); `Ok(None)` when none is queued.
-    pub fn recv_event(&self, buf: &mut [u8]) -> io::Result<Option<(usize, Option<KernelTs>)>> {
+    pub fn recv_event(&self, buf: &mut [u8]) -> io::Result<Option<(usize, Option<RxTimestamp>)>> {
         let hw = self.mode == TsMode::Hardware;
         Ok(recv_ts(self.event.as_raw_fd(), buf, hw, false)?.map(|(n, ts, _)| (n, ts)))
     }
@@ -468,7 +346,7 @@ impl PtpSockets {
     pub fn recv_tx_timestamp(
         &self,
         buf: &mut [u8],
-    ) -> io::Result<Option<(Option<KernelTs>, Option<u32>)>> {
+    ) -> io::Result<Option<(Option<RxTimestamp>, Option<u32>)>> {
         let hw = self.mode == TsMode::Hardware;
         Ok(recv_ts(self.event.as_raw_fd(), buf, hw, true)?.map(|(_, ts, id)| (ts, id)))
     }
@@ -582,19 +460,6 @@ impl Phc {
 mod tests {
     use super::*;
 
-    fn cmsg(level: i32, ty: i32, data: &[u8]) -> Vec<u8> {
-        let len = std::mem::size_of::<libc::cmsghdr>() + data.len();
-        let mut v = Vec::new();
-        v.extend_from_slice(&len.to_ne_bytes());
-        v.extend_from_slice(&level.to_ne_bytes());
-        v.extend_from_slice(&ty.to_ne_bytes());
-        v.extend_from_slice(data);
-        while v.len() % 8 != 0 {
-            v.push(0);
-        }
-        v
-    }
-
     #[test]
     fn struct_layouts_match_the_kernel() {
         assert_eq!(std::mem::size_of::<EthtoolTsInfo>(), 44);
@@ -608,41 +473,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<libc::cmsghdr>(), 16);
         // _IOWR('=', 9, 1216)
         assert_eq!(libc::PTP_SYS_OFFSET_EXTENDED, 0xC4C0_3D09);
-    }
-
-    #[test]
-    fn parses_scm_timestamping_and_recverr() {
-        let mut ts = Vec::new();
-        for (s, n) in [(1_700_000_000i64, 5i64), (0, 0), (42, 7)] {
-            ts.extend_from_slice(&s.to_ne_bytes());
-            ts.extend_from_slice(&n.to_ne_bytes());
-        }
-        let mut ee = Vec::new();
-        ee.extend_from_slice(&libc::ENOMSG.to_ne_bytes()); // ee_errno
-        ee.extend_from_slice(&[libc::SO_EE_ORIGIN_TIMESTAMPING, 0, 0, 0]);
-        ee.extend_from_slice(&0u32.to_ne_bytes()); // ee_info = SCM_TSTAMP_SND
-        ee.extend_from_slice(&77u32.to_ne_bytes()); // ee_data = OPT_ID
-        ee.extend_from_slice(&[0; 16]); // offender sockaddr_in
-        let mut buf = cmsg(libc::SOL_SOCKET, libc::SO_TIMESTAMPING, &ts);
-        buf.extend(cmsg(libc::SOL_IP, libc::IP_RECVERR, &ee));
-        assert_eq!(
-            parse_cmsgs(&buf, false),
-            (
-                Some(KernelTs::Software(1_700_000_000_000_000_005)),
-                Some(77)
-            )
-        );
-        assert_eq!(
-            parse_cmsgs(&buf, true),
-            (Some(KernelTs::Hardware(42_000_000_007)), Some(77))
-        );
-        // Truncated and garbage buffers: no panic, nothing found.
-        for cut in 0..buf.len() {
-            let _ = parse_cmsgs(&buf[..cut], true);
-        }
-        let mut bad = buf.clone();
-        bad[0..8].copy_from_slice(&usize::MAX.to_ne_bytes());
-        assert_eq!(parse_cmsgs(&bad, false), (None, None));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub struct RecvMmsgSource {
 
 impl RecvMmsgSource {
     /// Takes ownership of non-blocking sockets (see
-    /// [`super::socket::open_stream_socket`]).
+    /// [`crate::sys::socket::open_stream_socket`]).
     pub fn new(socks: Vec<Socket>) -> RecvMmsgSource {
         let cmsg = nix::cmsg_space!(nix::sys::socket::Timestamps);
         RecvMmsgSource {
@@ -172,7 +172,7 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let (mut src, port) = loop {
             // Port 0 binds an ephemeral port; find it.
-            let s = super::super::socket::open_stream_socket(&cfg).unwrap();
+            let s = crate::sys::socket::open_stream_socket(&cfg).unwrap();
             let port = s.local_addr().unwrap().as_socket().unwrap().port();
             let mut src = RecvMmsgSource::new(vec![s]);
             let round = std::time::Instant::now();

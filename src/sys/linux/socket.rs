@@ -1,91 +1,66 @@
-//! Opening a receive socket for one AES67 stream (socket2).
-//!
-//! Multicast: bound to the group address (so only that group is delivered),
-//! `IP_MULTICAST_ALL` off, joined on the chosen interface (by name or IPv4
-//! address), source-specific (IGMPv3, RFC 4607) when a source is given.
-//! Unicast: bound to the port on all local addresses. Kernel software receive
-//! timestamps (`SO_TIMESTAMPING`) are enabled on every socket, and the receive
-//! buffer is made large enough for 125 µs packets.
+//! Linux additions to the portable socket open ([`crate::sys::socket`]):
+//! interface lookup by name or address (getifaddrs, with index and MAC),
+//! `SO_RCVBUFFORCE`, `SO_TIMESTAMPING`, and binding a multicast receive
+//! socket to its group address with `IP_MULTICAST_ALL` off (only that group
+//! is delivered).
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 
 use nix::sys::socket::{TimestampingFlag, setsockopt, sockopt};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 
-use crate::media::stream::StreamConfig;
+use crate::sys::socket::{Iface, SocketError, io_err};
 
-/// Receive buffer requested, bytes (raised past `rmem_max` as root).
-pub const RCVBUF_BYTES: usize = 8 << 20;
-
-/// Errors opening a stream socket.
-#[derive(Debug, thiserror::Error)]
-pub enum SocketError {
-    /// The `iface` value names no interface with an IPv4 address.
-    #[error("interface {0:?} not found or has no IPv4 address (iface={0})")]
-    NoSuchInterface(String),
-    /// IPv6 streams are not supported yet.
-    #[error("IPv6 destination {0} is not supported")]
-    Ipv6(IpAddr),
-    /// A socket call failed.
-    #[error("{what}: {source}")]
-    Io {
-        /// The step that failed.
-        what: &'static str,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-}
-
-fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> SocketError {
-    move |source| SocketError::Io { what, source }
-}
-
-/// Resolves `iface` (an interface name or an IPv4 address) to
-/// `(IPv4 address, interface index)`.
+/// Looks up `iface` (an interface name or one of its IPv4 addresses) with
+/// getifaddrs: name, index, first IPv4 address and MAC.
 ///
-/// Errors: [`SocketError::NoSuchInterface`].
-pub fn resolve_iface(iface: &str) -> Result<(Ipv4Addr, u32), SocketError> {
+/// Errors: [`SocketError::NoSuchInterface`] when no interface with an IPv4
+/// address matches.
+pub(crate) fn lookup(iface: &str) -> Result<Iface, SocketError> {
     let want_ip: Option<Ipv4Addr> = iface.parse().ok();
-    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| io_err("getifaddrs")(e.into()))?;
-    for a in addrs {
-        let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) else {
-            continue;
-        };
-        let ip = sin.ip();
-        if want_ip == Some(ip) || (want_ip.is_none() && a.interface_name == iface) {
-            let idx = nix::net::if_::if_nametoindex(a.interface_name.as_str()).unwrap_or(0);
-            return Ok((ip, idx));
-        }
-    }
-    Err(SocketError::NoSuchInterface(iface.to_string()))
-}
-
-/// The name of the interface `iface` names: itself when it is a name, the
-/// interface holding the address when it is an IPv4 address.
-///
-/// Errors: [`SocketError::NoSuchInterface`] when no interface matches.
-pub fn iface_name(iface: &str) -> Result<String, SocketError> {
-    let want_ip: Option<Ipv4Addr> = iface.parse().ok();
-    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| io_err("getifaddrs")(e.into()))?;
-    for a in addrs {
+    let addrs: Vec<_> = nix::ifaddrs::getifaddrs()
+        .map_err(|e| io_err("getifaddrs")(e.into()))?
+        .collect();
+    let name = addrs.iter().find_map(|a| {
         let ip = a
             .address
             .as_ref()
             .and_then(|s| s.as_sockaddr_in())
             .map(|s| s.ip());
-        if (want_ip.is_some() && want_ip == ip) || (want_ip.is_none() && a.interface_name == iface)
-        {
-            return Ok(a.interface_name);
-        }
-    }
-    Err(SocketError::NoSuchInterface(iface.to_string()))
+        let hit = match want_ip {
+            Some(w) => ip == Some(w),
+            None => ip.is_some() && a.interface_name == iface,
+        };
+        hit.then(|| (a.interface_name.clone(), ip))
+    });
+    let Some((name, Some(ip))) = name else {
+        return Err(SocketError::NoSuchInterface(iface.to_string()));
+    };
+    let mac = addrs
+        .iter()
+        .filter(|a| a.interface_name == name)
+        .find_map(|a| a.address.as_ref()?.as_link_addr()?.addr());
+    let index = nix::net::if_::if_nametoindex(name.as_str()).unwrap_or(0);
+    Ok(Iface {
+        name,
+        index,
+        ipv4: ip,
+        mac,
+    })
+}
+
+/// `SO_RCVBUFFORCE` (exceeds `rmem_max`; needs CAP_NET_ADMIN). Returns
+/// whether it was granted.
+pub(crate) fn force_rcvbuf(sock: &Socket, bytes: usize) -> bool {
+    setsockopt(sock, sockopt::RcvBufForce, &bytes).is_ok()
 }
 
 /// Enables kernel software RX timestamps (`SOF_TIMESTAMPING_RX_SOFTWARE`),
 /// and raw hardware RX timestamps if the NIC was configured for them.
-pub fn enable_rx_timestamps(sock: &Socket) -> io::Result<()> {
+///
+/// Errors: the `setsockopt` errno.
+pub(crate) fn enable_rx_timestamps(sock: &Socket) -> io::Result<()> {
     let flags = TimestampingFlag::SOF_TIMESTAMPING_RX_SOFTWARE
         | TimestampingFlag::SOF_TIMESTAMPING_SOFTWARE
         | TimestampingFlag::SOF_TIMESTAMPING_RX_HARDWARE
@@ -93,51 +68,21 @@ pub fn enable_rx_timestamps(sock: &Socket) -> io::Result<()> {
     setsockopt(sock, sockopt::Timestamping, &flags).map_err(io::Error::from)
 }
 
-/// Opens a non-blocking UDP socket receiving `cfg`'s stream.
+/// Stream-socket extras: `SO_TIMESTAMPING` receive timestamps.
 ///
-/// Errors: [`SocketError`] naming the step (bind, join, ...) that failed.
-pub fn open_stream_socket(cfg: &StreamConfig) -> Result<Socket, SocketError> {
-    let IpAddr::V4(dest) = cfg.dest else {
-        return Err(SocketError::Ipv6(cfg.dest));
-    };
-    let sock =
-        Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(io_err("socket"))?;
-    sock.set_reuse_address(true)
-        .map_err(io_err("SO_REUSEADDR"))?;
-    // As root, exceed rmem_max; otherwise take what the kernel allows.
-    if setsockopt(&sock, sockopt::RcvBufForce, &RCVBUF_BYTES).is_err() {
-        let _ = sock.set_recv_buffer_size(RCVBUF_BYTES);
-    }
-    enable_rx_timestamps(&sock).map_err(io_err("SO_TIMESTAMPING"))?;
-    let iface = cfg.iface.as_deref().map(resolve_iface).transpose()?;
-    if dest.is_multicast() {
-        sock.set_multicast_all_v4(false)
-            .map_err(io_err("IP_MULTICAST_ALL"))?;
-        sock.bind(&SocketAddr::from((dest, cfg.port)).into())
-            .map_err(io_err("bind"))?;
-        let (if_ip, if_idx) = iface.unwrap_or((Ipv4Addr::UNSPECIFIED, 0));
-        match cfg.source {
-            Some(src) => sock
-                .join_ssm_v4(&src, &dest, &if_ip)
-                .map_err(io_err("IP_ADD_SOURCE_MEMBERSHIP"))?,
-            None if if_idx != 0 => sock
-                .join_multicast_v4_n(&dest, &socket2::InterfaceIndexOrAddress::Index(if_idx))
-                .map_err(io_err("IP_ADD_MEMBERSHIP"))?,
-            None => sock
-                .join_multicast_v4(&dest, &if_ip)
-                .map_err(io_err("IP_ADD_MEMBERSHIP"))?,
-        }
-    } else {
-        let bind_ip = if dest.is_unspecified() {
-            Ipv4Addr::UNSPECIFIED
-        } else {
-            dest
-        };
-        sock.bind(&SocketAddr::from((bind_ip, cfg.port)).into())
-            .map_err(io_err("bind"))?;
-    }
-    sock.set_nonblocking(true).map_err(io_err("O_NONBLOCK"))?;
-    Ok(sock)
+/// Errors: [`SocketError::Io`] (`SO_TIMESTAMPING`).
+pub(crate) fn stream_extras(sock: &Socket) -> Result<(), SocketError> {
+    enable_rx_timestamps(sock).map_err(io_err("SO_TIMESTAMPING"))
+}
+
+/// The address a multicast receive socket binds: the group itself, with
+/// `IP_MULTICAST_ALL` off, so only `group` is delivered to it.
+///
+/// Errors: [`SocketError::Io`] (`IP_MULTICAST_ALL`).
+pub(crate) fn multicast_bind(sock: &Socket, group: Ipv4Addr) -> Result<Ipv4Addr, SocketError> {
+    sock.set_multicast_all_v4(false)
+        .map_err(io_err("IP_MULTICAST_ALL"))?;
+    Ok(group)
 }
 
 #[cfg(test)]
@@ -146,11 +91,14 @@ mod tests {
 
     #[test]
     fn loopback_resolves_by_name_and_address() {
-        let (ip, idx) = resolve_iface("lo").unwrap();
-        assert_eq!(ip, Ipv4Addr::LOCALHOST);
-        assert!(idx > 0);
-        assert_eq!(resolve_iface("127.0.0.1").unwrap().0, Ipv4Addr::LOCALHOST);
-        let e = resolve_iface("nonexistent0").unwrap_err().to_string();
+        let lo = lookup("lo").unwrap();
+        assert_eq!(lo.ipv4, Ipv4Addr::LOCALHOST);
+        assert!(lo.index > 0);
+        assert_eq!(lo.name, "lo");
+        let by_ip = lookup("127.0.0.1").unwrap();
+        assert_eq!(by_ip.name, "lo");
+        assert_eq!(by_ip.index, lo.index);
+        let e = lookup("nonexistent0").unwrap_err().to_string();
         assert!(e.contains("iface=nonexistent0"), "{e}");
     }
 }

@@ -301,7 +301,7 @@ fn errno(e: i32) -> io::Error {
 
 impl UringSource {
     /// Builds a ring for `socks` (non-blocking UDP sockets, e.g. from
-    /// [`super::socket::open_stream_socket`]) with [`UringConfig::default`].
+    /// [`crate::sys::socket::open_stream_socket`]) with [`UringConfig::default`].
     ///
     /// Errors: ring setup or buffer-ring registration failed; the sockets are
     /// handed back with the error so a caller can fall back to another backend.
@@ -750,23 +750,7 @@ fn loopback_socket() -> Option<(Socket, u16)> {
 
 pub use crate::sys::IngestKind;
 
-/// An opened ingest source and why it was chosen.
-pub struct OpenedSource {
-    /// The source; `source.backend()` names the backend in use. Not `Send`
-    /// (the recvmmsg backend is not): open it on the thread that polls it.
-    pub source: Box<dyn PacketSource>,
-    /// With [`IngestKind::Auto`], why io_uring was not used (if it was not).
-    pub fallback_reason: Option<String>,
-}
-
-impl std::fmt::Debug for OpenedSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenedSource")
-            .field("backend", &self.source.backend())
-            .field("fallback_reason", &self.fallback_reason)
-            .finish()
-    }
-}
+pub use crate::sys::OpenedSource;
 
 /// Opens an ingest source over `socks` (stream index i = socket i).
 ///

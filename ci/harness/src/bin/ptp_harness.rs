@@ -192,7 +192,7 @@ fn rx_timestamp_precision(net: &NetnsPair) -> Result<Vec<f64>, String> {
             nix::poll::PollFlags::POLLIN,
         )];
         let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(200u16));
-        while let Ok(Some((_, Some(sys::KernelTs::Software(k)), _))) =
+        while let Ok(Some((_, Some(aes67::sys::RxTimestamp::Software(k)), _))) =
             sys::recv_ts(fd, &mut buf, false, false)
         {
             let user = aes67::sys::clock::realtime_now_ns();
@@ -539,7 +539,7 @@ fn hwcheck(iface: &str) -> Result<(), String> {
             }
         }
         println!("TX {i} (OPT_ID {id}): {found:?}");
-        if let Some((Some(sys::KernelTs::Hardware(_)), Some(t))) = found
+        if let Some((Some(aes67::sys::RxTimestamp::Hardware(_)), Some(t))) = found
             && t == id
         {
             got += 1;

@@ -1,0 +1,39 @@
+//! The PTP transport: UDP event (319) and general (320) sockets on the PTP
+//! group with kernel timestamps, TX timestamps, interface capabilities and
+//! the PHC. The portable types are here; the OS parts come from the OS
+//! module (Linux: `SO_TIMESTAMPING`, ethtool, `/dev/ptpN`; elsewhere:
+//! stand-ins whose constructors return `Unsupported`).
+
+use std::net::Ipv4Addr;
+
+pub use super::imp::ptp::*;
+
+/// PTP primary multicast group (IEEE 1588-2019 Annex C).
+pub const PTP_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 1, 129);
+/// Event port.
+pub const EVENT_PORT: u16 = 319;
+/// General port.
+pub const GENERAL_PORT: u16 = 320;
+
+/// Interface timestamping capabilities (`ETHTOOL_GET_TS_INFO` on Linux;
+/// none elsewhere).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TsInfo {
+    /// `SOF_TIMESTAMPING_*` bits supported.
+    pub so_timestamping: u32,
+    /// PHC index (`/dev/ptpN`), −1 if none.
+    pub phc_index: i32,
+    /// `HWTSTAMP_TX_*` bitmask.
+    pub tx_types: u32,
+    /// `HWTSTAMP_FILTER_*` bitmask.
+    pub rx_filters: u32,
+}
+
+/// Timestamping mode of a socket pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsMode {
+    /// Kernel software timestamps (`CLOCK_REALTIME`).
+    Software,
+    /// NIC hardware timestamps (PHC).
+    Hardware,
+}
