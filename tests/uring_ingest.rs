@@ -323,7 +323,7 @@ fn batched_source_built_on_one_thread_polled_on_another() {
     let src = UringSource::with_config(socks.into_iter().map(|s| s.0).collect(), cfg)
         .map_err(|(e, _)| e)
         .unwrap();
-    let (maj, min) = kernel_version();
+    let (maj, min) = aes67::sys::uring::kernel_version();
     if (maj, min) >= (6, 12) {
         assert!(
             src.batching(),
@@ -358,12 +358,3 @@ fn batched_source_built_on_one_thread_polled_on_another() {
     assert_eq!(st.packets, 2000);
 }
 
-/// (major, minor) of the running kernel.
-fn kernel_version() -> (u32, u32) {
-    let r = nix::sys::utsname::uname().unwrap();
-    let rel = r.release().to_string_lossy().into_owned();
-    let mut it = rel
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|x| x.parse().ok());
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
-}

@@ -799,6 +799,19 @@ pub fn open_source_with(
     }
 }
 
+/// The running kernel's `(major, minor)` version from `uname(2)`; `(0, 0)`
+/// when it cannot be read.
+pub fn kernel_version() -> (u32, u32) {
+    let Ok(r) = nix::sys::utsname::uname() else {
+        return (0, 0);
+    };
+    let rel = r.release().to_string_lossy().into_owned();
+    let mut it = rel
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|x| x.parse().ok());
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -839,14 +852,6 @@ mod tests {
     }
 
     /// (major, minor) of the running kernel.
-    pub(crate) fn kernel_version() -> (u32, u32) {
-        let r = nix::sys::utsname::uname().unwrap();
-        let rel = r.release().to_string_lossy().into_owned();
-        let mut it = rel
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|x| x.parse().ok());
-        (it.next().unwrap_or(0), it.next().unwrap_or(0))
-    }
 
     #[test]
     fn probe_passes_where_the_kernel_supports_it() {

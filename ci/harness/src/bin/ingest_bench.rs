@@ -195,6 +195,36 @@ fn process_cpu_ns(pid: u32) -> (u64, u64) {
         .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
+/// What every measured receiver row shares: CPU (ns) and wake-ups sampled at
+/// the start and the end of the window, over `secs` seconds and `window_rx`
+/// packets received in it.
+struct Sample {
+    cpu: (u64, u64),
+    wakeups: (u64, u64),
+    secs: f64,
+    window_rx: u64,
+}
+
+impl Row {
+    /// A row of `receiver` on `cfg` with the CPU and wake-up figures of `s`;
+    /// the caller fills the receiver-specific counters.
+    fn measured(cfg: &Config, receiver: String, sent: u64, received: u64, s: &Sample) -> Row {
+        Row {
+            config: cfg.label(),
+            receiver,
+            pps: cfg.pps(),
+            secs: s.secs,
+            sent,
+            received,
+            received_exact: true,
+            cpu_s_per_s: cpu_s_per_s(s.cpu.0, s.cpu.1, s.secs),
+            us_per_packet: us_per_packet(s.cpu.0, s.cpu.1, s.window_rx.max(1)),
+            wakeups_per_s: (s.wakeups.1 - s.wakeups.0) as f64 / s.secs,
+            ..Row::default()
+        }
+    }
+}
+
 /// CPU seconds per second between two CPU-ns readings `el` seconds apart.
 fn cpu_s_per_s(cpu0: u64, cpu1: u64, el: f64) -> f64 {
     (cpu1 - cpu0) as f64 / 1e9 / el
@@ -516,28 +546,24 @@ fn run_ours(
     let backend = thread.join().expect("ingest thread");
     let received = shared.received.load(Ordering::Relaxed) - rx0;
     let drops = rcvbuf_errors(&pair.b) - drops0;
-    let window_rx = (rx1 - rx0).max(1);
-    Row {
-        config: cfg.label(),
-        receiver: if backend == "uring" && batch_us > 0 {
-            format!("uring (batch {batch_us} µs)")
-        } else {
-            backend.to_string()
-        },
-        pps: cfg.pps(),
+    let sample = Sample {
+        cpu: (cpu0, cpu1),
+        wakeups: (sw0, sw1),
         secs: el,
-        sent,
-        received,
-        received_exact: true,
-        cpu_s_per_s: cpu_s_per_s(cpu0, cpu1, el),
-        us_per_packet: us_per_packet(cpu0, cpu1, window_rx),
-        wakeups_per_s: (sw1 - sw0) as f64 / el,
-        sink_cpu_s_per_s: None,
+        window_rx: rx1 - rx0,
+    };
+    let receiver = if backend == "uring" && batch_us > 0 {
+        format!("uring (batch {batch_us} µs)")
+    } else {
+        backend.to_string()
+    };
+    Row {
         socket_drops: drops,
         lost_by_us: shared.lost.load(Ordering::Relaxed),
         malformed: shared.malformed.load(Ordering::Relaxed),
         garbage_sent,
         fallback,
+        ..Row::measured(&cfg, receiver, sent, received, &sample)
     }
 }
 
@@ -652,18 +678,13 @@ fn run_engine(
         .sum::<u64>()
         - rx0;
     let drops = rcvbuf_errors(&pair.b) - drops0;
-    let window_rx = rx1.saturating_sub(rx0).max(1);
-    Ok(Row {
-        config: cfg.label(),
-        receiver: format!("engine ({backend})"),
-        pps: cfg.pps(),
+    let sample = Sample {
+        cpu: (cpu0, cpu1),
+        wakeups: (sw0, sw1),
         secs: el,
-        sent,
-        received,
-        received_exact: true,
-        cpu_s_per_s: cpu_s_per_s(cpu0, cpu1, el),
-        us_per_packet: us_per_packet(cpu0, cpu1, window_rx),
-        wakeups_per_s: (sw1 - sw0) as f64 / el,
+        window_rx: rx1.saturating_sub(rx0),
+    };
+    Ok(Row {
         sink_cpu_s_per_s: Some((sink1 - sink0) as f64 / 1e9 / el),
         socket_drops: drops,
         lost_by_us: finals.iter().map(|s| s.playout.lost).sum(),
@@ -673,6 +694,7 @@ fn run_engine(
             .sum(),
         garbage_sent,
         fallback,
+        ..Row::measured(&cfg, format!("engine ({backend})"), sent, received, &sample)
     })
 }
 
