@@ -7,12 +7,21 @@
 //! BASS's `(option, flags, value)` triple and calls [`get_dword`],
 //! [`set_dword`], [`get_str`] and [`set_str`].
 //!
-//! Per-process state: the options are process-wide defaults (PT, INTERFACE,
-//! JITTER, ...) applied to streams created afterwards, plus read-only
-//! statistics of the most recently created stream that is still open.
+//! The options are process-wide defaults (PT, INTERFACE, JITTER, ...)
+//! applied to streams created afterwards, plus read-only statistics of the
+//! most recently created stream that is still open. Their values live in
+//! [`crate::state`]; this module maps option ids onto them.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
+
+use crate::state::{
+    CFG_CLOCK_MODE, CFG_FALLBACK_S, CFG_JITTER_MS, CFG_PT, CFG_PTP_DOMAIN, CFG_PTP_ENABLED,
+    INTERFACE_BUF, OFFSET_I64, STATS_BUF, lock,
+};
+pub use crate::state::{
+    CLOCK_LIVEWIRE, CLOCK_PTP, CLOCK_SYSTEM, ClockSettings, STR_CAP, StrBuf, StreamDefaults,
+    clock_settings, reset_defaults, stream_defaults,
+};
 
 /// `BASS_CONFIG_AES67_PT`: default RTP payload type for new streams (DWORD, 0-127; default 96).
 pub const PT: u32 = 0x20000;
@@ -80,131 +89,11 @@ pub const ALL_IDS: [u32; 19] = [
     CLOCK_FALLBACK_TIMEOUT,
 ];
 
-/// Clock modes of [`CLOCK_MODE`].
-pub const CLOCK_PTP: u32 = 0;
-/// Livewire clock mode: not implemented; `BASS_SetConfig` rejects it (error 20).
-pub const CLOCK_LIVEWIRE: u32 = 1;
-/// System (free-running CLOCK_MONOTONIC) clock mode.
-pub const CLOCK_SYSTEM: u32 = 2;
-
-/// Capacity of the string buffers, bytes including the terminating NUL.
-pub const STR_CAP: usize = 256;
-
-static CFG_PT: AtomicU32 = AtomicU32::new(96);
-static CFG_JITTER_MS: AtomicU32 = AtomicU32::new(10);
-static CFG_PTP_DOMAIN: AtomicU32 = AtomicU32::new(0);
-static CFG_PTP_ENABLED: AtomicU32 = AtomicU32::new(1);
-static CFG_CLOCK_MODE: AtomicU32 = AtomicU32::new(CLOCK_PTP);
-static CFG_FALLBACK_S: AtomicU32 = AtomicU32::new(5);
-
-/// A NUL-terminated string in a fixed static buffer, as UTF-8 and UTF-16, so
-/// pointers handed to BASS stay valid for the life of the process.
-pub struct StrBuf {
-    utf8: [u8; STR_CAP],
-    utf16: [u16; STR_CAP],
-}
-
-impl StrBuf {
-    /// An empty buffer.
-    pub const fn new_const() -> StrBuf {
-        StrBuf {
-            utf8: [0; STR_CAP],
-            utf16: [0; STR_CAP],
-        }
-    }
-
-    /// Stores `s`, truncated at a char boundary to fit `STR_CAP - 1` bytes.
-    pub fn set(&mut self, s: &str) {
-        let mut end = s.len().min(STR_CAP - 1);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        let s = &s[..end];
-        self.utf8 = [0; STR_CAP];
-        self.utf8[..end].copy_from_slice(s.as_bytes());
-        self.utf16 = [0; STR_CAP];
-        for (d, c) in self
-            .utf16
-            .iter_mut()
-            .zip(s.encode_utf16().take(STR_CAP - 1))
-        {
-            *d = c;
-        }
-    }
-
-    /// The stored text.
-    pub fn as_str(&self) -> &str {
-        let n = self.utf8.iter().position(|&b| b == 0).unwrap_or(STR_CAP);
-        std::str::from_utf8(&self.utf8[..n]).unwrap_or("")
-    }
-
-    /// Address of the NUL-terminated UTF-8 (`unicode == false`) or UTF-16 text.
-    pub fn ptr(&self, unicode: bool) -> *const std::ffi::c_void {
-        if unicode {
-            self.utf16.as_ptr().cast()
-        } else {
-            self.utf8.as_ptr().cast()
-        }
-    }
-}
-
-static INTERFACE_BUF: Mutex<StrBuf> = Mutex::new(StrBuf::new_const());
-static STATS_BUF: Mutex<StrBuf> = Mutex::new(StrBuf::new_const());
-static OFFSET_I64: Mutex<i64> = Mutex::new(0);
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Defaults applied to a new stream where its URL does not set them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamDefaults {
-    /// RTP payload type ([`PT`]).
-    pub payload_type: u8,
-    /// Interface address or name ([`INTERFACE`]); `None` when empty.
-    pub iface: Option<String>,
-    /// Jitter buffer depth, ms ([`JITTER`]).
-    pub jitter_ms: u32,
-}
-
-/// The current defaults for new streams.
-pub fn stream_defaults() -> StreamDefaults {
-    let iface = lock(&INTERFACE_BUF).as_str().to_string();
-    StreamDefaults {
-        payload_type: CFG_PT.load(Ordering::Relaxed) as u8,
-        iface: if iface.is_empty() { None } else { Some(iface) },
-        jitter_ms: CFG_JITTER_MS.load(Ordering::Relaxed),
-    }
-}
-
-/// Clock settings ([`PTP_DOMAIN`], [`PTP_ENABLED`], [`CLOCK_MODE`], [`CLOCK_FALLBACK_TIMEOUT`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClockSettings {
-    /// PTP domainNumber.
-    pub domain: u8,
-    /// PTP slave enabled.
-    pub ptp_enabled: bool,
-    /// [`CLOCK_PTP`] or [`CLOCK_SYSTEM`].
-    pub mode: u32,
-    /// Seconds without PTP before falling back to the system clock; 0 = never.
-    pub fallback_timeout_s: u32,
-}
-
-/// The current clock settings.
-pub fn clock_settings() -> ClockSettings {
-    ClockSettings {
-        domain: CFG_PTP_DOMAIN.load(Ordering::Relaxed) as u8,
-        ptp_enabled: CFG_PTP_ENABLED.load(Ordering::Relaxed) != 0,
-        mode: CFG_CLOCK_MODE.load(Ordering::Relaxed),
-        fallback_timeout_s: CFG_FALLBACK_S.load(Ordering::Relaxed),
-    }
-}
-
 /// `BASS_GetConfig(option)`: the DWORD value, or `None` when `option` is not
 /// a DWORD option of ours (the proc then returns FALSE).
 pub fn get_dword(option: u32) -> Option<u32> {
     let clock = crate::stats::clock_status();
-    let st = crate::stats::latest_stream_stats();
+    let st = crate::state::latest_stream_stats();
     Some(match option {
         PT => CFG_PT.load(Ordering::Relaxed),
         JITTER => CFG_JITTER_MS.load(Ordering::Relaxed),
@@ -289,18 +178,6 @@ pub fn set_str(option: u32, text: Option<&str>) -> bool {
     }
 }
 
-/// Resets every option to its default (tests only).
-#[doc(hidden)]
-pub fn reset_defaults() {
-    CFG_PT.store(96, Ordering::Relaxed);
-    CFG_JITTER_MS.store(10, Ordering::Relaxed);
-    CFG_PTP_DOMAIN.store(0, Ordering::Relaxed);
-    CFG_PTP_ENABLED.store(1, Ordering::Relaxed);
-    CFG_CLOCK_MODE.store(CLOCK_PTP, Ordering::Relaxed);
-    CFG_FALLBACK_S.store(5, Ordering::Relaxed);
-    lock(&INTERFACE_BUF).set("");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,20 +210,5 @@ mod tests {
         assert_eq!(get_dword(0x1234), None);
         assert_eq!(get_dword(INTERFACE), None);
         reset_defaults();
-    }
-
-    #[test]
-    fn string_buffer_truncates_on_char_boundary() {
-        let mut b = StrBuf::new_const();
-        let long = "é".repeat(200); // 400 bytes
-        b.set(&long);
-        assert_eq!(b.as_str().len(), 254);
-        assert!(b.as_str().chars().all(|c| c == 'é'));
-        b.set("eth0");
-        assert_eq!(b.as_str(), "eth0");
-        assert_eq!(
-            b.utf16[..5],
-            [b'e' as u16, b't' as u16, b'h' as u16, b'0' as u16, 0]
-        );
     }
 }

@@ -14,9 +14,7 @@
 //! BASS itself may also fail `CreateStream` (e.g. 8 when `BASS_Init` was not
 //! called for a non-decode stream); its code is left as BASS set it.
 
-use std::sync::Mutex;
-
-use crate::config::StrBuf;
+use crate::state::{LAST_ERROR, lock};
 
 /// No error.
 pub const BASS_OK: i32 = 0;
@@ -59,8 +57,6 @@ impl OpenError {
     }
 }
 
-static LAST: Mutex<StrBuf> = Mutex::new(StrBuf::new_const());
-
 /// Records `e`'s text as the last failure and returns its code.
 pub fn fail(e: &OpenError) -> i32 {
     set_text(&e.text);
@@ -69,21 +65,15 @@ pub fn fail(e: &OpenError) -> i32 {
 
 /// Records `t` as the last failure text.
 pub fn set_text(t: &str) {
-    LAST.lock().unwrap_or_else(|p| p.into_inner()).set(t);
+    lock(&LAST_ERROR).set(t);
 }
 
 /// The last failure text.
 pub fn last_text() -> String {
-    LAST.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_str()
-        .to_string()
+    lock(&LAST_ERROR).as_str().to_string()
 }
 
 /// Address of the NUL-terminated last failure text (static buffer).
 pub fn last_text_ptr() -> *const std::ffi::c_char {
-    LAST.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .ptr(false)
-        .cast()
+    lock(&LAST_ERROR).ptr(false).cast()
 }

@@ -28,7 +28,7 @@ use crate::stream::{self, StreamState};
 
 /// `BASS_PLUGINFORM`: 24 bytes on x64.
 #[repr(C)]
-pub struct PluginForm {
+pub(crate) struct PluginForm {
     ctype: u32,
     name: *const c_char,
     exts: *const c_char,
@@ -36,7 +36,7 @@ pub struct PluginForm {
 
 /// `BASS_PLUGININFO`: 16 bytes on x64.
 #[repr(C)]
-pub struct PluginInfo {
+pub(crate) struct PluginInfo {
     version: u32,
     formatc: u32,
     formats: *const PluginForm,
@@ -44,7 +44,7 @@ pub struct PluginInfo {
 
 /// `BASS_CHANNELINFO`: 40 bytes on x64.
 #[repr(C)]
-pub struct ChannelInfo {
+pub(crate) struct ChannelInfo {
     freq: u32,
     chans: u32,
     flags: u32,
@@ -62,7 +62,7 @@ type Unused = Option<unsafe extern "system" fn()>;
 
 /// `ADDON_FUNCTIONS`: flags then 14 function pointers (120 bytes on x64).
 #[repr(C)]
-pub struct AddonFunctions {
+pub(crate) struct AddonFunctions {
     flags: u32,
     free: Option<FreeFn>,
     get_length: Unused,
@@ -378,6 +378,7 @@ static ON_UNLOAD: extern "C" fn() = on_unload;
 /// Windows loader entry: register on attach, unregister on detach.
 #[cfg(windows)]
 #[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported by name (no_mangle)
 pub extern "system" fn DllMain(_module: *mut c_void, reason: u32, _reserved: *mut c_void) -> i32 {
     match reason {
         1 => on_load(),
@@ -393,6 +394,7 @@ pub extern "system" fn DllMain(_module: *mut c_void, reason: u32, _reserved: *mu
 /// `HSTREAM (CALLBACK *)(const char *url, DWORD offset, DWORD flags,
 /// DOWNLOADPROC *proc, void *user)`; other faces: NULL.
 #[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported by name (no_mangle)
 pub extern "system" fn BASSplugin(face: u32) -> *const c_void {
     catch_unwind(|| {
         ensure_registered();
@@ -409,6 +411,7 @@ pub extern "system" fn BASSplugin(face: u32) -> *const c_void {
 /// NUL-terminated, names the URL field at fault), or "" if none. The pointer
 /// stays valid for the life of the process; the text changes on later failures.
 #[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported by name (no_mangle)
 pub extern "system" fn BASS_AES67_GetLastErrorText() -> *const c_char {
     catch_unwind(errors::last_text_ptr).unwrap_or(c"".as_ptr())
 }

@@ -8,16 +8,26 @@
 //!
 //! Layout:
 //! - `ffi` (private): the add-on ABI, the only module with `unsafe`;
-//! - [`config`]: the config options; [`stats`]: counters and the stats line;
+//! - [`state`]: all process-wide state (option values, static string
+//!   buffers, the open-stream registry, the PTP slave slot);
+//! - [`counters`]: per-stream counters (a leaf);
+//! - [`config`]: the config options; [`stats`]: the clock status and stats line;
 //! - [`stream`]: URL → engine config, the STREAMPROC fill;
 //! - `engine`: the seam to the engine's receiver (absent from Windows builds
 //!   without the `windows-engine` feature: streams then fail with error 37);
 //! - `ptpslave`: the one in-process PTP slave and the streams' PTP media
 //!   clock (Linux);
 //! - [`errors`]: the BASS error codes the add-on sets.
+//!
+//! The `crate::` imports form a DAG (no cycles): `counters ← state ←
+//! {errors, ptpslave}`; `stats ← {state, counters, ptpslave}`; `config ←
+//! {state, stats}`; `engine ← {errors, ptpslave}`; `stream ← {state,
+//! counters, errors, steer, engine, ptpslave}`; `ffi ← {config, errors,
+//! stream, ptpslave}`.
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod counters;
 #[cfg(engine)]
 pub mod engine;
 pub mod errors;
@@ -25,6 +35,7 @@ pub mod errors;
 mod ffi;
 #[cfg(engine)]
 pub mod ptpslave;
+pub mod state;
 pub mod stats;
 #[cfg(engine)]
 pub mod steer;

@@ -13,24 +13,17 @@
 //! Clock fallback (`CLOCK_FALLBACK_TIMEOUT`, seconds, 0 = never): see
 //! [`FallbackSource`].
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aes67::engine::ptp_clock::PtpClockHandle;
 use aes67::media::clock::{PtpReading, PtpTimeSource};
 use aes67::units::MonoNs;
 
-struct Slave {
-    iface: String,
-    domain: u8,
-    handle: Arc<PtpClockHandle>,
-    stop: Arc<AtomicBool>,
-    join: Option<std::thread::JoinHandle<Result<(), String>>>,
-    /// The loop's error once it ended by itself (bad interface, socket).
-    failed: Option<String>,
-}
+use crate::state::{CLOCK_PTP, SLAVE, Slave, clock_settings, stream_defaults};
 
 impl Slave {
+    /// Stops the loop and joins its thread.
     fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(j) = self.join.take() {
@@ -39,10 +32,8 @@ impl Slave {
     }
 }
 
-static SLAVE: Mutex<Option<Slave>> = Mutex::new(None);
-
 fn lock() -> std::sync::MutexGuard<'static, Option<Slave>> {
-    SLAVE.lock().unwrap_or_else(|p| p.into_inner())
+    crate::state::lock(&SLAVE)
 }
 
 /// Maps an IPv4 address to the name of the interface holding it; a name
@@ -55,8 +46,8 @@ fn iface_name(iface: &str) -> String {
 /// interface or domain) or stopped. Call from a thread in the network
 /// namespace the slave should run in (the PTP thread inherits it).
 pub fn reconcile() {
-    let s = crate::config::clock_settings();
-    let iface = crate::config::stream_defaults().iface;
+    let s = clock_settings();
+    let iface = stream_defaults().iface;
     let want = match iface {
         Some(i) if s.ptp_enabled => Some((iface_name(&i), s.domain)),
         _ => None,
@@ -221,7 +212,7 @@ impl PtpTimeSource for FallbackSource {
 /// The PTP clock a new stream's media clock runs on (`CLOCK_MODE` PTP while a
 /// slave runs), for the rate controller's feed-forward.
 pub fn stream_clock() -> Option<Arc<PtpClockHandle>> {
-    if crate::config::clock_settings().mode != crate::config::CLOCK_PTP {
+    if clock_settings().mode != CLOCK_PTP {
         return None;
     }
     handle()
@@ -234,8 +225,8 @@ pub fn media_clock(
     rate: u32,
     mediaclk_offset: u32,
 ) -> Option<Box<dyn aes67::media::clock::MediaClock>> {
-    let s = crate::config::clock_settings();
-    if s.mode != crate::config::CLOCK_PTP {
+    let s = clock_settings();
+    if s.mode != CLOCK_PTP {
         return None;
     }
     let h = handle()?;

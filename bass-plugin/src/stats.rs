@@ -1,21 +1,10 @@
-//! Statistics the config options report: per-stream counters (shared
-//! lock-free between a stream's STREAMPROC and the config proc) and the clock
-//! status with its one-line summary (`BASS_CONFIG_AES67_PTP_STATS`).
+//! Statistics the config options report: the clock status with its one-line
+//! summary (`BASS_CONFIG_AES67_PTP_STATS`), and (re-exported) the per-stream
+//! counters of [`crate::counters`] and the registry queries of [`crate::state`].
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-
-#[cfg(engine)]
-use crate::stream::StreamShared;
-#[cfg(not(engine))]
-/// Without the engine no stream is ever registered.
-pub enum StreamShared {}
-#[cfg(not(engine))]
-impl StreamShared {
-    fn snapshot(&self) -> StreamStats {
-        match *self {}
-    }
-}
+pub use crate::counters::{SharedStats, StatsSource, StreamStats};
+use crate::state::{CLOCK_SYSTEM, clock_settings};
+pub use crate::state::{latest_stream_stats, open_count};
 
 /// PTP port state as the seeds report it (`BASS_CONFIG_AES67_PTP_STATE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +48,8 @@ pub struct ClockStatus {
 /// SLAVE → 3; MASTER/PASSIVE/FAULTY cannot occur on a slave-only port and
 /// map to 1.
 pub fn clock_status() -> ClockStatus {
-    let s = crate::config::clock_settings();
+    let s = clock_settings();
+    #[cfg_attr(not(all(engine, target_os = "linux")), allow(unused_mut))]
     let mut c = ClockStatus {
         state: PtpState::Disabled,
         locked: false,
@@ -114,7 +104,7 @@ pub fn parse_port_identity(s: &str) -> Option<([u8; 8], u16)> {
 /// (free-running)`, or (builds without the engine) `PTP: not available in this
 /// build (domain N), clock: System (free-running)`.
 pub fn stats_line(c: &ClockStatus) -> String {
-    let settings = crate::config::clock_settings();
+    let settings = clock_settings();
     match c.master {
         Some((id, port)) => {
             let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
@@ -125,7 +115,7 @@ pub fn stats_line(c: &ClockStatus) -> String {
                 c.freq_ppb / 1000.0
             )
         }
-        None if c.mode == crate::config::CLOCK_SYSTEM => "Clock: System (free-running)".to_string(),
+        None if c.mode == CLOCK_SYSTEM => "Clock: System (free-running)".to_string(),
         None if !settings.ptp_enabled => "PTP: disabled, clock: System (free-running)".to_string(),
         None if !cfg!(all(engine, target_os = "linux")) => format!(
             "PTP: not available in this build (domain {}), clock: System (free-running)",
@@ -145,117 +135,6 @@ pub fn stats_line(c: &ClockStatus) -> String {
             ),
         },
     }
-}
-
-/// Counters of one stream, written by the stream and read by the config proc.
-#[derive(Debug, Default)]
-pub struct SharedStats {
-    /// RTP packets accepted by the receiver.
-    pub packets_received: AtomicU64,
-    /// Packets late or dropped by the receiver.
-    pub packets_late: AtomicU64,
-    /// STREAMPROC calls that found the buffer empty (playing streams: silence was output).
-    pub underruns: AtomicU64,
-    /// Frames buffered for BASS right now.
-    pub buffered_frames: AtomicU32,
-    /// Target buffer, frames (jitter depth × rate).
-    pub target_frames: AtomicU32,
-    /// Frames per packet (packet time × rate), 0 until known.
-    pub frames_per_packet: AtomicU32,
-    /// Packet time, µs; 0 until known.
-    pub packet_time_us: AtomicU32,
-}
-
-/// A plain copy of [`SharedStats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamStats {
-    /// See [`SharedStats::packets_received`].
-    pub packets_received: u64,
-    /// See [`SharedStats::packets_late`].
-    pub packets_late: u64,
-    /// See [`SharedStats::underruns`].
-    pub underruns: u64,
-    /// See [`SharedStats::buffered_frames`].
-    pub buffered_frames: u32,
-    /// See [`SharedStats::target_frames`].
-    pub target_frames: u32,
-    /// See [`SharedStats::frames_per_packet`].
-    pub frames_per_packet: u32,
-    /// See [`SharedStats::packet_time_us`].
-    pub packet_time_us: u32,
-}
-
-impl StreamStats {
-    /// Buffer fill in % of target, 0-200 (100 = at target).
-    pub fn buffer_level_percent(&self) -> u32 {
-        if self.target_frames == 0 {
-            return 100;
-        }
-        ((self.buffered_frames as u64 * 100 / self.target_frames as u64).min(200)) as u32
-    }
-    /// Buffered audio in whole packets (0 while the packet size is unknown).
-    pub fn buffer_packets(&self) -> u32 {
-        self.buffered_frames
-            .checked_div(self.frames_per_packet)
-            .unwrap_or(0)
-    }
-    /// Target buffer in packets, rounded up (0 while the packet size is unknown).
-    pub fn target_packets(&self) -> u32 {
-        if self.frames_per_packet == 0 {
-            0
-        } else {
-            self.target_frames.div_ceil(self.frames_per_packet)
-        }
-    }
-}
-
-impl SharedStats {
-    /// A consistent-enough copy (each field read atomically).
-    pub fn snapshot(&self) -> StreamStats {
-        let r = Ordering::Relaxed;
-        StreamStats {
-            packets_received: self.packets_received.load(r),
-            packets_late: self.packets_late.load(r),
-            underruns: self.underruns.load(r),
-            buffered_frames: self.buffered_frames.load(r),
-            target_frames: self.target_frames.load(r),
-            frames_per_packet: self.frames_per_packet.load(r),
-            packet_time_us: self.packet_time_us.load(r),
-        }
-    }
-}
-
-static OPEN_STREAMS: Mutex<Vec<(u64, Arc<StreamShared>)>> = Mutex::new(Vec::new());
-
-/// Registers an open stream under `key`; the latest registered is the one reported.
-pub fn register(key: u64, s: Arc<StreamShared>) {
-    OPEN_STREAMS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push((key, s));
-}
-
-/// Removes the stream registered under `key`.
-pub fn unregister(key: u64) {
-    OPEN_STREAMS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .retain(|(k, _)| *k != key);
-}
-
-/// Number of open streams.
-pub fn open_count() -> usize {
-    OPEN_STREAMS.lock().unwrap_or_else(|p| p.into_inner()).len()
-}
-
-/// Counters of the most recently created stream still open.
-pub fn latest_stream_stats() -> Option<StreamStats> {
-    let latest = OPEN_STREAMS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .last()
-        .map(|(_, s)| s.clone());
-    latest.map(|s| s.snapshot())
 }
 
 #[cfg(test)]
@@ -283,33 +162,5 @@ mod tests {
             stats_line(&c),
             "Slave to: PTP/dca600fffeff2eea:2, δ -270.9µs, Freq: +100.00ppm [LOCKED]"
         );
-    }
-
-    #[test]
-    fn buffer_figures() {
-        let s = StreamStats {
-            packets_received: 0,
-            packets_late: 0,
-            underruns: 0,
-            buffered_frames: 480,
-            target_frames: 480,
-            frames_per_packet: 48,
-            packet_time_us: 1000,
-        };
-        assert_eq!(s.buffer_level_percent(), 100);
-        assert_eq!(s.buffer_packets(), 10);
-        assert_eq!(s.target_packets(), 10);
-        let empty = StreamStats {
-            target_frames: 0,
-            frames_per_packet: 0,
-            ..s
-        };
-        assert_eq!(empty.buffer_level_percent(), 100);
-        assert_eq!(empty.buffer_packets(), 0);
-        let over = StreamStats {
-            buffered_frames: 5000,
-            ..s
-        };
-        assert_eq!(over.buffer_level_percent(), 200);
     }
 }

@@ -13,15 +13,18 @@
 
 use std::cell::UnsafeCell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 #[cfg(engine)]
 use aes67::media::stream::{Encoding, StreamConfig};
 
+use crate::counters::SharedStats;
 #[cfg(engine)]
-use crate::config::{self, StreamDefaults};
+use crate::counters::{StatsSource, StreamStats};
 use crate::errors::OpenError;
-use crate::stats::{self, SharedStats};
+use crate::state;
+#[cfg(engine)]
+use crate::state::StreamDefaults;
 
 /// `BASS_CTYPE_STREAM_AES67`: the channel type `BASS_ChannelGetInfo` reports.
 pub const CTYPE_AES67: u32 = 0x1f200;
@@ -136,8 +139,6 @@ pub fn resolve_config(
     Ok((cfg, fill))
 }
 
-static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
-
 /// The audio-thread half of a stream: drains the engine's ring into floats.
 pub struct Realtime {
     ring: rtrb::Consumer<i32>,
@@ -156,37 +157,6 @@ pub struct Realtime {
     /// `steer=freq`: the BASS_ATTRIB_FREQ value last applied (0 = none yet).
     #[cfg(engine)]
     freq_set: f32,
-}
-
-/// The engine ring as a [`crate::steer::FrameSource`].
-#[cfg(engine)]
-struct RingSource<'a> {
-    ring: &'a mut rtrb::Consumer<i32>,
-    scale: f32,
-}
-
-#[cfg(engine)]
-impl crate::steer::FrameSource for RingSource<'_> {
-    fn available(&self) -> usize {
-        self.ring.slots()
-    }
-    fn read(&mut self, out: &mut [f32]) {
-        if let Ok(chunk) = self.ring.read_chunk(out.len()) {
-            let (a, b) = chunk.as_slices();
-            for (o, s) in out.iter_mut().zip(a.iter().chain(b.iter())) {
-                *o = *s as f32 * self.scale;
-            }
-            chunk.commit_all();
-        } else {
-            out.fill(0.0);
-        }
-    }
-    fn skip(&mut self, n: usize) {
-        let n = n.min(self.ring.slots());
-        if let Ok(chunk) = self.ring.read_chunk(n) {
-            chunk.commit_all();
-        }
-    }
 }
 
 impl Realtime {
@@ -226,7 +196,7 @@ impl Realtime {
             #[cfg(not(target_os = "linux"))]
             let media = Some(aes67::units::Ppb(0.0));
             let before = steer.counters().underruns;
-            let mut src = RingSource {
+            let mut src = crate::steer::RingSource {
                 ring: &mut self.ring,
                 scale: self.scale,
             };
@@ -297,10 +267,10 @@ pub struct StreamShared {
 }
 
 #[cfg(engine)]
-impl StreamShared {
+impl StatsSource for StreamShared {
     /// Combined figures: the engine's packet counters, the add-on's
     /// underruns, and the audio buffered in the engine plus the ring.
-    pub fn snapshot(&self) -> stats::StreamStats {
+    fn snapshot(&self) -> StreamStats {
         let mut s = self.counters.snapshot();
         let e = self.engine.stats();
         s.packets_received = e.playout.packets;
@@ -330,7 +300,7 @@ impl StreamState {
 
 impl Drop for StreamState {
     fn drop(&mut self) {
-        stats::unregister(self.key);
+        state::unregister(self.key);
     }
 }
 
@@ -390,7 +360,7 @@ pub fn take_steer(url: &str) -> Result<(String, SteerMode), OpenError> {
 pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
     let (url, mode) = take_steer(url)?;
     let steered = mode != SteerMode::Off && !decode;
-    let (cfg, fill) = resolve_config(&url, &config::stream_defaults())?;
+    let (cfg, fill) = resolve_config(&url, &state::stream_defaults())?;
     let stats = Arc::new(SharedStats::default());
     // Target buffer: the link offset, plus for playing streams the ring fill
     // the rate controller holds after each pull (`steer::TARGET_MS`).
@@ -423,8 +393,8 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
         Encoding::L16 => (16, 1.0 / 32768.0),
         _ => (24, 1.0 / 8_388_608.0),
     };
-    let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-    stats::register(key, shared.clone());
+    let key = state::next_stream_key();
+    state::register(key, shared.clone());
     Ok(StreamState {
         origres,
         rt: UnsafeCell::new(Realtime {

@@ -1,7 +1,8 @@
 //! Clock-steered playout: a real-time thread that drains the receiver's ring
 //! (`rtrb::Consumer<i32>`, interleaved, samples in the stream's native 24- or 16-bit
-//! range), resamples with the steered sinc resampler ([`crate::rate::resampler`])
-//! under the rate controller ([`crate::rate::RateControl`]), and writes one device
+//! range), resamples with the steered sinc resampler under the rate controller
+//! (the shared sans-IO steering core [`crate::rate::steer::SteerCore`], also used
+//! by the BASS add-on's STREAMPROC), and writes one device
 //! period at a time to an ALSA PCM ([`AlsaDevice`]) or to a software-clocked device
 //! ([`SimDevice`], for tests and as a clocked null sink).
 //!
@@ -21,8 +22,9 @@ pub use super::tone::ToneGenerator;
 pub use crate::sys::alsa::AlsaDevice;
 pub use crate::sys::pcm::{DevError, PcmDevice, SampleFormat};
 
-use crate::rate::resampler::{Quality, SteeredResampler};
-use crate::rate::{Observation, RateConfig, RateControl};
+use crate::rate::resampler::Quality;
+use crate::rate::steer::{RingSource, SteerCore};
+use crate::rate::{Observation, RateConfig};
 use crate::units::{MonoNs, Nanos, Ppb};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
@@ -261,7 +263,10 @@ impl Playout {
         mut ring: rtrb::Consumer<i32>,
         media: Arc<MediaRate>,
     ) -> Result<Playout, crate::rate::resampler::ResamplerError> {
-        let resampler = SteeredResampler::new(cfg.channels, cfg.period_frames, cfg.quality)?;
+        let rcfg = cfg
+            .rate
+            .unwrap_or_else(|| RateConfig::new(cfg.sample_rate, cfg.target_latency));
+        let steer = SteerCore::new(cfg.channels, cfg.period_frames, cfg.quality, rcfg)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(PlayoutStats::default());
         let (mut ev_tx, mut ev_rx) = rtrb::RingBuffer::<Event>::new(256);
@@ -274,7 +279,7 @@ impl Playout {
         let rt = std::thread::Builder::new()
             .name("aes67-playout".into())
             .spawn(move || {
-                let mut core = RtCore::new(&cfg, resampler, &st2);
+                let mut core = RtCore::new(&cfg, rcfg, steer);
                 if let Some(p) = cfg.rt_priority {
                     let ok = crate::sys::rt::set_fifo(p);
                     st2.rt.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
@@ -356,32 +361,26 @@ struct RtCore {
     period: usize,
     fs: f64,
     in_scale: f32,
-    rc: RateControl,
-    rs: SteeredResampler,
+    /// Rate controller + resampler: the shared steering core.
+    steer: SteerCore,
     out: Vec<i32>,
     written: u64,
     running: bool,
-    insert_pending: usize,
     target_frames: f64,
 }
 
 impl RtCore {
-    fn new(cfg: &PlayoutConfig, rs: SteeredResampler, _stats: &PlayoutStats) -> RtCore {
-        let rcfg = cfg
-            .rate
-            .unwrap_or_else(|| RateConfig::new(cfg.sample_rate, cfg.target_latency));
+    fn new(cfg: &PlayoutConfig, rcfg: RateConfig, steer: SteerCore) -> RtCore {
         RtCore {
             ch: cfg.channels,
             period: cfg.period_frames,
             fs: cfg.sample_rate as f64,
             in_scale: 1.0 / (1u64 << (cfg.input_bits.clamp(8, 32) - 1)) as f32,
             target_frames: rcfg.target_latency.as_secs_f64() * cfg.sample_rate as f64,
-            rc: RateControl::new(rcfg),
-            rs,
+            steer,
             out: vec![0; cfg.period_frames * cfg.channels],
             written: 0,
             running: false,
-            insert_pending: 0,
         }
     }
 
@@ -409,7 +408,7 @@ impl RtCore {
         }
         self.written = 0;
         self.running = false;
-        self.rc.device_restarted();
+        self.steer.device_restarted();
         match dev.recover(e) {
             Ok(()) => true,
             Err(_) => {
@@ -462,7 +461,7 @@ impl RtCore {
                         self.running = true;
                         stats.running.store(true, Ordering::Relaxed);
                         let _ = ev.push(Event::Running);
-                        self.rs.reset();
+                        self.steer.resampler().reset();
                     } else {
                         self.out.iter_mut().for_each(|s| *s = 0);
                         match dev.write(&self.out) {
@@ -479,31 +478,27 @@ impl RtCore {
                     }
                 }
                 let ring_frames = (ring.slots() / ch) as f64;
-                let out = self.rc.update(&Observation {
-                    now,
-                    ring_fill_frames: ring_frames,
-                    device_delay_frames: delay,
-                    device_position: Some(position),
-                    media_vs_mono: media.get(),
-                });
+                let out = self.steer.control(
+                    &Observation {
+                        now,
+                        ring_fill_frames: ring_frames,
+                        device_delay_frames: delay,
+                        device_position: Some(position),
+                        media_vs_mono: media.get(),
+                    },
+                    &mut RingSource {
+                        ring: &mut *ring,
+                        scale: self.in_scale,
+                    },
+                );
                 if let Some(n) = out.resync_frames {
                     stats.resyncs.fetch_add(1, Ordering::Relaxed);
                     let _ = ev.push(Event::Resync(n));
-                    if n > 0 {
-                        let drop = (n as usize).min(ring.slots() / ch) * ch;
-                        if let Ok(c) = ring.read_chunk(drop) {
-                            c.commit_all();
-                        }
-                    } else {
-                        self.insert_pending = (-n) as usize;
-                    }
                 }
-                let _ = self.rs.set_ratio(out.ratio);
-                let need = self.rs.input_frames_next();
+                let need = self.steer.resampler().input_frames_next();
                 let have = ring.slots() / ch;
                 let mut short = false;
-                let ins = self.insert_pending.min(need);
-                self.insert_pending -= ins;
+                let ins = self.steer.take_insert(need);
                 let take = (need - ins).min(have);
                 if take < need - ins {
                     short = true;
@@ -511,7 +506,7 @@ impl RtCore {
                 let scale = self.in_scale;
                 let c0 = MonoNs::now();
                 let chunk = ring.read_chunk(take * ch).ok();
-                let res = self.rs.process_with(
+                let res = self.steer.resampler().process_with(
                     |buf| {
                         let (z, rest) = buf.split_at_mut(ins * ch);
                         z.iter_mut().for_each(|s| *s = 0.0);

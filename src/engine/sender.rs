@@ -1,4 +1,5 @@
-//! A minimal AES67 RTP sender: a test tone, paced by `CLOCK_MONOTONIC`.
+//! A minimal AES67 RTP sender: a test tone (the sans-IO
+//! [`crate::media::tone::Sine`]), paced by `CLOCK_MONOTONIC`.
 //!
 //! Used by `aes67 demo` as the in-process sender. Packets carry L24 or L16
 //! at the stream's packet time (RFC 3550 §5.1, AES67-2018 §7).
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use crate::media::rtp;
 use crate::media::stream::{Encoding, StreamConfig};
+use crate::media::tone::{self, Sine};
 use crate::sys::socket::open_sender_socket;
 use crate::units::{MonoNs, Nanos};
 
@@ -99,11 +101,16 @@ impl ToneSender {
                 let ch = c.channels as usize;
                 let ptime_us = c.packet_time_us.unwrap_or(1000) as u64;
                 let frames = (c.sample_rate as u64 * ptime_us / 1_000_000).max(1) as usize;
-                let full = match c.encoding {
-                    Encoding::L24 => 8_388_607.0,
-                    Encoding::L16 => 32_767.0,
+                let bits = match c.encoding {
+                    Encoding::L24 => 24,
+                    Encoding::L16 => 16,
                 };
-                let amp = full * 10f64.powf(self.level_dbfs / 20.0);
+                let mut sine = Sine::with_level(
+                    c.sample_rate,
+                    self.freq_hz,
+                    tone::dbfs_to_linear(self.level_dbfs),
+                    bits,
+                );
                 let ssrc = std::process::id().wrapping_mul(2654435761);
                 let mut samples = vec![0i32; frames * ch];
                 let mut pkt = vec![0u8; 12 + frames * c.frame_bytes()];
@@ -123,15 +130,7 @@ impl ToneSender {
                     if due > now {
                         std::thread::sleep(Duration::from_nanos(due.since(now).0 as u64));
                     }
-                    for f in 0..frames {
-                        let n = k * frames as u64 + f as u64;
-                        let ph = 2.0 * std::f64::consts::PI * self.freq_hz * n as f64
-                            / c.sample_rate as f64;
-                        let v = (amp * ph.sin()).round() as i32;
-                        samples[f * ch..(f + 1) * ch]
-                            .iter_mut()
-                            .for_each(|s| *s = v);
-                    }
+                    sine.fill(&mut samples, ch);
                     let ts = ts0.wrapping_add((k * frames as u64) as u32);
                     rtp::write_header(&mut pkt, k == 0, c.payload_type, k as u16, ts, ssrc);
                     match c.encoding {

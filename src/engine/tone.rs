@@ -1,8 +1,11 @@
-//! An in-process media-clock source for playout tests and benches: a sine written into the playout ring at the media rate (paced by
-//! `CLOCK_MONOTONIC`, optionally skewed by `media_ppm`), in 1 ms packets like an
-//! AES67 stream with 1 ms packet time (AES67-2018 §7.2), samples in 24-bit range.
+//! An in-process media-clock source for playout tests and benches: a sine
+//! (the sans-IO [`crate::media::tone::Sine`]) written into the playout ring at
+//! the media rate (paced by `CLOCK_MONOTONIC`, optionally skewed by
+//! `media_ppm`), in 1 ms packets like an AES67 stream with 1 ms packet time
+//! (AES67-2018 §7.2), samples in 24-bit range.
 
-use crate::units::{MonoNs, Nanos};
+use crate::media::tone::Sine;
+use crate::units::MonoNs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -63,20 +66,18 @@ impl ToneGenerator {
                 let pkt = packet_frames.max(1) as u64;
                 let nap = Duration::from_secs_f64((pkt as f64 / r / 2.0).clamp(50e-6, 500e-6));
                 let mut n: u64 = 0;
-                let w = 2.0 * std::f64::consts::PI * freq / rate as f64;
-                let a = amp * 8_388_607.0;
+                let mut sine = Sine::with_level(rate, freq, amp, 24);
                 while !s2.load(Ordering::Relaxed) {
                     let due = (MonoNs::now().since(t0).as_secs_f64() * r) as u64 / pkt * pkt;
                     while n < due {
                         if tx.slots() < pkt as usize * channels {
                             o2.fetch_add(1, Ordering::Relaxed);
+                            sine.skip(due - n);
                             n = due; // drop, like a full receiver ring
                             break;
                         }
-                        for i in 0..pkt {
-                            // phase from the integer index: exact for any run length
-                            let x = (a * ((w * ((n + i) % (rate as u64 * 1000)) as f64).sin()))
-                                .round() as i32;
+                        for _ in 0..pkt {
+                            let x = sine.next_sample();
                             for _ in 0..channels {
                                 let _ = tx.push(x);
                             }

@@ -23,8 +23,12 @@
 //!
 //! Everything is explicit: [`Observation`] (with its `now`) in, [`RateOutput`] out.
 //! No allocation, no IO: the control core is safe to call on the real-time thread.
+//! [`steer`] joins controller and resampler into the one ring → resampler
+//! steering used by the engine's playout and the BASS add-on.
+#![forbid(unsafe_code)]
 
 pub mod resampler;
+pub mod steer;
 
 use crate::units::{MonoNs, Nanos, Ppb};
 

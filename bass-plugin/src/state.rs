@@ -1,0 +1,237 @@
+//! All process-wide state of the add-on, in one place: the config option
+//! values, the static string buffers handed to BASS, the last error text,
+//! the registry of open streams, and the slot of the one PTP slave.
+//!
+//! Everything else in the crate is per-stream or stateless and reaches this
+//! state through the accessors here. Imports only [`crate::counters`] (a
+//! leaf), so the `crate::` module graph stays acyclic:
+//! `counters ← state ← {errors, ptpslave, stats, config, stream, ffi}`.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::counters::{StatsSource, StreamStats};
+
+/// Clock modes of `BASS_CONFIG_AES67_CLOCK_MODE`: PTP (the default).
+pub const CLOCK_PTP: u32 = 0;
+/// Livewire clock mode: not implemented; `BASS_SetConfig` rejects it (error 20).
+pub const CLOCK_LIVEWIRE: u32 = 1;
+/// System (free-running CLOCK_MONOTONIC) clock mode.
+pub const CLOCK_SYSTEM: u32 = 2;
+
+/// Capacity of the string buffers, bytes including the terminating NUL.
+pub const STR_CAP: usize = 256;
+
+/// A NUL-terminated string in a fixed static buffer, as UTF-8 and UTF-16, so
+/// pointers handed to BASS stay valid for the life of the process.
+pub struct StrBuf {
+    utf8: [u8; STR_CAP],
+    utf16: [u16; STR_CAP],
+}
+
+impl StrBuf {
+    /// An empty buffer.
+    pub const fn new_const() -> StrBuf {
+        StrBuf {
+            utf8: [0; STR_CAP],
+            utf16: [0; STR_CAP],
+        }
+    }
+
+    /// Stores `s`, truncated at a char boundary to fit `STR_CAP - 1` bytes.
+    pub fn set(&mut self, s: &str) {
+        let mut end = s.len().min(STR_CAP - 1);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let s = &s[..end];
+        self.utf8 = [0; STR_CAP];
+        self.utf8[..end].copy_from_slice(s.as_bytes());
+        self.utf16 = [0; STR_CAP];
+        for (d, c) in self
+            .utf16
+            .iter_mut()
+            .zip(s.encode_utf16().take(STR_CAP - 1))
+        {
+            *d = c;
+        }
+    }
+
+    /// The stored text.
+    pub fn as_str(&self) -> &str {
+        let n = self.utf8.iter().position(|&b| b == 0).unwrap_or(STR_CAP);
+        std::str::from_utf8(&self.utf8[..n]).unwrap_or("")
+    }
+
+    /// Address of the NUL-terminated UTF-8 (`unicode == false`) or UTF-16 text.
+    pub fn ptr(&self, unicode: bool) -> *const std::ffi::c_void {
+        if unicode {
+            self.utf16.as_ptr().cast()
+        } else {
+            self.utf8.as_ptr().cast()
+        }
+    }
+}
+
+// ---- config option values (BASS_SetConfig / BASS_SetConfigPtr) ----
+
+/// `PT`: default RTP payload type of new streams.
+pub(crate) static CFG_PT: AtomicU32 = AtomicU32::new(96);
+/// `JITTER`: default jitter depth of new streams, ms.
+pub(crate) static CFG_JITTER_MS: AtomicU32 = AtomicU32::new(10);
+/// `PTP_DOMAIN`: PTP domainNumber.
+pub(crate) static CFG_PTP_DOMAIN: AtomicU32 = AtomicU32::new(0);
+/// `PTP_ENABLED`: 0/1.
+pub(crate) static CFG_PTP_ENABLED: AtomicU32 = AtomicU32::new(1);
+/// `CLOCK_MODE`: [`CLOCK_PTP`] or [`CLOCK_SYSTEM`].
+pub(crate) static CFG_CLOCK_MODE: AtomicU32 = AtomicU32::new(CLOCK_PTP);
+/// `CLOCK_FALLBACK_TIMEOUT`, s.
+pub(crate) static CFG_FALLBACK_S: AtomicU32 = AtomicU32::new(5);
+/// `INTERFACE`: default interface of new streams (and of the PTP slave).
+pub(crate) static INTERFACE_BUF: Mutex<StrBuf> = Mutex::new(StrBuf::new_const());
+
+// ---- buffers whose addresses BASS_GetConfigPtr / GetLastErrorText hand out ----
+
+/// `PTP_STATS` text.
+pub(crate) static STATS_BUF: Mutex<StrBuf> = Mutex::new(StrBuf::new_const());
+/// `PTP_OFFSET` as a full i64 (ns).
+pub(crate) static OFFSET_I64: Mutex<i64> = Mutex::new(0);
+/// The last failure text (`BASS_AES67_GetLastErrorText`).
+pub(crate) static LAST_ERROR: Mutex<StrBuf> = Mutex::new(StrBuf::new_const());
+
+/// Locks `m`, ignoring poisoning (the state stays usable after a caught panic).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Defaults applied to a new stream where its URL does not set them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamDefaults {
+    /// RTP payload type (config `PT`).
+    pub payload_type: u8,
+    /// Interface address or name (config `INTERFACE`); `None` when empty.
+    pub iface: Option<String>,
+    /// Jitter buffer depth, ms (config `JITTER`).
+    pub jitter_ms: u32,
+}
+
+/// The current defaults for new streams.
+pub fn stream_defaults() -> StreamDefaults {
+    let iface = lock(&INTERFACE_BUF).as_str().to_string();
+    StreamDefaults {
+        payload_type: CFG_PT.load(Ordering::Relaxed) as u8,
+        iface: if iface.is_empty() { None } else { Some(iface) },
+        jitter_ms: CFG_JITTER_MS.load(Ordering::Relaxed),
+    }
+}
+
+/// Clock settings (config `PTP_DOMAIN`, `PTP_ENABLED`, `CLOCK_MODE`, `CLOCK_FALLBACK_TIMEOUT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockSettings {
+    /// PTP domainNumber.
+    pub domain: u8,
+    /// PTP slave enabled.
+    pub ptp_enabled: bool,
+    /// [`CLOCK_PTP`] or [`CLOCK_SYSTEM`].
+    pub mode: u32,
+    /// Seconds without PTP before falling back to the system clock; 0 = never.
+    pub fallback_timeout_s: u32,
+}
+
+/// The current clock settings.
+pub fn clock_settings() -> ClockSettings {
+    ClockSettings {
+        domain: CFG_PTP_DOMAIN.load(Ordering::Relaxed) as u8,
+        ptp_enabled: CFG_PTP_ENABLED.load(Ordering::Relaxed) != 0,
+        mode: CFG_CLOCK_MODE.load(Ordering::Relaxed),
+        fallback_timeout_s: CFG_FALLBACK_S.load(Ordering::Relaxed),
+    }
+}
+
+/// Resets every option to its default (tests only).
+#[doc(hidden)]
+pub fn reset_defaults() {
+    CFG_PT.store(96, Ordering::Relaxed);
+    CFG_JITTER_MS.store(10, Ordering::Relaxed);
+    CFG_PTP_DOMAIN.store(0, Ordering::Relaxed);
+    CFG_PTP_ENABLED.store(1, Ordering::Relaxed);
+    CFG_CLOCK_MODE.store(CLOCK_PTP, Ordering::Relaxed);
+    CFG_FALLBACK_S.store(5, Ordering::Relaxed);
+    lock(&INTERFACE_BUF).set("");
+}
+
+// ---- the registry of open streams ----
+
+type Registry = Vec<(u64, Arc<dyn StatsSource>)>;
+
+static OPEN_STREAMS: Mutex<Registry> = Mutex::new(Vec::new());
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh registry key for a new stream (1, 2, 3, ...).
+pub fn next_stream_key() -> u64 {
+    NEXT_KEY.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Registers an open stream under `key`; the latest registered is the one reported.
+pub fn register(key: u64, s: Arc<dyn StatsSource>) {
+    lock(&OPEN_STREAMS).push((key, s));
+}
+
+/// Removes the stream registered under `key`.
+pub fn unregister(key: u64) {
+    lock(&OPEN_STREAMS).retain(|(k, _)| *k != key);
+}
+
+/// Number of open streams.
+pub fn open_count() -> usize {
+    lock(&OPEN_STREAMS).len()
+}
+
+/// Counters of the most recently created stream still open.
+pub fn latest_stream_stats() -> Option<StreamStats> {
+    let latest = lock(&OPEN_STREAMS).last().map(|(_, s)| s.clone());
+    latest.map(|s| s.snapshot())
+}
+
+// ---- the slot of the one in-process PTP slave (run by `crate::ptpslave`) ----
+
+/// The running PTP slave (fields managed by `crate::ptpslave`).
+#[cfg(all(engine, target_os = "linux"))]
+pub(crate) struct Slave {
+    /// Interface name it runs on.
+    pub(crate) iface: String,
+    /// PTP domainNumber.
+    pub(crate) domain: u8,
+    /// The engine's clock handle.
+    pub(crate) handle: Arc<aes67::engine::ptp_clock::PtpClockHandle>,
+    /// Set to stop the loop.
+    pub(crate) stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The PTP thread.
+    pub(crate) join: Option<std::thread::JoinHandle<Result<(), String>>>,
+    /// The loop's error once it ended by itself (bad interface, socket).
+    pub(crate) failed: Option<String>,
+}
+
+/// The PTP slave slot: `None` while no slave runs.
+#[cfg(all(engine, target_os = "linux"))]
+pub(crate) static SLAVE: Mutex<Option<Slave>> = Mutex::new(None);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_buffer_truncates_on_char_boundary() {
+        let mut b = StrBuf::new_const();
+        let long = "é".repeat(200); // 400 bytes
+        b.set(&long);
+        assert_eq!(b.as_str().len(), 254);
+        assert!(b.as_str().chars().all(|c| c == 'é'));
+        b.set("eth0");
+        assert_eq!(b.as_str(), "eth0");
+        assert_eq!(
+            b.utf16[..5],
+            [b'e' as u16, b't' as u16, b'h' as u16, b'0' as u16, 0]
+        );
+    }
+}
