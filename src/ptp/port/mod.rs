@@ -145,6 +145,16 @@ pub struct PortConfig {
     pub initial_map: Option<ClockMap>,
     /// Missing TX timestamps in a row before FAULTY (5; FAULTY lasts 16 s).
     pub faulty_after: u32,
+    /// Sanity bound on a Sync once the servo is locked, ns (10 s): a sample
+    /// whose offsetFromMaster exceeds it is dropped and counted
+    /// ([`PortCounters::sync_insane`]) instead of reaching the servo (a
+    /// forged or corrupt origin timestamp). Not in IEEE 1588 (the servo is
+    /// implementation-defined, §11.1); a real grandmaster jump passes after
+    /// [`Self::sync_sanity_confirm`] such samples in a row.
+    pub sync_sanity_limit: Nanos,
+    /// Consecutive out-of-bound Syncs before they are believed (8, ≈1 s at
+    /// 8 Sync/s); the servo then re-anchors on them.
+    pub sync_sanity_confirm: u32,
 }
 
 impl PortConfig {
@@ -171,6 +181,8 @@ impl PortConfig {
             servo: ServoConfig::default(),
             initial_map: None,
             faulty_after: 5,
+            sync_sanity_limit: Nanos::from_secs(10),
+            sync_sanity_confirm: 8,
         }
     }
     fn port_identity(&self) -> PortIdentity {
@@ -245,6 +257,9 @@ pub struct PortCounters {
     pub delay_req_answered: u64,
     /// Syncs sent (master role).
     pub syncs_sent: u64,
+    /// Syncs from the locked parent dropped as insane: offsetFromMaster
+    /// beyond [`PortConfig::sync_sanity_limit`] (not yet confirmed).
+    pub sync_insane: u64,
 }
 
 /// A snapshot of the port for status lines and JSON (times in ns or s,
@@ -646,7 +661,7 @@ impl Port {
         let rms = (!recent.is_empty()).then(|| {
             (recent.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / recent.len() as f64).sqrt()
         });
-        let max = recent.iter().map(|x| x.abs()).max();
+        let max = recent.iter().map(|x| x.saturating_abs()).max();
         PortStatus {
             state: self.state,
             servo: self.reported_servo_state(),
@@ -1010,6 +1025,65 @@ mod tests {
                 requesting_port: peer.port,
             }
         );
+    }
+
+    /// Locks a slave port on [`Peer`] (two Announces, 12 exchanges).
+    fn locked_port() -> (Port, Peer, i64) {
+        let mut p = Port::new(slave_cfg(), LocalNs(0));
+        let mut m = Peer::new();
+        let _ = p.handle_general(&m.announce(), LocalNs(MS));
+        let _ = p.handle_general(&m.announce(), LocalNs(2 * MS));
+        let mut t = 100 * MS;
+        for _ in 0..14 {
+            exchange(&mut p, &mut m, t);
+            t += 125 * MS;
+        }
+        assert_eq!(p.state(), PortState::Slave);
+        (p, m, t)
+    }
+
+    /// A forged Sync from the parent with t1 ~292 years ahead (beyond i64 ns):
+    /// no panic (the old i64::MIN clamp + abs), dropped and counted, the
+    /// clock does not move.
+    #[test]
+    fn forged_sync_292_years_ahead_is_dropped_without_panic() {
+        let (mut p, mut m, mut t) = locked_port();
+        let probe = LocalNs(t + 375 * MS);
+        let before = p.clock_map().unwrap().to_ptp(probe);
+        for _ in 0..3 {
+            let seq = m.seq;
+            m.seq += 1;
+            let t1 = PtpTimestamp((t - D + OFF) as i128 + 9_300_000_000_000_000_000);
+            let mk = |ty, body| {
+                Message {
+                    header: m.header(ty, seq, -3),
+                    body,
+                }
+                .to_bytes()
+            };
+            let s = mk(
+                MessageType::Sync,
+                Body::Sync {
+                    origin_timestamp: t1,
+                },
+            );
+            let f = mk(
+                MessageType::FollowUp,
+                Body::FollowUp {
+                    precise_origin_timestamp: t1,
+                },
+            );
+            let _ = p.handle_event(&s, LocalNs(t), LocalNs(t));
+            let _ = p.handle_general(&f, LocalNs(t + 10_000));
+            t += 125 * MS;
+        }
+        assert_eq!(p.status(LocalNs(t)).counters.sync_insane, 3);
+        let after = p.clock_map().unwrap().to_ptp(probe);
+        assert!((after.0 - before.0).abs() < 10_000, "{before:?} {after:?}");
+        assert_eq!(p.servo().steps(), 1);
+        // Real Syncs keep it locked.
+        exchange(&mut p, &mut m, t);
+        assert_eq!(p.state(), PortState::Slave);
     }
 
     #[test]
