@@ -53,6 +53,7 @@ mod slave;
 mod timers;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use super::bmca::Dataset;
 use super::clock::{ClockMap, ServoState};
@@ -155,6 +156,10 @@ pub struct PortConfig {
     /// Consecutive out-of-bound Syncs before they are believed (8, ≈1 s at
     /// 8 Sync/s); the servo then re-anchors on them.
     pub sync_sanity_confirm: u32,
+    /// Acceptable master table (IEEE 1588-2019 §17.6), as clockIdentities:
+    /// an Announce is considered only when its grandmasterIdentity or its
+    /// sender's clockIdentity is listed. Empty (default) = any master.
+    pub acceptable_masters: Vec<ClockIdentity>,
 }
 
 impl PortConfig {
@@ -183,6 +188,7 @@ impl PortConfig {
             faulty_after: 5,
             sync_sanity_limit: Nanos::from_secs(10),
             sync_sanity_confirm: 8,
+            acceptable_masters: Vec::new(),
         }
     }
     fn port_identity(&self) -> PortIdentity {
@@ -260,7 +266,24 @@ pub struct PortCounters {
     /// Syncs from the locked parent dropped as insane: offsetFromMaster
     /// beyond [`PortConfig::sync_sanity_limit`] (not yet confirmed).
     pub sync_insane: u64,
+    /// Announces dropped: neither grandmaster nor sender in
+    /// [`PortConfig::acceptable_masters`] (§17.6).
+    pub unacceptable_master: u64,
+    /// Sync / Follow_Up / Delay_Resp from a port other than the parent
+    /// (or with no parent), dropped.
+    pub not_from_parent: u64,
+    /// Messages claiming the parent's portIdentity from a source address
+    /// other than the one its Announces come from, dropped.
+    pub wrong_source: u64,
+    /// Announces from new foreign masters dropped because the table was
+    /// full ([`MAX_FOREIGN`] records).
+    pub foreign_table_full: u64,
 }
+
+/// Foreign-master records kept at most (a bound against Announce floods;
+/// IEEE 1588-2019 §9.3.2.4.3 leaves the table size to the implementation,
+/// at least 5).
+pub const MAX_FOREIGN: usize = 8;
 
 /// A snapshot of the port for status lines and JSON (times in ns or s,
 /// frequency in ppb, as the field names say).
@@ -346,6 +369,10 @@ pub struct Port {
     /// Foreign-master records (§9.3.2.4), by sender port.
     foreign: HashMap<PortIdentity, Foreign>,
     parent: Option<PortIdentity>,
+    /// Source address of the parent's Announces (when the IO layer tells).
+    parent_addr: Option<IpAddr>,
+    /// Source address of the datagram being handled.
+    src: Option<IpAddr>,
     parent_flags: Flags,
     parent_announce: Option<AnnounceBody>,
     timers: TimerTable,
@@ -370,6 +397,8 @@ impl Port {
             servo,
             foreign: HashMap::new(),
             parent: None,
+            parent_addr: None,
+            src: None,
             parent_flags: Flags::default(),
             parent_announce: None,
             timers: TimerTable::default(),
@@ -494,7 +523,22 @@ impl Port {
     /// §9.5.11) with its receive time (`rx`, local reference clock, ns).
     #[must_use]
     pub fn handle_event(&mut self, data: &[u8], rx: LocalNs, now: LocalNs) -> Actions {
+        self.handle_event_from(data, None, rx, now)
+    }
+
+    /// [`Self::handle_event`] with the datagram's source address (`None`:
+    /// unknown, not checked). Once a parent is chosen, messages claiming it
+    /// from another address are dropped and counted.
+    #[must_use]
+    pub fn handle_event_from(
+        &mut self,
+        data: &[u8],
+        src: Option<IpAddr>,
+        rx: LocalNs,
+        now: LocalNs,
+    ) -> Actions {
         self.now = now;
+        self.src = src;
         let mut out = Actions::new();
         let Some(m) = self.accept(data) else {
             return out;
@@ -516,7 +560,20 @@ impl Port {
     /// Delay_Resp; §9.5.3, §9.5.10, §9.5.12).
     #[must_use]
     pub fn handle_general(&mut self, data: &[u8], now: LocalNs) -> Actions {
+        self.handle_general_from(data, None, now)
+    }
+
+    /// [`Self::handle_general`] with the datagram's source address (`None`:
+    /// unknown, not checked); see [`Self::handle_event_from`].
+    #[must_use]
+    pub fn handle_general_from(
+        &mut self,
+        data: &[u8],
+        src: Option<IpAddr>,
+        now: LocalNs,
+    ) -> Actions {
         self.now = now;
+        self.src = src;
         let mut out = Actions::new();
         let Some(m) = self.accept(data) else {
             return out;
@@ -634,6 +691,13 @@ impl Port {
         if self.state == PortState::Faulty {
             return None;
         }
+        if Some(m.header.source_port) == self.parent
+            && let (Some(src), Some(pa)) = (self.src, self.parent_addr)
+            && src != pa
+        {
+            self.counters.wrong_source += 1;
+            return None;
+        }
         Some(m)
     }
 
@@ -721,16 +785,22 @@ mod tests {
     struct Peer {
         port: PortIdentity,
         seq: u16,
+        priority1: u8,
     }
 
     impl Peer {
         fn new() -> Peer {
+            Peer::with(0xbb, 100)
+        }
+        /// A peer with clockIdentity `id:01:02:ff:fe:03:04:06` and `priority1`.
+        fn with(id: u8, priority1: u8) -> Peer {
             Peer {
                 port: PortIdentity {
-                    clock_identity: ClockIdentity([0xbb, 1, 2, 0xff, 0xfe, 3, 4, 6]),
+                    clock_identity: ClockIdentity([id, 1, 2, 0xff, 0xfe, 3, 4, 6]),
                     port_number: 1,
                 },
                 seq: 0,
+                priority1,
             }
         }
         fn header(&self, t: MessageType, seq: u16, log: i8) -> Header {
@@ -745,7 +815,7 @@ mod tests {
             let a = AnnounceBody {
                 origin_timestamp: PtpTimestamp(0),
                 current_utc_offset: 37,
-                gm_priority1: 100,
+                gm_priority1: self.priority1,
                 gm_clock_quality: ClockQuality::default(),
                 gm_priority2: 128,
                 gm_identity: self.port.clock_identity,
@@ -849,6 +919,11 @@ mod tests {
         let mut p = Port::new(slave_cfg(), LocalNs(0));
         let mut m = Peer::new();
         let acts = p.handle_general(&m.announce(), LocalNs(MS));
+        // One Announce does not qualify a master (§9.3.2.4.4)...
+        assert_eq!(p.state(), PortState::Listening);
+        assert!(acts.is_empty());
+        // ...two within 4 announce intervals do.
+        let acts = p.handle_general(&m.announce(), LocalNs(2 * MS));
         assert_eq!(p.state(), PortState::Uncalibrated);
         assert!(matches!(acts[..], [Action::PublishClock { .. }]));
         // First Sync: no path delay yet, so no sample, but a Delay_Req at once
@@ -883,6 +958,7 @@ mod tests {
         let mut p = Port::new(slave_cfg(), LocalNs(0));
         let mut m = Peer::new();
         let _ = p.handle_general(&m.announce(), LocalNs(MS));
+        let _ = p.handle_general(&m.announce(), LocalNs(2 * MS));
         let mut t = 100 * MS;
         // Fast start: one Delay_Req per Sync until 16 delays are measured;
         // no Delay_Req deadline meanwhile.
@@ -938,6 +1014,7 @@ mod tests {
             let first = p.poll_timeout().expect("announceReceiptTimeout");
             assert!(first >= LocalNs(6_000 * MS) && first < LocalNs(8_000 * MS));
             let mut m = Peer::new();
+            let _ = p.handle_general(&m.announce(), LocalNs(MS));
             let _ = p.handle_general(&m.announce(), LocalNs(MS));
             exchange(&mut p, &mut m, 100 * MS);
             assert_eq!(p.state(), PortState::Uncalibrated);
@@ -1084,6 +1161,108 @@ mod tests {
         // Real Syncs keep it locked.
         exchange(&mut p, &mut m, t);
         assert_eq!(p.state(), PortState::Slave);
+    }
+
+    /// §9.3.2.4.4: the first master needs 2 Announces within 4 announce
+    /// intervals; a better rogue master takes over only once qualified, not
+    /// on one packet.
+    #[test]
+    fn masters_qualify_on_two_announces_within_four_intervals() {
+        let mut p = Port::new(slave_cfg(), LocalNs(0));
+        let m = Peer::new();
+        // Two Announces 9 s apart (> 4 × 2 s): neither qualifies.
+        let _ = p.handle_general(&m.announce(), LocalNs(MS));
+        let _ = p.handle_general(&m.announce(), LocalNs(9_002 * MS));
+        assert_eq!(p.state(), PortState::Listening);
+        let _ = p.handle_general(&m.announce(), LocalNs(10_000 * MS));
+        assert_eq!(p.state(), PortState::Uncalibrated);
+        let (mut p, _m, t) = locked_port();
+        let rogue = Peer::with(0xcc, 0);
+        let _ = p.handle_general(&rogue.announce(), LocalNs(t));
+        assert_eq!(
+            p.status(LocalNs(t)).parent.unwrap(),
+            Peer::new().port.to_string()
+        );
+        assert_eq!(p.state(), PortState::Slave);
+        let _ = p.handle_general(&rogue.announce(), LocalNs(t + 2_000 * MS));
+        assert_eq!(p.status(LocalNs(t)).parent.unwrap(), rogue.port.to_string());
+        assert_eq!(p.state(), PortState::Uncalibrated);
+    }
+
+    /// §17.6: with an acceptable-master list, other masters' Announces are
+    /// dropped and counted.
+    #[test]
+    fn acceptable_master_list_drops_other_masters() {
+        let mut cfg = slave_cfg();
+        cfg.acceptable_masters = vec![Peer::new().port.clock_identity];
+        let mut p = Port::new(cfg, LocalNs(0));
+        let rogue = Peer::with(0xcc, 0);
+        for k in 1..4 {
+            let _ = p.handle_general(&rogue.announce(), LocalNs(k * MS));
+        }
+        assert_eq!(p.state(), PortState::Listening);
+        assert_eq!(p.status(LocalNs(5 * MS)).counters.unacceptable_master, 3);
+        let m = Peer::new();
+        let _ = p.handle_general(&m.announce(), LocalNs(6 * MS));
+        let _ = p.handle_general(&m.announce(), LocalNs(7 * MS));
+        let _ = p.handle_general(&rogue.announce(), LocalNs(8 * MS));
+        let _ = p.handle_general(&rogue.announce(), LocalNs(9 * MS));
+        assert_eq!(p.state(), PortState::Uncalibrated);
+        let st = p.status(LocalNs(10 * MS));
+        assert_eq!(st.parent.unwrap(), m.port.to_string());
+        assert_eq!(st.counters.unacceptable_master, 5);
+    }
+
+    /// Once the parent is chosen from its Announces' source address, a Sync
+    /// or Follow_Up claiming it from another address is dropped and counted;
+    /// a Follow_Up from a non-parent with the pending sequenceId is ignored.
+    #[test]
+    fn messages_claiming_the_parent_from_another_address_are_dropped() {
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let evil: IpAddr = "10.0.0.66".parse().unwrap();
+        let mut p = Port::new(slave_cfg(), LocalNs(0));
+        let mut m = Peer::new();
+        let _ = p.handle_general_from(&m.announce(), Some(a), LocalNs(MS));
+        let _ = p.handle_general_from(&m.announce(), Some(a), LocalNs(2 * MS));
+        assert_eq!(p.state(), PortState::Uncalibrated);
+        // Syncs from the wrong address never produce a Delay_Req or sample.
+        let (s, f) = m.sync(100 * MS);
+        let acts = p.handle_event_from(&s, Some(evil), LocalNs(100 * MS), LocalNs(100 * MS));
+        assert!(acts.is_empty());
+        let acts = p.handle_general_from(&f, Some(evil), LocalNs(100 * MS));
+        assert!(acts.is_empty());
+        assert_eq!(p.status(LocalNs(101 * MS)).counters.wrong_source, 2);
+        // From the right address: accepted (a Delay_Req for the fast start).
+        let (s, f) = m.sync(225 * MS);
+        let mut acts = p.handle_event_from(&s, Some(a), LocalNs(225 * MS), LocalNs(225 * MS));
+        // A Follow_Up with the same sequenceId from another port: ignored.
+        let mut other = Peer::with(0xcc, 200);
+        other.seq = m.seq - 1;
+        let (_, f2) = other.sync(225 * MS);
+        assert!(
+            p.handle_general_from(&f2, Some(a), LocalNs(225 * MS))
+                .is_empty()
+        );
+        assert_eq!(p.status(LocalNs(226 * MS)).counters.not_from_parent, 1);
+        acts.extend(p.handle_general_from(&f, Some(a), LocalNs(225 * MS)));
+        assert_eq!(events(acts).len(), 1);
+    }
+
+    /// The foreign-master table stays bounded under an Announce flood from
+    /// many identities, and stale records are pruned while a parent lives.
+    #[test]
+    fn foreign_master_table_is_bounded_and_pruned() {
+        let (mut p, _m, mut t) = locked_port();
+        for id in 0..100u8 {
+            let _ = p.handle_general(&Peer::with(id, 250).announce(), LocalNs(t));
+            assert!(p.foreign.len() <= MAX_FOREIGN);
+        }
+        assert!(p.status(LocalNs(t)).counters.foreign_table_full > 0);
+        // 20 s later, one Announce from a new clock prunes the stale ones
+        // (the parent's record stays).
+        t += 20_000 * MS;
+        let _ = p.handle_general(&Peer::with(0x77, 250).announce(), LocalNs(t));
+        assert_eq!(p.foreign.len(), 2);
     }
 
     #[test]

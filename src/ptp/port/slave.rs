@@ -103,6 +103,7 @@ impl Port {
         out: &mut Actions,
     ) {
         if Some(h.source_port) != self.parent {
+            self.counters.not_from_parent += 1;
             return;
         }
         if h.flags.has(Flags::TWO_STEP) {
@@ -125,6 +126,10 @@ impl Port {
         precise_origin_timestamp: PtpTimestamp,
         out: &mut Actions,
     ) {
+        if Some(h.source_port) != self.parent {
+            self.counters.not_from_parent += 1;
+            return;
+        }
         if let Some(p) = self.slave.pending_sync
             && p.seq == h.sequence_id
             && p.source == h.source_port
