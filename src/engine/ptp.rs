@@ -241,21 +241,30 @@ pub fn run_with(
             .ceil()
             .min(STOP_POLL_MS) as u16;
         socks.wait(wait_ms).map_err(|e| format!("poll: {e}"))?;
-        // Event socket: datagrams with RX timestamps.
-        while let Some((n, ts)) = socks
-            .recv_event(&mut buf)
-            .map_err(|e| format!("recv 319: {e}"))?
+        // Event socket: datagrams with RX timestamps and source addresses
+        // (the port pins its parent to the address of its Announces). At
+        // most RECV_BUDGET per socket and wake-up: a flood cannot starve the
+        // timers and sends.
+        let mut budget = RECV_BUDGET;
+        while budget > 0
+            && let Some((n, ts, src)) = socks
+                .recv_event(&mut buf)
+                .map_err(|e| format!("recv 319: {e}"))?
         {
+            budget -= 1;
             let user = local_now();
             let rx = ts.and_then(|t| conv.to_local(t)).unwrap_or(user);
-            acts.extend(port.handle_event(&buf[..n], rx, user));
+            acts.extend(port.handle_event_from(&buf[..n], src, rx, user));
         }
         drain_errqueue(&socks, &conv, &mut pending, &mut port, &mut acts, &mut buf)?;
-        while let Some(n) = socks
-            .recv_general(&mut buf)
-            .map_err(|e| format!("recv 320: {e}"))?
+        let mut budget = RECV_BUDGET;
+        while budget > 0
+            && let Some((n, src)) = socks
+                .recv_general(&mut buf)
+                .map_err(|e| format!("recv 320: {e}"))?
         {
-            acts.extend(port.handle_general(&buf[..n], local_now()));
+            budget -= 1;
+            acts.extend(port.handle_general_from(&buf[..n], src, local_now()));
         }
         let now = local_now();
         if port.poll_timeout().is_some_and(|t| now >= t) {
@@ -317,6 +326,10 @@ pub fn run_with(
     }
     Ok(())
 }
+
+/// Datagrams read per socket per wake-up (a bound against floods; the rest
+/// wait for the next turn of the loop).
+const RECV_BUDGET: usize = 64;
 
 fn drain_errqueue(
     socks: &PtpSockets,

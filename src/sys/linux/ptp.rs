@@ -16,7 +16,7 @@
 //!   `PTP_SYS_OFFSET_EXTENDED`; `clock_adjtime` only by explicit request.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, RawFd};
 
 use socket2::{Domain, Socket, Type};
@@ -270,6 +270,9 @@ pub fn enable_rx_sw_timestamps(fd: RawFd) -> io::Result<()> {
 /// timestamp; and, from the error queue, the `SOF_TIMESTAMPING_OPT_ID`.
 pub type RecvTs = (usize, Option<RxTimestamp>, Option<u32>);
 
+/// One received event message: length, kernel timestamp, source address.
+pub type RecvEvent = (usize, Option<RxTimestamp>, Option<IpAddr>);
+
 /// Receives one datagram (non-blocking) with its kernel timestamp.
 /// `Ok(None)` when nothing is queued. With `errqueue`, reads `MSG_ERRQUEUE`
 /// and returns the OPT_ID in the second slot.
@@ -279,6 +282,19 @@ pub fn recv_ts(
     want_hw: bool,
     errqueue: bool,
 ) -> io::Result<Option<RecvTs>> {
+    Ok(recv_ts_from(fd, buf, want_hw, errqueue)?.map(|(r, _)| r))
+}
+
+/// [`recv_ts`] plus the datagram's IPv4 source address (`msg_name`;
+/// `None` for other families or when the kernel gives none).
+pub fn recv_ts_from(
+    fd: RawFd,
+    buf: &mut [u8],
+    want_hw: bool,
+    errqueue: bool,
+) -> io::Result<Option<(RecvTs, Option<IpAddr>)>> {
+    // SAFETY: sockaddr_in is plain data; zeroed is a valid initial state.
+    let mut name: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     // u64-aligned control buffer, big enough for SCM_TIMESTAMPING (3×16 B)
     // and IP_RECVERR (sock_extended_err + sockaddr_in), with headers.
     let mut control = [0u64; 32];
@@ -288,6 +304,8 @@ pub fn recv_ts(
     };
     // SAFETY: msghdr is plain data; zeroed is a valid initial state.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&raw mut name) as *mut libc::c_void;
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as _;
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
@@ -307,7 +325,10 @@ pub fn recv_ts(
     // SAFETY: control is a live u64 array; we view its first clen bytes.
     let cbytes = unsafe { std::slice::from_raw_parts(control.as_ptr() as *const u8, clen) };
     let (ts, id) = cmsg::parse(cbytes, want_hw);
-    Ok(Some((n as usize, ts, id)))
+    let src = (msg.msg_namelen as usize >= std::mem::size_of::<libc::sockaddr_in>()
+        && name.sin_family == libc::AF_INET as libc::sa_family_t)
+        .then(|| IpAddr::V4(Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr))));
+    Ok(Some(((n as usize, ts, id), src)))
 }
 
 impl PtpSockets {
@@ -328,16 +349,20 @@ impl PtpSockets {
         }
     }
 
-    /// Receives one queued event message (port 319) with its kernel receive
-    /// timestamp (hardware in hardware mode); `Ok(None)` when none is queued.
-    pub fn recv_event(&self, buf: &mut [u8]) -> io::Result<Option<(usize, Option<RxTimestamp>)>> {
+    /// Receives one queued event message (port 319): its length, kernel
+    /// receive timestamp (hardware in hardware mode) and source address;
+    /// `Ok(None)` when none is queued.
+    pub fn recv_event(&self, buf: &mut [u8]) -> io::Result<Option<RecvEvent>> {
         let hw = self.mode == TsMode::Hardware;
-        Ok(recv_ts(self.event.as_raw_fd(), buf, hw, false)?.map(|(n, ts, _)| (n, ts)))
+        Ok(recv_ts_from(self.event.as_raw_fd(), buf, hw, false)?
+            .map(|((n, ts, _), src)| (n, ts, src)))
     }
 
-    /// Receives one queued general message (port 320); `Ok(None)` when none.
-    pub fn recv_general(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        Ok(recv_ts(self.general.as_raw_fd(), buf, false, false)?.map(|(n, _, _)| n))
+    /// Receives one queued general message (port 320): its length and source
+    /// address; `Ok(None)` when none.
+    pub fn recv_general(&self, buf: &mut [u8]) -> io::Result<Option<(usize, Option<IpAddr>)>> {
+        Ok(recv_ts_from(self.general.as_raw_fd(), buf, false, false)?
+            .map(|((n, _, _), src)| (n, src)))
     }
 
     /// Reads one transmit timestamp from the event socket's error queue:
@@ -483,5 +508,32 @@ mod tests {
         assert!(!info.hardware_capable());
         assert!(ts_info("no-such-if0").is_err());
         assert!(Phc::open(99, false).is_err());
+    }
+
+    /// recvmsg fills `msg_name`: the source address the port pins its
+    /// parent to.
+    #[test]
+    fn recv_reports_the_source_address() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        rx.set_nonblocking(true).expect("nonblocking");
+        let mut buf = [0u8; 64];
+        assert!(
+            recv_ts_from(rx.as_raw_fd(), &mut buf, false, false)
+                .expect("recv")
+                .is_none()
+        );
+        let tx = std::net::UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+        tx.send_to(b"ptp", rx.local_addr().unwrap()).expect("send");
+        let mut got = None;
+        for _ in 0..100 {
+            if let Some(r) = recv_ts_from(rx.as_raw_fd(), &mut buf, false, false).expect("recv") {
+                got = Some(r);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let ((n, _, _), src) = got.expect("datagram");
+        assert_eq!(&buf[..n], b"ptp");
+        assert_eq!(src, Some("127.0.0.2".parse().unwrap()));
     }
 }
