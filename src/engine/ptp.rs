@@ -72,6 +72,10 @@ pub struct PtpOptions {
     pub servo_window: Nanos,
     /// meanPathDelay assumed in one-way mode before any was measured.
     pub assumed_delay: Nanos,
+    /// Acceptable masters (IEEE 1588-2019 §17.6; grandmaster or sender
+    /// clockIdentity); empty = any. A receiver fills it from its SDP's
+    /// `a=ts-refclk` ([`crate::media::stream::StreamConfig::ptp_grandmaster`]).
+    pub acceptable_masters: Vec<ClockIdentity>,
 }
 
 impl PtpOptions {
@@ -92,6 +96,7 @@ impl PtpOptions {
             arb: false,
             servo_window: Nanos::from_secs(4),
             assumed_delay: Nanos::ZERO,
+            acceptable_masters: Vec::new(),
         }
     }
 }
@@ -197,6 +202,7 @@ pub fn run_with(
     cfg.log_sync_interval = LogInterval::new(opts.log_sync_interval);
     cfg.ptp_timescale = !opts.arb;
     cfg.assumed_delay = opts.assumed_delay;
+    cfg.acceptable_masters = opts.acceptable_masters.clone();
     if opts.slave_only {
         cfg.quality.clock_class = 255;
     }
