@@ -80,7 +80,7 @@ pub struct ReceiverStats {
 
 #[derive(Default)]
 struct Shared {
-    p: [AtomicU64; 11],
+    p: [AtomicU64; 12],
     truncated: AtomicU64,
     overflow: AtomicU64,
     ssrc: AtomicU32,
@@ -107,6 +107,7 @@ impl Shared {
             s.ssrc_changes,
             s.ts_jumps,
             s.frames_out,
+            s.format_mismatch,
         ];
         for (a, x) in self.p.iter().zip(v) {
             a.store(x, Ordering::Relaxed);
@@ -127,6 +128,7 @@ impl Shared {
                 ssrc_changes: p[8],
                 ts_jumps: p[9],
                 frames_out: p[10],
+                format_mismatch: p[11],
             },
             truncated: self.truncated.load(Ordering::Relaxed),
             ring_overflow_frames: self.overflow.load(Ordering::Relaxed),
@@ -500,13 +502,20 @@ impl Receiver {
             let rate = cfg.sample_rate;
             let link_frames = (opts.link_offset.0 as i128 * rate as i128 / 1_000_000_000) as u32;
             let window_ms = opts.link_offset.0 / 1_000_000 + cfg.jitter_ms as i64 + 250;
-            let jb = PlayoutBuffer::new(PlayoutConfig {
+            let mut jb = PlayoutBuffer::new(PlayoutConfig {
                 channels: ch,
                 encoding: cfg.encoding,
                 payload_type: cfg.payload_type,
                 link_offset_frames: link_frames,
                 capacity_frames: (rate as i64 * window_ms / 1000) as usize,
             });
+            // The SDP's packet time, when a whole number of frames, backs the
+            // format check of packets with no consecutive predecessor.
+            jb.set_packet_frames(cfg.packet_time_us.and_then(|us| {
+                let f = us as u64 * rate as u64;
+                f.is_multiple_of(1_000_000)
+                    .then_some((f / 1_000_000) as u32)
+            }));
             let ring_frames = opts.ring_frames.unwrap_or(rate as usize);
             let (prod, cons) = rtrb::RingBuffer::new(ring_frames * ch);
             let clock = opts

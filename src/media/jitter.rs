@@ -56,6 +56,11 @@ pub struct PlayoutStats {
     pub ts_jumps: u64,
     /// Frames released for playout, concealment included.
     pub frames_out: u64,
+    /// Packets whose frame count under the configured format disagrees with
+    /// the RTP timestamp step between consecutive sequence numbers (or with
+    /// the known packet time): another format on the wire (e.g. L16 stereo
+    /// read as L24), muted (dropped).
+    pub format_mismatch: u64,
 }
 
 /// What [`PlayoutBuffer::insert`] did with a datagram.
@@ -90,6 +95,52 @@ pub enum DropReason {
     Late,
     /// All its frames were already buffered.
     Duplicate,
+    /// Its size disagrees with the timestamp step (another format).
+    FormatMismatch,
+}
+
+/// The format check (see [`PlayoutStats::format_mismatch`]): the previous
+/// packet's (sequence number, timestamp, frames) and the frames per packet
+/// last confirmed by a timestamp step (or the configured packet time).
+#[derive(Debug, Clone, Copy, Default)]
+struct FormatCheck {
+    prev: Option<(u16, u32, u32)>,
+    confirmed: Option<u32>,
+}
+
+impl FormatCheck {
+    /// Whether a packet (`seq`, `ts`, `frames` under the configured format)
+    /// is consistent; records it for the next one either way.
+    /// Steps above `max_step` frames are timestamp jumps, not packet sizes.
+    fn check(
+        &mut self,
+        seq: u16,
+        ts: u32,
+        frames: u32,
+        nominal: Option<u32>,
+        max_step: u32,
+    ) -> bool {
+        let ok = match self.prev {
+            Some((ps, pts, pf))
+                if seq == ps.wrapping_add(1) && (1..=max_step).contains(&ts.wrapping_sub(pts)) =>
+            {
+                let ok = ts.wrapping_sub(pts) == pf;
+                if ok {
+                    self.confirmed = Some(pf);
+                }
+                ok
+            }
+            // Not consecutive (first packet, loss, reorder, duplicate, a
+            // timestamp jump): the
+            // last confirmed size, else the configured packet time, else any.
+            _ => match self.confirmed.or(nominal) {
+                Some(f) => f == frames,
+                None => true,
+            },
+        };
+        self.prev = Some((seq, ts, frames));
+        ok
+    }
 }
 
 /// A playout buffer indexed by RTP timestamp. See the module docs.
@@ -106,6 +157,9 @@ pub struct PlayoutBuffer {
     /// End (exclusive) of the newest packet stored.
     high: i64,
     last_frames: u32,
+    /// Packet time in frames from the SDP, when known.
+    nominal_frames: Option<u32>,
+    format: FormatCheck,
     /// Concealed frames of the current gap not yet counted as a whole packet.
     gap_carry: u64,
     stats: PlayoutStats,
@@ -134,6 +188,8 @@ impl PlayoutBuffer {
             read: None,
             high: 0,
             last_frames: 0,
+            nominal_frames: None,
+            format: FormatCheck::default(),
             gap_carry: 0,
             stats: PlayoutStats::default(),
             cfg,
@@ -168,6 +224,12 @@ impl PlayoutBuffer {
     /// Next extended RTP timestamp to be released, if started.
     pub fn read_ts(&self) -> Option<i64> {
         self.read
+    }
+
+    /// The packet time in frames when known (SDP `a=ptime` × rate): the
+    /// format check of a packet with no consecutive predecessor uses it.
+    pub fn set_packet_frames(&mut self, frames: Option<u32>) {
+        self.nominal_frames = frames.filter(|f| *f > 0);
     }
 
     /// Counts a datagram that failed before parsing (e.g. truncated).
@@ -205,7 +267,19 @@ impl PlayoutBuffer {
                 self.stats.ssrc_changes += 1;
             }
             self.restart(p.ssrc);
+            self.format = FormatCheck::default();
             resync = true;
+        }
+        let max_step = (self.cfg.capacity_frames / 2) as u32;
+        if !self.format.check(
+            p.sequence_number,
+            p.timestamp,
+            frames,
+            self.nominal_frames,
+            max_step,
+        ) {
+            self.stats.format_mismatch += 1;
+            return Inserted::Dropped(DropReason::FormatMismatch);
         }
         let mut ts = self.ts.peek(p.timestamp);
         let cap = self.cfg.capacity_frames as i64;
@@ -559,5 +633,44 @@ mod tests {
             proptest::prop_assert_eq!(v.len() as u32, 48 * (40 - first));
             for (i, &x) in v.iter().enumerate() { proptest::prop_assert_eq!(x, sample_at(48 * first + i as u32, 0)); }
         }
+    }
+
+    /// L16 stereo on the wire read as L24 stereo: 48 frames × 4 B = 192 B,
+    /// which divides into 32 "L24" frames. The timestamp step (48) disagrees:
+    /// muted and counted, not played as noise.
+    #[test]
+    fn format_change_is_muted_and_counted() {
+        let l16_stereo = |seq: u16, ts: u32| {
+            let mut b = vec![0u8; 12 + 48 * 2 * 2];
+            rtp::write_header(&mut b, false, 96, seq, ts, 7);
+            for (i, x) in b[12..].iter_mut().enumerate() {
+                *x = (i * 37) as u8;
+            }
+            b
+        };
+        let mut b = PlayoutBuffer::new(cfg(2, 96));
+        b.set_packet_frames(Some(48));
+        for k in 0..10u32 {
+            let r = b.insert(&l16_stereo(k as u16, 1000 + 48 * k));
+            assert_eq!(r, Inserted::Dropped(DropReason::FormatMismatch), "{k}");
+        }
+        assert_eq!(b.stats().format_mismatch, 10);
+        assert_eq!(b.stats().packets, 0);
+        assert!(collect(&mut b, 2000).iter().all(|&s| s == 0));
+        // Without a known packet time only the first packet gets through;
+        // every consecutive one is caught by the timestamp step.
+        let mut b = PlayoutBuffer::new(cfg(2, 96));
+        for k in 0..10u32 {
+            let _ = b.insert(&l16_stereo(k as u16, 1000 + 48 * k));
+        }
+        assert_eq!(b.stats().format_mismatch, 9);
+        // The right format with loss, reordering and duplicates: no mismatch.
+        let mut b = PlayoutBuffer::new(cfg(2, 96));
+        b.set_packet_frames(Some(48));
+        for k in [0u32, 1, 3, 2, 2, 5, 6, 7] {
+            let _ = b.insert(&packet(k as u16, 1000 + 48 * k, 48, 2, 7));
+        }
+        assert_eq!(b.stats().format_mismatch, 0);
+        assert_eq!(b.stats().packets, 7);
     }
 }
