@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 use crate::media::clock::{ClockState, MediaClock, MonotonicMediaClock};
 use crate::media::jitter::{Inserted, PlayoutBuffer, PlayoutConfig, PlayoutStats};
 use crate::media::rtp::RtpPacket;
+use crate::media::source::{SourceLock, SourceLockConfig, Verdict};
 use crate::media::stream::StreamConfig;
 use crate::sys::IngestKind;
 use crate::sys::clock::realtime_now_ns;
 use crate::sys::socket::{SocketError, open_stream_socket};
 use crate::sys::{PacketSource, RxTimestamp, open_source};
 use crate::units::{MonoNs, Nanos};
+use std::net::IpAddr;
 
 /// Options of a receiver beyond the stream description.
 pub struct ReceiverOptions {
@@ -63,6 +65,9 @@ pub struct ReceiverStats {
     pub truncated: u64,
     /// Frames dropped because the output ring was full.
     pub ring_overflow_frames: u64,
+    /// Packets from a source other than the one being played (address or
+    /// SSRC; see [`crate::media::source`]), dropped.
+    pub foreign_source: u64,
     /// Current SSRC (0 before the first packet).
     pub ssrc: u32,
     /// Frames waiting in the playout buffer.
@@ -83,6 +88,7 @@ struct Shared {
     p: [AtomicU64; 12],
     truncated: AtomicU64,
     overflow: AtomicU64,
+    foreign: AtomicU64,
     ssrc: AtomicU32,
     buffer: AtomicU64,
     ring: AtomicU64,
@@ -132,6 +138,7 @@ impl Shared {
             },
             truncated: self.truncated.load(Ordering::Relaxed),
             ring_overflow_frames: self.overflow.load(Ordering::Relaxed),
+            foreign_source: self.foreign.load(Ordering::Relaxed),
             ssrc: self.ssrc.load(Ordering::Relaxed),
             buffer_frames: self.buffer.load(Ordering::Relaxed),
             ring_frames: self.ring.load(Ordering::Relaxed),
@@ -239,6 +246,8 @@ pub fn ingest_window_us(link_offsets: impl IntoIterator<Item = Nanos>) -> u32 {
 /// Per-stream state owned by the ingest thread.
 struct Slot {
     jb: PlayoutBuffer,
+    /// Which sender is played (first address + SSRC, or the SDP's source).
+    lock: SourceLock,
     clock: Box<dyn MediaClock>,
     prod: rtrb::Producer<i32>,
     ch: usize,
@@ -271,6 +280,14 @@ impl Slot {
             self.jb.count_malformed();
             return;
         };
+        let src = meta.src.map(|a| a.ip());
+        if self
+            .lock
+            .check(src, p.ssrc, p.sequence_number, meta.user_rx)
+            == Verdict::Foreign
+        {
+            return;
+        }
         match self.jb.insert_packet(&p) {
             Inserted::Resync { .. } => {
                 self.clock.reset();
@@ -320,6 +337,7 @@ impl Slot {
         sh.store(&self.jb.stats());
         sh.truncated.store(self.truncated, Ordering::Relaxed);
         sh.overflow.store(self.overflow, Ordering::Relaxed);
+        sh.foreign.store(self.lock.foreign(), Ordering::Relaxed);
         sh.ssrc
             .store(self.jb.ssrc().unwrap_or(0), Ordering::Relaxed);
         sh.buffer.store(self.jb.fill_frames(), Ordering::Relaxed);
@@ -523,8 +541,13 @@ impl Receiver {
                 .unwrap_or_else(|| Box::new(MonotonicMediaClock::new(rate)));
             let stop = Arc::new(AtomicBool::new(false));
             let shared = Arc::new(Shared::default());
+            let lock = SourceLock::new(SourceLockConfig::new(
+                cfg.source.map(IpAddr::V4),
+                opts.link_offset,
+            ));
             slots.push(Slot {
                 jb,
+                lock,
                 clock,
                 prod,
                 ch,

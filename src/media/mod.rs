@@ -1,6 +1,7 @@
 //! Sans-IO media cores: RTP packets and the L16/L24 codec ([`rtp`]), the
 //! playout buffer placed by RTP timestamp ([`jitter`]), the media clock maths
-//! ([`clock`]), and the URL/SDP stream description ([`stream`]).
+//! ([`clock`]), source pinning ([`source`]), and the URL/SDP stream
+//! description ([`stream`]).
 //!
 //! No OS calls, no threads: bytes and an explicit `now` in, results out.
 #![forbid(unsafe_code)]
@@ -8,4 +9,5 @@
 pub mod clock;
 pub mod jitter;
 pub mod rtp;
+pub mod source;
 pub mod stream;
