@@ -85,7 +85,7 @@ pub struct ReceiverStats {
 
 #[derive(Default)]
 struct Shared {
-    p: [AtomicU64; 12],
+    p: [AtomicU64; 13],
     truncated: AtomicU64,
     overflow: AtomicU64,
     foreign: AtomicU64,
@@ -114,6 +114,7 @@ impl Shared {
             s.ts_jumps,
             s.frames_out,
             s.format_mismatch,
+            s.jump_unconfirmed,
         ];
         for (a, x) in self.p.iter().zip(v) {
             a.store(x, Ordering::Relaxed);
@@ -135,6 +136,7 @@ impl Shared {
                 ts_jumps: p[9],
                 frames_out: p[10],
                 format_mismatch: p[11],
+                jump_unconfirmed: p[12],
             },
             truncated: self.truncated.load(Ordering::Relaxed),
             ring_overflow_frames: self.overflow.load(Ordering::Relaxed),

@@ -52,8 +52,12 @@ pub struct PlayoutStats {
     pub wrong_pt: u64,
     /// SSRC changes seen (each resynchronises).
     pub ssrc_changes: u64,
-    /// Timestamp jumps beyond the buffer window (each resynchronises).
+    /// Timestamp jumps beyond the buffer window (each resynchronises, once
+    /// [`JUMP_CONFIRM`] packets in a row confirm it).
     pub ts_jumps: u64,
+    /// Packets beyond the buffer window not (yet) confirmed as a jump
+    /// (dropped; a single stray or forged packet far ahead).
+    pub jump_unconfirmed: u64,
     /// Frames released for playout, concealment included.
     pub frames_out: u64,
     /// Packets whose frame count under the configured format disagrees with
@@ -97,7 +101,13 @@ pub enum DropReason {
     Duplicate,
     /// Its size disagrees with the timestamp step (another format).
     FormatMismatch,
+    /// Beyond the buffer window, and not yet confirmed as a jump.
+    UnconfirmedJump,
 }
+
+/// Packets in a row, each continuing the last, that confirm a timestamp
+/// jump beyond the buffer window.
+pub const JUMP_CONFIRM: u32 = 4;
 
 /// The format check (see [`PlayoutStats::format_mismatch`]): the previous
 /// packet's (sequence number, timestamp, frames) and the frames per packet
@@ -160,6 +170,8 @@ pub struct PlayoutBuffer {
     /// Packet time in frames from the SDP, when known.
     nominal_frames: Option<u32>,
     format: FormatCheck,
+    /// A would-be jump: the raw timestamp its next packet must have, count.
+    pending_jump: Option<(u32, u32)>,
     /// Concealed frames of the current gap not yet counted as a whole packet.
     gap_carry: u64,
     stats: PlayoutStats,
@@ -190,6 +202,7 @@ impl PlayoutBuffer {
             last_frames: 0,
             nominal_frames: None,
             format: FormatCheck::default(),
+            pending_jump: None,
             gap_carry: 0,
             stats: PlayoutStats::default(),
             cfg,
@@ -286,11 +299,26 @@ impl PlayoutBuffer {
         if let Some(read) = self.read {
             // A jump: further ahead than the window, or further behind than the window.
             if ts + frames as i64 > read + cap || ts + (frames as i64) < read - cap {
+                // One packet far off does not throw the buffer away: it
+                // takes JUMP_CONFIRM in a row, each continuing the last.
+                let n = match self.pending_jump {
+                    Some((next, n)) if next == p.timestamp => n + 1,
+                    _ => 1,
+                };
+                if n < JUMP_CONFIRM {
+                    self.pending_jump = Some((p.timestamp.wrapping_add(frames), n));
+                    self.stats.jump_unconfirmed += 1;
+                    return Inserted::Dropped(DropReason::UnconfirmedJump);
+                }
+                self.pending_jump = None;
                 self.stats.ts_jumps += 1;
                 self.restart(p.ssrc);
                 ts = self.ts.peek(p.timestamp);
                 resync = true;
             }
+        }
+        if !resync {
+            self.pending_jump = None;
         }
         let ts = {
             self.ts.extend(p.timestamp);
@@ -563,14 +591,22 @@ mod tests {
             Inserted::Resync { .. }
         ));
         assert_eq!(b.stats().ssrc_changes, 1);
+        // A jump resynchronises once JUMP_CONFIRM packets in a row confirm it.
+        for k in 0..3u32 {
+            assert_eq!(
+                b.insert(&packet(10 + k as u16, 9_000_000 + 48 * k, 48, 1, 2)),
+                Inserted::Dropped(DropReason::UnconfirmedJump)
+            );
+        }
         assert!(matches!(
-            b.insert(&packet(10, 9_000_000, 48, 1, 2)),
+            b.insert(&packet(13, 9_000_144, 48, 1, 2)),
             Inserted::Resync { .. }
         ));
         assert_eq!(b.stats().ts_jumps, 1);
-        let v = collect(&mut b, 9_000_048);
+        assert_eq!(b.stats().jump_unconfirmed, 3);
+        let v = collect(&mut b, 9_000_144 + 48);
         assert_eq!(v.len(), 48);
-        assert_eq!(v[0], sample_at(9_000_000, 0));
+        assert_eq!(v[0], sample_at(9_000_144, 0));
     }
 
     #[test]
@@ -672,5 +708,29 @@ mod tests {
         }
         assert_eq!(b.stats().format_mismatch, 0);
         assert_eq!(b.stats().packets, 7);
+    }
+
+    /// One same-SSRC packet far ahead (forged or stray) is dropped and
+    /// counted; the buffered audio keeps playing, nothing is lost.
+    #[test]
+    fn one_packet_far_ahead_does_not_resync() {
+        let mut b = PlayoutBuffer::new(cfg(1, 96));
+        for k in 0..10u32 {
+            b.insert(&packet(k as u16, 48 * k, 48, 1, 1));
+        }
+        assert_eq!(
+            b.insert(&packet(10, 48 * 10 + 1_000_000, 48, 1, 1)),
+            Inserted::Dropped(DropReason::UnconfirmedJump)
+        );
+        for k in 10..20u32 {
+            assert!(matches!(
+                b.insert(&packet(k as u16 + 1, 48 * k, 48, 1, 1)),
+                Inserted::Stored { .. }
+            ));
+        }
+        let v = collect(&mut b, 48 * 20 + 95);
+        assert_eq!(v.len(), 48 * 20);
+        assert_eq!(b.stats().lost, 0);
+        assert_eq!((b.stats().ts_jumps, b.stats().jump_unconfirmed), (0, 1));
     }
 }
