@@ -253,24 +253,32 @@ pub fn run_with(
         // timers and sends.
         let mut budget = RECV_BUDGET;
         while budget > 0
-            && let Some((n, ts, src)) = socks
+            && let Some(r) = socks
                 .recv_event(&mut buf)
                 .map_err(|e| format!("recv 319: {e}"))?
         {
             budget -= 1;
+            if unicast_where_multicast_expected(&r, &buf) {
+                port.count_unicast_dropped();
+                continue;
+            }
             let user = local_now();
-            let rx = ts.and_then(|t| conv.to_local(t)).unwrap_or(user);
-            acts.extend(port.handle_event_from(&buf[..n], src, rx, user));
+            let rx = r.ts.and_then(|t| conv.to_local(t)).unwrap_or(user);
+            acts.extend(port.handle_event_from(&buf[..r.len], r.src, rx, user));
         }
         drain_errqueue(&socks, &conv, &mut pending, &mut port, &mut acts, &mut buf)?;
         let mut budget = RECV_BUDGET;
         while budget > 0
-            && let Some((n, src)) = socks
+            && let Some(r) = socks
                 .recv_general(&mut buf)
                 .map_err(|e| format!("recv 320: {e}"))?
         {
             budget -= 1;
-            acts.extend(port.handle_general_from(&buf[..n], src, local_now()));
+            if unicast_where_multicast_expected(&r, &buf) {
+                port.count_unicast_dropped();
+                continue;
+            }
+            acts.extend(port.handle_general_from(&buf[..r.len], r.src, local_now()));
         }
         let now = local_now();
         if port.poll_timeout().is_some_and(|t| now >= t) {
@@ -331,6 +339,18 @@ pub fn run_with(
         }
     }
     Ok(())
+}
+
+/// Announce, Sync and Follow_Up (messageType 0xB, 0x0, 0x8; IEEE 1588-2019
+/// §13.3.2.2) choose and move the clock and always come to the PTP group in
+/// this multicast E2E profile: sent to a unicast address they are dropped.
+/// (Delay_Resp may be unicast: hybrid masters answer so.)
+fn unicast_where_multicast_expected(r: &sys::PtpRx, buf: &[u8]) -> bool {
+    r.is_unicast()
+        && buf
+            .get(..r.len.min(buf.len()))
+            .and_then(|b| b.first())
+            .is_some_and(|b| matches!(b & 0x0f, 0x0 | 0x8 | 0xB))
 }
 
 /// Datagrams read per socket per wake-up (a bound against floods; the rest

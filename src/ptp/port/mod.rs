@@ -278,6 +278,10 @@ pub struct PortCounters {
     /// Announces from new foreign masters dropped because the table was
     /// full ([`MAX_FOREIGN`] records).
     pub foreign_table_full: u64,
+    /// Announce / Sync / Follow_Up sent to a unicast address where the
+    /// PTP group is expected, dropped by the IO layer
+    /// ([`Port::count_unicast_dropped`]).
+    pub unicast_dropped: u64,
 }
 
 /// Foreign-master records kept at most (a bound against Announce floods;
@@ -699,6 +703,12 @@ impl Port {
             return None;
         }
         Some(m)
+    }
+
+    /// Counts a datagram the IO layer dropped for its unicast destination
+    /// (see [`PortCounters::unicast_dropped`]).
+    pub fn count_unicast_dropped(&mut self) {
+        self.counters.unicast_dropped += 1;
     }
 
     /// A status snapshot at `now`.
