@@ -160,6 +160,11 @@ pub struct PortConfig {
     /// an Announce is considered only when its grandmasterIdentity or its
     /// sender's clockIdentity is listed. Empty (default) = any master.
     pub acceptable_masters: Vec<ClockIdentity>,
+    /// Master role: Delay_Resp messages sent per second at most (256; each
+    /// goes to the multicast group, so a Delay_Req flood is bounded);
+    /// beyond, Delay_Reqs are dropped and counted
+    /// ([`PortCounters::delay_req_dropped`]).
+    pub max_delay_resp_per_s: u32,
 }
 
 impl PortConfig {
@@ -189,6 +194,7 @@ impl PortConfig {
             sync_sanity_limit: Nanos::from_secs(10),
             sync_sanity_confirm: 8,
             acceptable_masters: Vec::new(),
+            max_delay_resp_per_s: 256,
         }
     }
     fn port_identity(&self) -> PortIdentity {
@@ -282,6 +288,9 @@ pub struct PortCounters {
     /// PTP group is expected, dropped by the IO layer
     /// ([`Port::count_unicast_dropped`]).
     pub unicast_dropped: u64,
+    /// Delay_Reqs not answered (master role): beyond
+    /// [`PortConfig::max_delay_resp_per_s`].
+    pub delay_req_dropped: u64,
 }
 
 /// Foreign-master records kept at most (a bound against Announce floods;
@@ -1273,6 +1282,34 @@ mod tests {
         t += 20_000 * MS;
         let _ = p.handle_general(&Peer::with(0x77, 250).announce(), LocalNs(t));
         assert_eq!(p.foreign.len(), 2);
+    }
+
+    /// As master, a Delay_Req flood gets at most max_delay_resp_per_s
+    /// answers per second; the rest are counted.
+    #[test]
+    fn master_bounds_delay_resp_rate() {
+        let mut cfg = PortConfig::new(our_id());
+        cfg.master_only = true;
+        let mut p = Port::new(cfg, LocalNs(0));
+        let mut peer = Peer::new();
+        let (s, _) = peer.sync(0);
+        let mut req = parse(&s);
+        req.header.message_type = MessageType::DelayReq;
+        req.body = Body::DelayReq {
+            origin_timestamp: PtpTimestamp(0),
+        };
+        let req = req.to_bytes();
+        let mut answered = 0;
+        for k in 0..1000i64 {
+            let t = LocalNs(1_000 * MS + k * 1_000_000);
+            answered += general(&p.handle_event(&req, t, t)).len();
+        }
+        assert_eq!(answered, 256);
+        let c = p.status(LocalNs(2_000 * MS)).counters;
+        assert_eq!((c.delay_req_answered, c.delay_req_dropped), (256, 744));
+        // The next second answers again.
+        let t = LocalNs(2_001 * MS);
+        assert_eq!(general(&p.handle_event(&req, t, t)).len(), 1);
     }
 
     #[test]
