@@ -820,3 +820,44 @@ fn missing_tx_timestamps_fault_and_recover() {
     let _ = p.handle_timeout(t);
     assert_eq!(p.state(), PortState::Master);
 }
+
+/// A rogue grandmaster (priority1 0, 2 s off) appears while we are locked:
+/// with the real one pinned as the only acceptable master (the SDP's
+/// ts-refclk), it is ignored and counted, and the clock does not move;
+/// without the pin it wins only after foreignMasterThreshold qualification.
+#[test]
+fn rogue_grandmaster_is_ignored_when_pinned() {
+    let real = || SimMaster::new(1, 128, 5_000 * S as i128, 0.0);
+    let rogue = || {
+        let mut m = SimMaster::new(2, 0, 5_002 * S as i128, 0.0);
+        m.alive = false;
+        m
+    };
+    let mut c = cfg();
+    c.acceptable_masters = vec![real().id];
+    let mut sim = Sim::new(Net::default(), vec![real(), rogue()], c);
+    sim.run_until(20 * S);
+    sim.masters[1].alive = true;
+    sim.run_until(60 * S);
+    let st = sim.slave.status(sim.local(sim.now));
+    assert_eq!(st.gm_identity, sim.masters[0].id.to_string());
+    assert!(st.counters.unacceptable_master >= 10, "{:?}", st.counters);
+    let (rms, max, _) = sim.stats(20.0, 60.0);
+    assert!(rms < 600.0 && max < 2_500, "rms {rms} max {max}");
+    // Unpinned: the better rogue takes over, but not on its first Announce.
+    let mut sim = Sim::new(Net::default(), vec![real(), rogue()], cfg());
+    sim.run_until(20 * S);
+    sim.masters[1].alive = true;
+    let mut first_switch = None;
+    while sim.now < 40 * S {
+        let t = sim.now + S / 8;
+        sim.run_until(t);
+        let st = sim.slave.status(sim.local(sim.now));
+        if first_switch.is_none() && st.gm_identity == sim.masters[1].id.to_string() {
+            first_switch = Some(sim.now);
+        }
+    }
+    let sw = first_switch.expect("switched to the better master") as f64 / 1e9 - 20.0;
+    // Announces every 2 s: the second one qualifies it (≥ 2 s after it appears).
+    assert!(sw >= 1.9, "switched after {sw:.2} s");
+}
