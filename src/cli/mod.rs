@@ -184,9 +184,16 @@ fn play(a: PlayArgs) -> Res {
         .unwrap_or("alsa:default")
         .parse()?;
     let ptp = a.ptp.as_ref().map(|iface| {
+        // The SDP's ts-refclk grandmaster is the only acceptable master
+        // (IEEE 1588-2019 §17.6): a rogue grandmaster is ignored and counted.
+        let gm = cfg.ptp_grandmaster();
+        if let Some((id, d)) = gm {
+            eprintln!("ptp: accepting only grandmaster {id} (SDP ts-refclk, domain {d})");
+        }
         let opts = aes67::engine::ptp::PtpOptions {
             domain: a.ptp_domain,
             slave_only: true,
+            acceptable_masters: gm.map(|g| vec![g.0]).unwrap_or_default(),
             ..aes67::engine::ptp::PtpOptions::new(iface.clone())
         };
         aes67::engine::ptp::spawn(opts)

@@ -55,6 +55,10 @@ pub(crate) struct PtpArgs {
     /// meanPathDelay assumed in one-way mode before any was measured, ns.
     #[arg(long, default_value_t = 0)]
     assumed_delay_ns: i64,
+    /// Accept only this master (grandmaster or sender clockIdentity, 16 hex
+    /// digits; IEEE 1588-2019 §17.6); repeat for several. Default: any.
+    #[arg(long = "acceptable-master")]
+    acceptable_master: Vec<aes67::ptp::msg::ClockIdentity>,
 }
 
 impl PtpArgs {
@@ -71,6 +75,7 @@ impl PtpArgs {
             arb: self.arb,
             servo_window: Nanos::from_secs_f64(self.servo_window_s.clamp(0.5, 600.0)),
             assumed_delay: Nanos::from_ns(self.assumed_delay_ns),
+            acceptable_masters: self.acceptable_master.clone(),
             ..PtpOptions::new(self.iface.clone())
         }
     }

@@ -72,6 +72,10 @@ pub struct PtpOptions {
     pub servo_window: Nanos,
     /// meanPathDelay assumed in one-way mode before any was measured.
     pub assumed_delay: Nanos,
+    /// Acceptable masters (IEEE 1588-2019 §17.6; grandmaster or sender
+    /// clockIdentity); empty = any. A receiver fills it from its SDP's
+    /// `a=ts-refclk` ([`crate::media::stream::StreamConfig::ptp_grandmaster`]).
+    pub acceptable_masters: Vec<ClockIdentity>,
 }
 
 impl PtpOptions {
@@ -92,6 +96,7 @@ impl PtpOptions {
             arb: false,
             servo_window: Nanos::from_secs(4),
             assumed_delay: Nanos::ZERO,
+            acceptable_masters: Vec::new(),
         }
     }
 }
@@ -197,6 +202,7 @@ pub fn run_with(
     cfg.log_sync_interval = LogInterval::new(opts.log_sync_interval);
     cfg.ptp_timescale = !opts.arb;
     cfg.assumed_delay = opts.assumed_delay;
+    cfg.acceptable_masters = opts.acceptable_masters.clone();
     if opts.slave_only {
         cfg.quality.clock_class = 255;
     }
@@ -241,21 +247,38 @@ pub fn run_with(
             .ceil()
             .min(STOP_POLL_MS) as u16;
         socks.wait(wait_ms).map_err(|e| format!("poll: {e}"))?;
-        // Event socket: datagrams with RX timestamps.
-        while let Some((n, ts)) = socks
-            .recv_event(&mut buf)
-            .map_err(|e| format!("recv 319: {e}"))?
+        // Event socket: datagrams with RX timestamps and source addresses
+        // (the port pins its parent to the address of its Announces). At
+        // most RECV_BUDGET per socket and wake-up: a flood cannot starve the
+        // timers and sends.
+        let mut budget = RECV_BUDGET;
+        while budget > 0
+            && let Some(r) = socks
+                .recv_event(&mut buf)
+                .map_err(|e| format!("recv 319: {e}"))?
         {
+            budget -= 1;
+            if unicast_where_multicast_expected(&r, &buf) {
+                port.count_unicast_dropped();
+                continue;
+            }
             let user = local_now();
-            let rx = ts.and_then(|t| conv.to_local(t)).unwrap_or(user);
-            acts.extend(port.handle_event(&buf[..n], rx, user));
+            let rx = r.ts.and_then(|t| conv.to_local(t)).unwrap_or(user);
+            acts.extend(port.handle_event_from(&buf[..r.len], r.src, rx, user));
         }
         drain_errqueue(&socks, &conv, &mut pending, &mut port, &mut acts, &mut buf)?;
-        while let Some(n) = socks
-            .recv_general(&mut buf)
-            .map_err(|e| format!("recv 320: {e}"))?
+        let mut budget = RECV_BUDGET;
+        while budget > 0
+            && let Some(r) = socks
+                .recv_general(&mut buf)
+                .map_err(|e| format!("recv 320: {e}"))?
         {
-            acts.extend(port.handle_general(&buf[..n], local_now()));
+            budget -= 1;
+            if unicast_where_multicast_expected(&r, &buf) {
+                port.count_unicast_dropped();
+                continue;
+            }
+            acts.extend(port.handle_general_from(&buf[..r.len], r.src, local_now()));
         }
         let now = local_now();
         if port.poll_timeout().is_some_and(|t| now >= t) {
@@ -317,6 +340,22 @@ pub fn run_with(
     }
     Ok(())
 }
+
+/// Announce, Sync and Follow_Up (messageType 0xB, 0x0, 0x8; IEEE 1588-2019
+/// §13.3.2.2) choose and move the clock and always come to the PTP group in
+/// this multicast E2E profile: sent to a unicast address they are dropped.
+/// (Delay_Resp may be unicast: hybrid masters answer so.)
+fn unicast_where_multicast_expected(r: &sys::PtpRx, buf: &[u8]) -> bool {
+    r.is_unicast()
+        && buf
+            .get(..r.len.min(buf.len()))
+            .and_then(|b| b.first())
+            .is_some_and(|b| matches!(b & 0x0f, 0x0 | 0x8 | 0xB))
+}
+
+/// Datagrams read per socket per wake-up (a bound against floods; the rest
+/// wait for the next turn of the loop).
+const RECV_BUDGET: usize = 64;
 
 fn drain_errqueue(
     socks: &PtpSockets,

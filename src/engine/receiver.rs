@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 use crate::media::clock::{ClockState, MediaClock, MonotonicMediaClock};
 use crate::media::jitter::{Inserted, PlayoutBuffer, PlayoutConfig, PlayoutStats};
 use crate::media::rtp::RtpPacket;
+use crate::media::source::{SourceLock, SourceLockConfig, Verdict};
 use crate::media::stream::StreamConfig;
 use crate::sys::IngestKind;
 use crate::sys::clock::realtime_now_ns;
 use crate::sys::socket::{SocketError, open_stream_socket};
 use crate::sys::{PacketSource, RxTimestamp, open_source};
 use crate::units::{MonoNs, Nanos};
+use std::net::IpAddr;
 
 /// Options of a receiver beyond the stream description.
 pub struct ReceiverOptions {
@@ -63,6 +65,9 @@ pub struct ReceiverStats {
     pub truncated: u64,
     /// Frames dropped because the output ring was full.
     pub ring_overflow_frames: u64,
+    /// Packets from a source other than the one being played (address or
+    /// SSRC; see [`crate::media::source`]), dropped.
+    pub foreign_source: u64,
     /// Current SSRC (0 before the first packet).
     pub ssrc: u32,
     /// Frames waiting in the playout buffer.
@@ -80,9 +85,10 @@ pub struct ReceiverStats {
 
 #[derive(Default)]
 struct Shared {
-    p: [AtomicU64; 11],
+    p: [AtomicU64; 13],
     truncated: AtomicU64,
     overflow: AtomicU64,
+    foreign: AtomicU64,
     ssrc: AtomicU32,
     buffer: AtomicU64,
     ring: AtomicU64,
@@ -107,6 +113,8 @@ impl Shared {
             s.ssrc_changes,
             s.ts_jumps,
             s.frames_out,
+            s.format_mismatch,
+            s.jump_unconfirmed,
         ];
         for (a, x) in self.p.iter().zip(v) {
             a.store(x, Ordering::Relaxed);
@@ -127,9 +135,12 @@ impl Shared {
                 ssrc_changes: p[8],
                 ts_jumps: p[9],
                 frames_out: p[10],
+                format_mismatch: p[11],
+                jump_unconfirmed: p[12],
             },
             truncated: self.truncated.load(Ordering::Relaxed),
             ring_overflow_frames: self.overflow.load(Ordering::Relaxed),
+            foreign_source: self.foreign.load(Ordering::Relaxed),
             ssrc: self.ssrc.load(Ordering::Relaxed),
             buffer_frames: self.buffer.load(Ordering::Relaxed),
             ring_frames: self.ring.load(Ordering::Relaxed),
@@ -237,6 +248,8 @@ pub fn ingest_window_us(link_offsets: impl IntoIterator<Item = Nanos>) -> u32 {
 /// Per-stream state owned by the ingest thread.
 struct Slot {
     jb: PlayoutBuffer,
+    /// Which sender is played (first address + SSRC, or the SDP's source).
+    lock: SourceLock,
     clock: Box<dyn MediaClock>,
     prod: rtrb::Producer<i32>,
     ch: usize,
@@ -269,6 +282,14 @@ impl Slot {
             self.jb.count_malformed();
             return;
         };
+        let src = meta.src.map(|a| a.ip());
+        if self
+            .lock
+            .check(src, p.ssrc, p.sequence_number, meta.user_rx)
+            == Verdict::Foreign
+        {
+            return;
+        }
         match self.jb.insert_packet(&p) {
             Inserted::Resync { .. } => {
                 self.clock.reset();
@@ -318,6 +339,7 @@ impl Slot {
         sh.store(&self.jb.stats());
         sh.truncated.store(self.truncated, Ordering::Relaxed);
         sh.overflow.store(self.overflow, Ordering::Relaxed);
+        sh.foreign.store(self.lock.foreign(), Ordering::Relaxed);
         sh.ssrc
             .store(self.jb.ssrc().unwrap_or(0), Ordering::Relaxed);
         sh.buffer.store(self.jb.fill_frames(), Ordering::Relaxed);
@@ -500,13 +522,20 @@ impl Receiver {
             let rate = cfg.sample_rate;
             let link_frames = (opts.link_offset.0 as i128 * rate as i128 / 1_000_000_000) as u32;
             let window_ms = opts.link_offset.0 / 1_000_000 + cfg.jitter_ms as i64 + 250;
-            let jb = PlayoutBuffer::new(PlayoutConfig {
+            let mut jb = PlayoutBuffer::new(PlayoutConfig {
                 channels: ch,
                 encoding: cfg.encoding,
                 payload_type: cfg.payload_type,
                 link_offset_frames: link_frames,
                 capacity_frames: (rate as i64 * window_ms / 1000) as usize,
             });
+            // The SDP's packet time, when a whole number of frames, backs the
+            // format check of packets with no consecutive predecessor.
+            jb.set_packet_frames(cfg.packet_time_us.and_then(|us| {
+                let f = us as u64 * rate as u64;
+                f.is_multiple_of(1_000_000)
+                    .then_some((f / 1_000_000) as u32)
+            }));
             let ring_frames = opts.ring_frames.unwrap_or(rate as usize);
             let (prod, cons) = rtrb::RingBuffer::new(ring_frames * ch);
             let clock = opts
@@ -514,8 +543,13 @@ impl Receiver {
                 .unwrap_or_else(|| Box::new(MonotonicMediaClock::new(rate)));
             let stop = Arc::new(AtomicBool::new(false));
             let shared = Arc::new(Shared::default());
+            let lock = SourceLock::new(SourceLockConfig::new(
+                cfg.source.map(IpAddr::V4),
+                opts.link_offset,
+            ));
             slots.push(Slot {
                 jb,
+                lock,
                 clock,
                 prod,
                 ch,

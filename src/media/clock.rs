@@ -52,13 +52,33 @@ pub trait MediaClock: Send {
 /// anchor later by half of it. So the media clock follows the sender's rate
 /// (within the arrival jitter) and the link offset stays the headroom above
 /// the fastest path.
+///
+/// The anchor moves forward by whole seconds (exact in ns) once the stream
+/// is 2^29 samples past it, so the signed distance `ts − ts0` never wraps
+/// (it would after 2^31 samples: 12.4 h at 48 kHz, 6.2 h at 96 kHz).
+///
+/// A packet more than [`MAX_EARLY`] earlier than predicted (e.g. one forged
+/// or stray packet far ahead) moves the anchor only when
+/// [`EARLY_CONFIRM`] consecutive packets agree; then by the smallest of
+/// their advances.
 #[derive(Debug, Clone)]
 pub struct MonotonicMediaClock {
     rate: u32,
     anchor: Option<(u32, MonoNs)>,
     window_min: i64,
     window_start: MonoNs,
+    /// Consecutive packets far earlier than predicted, and the least
+    /// negative of their `d` (ns).
+    early: (u32, i64),
 }
+
+/// Earliness (ns) applied at once; more needs [`EARLY_CONFIRM`] packets.
+pub const MAX_EARLY: Nanos = Nanos::from_ms(20);
+/// Consecutive far-early packets that move the anchor.
+pub const EARLY_CONFIRM: u32 = 8;
+
+/// Samples past the anchor at which it moves forward.
+const REANCHOR_FRAMES: i64 = 1 << 29;
 
 impl MonotonicMediaClock {
     /// A clock for a stream at `rate` Hz.
@@ -68,6 +88,7 @@ impl MonotonicMediaClock {
             anchor: None,
             window_min: i64::MAX,
             window_start: MonoNs(0),
+            early: (0, i64::MIN),
         }
     }
 
@@ -89,14 +110,33 @@ impl MediaClock for MonotonicMediaClock {
             self.window_start = arrival;
             return;
         };
+        // Re-anchor by whole seconds (exact) long before `ts − ts0` wraps.
+        let (mut ts0, mut t0) = (ts0, t0);
+        let since = self.elapsed_frames(t0, arrival);
+        if since >= REANCHOR_FRAMES && self.rate > 0 {
+            let secs = since / self.rate as i64;
+            ts0 = ts0.wrapping_add((secs * self.rate as i64) as u32);
+            t0 = t0.add(Nanos(secs * 1_000_000_000));
+            self.anchor = Some((ts0, t0));
+        }
         let frames = rtp_ts.wrapping_sub(ts0) as i32 as i64;
         let predicted = t0.add(Nanos(
-            (frames as i128 * 1_000_000_000 / self.rate as i128) as i64,
+            (frames as i128 * 1_000_000_000 / self.rate.max(1) as i128) as i64,
         ));
-        let d = arrival.since(predicted).0;
-        if d < 0 {
+        let d = arrival.0 as i128 - predicted.0 as i128;
+        let d = d.clamp(i64::MIN as i128 / 2, i64::MAX as i128 / 2) as i64;
+        if d < -MAX_EARLY.0 {
+            // Far earlier than predicted: believe it only when confirmed.
+            self.early = (self.early.0 + 1, self.early.1.max(d));
+            if self.early.0 >= EARLY_CONFIRM {
+                self.anchor = Some((ts0, t0.add(Nanos(self.early.1))));
+                self.early = (0, i64::MIN);
+            }
+        } else if d < 0 {
+            self.early = (0, i64::MIN);
             self.anchor = Some((ts0, t0.add(Nanos(d))));
         } else {
+            self.early = (0, i64::MIN);
             self.window_min = self.window_min.min(d);
         }
         if arrival.since(self.window_start) >= Nanos::from_secs(1) {
@@ -112,6 +152,7 @@ impl MediaClock for MonotonicMediaClock {
     fn reset(&mut self) {
         self.anchor = None;
         self.window_min = i64::MAX;
+        self.early = (0, i64::MIN);
     }
 
     fn state(&self) -> ClockState {
@@ -152,6 +193,49 @@ mod tests {
         }
         // Within 1 ms (48 frames) after 10 minutes of 100 ppm drift (which alone would be 60 ms).
         assert!(max_err <= 48, "max error {max_err} frames");
+    }
+
+    /// 40 h of a stream at 48 and 96 kHz (several 2^31-sample wraps of the
+    /// signed distance to the anchor): the clock keeps reading the arriving
+    /// packets' timestamps. Sparse packets (one per 10 s, exact timing).
+    #[test]
+    fn free_running_clock_survives_40_hours_of_wraps() {
+        for rate in [48_000u32, 96_000] {
+            let mut c = MonotonicMediaClock::new(rate);
+            let step_s = 10u64;
+            for i in 0..(40 * 3600 / step_s) {
+                let t = MonoNs(1_000_000_000 + i * step_s * 1_000_000_000);
+                let ts = (i * step_s * rate as u64) as u32;
+                c.observe(ts, t);
+                let now = c.rtp_now(t).unwrap();
+                let err = now.wrapping_sub(ts) as i32;
+                assert!(
+                    err.abs() <= 1,
+                    "{rate} Hz at {} h: {err}",
+                    i * step_s / 3600
+                );
+            }
+        }
+    }
+
+    /// One same-SSRC packet 200 ms ahead does not move the anchor; eight in a
+    /// row (a real timestamp shift) do.
+    #[test]
+    fn one_packet_far_ahead_does_not_move_the_anchor() {
+        let mut c = MonotonicMediaClock::new(48_000);
+        let at = |i: u64| MonoNs(1_000_000_000 + i * 1_000_000);
+        for i in 0..100u64 {
+            c.observe((i * 48) as u32, at(i));
+        }
+        c.observe((100 * 48 + 9600) as u32, at(100));
+        for i in 101..110u64 {
+            c.observe((i * 48) as u32, at(i));
+            assert_eq!(c.rtp_now(at(i)), Some((i * 48) as u32));
+        }
+        for i in 110..118u64 {
+            c.observe((i * 48 + 9600) as u32, at(i));
+        }
+        assert_eq!(c.rtp_now(at(118)), Some((118 * 48 + 9600) as u32));
     }
 
     #[test]

@@ -52,10 +52,19 @@ pub struct PlayoutStats {
     pub wrong_pt: u64,
     /// SSRC changes seen (each resynchronises).
     pub ssrc_changes: u64,
-    /// Timestamp jumps beyond the buffer window (each resynchronises).
+    /// Timestamp jumps beyond the buffer window (each resynchronises, once
+    /// [`JUMP_CONFIRM`] packets in a row confirm it).
     pub ts_jumps: u64,
+    /// Packets beyond the buffer window not (yet) confirmed as a jump
+    /// (dropped; a single stray or forged packet far ahead).
+    pub jump_unconfirmed: u64,
     /// Frames released for playout, concealment included.
     pub frames_out: u64,
+    /// Packets whose frame count under the configured format disagrees with
+    /// the RTP timestamp step between consecutive sequence numbers (or with
+    /// the known packet time): another format on the wire (e.g. L16 stereo
+    /// read as L24), muted (dropped).
+    pub format_mismatch: u64,
 }
 
 /// What [`PlayoutBuffer::insert`] did with a datagram.
@@ -90,6 +99,58 @@ pub enum DropReason {
     Late,
     /// All its frames were already buffered.
     Duplicate,
+    /// Its size disagrees with the timestamp step (another format).
+    FormatMismatch,
+    /// Beyond the buffer window, and not yet confirmed as a jump.
+    UnconfirmedJump,
+}
+
+/// Packets in a row, each continuing the last, that confirm a timestamp
+/// jump beyond the buffer window.
+pub const JUMP_CONFIRM: u32 = 4;
+
+/// The format check (see [`PlayoutStats::format_mismatch`]): the previous
+/// packet's (sequence number, timestamp, frames) and the frames per packet
+/// last confirmed by a timestamp step (or the configured packet time).
+#[derive(Debug, Clone, Copy, Default)]
+struct FormatCheck {
+    prev: Option<(u16, u32, u32)>,
+    confirmed: Option<u32>,
+}
+
+impl FormatCheck {
+    /// Whether a packet (`seq`, `ts`, `frames` under the configured format)
+    /// is consistent; records it for the next one either way.
+    /// Steps above `max_step` frames are timestamp jumps, not packet sizes.
+    fn check(
+        &mut self,
+        seq: u16,
+        ts: u32,
+        frames: u32,
+        nominal: Option<u32>,
+        max_step: u32,
+    ) -> bool {
+        let ok = match self.prev {
+            Some((ps, pts, pf))
+                if seq == ps.wrapping_add(1) && (1..=max_step).contains(&ts.wrapping_sub(pts)) =>
+            {
+                let ok = ts.wrapping_sub(pts) == pf;
+                if ok {
+                    self.confirmed = Some(pf);
+                }
+                ok
+            }
+            // Not consecutive (first packet, loss, reorder, duplicate, a
+            // timestamp jump): the
+            // last confirmed size, else the configured packet time, else any.
+            _ => match self.confirmed.or(nominal) {
+                Some(f) => f == frames,
+                None => true,
+            },
+        };
+        self.prev = Some((seq, ts, frames));
+        ok
+    }
 }
 
 /// A playout buffer indexed by RTP timestamp. See the module docs.
@@ -106,6 +167,11 @@ pub struct PlayoutBuffer {
     /// End (exclusive) of the newest packet stored.
     high: i64,
     last_frames: u32,
+    /// Packet time in frames from the SDP, when known.
+    nominal_frames: Option<u32>,
+    format: FormatCheck,
+    /// A would-be jump: the raw timestamp its next packet must have, count.
+    pending_jump: Option<(u32, u32)>,
     /// Concealed frames of the current gap not yet counted as a whole packet.
     gap_carry: u64,
     stats: PlayoutStats,
@@ -134,6 +200,9 @@ impl PlayoutBuffer {
             read: None,
             high: 0,
             last_frames: 0,
+            nominal_frames: None,
+            format: FormatCheck::default(),
+            pending_jump: None,
             gap_carry: 0,
             stats: PlayoutStats::default(),
             cfg,
@@ -168,6 +237,12 @@ impl PlayoutBuffer {
     /// Next extended RTP timestamp to be released, if started.
     pub fn read_ts(&self) -> Option<i64> {
         self.read
+    }
+
+    /// The packet time in frames when known (SDP `a=ptime` × rate): the
+    /// format check of a packet with no consecutive predecessor uses it.
+    pub fn set_packet_frames(&mut self, frames: Option<u32>) {
+        self.nominal_frames = frames.filter(|f| *f > 0);
     }
 
     /// Counts a datagram that failed before parsing (e.g. truncated).
@@ -205,18 +280,45 @@ impl PlayoutBuffer {
                 self.stats.ssrc_changes += 1;
             }
             self.restart(p.ssrc);
+            self.format = FormatCheck::default();
             resync = true;
+        }
+        let max_step = (self.cfg.capacity_frames / 2) as u32;
+        if !self.format.check(
+            p.sequence_number,
+            p.timestamp,
+            frames,
+            self.nominal_frames,
+            max_step,
+        ) {
+            self.stats.format_mismatch += 1;
+            return Inserted::Dropped(DropReason::FormatMismatch);
         }
         let mut ts = self.ts.peek(p.timestamp);
         let cap = self.cfg.capacity_frames as i64;
         if let Some(read) = self.read {
             // A jump: further ahead than the window, or further behind than the window.
             if ts + frames as i64 > read + cap || ts + (frames as i64) < read - cap {
+                // One packet far off does not throw the buffer away: it
+                // takes JUMP_CONFIRM in a row, each continuing the last.
+                let n = match self.pending_jump {
+                    Some((next, n)) if next == p.timestamp => n + 1,
+                    _ => 1,
+                };
+                if n < JUMP_CONFIRM {
+                    self.pending_jump = Some((p.timestamp.wrapping_add(frames), n));
+                    self.stats.jump_unconfirmed += 1;
+                    return Inserted::Dropped(DropReason::UnconfirmedJump);
+                }
+                self.pending_jump = None;
                 self.stats.ts_jumps += 1;
                 self.restart(p.ssrc);
                 ts = self.ts.peek(p.timestamp);
                 resync = true;
             }
+        }
+        if !resync {
+            self.pending_jump = None;
         }
         let ts = {
             self.ts.extend(p.timestamp);
@@ -489,14 +591,22 @@ mod tests {
             Inserted::Resync { .. }
         ));
         assert_eq!(b.stats().ssrc_changes, 1);
+        // A jump resynchronises once JUMP_CONFIRM packets in a row confirm it.
+        for k in 0..3u32 {
+            assert_eq!(
+                b.insert(&packet(10 + k as u16, 9_000_000 + 48 * k, 48, 1, 2)),
+                Inserted::Dropped(DropReason::UnconfirmedJump)
+            );
+        }
         assert!(matches!(
-            b.insert(&packet(10, 9_000_000, 48, 1, 2)),
+            b.insert(&packet(13, 9_000_144, 48, 1, 2)),
             Inserted::Resync { .. }
         ));
         assert_eq!(b.stats().ts_jumps, 1);
-        let v = collect(&mut b, 9_000_048);
+        assert_eq!(b.stats().jump_unconfirmed, 3);
+        let v = collect(&mut b, 9_000_144 + 48);
         assert_eq!(v.len(), 48);
-        assert_eq!(v[0], sample_at(9_000_000, 0));
+        assert_eq!(v[0], sample_at(9_000_144, 0));
     }
 
     #[test]
@@ -559,5 +669,68 @@ mod tests {
             proptest::prop_assert_eq!(v.len() as u32, 48 * (40 - first));
             for (i, &x) in v.iter().enumerate() { proptest::prop_assert_eq!(x, sample_at(48 * first + i as u32, 0)); }
         }
+    }
+
+    /// L16 stereo on the wire read as L24 stereo: 48 frames × 4 B = 192 B,
+    /// which divides into 32 "L24" frames. The timestamp step (48) disagrees:
+    /// muted and counted, not played as noise.
+    #[test]
+    fn format_change_is_muted_and_counted() {
+        let l16_stereo = |seq: u16, ts: u32| {
+            let mut b = vec![0u8; 12 + 48 * 2 * 2];
+            rtp::write_header(&mut b, false, 96, seq, ts, 7);
+            for (i, x) in b[12..].iter_mut().enumerate() {
+                *x = (i * 37) as u8;
+            }
+            b
+        };
+        let mut b = PlayoutBuffer::new(cfg(2, 96));
+        b.set_packet_frames(Some(48));
+        for k in 0..10u32 {
+            let r = b.insert(&l16_stereo(k as u16, 1000 + 48 * k));
+            assert_eq!(r, Inserted::Dropped(DropReason::FormatMismatch), "{k}");
+        }
+        assert_eq!(b.stats().format_mismatch, 10);
+        assert_eq!(b.stats().packets, 0);
+        assert!(collect(&mut b, 2000).iter().all(|&s| s == 0));
+        // Without a known packet time only the first packet gets through;
+        // every consecutive one is caught by the timestamp step.
+        let mut b = PlayoutBuffer::new(cfg(2, 96));
+        for k in 0..10u32 {
+            let _ = b.insert(&l16_stereo(k as u16, 1000 + 48 * k));
+        }
+        assert_eq!(b.stats().format_mismatch, 9);
+        // The right format with loss, reordering and duplicates: no mismatch.
+        let mut b = PlayoutBuffer::new(cfg(2, 96));
+        b.set_packet_frames(Some(48));
+        for k in [0u32, 1, 3, 2, 2, 5, 6, 7] {
+            let _ = b.insert(&packet(k as u16, 1000 + 48 * k, 48, 2, 7));
+        }
+        assert_eq!(b.stats().format_mismatch, 0);
+        assert_eq!(b.stats().packets, 7);
+    }
+
+    /// One same-SSRC packet far ahead (forged or stray) is dropped and
+    /// counted; the buffered audio keeps playing, nothing is lost.
+    #[test]
+    fn one_packet_far_ahead_does_not_resync() {
+        let mut b = PlayoutBuffer::new(cfg(1, 96));
+        for k in 0..10u32 {
+            b.insert(&packet(k as u16, 48 * k, 48, 1, 1));
+        }
+        assert_eq!(
+            b.insert(&packet(10, 48 * 10 + 1_000_000, 48, 1, 1)),
+            Inserted::Dropped(DropReason::UnconfirmedJump)
+        );
+        for k in 10..20u32 {
+            assert!(matches!(
+                b.insert(&packet(k as u16 + 1, 48 * k, 48, 1, 1)),
+                Inserted::Stored { .. }
+            ));
+        }
+        let v = collect(&mut b, 48 * 20 + 95);
+        assert_eq!(v.len(), 48 * 20);
+        assert_eq!(b.stats().lost, 0);
+        assert_eq!((b.stats().ts_jumps, b.stats().jump_unconfirmed), (0, 1));
     }
 }

@@ -1,7 +1,7 @@
 //! Sans-IO media cores: RTP packets and the L16/L24 codec ([`rtp`]), the
 //! playout buffer placed by RTP timestamp ([`jitter`]), the media clock maths
-//! ([`clock`]), the URL/SDP stream description ([`stream`]), and the test-tone
-//! sine generator ([`tone`]).
+//! ([`clock`]), source pinning ([`source`]), the URL/SDP stream description
+//! ([`stream`]), and the test-tone sine generator ([`tone`]).
 //!
 //! No OS calls, no threads: bytes and an explicit `now` in, results out.
 #![forbid(unsafe_code)]
@@ -9,5 +9,6 @@
 pub mod clock;
 pub mod jitter;
 pub mod rtp;
+pub mod source;
 pub mod stream;
 pub mod tone;

@@ -127,6 +127,34 @@ impl StreamConfig {
         }
     }
 
+    /// The PTP grandmaster and domain named by `a=ts-refclk`
+    /// (`ptp=IEEE1588-2008:<EUI-64 as 8 hex pairs>:<domain>`, RFC 7273 §4.8;
+    /// also IEEE1588-2002/2019); `None` for other clocks, `traceable`, or a
+    /// malformed value. Used as the PTP acceptable-master list (IEEE
+    /// 1588-2019 §17.6) of a receiver.
+    pub fn ptp_grandmaster(&self) -> Option<(crate::ptp::msg::ClockIdentity, u8)> {
+        let v = self.ts_refclk.as_deref()?.strip_prefix("ptp=")?;
+        let mut it = v.split(':');
+        let _version = it.next().filter(|x| x.starts_with("IEEE1588-"))?;
+        let gm = it.next()?;
+        let domain = match it.next() {
+            Some(d) => d.trim().parse::<u8>().ok().filter(|d| *d <= 127)?,
+            None => 0,
+        };
+        let parts: Vec<&str> = gm.trim().split('-').collect();
+        if parts.len() != 8 {
+            return None;
+        }
+        let mut id = [0u8; 8];
+        for (b, p) in id.iter_mut().zip(parts) {
+            if p.len() != 2 {
+                return None;
+            }
+            *b = u8::from_str_radix(p, 16).ok()?;
+        }
+        Some((crate::ptp::msg::ClockIdentity(id), domain))
+    }
+
     /// Bytes per frame on the wire (channels × bytes per sample).
     pub fn frame_bytes(&self) -> usize {
         self.channels as usize * self.encoding.bytes_per_sample()
@@ -475,6 +503,23 @@ mod tests {
         );
         assert_eq!(c.source, Some(Ipv4Addr::new(192, 168, 1, 1)));
         assert_eq!(c.name.as_deref(), Some("Stage left"));
+        assert_eq!(
+            c.ptp_grandmaster(),
+            Some((
+                crate::ptp::msg::ClockIdentity([0x00, 0x1D, 0xC1, 0xFF, 0xFE, 0x12, 0x34, 0x56]),
+                0
+            ))
+        );
+        let mut c = c;
+        for bad in [
+            "ptp=IEEE1588-2008:traceable",
+            "ptp=IEEE1588-2008:00-1D-C1-FF-FE-12-34:0",
+            "ptp=IEEE1588-2008:00-1D-C1-FF-FE-12-34-56:200",
+            "ntp=/traceable/",
+        ] {
+            c.ts_refclk = Some(bad.into());
+            assert_eq!(c.ptp_grandmaster(), None, "{bad}");
+        }
     }
 
     #[test]

@@ -85,6 +85,27 @@ impl std::fmt::Display for ClockIdentity {
     }
 }
 
+impl std::str::FromStr for ClockIdentity {
+    type Err = String;
+    /// 16 hex digits, optionally grouped by `-`, `:` or `.` (e.g.
+    /// `001dc1fffe123456`, `00-1D-C1-FF-FE-12-34-56`, ptp4l's
+    /// `001dc1.fffe.123456`).
+    fn from_str(s: &str) -> Result<ClockIdentity, String> {
+        let hex: String = s
+            .chars()
+            .filter(|c| !matches!(c, '-' | ':' | '.'))
+            .collect();
+        if hex.len() != 16 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("clockIdentity {s:?}: expected 16 hex digits"));
+        }
+        let mut id = [0u8; 8];
+        for (i, b) in id.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+        }
+        Ok(ClockIdentity(id))
+    }
+}
+
 /// A portIdentity (§5.3.5): clockIdentity + portNumber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct PortIdentity {
@@ -741,5 +762,26 @@ mod tests {
             Message::parse(&b[..40]),
             Err(MsgError::TooShort { .. })
         ));
+    }
+
+    #[test]
+    fn clock_identity_parses_common_spellings() {
+        let want = ClockIdentity([0x00, 0x1d, 0xc1, 0xff, 0xfe, 0x12, 0x34, 0x56]);
+        for t in [
+            "001dc1fffe123456",
+            "00-1D-C1-FF-FE-12-34-56",
+            "001dc1.fffe.123456",
+        ] {
+            assert_eq!(t.parse::<ClockIdentity>(), Ok(want), "{t}");
+        }
+        assert_eq!(want.to_string().parse::<ClockIdentity>(), Ok(want));
+        for bad in [
+            "",
+            "001dc1fffe1234",
+            "001dc1fffe12345g",
+            "001dc1fffe1234567",
+        ] {
+            assert!(bad.parse::<ClockIdentity>().is_err(), "{bad}");
+        }
     }
 }

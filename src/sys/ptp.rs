@@ -4,7 +4,9 @@
 //! module (Linux: `SO_TIMESTAMPING`, ethtool, `/dev/ptpN`; elsewhere:
 //! stand-ins whose constructors return `Unsupported`).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::RxTimestamp;
 
 pub use super::imp::ptp::*;
 
@@ -14,6 +16,29 @@ pub const PTP_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 1, 129);
 pub const EVENT_PORT: u16 = 319;
 /// General port.
 pub const GENERAL_PORT: u16 = 320;
+
+/// One received PTP datagram's metadata (its bytes are in the caller's
+/// buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PtpRx {
+    /// Bytes received.
+    pub len: usize,
+    /// Kernel receive timestamp (event socket; hardware in hardware mode).
+    pub ts: Option<RxTimestamp>,
+    /// Source address (`msg_name`), when known.
+    pub src: Option<IpAddr>,
+    /// Destination address from the IP header (`IP_PKTINFO`), when known:
+    /// a unicast destination where the PTP group is expected can be dropped.
+    pub dst: Option<IpAddr>,
+}
+
+impl PtpRx {
+    /// The datagram was sent to a unicast address (known destination, not
+    /// multicast).
+    pub fn is_unicast(&self) -> bool {
+        self.dst.is_some_and(|d| !d.is_multicast())
+    }
+}
 
 /// Interface timestamping capabilities (`ETHTOOL_GET_TS_INFO` on Linux;
 /// none elsewhere).

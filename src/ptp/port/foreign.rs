@@ -2,6 +2,7 @@
 //! algorithm runs (§9.3) and announceReceiptTimeout (§9.2.6.12).
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 
 use super::timers::Timer;
 use super::{Actions, Port, PortState};
@@ -18,6 +19,8 @@ pub(super) struct Foreign {
     /// Receive times of its Announces within the qualification window.
     times: VecDeque<LocalNs>,
     last: LocalNs,
+    /// Source address of its last Announce (if the IO layer gave one).
+    addr: Option<IpAddr>,
 }
 
 impl Port {
@@ -41,6 +44,14 @@ impl Port {
         if a.steps_removed >= 255 || a.gm_identity == self.cfg.clock_identity {
             return; // §9.3.2.5: too many hops, or our own announce relayed
         }
+        let acc = &self.cfg.acceptable_masters;
+        if !acc.is_empty()
+            && !acc.contains(&a.gm_identity)
+            && !acc.contains(&h.source_port.clock_identity)
+        {
+            self.counters.unacceptable_master += 1;
+            return; // §17.6 acceptable master table
+        }
         let now = self.now;
         let window = Nanos(
             LogInterval::new(h.log_message_interval)
@@ -49,15 +60,29 @@ impl Port {
                 .0
                 * 4,
         );
+        // Prune stale records (none newer than 4 of our announce intervals,
+        // nor than the sender's own window) on every Announce, whatever the
+        // state, and bound the table.
+        let stale = Nanos(self.cfg.log_announce_interval.as_nanos().0 * 4).max(window);
+        let parent = self.parent;
+        self.foreign
+            .retain(|p, f| Some(*p) == parent || now.since(f.last) <= stale);
+        if !self.foreign.contains_key(&h.source_port) && self.foreign.len() >= super::MAX_FOREIGN {
+            self.counters.foreign_table_full += 1;
+            return;
+        }
+        let src = self.src;
         let e = self.foreign.entry(h.source_port).or_insert(Foreign {
             announce: *a,
             flags: h.flags,
             times: VecDeque::new(),
             last: now,
+            addr: src,
         });
         e.announce = *a;
         e.flags = h.flags;
         e.last = now;
+        e.addr = src;
         e.times.push_back(now);
         while e.times.front().is_some_and(|t| now.since(*t) > window) {
             e.times.pop_front();
@@ -74,15 +99,11 @@ impl Port {
 
     fn best_foreign(&self) -> Option<Dataset> {
         let me = self.cfg.port_identity();
-        // §9.3.2.4.5 qualifies a foreign master after FOREIGN_MASTER_THRESHOLD
-        // (2) Announces. Deliberate deviation for a fast start: with no parent
-        // and no other candidate, a single Announce qualifies (locks ~1
-        // announce interval sooner); with competition the threshold applies.
-        let threshold = if self.parent.is_none() && self.foreign.len() == 1 {
-            1
-        } else {
-            2
-        };
+        // §9.3.2.4.4: a foreign master is qualified after
+        // FOREIGN_MASTER_THRESHOLD (2) Announces within
+        // FOREIGN_MASTER_TIME_WINDOW (4 announce intervals), the first
+        // master included: one forged packet never picks a master.
+        let threshold = 2;
         self.foreign
             .iter()
             .filter(|(_, f)| f.times.len() >= threshold)
@@ -122,9 +143,11 @@ impl Port {
                 if changed {
                     let had_parent = self.parent.is_some() || self.servo.map().is_some();
                     self.parent = Some(p);
+                    self.parent_addr = None;
                     if let Some(f) = self.foreign.get(&p) {
                         self.parent_announce = Some(f.announce);
                         self.parent_flags = f.flags;
+                        self.parent_addr = f.addr;
                     }
                     self.slave.new_parent();
                     self.timers.stop(Timer::DelayReq);

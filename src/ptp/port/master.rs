@@ -6,12 +6,15 @@ use super::timers::Timer;
 use super::{Action, Actions, Port, TxKind};
 use crate::ptp::msg::{AnnounceBody, Body, Flags, Header, Message, MessageType};
 use crate::ptp::time::{LocalNs, LogInterval};
+use crate::units::Nanos;
 
 /// The master side's state.
 #[derive(Debug, Default)]
 pub(super) struct MasterSide {
     sync_seq: u16,
     announce_seq: u16,
+    /// Delay_Resp rate limit: the current 1 s window's start and count.
+    resp_window: Option<(LocalNs, u32)>,
 }
 
 impl Port {
@@ -106,6 +109,17 @@ impl Port {
 
     /// Answers a Delay_Req received at `rx` with its t4.
     pub(super) fn answer_delay_req(&mut self, req: &Header, rx: LocalNs, out: &mut Actions) {
+        // Bound the multicast answers a Delay_Req flood can cause.
+        let now = self.now;
+        let (start, n) = match self.master.resp_window {
+            Some((s, n)) if now.since(s) < Nanos::from_secs(1) => (s, n),
+            _ => (now, 0),
+        };
+        if n >= self.cfg.max_delay_resp_per_s {
+            self.counters.delay_req_dropped += 1;
+            return;
+        }
+        self.master.resp_window = Some((start, n + 1));
         let t4 = self.own_map().to_ptp(rx);
         let mut h = Header::new(
             MessageType::DelayResp,

@@ -53,6 +53,7 @@ mod slave;
 mod timers;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use super::bmca::Dataset;
 use super::clock::{ClockMap, ServoState};
@@ -145,6 +146,25 @@ pub struct PortConfig {
     pub initial_map: Option<ClockMap>,
     /// Missing TX timestamps in a row before FAULTY (5; FAULTY lasts 16 s).
     pub faulty_after: u32,
+    /// Sanity bound on a Sync once the servo is locked, ns (10 s): a sample
+    /// whose offsetFromMaster exceeds it is dropped and counted
+    /// ([`PortCounters::sync_insane`]) instead of reaching the servo (a
+    /// forged or corrupt origin timestamp). Not in IEEE 1588 (the servo is
+    /// implementation-defined, §11.1); a real grandmaster jump passes after
+    /// [`Self::sync_sanity_confirm`] such samples in a row.
+    pub sync_sanity_limit: Nanos,
+    /// Consecutive out-of-bound Syncs before they are believed (8, ≈1 s at
+    /// 8 Sync/s); the servo then re-anchors on them.
+    pub sync_sanity_confirm: u32,
+    /// Acceptable master table (IEEE 1588-2019 §17.6), as clockIdentities:
+    /// an Announce is considered only when its grandmasterIdentity or its
+    /// sender's clockIdentity is listed. Empty (default) = any master.
+    pub acceptable_masters: Vec<ClockIdentity>,
+    /// Master role: Delay_Resp messages sent per second at most (256; each
+    /// goes to the multicast group, so a Delay_Req flood is bounded);
+    /// beyond, Delay_Reqs are dropped and counted
+    /// ([`PortCounters::delay_req_dropped`]).
+    pub max_delay_resp_per_s: u32,
 }
 
 impl PortConfig {
@@ -171,6 +191,10 @@ impl PortConfig {
             servo: ServoConfig::default(),
             initial_map: None,
             faulty_after: 5,
+            sync_sanity_limit: Nanos::from_secs(10),
+            sync_sanity_confirm: 8,
+            acceptable_masters: Vec::new(),
+            max_delay_resp_per_s: 256,
         }
     }
     fn port_identity(&self) -> PortIdentity {
@@ -245,7 +269,34 @@ pub struct PortCounters {
     pub delay_req_answered: u64,
     /// Syncs sent (master role).
     pub syncs_sent: u64,
+    /// Syncs from the locked parent dropped as insane: offsetFromMaster
+    /// beyond [`PortConfig::sync_sanity_limit`] (not yet confirmed).
+    pub sync_insane: u64,
+    /// Announces dropped: neither grandmaster nor sender in
+    /// [`PortConfig::acceptable_masters`] (§17.6).
+    pub unacceptable_master: u64,
+    /// Sync / Follow_Up / Delay_Resp from a port other than the parent
+    /// (or with no parent), dropped.
+    pub not_from_parent: u64,
+    /// Messages claiming the parent's portIdentity from a source address
+    /// other than the one its Announces come from, dropped.
+    pub wrong_source: u64,
+    /// Announces from new foreign masters dropped because the table was
+    /// full ([`MAX_FOREIGN`] records).
+    pub foreign_table_full: u64,
+    /// Announce / Sync / Follow_Up sent to a unicast address where the
+    /// PTP group is expected, dropped by the IO layer
+    /// ([`Port::count_unicast_dropped`]).
+    pub unicast_dropped: u64,
+    /// Delay_Reqs not answered (master role): beyond
+    /// [`PortConfig::max_delay_resp_per_s`].
+    pub delay_req_dropped: u64,
 }
+
+/// Foreign-master records kept at most (a bound against Announce floods;
+/// IEEE 1588-2019 §9.3.2.4.3 leaves the table size to the implementation,
+/// at least 5).
+pub const MAX_FOREIGN: usize = 8;
 
 /// A snapshot of the port for status lines and JSON (times in ns or s,
 /// frequency in ppb, as the field names say).
@@ -331,6 +382,10 @@ pub struct Port {
     /// Foreign-master records (§9.3.2.4), by sender port.
     foreign: HashMap<PortIdentity, Foreign>,
     parent: Option<PortIdentity>,
+    /// Source address of the parent's Announces (when the IO layer tells).
+    parent_addr: Option<IpAddr>,
+    /// Source address of the datagram being handled.
+    src: Option<IpAddr>,
     parent_flags: Flags,
     parent_announce: Option<AnnounceBody>,
     timers: TimerTable,
@@ -355,6 +410,8 @@ impl Port {
             servo,
             foreign: HashMap::new(),
             parent: None,
+            parent_addr: None,
+            src: None,
             parent_flags: Flags::default(),
             parent_announce: None,
             timers: TimerTable::default(),
@@ -479,7 +536,22 @@ impl Port {
     /// §9.5.11) with its receive time (`rx`, local reference clock, ns).
     #[must_use]
     pub fn handle_event(&mut self, data: &[u8], rx: LocalNs, now: LocalNs) -> Actions {
+        self.handle_event_from(data, None, rx, now)
+    }
+
+    /// [`Self::handle_event`] with the datagram's source address (`None`:
+    /// unknown, not checked). Once a parent is chosen, messages claiming it
+    /// from another address are dropped and counted.
+    #[must_use]
+    pub fn handle_event_from(
+        &mut self,
+        data: &[u8],
+        src: Option<IpAddr>,
+        rx: LocalNs,
+        now: LocalNs,
+    ) -> Actions {
         self.now = now;
+        self.src = src;
         let mut out = Actions::new();
         let Some(m) = self.accept(data) else {
             return out;
@@ -501,7 +573,20 @@ impl Port {
     /// Delay_Resp; §9.5.3, §9.5.10, §9.5.12).
     #[must_use]
     pub fn handle_general(&mut self, data: &[u8], now: LocalNs) -> Actions {
+        self.handle_general_from(data, None, now)
+    }
+
+    /// [`Self::handle_general`] with the datagram's source address (`None`:
+    /// unknown, not checked); see [`Self::handle_event_from`].
+    #[must_use]
+    pub fn handle_general_from(
+        &mut self,
+        data: &[u8],
+        src: Option<IpAddr>,
+        now: LocalNs,
+    ) -> Actions {
         self.now = now;
+        self.src = src;
         let mut out = Actions::new();
         let Some(m) = self.accept(data) else {
             return out;
@@ -619,7 +704,20 @@ impl Port {
         if self.state == PortState::Faulty {
             return None;
         }
+        if Some(m.header.source_port) == self.parent
+            && let (Some(src), Some(pa)) = (self.src, self.parent_addr)
+            && src != pa
+        {
+            self.counters.wrong_source += 1;
+            return None;
+        }
         Some(m)
+    }
+
+    /// Counts a datagram the IO layer dropped for its unicast destination
+    /// (see [`PortCounters::unicast_dropped`]).
+    pub fn count_unicast_dropped(&mut self) {
+        self.counters.unicast_dropped += 1;
     }
 
     /// A status snapshot at `now`.
@@ -646,7 +744,7 @@ impl Port {
         let rms = (!recent.is_empty()).then(|| {
             (recent.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / recent.len() as f64).sqrt()
         });
-        let max = recent.iter().map(|x| x.abs()).max();
+        let max = recent.iter().map(|x| x.saturating_abs()).max();
         PortStatus {
             state: self.state,
             servo: self.reported_servo_state(),
@@ -706,16 +804,22 @@ mod tests {
     struct Peer {
         port: PortIdentity,
         seq: u16,
+        priority1: u8,
     }
 
     impl Peer {
         fn new() -> Peer {
+            Peer::with(0xbb, 100)
+        }
+        /// A peer with clockIdentity `id:01:02:ff:fe:03:04:06` and `priority1`.
+        fn with(id: u8, priority1: u8) -> Peer {
             Peer {
                 port: PortIdentity {
-                    clock_identity: ClockIdentity([0xbb, 1, 2, 0xff, 0xfe, 3, 4, 6]),
+                    clock_identity: ClockIdentity([id, 1, 2, 0xff, 0xfe, 3, 4, 6]),
                     port_number: 1,
                 },
                 seq: 0,
+                priority1,
             }
         }
         fn header(&self, t: MessageType, seq: u16, log: i8) -> Header {
@@ -730,7 +834,7 @@ mod tests {
             let a = AnnounceBody {
                 origin_timestamp: PtpTimestamp(0),
                 current_utc_offset: 37,
-                gm_priority1: 100,
+                gm_priority1: self.priority1,
                 gm_clock_quality: ClockQuality::default(),
                 gm_priority2: 128,
                 gm_identity: self.port.clock_identity,
@@ -834,6 +938,11 @@ mod tests {
         let mut p = Port::new(slave_cfg(), LocalNs(0));
         let mut m = Peer::new();
         let acts = p.handle_general(&m.announce(), LocalNs(MS));
+        // One Announce does not qualify a master (§9.3.2.4.4)...
+        assert_eq!(p.state(), PortState::Listening);
+        assert!(acts.is_empty());
+        // ...two within 4 announce intervals do.
+        let acts = p.handle_general(&m.announce(), LocalNs(2 * MS));
         assert_eq!(p.state(), PortState::Uncalibrated);
         assert!(matches!(acts[..], [Action::PublishClock { .. }]));
         // First Sync: no path delay yet, so no sample, but a Delay_Req at once
@@ -868,6 +977,7 @@ mod tests {
         let mut p = Port::new(slave_cfg(), LocalNs(0));
         let mut m = Peer::new();
         let _ = p.handle_general(&m.announce(), LocalNs(MS));
+        let _ = p.handle_general(&m.announce(), LocalNs(2 * MS));
         let mut t = 100 * MS;
         // Fast start: one Delay_Req per Sync until 16 delays are measured;
         // no Delay_Req deadline meanwhile.
@@ -923,6 +1033,7 @@ mod tests {
             let first = p.poll_timeout().expect("announceReceiptTimeout");
             assert!(first >= LocalNs(6_000 * MS) && first < LocalNs(8_000 * MS));
             let mut m = Peer::new();
+            let _ = p.handle_general(&m.announce(), LocalNs(MS));
             let _ = p.handle_general(&m.announce(), LocalNs(MS));
             exchange(&mut p, &mut m, 100 * MS);
             assert_eq!(p.state(), PortState::Uncalibrated);
@@ -1010,6 +1121,195 @@ mod tests {
                 requesting_port: peer.port,
             }
         );
+    }
+
+    /// Locks a slave port on [`Peer`] (two Announces, 12 exchanges).
+    fn locked_port() -> (Port, Peer, i64) {
+        let mut p = Port::new(slave_cfg(), LocalNs(0));
+        let mut m = Peer::new();
+        let _ = p.handle_general(&m.announce(), LocalNs(MS));
+        let _ = p.handle_general(&m.announce(), LocalNs(2 * MS));
+        let mut t = 100 * MS;
+        for _ in 0..14 {
+            exchange(&mut p, &mut m, t);
+            t += 125 * MS;
+        }
+        assert_eq!(p.state(), PortState::Slave);
+        (p, m, t)
+    }
+
+    /// A forged Sync from the parent with t1 ~292 years ahead (beyond i64 ns):
+    /// no panic (the old i64::MIN clamp + abs), dropped and counted, the
+    /// clock does not move.
+    #[test]
+    fn forged_sync_292_years_ahead_is_dropped_without_panic() {
+        let (mut p, mut m, mut t) = locked_port();
+        let probe = LocalNs(t + 375 * MS);
+        let before = p.clock_map().unwrap().to_ptp(probe);
+        for _ in 0..3 {
+            let seq = m.seq;
+            m.seq += 1;
+            let t1 = PtpTimestamp((t - D + OFF) as i128 + 9_300_000_000_000_000_000);
+            let mk = |ty, body| {
+                Message {
+                    header: m.header(ty, seq, -3),
+                    body,
+                }
+                .to_bytes()
+            };
+            let s = mk(
+                MessageType::Sync,
+                Body::Sync {
+                    origin_timestamp: t1,
+                },
+            );
+            let f = mk(
+                MessageType::FollowUp,
+                Body::FollowUp {
+                    precise_origin_timestamp: t1,
+                },
+            );
+            let _ = p.handle_event(&s, LocalNs(t), LocalNs(t));
+            let _ = p.handle_general(&f, LocalNs(t + 10_000));
+            t += 125 * MS;
+        }
+        assert_eq!(p.status(LocalNs(t)).counters.sync_insane, 3);
+        let after = p.clock_map().unwrap().to_ptp(probe);
+        assert!((after.0 - before.0).abs() < 10_000, "{before:?} {after:?}");
+        assert_eq!(p.servo().steps(), 1);
+        // Real Syncs keep it locked.
+        exchange(&mut p, &mut m, t);
+        assert_eq!(p.state(), PortState::Slave);
+    }
+
+    /// §9.3.2.4.4: the first master needs 2 Announces within 4 announce
+    /// intervals; a better rogue master takes over only once qualified, not
+    /// on one packet.
+    #[test]
+    fn masters_qualify_on_two_announces_within_four_intervals() {
+        let mut p = Port::new(slave_cfg(), LocalNs(0));
+        let m = Peer::new();
+        // Two Announces 9 s apart (> 4 × 2 s): neither qualifies.
+        let _ = p.handle_general(&m.announce(), LocalNs(MS));
+        let _ = p.handle_general(&m.announce(), LocalNs(9_002 * MS));
+        assert_eq!(p.state(), PortState::Listening);
+        let _ = p.handle_general(&m.announce(), LocalNs(10_000 * MS));
+        assert_eq!(p.state(), PortState::Uncalibrated);
+        let (mut p, _m, t) = locked_port();
+        let rogue = Peer::with(0xcc, 0);
+        let _ = p.handle_general(&rogue.announce(), LocalNs(t));
+        assert_eq!(
+            p.status(LocalNs(t)).parent.unwrap(),
+            Peer::new().port.to_string()
+        );
+        assert_eq!(p.state(), PortState::Slave);
+        let _ = p.handle_general(&rogue.announce(), LocalNs(t + 2_000 * MS));
+        assert_eq!(p.status(LocalNs(t)).parent.unwrap(), rogue.port.to_string());
+        assert_eq!(p.state(), PortState::Uncalibrated);
+    }
+
+    /// §17.6: with an acceptable-master list, other masters' Announces are
+    /// dropped and counted.
+    #[test]
+    fn acceptable_master_list_drops_other_masters() {
+        let mut cfg = slave_cfg();
+        cfg.acceptable_masters = vec![Peer::new().port.clock_identity];
+        let mut p = Port::new(cfg, LocalNs(0));
+        let rogue = Peer::with(0xcc, 0);
+        for k in 1..4 {
+            let _ = p.handle_general(&rogue.announce(), LocalNs(k * MS));
+        }
+        assert_eq!(p.state(), PortState::Listening);
+        assert_eq!(p.status(LocalNs(5 * MS)).counters.unacceptable_master, 3);
+        let m = Peer::new();
+        let _ = p.handle_general(&m.announce(), LocalNs(6 * MS));
+        let _ = p.handle_general(&m.announce(), LocalNs(7 * MS));
+        let _ = p.handle_general(&rogue.announce(), LocalNs(8 * MS));
+        let _ = p.handle_general(&rogue.announce(), LocalNs(9 * MS));
+        assert_eq!(p.state(), PortState::Uncalibrated);
+        let st = p.status(LocalNs(10 * MS));
+        assert_eq!(st.parent.unwrap(), m.port.to_string());
+        assert_eq!(st.counters.unacceptable_master, 5);
+    }
+
+    /// Once the parent is chosen from its Announces' source address, a Sync
+    /// or Follow_Up claiming it from another address is dropped and counted;
+    /// a Follow_Up from a non-parent with the pending sequenceId is ignored.
+    #[test]
+    fn messages_claiming_the_parent_from_another_address_are_dropped() {
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let evil: IpAddr = "10.0.0.66".parse().unwrap();
+        let mut p = Port::new(slave_cfg(), LocalNs(0));
+        let mut m = Peer::new();
+        let _ = p.handle_general_from(&m.announce(), Some(a), LocalNs(MS));
+        let _ = p.handle_general_from(&m.announce(), Some(a), LocalNs(2 * MS));
+        assert_eq!(p.state(), PortState::Uncalibrated);
+        // Syncs from the wrong address never produce a Delay_Req or sample.
+        let (s, f) = m.sync(100 * MS);
+        let acts = p.handle_event_from(&s, Some(evil), LocalNs(100 * MS), LocalNs(100 * MS));
+        assert!(acts.is_empty());
+        let acts = p.handle_general_from(&f, Some(evil), LocalNs(100 * MS));
+        assert!(acts.is_empty());
+        assert_eq!(p.status(LocalNs(101 * MS)).counters.wrong_source, 2);
+        // From the right address: accepted (a Delay_Req for the fast start).
+        let (s, f) = m.sync(225 * MS);
+        let mut acts = p.handle_event_from(&s, Some(a), LocalNs(225 * MS), LocalNs(225 * MS));
+        // A Follow_Up with the same sequenceId from another port: ignored.
+        let mut other = Peer::with(0xcc, 200);
+        other.seq = m.seq - 1;
+        let (_, f2) = other.sync(225 * MS);
+        assert!(
+            p.handle_general_from(&f2, Some(a), LocalNs(225 * MS))
+                .is_empty()
+        );
+        assert_eq!(p.status(LocalNs(226 * MS)).counters.not_from_parent, 1);
+        acts.extend(p.handle_general_from(&f, Some(a), LocalNs(225 * MS)));
+        assert_eq!(events(acts).len(), 1);
+    }
+
+    /// The foreign-master table stays bounded under an Announce flood from
+    /// many identities, and stale records are pruned while a parent lives.
+    #[test]
+    fn foreign_master_table_is_bounded_and_pruned() {
+        let (mut p, _m, mut t) = locked_port();
+        for id in 0..100u8 {
+            let _ = p.handle_general(&Peer::with(id, 250).announce(), LocalNs(t));
+            assert!(p.foreign.len() <= MAX_FOREIGN);
+        }
+        assert!(p.status(LocalNs(t)).counters.foreign_table_full > 0);
+        // 20 s later, one Announce from a new clock prunes the stale ones
+        // (the parent's record stays).
+        t += 20_000 * MS;
+        let _ = p.handle_general(&Peer::with(0x77, 250).announce(), LocalNs(t));
+        assert_eq!(p.foreign.len(), 2);
+    }
+
+    /// As master, a Delay_Req flood gets at most max_delay_resp_per_s
+    /// answers per second; the rest are counted.
+    #[test]
+    fn master_bounds_delay_resp_rate() {
+        let mut cfg = PortConfig::new(our_id());
+        cfg.master_only = true;
+        let mut p = Port::new(cfg, LocalNs(0));
+        let mut peer = Peer::new();
+        let (s, _) = peer.sync(0);
+        let mut req = parse(&s);
+        req.header.message_type = MessageType::DelayReq;
+        req.body = Body::DelayReq {
+            origin_timestamp: PtpTimestamp(0),
+        };
+        let req = req.to_bytes();
+        let mut answered = 0;
+        for k in 0..1000i64 {
+            let t = LocalNs(1_000 * MS + k * 1_000_000);
+            answered += general(&p.handle_event(&req, t, t)).len();
+        }
+        assert_eq!(answered, 256);
+        let c = p.status(LocalNs(2_000 * MS)).counters;
+        assert_eq!((c.delay_req_answered, c.delay_req_dropped), (256, 744));
+        // The next second answers again.
+        let t = LocalNs(2_001 * MS);
+        assert_eq!(general(&p.handle_event(&req, t, t)).len(), 1);
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub(super) struct SlaveSide {
     pub(super) offsets: VecDeque<(LocalNs, i64)>,
     pub(super) locked_since: Option<LocalNs>,
     pub(super) holdover_since: Option<LocalNs>,
+    /// Consecutive Syncs beyond [`super::PortConfig::sync_sanity_limit`].
+    insane_in_row: u32,
 }
 
 impl SlaveSide {
@@ -71,6 +73,7 @@ impl SlaveSide {
         self.one_way = false;
         self.delay_req_scheduled = false;
         self.locked_since = None;
+        self.insane_in_row = 0;
     }
 
     /// The parent was lost: drop the exchanges in flight.
@@ -100,6 +103,7 @@ impl Port {
         out: &mut Actions,
     ) {
         if Some(h.source_port) != self.parent {
+            self.counters.not_from_parent += 1;
             return;
         }
         if h.flags.has(Flags::TWO_STEP) {
@@ -122,6 +126,10 @@ impl Port {
         precise_origin_timestamp: PtpTimestamp,
         out: &mut Actions,
     ) {
+        if Some(h.source_port) != self.parent {
+            self.counters.not_from_parent += 1;
+            return;
+        }
         if let Some(p) = self.slave.pending_sync
             && p.seq == h.sequence_id
             && p.source == h.source_port
@@ -207,6 +215,9 @@ impl Port {
         out: &mut Actions,
     ) {
         let now = self.now;
+        if !self.sync_is_sane(t1, t2) {
+            return;
+        }
         self.slave.last_sync = Some((t1, t2));
         self.slave.last_sync_at = Some(t2);
         // Path delay: measured, or one-way fallback.
@@ -271,6 +282,34 @@ impl Port {
                 self.slave.delay_req_scheduled = true;
             }
         }
+    }
+
+    /// The sanity check of a Sync once locked: offsetFromMaster (i128, no
+    /// overflow for any 80-bit timestamp) within
+    /// [`super::PortConfig::sync_sanity_limit`], or confirmed by
+    /// `sync_sanity_confirm` such Syncs in a row (then the servo re-anchors).
+    fn sync_is_sane(&mut self, t1: PtpTimestamp, t2: LocalNs) -> bool {
+        let st = self.servo.state();
+        let Some(map) = self.servo.map() else {
+            return true;
+        };
+        if !st.usable() {
+            return true;
+        }
+        let d = self.slave.mean_path_delay.unwrap_or(self.cfg.assumed_delay);
+        let off = map.to_ptp(t2).0 - (t1.0 + d.0 as i128);
+        if off.unsigned_abs() <= self.cfg.sync_sanity_limit.0.unsigned_abs() as u128 {
+            self.slave.insane_in_row = 0;
+            return true;
+        }
+        self.slave.insane_in_row += 1;
+        if self.slave.insane_in_row >= self.cfg.sync_sanity_confirm.max(1) {
+            self.slave.insane_in_row = 0;
+            self.servo.reset_keep_freq();
+            return true;
+        }
+        self.counters.sync_insane += 1;
+        false
     }
 
     /// A passed Delay_Req hold-off just opens the way for the next Sync.

@@ -164,7 +164,7 @@ impl Servo for LinRegServo {
             }
         }
         let judged = self.window.len() >= 4 || resumed || self.have_freq;
-        let bad = judged && (offset.0.abs() as f64) > self.threshold();
+        let bad = judged && (offset.0.unsigned_abs() as f64) > self.threshold();
         if bad {
             self.core.outliers += 1;
             self.core.consecutive_bad += 1;

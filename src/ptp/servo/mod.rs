@@ -91,6 +91,11 @@ pub struct ServoConfig {
     pub sync_interval_s: f64,
     /// Hardware timestamps (PI uses the hardware scales).
     pub hw_timestamps: bool,
+    /// Frequency sanity limit, ppb (1 000 000 = 1000 ppm; linuxptp's
+    /// `sanity_freq_limit`): a fit beyond it resets the servo (unlocked, the
+    /// next sample re-anchors with frequency 0), counted in
+    /// [`Servo::freq_resets`]. Zero disables the check.
+    pub sanity_freq_limit: Ppb,
 }
 
 impl Default for ServoConfig {
@@ -107,6 +112,7 @@ impl Default for ServoConfig {
             stable_bound: Nanos::from_us(5),
             sync_interval_s: 0.125,
             hw_timestamps: false,
+            sanity_freq_limit: Ppb(1_000_000.0),
         }
     }
 }
@@ -172,6 +178,7 @@ pub struct ServoCore {
     outliers: u64,
     steps: u64,
     force_anchor: bool,
+    freq_resets: u64,
 }
 
 impl ServoCore {
@@ -185,6 +192,7 @@ impl ServoCore {
             outliers: 0,
             steps: 0,
             force_anchor: false,
+            freq_resets: 0,
         }
     }
 }
@@ -225,13 +233,38 @@ pub trait Servo: std::fmt::Debug + Send {
             return anchor(self, local, master, Nanos::ZERO);
         };
         let offset_i = map.to_ptp(local).0 - master.0;
-        let offset = Nanos(offset_i.clamp(i64::MIN as i128, i64::MAX as i128) as i64);
+        // Symmetric clamp: `abs` of the result can never overflow.
+        let offset = Nanos(offset_i.clamp(-(i64::MAX as i128), i64::MAX as i128) as i64);
         if std::mem::take(&mut self.core_mut().force_anchor)
             || self.core().state == ServoState::Unlocked
         {
             return anchor(self, local, master, offset);
         }
-        self.estimate(local, master, offset)
+        let r = self.estimate(local, master, offset);
+        let limit = self.core().cfg.sanity_freq_limit.0;
+        if limit > 0.0
+            && let Some(m) = self.core().map
+            && m.freq.0.abs() >= limit
+        {
+            // linuxptp's sanity_freq_limit: a frequency this far off is a
+            // broken estimate (or a hostile master); start over.
+            self.forget();
+            let c = self.core_mut();
+            c.freq_resets += 1;
+            c.consecutive_bad = 0;
+            c.state = ServoState::Unlocked;
+            c.map = Some(ClockMap {
+                freq: Ppb(0.0),
+                ..m
+            });
+            return SampleOutcome::rejected(r.offset, ServoState::Unlocked);
+        }
+        r
+    }
+    /// Resets caused by a frequency beyond
+    /// [`ServoConfig::sanity_freq_limit`] so far.
+    fn freq_resets(&self) -> u64 {
+        self.core().freq_resets
     }
     /// The current map, `None` before the first sample (or seed).
     fn map(&self) -> Option<ClockMap> {
@@ -398,6 +431,36 @@ mod tests {
             let (l, m) = test_util::sample_at(1, 0.0, 1_000_000);
             assert!(s.sample(l, m).stepped);
             assert_eq!(s.steps(), 2);
+        }
+    }
+
+    /// A master 2000 ppm off (beyond the 1000 ppm sanity limit) resets the
+    /// servo instead of being followed; the frequency never exceeds the limit.
+    #[test]
+    fn frequency_beyond_sanity_limit_resets_the_servo() {
+        for kind in [ServoKind::LinReg, ServoKind::Pi] {
+            let mut s = new_servo(ServoConfig {
+                kind,
+                ..ServoConfig::default()
+            });
+            for i in 0..40 {
+                let (l, m) = test_util::sample_at(i, 2_000_000.0, 0);
+                let _ = s.sample(l, m);
+                assert!(s.freq().0.abs() < 1_000_000.0, "{kind:?} {:?}", s.freq());
+                assert!(!s.state().usable(), "{kind:?} {:?}", s.state());
+            }
+            // (PI steps on the 250 µs/sample offsets before its frequency
+            // gets there; the linear fit sees the 2000 ppm at once.)
+            if kind == ServoKind::LinReg {
+                assert!(s.freq_resets() > 0);
+            }
+            // A sane master still locks.
+            let mut s = new_servo(ServoConfig {
+                kind,
+                ..ServoConfig::default()
+            });
+            test_util::feed(&mut *s, 0, 40, 500_000.0, 0);
+            assert_eq!(s.freq_resets(), 0);
         }
     }
 }

@@ -223,6 +223,16 @@ pub fn tx_opt_id(control: &[u8]) -> Option<u32> {
 /// Everything a PTP socket needs from one `recvmsg`: the timestamp (with
 /// `prefer_hw`, hardware when present, else software; without, the
 /// reverse) and, for the error queue, the TX timestamp's OPT_ID.
+/// The IP header's destination address from an `IP_PKTINFO` message
+/// (`struct in_pktinfo`: ifindex, spec_dst, addr; `ip(7)`), if present.
+pub fn pktinfo_dst(control: &[u8]) -> Option<std::net::Ipv4Addr> {
+    iter(control)
+        .find(|c| c.level == libc::IPPROTO_IP && c.kind == libc::IP_PKTINFO)
+        .and_then(|c| c.data.get(8..12))
+        .map(|b| std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+}
+
+/// Decodes a control area: the receive timestamp and the TX OPT_ID.
 pub fn parse(control: &[u8], prefer_hw: bool) -> (Option<RxTimestamp>, Option<u32>) {
     (
         timestamping(control).and_then(|t| t.pick(prefer_hw)),

@@ -16,14 +16,14 @@
 //!   `PTP_SYS_OFFSET_EXTENDED`; `clock_adjtime` only by explicit request.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, RawFd};
 
 use socket2::{Domain, Socket, Type};
 
 use super::cmsg;
 use crate::sys::RxTimestamp;
-use crate::sys::ptp::{EVENT_PORT, GENERAL_PORT, PTP_GROUP, TsInfo, TsMode};
+use crate::sys::ptp::{EVENT_PORT, GENERAL_PORT, PTP_GROUP, PtpRx, TsInfo, TsMode};
 use crate::sys::socket::{self, Iface, SocketError, io_err};
 
 /// DSCP Expedited Forwarding (46) in the TOS byte.
@@ -169,7 +169,23 @@ fn open_one(port: u16, iface: &Iface, ts_flags: Option<u32>) -> Result<Socket, S
     if let Some(flags) = ts_flags {
         set_timestamping(s.as_raw_fd(), flags).map_err(io_err("SO_TIMESTAMPING"))?;
     }
+    set_int(s.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, 1).map_err(io_err("IP_PKTINFO"))?;
     Ok(s)
+}
+
+/// `setsockopt(level, name, v)` with an int value.
+fn set_int(fd: RawFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
+    // SAFETY: valid fd, pointer to a live c_int of the stated size.
+    cerr(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &v as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
 }
 
 /// `setsockopt(SO_TIMESTAMPING, flags)` on any datagram socket.
@@ -279,6 +295,37 @@ pub fn recv_ts(
     want_hw: bool,
     errqueue: bool,
 ) -> io::Result<Option<RecvTs>> {
+    Ok(recv_ts_from(fd, buf, want_hw, errqueue)?.map(|(r, _)| r))
+}
+
+/// [`recv_ts`] plus the datagram's IPv4 source address (`msg_name`;
+/// `None` for other families or when the kernel gives none).
+pub fn recv_ts_from(
+    fd: RawFd,
+    buf: &mut [u8],
+    want_hw: bool,
+    errqueue: bool,
+) -> io::Result<Option<(RecvTs, Option<IpAddr>)>> {
+    Ok(recv_full(fd, buf, want_hw, errqueue)?.map(|r| ((r.len, r.ts, r.id), r.src)))
+}
+
+/// Everything one `recvmsg` tells.
+struct Received {
+    len: usize,
+    ts: Option<RxTimestamp>,
+    id: Option<u32>,
+    src: Option<IpAddr>,
+    dst: Option<IpAddr>,
+}
+
+fn recv_full(
+    fd: RawFd,
+    buf: &mut [u8],
+    want_hw: bool,
+    errqueue: bool,
+) -> io::Result<Option<Received>> {
+    // SAFETY: sockaddr_in is plain data; zeroed is a valid initial state.
+    let mut name: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     // u64-aligned control buffer, big enough for SCM_TIMESTAMPING (3×16 B)
     // and IP_RECVERR (sock_extended_err + sockaddr_in), with headers.
     let mut control = [0u64; 32];
@@ -288,6 +335,8 @@ pub fn recv_ts(
     };
     // SAFETY: msghdr is plain data; zeroed is a valid initial state.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&raw mut name) as *mut libc::c_void;
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as _;
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
@@ -307,7 +356,17 @@ pub fn recv_ts(
     // SAFETY: control is a live u64 array; we view its first clen bytes.
     let cbytes = unsafe { std::slice::from_raw_parts(control.as_ptr() as *const u8, clen) };
     let (ts, id) = cmsg::parse(cbytes, want_hw);
-    Ok(Some((n as usize, ts, id)))
+    let src = (msg.msg_namelen as usize >= std::mem::size_of::<libc::sockaddr_in>()
+        && name.sin_family == libc::AF_INET as libc::sa_family_t)
+        .then(|| IpAddr::V4(Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr))));
+    let dst = cmsg::pktinfo_dst(cbytes).map(IpAddr::V4);
+    Ok(Some(Received {
+        len: n as usize,
+        ts,
+        id,
+        src,
+        dst,
+    }))
 }
 
 impl PtpSockets {
@@ -328,16 +387,32 @@ impl PtpSockets {
         }
     }
 
-    /// Receives one queued event message (port 319) with its kernel receive
-    /// timestamp (hardware in hardware mode); `Ok(None)` when none is queued.
-    pub fn recv_event(&self, buf: &mut [u8]) -> io::Result<Option<(usize, Option<RxTimestamp>)>> {
+    /// Receives one queued event message (port 319): length, kernel
+    /// receive timestamp (hardware in hardware mode), source and
+    /// destination addresses; `Ok(None)` when none is queued.
+    pub fn recv_event(&self, buf: &mut [u8]) -> io::Result<Option<PtpRx>> {
         let hw = self.mode == TsMode::Hardware;
-        Ok(recv_ts(self.event.as_raw_fd(), buf, hw, false)?.map(|(n, ts, _)| (n, ts)))
+        Ok(
+            recv_full(self.event.as_raw_fd(), buf, hw, false)?.map(|r| PtpRx {
+                len: r.len,
+                ts: r.ts,
+                src: r.src,
+                dst: r.dst,
+            }),
+        )
     }
 
-    /// Receives one queued general message (port 320); `Ok(None)` when none.
-    pub fn recv_general(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        Ok(recv_ts(self.general.as_raw_fd(), buf, false, false)?.map(|(n, _, _)| n))
+    /// Receives one queued general message (port 320): length, source and
+    /// destination addresses (no timestamp); `Ok(None)` when none.
+    pub fn recv_general(&self, buf: &mut [u8]) -> io::Result<Option<PtpRx>> {
+        Ok(
+            recv_full(self.general.as_raw_fd(), buf, false, false)?.map(|r| PtpRx {
+                len: r.len,
+                ts: None,
+                src: r.src,
+                dst: r.dst,
+            }),
+        )
     }
 
     /// Reads one transmit timestamp from the event socket's error queue:
@@ -483,5 +558,52 @@ mod tests {
         assert!(!info.hardware_capable());
         assert!(ts_info("no-such-if0").is_err());
         assert!(Phc::open(99, false).is_err());
+    }
+
+    /// recvmsg fills `msg_name`: the source address the port pins its
+    /// parent to.
+    #[test]
+    fn recv_reports_the_source_address() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        rx.set_nonblocking(true).expect("nonblocking");
+        set_int(rx.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, 1).expect("IP_PKTINFO");
+        let mut buf = [0u8; 64];
+        assert!(
+            recv_ts_from(rx.as_raw_fd(), &mut buf, false, false)
+                .expect("recv")
+                .is_none()
+        );
+        let tx = std::net::UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+        tx.send_to(b"ptp", rx.local_addr().unwrap()).expect("send");
+        let mut got = None;
+        for _ in 0..100 {
+            if let Some(r) = recv_ts_from(rx.as_raw_fd(), &mut buf, false, false).expect("recv") {
+                got = Some(r);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let ((n, _, _), src) = got.expect("datagram");
+        assert_eq!(&buf[..n], b"ptp");
+        assert_eq!(src, Some("127.0.0.2".parse().unwrap()));
+        // And the destination (IP_PKTINFO): unicast here.
+        tx.send_to(b"ptp2", rx.local_addr().unwrap()).expect("send");
+        let mut got = None;
+        for _ in 0..100 {
+            if let Some(r) = recv_full(rx.as_raw_fd(), &mut buf, false, false).expect("recv") {
+                got = Some(r);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let r = got.expect("datagram");
+        assert_eq!(r.dst, Some("127.0.0.1".parse().unwrap()));
+        let rx = PtpRx {
+            len: r.len,
+            ts: None,
+            src: r.src,
+            dst: r.dst,
+        };
+        assert!(rx.is_unicast());
     }
 }

@@ -72,13 +72,13 @@ impl PtpSockets {
     /// Receives one event message with its timestamp.
     ///
     /// Errors: never returns (no socket can exist).
-    pub fn recv_event(&self, _buf: &mut [u8]) -> io::Result<Option<(usize, Option<RxTimestamp>)>> {
+    pub fn recv_event(&self, _buf: &mut [u8]) -> io::Result<Option<crate::sys::ptp::PtpRx>> {
         match self.never {}
     }
     /// Receives one general message.
     ///
     /// Errors: never returns (no socket can exist).
-    pub fn recv_general(&self, _buf: &mut [u8]) -> io::Result<Option<usize>> {
+    pub fn recv_general(&self, _buf: &mut [u8]) -> io::Result<Option<crate::sys::ptp::PtpRx>> {
         match self.never {}
     }
     /// Reads one transmit timestamp.
