@@ -196,7 +196,7 @@ pub fn latest_stream_stats() -> Option<StreamStats> {
 // ---- the slot of the one in-process PTP slave (run by `crate::ptpslave`) ----
 
 /// The running PTP slave (fields managed by `crate::ptpslave`).
-#[cfg(all(engine, target_os = "linux"))]
+#[cfg(engine)]
 pub(crate) struct Slave {
     /// Interface name it runs on.
     pub(crate) iface: String,
@@ -213,7 +213,7 @@ pub(crate) struct Slave {
 }
 
 /// The PTP slave slot: `None` while no slave runs.
-#[cfg(all(engine, target_os = "linux"))]
+#[cfg(engine)]
 pub(crate) static SLAVE: Mutex<Option<Slave>> = Mutex::new(None);
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub struct ClockStatus {
 /// map to 1.
 pub fn clock_status() -> ClockStatus {
     let s = clock_settings();
-    #[cfg_attr(not(all(engine, target_os = "linux")), allow(unused_mut))]
+    #[cfg_attr(not(engine), allow(unused_mut))]
     let mut c = ClockStatus {
         state: PtpState::Disabled,
         locked: false,
@@ -60,7 +60,7 @@ pub fn clock_status() -> ClockStatus {
         failed: None,
         iface: None,
     };
-    #[cfg(all(engine, target_os = "linux"))]
+    #[cfg(engine)]
     {
         let p = crate::ptpslave::status();
         c.iface = p.iface.clone();
@@ -117,7 +117,7 @@ pub fn stats_line(c: &ClockStatus) -> String {
         }
         None if c.mode == CLOCK_SYSTEM => "Clock: System (free-running)".to_string(),
         None if !settings.ptp_enabled => "PTP: disabled, clock: System (free-running)".to_string(),
-        None if !cfg!(all(engine, target_os = "linux")) => format!(
+        None if !cfg!(engine) => format!(
             "PTP: not available in this build (domain {}), clock: System (free-running)",
             settings.domain
         ),

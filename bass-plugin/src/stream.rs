@@ -152,7 +152,7 @@ pub struct Realtime {
     #[cfg(engine)]
     steer: Option<crate::steer::Steer>,
     /// The PTP clock the stream's media clock runs on (feed-forward of its frequency).
-    #[cfg(all(engine, target_os = "linux"))]
+    #[cfg(engine)]
     ptp: Option<Arc<aes67::engine::ptp_clock::PtpClockHandle>>,
     /// `steer=freq`: the BASS_ATTRIB_FREQ value last applied (0 = none yet).
     #[cfg(engine)]
@@ -187,14 +187,11 @@ impl Realtime {
     pub fn fill(&mut self, out: &mut [f32]) -> usize {
         #[cfg(engine)]
         if let Some(steer) = self.steer.as_mut() {
-            #[cfg(target_os = "linux")]
             let media = match &self.ptp {
                 Some(h) if h.locked() => Some(h.freq()),
                 Some(_) => None,
                 None => Some(aes67::units::Ppb(0.0)),
             };
-            #[cfg(not(target_os = "linux"))]
-            let media = Some(aes67::units::Ppb(0.0));
             let before = steer.counters().underruns;
             let mut src = crate::steer::RingSource {
                 ring: &mut self.ring,
@@ -379,9 +376,7 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
             Ordering::Relaxed,
         );
     }
-    #[cfg(target_os = "linux")]
     crate::ptpslave::reconcile();
-    #[cfg(target_os = "linux")]
     let ptp_clock = crate::ptpslave::stream_clock();
     let (engine, ring) = crate::engine::start(&cfg)?;
     let shared = Arc::new(StreamShared {
@@ -422,7 +417,6 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
                 )
             },
             freq_set: 0.0,
-            #[cfg(target_os = "linux")]
             ptp: ptp_clock,
         }),
         rate: cfg.sample_rate,
@@ -553,7 +547,6 @@ mod tests {
             started: false,
             stats: stats.clone(),
             steer: None,
-            #[cfg(target_os = "linux")]
             ptp: None,
             freq_set: 0.0,
         };

@@ -5,13 +5,12 @@
 //!   are declared (clippy's `undocumented_unsafe_blocks`, denied in the
 //!   workspace lints, checks each block's `// SAFETY:`);
 //! - `cfg(target_os …)`, `cfg(windows)`, `cfg(unix)` only in `src/sys/` and
-//!   the FFI module (plus the files listed in `CFG_PENDING`, to be emptied).
+//!   the FFI module.
 
 use std::path::{Path, PathBuf};
 
-/// Files still carrying per-OS `cfg`s outside the platform layer, owned
-/// elsewhere: to be emptied (`ptpslave` now builds on every OS).
-const CFG_PENDING: &[&str] = &["bass-plugin/src/stream.rs", "bass-plugin/src/stats.rs"];
+/// Files still carrying per-OS `cfg`s outside the platform layer (none).
+const CFG_PENDING: &[&str] = &[];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
