@@ -9,7 +9,7 @@ use std::ops::{Add, Neg, Sub};
 
 /// A signed duration or offset in nanoseconds (ns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
-pub struct Nanos(pub i64);
+pub struct Nanos(i64);
 
 impl Nanos {
     /// Zero nanoseconds.
@@ -73,11 +73,19 @@ impl Neg for Nanos {
 
 /// A frequency offset in parts per billion (ppb). 1 ppm = 1000 ppb.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default, serde::Serialize)]
-pub struct Ppb(pub f64);
+pub struct Ppb(f64);
 
 impl Ppb {
     /// Zero frequency offset.
     pub const ZERO: Ppb = Ppb(0.0);
+    /// Builds from parts per billion.
+    pub const fn from_ppb(ppb: f64) -> Ppb {
+        Ppb(ppb)
+    }
+    /// The value in parts per billion.
+    pub const fn as_ppb(self) -> f64 {
+        self.0
+    }
     /// Builds from parts per million.
     pub fn from_ppm(ppm: f64) -> Ppb {
         Ppb(ppm * 1000.0)
@@ -96,9 +104,17 @@ impl Ppb {
 ///
 /// This is the time base handed to every sans-IO core as `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
-pub struct MonoNs(pub u64);
+pub struct MonoNs(u64);
 
 impl MonoNs {
+    /// Builds from ns since boot.
+    pub const fn from_ns(ns: u64) -> MonoNs {
+        MonoNs(ns)
+    }
+    /// The reading in ns since boot.
+    pub const fn as_ns(self) -> u64 {
+        self.0
+    }
     /// `self + d`, saturating at 0.
     #[allow(clippy::should_implement_trait)]
     pub fn add(self, d: Nanos) -> MonoNs {

@@ -141,7 +141,7 @@ fn simulate(dev_ppm: f64, media_ppm: f64, hours: f64, ptp: Ptp, seed: u64) -> Ou
             }
         };
         let out = rc.update(&Observation {
-            now: MonoNs((t * 1e9) as u64 + 1_000_000_000),
+            now: MonoNs::from_ns((t * 1e9) as u64 + 1_000_000_000),
             ring_fill_frames: fill,
             device_delay_frames: delay.max(0.0),
             // a timer-driven driver: position advances in 4 ms steps

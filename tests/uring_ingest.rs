@@ -357,4 +357,3 @@ fn batched_source_built_on_one_thread_polled_on_another() {
     }
     assert_eq!(st.packets, 2000);
 }
-

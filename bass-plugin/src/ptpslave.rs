@@ -149,12 +149,12 @@ pub fn status() -> SlaveStatus {
         return out;
     }
     out.locked = s.handle.locked();
-    out.freq_ppb = s.handle.freq().0;
+    out.freq_ppb = s.handle.freq().as_ppb();
     if let Some(v) = s.handle.status() {
         out.port_state = Some(v.port.state.name().to_string());
         out.parent = v.port.parent.clone();
         out.offset_ns = v.port.offset_from_master.map(|o| o.as_ns());
-        out.freq_ppb = v.port.freq.0;
+        out.freq_ppb = v.port.freq.as_ppb();
     }
     out
 }
@@ -187,7 +187,7 @@ impl FallbackSource {
         FallbackSource {
             inner,
             timeout_ns: timeout_s as u64 * 1_000_000_000,
-            last_locked: AtomicU64::new(MonoNs::now().0),
+            last_locked: AtomicU64::new(MonoNs::now().as_ns()),
         }
     }
 }
@@ -196,11 +196,11 @@ impl PtpTimeSource for FallbackSource {
     fn ptp_time_at(&self, mono: MonoNs) -> Option<PtpReading> {
         let r = self.inner.ptp_time_at(mono);
         if r.as_ref().is_some_and(|r| r.locked) {
-            self.last_locked.fetch_max(mono.0, Ordering::Relaxed);
+            self.last_locked.fetch_max(mono.as_ns(), Ordering::Relaxed);
             return r;
         }
         let since = mono
-            .0
+            .as_ns()
             .saturating_sub(self.last_locked.load(Ordering::Relaxed));
         if self.timeout_ns != 0 && since >= self.timeout_ns {
             return None;

@@ -190,7 +190,7 @@ impl Realtime {
             let media = match &self.ptp {
                 Some(h) if h.locked() => Some(h.freq()),
                 Some(_) => None,
-                None => Some(aes67::units::Ppb(0.0)),
+                None => Some(aes67::units::Ppb::from_ppb(0.0)),
             };
             let before = steer.counters().underruns;
             let mut src = crate::steer::RingSource {

@@ -56,9 +56,9 @@ fn pull_never_allocates() {
         // BASS-like: every 100 ms (virtual), 4800 frames arrive and ~4801 are pulled.
         for k in 0..secs * 10 {
             src.tail = ((k + 3) * 4800 * 2).min(src.buf.len());
-            let now = MonoNs(1_000_000_000 + k as u64 * 100_000_000);
+            let now = MonoNs::from_ns(1_000_000_000 + k as u64 * 100_000_000);
             mark_thread();
-            st.pull(&mut src, &mut out, now, Some(Ppb(1000.0)));
+            st.pull(&mut src, &mut out, now, Some(Ppb::from_ppb(1000.0)));
             unmark_thread();
         }
         let c = st.counters();

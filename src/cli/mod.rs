@@ -16,8 +16,6 @@ mod ptp;
 mod signal;
 mod status;
 
-
-
 #[derive(Parser)]
 #[command(name = "aes67", version, about = "AES67 audio-over-IP engine")]
 struct Cli {
@@ -162,7 +160,6 @@ pub(crate) fn main() -> i32 {
 }
 
 type Res = Result<(), Box<dyn std::error::Error>>;
-
 
 fn play(a: PlayArgs) -> Res {
     let mut cfg = match (&a.url, &a.sdp) {
@@ -415,7 +412,7 @@ fn run_with_clock(
         }
     }
     let opts = ReceiverOptions {
-        link_offset: Nanos((jb_link_ms * 1e6) as i64),
+        link_offset: Nanos::from_ns((jb_link_ms * 1e6) as i64),
         ingest: c.ingest,
         clock,
         // Real-time output: ingest runs SCHED_FIFO just below the playout thread.
@@ -441,7 +438,7 @@ fn run_with_clock(
                 aes67::engine::playout::PlayoutConfig::new(cfg.channels as usize, cfg.sample_rate);
             pc.input_bits = cfg.encoding.bits() as u32;
             pc.period_frames = period;
-            pc.target_latency = Nanos((c.playout_target_ms * 1e6) as i64);
+            pc.target_latency = Nanos::from_ns((c.playout_target_ms * 1e6) as i64);
             pc.rt_priority = Some(c.rt_priority);
             pc.quality = c.resampler;
             let media = aes67::engine::playout::MediaRate::free_running();
@@ -504,8 +501,7 @@ fn run_with_clock(
             }
         }
         let el = start.elapsed();
-        let done = signal::interrupted()
-            || (duration_s > 0.0 && el.as_secs_f64() >= duration_s);
+        let done = signal::interrupted() || (duration_s > 0.0 && el.as_secs_f64() >= duration_s);
         if el >= next || done {
             next += Duration::from_secs(1);
             let s = rx.stats();

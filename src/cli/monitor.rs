@@ -122,7 +122,7 @@ fn run_inner(a: MonitorArgs) -> Result<(), String> {
         .iter()
         .map(|c| {
             let o = ReceiverOptions {
-                link_offset: Nanos((a.link_offset_ms * 1e6) as i64),
+                link_offset: Nanos::from_ns((a.link_offset_ms * 1e6) as i64),
                 ingest: a.ingest,
                 ..Default::default()
             };
@@ -151,8 +151,8 @@ fn run_inner(a: MonitorArgs) -> Result<(), String> {
             }
         }
         let el = start.elapsed();
-        let done =
-            crate::cli::signal::interrupted() || (a.duration > 0.0 && el.as_secs_f64() >= a.duration);
+        let done = crate::cli::signal::interrupted()
+            || (a.duration > 0.0 && el.as_secs_f64() >= a.duration);
         if el >= next || done {
             next += Duration::from_secs(1);
             for (i, (r, c)) in rxs.iter().zip(&cfgs).enumerate() {

@@ -85,21 +85,16 @@ impl PtpArgs {
 /// returns the exit code (0 ok, 1 set-up error, printed to stderr).
 pub(crate) fn run(args: PtpArgs) -> i32 {
     let handle = PtpClockHandle::new();
-    let r = run_with(
-        &args.options(),
-        &handle,
-        super::signal::flag(),
-        &mut |s| {
-            let line = if args.json {
-                status_json(s).to_string()
-            } else {
-                status_line(s)
-            };
-            let mut o = std::io::stdout().lock();
-            let _ = writeln!(o, "{line}");
-            let _ = o.flush();
-        },
-    );
+    let r = run_with(&args.options(), &handle, super::signal::flag(), &mut |s| {
+        let line = if args.json {
+            status_json(s).to_string()
+        } else {
+            status_line(s)
+        };
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "{line}");
+        let _ = o.flush();
+    });
     match r {
         Ok(()) => 0,
         Err(e) => {
@@ -168,7 +163,7 @@ pub(crate) fn status_line(status: &PtpStatus) -> String {
         s += &format!(", holdover {h:.0}s");
     }
     if let Some(e) = status.clock_minus_realtime {
-        s += &format!(", clock−realtime {}", fmt_ns(e.0 as f64));
+        s += &format!(", clock−realtime {}", fmt_ns(e.as_ns() as f64));
     }
     s
 }
@@ -185,11 +180,11 @@ pub(crate) fn status_json(s: &PtpStatus) -> serde_json::Value {
         "parent": st.parent,
         "offset_from_master_ns": st.offset_from_master.map(|o| o.as_ns()),
         "mean_path_delay_ns": st.mean_path_delay.map(|d| d.as_ns()),
-        "freq_ppb": st.freq.0,
+        "freq_ppb": st.freq.as_ppb(),
         "timestamping": if s.hardware_timestamps { "hardware" } else { "software" },
         "mode": s.mode,
         "one_way": st.one_way,
-        "clock_minus_realtime_ns": s.clock_minus_realtime.map(|n| n.0),
+        "clock_minus_realtime_ns": s.clock_minus_realtime.map(|n| n.as_ns()),
         "ptp_timescale": st.ptp_timescale,
         "utc_offset_s": st.utc_offset_s,
         "rms_ns": st.rms_ns,

@@ -48,7 +48,7 @@ impl MediaRate {
     /// e.g. the PTP servo frequency when locked; `None` when PTP is lost.
     pub fn set(&self, ppb: Option<Ppb>) {
         self.0.store(
-            ppb.map(|p| (p.0 * 1000.0) as i64).unwrap_or(NO_PPB),
+            ppb.map(|p| (p.as_ppb() * 1000.0) as i64).unwrap_or(NO_PPB),
             Ordering::Relaxed,
         );
     }
@@ -56,7 +56,7 @@ impl MediaRate {
     pub fn get(&self) -> Option<Ppb> {
         match self.0.load(Ordering::Relaxed) {
             NO_PPB => None,
-            v => Some(Ppb(v as f64 / 1000.0)),
+            v => Some(Ppb::from_ppb(v as f64 / 1000.0)),
         }
     }
 }
@@ -528,7 +528,7 @@ impl RtCore {
                 }
                 stats
                     .max_cycle_us
-                    .fetch_max(MonoNs::now().since(c0).0 / 1000, Ordering::Relaxed);
+                    .fetch_max(MonoNs::now().since(c0).as_ns() / 1000, Ordering::Relaxed);
                 if res.is_err() {
                     self.out.iter_mut().for_each(|s| *s = 0);
                 }
@@ -550,12 +550,18 @@ impl RtCore {
                 delay += self.period as f64;
                 stats.periods.fetch_add(1, Ordering::Relaxed);
                 let st = |a: &AtomicI64, v: f64| a.store(v as i64, Ordering::Relaxed);
-                st(&stats.ratio_ppb_milli, out.ratio_ppb.0 * 1000.0);
-                st(&stats.ff_ppb_milli, out.feed_forward.0 * 1000.0);
+                st(&stats.ratio_ppb_milli, out.ratio_ppb.as_ppb() * 1000.0);
+                st(&stats.ff_ppb_milli, out.feed_forward.as_ppb() * 1000.0);
                 st(&stats.device_delay_us, delay / self.fs * 1e6);
                 st(&stats.fill_us, ring_frames / self.fs * 1e6);
-                st(&stats.latency_error_us, out.latency_error.0 as f64 / 1e3);
-                st(&stats.filtered_error_us, out.filtered_error.0 as f64 / 1e3);
+                st(
+                    &stats.latency_error_us,
+                    out.latency_error.as_ns() as f64 / 1e3,
+                );
+                st(
+                    &stats.filtered_error_us,
+                    out.filtered_error.as_ns() as f64 / 1e3,
+                );
             }
         }
     }

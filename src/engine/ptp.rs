@@ -146,7 +146,7 @@ impl TsConv {
             RxTimestamp::Software(t) => t,
             RxTimestamp::Hardware(t) => t - self.phc_minus_rt?,
         };
-        Some(LocalNs(rt_ts - (rt - raw.0)))
+        Some(LocalNs::from_ns(rt_ts - (rt - raw.as_ns())))
     }
     fn refresh(&mut self) {
         if let Some(p) = &self.phc
@@ -221,7 +221,10 @@ pub fn run_with(
     } else {
         0
     };
-    cfg.initial_map = Some(ClockMap::new(raw, PtpTimestamp(rt as i128 + utc)));
+    cfg.initial_map = Some(ClockMap::new(
+        raw,
+        PtpTimestamp::from_nanos(rt as i128 + utc),
+    ));
     let start = local_now();
     let mut port = Port::new(cfg, start);
     let mut pending: Vec<PendingTx> = Vec::new();
@@ -243,7 +246,7 @@ pub fn run_with(
         }
         // The stop flag is set from another thread (e.g. a signal handler's),
         // which does not wake `poll`: wait at most STOP_POLL between reads.
-        let wait_ms = ((deadline.0 - now.0).max(0) as f64 / 1e6)
+        let wait_ms = ((deadline.as_ns() - now.as_ns()).max(0) as f64 / 1e6)
             .ceil()
             .min(STOP_POLL_MS) as u16;
         socks.wait(wait_ms).map_err(|e| format!("poll: {e}"))?;

@@ -88,11 +88,14 @@ impl PtpClockHandle {
         let seq = s.seq.load(Ordering::Relaxed);
         s.seq.store(seq + 1, Ordering::Relaxed);
         fence(Ordering::Release);
-        s.ref_local.store(map.ref_local.0 as u64, Ordering::Relaxed);
+        s.ref_local
+            .store(map.ref_local.as_ns() as u64, Ordering::Relaxed);
         s.ref_ptp_hi
-            .store((map.ref_ptp.0 >> 64) as u64, Ordering::Relaxed);
-        s.ref_ptp_lo.store(map.ref_ptp.0 as u64, Ordering::Relaxed);
-        s.freq_bits.store(map.freq.0.to_bits(), Ordering::Relaxed);
+            .store((map.ref_ptp.as_nanos() >> 64) as u64, Ordering::Relaxed);
+        s.ref_ptp_lo
+            .store(map.ref_ptp.as_nanos() as u64, Ordering::Relaxed);
+        s.freq_bits
+            .store(map.freq.as_ppb().to_bits(), Ordering::Relaxed);
         let st = match servo {
             ServoState::Unlocked => 0u64,
             ServoState::Jump => 1,
@@ -145,9 +148,9 @@ impl PtpClockHandle {
             }
             let ptp = ((hi as u128) << 64 | lo as u128) as i128;
             let map = ClockMap {
-                ref_local: LocalNs(rl),
-                ref_ptp: PtpTimestamp(ptp),
-                freq: Ppb(f64::from_bits(fb)),
+                ref_local: LocalNs::from_ns(rl),
+                ref_ptp: PtpTimestamp::from_nanos(ptp),
+                freq: Ppb::from_ppb(f64::from_bits(fb)),
             };
             return Some((map, servo_from((fl >> 8) & 0xFF), (fl >> 32) as u32 as i32));
         }
@@ -168,7 +171,7 @@ impl PtpClockHandle {
     /// NTP's slew rate × the age of `t`, i.e. ns for recent instants).
     pub fn mono_to_ptp(&self, t: MonoNs) -> Option<PtpTimestamp> {
         let (mono, raw) = mono_raw_pair();
-        let local = LocalNs(raw.0 + (t.0 as i64 - mono.0 as i64));
+        let local = LocalNs::from_ns(raw.as_ns() + (t.as_ns() as i64 - mono.as_ns() as i64));
         self.local_to_ptp(local)
     }
 
@@ -202,8 +205,8 @@ impl PtpClockHandle {
         let (map, _, utc) = self.snapshot()?;
         let (raw, rt) = raw_realtime_pair();
         let ptp = map.to_ptp(raw);
-        Some(Nanos(
-            (ptp.0 - utc as i128 * 1_000_000_000 - rt as i128) as i64,
+        Some(Nanos::from_ns(
+            (ptp.as_nanos() - utc as i128 * 1_000_000_000 - rt as i128) as i64,
         ))
     }
 }
@@ -237,7 +240,7 @@ mod tests {
         assert!(!h.locked());
         let (raw, rt) = raw_realtime_pair();
         h.publish(
-            &ClockMap::new(raw, PtpTimestamp(rt as i128 + 37_000_000_000)),
+            &ClockMap::new(raw, PtpTimestamp::from_nanos(rt as i128 + 37_000_000_000)),
             ServoState::Locked,
             37,
         );
@@ -253,14 +256,17 @@ mod tests {
         });
         for i in 0..1000 {
             h.publish(
-                &ClockMap::new(raw, PtpTimestamp(rt as i128 + 37_000_000_000 + i)),
+                &ClockMap::new(
+                    raw,
+                    PtpTimestamp::from_nanos(rt as i128 + 37_000_000_000 + i),
+                ),
                 ServoState::Locked,
                 37,
             );
         }
         assert_eq!(t.join().unwrap(), 10_000);
         let e = h.clock_minus_realtime().unwrap();
-        assert!(e.0.abs() < 1_000_000, "clock_minus_realtime {e:?}");
+        assert!(e.as_ns().abs() < 1_000_000, "clock_minus_realtime {e:?}");
         assert!(h.rtp_at_mono(MonoNs::now(), 48_000, 0).is_some());
     }
 }

@@ -221,7 +221,11 @@ impl PacketSource for NoSource {
 /// wakes once every active stream has a datagram queued (about once per
 /// packet time), see [`PacketSource::set_wait_hint`].
 pub fn ingest_timeout_ms(link_offsets: impl IntoIterator<Item = Nanos>) -> i32 {
-    let min = link_offsets.into_iter().map(|l| l.0).min().unwrap_or(0);
+    let min = link_offsets
+        .into_iter()
+        .map(|l| l.as_ns())
+        .min()
+        .unwrap_or(0);
     (min / 2_000_000).clamp(1, 20) as i32
 }
 
@@ -241,7 +245,11 @@ const ACTIVE_NS: i64 = 20_000_000;
 /// packet time; so ingest adds at most this much to a frame's path to the
 /// ring, inside the link offset (AES67-2018 §6.6).
 pub fn ingest_window_us(link_offsets: impl IntoIterator<Item = Nanos>) -> u32 {
-    let min = link_offsets.into_iter().map(|l| l.0).min().unwrap_or(0);
+    let min = link_offsets
+        .into_iter()
+        .map(|l| l.as_ns())
+        .min()
+        .unwrap_or(0);
     (min / 4_000).clamp(250, 20_000) as u32
 }
 
@@ -372,7 +380,7 @@ fn ingest_loop(
         let (mut active, mut min_ptime_ns) = (0, i64::MAX);
         for s in slots
             .iter()
-            .filter(|s| !s.done && now.since(s.last_rx).0 < ACTIVE_NS)
+            .filter(|s| !s.done && now.since(s.last_rx).as_ns() < ACTIVE_NS)
         {
             let pf = s.jb.packet_frames() as i64;
             let ptime_ns = pf * 1_000_000_000 / s.rate.max(1) as i64;
@@ -520,8 +528,9 @@ impl Receiver {
         for (cfg, opts) in streams {
             let ch = cfg.channels as usize;
             let rate = cfg.sample_rate;
-            let link_frames = (opts.link_offset.0 as i128 * rate as i128 / 1_000_000_000) as u32;
-            let window_ms = opts.link_offset.0 / 1_000_000 + cfg.jitter_ms as i64 + 250;
+            let link_frames =
+                (opts.link_offset.as_ns() as i128 * rate as i128 / 1_000_000_000) as u32;
+            let window_ms = opts.link_offset.as_ns() / 1_000_000 + cfg.jitter_ms as i64 + 250;
             let mut jb = PlayoutBuffer::new(PlayoutConfig {
                 channels: ch,
                 encoding: cfg.encoding,
@@ -562,7 +571,7 @@ impl Receiver {
                 ring_fill: 0,
                 k2u_sum: 0,
                 k2u_n: 0,
-                last_rx: MonoNs(0),
+                last_rx: MonoNs::from_ns(0),
                 done: false,
             });
             handles.push((cfg, stop, shared, cons));

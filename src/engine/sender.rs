@@ -116,7 +116,7 @@ impl ToneSender {
                 let mut pkt = vec![0u8; 12 + frames * c.frame_bytes()];
                 let t0 = MonoNs::now();
                 let ts0 = match self.rtp_clock {
-                    RtpClock::Arbitrary => (t0.0 / 1000) as u32,
+                    RtpClock::Arbitrary => (t0.as_ns() / 1000) as u32,
                     RtpClock::Realtime => {
                         let rt = crate::sys::clock::realtime_now_ns() as i128;
                         ((rt * c.sample_rate as i128 / 1_000_000_000) as u64 as u32)
@@ -125,10 +125,10 @@ impl ToneSender {
                 };
                 let mut k: u64 = 0;
                 while !st.load(Ordering::Relaxed) {
-                    let due = t0.add(Nanos((k * ptime_us * 1000) as i64));
+                    let due = t0.add(Nanos::from_ns((k * ptime_us * 1000) as i64));
                     let now = MonoNs::now();
                     if due > now {
-                        std::thread::sleep(Duration::from_nanos(due.since(now).0 as u64));
+                        std::thread::sleep(Duration::from_nanos(due.since(now).as_ns() as u64));
                     }
                     sine.fill(&mut samples, ch);
                     let ts = ts0.wrapping_add((k * frames as u64) as u32);

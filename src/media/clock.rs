@@ -87,13 +87,13 @@ impl MonotonicMediaClock {
             rate,
             anchor: None,
             window_min: i64::MAX,
-            window_start: MonoNs(0),
+            window_start: MonoNs::from_ns(0),
             early: (0, i64::MIN),
         }
     }
 
     fn elapsed_frames(&self, from: MonoNs, to: MonoNs) -> i64 {
-        let ns = to.since(from).0 as i128;
+        let ns = to.since(from).as_ns() as i128;
         (ns * self.rate as i128 / 1_000_000_000) as i64
     }
 }
@@ -116,25 +116,25 @@ impl MediaClock for MonotonicMediaClock {
         if since >= REANCHOR_FRAMES && self.rate > 0 {
             let secs = since / self.rate as i64;
             ts0 = ts0.wrapping_add((secs * self.rate as i64) as u32);
-            t0 = t0.add(Nanos(secs * 1_000_000_000));
+            t0 = t0.add(Nanos::from_ns(secs * 1_000_000_000));
             self.anchor = Some((ts0, t0));
         }
         let frames = rtp_ts.wrapping_sub(ts0) as i32 as i64;
-        let predicted = t0.add(Nanos(
+        let predicted = t0.add(Nanos::from_ns(
             (frames as i128 * 1_000_000_000 / self.rate.max(1) as i128) as i64,
         ));
-        let d = arrival.0 as i128 - predicted.0 as i128;
+        let d = arrival.as_ns() as i128 - predicted.as_ns() as i128;
         let d = d.clamp(i64::MIN as i128 / 2, i64::MAX as i128 / 2) as i64;
-        if d < -MAX_EARLY.0 {
+        if d < -MAX_EARLY.as_ns() {
             // Far earlier than predicted: believe it only when confirmed.
             self.early = (self.early.0 + 1, self.early.1.max(d));
             if self.early.0 >= EARLY_CONFIRM {
-                self.anchor = Some((ts0, t0.add(Nanos(self.early.1))));
+                self.anchor = Some((ts0, t0.add(Nanos::from_ns(self.early.1))));
                 self.early = (0, i64::MIN);
             }
         } else if d < 0 {
             self.early = (0, i64::MIN);
-            self.anchor = Some((ts0, t0.add(Nanos(d))));
+            self.anchor = Some((ts0, t0.add(Nanos::from_ns(d))));
         } else {
             self.early = (0, i64::MIN);
             self.window_min = self.window_min.min(d);
@@ -142,7 +142,7 @@ impl MediaClock for MonotonicMediaClock {
         if arrival.since(self.window_start) >= Nanos::from_secs(1) {
             if self.window_min != i64::MAX && self.window_min > 0 {
                 let (ts0, t0) = self.anchor.expect("anchored above");
-                self.anchor = Some((ts0, t0.add(Nanos(self.window_min / 2))));
+                self.anchor = Some((ts0, t0.add(Nanos::from_ns(self.window_min / 2))));
             }
             self.window_min = i64::MAX;
             self.window_start = arrival;
@@ -181,12 +181,12 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             let jitter = (seed >> 33) % 300_000;
             let send = 1_000_000_000 + i * 1_000_100;
-            let arrival = MonoNs(send + 50_000 + jitter);
+            let arrival = MonoNs::from_ns(send + 50_000 + jitter);
             let ts = (i as u32).wrapping_mul(48);
             c.observe(ts, arrival);
             if i > 5000 {
                 // At the earliest possible arrival, the clock should read about this packet's ts.
-                let now = c.rtp_now(MonoNs(send + 50_000)).unwrap();
+                let now = c.rtp_now(MonoNs::from_ns(send + 50_000)).unwrap();
                 let err = now.wrapping_sub(ts) as i32 as i64;
                 max_err = max_err.max(err.abs());
             }
@@ -204,7 +204,7 @@ mod tests {
             let mut c = MonotonicMediaClock::new(rate);
             let step_s = 10u64;
             for i in 0..(40 * 3600 / step_s) {
-                let t = MonoNs(1_000_000_000 + i * step_s * 1_000_000_000);
+                let t = MonoNs::from_ns(1_000_000_000 + i * step_s * 1_000_000_000);
                 let ts = (i * step_s * rate as u64) as u32;
                 c.observe(ts, t);
                 let now = c.rtp_now(t).unwrap();
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn one_packet_far_ahead_does_not_move_the_anchor() {
         let mut c = MonotonicMediaClock::new(48_000);
-        let at = |i: u64| MonoNs(1_000_000_000 + i * 1_000_000);
+        let at = |i: u64| MonoNs::from_ns(1_000_000_000 + i * 1_000_000);
         for i in 0..100u64 {
             c.observe((i * 48) as u32, at(i));
         }
@@ -241,10 +241,10 @@ mod tests {
     #[test]
     fn unsynced_until_first_packet_and_after_reset() {
         let mut c = MonotonicMediaClock::new(48_000);
-        assert_eq!(c.rtp_now(MonoNs(5)), None);
-        c.observe(1000, MonoNs(1_000_000_000));
+        assert_eq!(c.rtp_now(MonoNs::from_ns(5)), None);
+        c.observe(1000, MonoNs::from_ns(1_000_000_000));
         assert_eq!(c.state(), ClockState::FreeRun);
-        assert_eq!(c.rtp_now(MonoNs(1_001_000_000)), Some(1048));
+        assert_eq!(c.rtp_now(MonoNs::from_ns(1_001_000_000)), Some(1048));
         c.reset();
         assert_eq!(c.state(), ClockState::Unsynced);
     }
@@ -347,7 +347,7 @@ impl<S: PtpTimeSource> MediaClock for PtpMediaClock<S> {
         let next = match self.out {
             None => target,
             Some((t, v)) => {
-                let dt = now.since(t).0.max(0) as f64;
+                let dt = now.since(t).as_ns().max(0) as f64;
                 let nominal = v + dt * self.rate as f64 / 1e9;
                 let err = circ_diff(target, nominal);
                 if err.abs() > self.max_slew_gap {
@@ -389,7 +389,7 @@ mod ptp_tests {
     impl PtpTimeSource for FakePtp {
         fn ptp_time_at(&self, mono: MonoNs) -> Option<PtpReading> {
             Some(PtpReading {
-                ptp_ns: mono.0 as i128 + 1_000_000_000_000,
+                ptp_ns: mono.as_ns() as i128 + 1_000_000_000_000,
                 locked: self.0.load(Ordering::SeqCst),
             })
         }
@@ -399,8 +399,9 @@ mod ptp_tests {
     fn locked_clock_follows_mediaclk_direct_exactly() {
         let src = Arc::new(FakePtp(AtomicBool::new(true)));
         let mut c = PtpMediaClock::new(src, 48_000, 142_410_716);
-        let now = MonoNs(5_000_000_000);
-        let expect = (((now.0 as i128 + 1_000_000_000_000) * 48_000 / 1_000_000_000 + 142_410_716)
+        let now = MonoNs::from_ns(5_000_000_000);
+        let expect = (((now.as_ns() as i128 + 1_000_000_000_000) * 48_000 / 1_000_000_000
+            + 142_410_716)
             % (1 << 32)) as u32;
         assert_eq!(c.rtp_now(now), Some(expect));
         assert_eq!(c.state(), ClockState::PtpLocked);
@@ -411,8 +412,8 @@ mod ptp_tests {
         let src = Arc::new(FakePtp(AtomicBool::new(false)));
         let mut c = PtpMediaClock::new(src.clone(), 48_000, 0);
         // Free-run anchored on a stream whose RTP time is 20 ms (960 frames) behind PTP.
-        let t0 = MonoNs(1_000_000_000);
-        let ptp0 = ((t0.0 as i128 + 1_000_000_000_000) * 48 / 1_000_000) as u32;
+        let t0 = MonoNs::from_ns(1_000_000_000);
+        let ptp0 = ((t0.as_ns() as i128 + 1_000_000_000_000) * 48 / 1_000_000) as u32;
         c.observe(ptp0.wrapping_sub(960), t0);
         let mut last = c.rtp_now(t0).unwrap();
         assert_eq!(c.state(), ClockState::FreeRun);
@@ -420,13 +421,13 @@ mod ptp_tests {
         let mut max_step = 0i64;
         let mut locked_at = None;
         for ms in 1..=40_000u64 {
-            let now = MonoNs(t0.0 + ms * 1_000_000);
+            let now = MonoNs::from_ns(t0.as_ns() + ms * 1_000_000);
             let v = c.rtp_now(now).unwrap();
             let step = v.wrapping_sub(last) as i32 as i64;
             assert!(step > 0, "media clock went backwards at {ms} ms");
             max_step = max_step.max(step);
             last = v;
-            let ptp = ((now.0 as i128 + 1_000_000_000_000) * 48 / 1_000_000) as u32;
+            let ptp = ((now.as_ns() as i128 + 1_000_000_000_000) * 48 / 1_000_000) as u32;
             if locked_at.is_none() && v == ptp {
                 locked_at = Some(ms);
             }
@@ -437,12 +438,12 @@ mod ptp_tests {
         assert!((19_000..=21_000).contains(&at), "converged after {at} ms");
         // Unlock: holdover keeps following the PTP clock exactly.
         src.0.store(false, Ordering::SeqCst);
-        let now = MonoNs(t0.0 + 40_001_000_000);
+        let now = MonoNs::from_ns(t0.as_ns() + 40_001_000_000);
         let v = c.rtp_now(now).unwrap();
         assert_eq!(c.state(), ClockState::Holdover);
         assert_eq!(
             v,
-            ((now.0 as i128 + 1_000_000_000_000) * 48 / 1_000_000) as u32
+            ((now.as_ns() as i128 + 1_000_000_000_000) * 48 / 1_000_000) as u32
         );
         assert_eq!(v.wrapping_sub(last), 48);
     }

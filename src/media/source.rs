@@ -73,7 +73,7 @@ impl SourceLock {
         SourceLock {
             cfg,
             current: None,
-            last_seen: MonoNs(0),
+            last_seen: MonoNs::from_ns(0),
             candidate: None,
             foreign: 0,
             switches: 0,
@@ -147,11 +147,14 @@ mod tests {
     #[test]
     fn locks_to_the_first_source_and_counts_interleaved_foreign_packets() {
         let mut l = SourceLock::new(SourceLockConfig::new(None, Nanos::from_ms(5)));
-        assert_eq!(l.check(ip("10.0.0.1"), 1, 0, MonoNs(0)), Verdict::Switch);
+        assert_eq!(
+            l.check(ip("10.0.0.1"), 1, 0, MonoNs::from_ns(0)),
+            Verdict::Switch
+        );
         // A rogue sender interleaved with the real one never takes over,
         // by SSRC or by address.
         for k in 1..100u16 {
-            let t = MonoNs(k as u64 * MS);
+            let t = MonoNs::from_ns(k as u64 * MS);
             assert_eq!(l.check(ip("10.0.0.1"), 1, k, t), Verdict::Accept);
             assert_eq!(l.check(ip("10.0.0.66"), 1, k, t), Verdict::Foreign);
             assert_eq!(l.check(ip("10.0.0.1"), 2, k, t), Verdict::Foreign);
@@ -163,24 +166,34 @@ mod tests {
     #[test]
     fn takes_over_after_silence_or_eight_packets_in_sequence() {
         let mut l = SourceLock::new(SourceLockConfig::new(None, Nanos::from_ms(5)));
-        let _ = l.check(ip("10.0.0.1"), 1, 0, MonoNs(0));
+        let _ = l.check(ip("10.0.0.1"), 1, 0, MonoNs::from_ns(0));
         // Silent for 6 ms > link offset: the next source takes over at once.
         assert_eq!(
-            l.check(ip("10.0.0.2"), 9, 500, MonoNs(6 * MS)),
+            l.check(ip("10.0.0.2"), 9, 500, MonoNs::from_ns(6 * MS)),
             Verdict::Switch
         );
         // Back-to-back: 7 packets in sequence are not enough, the 8th is.
         for k in 0..7u16 {
-            let v = l.check(ip("10.0.0.3"), 5, 100 + k, MonoNs(6 * MS + k as u64));
+            let v = l.check(
+                ip("10.0.0.3"),
+                5,
+                100 + k,
+                MonoNs::from_ns(6 * MS + k as u64),
+            );
             assert_eq!(v, Verdict::Foreign, "{k}");
         }
         assert_eq!(
-            l.check(ip("10.0.0.3"), 5, 107, MonoNs(6 * MS + 7)),
+            l.check(ip("10.0.0.3"), 5, 107, MonoNs::from_ns(6 * MS + 7)),
             Verdict::Switch
         );
         // A gap in the sequence restarts the count.
         for (k, seq) in [0u16, 1, 2, 4, 5, 6, 7, 8, 9, 10].into_iter().enumerate() {
-            let v = l.check(ip("10.0.0.4"), 5, seq, MonoNs(6 * MS + 8 + k as u64));
+            let v = l.check(
+                ip("10.0.0.4"),
+                5,
+                seq,
+                MonoNs::from_ns(6 * MS + 8 + k as u64),
+            );
             assert_eq!(v, Verdict::Foreign, "{seq}");
         }
         assert_eq!(l.switches(), 2);
@@ -190,11 +203,11 @@ mod tests {
     fn a_pinned_address_is_the_only_one_ever_accepted() {
         let mut l = SourceLock::new(SourceLockConfig::new(ip("10.0.0.1"), Nanos::from_ms(5)));
         for k in 0..20u16 {
-            let t = MonoNs(k as u64 * 10 * MS);
+            let t = MonoNs::from_ns(k as u64 * 10 * MS);
             assert_eq!(l.check(ip("10.0.0.2"), 1, k, t), Verdict::Foreign);
         }
         assert_eq!(
-            l.check(ip("10.0.0.1"), 7, 0, MonoNs(300 * MS)),
+            l.check(ip("10.0.0.1"), 7, 0, MonoNs::from_ns(300 * MS)),
             Verdict::Switch
         );
         assert_eq!(l.foreign(), 20);

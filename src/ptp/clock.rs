@@ -50,15 +50,15 @@ impl ClockMap {
     }
     /// PTP time at local instant `local`.
     pub fn to_ptp(&self, local: LocalNs) -> PtpTimestamp {
-        let dl = local.0 as i128 - self.ref_local.0 as i128;
-        let adj = (dl as f64 * self.freq.0 * 1e-9).round() as i128;
-        PtpTimestamp(self.ref_ptp.0 + dl + adj)
+        let dl = local.as_ns() as i128 - self.ref_local.as_ns() as i128;
+        let adj = (dl as f64 * self.freq.as_ppb() * 1e-9).round() as i128;
+        PtpTimestamp::from_nanos(self.ref_ptp.as_nanos() + dl + adj)
     }
     /// Local instant at PTP time `t` (inverse of [`Self::to_ptp`]).
     pub fn to_local(&self, t: PtpTimestamp) -> LocalNs {
-        let dp = (t.0 - self.ref_ptp.0) as f64;
+        let dp = (t.as_nanos() - self.ref_ptp.as_nanos()) as f64;
         let dl = dp / self.freq.as_ratio();
-        LocalNs(self.ref_local.0.saturating_add(dl.round() as i64))
+        LocalNs::from_ns(self.ref_local.as_ns().saturating_add(dl.round() as i64))
     }
     /// The same map re-anchored at `local` (numerically identical; keeps the
     /// reference point recent).
@@ -123,20 +123,23 @@ mod tests {
     #[test]
     fn map_round_trip_and_freq() {
         let m = ClockMap {
-            ref_local: LocalNs(1_000),
-            ref_ptp: PtpTimestamp(5_000_000_000),
-            freq: Ppb(100_000.0),
+            ref_local: LocalNs::from_ns(1_000),
+            ref_ptp: PtpTimestamp::from_nanos(5_000_000_000),
+            freq: Ppb::from_ppb(100_000.0),
         };
         // 1 s local later, +100 ppm → 1 s + 100 µs of PTP time.
         assert_eq!(
-            m.to_ptp(LocalNs(1_000_001_000)).0,
+            m.to_ptp(LocalNs::from_ns(1_000_001_000)).as_nanos(),
             5_000_000_000 + 1_000_100_000
         );
-        let back = m.to_local(m.to_ptp(LocalNs(123_456_789)));
-        assert!((back.0 - 123_456_789).abs() <= 1);
-        let r = m.rebased(LocalNs(7_000_000_000));
+        let back = m.to_local(m.to_ptp(LocalNs::from_ns(123_456_789)));
+        assert!((back.as_ns() - 123_456_789).abs() <= 1);
+        let r = m.rebased(LocalNs::from_ns(7_000_000_000));
         assert!(
-            (r.to_ptp(LocalNs(9_000_000_000)).0 - m.to_ptp(LocalNs(9_000_000_000)).0).abs() <= 1
+            (r.to_ptp(LocalNs::from_ns(9_000_000_000)).as_nanos()
+                - m.to_ptp(LocalNs::from_ns(9_000_000_000)).as_nanos())
+            .abs()
+                <= 1
         );
     }
 }

@@ -51,7 +51,9 @@ impl SimMaster {
         }
     }
     fn time(&self, t: i64) -> PtpTimestamp {
-        PtpTimestamp(self.offset + t as i128 + (t as f64 * self.rate_ppb * 1e-9).round() as i128)
+        PtpTimestamp::from_nanos(
+            self.offset + t as i128 + (t as f64 * self.rate_ppb * 1e-9).round() as i128,
+        )
     }
     fn port(&self) -> PortIdentity {
         PortIdentity {
@@ -123,7 +125,7 @@ impl Sim {
     fn new(net: Net, masters: Vec<SimMaster>, mut cfg: PortConfig) -> Sim {
         cfg.slave_only = cfg.slave_only || !cfg.master_only;
         let slave_l0 = 5 * S;
-        let slave = Port::new(cfg, LocalNs(slave_l0));
+        let slave = Port::new(cfg, LocalNs::from_ns(slave_l0));
         let mut s = Sim {
             now: 0,
             q: BinaryHeap::new(),
@@ -170,10 +172,10 @@ impl Sim {
         self.q.push(Reverse((at, self.seq, self.evs.len() - 1)));
     }
     fn local(&self, t: i64) -> LocalNs {
-        LocalNs(self.slave_l0 + t + (t as f64 * self.net.slave_ppb * 1e-9).round() as i64)
+        LocalNs::from_ns(self.slave_l0 + t + (t as f64 * self.net.slave_ppb * 1e-9).round() as i64)
     }
     fn true_of_local(&self, l: LocalNs) -> i64 {
-        ((l.0 - self.slave_l0) as f64 / (1.0 + self.net.slave_ppb * 1e-9)).ceil() as i64
+        ((l.as_ns() - self.slave_l0) as f64 / (1.0 + self.net.slave_ppb * 1e-9)).ceil() as i64
     }
     fn reschedule_timer(&mut self) {
         if let Some(d) = self.slave.poll_timeout() {
@@ -218,7 +220,7 @@ impl Sim {
             .iter()
             .find(|m| m.port().to_string() == parent)?;
         let ours = self.map?.to_ptp(self.local(self.now));
-        Some((ours.0 - m.time(self.now).0) as i64)
+        Some((ours.as_nanos() - m.time(self.now).as_nanos()) as i64)
     }
 
     fn run_until(&mut self, end: i64) {
@@ -245,9 +247,9 @@ impl Sim {
                         // Put 1.5 ns of a residence-time correction in, to exercise correctionField.
                         h.correction = 1 << 16;
                         let origin = if two {
-                            PtpTimestamp(t1.0 - 5_000)
+                            PtpTimestamp::from_nanos(t1.as_nanos() - 5_000)
                         } else {
-                            PtpTimestamp(t1.0 - 1)
+                            PtpTimestamp::from_nanos(t1.as_nanos() - 1)
                         };
                         let sync = Message {
                             header: h,
@@ -266,7 +268,9 @@ impl Sim {
                             let fu = Message {
                                 header: h,
                                 body: Body::FollowUp {
-                                    precise_origin_timestamp: PtpTimestamp(t1.0 - 1),
+                                    precise_origin_timestamp: PtpTimestamp::from_nanos(
+                                        t1.as_nanos() - 1,
+                                    ),
                                 },
                             }
                             .to_bytes();
@@ -320,7 +324,7 @@ impl Sim {
                             self.first_sync_rx = Some(at);
                         }
                         self.slave
-                            .handle_event(&data, now_l.add(Nanos(noise)), now_l)
+                            .handle_event(&data, now_l.add(Nanos::from_ns(noise)), now_l)
                     } else {
                         self.slave.handle_general(&data, now_l)
                     };
@@ -449,7 +453,7 @@ fn locks_within_3s_with_drift_jitter_and_spikes() {
             sim.slave.servo().outliers() > 0,
             "spikes were injected and must be rejected"
         );
-        let f = sim.slave.freq().0;
+        let f = sim.slave.freq().as_ppb();
         // PTP runs at 1/(1+e) of our oscillator: about −e.
         assert!((f + slave_ppb).abs() < 200.0, "freq {f}");
     }
@@ -519,7 +523,7 @@ fn master_loss_60s_holdover_and_return() {
     sim.run_until(90 * S);
     // Holdover error after 60 s: our clock against the (absent) master's time.
     let ours = sim.map.unwrap().to_ptp(sim.local(sim.now));
-    let drift = (ours.0 - sim.masters[0].time(sim.now).0) as i64;
+    let drift = (ours.as_nanos() - sim.masters[0].time(sim.now).as_nanos()) as i64;
     eprintln!("holdover error after 60 s: {drift} ns");
     assert!(drift.abs() < 5_000, "holdover drift {drift}");
     sim.masters[0].alive = true;
@@ -625,7 +629,7 @@ fn one_way_fallback_when_no_delay_resp() {
     m.answers_delay_req = false;
     m.two_step = false;
     let mut c = cfg();
-    c.assumed_delay = Nanos(30_700); // the path's mean delay (30 µs + mean jitter)
+    c.assumed_delay = Nanos::from_ns(30_700); // the path's mean delay (30 µs + mean jitter)
     let mut sim = Sim::new(
         Net {
             spike_permille: 0,
@@ -688,13 +692,16 @@ fn our_master_serves_our_slave() {
     // Master: a Port, on an oscillator at −40 ppm vs true time.
     let mut mc = PortConfig::new(ClockIdentity([0xbb, 0, 0, 0xff, 0xfe, 0, 0, 1]));
     mc.priority1 = 10;
-    mc.initial_map = Some(ClockMap::new(LocalNs(0), PtpTimestamp(7_000 * S as i128)));
+    mc.initial_map = Some(ClockMap::new(
+        LocalNs::from_ns(0),
+        PtpTimestamp::from_nanos(7_000 * S as i128),
+    ));
     let m_ppb = -40_000.0;
-    let mloc = |t: i64| LocalNs(t + (t as f64 * m_ppb * 1e-9).round() as i64);
+    let mloc = |t: i64| LocalNs::from_ns(t + (t as f64 * m_ppb * 1e-9).round() as i64);
     let mut master = Port::new(mc, mloc(0));
-    let mut slave = Port::new(cfg(), LocalNs(0));
+    let mut slave = Port::new(cfg(), LocalNs::from_ns(0));
     let s_ppb = 60_000.0;
-    let sloc = |t: i64| LocalNs(t + (t as f64 * s_ppb * 1e-9).round() as i64);
+    let sloc = |t: i64| LocalNs::from_ns(t + (t as f64 * s_ppb * 1e-9).round() as i64);
     let delay = 25_000i64;
     // (arrival true time, to_slave?, event?, bytes)
     let mut inflight: Vec<(i64, bool, bool, Vec<u8>)> = Vec::new();
@@ -753,7 +760,7 @@ fn our_master_serves_our_slave() {
         if t % (100 * 1_000_000) == 0
             && let (Some(sm), Some(mm)) = (smap, master.clock_map())
         {
-            let e = sm.to_ptp(sloc(t)).0 - mm.to_ptp(mloc(t)).0;
+            let e = sm.to_ptp(sloc(t)).as_nanos() - mm.to_ptp(mloc(t)).as_nanos();
             if slave.state() == PortState::Slave {
                 first_lock.get_or_insert(t);
                 errs.push(e as i64);
@@ -795,8 +802,8 @@ fn utc_offset_applies_only_on_the_ptp_timescale() {
 fn missing_tx_timestamps_fault_and_recover() {
     let mut c = PortConfig::new(ClockIdentity([0xcc; 8]));
     c.master_only = true;
-    let mut p = Port::new(c, LocalNs(0));
-    let mut now = LocalNs(0);
+    let mut p = Port::new(c, LocalNs::from_ns(0));
+    let mut now = LocalNs::from_ns(0);
     let mut failed = 0;
     while failed < 5 {
         now = now.add(Nanos::from_ms(125));

@@ -11,9 +11,13 @@ use crate::units::Nanos;
 /// `nanosecondsField` (< 10^9). Stored as one `i128` ns count so arithmetic
 /// never overflows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct PtpTimestamp(pub i128);
+pub struct PtpTimestamp(i128);
 
 impl PtpTimestamp {
+    /// From nanoseconds since the PTP epoch.
+    pub const fn from_nanos(ns: i128) -> PtpTimestamp {
+        PtpTimestamp(ns)
+    }
     /// From the wire fields. `nanos` must be < 10^9 (checked by the parser).
     pub fn from_parts(secs: u64, nanos: u32) -> PtpTimestamp {
         PtpTimestamp(secs as i128 * 1_000_000_000 + nanos as i128)
@@ -30,7 +34,7 @@ impl PtpTimestamp {
     }
     /// `self − other` in ns, saturating to the `i64` range (±292 years).
     pub fn diff(self, other: PtpTimestamp) -> Nanos {
-        Nanos((self.0 - other.0).clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+        Nanos::from_ns((self.0 - other.0).clamp(i64::MIN as i128, i64::MAX as i128) as i64)
     }
     /// The RTP timestamp of this instant for a `mediaclk:direct=<offset>`
     /// stream at `rate` Hz (RFC 7273 §5.2, AES67-2018 §8.2):
@@ -54,12 +58,20 @@ impl PtpTimestamp {
 /// simulation it is the simulated slave oscillator. The virtual PTP clock is
 /// an affine map from this timescale ([`super::clock::ClockMap`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct LocalNs(pub i64);
+pub struct LocalNs(i64);
 
 impl LocalNs {
+    /// From a reading of the local reference clock, ns.
+    pub const fn from_ns(ns: i64) -> LocalNs {
+        LocalNs(ns)
+    }
+    /// The reading, ns.
+    pub const fn as_ns(self) -> i64 {
+        self.0
+    }
     /// `self − earlier` as a signed duration.
     pub fn since(self, earlier: LocalNs) -> Nanos {
-        Nanos(self.0.saturating_sub(earlier.0))
+        Nanos::from_ns(self.0.saturating_sub(earlier.0))
     }
 }
 
@@ -67,7 +79,7 @@ impl std::ops::Add<Nanos> for LocalNs {
     type Output = LocalNs;
     /// `self + d`, saturating.
     fn add(self, d: Nanos) -> LocalNs {
-        LocalNs(self.0.saturating_add(d.0))
+        LocalNs(self.0.saturating_add(d.as_ns()))
     }
 }
 
@@ -75,7 +87,7 @@ impl std::ops::Add<Nanos> for PtpTimestamp {
     type Output = PtpTimestamp;
     /// `self + d`.
     fn add(self, d: Nanos) -> PtpTimestamp {
-        PtpTimestamp(self.0 + d.0 as i128)
+        PtpTimestamp(self.0 + d.as_ns() as i128)
     }
 }
 
@@ -99,9 +111,9 @@ impl LogInterval {
     pub fn as_nanos(self) -> Nanos {
         let log = self.0.clamp(-10, 10) as i32;
         if log >= 0 {
-            Nanos(1_000_000_000i64 << log)
+            Nanos::from_ns(1_000_000_000i64 << log)
         } else {
-            Nanos(1_000_000_000i64 >> (-log))
+            Nanos::from_ns(1_000_000_000i64 >> (-log))
         }
     }
     /// The value clamped to `lo..=hi` (log2 s).
@@ -117,7 +129,7 @@ mod tests {
     fn parts_and_rtp() {
         let t = PtpTimestamp::from_parts(1_700_000_000, 999_999_999);
         assert_eq!(t.to_parts(), (1_700_000_000, 999_999_999));
-        assert_eq!((t + Nanos(1)).to_parts(), (1_700_000_001, 0));
+        assert_eq!((t + Nanos::from_ns(1)).to_parts(), (1_700_000_001, 0));
         // 1 s at 48 kHz = 48000 samples.
         let a = PtpTimestamp::from_parts(10, 0);
         assert_eq!(a.to_rtp(48_000, 0), 480_000);

@@ -68,7 +68,7 @@ impl RateConfig {
             sample_rate,
             target_latency,
             max_ppm: 2000.0,
-            resync: Nanos((target_latency.0 / 2).max(5_000_000)),
+            resync: Nanos::from_ns((target_latency.as_ns() / 2).max(5_000_000)),
             resync_hold: Nanos::from_secs(1),
             fill_filter: Nanos::from_secs(2),
             loop_period: Nanos::from_secs(60),
@@ -223,7 +223,7 @@ impl DeviceClock {
     /// Device rate relative to `CLOCK_MONOTONIC`, once the loop has acquired (6 s).
     pub fn ppb(&self) -> Option<Ppb> {
         self.acquired
-            .then(|| Ppb((self.rate / self.nominal - 1.0) * 1e9))
+            .then(|| Ppb::from_ppb((self.rate / self.nominal - 1.0) * 1e9))
     }
 }
 
@@ -291,11 +291,11 @@ impl RateControl {
             self.dll.update(obs.now, pos);
         }
         if let Some(m) = obs.media_vs_mono {
-            self.media_held = Some(m.0 * 1e-3); // ppb -> ppm
+            self.media_held = Some(m.as_ppb() * 1e-3); // ppb -> ppm
         }
         let dev = self.dll.ppb();
         if let (Some(d), Some(m)) = (dev, self.media_held) {
-            let target = d.0 * 1e-3 - m;
+            let target = d.as_ppb() * 1e-3 - m;
             if !self.ff_init {
                 // First estimate: take it whole and let the PI restart from it (a
                 // one-off ratio step of at most a few hundred ppm, ramped by the
@@ -347,10 +347,10 @@ impl RateControl {
         }
         RateOutput {
             ratio: 1.0 + ppm * 1e-6,
-            ratio_ppb: Ppb(ppm * 1e3),
-            feed_forward: Ppb(self.ff * 1e3),
-            latency_error: Nanos((err * 1e9) as i64),
-            filtered_error: Nanos((filt * 1e9) as i64),
+            ratio_ppb: Ppb::from_ppb(ppm * 1e3),
+            feed_forward: Ppb::from_ppb(self.ff * 1e3),
+            latency_error: Nanos::from_ns((err * 1e9) as i64),
+            filtered_error: Nanos::from_ns((filt * 1e9) as i64),
             device_vs_mono: dev,
             resync_frames: resync,
         }
@@ -369,7 +369,7 @@ mod tests {
             let t = i * 10_000_000;
             // 64-frame quantisation of the position, like a timer-driven driver
             let pos = ((rate * t as f64 * 1e-9) as u64 / 64) * 64;
-            d.update(MonoNs(t), pos);
+            d.update(MonoNs::from_ns(t), pos);
         }
         let ppm = d.ppb().unwrap().as_ppm();
         assert!((ppm - 250.0).abs() < 5.0, "{ppm}");
@@ -382,7 +382,7 @@ mod tests {
         let mut last = 0.0;
         for i in 0..100_000u64 {
             let o = c.update(&Observation {
-                now: MonoNs(i * 10_000_000),
+                now: MonoNs::from_ns(i * 10_000_000),
                 ring_fill_frames: 48.0 * 7.0,
                 device_delay_frames: 48.0 * 10.0,
                 device_position: None,
@@ -399,7 +399,7 @@ mod tests {
     fn resync_beyond_bound() {
         let mut c = RateControl::new(RateConfig::new(48000, Nanos::from_ms(20)));
         let obs = |t: u64| Observation {
-            now: MonoNs(t),
+            now: MonoNs::from_ns(t),
             ring_fill_frames: 48.0 * 40.0,
             device_delay_frames: 48.0 * 10.0,
             device_position: None,

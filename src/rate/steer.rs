@@ -321,7 +321,8 @@ impl PullSteer {
         let t0 = *self.t0.get_or_insert(now);
         // A nominal device on CLOCK_MONOTONIC: the DLL then reports 0 ppb and
         // the feed-forward is −media_vs_mono.
-        let pos = (now.0.saturating_sub(t0.0) as u128 * self.rate as u128 / 1_000_000_000) as u64;
+        let pos = (now.as_ns().saturating_sub(t0.as_ns()) as u128 * self.rate as u128
+            / 1_000_000_000) as u64;
         let o = self.core.control(
             &Observation {
                 now,
@@ -335,7 +336,7 @@ impl PullSteer {
         if o.resync_frames.is_some() {
             self.counters.resyncs += 1;
         }
-        self.counters.ratio_ppb = o.ratio_ppb.0;
+        self.counters.ratio_ppb = o.ratio_ppb.as_ppb();
         want
     }
 }
@@ -422,8 +423,8 @@ mod tests {
                 let n = st.pull(
                     &mut src,
                     &mut out[..frames * 2],
-                    MonoNs(t_ns),
-                    Some(Ppb(0.0)),
+                    MonoNs::from_ns(t_ns),
+                    Some(Ppb::from_ppb(0.0)),
                 );
                 assert_eq!(n, frames * 2);
                 let c = st.counters();

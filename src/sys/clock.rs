@@ -23,20 +23,20 @@ pub fn mono_raw_pair() -> (MonoNs, LocalNs) {
     let a = local_now();
     let m = MonoNs::now();
     let b = local_now();
-    (m, LocalNs(a.0 + (b.0 - a.0) / 2))
+    (m, LocalNs::from_ns(a.as_ns() + (b.as_ns() - a.as_ns()) / 2))
 }
 
 /// Reads `(CLOCK_MONOTONIC_RAW, CLOCK_REALTIME ns)` at one instant (best of
 /// three sandwich reads, midpoint of the raw pair).
 pub fn raw_realtime_pair() -> (LocalNs, i64) {
-    let mut best = (i64::MAX, LocalNs(0), 0i64);
+    let mut best = (i64::MAX, LocalNs::from_ns(0), 0i64);
     for _ in 0..3 {
         let a = local_now();
         let rt = realtime_now_ns();
         let b = local_now();
-        let w = b.0 - a.0;
+        let w = b.as_ns() - a.as_ns();
         if w < best.0 {
-            best = (w, LocalNs(a.0 + w / 2), rt);
+            best = (w, LocalNs::from_ns(a.as_ns() + w / 2), rt);
         }
     }
     (best.1, best.2)

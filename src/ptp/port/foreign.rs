@@ -30,7 +30,9 @@ impl Port {
     pub(super) fn announce_timeout(&mut self) -> Nanos {
         let iv = self.cfg.log_announce_interval.as_nanos();
         let r = self.rand() % 1000;
-        Nanos(iv.0 * self.cfg.announce_receipt_timeout as i64 + iv.0 / 1000 * r as i64)
+        Nanos::from_ns(
+            iv.as_ns() * self.cfg.announce_receipt_timeout as i64 + iv.as_ns() / 1000 * r as i64,
+        )
     }
 
     fn arm_announce_receipt(&mut self) {
@@ -53,17 +55,18 @@ impl Port {
             return; // §17.6 acceptable master table
         }
         let now = self.now;
-        let window = Nanos(
+        let window = Nanos::from_ns(
             LogInterval::new(h.log_message_interval)
                 .clamp(-3, 4)
                 .as_nanos()
-                .0
+                .as_ns()
                 * 4,
         );
         // Prune stale records (none newer than 4 of our announce intervals,
         // nor than the sender's own window) on every Announce, whatever the
         // state, and bound the table.
-        let stale = Nanos(self.cfg.log_announce_interval.as_nanos().0 * 4).max(window);
+        let stale =
+            Nanos::from_ns(self.cfg.log_announce_interval.as_nanos().as_ns() * 4).max(window);
         let parent = self.parent;
         self.foreign
             .retain(|p, f| Some(*p) == parent || now.since(f.last) <= stale);
@@ -194,8 +197,9 @@ impl Port {
     pub(super) fn on_announce_timeout(&mut self, out: &mut Actions) {
         let now = self.now;
         // Drop the parent, and any other record that old.
-        let limit = Nanos(
-            self.cfg.log_announce_interval.as_nanos().0 * self.cfg.announce_receipt_timeout as i64,
+        let limit = Nanos::from_ns(
+            self.cfg.log_announce_interval.as_nanos().as_ns()
+                * self.cfg.announce_receipt_timeout as i64,
         );
         if let Some(p) = self.parent {
             self.foreign.remove(&p);

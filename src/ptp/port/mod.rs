@@ -454,8 +454,10 @@ impl Port {
     }
 
     fn own_map(&self) -> ClockMap {
-        self.clock_map()
-            .unwrap_or(ClockMap::new(LocalNs(0), PtpTimestamp(0)))
+        self.clock_map().unwrap_or(ClockMap::new(
+            LocalNs::from_ns(0),
+            PtpTimestamp::from_nanos(0),
+        ))
     }
 
     /// Changes state; leaving MASTER stops the master-role timers.
@@ -760,7 +762,7 @@ impl Port {
             freq: self.servo.freq(),
             one_way: self.slave.one_way,
             rms_ns: rms,
-            max_abs: max.map(Nanos),
+            max_abs: max.map(Nanos::from_ns),
             locked_for_s: self.slave.locked_since.map(|t| now.since(t).as_secs_f64()),
             holdover_age_s: if self.servo.state() == ServoState::Holdover {
                 self.slave
@@ -832,7 +834,7 @@ mod tests {
             let mut h = self.header(MessageType::Announce, 0, 1);
             h.flags.0 &= !Flags::TWO_STEP;
             let a = AnnounceBody {
-                origin_timestamp: PtpTimestamp(0),
+                origin_timestamp: PtpTimestamp::from_nanos(0),
                 current_utc_offset: 37,
                 gm_priority1: self.priority1,
                 gm_clock_quality: ClockQuality::default(),
@@ -851,7 +853,7 @@ mod tests {
         fn sync(&mut self, t2: i64) -> (Vec<u8>, Vec<u8>) {
             let seq = self.seq;
             self.seq += 1;
-            let t1 = PtpTimestamp((t2 - D + OFF) as i128);
+            let t1 = PtpTimestamp::from_nanos((t2 - D + OFF) as i128);
             let sync = Message {
                 header: self.header(MessageType::Sync, seq, -3),
                 body: Body::Sync {
@@ -873,7 +875,7 @@ mod tests {
             Message {
                 header: self.header(MessageType::DelayResp, m.header.sequence_id, 0),
                 body: Body::DelayResp {
-                    receive_timestamp: PtpTimestamp((t3 + D + OFF) as i128),
+                    receive_timestamp: PtpTimestamp::from_nanos((t3 + D + OFF) as i128),
                     requesting_port: m.header.source_port,
                 },
             }
@@ -884,7 +886,10 @@ mod tests {
     fn slave_cfg() -> PortConfig {
         let mut c = PortConfig::new(our_id());
         c.slave_only = true;
-        c.initial_map = Some(ClockMap::new(LocalNs(0), PtpTimestamp(0)));
+        c.initial_map = Some(ClockMap::new(
+            LocalNs::from_ns(0),
+            PtpTimestamp::from_nanos(0),
+        ));
         c
     }
 
@@ -915,8 +920,8 @@ mod tests {
     /// `t2 + 1 ms` and answered. Returns the number of Delay_Reqs sent.
     fn exchange(p: &mut Port, m: &mut Peer, t2: i64) -> usize {
         let (s, f) = m.sync(t2);
-        let mut acts = p.handle_event(&s, LocalNs(t2), LocalNs(t2));
-        acts.extend(p.handle_general(&f, LocalNs(t2 + 10_000)));
+        let mut acts = p.handle_event(&s, LocalNs::from_ns(t2), LocalNs::from_ns(t2));
+        acts.extend(p.handle_general(&f, LocalNs::from_ns(t2 + 10_000)));
         answer(p, m, acts, t2 + MS)
     }
 
@@ -926,58 +931,61 @@ mod tests {
         for (msg, data, token) in &ev {
             assert_eq!(msg.header.message_type, MessageType::DelayReq);
             let tok = TxToken(token.0);
-            assert!(p.handle_tx_timestamp(tok, LocalNs(t3)).is_empty());
+            assert!(p.handle_tx_timestamp(tok, LocalNs::from_ns(t3)).is_empty());
             let resp = m.delay_resp(data, t3);
-            assert!(p.handle_general(&resp, LocalNs(t3 + D)).is_empty());
+            assert!(p.handle_general(&resp, LocalNs::from_ns(t3 + D)).is_empty());
         }
         ev.len()
     }
 
     #[test]
     fn slave_measures_path_delay_and_offset_from_master() {
-        let mut p = Port::new(slave_cfg(), LocalNs(0));
+        let mut p = Port::new(slave_cfg(), LocalNs::from_ns(0));
         let mut m = Peer::new();
-        let acts = p.handle_general(&m.announce(), LocalNs(MS));
+        let acts = p.handle_general(&m.announce(), LocalNs::from_ns(MS));
         // One Announce does not qualify a master (§9.3.2.4.4)...
         assert_eq!(p.state(), PortState::Listening);
         assert!(acts.is_empty());
         // ...two within 4 announce intervals do.
-        let acts = p.handle_general(&m.announce(), LocalNs(2 * MS));
+        let acts = p.handle_general(&m.announce(), LocalNs::from_ns(2 * MS));
         assert_eq!(p.state(), PortState::Uncalibrated);
         assert!(matches!(acts[..], [Action::PublishClock { .. }]));
         // First Sync: no path delay yet, so no sample, but a Delay_Req at once
         // (fast start).
         assert_eq!(exchange(&mut p, &mut m, 100 * MS), 1);
-        let st = p.status(LocalNs(102 * MS));
+        let st = p.status(LocalNs::from_ns(102 * MS));
         assert_eq!(st.offset_from_master, None);
-        assert_eq!(st.mean_path_delay, Some(Nanos(D)));
+        assert_eq!(st.mean_path_delay, Some(Nanos::from_ns(D)));
         assert_eq!(st.counters.delay_resp, 1);
         // Second Sync: offsetFromMaster = ours − master's = −OFF; the servo
         // steps onto the master.
         exchange(&mut p, &mut m, 225 * MS);
-        let st = p.status(LocalNs(230 * MS));
-        assert_eq!(st.offset_from_master, Some(Nanos(-OFF)));
+        let st = p.status(LocalNs::from_ns(230 * MS));
+        assert_eq!(st.offset_from_master, Some(Nanos::from_ns(-OFF)));
         assert_eq!(st.gm_identity, m.port.clock_identity.to_string());
         assert_eq!(st.steps, 1);
-        let t = p.clock_map().unwrap().to_ptp(LocalNs(300 * MS));
-        assert_eq!(t, PtpTimestamp((300 * MS + OFF) as i128));
+        let t = p.clock_map().unwrap().to_ptp(LocalNs::from_ns(300 * MS));
+        assert_eq!(t, PtpTimestamp::from_nanos((300 * MS + OFF) as i128));
         // Then locked, with offsets of zero.
         for k in 2..12 {
             exchange(&mut p, &mut m, 100 * MS + k * 125 * MS);
         }
-        let st = p.status(LocalNs(1_600 * MS));
+        let st = p.status(LocalNs::from_ns(1_600 * MS));
         assert_eq!(p.state(), PortState::Slave);
-        assert!(st.offset_from_master.unwrap().abs() <= Nanos(1), "{st:?}");
-        assert!(st.freq.0.abs() < 1.0);
+        assert!(
+            st.offset_from_master.unwrap().abs() <= Nanos::from_ns(1),
+            "{st:?}"
+        );
+        assert!(st.freq.as_ppb().abs() < 1.0);
         assert!(st.locked_for_s.is_some());
     }
 
     #[test]
     fn delay_req_is_one_timer_scheduled_once_per_interval() {
-        let mut p = Port::new(slave_cfg(), LocalNs(0));
+        let mut p = Port::new(slave_cfg(), LocalNs::from_ns(0));
         let mut m = Peer::new();
-        let _ = p.handle_general(&m.announce(), LocalNs(MS));
-        let _ = p.handle_general(&m.announce(), LocalNs(2 * MS));
+        let _ = p.handle_general(&m.announce(), LocalNs::from_ns(MS));
+        let _ = p.handle_general(&m.announce(), LocalNs::from_ns(2 * MS));
         let mut t = 100 * MS;
         // Fast start: one Delay_Req per Sync until 16 delays are measured;
         // no Delay_Req deadline meanwhile.
@@ -991,18 +999,24 @@ mod tests {
         assert_eq!(exchange(&mut p, &mut m, t), 0);
         let at = p.timers.get(Timer::DelayReq).expect("scheduled");
         assert!(p.slave.delay_req_scheduled);
-        assert!(at >= LocalNs(t) && at < LocalNs(t + 125 * MS), "{at:?}");
+        assert!(
+            at >= LocalNs::from_ns(t) && at < LocalNs::from_ns(t + 125 * MS),
+            "{at:?}"
+        );
         assert_eq!(p.poll_timeout(), Some(at));
         // A Sync before the deadline neither sends nor moves it.
-        if at > LocalNs(t + 10 * MS) {
+        if at > LocalNs::from_ns(t + 10 * MS) {
             assert_eq!(exchange(&mut p, &mut m, t + 5 * MS), 0);
             assert_eq!(p.timers.get(Timer::DelayReq), Some(at));
         }
         // The deadline sends exactly one, then the same timer holds off the
         // next for 0.5-1.5 × 2^logMinDelayReqInterval (1 s).
-        assert!(p.handle_timeout(LocalNs(at.0 - 1)).is_empty());
+        assert!(
+            p.handle_timeout(LocalNs::from_ns(at.as_ns() - 1))
+                .is_empty()
+        );
         let acts = p.handle_timeout(at);
-        assert_eq!(answer(&mut p, &m, acts, at.0), 1);
+        assert_eq!(answer(&mut p, &m, acts, at.as_ns()), 1);
         assert!(!p.slave.delay_req_scheduled);
         let hold = p.timers.get(Timer::DelayReq).expect("hold-off");
         let since = hold.since(at);
@@ -1010,7 +1024,7 @@ mod tests {
         // Syncs during the hold-off send nothing and do not schedule.
         let mut sent = 0;
         t += 125 * MS;
-        while LocalNs(t) < hold {
+        while LocalNs::from_ns(t) < hold {
             sent += exchange(&mut p, &mut m, t);
             assert_eq!(p.timers.get(Timer::DelayReq), Some(hold));
             t += 125 * MS;
@@ -1028,19 +1042,22 @@ mod tests {
         for slave_only in [true, false] {
             let mut cfg = slave_cfg();
             cfg.slave_only = slave_only;
-            let mut p = Port::new(cfg, LocalNs(0));
+            let mut p = Port::new(cfg, LocalNs::from_ns(0));
             // LISTENING: the timer runs from the start.
             let first = p.poll_timeout().expect("announceReceiptTimeout");
-            assert!(first >= LocalNs(6_000 * MS) && first < LocalNs(8_000 * MS));
+            assert!(first >= LocalNs::from_ns(6_000 * MS) && first < LocalNs::from_ns(8_000 * MS));
             let mut m = Peer::new();
-            let _ = p.handle_general(&m.announce(), LocalNs(MS));
-            let _ = p.handle_general(&m.announce(), LocalNs(MS));
+            let _ = p.handle_general(&m.announce(), LocalNs::from_ns(MS));
+            let _ = p.handle_general(&m.announce(), LocalNs::from_ns(MS));
             exchange(&mut p, &mut m, 100 * MS);
             assert_eq!(p.state(), PortState::Uncalibrated);
             // 3 announce intervals of 2 s (+ up to one of randomness).
             let d = p.timers.get(Timer::AnnounceReceipt).expect("armed");
-            assert!(d >= LocalNs(6_001 * MS) && d < LocalNs(8_001 * MS), "{d:?}");
-            assert!(p.handle_timeout(LocalNs(d.0 - 1)).is_empty());
+            assert!(
+                d >= LocalNs::from_ns(6_001 * MS) && d < LocalNs::from_ns(8_001 * MS),
+                "{d:?}"
+            );
+            assert!(p.handle_timeout(LocalNs::from_ns(d.as_ns() - 1)).is_empty());
             let acts = p.handle_timeout(d);
             let st = p.status(d);
             assert_eq!(st.parent, None);
@@ -1065,11 +1082,11 @@ mod tests {
     fn master_sends_announce_and_sync_at_their_intervals() {
         let mut cfg = PortConfig::new(our_id());
         cfg.master_only = true;
-        let mut p = Port::new(cfg, LocalNs(0));
+        let mut p = Port::new(cfg, LocalNs::from_ns(0));
         assert_eq!(p.state(), PortState::Master);
         let (mut announces, mut syncs, mut follow_ups) = (vec![], vec![], 0);
         while let Some(t) = p.poll_timeout()
-            && t <= LocalNs(4_000 * MS)
+            && t <= LocalNs::from_ns(4_000 * MS)
         {
             let acts = p.handle_timeout(t);
             for m in general(&acts) {
@@ -1083,20 +1100,25 @@ mod tests {
                 assert!(m.header.flags.has(Flags::TWO_STEP));
                 syncs.push(t);
                 // Its TX timestamp gives the Follow_Up with the same seq.
-                let fu = p.handle_tx_timestamp(token, LocalNs(t.0 + 20_000));
+                let fu = p.handle_tx_timestamp(token, LocalNs::from_ns(t.as_ns() + 20_000));
                 let fu = general(&fu);
                 assert_eq!(fu[0].header.message_type, MessageType::FollowUp);
                 assert_eq!(fu[0].header.sequence_id, m.header.sequence_id);
                 assert_eq!(
                     fu[0].body,
                     Body::FollowUp {
-                        precise_origin_timestamp: PtpTimestamp((t.0 + 20_000) as i128)
+                        precise_origin_timestamp: PtpTimestamp::from_nanos(
+                            (t.as_ns() + 20_000) as i128
+                        )
                     }
                 );
                 follow_ups += 1;
             }
         }
-        assert_eq!(announces, [0, 2_000, 4_000].map(|ms| LocalNs(ms * MS)));
+        assert_eq!(
+            announces,
+            [0, 2_000, 4_000].map(|ms| LocalNs::from_ns(ms * MS))
+        );
         assert_eq!(syncs.len(), 33);
         assert!(
             syncs
@@ -1110,14 +1132,18 @@ mod tests {
         let mut req = parse(&s);
         req.header.message_type = MessageType::DelayReq;
         req.body = Body::DelayReq {
-            origin_timestamp: PtpTimestamp(0),
+            origin_timestamp: PtpTimestamp::from_nanos(0),
         };
-        let acts = p.handle_event(&req.to_bytes(), LocalNs(4_100 * MS), LocalNs(4_100 * MS));
+        let acts = p.handle_event(
+            &req.to_bytes(),
+            LocalNs::from_ns(4_100 * MS),
+            LocalNs::from_ns(4_100 * MS),
+        );
         let resp = general(&acts);
         assert_eq!(
             resp[0].body,
             Body::DelayResp {
-                receive_timestamp: PtpTimestamp((4_100 * MS) as i128),
+                receive_timestamp: PtpTimestamp::from_nanos((4_100 * MS) as i128),
                 requesting_port: peer.port,
             }
         );
@@ -1125,10 +1151,10 @@ mod tests {
 
     /// Locks a slave port on [`Peer`] (two Announces, 12 exchanges).
     fn locked_port() -> (Port, Peer, i64) {
-        let mut p = Port::new(slave_cfg(), LocalNs(0));
+        let mut p = Port::new(slave_cfg(), LocalNs::from_ns(0));
         let mut m = Peer::new();
-        let _ = p.handle_general(&m.announce(), LocalNs(MS));
-        let _ = p.handle_general(&m.announce(), LocalNs(2 * MS));
+        let _ = p.handle_general(&m.announce(), LocalNs::from_ns(MS));
+        let _ = p.handle_general(&m.announce(), LocalNs::from_ns(2 * MS));
         let mut t = 100 * MS;
         for _ in 0..14 {
             exchange(&mut p, &mut m, t);
@@ -1144,12 +1170,12 @@ mod tests {
     #[test]
     fn forged_sync_292_years_ahead_is_dropped_without_panic() {
         let (mut p, mut m, mut t) = locked_port();
-        let probe = LocalNs(t + 375 * MS);
+        let probe = LocalNs::from_ns(t + 375 * MS);
         let before = p.clock_map().unwrap().to_ptp(probe);
         for _ in 0..3 {
             let seq = m.seq;
             m.seq += 1;
-            let t1 = PtpTimestamp((t - D + OFF) as i128 + 9_300_000_000_000_000_000);
+            let t1 = PtpTimestamp::from_nanos((t - D + OFF) as i128 + 9_300_000_000_000_000_000);
             let mk = |ty, body| {
                 Message {
                     header: m.header(ty, seq, -3),
@@ -1169,13 +1195,16 @@ mod tests {
                     precise_origin_timestamp: t1,
                 },
             );
-            let _ = p.handle_event(&s, LocalNs(t), LocalNs(t));
-            let _ = p.handle_general(&f, LocalNs(t + 10_000));
+            let _ = p.handle_event(&s, LocalNs::from_ns(t), LocalNs::from_ns(t));
+            let _ = p.handle_general(&f, LocalNs::from_ns(t + 10_000));
             t += 125 * MS;
         }
-        assert_eq!(p.status(LocalNs(t)).counters.sync_insane, 3);
+        assert_eq!(p.status(LocalNs::from_ns(t)).counters.sync_insane, 3);
         let after = p.clock_map().unwrap().to_ptp(probe);
-        assert!((after.0 - before.0).abs() < 10_000, "{before:?} {after:?}");
+        assert!(
+            (after.as_nanos() - before.as_nanos()).abs() < 10_000,
+            "{before:?} {after:?}"
+        );
         assert_eq!(p.servo().steps(), 1);
         // Real Syncs keep it locked.
         exchange(&mut p, &mut m, t);
@@ -1187,24 +1216,27 @@ mod tests {
     /// on one packet.
     #[test]
     fn masters_qualify_on_two_announces_within_four_intervals() {
-        let mut p = Port::new(slave_cfg(), LocalNs(0));
+        let mut p = Port::new(slave_cfg(), LocalNs::from_ns(0));
         let m = Peer::new();
         // Two Announces 9 s apart (> 4 × 2 s): neither qualifies.
-        let _ = p.handle_general(&m.announce(), LocalNs(MS));
-        let _ = p.handle_general(&m.announce(), LocalNs(9_002 * MS));
+        let _ = p.handle_general(&m.announce(), LocalNs::from_ns(MS));
+        let _ = p.handle_general(&m.announce(), LocalNs::from_ns(9_002 * MS));
         assert_eq!(p.state(), PortState::Listening);
-        let _ = p.handle_general(&m.announce(), LocalNs(10_000 * MS));
+        let _ = p.handle_general(&m.announce(), LocalNs::from_ns(10_000 * MS));
         assert_eq!(p.state(), PortState::Uncalibrated);
         let (mut p, _m, t) = locked_port();
         let rogue = Peer::with(0xcc, 0);
-        let _ = p.handle_general(&rogue.announce(), LocalNs(t));
+        let _ = p.handle_general(&rogue.announce(), LocalNs::from_ns(t));
         assert_eq!(
-            p.status(LocalNs(t)).parent.unwrap(),
+            p.status(LocalNs::from_ns(t)).parent.unwrap(),
             Peer::new().port.to_string()
         );
         assert_eq!(p.state(), PortState::Slave);
-        let _ = p.handle_general(&rogue.announce(), LocalNs(t + 2_000 * MS));
-        assert_eq!(p.status(LocalNs(t)).parent.unwrap(), rogue.port.to_string());
+        let _ = p.handle_general(&rogue.announce(), LocalNs::from_ns(t + 2_000 * MS));
+        assert_eq!(
+            p.status(LocalNs::from_ns(t)).parent.unwrap(),
+            rogue.port.to_string()
+        );
         assert_eq!(p.state(), PortState::Uncalibrated);
     }
 
@@ -1214,20 +1246,25 @@ mod tests {
     fn acceptable_master_list_drops_other_masters() {
         let mut cfg = slave_cfg();
         cfg.acceptable_masters = vec![Peer::new().port.clock_identity];
-        let mut p = Port::new(cfg, LocalNs(0));
+        let mut p = Port::new(cfg, LocalNs::from_ns(0));
         let rogue = Peer::with(0xcc, 0);
         for k in 1..4 {
-            let _ = p.handle_general(&rogue.announce(), LocalNs(k * MS));
+            let _ = p.handle_general(&rogue.announce(), LocalNs::from_ns(k * MS));
         }
         assert_eq!(p.state(), PortState::Listening);
-        assert_eq!(p.status(LocalNs(5 * MS)).counters.unacceptable_master, 3);
+        assert_eq!(
+            p.status(LocalNs::from_ns(5 * MS))
+                .counters
+                .unacceptable_master,
+            3
+        );
         let m = Peer::new();
-        let _ = p.handle_general(&m.announce(), LocalNs(6 * MS));
-        let _ = p.handle_general(&m.announce(), LocalNs(7 * MS));
-        let _ = p.handle_general(&rogue.announce(), LocalNs(8 * MS));
-        let _ = p.handle_general(&rogue.announce(), LocalNs(9 * MS));
+        let _ = p.handle_general(&m.announce(), LocalNs::from_ns(6 * MS));
+        let _ = p.handle_general(&m.announce(), LocalNs::from_ns(7 * MS));
+        let _ = p.handle_general(&rogue.announce(), LocalNs::from_ns(8 * MS));
+        let _ = p.handle_general(&rogue.announce(), LocalNs::from_ns(9 * MS));
         assert_eq!(p.state(), PortState::Uncalibrated);
-        let st = p.status(LocalNs(10 * MS));
+        let st = p.status(LocalNs::from_ns(10 * MS));
         assert_eq!(st.parent.unwrap(), m.port.to_string());
         assert_eq!(st.counters.unacceptable_master, 5);
     }
@@ -1239,31 +1276,49 @@ mod tests {
     fn messages_claiming_the_parent_from_another_address_are_dropped() {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let evil: IpAddr = "10.0.0.66".parse().unwrap();
-        let mut p = Port::new(slave_cfg(), LocalNs(0));
+        let mut p = Port::new(slave_cfg(), LocalNs::from_ns(0));
         let mut m = Peer::new();
-        let _ = p.handle_general_from(&m.announce(), Some(a), LocalNs(MS));
-        let _ = p.handle_general_from(&m.announce(), Some(a), LocalNs(2 * MS));
+        let _ = p.handle_general_from(&m.announce(), Some(a), LocalNs::from_ns(MS));
+        let _ = p.handle_general_from(&m.announce(), Some(a), LocalNs::from_ns(2 * MS));
         assert_eq!(p.state(), PortState::Uncalibrated);
         // Syncs from the wrong address never produce a Delay_Req or sample.
         let (s, f) = m.sync(100 * MS);
-        let acts = p.handle_event_from(&s, Some(evil), LocalNs(100 * MS), LocalNs(100 * MS));
+        let acts = p.handle_event_from(
+            &s,
+            Some(evil),
+            LocalNs::from_ns(100 * MS),
+            LocalNs::from_ns(100 * MS),
+        );
         assert!(acts.is_empty());
-        let acts = p.handle_general_from(&f, Some(evil), LocalNs(100 * MS));
+        let acts = p.handle_general_from(&f, Some(evil), LocalNs::from_ns(100 * MS));
         assert!(acts.is_empty());
-        assert_eq!(p.status(LocalNs(101 * MS)).counters.wrong_source, 2);
+        assert_eq!(
+            p.status(LocalNs::from_ns(101 * MS)).counters.wrong_source,
+            2
+        );
         // From the right address: accepted (a Delay_Req for the fast start).
         let (s, f) = m.sync(225 * MS);
-        let mut acts = p.handle_event_from(&s, Some(a), LocalNs(225 * MS), LocalNs(225 * MS));
+        let mut acts = p.handle_event_from(
+            &s,
+            Some(a),
+            LocalNs::from_ns(225 * MS),
+            LocalNs::from_ns(225 * MS),
+        );
         // A Follow_Up with the same sequenceId from another port: ignored.
         let mut other = Peer::with(0xcc, 200);
         other.seq = m.seq - 1;
         let (_, f2) = other.sync(225 * MS);
         assert!(
-            p.handle_general_from(&f2, Some(a), LocalNs(225 * MS))
+            p.handle_general_from(&f2, Some(a), LocalNs::from_ns(225 * MS))
                 .is_empty()
         );
-        assert_eq!(p.status(LocalNs(226 * MS)).counters.not_from_parent, 1);
-        acts.extend(p.handle_general_from(&f, Some(a), LocalNs(225 * MS)));
+        assert_eq!(
+            p.status(LocalNs::from_ns(226 * MS))
+                .counters
+                .not_from_parent,
+            1
+        );
+        acts.extend(p.handle_general_from(&f, Some(a), LocalNs::from_ns(225 * MS)));
         assert_eq!(events(acts).len(), 1);
     }
 
@@ -1273,14 +1328,14 @@ mod tests {
     fn foreign_master_table_is_bounded_and_pruned() {
         let (mut p, _m, mut t) = locked_port();
         for id in 0..100u8 {
-            let _ = p.handle_general(&Peer::with(id, 250).announce(), LocalNs(t));
+            let _ = p.handle_general(&Peer::with(id, 250).announce(), LocalNs::from_ns(t));
             assert!(p.foreign.len() <= MAX_FOREIGN);
         }
-        assert!(p.status(LocalNs(t)).counters.foreign_table_full > 0);
+        assert!(p.status(LocalNs::from_ns(t)).counters.foreign_table_full > 0);
         // 20 s later, one Announce from a new clock prunes the stale ones
         // (the parent's record stays).
         t += 20_000 * MS;
-        let _ = p.handle_general(&Peer::with(0x77, 250).announce(), LocalNs(t));
+        let _ = p.handle_general(&Peer::with(0x77, 250).announce(), LocalNs::from_ns(t));
         assert_eq!(p.foreign.len(), 2);
     }
 
@@ -1290,25 +1345,25 @@ mod tests {
     fn master_bounds_delay_resp_rate() {
         let mut cfg = PortConfig::new(our_id());
         cfg.master_only = true;
-        let mut p = Port::new(cfg, LocalNs(0));
+        let mut p = Port::new(cfg, LocalNs::from_ns(0));
         let mut peer = Peer::new();
         let (s, _) = peer.sync(0);
         let mut req = parse(&s);
         req.header.message_type = MessageType::DelayReq;
         req.body = Body::DelayReq {
-            origin_timestamp: PtpTimestamp(0),
+            origin_timestamp: PtpTimestamp::from_nanos(0),
         };
         let req = req.to_bytes();
         let mut answered = 0;
         for k in 0..1000i64 {
-            let t = LocalNs(1_000 * MS + k * 1_000_000);
+            let t = LocalNs::from_ns(1_000 * MS + k * 1_000_000);
             answered += general(&p.handle_event(&req, t, t)).len();
         }
         assert_eq!(answered, 256);
-        let c = p.status(LocalNs(2_000 * MS)).counters;
+        let c = p.status(LocalNs::from_ns(2_000 * MS)).counters;
         assert_eq!((c.delay_req_answered, c.delay_req_dropped), (256, 744));
         // The next second answers again.
-        let t = LocalNs(2_001 * MS);
+        let t = LocalNs::from_ns(2_001 * MS);
         assert_eq!(general(&p.handle_event(&req, t, t)).len(), 1);
     }
 
@@ -1316,25 +1371,28 @@ mod tests {
     fn faulty_runs_only_its_recovery_timer() {
         let mut cfg = PortConfig::new(our_id());
         cfg.master_only = true;
-        let mut p = Port::new(cfg, LocalNs(0));
+        let mut p = Port::new(cfg, LocalNs::from_ns(0));
         let mut tokens = vec![];
-        for (_, _, tok) in events(p.handle_timeout(LocalNs(0))) {
+        for (_, _, tok) in events(p.handle_timeout(LocalNs::from_ns(0))) {
             tokens.push(tok);
         }
         let mut t = 0;
         while tokens.len() < 5 {
-            t = p.poll_timeout().unwrap().0;
-            for (_, _, tok) in events(p.handle_timeout(LocalNs(t))) {
+            t = p.poll_timeout().unwrap().as_ns();
+            for (_, _, tok) in events(p.handle_timeout(LocalNs::from_ns(t))) {
                 tokens.push(tok);
             }
         }
         for tok in tokens {
-            let _ = p.handle_tx_failed(tok, LocalNs(t));
+            let _ = p.handle_tx_failed(tok, LocalNs::from_ns(t));
         }
         assert_eq!(p.state(), PortState::Faulty);
-        let until = LocalNs(t) + Nanos::from_secs(16);
+        let until = LocalNs::from_ns(t) + Nanos::from_secs(16);
         assert_eq!(p.poll_timeout(), Some(until));
-        assert!(p.handle_timeout(LocalNs(until.0 - 1)).is_empty());
+        assert!(
+            p.handle_timeout(LocalNs::from_ns(until.as_ns() - 1))
+                .is_empty()
+        );
         let _ = p.handle_timeout(until);
         // Back to LISTENING; master_only re-enters MASTER at the next
         // announceReceiptTimeout.

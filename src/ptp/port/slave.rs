@@ -114,7 +114,7 @@ impl Port {
                 source: h.source_port,
             });
         } else {
-            let t1 = origin_timestamp + Nanos(ns_from_corr(h.correction));
+            let t1 = origin_timestamp + Nanos::from_ns(ns_from_corr(h.correction));
             self.on_sync(t1, rx, LogInterval::new(h.log_message_interval), out);
         }
     }
@@ -137,7 +137,7 @@ impl Port {
         {
             self.slave.pending_sync = None;
             let t1 = precise_origin_timestamp
-                + Nanos(ns_from_corr(p.correction) + ns_from_corr(h.correction));
+                + Nanos::from_ns(ns_from_corr(p.correction) + ns_from_corr(h.correction));
             self.on_sync(t1, p.t2, LogInterval::new(h.log_message_interval), out);
         }
     }
@@ -168,11 +168,11 @@ impl Port {
         self.counters.delay_resp += 1;
         self.slave.unanswered = 0;
         self.slave.one_way = false;
-        let t4 = receive_timestamp + Nanos(-ns_from_corr(h.correction));
+        let t4 = receive_timestamp + Nanos::from_ns(-ns_from_corr(h.correction));
         let (t1, t2) = pd.sync;
         let ratio = self.servo.freq().as_ratio();
-        let slave_leg = (t3.0 - t2.0) as f64 * ratio;
-        let d = ((t4.0 - t1.0) as f64 - slave_leg) / 2.0;
+        let slave_leg = (t3.as_ns() - t2.as_ns()) as f64 * ratio;
+        let d = ((t4.as_nanos() - t1.as_nanos()) as f64 - slave_leg) / 2.0;
         if d.is_finite() && d.abs() < 1e9 {
             let s = &mut self.slave;
             s.delays.push_back((d.round() as i64, pd.fast));
@@ -190,7 +190,7 @@ impl Port {
                 .map(|x| x.0)
                 .collect();
             v.sort_unstable();
-            s.mean_path_delay = Some(Nanos(v[v.len() / 2]));
+            s.mean_path_delay = Some(Nanos::from_ns(v[v.len() / 2]));
         } else {
             self.counters.malformed += 1;
         }
@@ -234,7 +234,7 @@ impl Port {
             let s = &mut self.slave;
             s.last_offset = Some(r.offset);
             if r.accepted && !r.stepped {
-                s.offsets.push_back((t2, r.offset.0));
+                s.offsets.push_back((t2, r.offset.as_ns()));
             }
             while s
                 .offsets
@@ -275,10 +275,12 @@ impl Port {
             if self.slave.fast_start() || !self.servo.state().usable() {
                 self.send_delay_req(out);
             } else {
-                let iv = log_interval.clamp(-7, 4).as_nanos().0.max(1);
+                let iv = log_interval.clamp(-7, 4).as_nanos().as_ns().max(1);
                 let r = (self.rand() % 1000) as i64;
-                self.timers
-                    .set(Timer::DelayReq, now + Nanos(iv / 1000 * r * 9 / 10));
+                self.timers.set(
+                    Timer::DelayReq,
+                    now + Nanos::from_ns(iv / 1000 * r * 9 / 10),
+                );
                 self.slave.delay_req_scheduled = true;
             }
         }
@@ -297,8 +299,8 @@ impl Port {
             return true;
         }
         let d = self.slave.mean_path_delay.unwrap_or(self.cfg.assumed_delay);
-        let off = map.to_ptp(t2).0 - (t1.0 + d.0 as i128);
-        if off.unsigned_abs() <= self.cfg.sync_sanity_limit.0.unsigned_abs() as u128 {
+        let off = map.to_ptp(t2).as_nanos() - (t1.as_nanos() + d.as_ns() as i128);
+        if off.unsigned_abs() <= self.cfg.sync_sanity_limit.as_ns().unsigned_abs() as u128 {
             self.slave.insane_in_row = 0;
             return true;
         }
@@ -372,7 +374,7 @@ impl Port {
                 .unwrap_or(self.cfg.log_min_delay_req_interval)
                 .as_nanos();
             let r = (self.rand() % 1000) as i64;
-            let iv = Nanos(base.0 / 2 + base.0 / 1000 * r);
+            let iv = Nanos::from_ns(base.as_ns() / 2 + base.as_ns() / 1000 * r);
             self.timers.set(Timer::DelayReq, now + iv);
         }
     }

@@ -76,20 +76,20 @@ mod tests {
     fn set_stop_next_and_expired() {
         let mut t = TimerTable::default();
         assert_eq!(t.next_timeout(), None);
-        t.set(Timer::SyncTx, LocalNs(30));
-        t.set(Timer::AnnounceReceipt, LocalNs(10));
-        t.set(Timer::DelayReq, LocalNs(20));
-        assert_eq!(t.next_timeout(), Some(LocalNs(10)));
-        assert_eq!(t.get(Timer::DelayReq), Some(LocalNs(20)));
+        t.set(Timer::SyncTx, LocalNs::from_ns(30));
+        t.set(Timer::AnnounceReceipt, LocalNs::from_ns(10));
+        t.set(Timer::DelayReq, LocalNs::from_ns(20));
+        assert_eq!(t.next_timeout(), Some(LocalNs::from_ns(10)));
+        assert_eq!(t.get(Timer::DelayReq), Some(LocalNs::from_ns(20)));
         assert_eq!(
-            t.expired(LocalNs(20)).collect::<Vec<_>>(),
+            t.expired(LocalNs::from_ns(20)).collect::<Vec<_>>(),
             [Timer::AnnounceReceipt, Timer::DelayReq]
         );
         t.stop(Timer::AnnounceReceipt);
-        assert_eq!(t.next_timeout(), Some(LocalNs(20)));
-        t.set(Timer::DelayReq, LocalNs(40)); // re-arming replaces
-        assert_eq!(t.next_timeout(), Some(LocalNs(30)));
-        assert!(!t.is_expired(Timer::FaultRecovery, LocalNs(1_000)));
-        assert_eq!(t.expired(LocalNs(29)).count(), 0);
+        assert_eq!(t.next_timeout(), Some(LocalNs::from_ns(20)));
+        t.set(Timer::DelayReq, LocalNs::from_ns(40)); // re-arming replaces
+        assert_eq!(t.next_timeout(), Some(LocalNs::from_ns(30)));
+        assert!(!t.is_expired(Timer::FaultRecovery, LocalNs::from_ns(1_000)));
+        assert_eq!(t.expired(LocalNs::from_ns(29)).count(), 0);
     }
 }

@@ -43,7 +43,7 @@ impl LinRegServo {
 
     /// Outlier threshold, ns: `max(outlier_sigmas·σ, outlier_floor)`.
     fn threshold(&self) -> f64 {
-        (self.core.cfg.outlier_sigmas * self.sigma).max(self.core.cfg.outlier_floor.0 as f64)
+        (self.core.cfg.outlier_sigmas * self.sigma).max(self.core.cfg.outlier_floor.as_ns() as f64)
     }
 
     /// Least squares of (master − local) against local over the window;
@@ -52,7 +52,7 @@ impl LinRegServo {
         let Some(&(xl, yl)) = self.window.back() else {
             return;
         };
-        let prior = self.core.map.map(|m| m.freq.0).unwrap_or(0.0);
+        let prior = self.core.map.map(|m| m.freq.as_ppb()).unwrap_or(0.0);
         let n = self.window.len() as f64;
         let span = (xl - self.window.front().map(|f| f.0).unwrap_or(xl)) as f64;
         // Residuals relative to the newest point: dx (ns), dy = (y−x) − (yl−xl) (ns).
@@ -105,25 +105,25 @@ impl LinRegServo {
         } else {
             self.sigma
         };
-        let freq = Ppb((b * 1e9).clamp(-1e6, 1e6));
+        let freq = Ppb::from_ppb((b * 1e9).clamp(-1e6, 1e6));
         // Long-term frequency for holdover: EMA over ~256 fits (32 s at 8 Sync/s),
         // restarted when far off (new master, or still converging).
         // (a running mean for the first 256, so early fits do not linger).
         if span >= 1e9 {
             self.long_freq = Some(match self.long_freq {
-                Some(lf) if (lf - freq.0).abs() < 2_000.0 => {
+                Some(lf) if (lf - freq.as_ppb()).abs() < 2_000.0 => {
                     self.long_n = (self.long_n + 1).min(256);
-                    lf + (freq.0 - lf) / self.long_n as f64
+                    lf + (freq.as_ppb() - lf) / self.long_n as f64
                 }
                 _ => {
                     self.long_n = 1;
-                    freq.0
+                    freq.as_ppb()
                 }
             });
         }
         self.core.map = Some(ClockMap {
-            ref_local: LocalNs(xl),
-            ref_ptp: PtpTimestamp(yl + a.round() as i128),
+            ref_local: LocalNs::from_ns(xl),
+            ref_ptp: PtpTimestamp::from_nanos(yl + a.round() as i128),
             freq,
         });
     }
@@ -139,14 +139,14 @@ impl Servo for LinRegServo {
     fn restart_at(&mut self, local: LocalNs, master: PtpTimestamp) {
         self.window.clear();
         self.rejected.clear();
-        self.window.push_back((local.0, master.0));
+        self.window.push_back((local.as_ns(), master.as_nanos()));
     }
     fn forget(&mut self) {
         self.window.clear();
         self.rejected.clear();
     }
     fn holdover_freq(&self) -> Option<Ppb> {
-        self.long_freq.map(Ppb)
+        self.long_freq.map(Ppb::from_ppb)
     }
     fn sigma(&self) -> f64 {
         self.sigma
@@ -157,18 +157,18 @@ impl Servo for LinRegServo {
         let resumed = self.core.state == ServoState::Holdover;
         // Evict points older than the window.
         while let Some(&(x, _)) = self.window.front() {
-            if local.0 - x > cfg.window.0 {
+            if local.as_ns() - x > cfg.window.as_ns() {
                 self.window.pop_front();
             } else {
                 break;
             }
         }
         let judged = self.window.len() >= 4 || resumed || self.have_freq;
-        let bad = judged && (offset.0.unsigned_abs() as f64) > self.threshold();
+        let bad = judged && (offset.as_ns().unsigned_abs() as f64) > self.threshold();
         if bad {
             self.core.outliers += 1;
             self.core.consecutive_bad += 1;
-            self.rejected.push_back((local.0, master.0));
+            self.rejected.push_back((local.as_ns(), master.as_nanos()));
             while self.rejected.len() > cfg.restart_after as usize {
                 self.rejected.pop_front();
             }
@@ -193,7 +193,7 @@ impl Servo for LinRegServo {
         }
         self.core.consecutive_bad = 0;
         self.rejected.clear();
-        self.window.push_back((local.0, master.0));
+        self.window.push_back((local.as_ns(), master.as_nanos()));
         self.fit();
         let n = self.window.len();
         let span = self.window.back().map(|b| b.0).unwrap_or(0)
@@ -201,7 +201,7 @@ impl Servo for LinRegServo {
         self.core.state = if resumed {
             ServoState::Locked
         } else if n >= cfg.lock_points && span >= 500_000_000 {
-            if span as f64 >= 0.9 * cfg.window.0 as f64 && offset.abs() < cfg.stable_bound {
+            if span as f64 >= 0.9 * cfg.window.as_ns() as f64 && offset.abs() < cfg.stable_bound {
                 ServoState::LockedStable
             } else {
                 ServoState::Locked
@@ -232,11 +232,15 @@ mod tests {
         assert_eq!(r.state, ServoState::Jump, "{r:?}");
         let r = feed(&mut s, 5, 1, 100_000.0, 0);
         assert_eq!(r.state, ServoState::Locked, "{r:?}");
-        assert!((s.freq().0 - 100_000.0).abs() < 1.0, "{:?}", s.freq());
+        assert!(
+            (s.freq().as_ppb() - 100_000.0).abs() < 1.0,
+            "{:?}",
+            s.freq()
+        );
         // A full window with small offsets: locked_stable.
         let r = feed(&mut s, 6, 40, 100_000.0, 0);
         assert_eq!(r.state, ServoState::LockedStable);
-        assert!(r.offset.abs() < Nanos(5), "{r:?}");
+        assert!(r.offset.abs() < Nanos::from_ns(5), "{r:?}");
         assert_eq!(s.steps(), 1);
     }
 
@@ -249,8 +253,12 @@ mod tests {
         }
         let (l, m) = sample_at(80, -20_000.0, 0);
         let r = s.sample(l, m);
-        assert!(r.offset.abs() < Nanos(500), "{r:?}");
-        assert!((s.freq().0 + 20_000.0).abs() < 100.0, "{:?}", s.freq());
+        assert!(r.offset.abs() < Nanos::from_ns(500), "{r:?}");
+        assert!(
+            (s.freq().as_ppb() + 20_000.0).abs() < 100.0,
+            "{:?}",
+            s.freq()
+        );
         assert!(s.sigma() > 0.0 && s.sigma() < 500.0);
     }
 
@@ -270,7 +278,7 @@ mod tests {
         assert!(r.stepped && r.state == ServoState::Jump, "{r:?}");
         assert_eq!(s.steps(), 2);
         let r = feed(&mut s, 49, 1, 0.0, 1_000_000);
-        assert!(r.offset.abs() < Nanos(10), "{r:?}");
+        assert!(r.offset.abs() < Nanos::from_ns(10), "{r:?}");
     }
 
     #[test]
@@ -284,7 +292,7 @@ mod tests {
         assert!(r.stepped && r.accepted, "{r:?}");
         assert_eq!(s.steps(), 2);
         let r = feed(&mut s, 46, 1, 0.0, 20_000);
-        assert!(r.offset.abs() < Nanos(10), "{r:?}");
+        assert!(r.offset.abs() < Nanos::from_ns(10), "{r:?}");
     }
 
     #[test]
@@ -293,7 +301,7 @@ mod tests {
         feed(&mut s, 0, 100, 50_000.0, 0);
         s.enter_holdover();
         assert_eq!(s.state(), ServoState::Holdover);
-        assert!((s.freq().0 - 50_000.0).abs() < 1.0);
+        assert!((s.freq().as_ppb() - 50_000.0).abs() < 1.0);
         // 10 s later, the master still on the same line: resumes locked.
         let r = feed(&mut s, 180, 1, 50_000.0, 0);
         assert!(r.accepted && !r.stepped, "{r:?}");

@@ -112,7 +112,7 @@ impl Default for ServoConfig {
             stable_bound: Nanos::from_us(5),
             sync_interval_s: 0.125,
             hw_timestamps: false,
-            sanity_freq_limit: Ppb(1_000_000.0),
+            sanity_freq_limit: Ppb::from_ppb(1_000_000.0),
         }
     }
 }
@@ -232,19 +232,19 @@ pub trait Servo: std::fmt::Debug + Send {
         let Some(map) = self.core().map else {
             return anchor(self, local, master, Nanos::ZERO);
         };
-        let offset_i = map.to_ptp(local).0 - master.0;
+        let offset_i = map.to_ptp(local).as_nanos() - master.as_nanos();
         // Symmetric clamp: `abs` of the result can never overflow.
-        let offset = Nanos(offset_i.clamp(-(i64::MAX as i128), i64::MAX as i128) as i64);
+        let offset = Nanos::from_ns(offset_i.clamp(-(i64::MAX as i128), i64::MAX as i128) as i64);
         if std::mem::take(&mut self.core_mut().force_anchor)
             || self.core().state == ServoState::Unlocked
         {
             return anchor(self, local, master, offset);
         }
         let r = self.estimate(local, master, offset);
-        let limit = self.core().cfg.sanity_freq_limit.0;
+        let limit = self.core().cfg.sanity_freq_limit.as_ppb();
         if limit > 0.0
             && let Some(m) = self.core().map
-            && m.freq.0.abs() >= limit
+            && m.freq.as_ppb().abs() >= limit
         {
             // linuxptp's sanity_freq_limit: a frequency this far off is a
             // broken estimate (or a hostile master); start over.
@@ -254,7 +254,7 @@ pub trait Servo: std::fmt::Debug + Send {
             c.consecutive_bad = 0;
             c.state = ServoState::Unlocked;
             c.map = Some(ClockMap {
-                freq: Ppb(0.0),
+                freq: Ppb::from_ppb(0.0),
                 ..m
             });
             return SampleOutcome::rejected(r.offset, ServoState::Unlocked);
@@ -367,7 +367,7 @@ mod test_util {
         let master = 5_000_000_000_000i128
             + (local as f64 * (1.0 + ppb * 1e-9)).round() as i128
             + extra as i128;
-        (LocalNs(local), PtpTimestamp(master))
+        (LocalNs::from_ns(local), PtpTimestamp::from_nanos(master))
     }
 
     /// Feeds `n` samples from `from`; returns the last outcome.
@@ -415,7 +415,10 @@ mod tests {
                 ..ServoConfig::default()
             });
             assert_eq!(s.state(), ServoState::Unlocked);
-            s.seed(ClockMap::new(LocalNs(0), PtpTimestamp(0)));
+            s.seed(ClockMap::new(
+                LocalNs::from_ns(0),
+                PtpTimestamp::from_nanos(0),
+            ));
             assert_eq!(s.state(), ServoState::Unlocked);
             let (l, m) = test_util::sample_at(0, 0.0, 0);
             let r = s.sample(l, m);
@@ -446,7 +449,11 @@ mod tests {
             for i in 0..40 {
                 let (l, m) = test_util::sample_at(i, 2_000_000.0, 0);
                 let _ = s.sample(l, m);
-                assert!(s.freq().0.abs() < 1_000_000.0, "{kind:?} {:?}", s.freq());
+                assert!(
+                    s.freq().as_ppb().abs() < 1_000_000.0,
+                    "{kind:?} {:?}",
+                    s.freq()
+                );
                 assert!(!s.state().usable(), "{kind:?} {:?}", s.state());
             }
             // (PI steps on the 250 µs/sample offsets before its frequency

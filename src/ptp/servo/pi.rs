@@ -55,12 +55,12 @@ impl Servo for PiServo {
     }
     fn restart_at(&mut self, local: LocalNs, _master: PtpTimestamp) {
         self.count = 1;
-        self.first = Some(local.0);
+        self.first = Some(local.as_ns());
     }
     fn forget(&mut self) {
         self.count = 0;
         self.first = None;
-        self.drift = self.freq().0;
+        self.drift = self.freq().as_ppb();
     }
 
     fn estimate(&mut self, local: LocalNs, master: PtpTimestamp, offset: Nanos) -> SampleOutcome {
@@ -79,15 +79,15 @@ impl Servo for PiServo {
         self.count += 1;
         if self.count == 2 && !resumed {
             // linuxptp pi.c case 1: frequency from the first two samples, then step.
-            let x0 = self.first.unwrap_or(local.0);
-            let dt = (local.0 - x0) as f64;
+            let x0 = self.first.unwrap_or(local.as_ns());
+            let dt = (local.as_ns() - x0) as f64;
             if dt > 0.0 {
-                let f = map.freq.0 - offset.0 as f64 / dt * 1e9;
+                let f = map.freq.as_ppb() - offset.as_ns() as f64 / dt * 1e9;
                 self.drift = f;
                 self.core.map = Some(ClockMap {
                     ref_local: local,
                     ref_ptp: master,
-                    freq: Ppb(f.clamp(-1e6, 1e6)),
+                    freq: Ppb::from_ppb(f.clamp(-1e6, 1e6)),
                 });
             }
             self.core.state = ServoState::Jump;
@@ -95,10 +95,10 @@ impl Servo for PiServo {
         }
         let (kp, ki) = self.gains();
         // offset > 0 means we are ahead: slow down (integral, then proportional).
-        self.drift -= ki * offset.0 as f64;
-        let freq = (self.drift - kp * offset.0 as f64).clamp(-1e6, 1e6);
+        self.drift -= ki * offset.as_ns() as f64;
+        let freq = (self.drift - kp * offset.as_ns() as f64).clamp(-1e6, 1e6);
         self.core.map = Some(ClockMap {
-            freq: Ppb(freq),
+            freq: Ppb::from_ppb(freq),
             ..map.rebased(local)
         });
         self.core.state = if offset.abs() < cfg.stable_bound && self.count > 20 {
@@ -136,12 +136,16 @@ mod tests {
         assert!(r.stepped);
         let r = feed(&mut s, 1, 1, 100_000.0, 0);
         assert!(r.stepped && r.state == ServoState::Jump, "{r:?}");
-        assert!((s.freq().0 - 100_000.0).abs() < 1.0, "{:?}", s.freq());
+        assert!(
+            (s.freq().as_ppb() - 100_000.0).abs() < 1.0,
+            "{:?}",
+            s.freq()
+        );
         let r = feed(&mut s, 2, 1, 100_000.0, 0);
         assert_eq!(r.state, ServoState::Locked);
         let r = feed(&mut s, 3, 30, 100_000.0, 0);
         assert_eq!(r.state, ServoState::LockedStable);
-        assert!(r.offset.abs() < Nanos(5), "{r:?}");
+        assert!(r.offset.abs() < Nanos::from_ns(5), "{r:?}");
     }
 
     #[test]
@@ -150,9 +154,12 @@ mod tests {
         feed(&mut s, 0, 40, 0.0, 0);
         // A 10 µs shift (below the step threshold) is steered out, not stepped.
         let first = feed(&mut s, 40, 1, 0.0, 10_000);
-        assert!(!first.stepped && first.offset.abs() > Nanos(9_000));
+        assert!(!first.stepped && first.offset.abs() > Nanos::from_ns(9_000));
         let r = feed(&mut s, 41, 400, 0.0, 10_000);
-        assert!(r.offset.abs().0 < first.offset.abs().0 / 2, "{r:?}");
+        assert!(
+            r.offset.abs().as_ns() < first.offset.abs().as_ns() / 2,
+            "{r:?}"
+        );
         assert_eq!(s.steps(), 1);
     }
 

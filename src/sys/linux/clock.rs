@@ -13,13 +13,13 @@ fn read_ns(id: ClockId) -> i64 {
 
 /// Reads `CLOCK_MONOTONIC` now, ns since boot.
 pub fn monotonic_now() -> MonoNs {
-    MonoNs(read_ns(ClockId::CLOCK_MONOTONIC) as u64)
+    MonoNs::from_ns(read_ns(ClockId::CLOCK_MONOTONIC) as u64)
 }
 
 /// Reads `CLOCK_MONOTONIC_RAW` now (never slewed by NTP): the local reference
 /// of the virtual PTP clock.
 pub fn local_now() -> LocalNs {
-    LocalNs(read_ns(ClockId::CLOCK_MONOTONIC_RAW))
+    LocalNs::from_ns(read_ns(ClockId::CLOCK_MONOTONIC_RAW))
 }
 
 /// Reads `CLOCK_REALTIME` now, ns since the Unix epoch (UTC timescale).

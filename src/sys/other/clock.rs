@@ -16,13 +16,13 @@ const ORIGIN_OFFSET_NS: u64 = 1_000_000_000;
 pub fn monotonic_now() -> MonoNs {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
     let origin = *ORIGIN.get_or_init(Instant::now);
-    MonoNs(origin.elapsed().as_nanos() as u64 + ORIGIN_OFFSET_NS)
+    MonoNs::from_ns(origin.elapsed().as_nanos() as u64 + ORIGIN_OFFSET_NS)
 }
 
 /// The local reference of the virtual PTP clock: the same clock as
 /// [`monotonic_now`] (QPC on Windows has no NTP slew to avoid).
 pub fn local_now() -> LocalNs {
-    LocalNs(monotonic_now().0 as i64)
+    LocalNs::from_ns(monotonic_now().as_ns() as i64)
 }
 
 /// Reads the wall clock, ns since the Unix epoch (UTC timescale).

@@ -334,10 +334,10 @@ impl Sender {
                 let t0 = MonoNs::now();
                 let mut k: u64 = 0;
                 while !st.load(Ordering::Relaxed) {
-                    let due = t0.add(Nanos((k * cfg.ptime_us * 1000) as i64));
+                    let due = t0.add(Nanos::from_ns((k * cfg.ptime_us * 1000) as i64));
                     let now = MonoNs::now();
                     if due > now {
-                        std::thread::sleep(Duration::from_nanos(due.since(now).0 as u64));
+                        std::thread::sleep(Duration::from_nanos(due.since(now).as_ns() as u64));
                     }
                     for (p, &i) in pkts.iter_mut().zip(&streams) {
                         rtp::write_header(

@@ -294,7 +294,7 @@ slaveOnly 1\nfree_running 1\nuds_address {}\n",
                 end = (Instant::now() + Duration::from_secs(seconds)).min(hard_end);
             }
             if let Some(e) = handle.clock_minus_realtime() {
-                s_ours.pts.push((t, e.0 as f64));
+                s_ours.pts.push((t, e.as_ns() as f64));
             }
         }
         if last_pmc.elapsed() >= Duration::from_millis(250) {
