@@ -16,7 +16,8 @@
 # cargo-afl is installed on first use (`cargo install cargo-afl`, which also
 # builds AFL++; ~3 min). Environment: FUZZ_JOBS (default 1) fuzzer
 # processes per target (one main, the rest secondaries); FUZZ_OUT (default
-# target/afl/out) output dir; FUZZ_KEEP=1 keeps an old output dir (resume).
+# target/afl/out) output dir; FUZZ_KEEP=1 keeps an old output dir (resume);
+# FUZZ_TIMEOUT_MS (default 2000) per-input time limit (over it = a hang).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -43,7 +44,10 @@ fi
 cargo afl config --build >/dev/null 2>&1 || true
 
 export CARGO_TARGET_DIR="$root/target/afl"
-cargo afl build --release --features afl -p aes67-fuzz --bin "$target" >&2
+mkdir -p "$CARGO_TARGET_DIR"
+blog="$CARGO_TARGET_DIR/build-$target.log"
+cargo afl build --release --features afl -p aes67-fuzz --bin "$target" >"$blog" 2>&1 \
+  || { tail -40 "$blog" >&2; echo "fuzz.sh: build of $target failed (log: $blog)" >&2; exit 1; }
 bin="$CARGO_TARGET_DIR/release/$target"
 
 out="${FUZZ_OUT:-$CARGO_TARGET_DIR/out}/$target"
@@ -56,16 +60,17 @@ in="$root/fuzz/corpus/$target"
 export AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
 export AFL_NO_UI=1 AFL_QUIET=1 AFL_SKIP_CRASHES=0 AFL_FAST_CAL=1
 jobs=${FUZZ_JOBS:-1}
+tmo=${FUZZ_TIMEOUT_MS:-2000}
 pids=()
 for ((j = 1; j < jobs; j++)); do
-  cargo afl fuzz -S "s$j" -V "$secs" -t 1000 -i "$in" -o "$out" "$bin" >"$out/s$j.log" 2>&1 &
+  cargo afl fuzz -S "s$j" -V "$secs" -t "$tmo" -i "$in" -o "$out" "$bin" >"$out/s$j.log" 2>&1 &
   pids+=($!)
 done
 name=default
 [ "$jobs" -gt 1 ] && name=main
 if [ "$jobs" -gt 1 ]; then mflag=(-M main); else mflag=(); fi
 set +e
-cargo afl fuzz "${mflag[@]}" -V "$secs" -t 1000 -i "$in" -o "$out" "$bin" >"$out/fuzz.log" 2>&1
+cargo afl fuzz "${mflag[@]}" -V "$secs" -t "$tmo" -i "$in" -o "$out" "$bin" >"$out/fuzz.log" 2>&1
 frc=$?
 set -e
 for p in "${pids[@]}"; do wait "$p" || true; done

@@ -17,8 +17,11 @@ use aes67::ptp::msg::{
 use aes67::ptp::port::{Action, Port, PortConfig, PortState, TxToken};
 use aes67::ptp::time::{LocalNs, PtpTimestamp};
 
+/// A harness: the fuzzer's bytes in, a panic on a broken invariant.
+pub type Harness = fn(&[u8]);
+
 /// Every target: (name, harness).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Harness)] = &[
     ("rtp", rtp),
     ("jitter", jitter),
     ("ptp_msg", ptp_msg),
@@ -155,7 +158,7 @@ pub fn jitter(data: &[u8]) {
         let op = inp.u8();
         let mut delivered = 0usize;
         let mut sink = |s: &[i32]| {
-            assert!(!s.is_empty() && s.len() % channels == 0, "partial frame");
+            assert!(!s.is_empty() && s.len().is_multiple_of(channels), "partial frame");
             assert!(s.iter().all(|v| (-range..range).contains(v)), "sample out of range");
             delivered += s.len() / channels;
         };
@@ -197,7 +200,11 @@ pub fn jitter(data: &[u8]) {
                 clock = clock.wrapping_add(u32::from(inp.u16()));
                 Some(b.release(clock, &mut sink))
             }
-            4 => Some(b.flush(&mut sink)),
+            4 => {
+                let n = b.flush(&mut sink);
+                assert_eq!(b.fill_frames(), 0, "frames left after flush");
+                Some(n)
+            }
             _ => {
                 let d = i64::from(inp.u16() as i16);
                 b.read_ts().map(|r| b.release_until(r + d, &mut sink))
@@ -392,9 +399,6 @@ pub fn ptp_port_run(data: &[u8]) -> (PortState, bool) {
             }
         }
         let st = port.state();
-        let _ = st.name();
-        let status = port.status(LocalNs(now));
-        let _ = (port.freq(), port.clock_map(), port.servo(), status);
         if let Some(map) = port.clock_map() {
             let _ = map.to_ptp(LocalNs(now));
         }
@@ -403,9 +407,13 @@ pub fn ptp_port_run(data: &[u8]) -> (PortState, bool) {
             "master-only port became slave"
         );
     }
+    // The status snapshot (strings, statistics) once per input: cheap enough.
+    let status = port.status(LocalNs(now));
+    let _ = (port.freq(), port.servo(), port.state().name());
+    assert_eq!(status.state, port.state());
     static DEBUG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *DEBUG.get_or_init(|| std::env::var_os("AES67_FUZZ_DEBUG").is_some()) {
-        eprintln!("{:#?}", port.status(LocalNs(now)));
+        eprintln!("{status:#?}");
     }
     (port.state(), port.clock_map().is_some())
 }

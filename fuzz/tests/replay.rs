@@ -29,7 +29,7 @@ fn root() -> PathBuf {
 }
 
 /// Runs `harness` on every file of `dirs`; returns (files run, failures).
-fn replay(target: &str, harness: fn(&[u8]), dirs: &[&str]) -> (usize, Vec<String>) {
+fn replay(target: &str, harness: aes67_fuzz::Harness, dirs: &[&str]) -> (usize, Vec<String>) {
     let mut n = 0;
     let mut failed = Vec::new();
     for d in dirs {
