@@ -7,3 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./ci/setup.sh
 cargo test --release --workspace -- --include-ignored --test-threads=2
+# Fuzz smoke: the corpus and regression replay of every fuzz target runs
+# above (fuzz/tests/replay.rs). A live AFL++ run per target is opt-in, as it
+# installs cargo-afl and builds AFL++ (~3-5 min) plus the instrumented targets:
+# FUZZ_SMOKE_SECONDS=20 ./ci/test.sh runs `ci/fuzz.sh all 20` (docs/fuzzing.md).
+if [ "${FUZZ_SMOKE_SECONDS:-0}" -gt 0 ]; then
+  ./ci/fuzz.sh all "$FUZZ_SMOKE_SECONDS"
+fi
