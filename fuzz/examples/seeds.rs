@@ -12,7 +12,9 @@ use aes67::ptp::msg::{
 use aes67::ptp::time::PtpTimestamp;
 
 fn write(target: &str, name: &str, data: &[u8]) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("seed-{name}")), data).unwrap();
 }
@@ -30,14 +32,28 @@ fn rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32, samples: &[i32], l16: bool) 
 }
 
 fn tone(n: usize, amp: f64) -> Vec<i32> {
-    (0..n).map(|i| ((i as f64 * 0.3).sin() * amp) as i32).collect()
+    (0..n)
+        .map(|i| ((i as f64 * 0.3).sin() * amp) as i32)
+        .collect()
 }
 
 fn rtp_seeds() {
     // 1 ms at 48 kHz: 48 frames; L24 stereo, L16 stereo, L24 8 channels.
-    write("rtp", "l24-stereo-1ms", &rtp_packet(96, 1, 1000, 0x1234_5678, &tone(96, 8e6), false));
-    write("rtp", "l16-stereo-1ms", &rtp_packet(97, 2, 1048, 0x1234_5678, &tone(96, 3e4), true));
-    write("rtp", "l24-8ch-125us", &rtp_packet(98, 3, 6, 7, &tone(48, 8e6), false));
+    write(
+        "rtp",
+        "l24-stereo-1ms",
+        &rtp_packet(96, 1, 1000, 0x1234_5678, &tone(96, 8e6), false),
+    );
+    write(
+        "rtp",
+        "l16-stereo-1ms",
+        &rtp_packet(97, 2, 1048, 0x1234_5678, &tone(96, 3e4), true),
+    );
+    write(
+        "rtp",
+        "l24-8ch-125us",
+        &rtp_packet(98, 3, 6, 7, &tone(48, 8e6), false),
+    );
     // CSRCs, a header extension and padding.
     let mut p = rtp_packet(96, 4, 2000, 9, &tone(12, 1e6), false);
     p[0] = 0x80 | 0x20 | 0x10 | 0x01; // padding, extension, 1 CSRC
@@ -141,13 +157,40 @@ fn ptp_msg_seeds() {
         time_source: 0x20,
     };
     let all = [
-        ("announce", msg(MessageType::Announce, 1, Body::Announce(ann))),
-        ("sync", msg(MessageType::Sync, 2, Body::Sync { origin_timestamp: t })),
+        (
+            "announce",
+            msg(MessageType::Announce, 1, Body::Announce(ann)),
+        ),
+        (
+            "sync",
+            msg(
+                MessageType::Sync,
+                2,
+                Body::Sync {
+                    origin_timestamp: t,
+                },
+            ),
+        ),
         (
             "follow-up",
-            msg(MessageType::FollowUp, 2, Body::FollowUp { precise_origin_timestamp: t }),
+            msg(
+                MessageType::FollowUp,
+                2,
+                Body::FollowUp {
+                    precise_origin_timestamp: t,
+                },
+            ),
         ),
-        ("delay-req", msg(MessageType::DelayReq, 3, Body::DelayReq { origin_timestamp: t })),
+        (
+            "delay-req",
+            msg(
+                MessageType::DelayReq,
+                3,
+                Body::DelayReq {
+                    origin_timestamp: t,
+                },
+            ),
+        ),
         (
             "delay-resp",
             msg(
@@ -159,7 +202,16 @@ fn ptp_msg_seeds() {
                 },
             ),
         ),
-        ("pdelay-req", msg(MessageType::PdelayReq, 4, Body::PdelayReq { origin_timestamp: t })),
+        (
+            "pdelay-req",
+            msg(
+                MessageType::PdelayReq,
+                4,
+                Body::PdelayReq {
+                    origin_timestamp: t,
+                },
+            ),
+        ),
         (
             "pdelay-resp",
             msg(
@@ -189,7 +241,10 @@ fn ptp_msg_seeds() {
                 5,
                 Body::Signaling {
                     target_port: me,
-                    tlvs: vec![(0x0003, vec![0x00, 0x00, 0x00, 0x00, 0x10, 0x00]), (0x8000, vec![1, 2, 3, 4])],
+                    tlvs: vec![
+                        (0x0003, vec![0x00, 0x00, 0x00, 0x00, 0x10, 0x00]),
+                        (0x8000, vec![1, 2, 3, 4]),
+                    ],
                 },
             ),
         ),
@@ -251,7 +306,9 @@ fn ptp_port_seeds() {
     let a = msg(
         MessageType::Sync,
         9,
-        Body::Sync { origin_timestamp: t },
+        Body::Sync {
+            origin_timestamp: t,
+        },
     )
     .to_bytes();
     v.extend_from_slice(&[1, 2, a.len() as u8]);
@@ -259,7 +316,9 @@ fn ptp_port_seeds() {
     let f = msg(
         MessageType::FollowUp,
         9,
-        Body::FollowUp { precise_origin_timestamp: t },
+        Body::FollowUp {
+            precise_origin_timestamp: t,
+        },
     )
     .to_bytes();
     v.extend_from_slice(&[2, f.len() as u8]);
@@ -305,7 +364,10 @@ fn text_seeds() {
             "aliases",
             "aes67://239.69.1.2:5006?interface=eth1&payload=97&channels=8&samplerate=96000&jitter=4&enc=l16&source=10.0.0.9",
         ),
-        ("short", "aes67://239.1.1.1:5004?iface=lo&pt=96&ch=2&rate=48000&enc=L24&jitter=10"),
+        (
+            "short",
+            "aes67://239.1.1.1:5004?iface=lo&pt=96&ch=2&rate=48000&enc=L24&jitter=10",
+        ),
         ("ipv6", "aes67://[ff3e::1:2]:5004?ch=2"),
         ("bad-ch", "aes67://239.1.1.1?ch=0"),
         ("bad-param", "aes67://239.1.1.1?bogus=1"),
@@ -317,7 +379,10 @@ fn text_seeds() {
         ("plain", "aes67://239.192.76.52:5004"),
         ("fill", "aes67://239.192.76.52:5004?fill=available&ch=2"),
         ("fill-only", "  AES67://239.1.1.1?fill=silence  "),
-        ("full", "aes67://239.69.1.2:5006?iface=eth0&pt=98&jitter=5&ch=8&rate=96000&enc=L16"),
+        (
+            "full",
+            "aes67://239.69.1.2:5006?iface=eth0&pt=98&jitter=5&ch=8&rate=96000&enc=L16",
+        ),
         ("bad-fill", "aes67://239.1.1.1?fill=never"),
         ("http", "http://example.invalid/stream"),
         ("port-identity", "001dc1fffe123456:1"),
@@ -356,8 +421,16 @@ fn cmsg_seeds() {
     const IP_RECVERR: i32 = 11;
     const SOL_IPV6: i32 = 41;
     const IPV6_RECVERR: i32 = 25;
-    let sw = cmsg(SOL_SOCKET, SCM_TIMESTAMPING, &ts3((1_700_000_000, 5), (0, 0)));
-    let hw = cmsg(SOL_SOCKET, SCM_TIMESTAMPING, &ts3((0, 0), (12, 999_999_999)));
+    let sw = cmsg(
+        SOL_SOCKET,
+        SCM_TIMESTAMPING,
+        &ts3((1_700_000_000, 5), (0, 0)),
+    );
+    let hw = cmsg(
+        SOL_SOCKET,
+        SCM_TIMESTAMPING,
+        &ts3((0, 0), (12, 999_999_999)),
+    );
     let new = cmsg(SOL_SOCKET, SCM_TIMESTAMPING_NEW, &ts3((1, 2), (3, 4)));
     // sock_extended_err: errno, origin 4 (TIMESTAMPING), type, code, pad, info, data.
     let mut ee = Vec::new();
@@ -370,7 +443,11 @@ fn cmsg_seeds() {
     write("cmsg", "timestamping-sw", &sw);
     write("cmsg", "timestamping-hw", &hw);
     write("cmsg", "timestamping-new", &new);
-    write("cmsg", "txerr-v4-with-ts", &[err4.clone(), sw.clone()].concat());
+    write(
+        "cmsg",
+        "txerr-v4-with-ts",
+        &[err4.clone(), sw.clone()].concat(),
+    );
     write("cmsg", "txerr-v6-with-hw", &[hw.clone(), err6].concat());
     write("cmsg", "truncated", &new[..new.len() - 20]);
 }
@@ -386,7 +463,10 @@ fn bass_config_seeds() {
     v.extend_from_slice(&[3, 4, 0x43, 1]);
     write("bass_config", "set-get-all", &v);
     // Out-of-range values and raw ids (0x80: id = 0x20000 + next byte).
-    let v = [0x80, 0x19, 0, 1, 0x80, 0x02, 2, 0, 0, 0x13, 0x88, 0, 0x1F, 1, 5, 0x42, 1, 0, 0xC2, 0x01, 0x00];
+    let v = [
+        0x80, 0x19, 0, 1, 0x80, 0x02, 2, 0, 0, 0x13, 0x88, 0, 0x1F, 1, 5, 0x42, 1, 0, 0xC2, 0x01,
+        0x00,
+    ];
     write("bass_config", "out-of-range", &v);
     let mut v = vec![2, 1, 255];
     v.extend(std::iter::repeat_n(b'x', 255));

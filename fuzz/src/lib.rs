@@ -88,12 +88,25 @@ pub fn rtp(data: &[u8]) {
     check_pcm_roundtrip(data);
     // Header round trip from the first 11 bytes.
     let mut inp = Input { b: data };
-    let (m, pt, seq, ts, ssrc) = (inp.u8() & 1 != 0, inp.u8() & 0x7f, inp.u16(), inp.u32(), inp.u32());
+    let (m, pt, seq, ts, ssrc) = (
+        inp.u8() & 1 != 0,
+        inp.u8() & 0x7f,
+        inp.u16(),
+        inp.u32(),
+        inp.u32(),
+    );
     let mut pkt = [0u8; 16];
     rtp::write_header(&mut pkt, m, pt, seq, ts, ssrc);
     let p = RtpPacket::parse(&pkt).expect("write_header output parses");
     assert_eq!(
-        (p.marker, p.payload_type, p.sequence_number, p.timestamp, p.ssrc, p.payload.len()),
+        (
+            p.marker,
+            p.payload_type,
+            p.sequence_number,
+            p.timestamp,
+            p.ssrc,
+            p.payload.len()
+        ),
         (m, pt, seq, ts, ssrc, 4)
     );
 }
@@ -113,7 +126,10 @@ fn check_pcm_roundtrip(payload: &[u8]) {
     assert_eq!(back[..2 * n], payload[..2 * n], "L16 round trip");
     // A short output buffer bounds the decode.
     let mut short = [0i32; 3];
-    assert_eq!(rtp::decode_l24(payload, &mut short), (payload.len() / 3).min(3));
+    assert_eq!(
+        rtp::decode_l24(payload, &mut short),
+        (payload.len() / 3).min(3)
+    );
 }
 
 // ------------------------------------------------------ playout buffer ----
@@ -132,7 +148,11 @@ pub fn jitter(data: &[u8]) {
     let mut inp = Input { b: data };
     let c = inp.u8();
     let channels = 1 + (c & 7) as usize;
-    let encoding = if c & 8 != 0 { Encoding::L16 } else { Encoding::L24 };
+    let encoding = if c & 8 != 0 {
+        Encoding::L16
+    } else {
+        Encoding::L24
+    };
     let link = u32::from(inp.u16() % 4096);
     let capacity = 64usize << (inp.u8() % 8);
     let cfg = PlayoutConfig {
@@ -146,7 +166,11 @@ pub fn jitter(data: &[u8]) {
     let cap = b.config().capacity_frames;
     assert!(cap.is_power_of_two() && cap >= capacity && cap >= 2 * link as usize);
     let bps = encoding.bytes_per_sample();
-    let range = if encoding == Encoding::L16 { 1i32 << 15 } else { 1i32 << 23 };
+    let range = if encoding == Encoding::L16 {
+        1i32 << 15
+    } else {
+        1i32 << 23
+    };
     let mut clock: u32 = inp.u32();
     let mut ts: u32 = clock;
     let mut seq: u16 = 0;
@@ -162,8 +186,14 @@ pub fn jitter(data: &[u8]) {
         let op = inp.u8();
         let mut delivered = 0usize;
         let mut sink = |s: &[i32]| {
-            assert!(!s.is_empty() && s.len().is_multiple_of(channels), "partial frame");
-            assert!(s.iter().all(|v| (-range..range).contains(v)), "sample out of range");
+            assert!(
+                !s.is_empty() && s.len().is_multiple_of(channels),
+                "partial frame"
+            );
+            assert!(
+                s.iter().all(|v| (-range..range).contains(v)),
+                "sample out of range"
+            );
             delivered += s.len() / channels;
         };
         let released = match op % 6 {
@@ -261,10 +291,14 @@ pub fn ptp_msg(data: &[u8]) {
     let _ = m.header.correction_ns();
     let _ = m.header.message_type.is_event();
     let bytes = m.to_bytes();
-    let m2 = Message::parse(&bytes)
-        .unwrap_or_else(|e| panic!("serialized {m:?} does not parse: {e}"));
+    let m2 =
+        Message::parse(&bytes).unwrap_or_else(|e| panic!("serialized {m:?} does not parse: {e}"));
     assert_eq!(m2.header.message_length as usize, bytes.len());
-    assert_eq!(norm_len(m2.clone()), norm_len(m), "parse→serialize→parse changed the message");
+    assert_eq!(
+        norm_len(m2.clone()),
+        norm_len(m),
+        "parse→serialize→parse changed the message"
+    );
     assert_eq!(m2.to_bytes(), bytes, "serialize is not stable");
 }
 
@@ -306,7 +340,7 @@ pub fn ptp_port_run(data: &[u8]) -> (PortState, bool) {
     }
     cfg.one_way_after = u32::from(c >> 4);
     let mut now: i64 = 1_000_000_000;
-    let mut port = Port::new(cfg, LocalNs(now));
+    let mut port = Port::new(cfg, LocalNs::from_ns(now));
     let mut tokens: Vec<TxToken> = Vec::new();
     let mut seqs = [0u16; 3];
     // PTP time of the masters relative to our local clock (ns), per master.
@@ -329,7 +363,7 @@ pub fn ptp_port_run(data: &[u8]) -> (PortState, bool) {
                     check_sent(&data);
                 }
                 Action::PublishClock { map, .. } => {
-                    let _ = map.to_ptp(LocalNs(now));
+                    let _ = map.to_ptp(LocalNs::from_ns(now));
                 }
             }
         }
@@ -344,11 +378,12 @@ pub fn ptp_port_run(data: &[u8]) -> (PortState, bool) {
             }
             1 => {
                 let rx = now - i64::from(inp.u8()) * 1000;
-                let acts = port.handle_event(inp.chunk(), LocalNs(rx), LocalNs(now));
+                let acts =
+                    port.handle_event(inp.chunk(), LocalNs::from_ns(rx), LocalNs::from_ns(now));
                 handle(acts, &mut tokens, now);
             }
             2 => {
-                let acts = port.handle_general(inp.chunk(), LocalNs(now));
+                let acts = port.handle_general(inp.chunk(), LocalNs::from_ns(now));
                 handle(acts, &mut tokens, now);
             }
             3 | 4 => {
@@ -362,16 +397,20 @@ pub fn ptp_port_run(data: &[u8]) -> (PortState, bool) {
                 if inp.u8() & 1 == 0 {
                     seqs[k] = seqs[k].wrapping_add(1);
                 }
-                let t = PtpTimestamp(i128::from(now) + offs[k] + jitter);
+                let t = PtpTimestamp::from_nanos(i128::from(now) + offs[k] + jitter);
                 // Delay_Resp answers the port's last Delay_Req unless told otherwise.
-                let seq = if kind & 7 == 4 && kind & 0x20 == 0 { dreq_seq.get() } else { seqs[k] };
+                let seq = if kind & 7 == 4 && kind & 0x20 == 0 {
+                    dreq_seq.get()
+                } else {
+                    seqs[k]
+                };
                 let m = build_msg(&mut inp, k, kind, seq, t);
                 let bytes = m.to_bytes();
                 let acts = if m.header.message_type.is_event() {
                     let rx = now - i64::from(inp.u8()) * 1000;
-                    port.handle_event(&bytes, LocalNs(rx), LocalNs(now))
+                    port.handle_event(&bytes, LocalNs::from_ns(rx), LocalNs::from_ns(now))
                 } else {
-                    port.handle_general(&bytes, LocalNs(now))
+                    port.handle_general(&bytes, LocalNs::from_ns(now))
                 };
                 handle(acts, &mut tokens, now);
             }
@@ -380,9 +419,9 @@ pub fn ptp_port_run(data: &[u8]) -> (PortState, bool) {
                 if op & 0x80 != 0
                     && let Some(t) = port.poll_timeout()
                 {
-                    now = now.max(t.0);
+                    now = now.max(t.as_ns());
                 }
-                let acts = port.handle_timeout(LocalNs(now));
+                let acts = port.handle_timeout(LocalNs::from_ns(now));
                 handle(acts, &mut tokens, now);
             }
             6 => {
@@ -390,7 +429,7 @@ pub fn ptp_port_run(data: &[u8]) -> (PortState, bool) {
                 if !tokens.is_empty() {
                     let tok = tokens.remove(tokens.len() - 1 - i % tokens.len()); // 0 = newest
                     let ts = now - ago * 1000;
-                    let acts = port.handle_tx_timestamp(tok, LocalNs(ts));
+                    let acts = port.handle_tx_timestamp(tok, LocalNs::from_ns(ts));
                     handle(acts, &mut tokens, now);
                 }
             }
@@ -398,14 +437,14 @@ pub fn ptp_port_run(data: &[u8]) -> (PortState, bool) {
                 let i = inp.u8() as usize;
                 if !tokens.is_empty() {
                     let tok = tokens.remove(tokens.len() - 1 - i % tokens.len()); // 0 = newest
-                    let acts = port.handle_tx_failed(tok, LocalNs(now));
+                    let acts = port.handle_tx_failed(tok, LocalNs::from_ns(now));
                     handle(acts, &mut tokens, now);
                 }
             }
         }
         let st = port.state();
         if let Some(map) = port.clock_map() {
-            let _ = map.to_ptp(LocalNs(now));
+            let _ = map.to_ptp(LocalNs::from_ns(now));
         }
         assert!(
             !(port_cfg_master_only(c) && matches!(st, PortState::Slave | PortState::Uncalibrated)),
@@ -413,7 +452,7 @@ pub fn ptp_port_run(data: &[u8]) -> (PortState, bool) {
         );
     }
     // The status snapshot (strings, statistics) once per input: cheap enough.
-    let status = port.status(LocalNs(now));
+    let status = port.status(LocalNs::from_ns(now));
     let _ = (port.freq(), port.servo(), port.state().name());
     assert_eq!(status.state, port.state());
     static DEBUG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -430,7 +469,10 @@ fn port_cfg_master_only(c: u8) -> bool {
 /// Every message a port sends must parse, be ours and be in our domain.
 fn check_sent(data: &[u8]) -> Message {
     let m = Message::parse(data).unwrap_or_else(|e| panic!("port sent unparseable bytes: {e}"));
-    assert_eq!(m.header.source_port.clock_identity, OUR_ID, "sent with a foreign identity");
+    assert_eq!(
+        m.header.source_port.clock_identity, OUR_ID,
+        "sent with a foreign identity"
+    );
     assert_eq!(m.header.domain, 0);
     m
 }
@@ -455,7 +497,12 @@ fn build_msg(inp: &mut Input<'_>, k: usize, kind: u8, seq: u16, t: PtpTimestamp)
                 time_source: 0x20,
             }),
         ),
-        2 | 7 => (MessageType::Sync, Body::Sync { origin_timestamp: t }),
+        2 | 7 => (
+            MessageType::Sync,
+            Body::Sync {
+                origin_timestamp: t,
+            },
+        ),
         3 => (
             MessageType::FollowUp,
             Body::FollowUp {
@@ -472,7 +519,12 @@ fn build_msg(inp: &mut Input<'_>, k: usize, kind: u8, seq: u16, t: PtpTimestamp)
                 },
             },
         ),
-        _ => (MessageType::DelayReq, Body::DelayReq { origin_timestamp: t }),
+        _ => (
+            MessageType::DelayReq,
+            Body::DelayReq {
+                origin_timestamp: t,
+            },
+        ),
     };
     let mut header = Header::new(ty, 0, src, seq);
     if kind & 0x08 != 0 {
@@ -502,11 +554,28 @@ fn check_sdp_roundtrip(c: &StreamConfig) {
     let back = StreamConfig::from_sdp(&text)
         .unwrap_or_else(|e| panic!("to_sdp output does not parse ({e}):\n{text}"));
     assert_eq!(
-        (back.dest, back.port, back.payload_type, back.channels, back.sample_rate, back.encoding),
-        (c.dest, c.port, c.payload_type, c.channels, c.sample_rate, c.encoding),
+        (
+            back.dest,
+            back.port,
+            back.payload_type,
+            back.channels,
+            back.sample_rate,
+            back.encoding
+        ),
+        (
+            c.dest,
+            c.port,
+            c.payload_type,
+            c.channels,
+            c.sample_rate,
+            c.encoding
+        ),
         "to_sdp→from_sdp changed the stream:\n{text}"
     );
-    assert_eq!(back.mediaclk_offset, c.mediaclk_offset, "mediaclk lost:\n{text}");
+    assert_eq!(
+        back.mediaclk_offset, c.mediaclk_offset,
+        "mediaclk lost:\n{text}"
+    );
 }
 
 fn check_config(c: &StreamConfig) {
@@ -613,8 +682,16 @@ pub fn bass_config(data: &[u8]) {
                 let ok = c::set_dword(id, v);
                 let after = c::get_dword(id);
                 if ok {
-                    let want = if id == c::PTP_ENABLED { u32::from(v != 0) } else { v };
-                    assert_eq!(after, Some(want), "option {id:#x} set to {v} reads {after:?}");
+                    let want = if id == c::PTP_ENABLED {
+                        u32::from(v != 0)
+                    } else {
+                        v
+                    };
+                    assert_eq!(
+                        after,
+                        Some(want),
+                        "option {id:#x} set to {v} reads {after:?}"
+                    );
                 } else if before.is_some() && !is_live_stat(id) {
                     assert_eq!(after, before, "rejected set of {id:#x} changed it");
                 }
@@ -651,6 +728,11 @@ fn is_live_stat(id: u32) -> bool {
     use bass_aes67::config as c;
     !matches!(
         id,
-        c::PT | c::JITTER | c::PTP_DOMAIN | c::PTP_ENABLED | c::CLOCK_MODE | c::CLOCK_FALLBACK_TIMEOUT
+        c::PT
+            | c::JITTER
+            | c::PTP_DOMAIN
+            | c::PTP_ENABLED
+            | c::CLOCK_MODE
+            | c::CLOCK_FALLBACK_TIMEOUT
     )
 }

@@ -16,7 +16,12 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.') || n == "README.txt"))
+            .filter(|p| {
+                p.is_file()
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.') || n == "README.txt")
+            })
             .collect(),
         Err(_) => Vec::new(),
     };
@@ -60,7 +65,10 @@ fn replay_all() {
         );
         failed.extend(f);
     }
-    assert!(failed.is_empty(), "inputs that fail their harness: {failed:#?}");
+    assert!(
+        failed.is_empty(),
+        "inputs that fail their harness: {failed:#?}"
+    );
 }
 
 /// Every target has a corpus directory and a regressions directory.
@@ -68,7 +76,10 @@ fn replay_all() {
 fn every_target_has_dirs() {
     for (t, _) in aes67_fuzz::TARGETS {
         assert!(root().join("corpus").join(t).is_dir(), "corpus/{t}");
-        assert!(root().join("regressions").join(t).is_dir(), "regressions/{t}");
+        assert!(
+            root().join("regressions").join(t).is_dir(),
+            "regressions/{t}"
+        );
     }
 }
 
@@ -96,7 +107,11 @@ fn harnesses_accept_random_bytes() {
 /// mutates from a synchronised port (servo and delay paths covered).
 #[test]
 fn ptp_port_session_seeds_reach_slave() {
-    for name in ["seed-slave-two-step-20s", "seed-default-one-step-12s", "seed-pi-servo-two-step-10s"] {
+    for name in [
+        "seed-slave-two-step-20s",
+        "seed-default-one-step-12s",
+        "seed-pi-servo-two-step-10s",
+    ] {
         let data = std::fs::read(root().join("corpus/ptp_port").join(name)).unwrap();
         let (state, map) = aes67_fuzz::ptp_port_run(&data);
         eprintln!("{name}: {state:?}, clock map {map}");
