@@ -255,7 +255,7 @@ fn ptp_msg_seeds() {
     }
 }
 
-/// A slave session for `aes67_fuzz::ptp_port`: Announces every 2 s, Sync +
+/// A slave session for `aes67_fuzz::ptp_port`: Announces every 1 s, Sync +
 /// Follow_Up every 125 ms, timers run, Delay_Reqs stamped and answered.
 fn ptp_port_seeds() {
     let session = |c: u8, two_step: bool, secs: u32| {
@@ -273,7 +273,7 @@ fn ptp_port_seeds() {
         };
         let ts = if two_step { 0x08 } else { 0 };
         for tick in 0..secs * 8 {
-            if tick % 16 == 0 {
+            if tick % 8 == 0 {
                 send(&mut v, ts, true, None); // Announce
             }
             send(&mut v, 2 | ts, true, Some(3)); // Sync (event: rx byte)

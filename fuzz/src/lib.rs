@@ -252,7 +252,13 @@ pub fn jitter(data: &[u8]) {
         let s = b.stats();
         assert_eq!(s.frames_out, out_total, "frames_out accounting");
         assert_eq!(
-            s.packets + s.late + s.duplicates + s.malformed + s.wrong_pt,
+            s.packets
+                + s.late
+                + s.duplicates
+                + s.malformed
+                + s.wrong_pt
+                + s.format_mismatch
+                + s.jump_unconfirmed,
             inserts,
             "every insert is stored or dropped once"
         );
