@@ -250,26 +250,7 @@ fn host_from_object(path: &std::ffi::CStr) -> Option<Host> {
             libc::dlsym(lib, c"BASS_ChannelSetAttribute".as_ptr()),
         )
     };
-    let out = (|| {
-        if ver.is_null() || gcp.is_null() {
-            return None;
-        }
-        // SAFETY: these exports of libbass have the C signatures
-        // `DWORD BASS_GetVersion(void)` and `const void *BASS_GetConfigPtr(DWORD)`.
-        let (ver, gcp) = unsafe {
-            (
-                std::mem::transmute::<*mut c_void, unsafe extern "system" fn() -> u32>(ver),
-                std::mem::transmute::<*mut c_void, unsafe extern "system" fn(u32) -> *const c_void>(
-                    gcp,
-                ),
-            )
-        };
-        // SAFETY: BASS_GetVersion takes no arguments.
-        if unsafe { ver() } >> 16 != BASS_VERSION_MAJOR {
-            return None;
-        }
-        host_from_table(gcp, sa)
-    })();
+    let out = host_from_exports(ver, gcp, sa);
     // The NOLOAD handle only raised the reference count; BASS itself keeps
     // its library mapped for as long as it can call us.
     // SAFETY: `lib` came from dlopen above and is closed once.
@@ -298,11 +279,19 @@ fn resolve_host() -> Option<Host> {
             GetProcAddress(m, c"BASS_ChannelSetAttribute".as_ptr()),
         )
     };
+    host_from_exports(ver, gcp, sa)
+}
+
+/// The host from the addresses of BASS's exports `BASS_GetVersion`,
+/// `BASS_GetConfigPtr` and `BASS_ChannelSetAttribute` (null when missing):
+/// `None` when a required one is missing or the major version is not 2.4's.
+fn host_from_exports(ver: *mut c_void, gcp: *mut c_void, sa: *mut c_void) -> Option<Host> {
     if ver.is_null() || gcp.is_null() {
         return None;
     }
-    // SAFETY: the exports have the WINAPI signatures `DWORD BASS_GetVersion(void)`
-    // and `const void *BASS_GetConfigPtr(DWORD)`.
+    // SAFETY: these exports of BASS have the signatures (C on Linux, WINAPI
+    // on Windows, both `extern "system"`) `DWORD BASS_GetVersion(void)` and
+    // `const void *BASS_GetConfigPtr(DWORD)`.
     let (ver, gcp) = unsafe {
         (
             std::mem::transmute::<*mut c_void, unsafe extern "system" fn() -> u32>(ver),
