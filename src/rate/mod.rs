@@ -144,6 +144,12 @@ pub struct RateOutput {
     pub reprimed: bool,
 }
 
+/// Integrator trim (ppm around the feed-forward) kept through a re-prime.
+const REPRIME_TRIM_PPM: f64 = 50.0;
+/// The PI stays frozen until the raw error has been back inside the excursion bound
+/// this long (s): clumped arrivals (bursts) never wind it.
+const CALM_S: f64 = 0.5;
+
 /// Acquisition time of [`DeviceClock`] (s): wide loop, no estimate reported.
 const ACQUIRE_S: f64 = 6.0;
 
@@ -266,6 +272,8 @@ pub struct RateControl {
     filt: Option<f64>,
     last_now: Option<MonoNs>,
     over_since: Option<MonoNs>,
+    /// Last time the raw error was beyond the excursion bound.
+    last_over: Option<MonoNs>,
     /// Sum and count of the raw error over the second half of an excursion's hold.
     over_sum: (f64, u32),
     sat_since: Option<MonoNs>,
@@ -291,6 +299,7 @@ impl RateControl {
             filt: None,
             last_now: None,
             over_since: None,
+            last_over: None,
             over_sum: (0.0, 0),
             sat_since: None,
             last_ppm: 0.0,
@@ -337,13 +346,18 @@ impl RateControl {
     /// timers restarted, ramp from the last output.
     fn do_reprime(&mut self) {
         if self.ff_init {
-            self.integ = 0.0;
+            // To the feed-forward estimate, keeping a small trim (what the integrator
+            // held before a wind-up: the estimate's own error, a few ppm).
+            self.integ = self.integ.clamp(-REPRIME_TRIM_PPM, REPRIME_TRIM_PPM);
         } else {
             let m = self.cfg.max_ppm;
             self.integ = self.integ.clamp(-m, m);
         }
-        self.filt = None;
+        // The target was just re-established: the filter restarts from zero error, not
+        // from one noisy reading (a 1 ms reading would be a 200 ppm P kick).
+        self.filt = Some(0.0);
         self.over_since = None;
+        self.last_over = None;
         self.over_sum = (0.0, 0);
         self.sat_since = None;
         self.ramping = true;
@@ -414,9 +428,17 @@ impl RateControl {
                 self.do_reprime();
                 reprimed = true;
             }
+            self.last_over = Some(obs.now);
         } else {
             self.over_since = None;
             self.over_sum = (0.0, 0);
+            if let Some(l) = self.last_over {
+                if obs.now.since(l).as_secs_f64() < CALM_S {
+                    frozen = true;
+                } else {
+                    self.last_over = None;
+                }
+            }
         }
 
         let filt = match self.filt {
