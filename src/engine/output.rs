@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::sys::pcm::PcmDevice;
+
 /// Where audio goes (`--output`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputSpec {
@@ -192,7 +194,7 @@ impl Output {
                 .spawn(move || drain(ring, &st, &sp, fmt.channels as usize, |_| Ok(())))
                 .expect("spawn output thread"),
             OutputSpec::Sim { .. } => return Err(OutputError::NeedsPlayout(spec.to_string())),
-            OutputSpec::Alsa(dev) => crate::sys::alsa::spawn(dev, fmt, ring, st, sp)?,
+            OutputSpec::Alsa(dev) => spawn_alsa(dev, fmt, ring, st, sp)?,
         };
         Ok(Output {
             thread: Some(thread),
@@ -244,6 +246,90 @@ fn drain(
             .frames
             .fetch_add((n / channels) as u64, Ordering::Relaxed);
     }
+}
+
+/// Period of the plain ALSA sink, ms.
+const ALSA_PERIOD_MS: u32 = 5;
+/// Buffer of the plain ALSA sink, periods.
+const ALSA_BUFFER_PERIODS: usize = 8;
+
+/// The plain ALSA sink: opens `device` for `fmt` ([`crate::sys::alsa::AlsaDevice`],
+/// 5 ms periods) and starts a thread that plays the ring at the device's rate
+/// (blocking writes). When the ring runs dry it writes silence and counts an
+/// underrun; xruns are recovered (prepare, or resume after a suspend) and
+/// counted. Drift compensation and the real-time thread are the playout
+/// module's.
+///
+/// Errors: [`OutputError::Alsa`] when the device cannot be opened or does
+/// not accept the format.
+fn spawn_alsa(
+    device: &str,
+    fmt: PcmFormat,
+    mut ring: rtrb::Consumer<i32>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<OutputStats>,
+) -> Result<JoinHandle<Result<(), OutputError>>, OutputError> {
+    let aerr = |reason: String| OutputError::Alsa {
+        device: device.to_string(),
+        reason,
+    };
+    let ch = fmt.channels as usize;
+    let period = (fmt.rate * ALSA_PERIOD_MS / 1000) as usize;
+    let mut pcm = crate::sys::alsa::AlsaDevice::open(
+        device,
+        ch,
+        fmt.rate,
+        period,
+        period * ALSA_BUFFER_PERIODS,
+    )
+    .map_err(|e| aerr(e.to_string()))?;
+    let shift = 32 - fmt.bits as u32;
+    let dev = device.to_string();
+    Ok(std::thread::Builder::new()
+        .name("aes67-alsa".into())
+        .spawn(move || {
+            let aerr = |e: crate::sys::pcm::DevError| OutputError::Alsa {
+                device: dev.clone(),
+                reason: format!("{e:?}"),
+            };
+            let period = pcm.period;
+            let mut buf = vec![0i32; period * ch];
+            let mut started = false;
+            loop {
+                let stopping = stop.load(Ordering::SeqCst);
+                let avail = ring.slots() / ch;
+                if stopping && avail == 0 {
+                    let _ = pcm.drain();
+                    return Ok(());
+                }
+                let n = avail.min(period);
+                if n > 0 {
+                    let chunk = ring.read_chunk(n * ch).expect("n <= slots");
+                    for (o, s) in buf.iter_mut().zip(chunk) {
+                        *o = s << shift;
+                    }
+                    started = true;
+                } else if started {
+                    stats.underruns.fetch_add(1, Ordering::Relaxed);
+                }
+                buf[n * ch..].iter_mut().for_each(|x| *x = 0);
+                if !started {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    continue;
+                }
+                if let Err(e) = pcm.write(&buf) {
+                    if e == crate::sys::pcm::DevError::Xrun {
+                        stats.xruns.fetch_add(1, Ordering::Relaxed);
+                    }
+                    pcm.recover(e).map_err(aerr)?;
+                }
+                if let Ok((_, d)) = pcm.avail_delay() {
+                    stats.delay_frames.store(d.max(0) as u64, Ordering::Relaxed);
+                }
+                stats.frames.fetch_add(period as u64, Ordering::Relaxed);
+            }
+        })
+        .expect("spawn ALSA thread"))
 }
 
 #[cfg(test)]

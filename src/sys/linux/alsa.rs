@@ -1,27 +1,11 @@
-//! ALSA playback: [`AlsaDevice`] (one PCM open and configuration, used by
-//! the real-time playout loop and by the plain sink), and [`spawn`], the
-//! plain sink (blocking writes at the device's rate).
-//!
-//! The plain sink plays the ring at the device's rate; when the ring runs
-//! dry it writes silence and counts an underrun; xruns are recovered (prepare,
-//! or resume after a suspend) and counted. Drift compensation and the
-//! real-time thread live in the playout module.
+//! ALSA playback: [`AlsaDevice`], one PCM open and configuration, used by
+//! the engine's real-time playout loop and by its plain ALSA sink.
 //!
 //! alsa-lib's own error printing (several stderr lines when, say, there is no
 //! sound card) is silenced on the opening thread: the caller reports the one
 //! [`PcmOpenError`] instead.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-
-use crate::engine::output::{OutputError, OutputStats, PcmFormat};
 use crate::sys::pcm::PcmOpenError;
-
-/// Period of the plain sink, ms (5 ms).
-const PERIOD_MS: u32 = 5;
-/// Buffer of the plain sink, periods.
-const BUFFER_PERIODS: usize = 8;
 
 impl From<alsa::Error> for PcmOpenError {
     fn from(e: alsa::Error) -> PcmOpenError {
@@ -36,75 +20,6 @@ impl From<alsa::Error> for PcmOpenError {
 /// stderr (`snd_lib_error_set_local`, via the alsa crate).
 fn silence_alsa_lib() {
     let _ = alsa::Output::local_error_handler();
-}
-
-/// Opens `device` for `fmt` ([`AlsaDevice::open`], 5 ms periods) and starts
-/// the playback thread.
-///
-/// Errors: [`OutputError::Alsa`] when the device cannot be opened or does
-/// not accept the format.
-pub fn spawn(
-    device: &str,
-    fmt: PcmFormat,
-    mut ring: rtrb::Consumer<i32>,
-    stop: Arc<AtomicBool>,
-    stats: Arc<OutputStats>,
-) -> Result<JoinHandle<Result<(), OutputError>>, OutputError> {
-    let aerr = |reason: String| OutputError::Alsa {
-        device: device.to_string(),
-        reason,
-    };
-    let ch = fmt.channels as usize;
-    let period = (fmt.rate * PERIOD_MS / 1000) as usize;
-    let mut pcm = AlsaDevice::open(device, ch, fmt.rate, period, period * BUFFER_PERIODS)
-        .map_err(|e| aerr(e.to_string()))?;
-    let shift = 32 - fmt.bits as u32;
-    let dev = device.to_string();
-    Ok(std::thread::Builder::new()
-        .name("aes67-alsa".into())
-        .spawn(move || {
-            let aerr = |e: DevError| OutputError::Alsa {
-                device: dev.clone(),
-                reason: format!("{e:?}"),
-            };
-            let period = pcm.period;
-            let mut buf = vec![0i32; period * ch];
-            let mut started = false;
-            loop {
-                let stopping = stop.load(Ordering::SeqCst);
-                let avail = ring.slots() / ch;
-                if stopping && avail == 0 {
-                    let _ = pcm.pcm.drain();
-                    return Ok(());
-                }
-                let n = avail.min(period);
-                if n > 0 {
-                    let chunk = ring.read_chunk(n * ch).expect("n <= slots");
-                    for (o, s) in buf.iter_mut().zip(chunk) {
-                        *o = s << shift;
-                    }
-                    started = true;
-                } else if started {
-                    stats.underruns.fetch_add(1, Ordering::Relaxed);
-                }
-                buf[n * ch..].iter_mut().for_each(|x| *x = 0);
-                if !started {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                    continue;
-                }
-                if let Err(e) = pcm.write(&buf) {
-                    if e == DevError::Xrun {
-                        stats.xruns.fetch_add(1, Ordering::Relaxed);
-                    }
-                    pcm.recover(e).map_err(aerr)?;
-                }
-                if let Ok((_, d)) = pcm.avail_delay() {
-                    stats.delay_frames.store(d.max(0) as u64, Ordering::Relaxed);
-                }
-                stats.frames.fetch_add(period as u64, Ordering::Relaxed);
-            }
-        })
-        .expect("spawn ALSA thread"))
 }
 
 use crate::sys::pcm::{DevError, PcmDevice, SampleFormat};
@@ -182,6 +97,12 @@ impl AlsaDevice {
             period: p,
             buffer: b,
         })
+    }
+
+    /// Plays what is queued, then stops (`snd_pcm_drain`); errors are ignored
+    /// (the device is being closed).
+    pub fn drain(&mut self) {
+        let _ = self.pcm.drain();
     }
 
     /// The negotiated sample format.

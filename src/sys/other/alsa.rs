@@ -2,28 +2,8 @@
 //! constructors return `Unsupported` ("ALSA is Linux-only").
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::thread::JoinHandle;
 
-use crate::engine::output::{OutputError, OutputStats, PcmFormat};
 use crate::sys::pcm::{DevError, PcmDevice, PcmOpenError, SampleFormat};
-
-/// Starts the plain ALSA sink.
-///
-/// Errors: always [`OutputError::Alsa`] ("ALSA is Linux-only").
-pub fn spawn(
-    device: &str,
-    _fmt: PcmFormat,
-    _ring: rtrb::Consumer<i32>,
-    _stop: Arc<AtomicBool>,
-    _stats: Arc<OutputStats>,
-) -> Result<JoinHandle<Result<(), OutputError>>, OutputError> {
-    Err(OutputError::Alsa {
-        device: device.to_string(),
-        reason: PcmOpenError::Unsupported.to_string(),
-    })
-}
 
 /// An ALSA playback PCM (cannot be opened here).
 pub struct AlsaDevice {
@@ -46,6 +26,11 @@ impl AlsaDevice {
         _buffer: usize,
     ) -> Result<AlsaDevice, PcmOpenError> {
         Err(PcmOpenError::Unsupported)
+    }
+
+    /// Plays what is queued, then stops.
+    pub fn drain(&mut self) {
+        match self.never {}
     }
 
     /// The negotiated sample format.
