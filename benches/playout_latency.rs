@@ -11,7 +11,9 @@
 //! The peer figure in the same run is the packet time plus the device buffer: the
 //! floor no receiver can go below. Run: `cargo bench --bench playout_latency`.
 
-use aes67::engine::playout::{MediaRate, Playout, PlayoutConfig, SimDevice, ToneGenerator};
+use aes67::engine::playout::{
+    MediaRate, Playout, PlayoutConfig, SimDevice, ToneGenerator, ToneSpec,
+};
 use aes67::rate::resampler::Quality;
 use aes67::units::Nanos;
 use std::time::Duration;
@@ -33,8 +35,11 @@ fn main() {
             cfg.lock_memory = false;
             cfg.rt_priority = Some(80);
             let dev = SimDevice::new(48000, 100.0, period, buffer, 2);
-            let (tone, ring) =
-                ToneGenerator::start_with_packet(2, 48000, 1000.0, 0.5, 0.0, 200, pkt);
+            let (tone, ring) = ToneGenerator::start(ToneSpec {
+                ring_ms: 200,
+                packet_frames: pkt,
+                ..ToneSpec::new(2, 48000)
+            });
             let p = Playout::start(cfg, dev, ring, MediaRate::free_running()).unwrap();
             // count only after the stream started and the first second passed
             std::thread::sleep(Duration::from_secs(1));

@@ -20,7 +20,9 @@
 //! residual < 1e-3 of full scale, every 20 ms block at the tone's level); and no
 //! allocation on the real-time thread (counting global allocator).
 
-use aes67::engine::playout::{AlsaDevice, MediaRate, Playout, PlayoutConfig, ToneGenerator};
+use aes67::engine::playout::{
+    AlsaDevice, MediaRate, Playout, PlayoutConfig, ToneGenerator, ToneSpec,
+};
 use aes67::rate::resampler::Quality;
 use aes67::units::Nanos;
 use aes67_rig::alloc::{CountingAlloc, mark_thread, unmark_thread};
@@ -211,7 +213,11 @@ fn guest_aloop_playout() {
     cfg.rt_priority = Some(80);
     cfg.lock_memory = true;
     cfg.rt_hooks = Some((mark_thread, unmark_thread));
-    let (tone, ring) = ToneGenerator::start(CH, RATE, FREQ, 0.5, 0.0, 2000);
+    let (tone, ring) = ToneGenerator::start(ToneSpec {
+        freq: FREQ,
+        ring_ms: 2000,
+        ..ToneSpec::new(CH, RATE)
+    });
     let p = Playout::start(cfg, dev, ring, MediaRate::free_running()).unwrap();
     let settle = (secs / 2).min(30);
     let t0 = Instant::now();

@@ -4,7 +4,9 @@
 //! crystal is +300 ppm off, fed by a 1 kHz tone at the media rate; it must also keep
 //! zero xruns and lock its ratio near +300 ppm.
 
-use aes67::engine::playout::{MediaRate, Playout, PlayoutConfig, SimDevice, ToneGenerator};
+use aes67::engine::playout::{
+    MediaRate, Playout, PlayoutConfig, SimDevice, ToneGenerator, ToneSpec,
+};
 use aes67::rate::resampler::Quality;
 use aes67::units::Nanos;
 use aes67_rig::alloc::{CountingAlloc, mark_thread, unmark_thread};
@@ -40,7 +42,7 @@ fn rt_loop_never_allocates_and_locks_to_the_device() {
     };
     cfg.rt_hooks = Some((mark_thread, unmark_thread));
     let dev = SimDevice::new(48000, 300.0, 480, 4 * 480, ch);
-    let (tone, ring) = ToneGenerator::start(ch, 48000, 1000.0, 0.5, 0.0, 500);
+    let (tone, ring) = ToneGenerator::start(ToneSpec::new(ch, 48000));
     let p = Playout::start(cfg, dev, ring, MediaRate::free_running()).unwrap();
     let mut ratios = Vec::new();
     let mut ffs = Vec::new();

@@ -18,7 +18,7 @@
 //! `ESTRPIPE` (suspend) → `resume` until it stops answering `EAGAIN`, else `prepare`.
 
 pub use super::device::SimDevice;
-pub use super::tone::ToneGenerator;
+pub use super::tone::{ToneGenerator, ToneSpec};
 pub use crate::sys::alsa::AlsaDevice;
 pub use crate::sys::pcm::{DevError, PcmDevice, SampleFormat};
 

@@ -18,41 +18,57 @@ pub struct ToneGenerator {
     handle: Option<JoinHandle<()>>,
 }
 
+/// What a [`ToneGenerator`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct ToneSpec {
+    /// Channels per frame (all carry the same sine).
+    pub channels: usize,
+    /// Nominal media rate, Hz.
+    pub rate: u32,
+    /// Tone frequency, Hz.
+    pub freq: f64,
+    /// Amplitude, 0..1 of 24-bit full scale.
+    pub amp: f64,
+    /// Media clock error against `CLOCK_MONOTONIC`, ppm.
+    pub media_ppm: f64,
+    /// Ring capacity, ms.
+    pub ring_ms: u32,
+    /// Frames per packet (rate/1000 for 1 ms; 6 for 125 µs at 48 kHz,
+    /// AES67-2018 §7.2.1).
+    pub packet_frames: usize,
+}
+
+impl ToneSpec {
+    /// A 1 kHz sine at half of full scale, `channels` × `rate` Hz, on the
+    /// nominal media rate, 1 ms packets, a 500 ms ring.
+    pub fn new(channels: usize, rate: u32) -> ToneSpec {
+        ToneSpec {
+            channels,
+            rate,
+            freq: 1000.0,
+            amp: 0.5,
+            media_ppm: 0.0,
+            ring_ms: 500,
+            packet_frames: (rate / 1000).max(1) as usize,
+        }
+    }
+}
+
 impl ToneGenerator {
-    /// Starts writing a `freq` Hz sine at amplitude `amp` (0..1 of 24-bit full scale)
-    /// to all `channels`, at `rate × (1 + media_ppm·1e-6)` frames per second of
-    /// `CLOCK_MONOTONIC`, 1 ms (rate/1000 frames) at a time. Returns the generator
-    /// and the ring's consumer side (capacity `ring_ms` milliseconds).
-    pub fn start(
-        channels: usize,
-        rate: u32,
-        freq: f64,
-        amp: f64,
-        media_ppm: f64,
-        ring_ms: u32,
-    ) -> (ToneGenerator, rtrb::Consumer<i32>) {
-        Self::start_with_packet(
+    /// Starts writing the sine of `spec` to all its channels at
+    /// `rate × (1 + media_ppm·1e-6)` frames per second of `CLOCK_MONOTONIC`,
+    /// one packet at a time. Returns the generator and the ring's consumer
+    /// side (capacity `ring_ms` milliseconds).
+    pub fn start(spec: ToneSpec) -> (ToneGenerator, rtrb::Consumer<i32>) {
+        let ToneSpec {
             channels,
             rate,
             freq,
             amp,
             media_ppm,
             ring_ms,
-            (rate / 1000).max(1) as usize,
-        )
-    }
-
-    /// As [`ToneGenerator::start`] with `packet_frames` per packet (e.g. 6 for the
-    /// 125 µs packet time at 48 kHz, AES67-2018 §7.2.1).
-    pub fn start_with_packet(
-        channels: usize,
-        rate: u32,
-        freq: f64,
-        amp: f64,
-        media_ppm: f64,
-        ring_ms: u32,
-        packet_frames: usize,
-    ) -> (ToneGenerator, rtrb::Consumer<i32>) {
+            packet_frames,
+        } = spec;
         let (mut tx, rx) =
             rtrb::RingBuffer::<i32>::new(rate as usize * ring_ms as usize / 1000 * channels);
         let stop = Arc::new(AtomicBool::new(false));
