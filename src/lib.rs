@@ -14,6 +14,27 @@
 //! The CLI (`aes67` binary) sits on top, in `src/cli/`.
 #![warn(missing_docs)]
 
+/// Implements `FromStr` for a field-less enum from its names on the command
+/// line and in configs; an unknown name is an error naming `what` and the
+/// accepted names.
+macro_rules! from_names {
+    ($ty:ident, $what:literal, { $($name:literal => $v:ident),+ $(,)? }) => {
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<$ty, String> {
+                match s {
+                    $($name => Ok($ty::$v),)+
+                    _ => Err(format!(
+                        "{} {s:?}: expected one of {}",
+                        $what,
+                        [$($name),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
 pub mod engine;
 pub mod media;
 pub mod ptp;

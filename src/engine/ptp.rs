@@ -30,19 +30,11 @@ pub enum Timestamping {
     Hardware,
 }
 
-impl std::str::FromStr for Timestamping {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "software" => Ok(Self::Software),
-            "hardware" => Ok(Self::Hardware),
-            _ => Err(format!(
-                "timestamping {s:?}: expected auto, software or hardware"
-            )),
-        }
-    }
-}
+from_names!(Timestamping, "timestamping", {
+    "auto" => Auto,
+    "software" => Software,
+    "hardware" => Hardware,
+});
 
 /// Settings of one PTP ordinary clock port (IEEE 1588-2019 §8.2.15).
 #[derive(Debug, Clone)]

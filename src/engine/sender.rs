@@ -49,19 +49,10 @@ pub enum RtpClock {
     Realtime,
 }
 
-impl std::str::FromStr for RtpClock {
-    type Err = String;
-    /// Parses the command-line name (arbitrary, realtime).
-    fn from_str(s: &str) -> Result<RtpClock, String> {
-        match s {
-            "arbitrary" => Ok(RtpClock::Arbitrary),
-            "realtime" => Ok(RtpClock::Realtime),
-            _ => Err(format!(
-                "RTP clock {s:?}: expected one of arbitrary, realtime"
-            )),
-        }
-    }
-}
+from_names!(RtpClock, "RTP clock", {
+    "arbitrary" => Arbitrary,
+    "realtime" => Realtime,
+});
 
 /// A running sender thread.
 pub struct SenderHandle {

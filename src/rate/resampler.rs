@@ -52,21 +52,12 @@ pub enum Quality {
     Poly,
 }
 
-impl std::str::FromStr for Quality {
-    type Err = String;
-    /// Parses the command-line name (high, medium, fast, poly).
-    fn from_str(s: &str) -> Result<Quality, String> {
-        match s {
-            "high" => Ok(Quality::High),
-            "medium" => Ok(Quality::Medium),
-            "fast" => Ok(Quality::Fast),
-            "poly" => Ok(Quality::Poly),
-            _ => Err(format!(
-                "resampler {s:?}: expected one of high, medium, fast, poly"
-            )),
-        }
-    }
-}
+from_names!(Quality, "resampler", {
+    "high" => High,
+    "medium" => Medium,
+    "fast" => Fast,
+    "poly" => Poly,
+});
 
 /// The steered resampler. See the module docs.
 pub struct SteeredResampler {

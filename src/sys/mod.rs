@@ -49,20 +49,11 @@ pub enum IngestKind {
     Recvmmsg,
 }
 
-impl std::str::FromStr for IngestKind {
-    type Err = String;
-    /// Parses the command-line name (auto, uring, recvmmsg).
-    fn from_str(s: &str) -> Result<IngestKind, String> {
-        match s {
-            "auto" => Ok(IngestKind::Auto),
-            "uring" => Ok(IngestKind::Uring),
-            "recvmmsg" => Ok(IngestKind::Recvmmsg),
-            _ => Err(format!(
-                "ingest backend {s:?}: expected one of auto, uring, recvmmsg"
-            )),
-        }
-    }
-}
+from_names!(IngestKind, "ingest backend", {
+    "auto" => Auto,
+    "uring" => Uring,
+    "recvmmsg" => Recvmmsg,
+});
 
 use std::net::SocketAddr;
 

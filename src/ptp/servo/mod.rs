@@ -49,18 +49,11 @@ pub enum ServoKind {
     Pi,
 }
 
-impl std::str::FromStr for ServoKind {
-    type Err = String;
-    /// Parses the command-line name (lin-reg, linreg, pi).
-    fn from_str(s: &str) -> Result<ServoKind, String> {
-        match s {
-            "lin-reg" => Ok(ServoKind::LinReg),
-            "linreg" => Ok(ServoKind::LinReg),
-            "pi" => Ok(ServoKind::Pi),
-            _ => Err(format!("servo {s:?}: expected one of lin-reg, linreg, pi")),
-        }
-    }
-}
+from_names!(ServoKind, "servo", {
+    "lin-reg" => LinReg,
+    "linreg" => LinReg,
+    "pi" => Pi,
+});
 
 /// Servo tuning. All durations in ns.
 ///
