@@ -982,10 +982,7 @@ mod tests {
 
     #[test]
     fn delay_req_is_one_timer_scheduled_once_per_interval() {
-        let mut p = Port::new(slave_cfg(), LocalNs::from_ns(0));
-        let mut m = Peer::new();
-        let _ = p.handle_general(&m.announce(), LocalNs::from_ns(MS));
-        let _ = p.handle_general(&m.announce(), LocalNs::from_ns(2 * MS));
+        let (mut p, mut m) = qualified_port();
         let mut t = 100 * MS;
         // Fast start: one Delay_Req per Sync until 16 delays are measured;
         // no Delay_Req deadline meanwhile.
@@ -1149,12 +1146,18 @@ mod tests {
         );
     }
 
-    /// Locks a slave port on [`Peer`] (two Announces, 12 exchanges).
-    fn locked_port() -> (Port, Peer, i64) {
+    /// A slave port whose master [`Peer`] is qualified (two Announces, 1 ms apart).
+    fn qualified_port() -> (Port, Peer) {
         let mut p = Port::new(slave_cfg(), LocalNs::from_ns(0));
         let mut m = Peer::new();
         let _ = p.handle_general(&m.announce(), LocalNs::from_ns(MS));
         let _ = p.handle_general(&m.announce(), LocalNs::from_ns(2 * MS));
+        (p, m)
+    }
+
+    /// Locks a slave port on [`Peer`] (two Announces, 12 exchanges).
+    fn locked_port() -> (Port, Peer, i64) {
+        let (mut p, mut m) = qualified_port();
         let mut t = 100 * MS;
         for _ in 0..14 {
             exchange(&mut p, &mut m, t);
