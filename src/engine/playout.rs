@@ -395,6 +395,26 @@ impl RtCore {
         }
     }
 
+    /// Writes the period in `out` to the device; on a device error recovers
+    /// ([`Self::recover`]) and returns false (the period was not played).
+    fn write_period<D: PcmDevice>(
+        &mut self,
+        dev: &mut D,
+        stats: &PlayoutStats,
+        ev: &mut rtrb::Producer<Event>,
+    ) -> bool {
+        match dev.write(&self.out) {
+            Ok(_) => {
+                self.written += self.period as u64;
+                true
+            }
+            Err(e) => {
+                self.recover(dev, e, stats, ev);
+                false
+            }
+        }
+    }
+
     /// Handles a device error; returns false when the loop must end.
     fn recover<D: PcmDevice>(
         &mut self,
@@ -482,14 +502,9 @@ impl RtCore {
                         self.ran = true;
                     } else {
                         self.out.iter_mut().for_each(|s| *s = 0);
-                        match dev.write(&self.out) {
-                            Ok(_) => {}
-                            Err(e) => {
-                                self.recover(dev, e, stats, ev);
-                                break;
-                            }
+                        if !self.write_period(dev, stats, ev) {
+                            break;
                         }
-                        self.written += self.period as u64;
                         avail -= self.period as i64;
                         delay += self.period as f64;
                         continue;
@@ -562,14 +577,9 @@ impl RtCore {
                     self.running = false;
                     stats.running.store(false, Ordering::Relaxed);
                 }
-                match dev.write(&self.out) {
-                    Ok(_) => {}
-                    Err(e) => {
-                        self.recover(dev, e, stats, ev);
-                        break;
-                    }
+                if !self.write_period(dev, stats, ev) {
+                    break;
                 }
-                self.written += self.period as u64;
                 avail -= self.period as i64;
                 delay += self.period as f64;
                 stats.periods.fetch_add(1, Ordering::Relaxed);

@@ -1149,7 +1149,7 @@ mod tests {
     /// A slave port whose master [`Peer`] is qualified (two Announces, 1 ms apart).
     fn qualified_port() -> (Port, Peer) {
         let mut p = Port::new(slave_cfg(), LocalNs::from_ns(0));
-        let mut m = Peer::new();
+        let m = Peer::new();
         let _ = p.handle_general(&m.announce(), LocalNs::from_ns(MS));
         let _ = p.handle_general(&m.announce(), LocalNs::from_ns(2 * MS));
         (p, m)
