@@ -299,7 +299,7 @@ fn spawn_alsa(
                 let stopping = stop.load(Ordering::SeqCst);
                 let avail = ring.slots() / ch;
                 if stopping && avail == 0 {
-                    let _ = pcm.drain();
+                    pcm.drain();
                     return Ok(());
                 }
                 let n = avail.min(period);
