@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 #[test]
 #[ignore = "needs root: network namespaces, ptp4l"]
 fn ptp4l_grandmaster_our_slave_locks_within_3s_and_stays_within_bounds() {
-    let (dir, net) = rig();
+    let (dir, net, _solo) = rig();
     let _gm = ptp4l(&net.a, &net.if_a, GM_CONF, dir.path(), "gm");
     let (_us, rx) = ours(
         &net.b,
@@ -80,7 +80,7 @@ rms {rms:.0} ns max {max:.0} ns p1/p50/p99 {p1:.0}/{p50:.0}/{p99:.0} ns; delay {
 #[test]
 #[ignore = "needs root: network namespaces, ptp4l"]
 fn our_master_ptp4l_free_running_slave_follows() {
-    let (dir, net) = rig();
+    let (dir, net, _solo) = rig();
     // Default: PTP timescale (TAI = CLOCK_REALTIME + 37 s, currentUtcOffsetValid);
     // ptp4l with software timestamps subtracts currentUtcOffset, so offsets stay small.
     let (_us, rx) = ours(
@@ -136,7 +136,7 @@ p1/p50/p99 {p1:.0}/{p50:.0}/{p99:.0} ns; Delay_Req answered {}",
 #[test]
 #[ignore = "needs root: network namespaces, ptp4l"]
 fn ptp4l_grandmaster_loss_holdover_and_relock() {
-    let (dir, net) = rig();
+    let (dir, net, _solo) = rig();
     let gm = ptp4l(&net.a, &net.if_a, GM_CONF, dir.path(), "gm");
     let (_us, rx) = ours(
         &net.b,

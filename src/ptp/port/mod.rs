@@ -552,10 +552,8 @@ impl Port {
         rx: LocalNs,
         now: LocalNs,
     ) -> Actions {
-        self.now = now;
-        self.src = src;
         let mut out = Actions::new();
-        let Some(m) = self.accept(data) else {
+        let Some(m) = self.receive(data, src, now) else {
             return out;
         };
         match (&m.body, self.state) {
@@ -569,6 +567,14 @@ impl Port {
             _ => {}
         }
         out
+    }
+
+    /// Takes one datagram received at `now` from `src`: the message when it
+    /// is accepted ([`Self::accept`]), `None` when it was dropped (and counted).
+    fn receive(&mut self, data: &[u8], src: Option<IpAddr>, now: LocalNs) -> Option<Message> {
+        self.now = now;
+        self.src = src;
+        self.accept(data)
     }
 
     /// Handles one datagram from UDP port 320 (Announce, Follow_Up,
@@ -587,10 +593,8 @@ impl Port {
         src: Option<IpAddr>,
         now: LocalNs,
     ) -> Actions {
-        self.now = now;
-        self.src = src;
         let mut out = Actions::new();
-        let Some(m) = self.accept(data) else {
+        let Some(m) = self.receive(data, src, now) else {
             return out;
         };
         match &m.body {
