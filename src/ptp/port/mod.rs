@@ -897,6 +897,17 @@ mod tests {
         c
     }
 
+    /// A Delay_Req (originTimestamp 0) from `peer`'s port, as bytes.
+    fn delay_req_from(peer: &mut Peer) -> Vec<u8> {
+        let (s, _) = peer.sync(0);
+        let mut req = parse(&s);
+        req.header.message_type = MessageType::DelayReq;
+        req.body = Body::DelayReq {
+            origin_timestamp: PtpTimestamp::from_nanos(0),
+        };
+        req.to_bytes()
+    }
+
     fn parse(data: &[u8]) -> Message {
         Message::parse(data).expect("our message parses")
     }
@@ -1129,14 +1140,8 @@ mod tests {
         assert_eq!(follow_ups, 33);
         // A Delay_Req is answered with its receive time.
         let mut peer = Peer::new();
-        let (s, _) = peer.sync(0);
-        let mut req = parse(&s);
-        req.header.message_type = MessageType::DelayReq;
-        req.body = Body::DelayReq {
-            origin_timestamp: PtpTimestamp::from_nanos(0),
-        };
         let acts = p.handle_event(
-            &req.to_bytes(),
+            &delay_req_from(&mut peer),
             LocalNs::from_ns(4_100 * MS),
             LocalNs::from_ns(4_100 * MS),
         );
@@ -1354,13 +1359,7 @@ mod tests {
         cfg.master_only = true;
         let mut p = Port::new(cfg, LocalNs::from_ns(0));
         let mut peer = Peer::new();
-        let (s, _) = peer.sync(0);
-        let mut req = parse(&s);
-        req.header.message_type = MessageType::DelayReq;
-        req.body = Body::DelayReq {
-            origin_timestamp: PtpTimestamp::from_nanos(0),
-        };
-        let req = req.to_bytes();
+        let req = delay_req_from(&mut peer);
         let mut answered = 0;
         for k in 0..1000i64 {
             let t = LocalNs::from_ns(1_000 * MS + k * 1_000_000);
