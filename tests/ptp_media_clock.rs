@@ -70,7 +70,7 @@ fn receiver_plays_at_ptp_rtp_time_plus_link_offset() {
                 "--link-offset-ms",
                 "4",
                 "--duration",
-                "14",
+                "20",
                 "--json",
             ])
             .stdout(Stdio::piped())
@@ -113,28 +113,39 @@ fn receiver_plays_at_ptp_rtp_time_plus_link_offset() {
         first_lock <= 4,
         "PTP media clock locked only after {first_lock} s"
     );
-    // After lock (+2 s for the slew from free-run), the clock stays locked and
-    // the buffer holds link offset (4 ms) + one packet (1 ms) − 2 ms − latency.
-    let settled: Vec<f64> = per_s[first_lock + 2..]
+    // After lock the playout converges on RTP time + link offset: the buffer
+    // then holds link offset (4 ms) + one packet (1 ms) − 2 ms − latency. The
+    // move from the free-run priming point is a steered slew (≤ 1000 ppm,
+    // i.e. ≤ 1 ms per second), so a start several ms away takes several
+    // seconds; the claim is that it gets there and stays there.
+    let locked: Vec<f64> = per_s[first_lock..]
         .iter()
         .map(|v| {
             assert_eq!(v["clock"], "ptp_locked", "{v}");
             v["buffer_ms"].as_f64().unwrap()
         })
         .collect();
+    let band = 1.3..=3.2;
+    let settle = locked
+        .iter()
+        .rposition(|b| !band.contains(b))
+        .map_or(0, |i| i + 1);
+    let settled = &locked[settle..];
+    eprintln!(
+        "PTP-locked buffer_ms per second: {locked:?}; in {band:?} from second {settle} after lock"
+    );
+    assert!(
+        settle <= 10,
+        "playout took {settle} s after lock to reach RTP time + link offset: {locked:?}"
+    );
     assert!(
         settled.len() >= 4,
-        "too few locked seconds: {}",
+        "too few settled seconds ({}): playout not at RTP time + link offset: {locked:?}",
         settled.len()
     );
-    let mut s = settled.clone();
+    let mut s = settled.to_vec();
     s.sort_by(f64::total_cmp);
     let median = s[s.len() / 2];
-    eprintln!("PTP-locked buffer_ms per second: {settled:?}, median {median:.2}");
-    assert!(
-        (1.3..=3.2).contains(&median),
-        "buffer median {median} ms: playout not at RTP time + link offset"
-    );
     let _ = ctl.wait();
     let mut c = ctl_lines.join().unwrap();
     c.drain(..c.len().min(3));
