@@ -86,8 +86,8 @@ impl ReceiverStatus<'_> {
         l += &format!(" | clock {}", clock_name(s));
         if let Some(p) = &self.playout {
             l += &format!(
-                " | ratio {:+.1} ppm delay {:.1} ms fill {:.1} ms",
-                p.ratio_ppm, p.device_delay_ms, p.fill_ms
+                " | ratio {:+.1} ppm delay {:.1} ms fill {:.1} ms rate resets {}",
+                p.ratio_ppm, p.device_delay_ms, p.fill_ms, p.rate_resets
             );
         }
         l
@@ -127,6 +127,7 @@ impl ReceiverStatus<'_> {
             o.insert("fill_ms".into(), json!(p.fill_ms));
             o.insert("latency_error_ms".into(), json!(p.filtered_error_ms));
             o.insert("resyncs".into(), json!(p.resyncs));
+            o.insert("rate_resets".into(), json!(p.rate_resets));
             o.insert("playout".into(), json!(p));
         }
         o

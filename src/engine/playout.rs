@@ -133,6 +133,7 @@ pub struct PlayoutStats {
     suspends: AtomicU64,
     ring_underruns: AtomicU64,
     resyncs: AtomicU64,
+    rate_resets: AtomicU64,
     periods: AtomicU64,
     device_errors: AtomicU64,
     max_cycle_us: AtomicI64,
@@ -163,6 +164,9 @@ pub struct StatsSnapshot {
     pub ring_underruns: u64,
     /// Resyncs (drop/insert) asked by the controller.
     pub resyncs: u64,
+    /// Re-primes of the rate loop (excursions held past the bound, saturation at the
+    /// clamp for more than 3 s, ring underruns, device xruns): see docs/rate-playout.md.
+    pub rate_resets: u64,
     /// Periods written.
     pub periods: u64,
     /// Other device errors.
@@ -190,6 +194,7 @@ impl PlayoutStats {
             suspends: self.suspends.load(Ordering::Relaxed),
             ring_underruns: self.ring_underruns.load(Ordering::Relaxed),
             resyncs: self.resyncs.load(Ordering::Relaxed),
+            rate_resets: self.rate_resets.load(Ordering::Relaxed),
             periods: self.periods.load(Ordering::Relaxed),
             device_errors: self.device_errors.load(Ordering::Relaxed),
             max_cycle_us: self.max_cycle_us.load(Ordering::Relaxed),
@@ -207,7 +212,7 @@ impl StatsSnapshot {
     /// One status line: `ratio +1000.3 ppm ff +999.8 ppm delay 150.0 ms fill 90.1 ms err +0.2 ms xruns 0 ...`.
     pub fn status_line(&self) -> String {
         format!(
-            "ratio {:+.1} ppm ff {:+.1} ppm delay {:.1} ms fill {:.1} ms err {:+.2} ms xruns {} underruns {} resyncs {} cycle {} us rt {:?}",
+            "ratio {:+.1} ppm ff {:+.1} ppm delay {:.1} ms fill {:.1} ms err {:+.2} ms xruns {} underruns {} resyncs {} resets {} cycle {} us rt {:?}",
             self.ratio_ppm,
             self.feed_forward_ppm,
             self.device_delay_ms,
@@ -216,6 +221,7 @@ impl StatsSnapshot {
             self.xruns,
             self.ring_underruns,
             self.resyncs,
+            self.rate_resets,
             self.max_cycle_us,
             self.rt
         )
@@ -241,6 +247,8 @@ pub enum Event {
     RingUnderrun,
     /// Controller resync by this many frames (positive = dropped).
     Resync(i64),
+    /// The rate loop re-primed (excursion, saturation fault, underrun, xrun).
+    RateReset,
     /// Device error (negative errno).
     DeviceError(i32),
 }
@@ -366,6 +374,8 @@ struct RtCore {
     out: Vec<i32>,
     written: u64,
     running: bool,
+    /// Has been running before (a later start is a re-prime of the rate loop).
+    ran: bool,
     target_frames: f64,
 }
 
@@ -381,6 +391,7 @@ impl RtCore {
             out: vec![0; cfg.period_frames * cfg.channels],
             written: 0,
             running: false,
+            ran: false,
         }
     }
 
@@ -482,6 +493,13 @@ impl RtCore {
                         stats.running.store(true, Ordering::Relaxed);
                         let _ = ev.push(Event::Running);
                         self.steer.resampler().reset();
+                        if self.ran {
+                            // After an underrun or xrun the fill target is re-established
+                            // here; the rate loop re-primes (integrator to feed-forward,
+                            // ramped ratio).
+                            self.steer.reprime();
+                        }
+                        self.ran = true;
                     } else {
                         self.out.iter_mut().for_each(|s| *s = 0);
                         if !self.write_period(dev, stats, ev) {
@@ -510,6 +528,12 @@ impl RtCore {
                     stats.resyncs.fetch_add(1, Ordering::Relaxed);
                     let _ = ev.push(Event::Resync(n));
                 }
+                if out.reprimed {
+                    let _ = ev.push(Event::RateReset);
+                }
+                stats
+                    .rate_resets
+                    .store(self.steer.rate_resets(), Ordering::Relaxed);
                 let need = self.steer.resampler().input_frames_next();
                 let have = ring.slots() / ch;
                 let mut short = false;

@@ -17,9 +17,26 @@
 //!   (ring fill + device delay, in seconds) against [`RateConfig::target_latency`].
 //!   It trims whatever the feed-forward misses, and alone carries the whole ratio
 //!   when ALSA timing or PTP are unavailable.
-//! - **Bounds**: the ratio is clamped to ±[`RateConfig::max_ppm`] (with integrator
-//!   anti-windup); a latency error beyond [`RateConfig::resync`] asks the caller to
-//!   drop or insert frames once ([`RateOutput::resync_frames`]) and restarts the filter.
+//! - **Bounds**: the ratio is clamped to ±[`RateConfig::max_ppm`]; the PI integrator
+//!   is kept inside the clamp around the feed-forward and integrates only while the
+//!   output is not saturated (anti-windup).
+//! - **Recovery** (issue 17): a disturbance never leaves the loop slewing for minutes.
+//!   - A raw latency error beyond ±[`RateConfig::resync`] (an *excursion*: a stall, a
+//!     burst, a delay step, an overflow) freezes the PI (filter and integrator hold)
+//!     instead of winding it up; if the excursion returns within
+//!     [`RateConfig::resync_hold`] the loop carries on as if nothing happened, else it
+//!     **re-primes**.
+//!   - Saturation at the clamp for more than [`RateConfig::saturation_hold`] is a
+//!     fault: the loop re-primes.
+//!   - **Re-prime**: one drop/insert ([`RateOutput::resync_frames`]) re-establishes the
+//!     target (the mean error over the second half of the hold), the integrator is
+//!     reset to the feed-forward estimate, the filter restarts, and the ratio is
+//!     *ramped* (at most [`RateConfig::ramp_ppm_per_s`]) from where it was, never
+//!     stepped. The caller re-primes it too after an underrun, an overflow or a device
+//!     xrun it has handled itself ([`RateControl::reprime`]). Every re-prime is
+//!     counted ([`RateControl::rate_resets`]).
+//!   - Bound: a disturbance is over `resync_hold` after it began (or
+//!     `saturation_hold` after the output saturated), plus the ramp (≤ 2 s).
 //!
 //! Everything is explicit: [`Observation`] (with its `now`) in, [`RateOutput`] out.
 //! No allocation, no IO: the control core is safe to call on the real-time thread.
@@ -57,23 +74,31 @@ pub struct RateConfig {
     pub dll_bandwidth_hz: f64,
     /// Slew limit of the feed-forward term (ppm per second).
     pub ff_slew_ppm_per_s: f64,
+    /// Saturation at the clamp longer than this (ns) is a fault: re-prime.
+    pub saturation_hold: Nanos,
+    /// After a re-prime the ratio moves from its last value to the new one at most
+    /// this fast (ppm per second).
+    pub ramp_ppm_per_s: f64,
 }
 
 impl RateConfig {
     /// Defaults for `sample_rate` frames/s and a target latency: ±2000 ppm clamp,
-    /// resync at ±(target/2, at least 5 ms) held 1 s, 2 s fill filter, 60 s loop, 0.02 Hz DLL,
-    /// feed-forward slew 10 ppm/s.
+    /// excursion bound ±min(target/2, 20 ms) (at least 5 ms) held 1 s, 2 s fill filter,
+    /// 60 s loop, 0.02 Hz DLL, feed-forward slew 10 ppm/s, saturation fault after 3 s,
+    /// re-prime ramp 1000 ppm/s.
     pub fn new(sample_rate: u32, target_latency: Nanos) -> RateConfig {
         RateConfig {
             sample_rate,
             target_latency,
             max_ppm: 2000.0,
-            resync: Nanos::from_ns((target_latency.as_ns() / 2).max(5_000_000)),
+            resync: Nanos::from_ns((target_latency.as_ns() / 2).clamp(5_000_000, 20_000_000)),
             resync_hold: Nanos::from_secs(1),
             fill_filter: Nanos::from_secs(2),
             loop_period: Nanos::from_secs(60),
             dll_bandwidth_hz: 0.02,
             ff_slew_ppm_per_s: 10.0,
+            saturation_hold: Nanos::from_secs(3),
+            ramp_ppm_per_s: 1000.0,
         }
     }
 }
@@ -115,7 +140,15 @@ pub struct RateOutput {
     pub device_vs_mono: Option<Ppb>,
     /// If set: drop (positive) or insert (negative) this many media frames now.
     pub resync_frames: Option<i64>,
+    /// This step re-primed the loop (see the module docs, *Recovery*).
+    pub reprimed: bool,
 }
+
+/// Integrator trim (ppm around the feed-forward) kept through a re-prime.
+const REPRIME_TRIM_PPM: f64 = 50.0;
+/// The PI stays frozen until the raw error has been back inside the excursion bound
+/// this long (s): clumped arrivals (bursts) never wind it.
+const CALM_S: f64 = 0.5;
 
 /// Acquisition time of [`DeviceClock`] (s): wide loop, no estimate reported.
 const ACQUIRE_S: f64 = 6.0;
@@ -239,7 +272,18 @@ pub struct RateControl {
     filt: Option<f64>,
     last_now: Option<MonoNs>,
     over_since: Option<MonoNs>,
+    /// Last time the raw error was beyond the excursion bound.
+    last_over: Option<MonoNs>,
+    /// Sum and count of the raw error over the second half of an excursion's hold.
+    over_sum: (f64, u32),
+    sat_since: Option<MonoNs>,
+    /// Last output (ppm) and whether a re-prime ramp is in progress.
+    last_ppm: f64,
+    ramping: bool,
+    /// A re-prime asked by the caller, applied at the next update.
+    reprime_asked: bool,
     resyncs: u64,
+    rate_resets: u64,
 }
 
 impl RateControl {
@@ -255,7 +299,14 @@ impl RateControl {
             filt: None,
             last_now: None,
             over_since: None,
+            last_over: None,
+            over_sum: (0.0, 0),
+            sat_since: None,
+            last_ppm: 0.0,
+            ramping: false,
+            reprime_asked: false,
             resyncs: 0,
+            rate_resets: 0,
         }
     }
 
@@ -269,11 +320,48 @@ impl RateControl {
         self.resyncs
     }
 
+    /// Re-primes of the loop so far (excursions held too long, saturation faults,
+    /// and re-primes asked by the caller).
+    pub fn rate_resets(&self) -> u64 {
+        self.rate_resets
+    }
+
     /// Tells the controller the device restarted (xrun recovery, resume): the device
-    /// position starts again from 0; the ratio estimate is kept.
+    /// position starts again from 0; the ratio estimate is kept, the loop re-primes.
     pub fn device_restarted(&mut self) {
         self.dll.reset();
-        self.filt = None;
+        self.reprime();
+    }
+
+    /// The caller re-established the fill target itself (after an underrun, an
+    /// overflow or a device xrun it handled): at the next update the integrator is
+    /// reset to the feed-forward estimate, the filter restarts and the ratio ramps
+    /// from its last value. Counted in [`Self::rate_resets`]. Never drops or inserts.
+    pub fn reprime(&mut self) {
+        self.reprime_asked = true;
+    }
+
+    /// The re-prime itself: integrator to the feed-forward estimate (kept, within the
+    /// clamp, when there is none: it then carries the whole ratio), filter and
+    /// timers restarted, ramp from the last output.
+    fn do_reprime(&mut self) {
+        if self.ff_init {
+            // To the feed-forward estimate, keeping a small trim (what the integrator
+            // held before a wind-up: the estimate's own error, a few ppm).
+            self.integ = self.integ.clamp(-REPRIME_TRIM_PPM, REPRIME_TRIM_PPM);
+        } else {
+            let m = self.cfg.max_ppm;
+            self.integ = self.integ.clamp(-m, m);
+        }
+        // The target was just re-established: the filter restarts from zero error, not
+        // from one noisy reading (a 1 ms reading would be a 200 ppm P kick).
+        self.filt = Some(0.0);
+        self.over_since = None;
+        self.last_over = None;
+        self.over_sum = (0.0, 0);
+        self.sat_since = None;
+        self.ramping = true;
+        self.rate_resets += 1;
     }
 
     /// One control step. Call once per device period with a fresh [`Observation`].
@@ -309,27 +397,63 @@ impl RateControl {
             }
         }
 
+        let mut reprimed = false;
+        if self.reprime_asked {
+            self.reprime_asked = false;
+            self.do_reprime();
+            reprimed = true;
+        }
+
         // Feedback: latency error in seconds.
         let lat = obs.ring_fill_frames / fs + obs.device_delay_frames / fs;
         let err = lat - self.cfg.target_latency.as_secs_f64();
         let tau = self.cfg.fill_filter.as_secs_f64().max(1e-3);
-        let filt = match self.filt {
-            None => err,
-            Some(f) => f + (err - f) * (dt / tau).min(1.0),
-        };
-        self.filt = Some(filt);
 
+        // Excursion: freeze the PI while the raw error is beyond the bound; re-prime
+        // (one drop/insert to the target) if it is still beyond after the hold.
         let mut resync = None;
+        let mut frozen = false;
         if err.abs() > self.cfg.resync.as_secs_f64() {
+            frozen = true;
             let since = *self.over_since.get_or_insert(obs.now);
-            if obs.now.since(since) >= self.cfg.resync_hold {
-                resync = Some((err * fs).round() as i64);
-                self.resyncs += 1;
-                self.filt = None;
-                self.over_since = None;
+            let held = obs.now.since(since);
+            if held.as_ns() * 2 >= self.cfg.resync_hold.as_ns() {
+                self.over_sum.0 += err;
+                self.over_sum.1 += 1;
             }
+            if held >= self.cfg.resync_hold {
+                let mean = self.over_sum.0 / self.over_sum.1.max(1) as f64;
+                resync = Some((mean * fs).round() as i64);
+                self.resyncs += 1;
+                self.do_reprime();
+                reprimed = true;
+            }
+            self.last_over = Some(obs.now);
         } else {
             self.over_since = None;
+            self.over_sum = (0.0, 0);
+            if let Some(l) = self.last_over {
+                if obs.now.since(l).as_secs_f64() < CALM_S {
+                    frozen = true;
+                } else {
+                    self.last_over = None;
+                }
+            }
+        }
+
+        let filt = match self.filt {
+            None => {
+                if frozen {
+                    0.0
+                } else {
+                    err
+                }
+            }
+            Some(f) if frozen => f,
+            Some(f) => f + (err - f) * (dt / tau).min(1.0),
+        };
+        if !(frozen && self.filt.is_none()) {
+            self.filt = Some(filt);
         }
 
         // PI: more latency than wanted means the device is too slow for the stream,
@@ -339,12 +463,52 @@ impl RateControl {
         let ki = wn * wn * 1e6; // ppm per second of error per second
         let f_used = if resync.is_some() { 0.0 } else { filt };
         let max = self.cfg.max_ppm;
-        let integ = (self.integ - ki * f_used * dt).clamp(-2.0 * max, 2.0 * max);
+        // Anti-windup: the integrator stays inside the clamp around the feed-forward,
+        // and integrates only while the output is not saturated (or when integrating
+        // pulls it out of saturation) and not frozen by an excursion.
+        let lo = -max - self.ff;
+        let hi = max - self.ff;
+        let integ = if frozen {
+            self.integ
+        } else {
+            (self.integ - ki * f_used * dt).clamp(lo.min(hi), hi.max(lo))
+        };
         let raw = self.ff + integ - kp * f_used;
-        let ppm = raw.clamp(-max, max);
-        if raw == ppm {
-            self.integ = integ; // anti-windup: integrate only when not clamped
+        let mut ppm = raw.clamp(-max, max);
+        let saturated = raw != ppm;
+        if !saturated || (integ - self.integ) * (raw - ppm) < 0.0 {
+            self.integ = integ;
         }
+        self.integ = self.integ.clamp(lo.min(hi), hi.max(lo));
+        // Ramp after a re-prime: from the last output toward the loop's value.
+        if self.ramping {
+            let step = self.cfg.ramp_ppm_per_s * dt;
+            let d = ppm - self.last_ppm;
+            if d.abs() <= step {
+                self.ramping = false;
+            } else {
+                ppm = self.last_ppm + d.clamp(-step, step);
+            }
+        }
+        // Saturation for longer than the hold is a fault: re-prime (to the current
+        // error, if it is worth a drop/insert).
+        if saturated && !self.ramping && !frozen {
+            let since = *self.sat_since.get_or_insert(obs.now);
+            if obs.now.since(since) >= self.cfg.saturation_hold {
+                let n = (err * fs).round() as i64;
+                if err.abs() > 0.002 {
+                    resync = Some(n);
+                    self.resyncs += 1;
+                }
+                self.do_reprime();
+                reprimed = true;
+                let step = self.cfg.ramp_ppm_per_s * dt;
+                ppm = self.last_ppm + (self.ff - self.last_ppm).clamp(-step, step);
+            }
+        } else {
+            self.sat_since = None;
+        }
+        self.last_ppm = ppm;
         RateOutput {
             ratio: 1.0 + ppm * 1e-6,
             ratio_ppb: Ppb::from_ppb(ppm * 1e3),
@@ -353,6 +517,7 @@ impl RateControl {
             filtered_error: Nanos::from_ns((filt * 1e9) as i64),
             device_vs_mono: dev,
             resync_frames: resync,
+            reprimed,
         }
     }
 }
@@ -376,10 +541,13 @@ mod tests {
     }
 
     #[test]
-    fn steady_state_holds_ratio_and_clamps() {
+    fn saturation_is_a_fault_reprimes_and_ramps() {
         let mut c = RateControl::new(RateConfig::new(48000, Nanos::from_ms(20)));
-        // Latency permanently 3 ms short (beyond nothing) with no timing: ratio must rise, then clamp.
+        // Latency permanently 3 ms short (inside the excursion bound) with no timing:
+        // the ratio rises to the clamp; 3 s there is a fault: one re-prime (an insert
+        // of the 3 ms), then the ratio ramps back, never stepping.
         let mut last = 0.0;
+        let mut at_clamp = None;
         for i in 0..100_000u64 {
             let o = c.update(&Observation {
                 now: MonoNs::from_ns(i * 10_000_000),
@@ -388,11 +556,57 @@ mod tests {
                 device_position: None,
                 media_vs_mono: None,
             });
+            let ppm = o.ratio_ppb.as_ppm();
+            if o.reprimed {
+                assert_eq!(o.resync_frames, Some(-144));
+                let t0: u64 = at_clamp.expect("clamped before the re-prime");
+                assert!((i - t0) as f64 * 0.01 >= 2.99, "{i} {t0}");
+                assert!((last - ppm) <= 10.0 + 1e-9 && ppm < last, "{last} -> {ppm}");
+                assert_eq!(c.rate_resets(), 1);
+                return;
+            }
             assert!(o.resync_frames.is_none());
-            assert!(o.ratio_ppb.as_ppm() >= last - 1e-9);
-            last = o.ratio_ppb.as_ppm();
+            assert!(ppm >= last - 1e-9);
+            assert!(ppm <= 2000.0);
+            if ppm == 2000.0 && at_clamp.is_none() {
+                at_clamp = Some(i);
+            }
+            last = ppm;
         }
-        assert_eq!(last, 2000.0);
+        panic!("never re-primed");
+    }
+
+    #[test]
+    fn excursion_freezes_then_reprimes_once() {
+        let mut c = RateControl::new(RateConfig::new(48000, Nanos::from_ms(750)));
+        let obs = |t: u64, fill_ms: f64| Observation {
+            now: MonoNs::from_ns(t),
+            ring_fill_frames: 48.0 * fill_ms,
+            device_delay_frames: 48.0 * 490.0,
+            device_position: None,
+            media_vs_mono: Some(Ppb::ZERO),
+        };
+        for i in 0..1000u64 {
+            c.update(&obs(i * 20_000_000, 260.0));
+        }
+        let before = c.update(&obs(1000 * 20_000_000, 260.0)).ratio_ppb.as_ppm();
+        // A short excursion (400 ms at +300 ms) leaves the loop untouched.
+        for i in 1001..1021u64 {
+            let o = c.update(&obs(i * 20_000_000, 560.0));
+            assert_eq!(o.ratio_ppb.as_ppm(), before);
+        }
+        // A lasting one: one drop of 300 ms after 1 s, counted, no clamp.
+        let mut drops = 0;
+        for i in 1021..1200u64 {
+            let fill = if drops == 0 { 560.0 } else { 260.0 };
+            let o = c.update(&obs(i * 20_000_000, fill));
+            assert!(o.ratio_ppb.as_ppm().abs() < 50.0, "{o:?}");
+            if let Some(n) = o.resync_frames {
+                assert_eq!(n, 48 * 300);
+                drops += 1;
+            }
+        }
+        assert_eq!((drops, c.rate_resets()), (1, 1));
     }
 
     #[test]

@@ -124,9 +124,20 @@ impl SteerCore {
         self.insert_pending = 0;
     }
 
-    /// The device restarted (xrun, suspend): the controller re-acquires.
+    /// The device restarted (xrun, suspend): the controller re-acquires and re-primes.
     pub fn device_restarted(&mut self) {
         self.ctl.device_restarted();
+    }
+
+    /// The caller re-established the fill target (after an underrun or overflow):
+    /// the controller re-primes ([`RateControl::reprime`]).
+    pub fn reprime(&mut self) {
+        self.ctl.reprime();
+    }
+
+    /// Re-primes of the rate loop so far ([`RateControl::rate_resets`]).
+    pub fn rate_resets(&self) -> u64 {
+        self.ctl.rate_resets()
     }
 
     /// The steered resampler (to process chunks).
@@ -150,6 +161,8 @@ pub struct SteerCounters {
     pub underruns: u64,
     /// Resyncs (frames dropped or silence inserted) the controller asked for.
     pub resyncs: u64,
+    /// Re-primes of the rate loop (excursions, saturation faults, underruns).
+    pub rate_resets: u64,
     /// Last ratio (device frames per media frame), as ppb off 1.
     pub ratio_ppb: f64,
     /// Ring fill after the last pull, frames.
@@ -184,6 +197,8 @@ pub struct PullSteer {
     carry_pos: usize,
     carry_len: usize,
     primed: bool,
+    /// Primed at least once (a later priming is a re-prime).
+    was_primed: bool,
     t0: Option<MonoNs>,
     counters: SteerCounters,
     /// No resampling; the ratio is applied by the host playing the stream
@@ -211,6 +226,7 @@ impl PullSteer {
             carry_pos: 0,
             carry_len: 0,
             primed: false,
+            was_primed: false,
             t0: None,
             counters: SteerCounters::default(),
             freq_mode: false,
@@ -260,6 +276,10 @@ impl PullSteer {
         if !self.primed {
             if src.available() / ch >= want / ch + self.target {
                 self.primed = true;
+                if self.was_primed {
+                    self.core.reprime();
+                }
+                self.was_primed = true;
             } else {
                 out.fill(0.0);
                 self.counters.fill_frames = src.available() / ch;
@@ -337,6 +357,7 @@ impl PullSteer {
             self.counters.resyncs += 1;
         }
         self.counters.ratio_ppb = o.ratio_ppb.as_ppb();
+        self.counters.rate_resets = self.core.rate_resets();
         want
     }
 }

@@ -1,0 +1,358 @@
+// The rate controller as it was before issue 17 (src/rate/mod.rs at 59722d7),
+// kept verbatim (minus its unit tests) so the disturbance suite can show the
+// reported failure next to the fix.
+#![allow(dead_code, missing_docs, unreachable_pub)]
+//  Sans-IO rate control: estimates the ratio between the stream's media clock
+//  and the sound card's sample clock, and steers a resampler so the total
+//  buffered audio (ring fill plus device delay) holds its target.
+//
+//  Shape (after PipeWire's `spa/utils/dll.h` and `module-rtp/audio.c`, written anew):
+//
+//  - **Device clock estimator** ([`DeviceClock`]): an alpha-beta delay-locked loop
+//    on ALSA's timing — frames the device has consumed (`written − delay`, from
+//    `snd_pcm_avail_delay`) against `CLOCK_MONOTONIC` — gives the device rate
+//    relative to the monotonic clock, in ppb.
+//  - **Feed-forward**: the media clock's rate relative to `CLOCK_MONOTONIC`. With PTP
+//    locked it is the PTP frequency (the media clock runs on the grandmaster's
+//    timescale, IEEE 1588-2019 §7.2, AES67-2018 §5); free-running it is 0. When PTP is
+//    lost the last value is held (holdover), and any change is slewed at
+//    [`RateConfig::ff_slew_ppm_per_s`] so a relock never jumps the ratio.
+//  - **Feedback**: a PI loop on the low-passed error of the total latency
+//    (ring fill + device delay, in seconds) against [`RateConfig::target_latency`].
+//    It trims whatever the feed-forward misses, and alone carries the whole ratio
+//    when ALSA timing or PTP are unavailable.
+//  - **Bounds**: the ratio is clamped to ±[`RateConfig::max_ppm`] (with integrator
+//    anti-windup); a latency error beyond [`RateConfig::resync`] asks the caller to
+//    drop or insert frames once ([`RateOutput::resync_frames`]) and restarts the filter.
+//
+//  Everything is explicit: [`Observation`] (with its `now`) in, [`RateOutput`] out.
+//  No allocation, no IO: the control core is safe to call on the real-time thread.
+//  [`steer`] joins controller and resampler into the one ring → resampler
+//  steering used by the engine's playout and the BASS add-on.
+
+use aes67::units::{MonoNs, Nanos, Ppb};
+
+/// Tuning of the rate controller.
+#[derive(Debug, Clone, Copy)]
+pub struct RateConfig {
+    /// Nominal sample rate of stream and device, frames per second (e.g. 48000).
+    pub sample_rate: u32,
+    /// Target total latency: ring fill plus device delay (ns).
+    pub target_latency: Nanos,
+    /// Clamp of the steering ratio, ± ppm (parts per million of the nominal rate).
+    pub max_ppm: f64,
+    /// Resync bound: a latency error beyond ± this (ns) makes the controller ask for
+    /// a one-off drop/insert of frames instead of steering, once the error has stayed
+    /// beyond it for [`RateConfig::resync_hold`].
+    pub resync: Nanos,
+    /// How long the latency error must stay beyond [`RateConfig::resync`] before a
+    /// resync (ns): single glitched readings (a device pointer catching up after a
+    /// stall) never trigger one.
+    pub resync_hold: Nanos,
+    /// Time constant of the fill-error low-pass filter (ns).
+    pub fill_filter: Nanos,
+    /// Natural period of the PI loop on the latency error (ns); critically damped.
+    pub loop_period: Nanos,
+    /// Bandwidth of the device clock DLL (Hz).
+    pub dll_bandwidth_hz: f64,
+    /// Slew limit of the feed-forward term (ppm per second).
+    pub ff_slew_ppm_per_s: f64,
+}
+
+impl RateConfig {
+    /// Defaults for `sample_rate` frames/s and a target latency: ±2000 ppm clamp,
+    /// resync at ±(target/2, at least 5 ms) held 1 s, 2 s fill filter, 60 s loop, 0.02 Hz DLL,
+    /// feed-forward slew 10 ppm/s.
+    pub fn new(sample_rate: u32, target_latency: Nanos) -> RateConfig {
+        RateConfig {
+            sample_rate,
+            target_latency,
+            max_ppm: 2000.0,
+            resync: Nanos::from_ns((target_latency.as_ns() / 2).max(5_000_000)),
+            resync_hold: Nanos::from_secs(1),
+            fill_filter: Nanos::from_secs(2),
+            loop_period: Nanos::from_secs(60),
+            dll_bandwidth_hz: 0.02,
+            ff_slew_ppm_per_s: 10.0,
+        }
+    }
+}
+
+/// One measurement, taken by the playout loop once per device period.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation {
+    /// When the measurement was taken (`CLOCK_MONOTONIC`).
+    pub now: MonoNs,
+    /// Stream frames waiting before the device: the input ring plus the
+    /// resampler's not-yet-consumed input (frames at the media rate).
+    pub ring_fill_frames: f64,
+    /// The device's delay (`snd_pcm_delay`, frames at the device rate): how long a
+    /// frame written now takes to be heard.
+    pub device_delay_frames: f64,
+    /// Frames the device has consumed since it started (`written − delay`), at `now`;
+    /// `None` when ALSA timing is unusable (the DLL is then bypassed).
+    pub device_position: Option<u64>,
+    /// Media clock rate relative to `CLOCK_MONOTONIC` (ppb, positive = media clock
+    /// faster): the PTP servo frequency when locked, `Some(Ppb::ZERO)` for a free-running
+    /// media clock on the local monotonic clock, `None` when PTP is lost (holdover).
+    pub media_vs_mono: Option<Ppb>,
+}
+
+/// What the controller decided for this period.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateOutput {
+    /// Resampling ratio output/input (device frames per media frame): `1 + ppm·1e-6`.
+    pub ratio: f64,
+    /// The same ratio as an offset from 1 (ppb).
+    pub ratio_ppb: Ppb,
+    /// Feed-forward part of the ratio (device vs monotonic minus media vs monotonic), ppb.
+    pub feed_forward: Ppb,
+    /// Latency error (actual − target, ns), unfiltered.
+    pub latency_error: Nanos,
+    /// Low-passed latency error (ns): what the PI loop acts on.
+    pub filtered_error: Nanos,
+    /// Device rate relative to `CLOCK_MONOTONIC` estimated by the DLL (ppb), if locked.
+    pub device_vs_mono: Option<Ppb>,
+    /// If set: drop (positive) or insert (negative) this many media frames now.
+    pub resync_frames: Option<i64>,
+}
+
+/// Acquisition time of [`DeviceClock`] (s): wide loop, no estimate reported.
+const ACQUIRE_S: f64 = 6.0;
+
+/// Delay-locked loop tracking the device position (frames) against
+/// `CLOCK_MONOTONIC`: a least-squares fit over the first 6 s acquires the rate, then a
+/// critically damped alpha-beta loop (state: predicted position, rate in frames/s) tracks it.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceClock {
+    nominal: f64,
+    wn: f64,
+    last: Option<(MonoNs, f64)>,
+    rate: f64,
+    updates: u64,
+    elapsed: f64,
+    acquired: bool,
+    ls: [f64; 5],
+    ls_p0: f64,
+}
+
+impl DeviceClock {
+    /// A DLL for a device of `nominal` frames/s with loop bandwidth `bw_hz`.
+    pub fn new(nominal: f64, bw_hz: f64) -> DeviceClock {
+        DeviceClock {
+            nominal,
+            wn: 2.0 * std::f64::consts::PI * bw_hz,
+            last: None,
+            rate: nominal,
+            updates: 0,
+            elapsed: 0.0,
+            acquired: false,
+            ls: [0.0; 5],
+            ls_p0: 0.0,
+        }
+    }
+    /// Restarts the loop (after an xrun or a device restart).
+    pub fn reset(&mut self) {
+        self.last = None;
+        self.updates = 0;
+        self.elapsed = 0.0;
+        self.acquired = false;
+    }
+    /// Feeds one (time, position in frames) pair. Position jumps of more than 0.5 s
+    /// against the prediction restart the loop (xrun, suspend).
+    pub fn update(&mut self, now: MonoNs, position: u64) {
+        let meas = position as f64;
+        let Some((t0, p0)) = self.last else {
+            self.last = Some((now, meas));
+            return;
+        };
+        let dt = now.since(t0).as_secs_f64();
+        if dt <= 0.0 {
+            return;
+        }
+        let pred = p0 + self.rate * dt;
+        let err = meas - pred;
+        if err.abs() > 0.5 * self.nominal || dt > 5.0 {
+            self.last = Some((now, meas));
+            self.updates = 0;
+            self.elapsed = 0.0;
+            self.acquired = false;
+            return;
+        }
+        self.updates += 1;
+        self.elapsed += dt;
+        if self.elapsed < ACQUIRE_S {
+            // Acquisition: a least-squares line through the (time, position) points
+            // since the (re)start gives the rate to start the loop from.
+            let (t, p) = (self.elapsed, meas - self.ls_p0);
+            if self.updates == 1 {
+                self.ls = [0.0; 5];
+                self.ls_p0 = meas;
+                self.last = Some((now, meas));
+                return;
+            }
+            let l = &mut self.ls;
+            l[0] += 1.0;
+            l[1] += t;
+            l[2] += p;
+            l[3] += t * t;
+            l[4] += t * p;
+            self.last = Some((now, meas));
+            return;
+        }
+        if !self.acquired {
+            let l = &self.ls;
+            let den = l[0] * l[3] - l[1] * l[1];
+            if l[0] >= 10.0 && den > 0.0 {
+                let slope = (l[0] * l[4] - l[1] * l[2]) / den;
+                let icpt = (l[2] - slope * l[1]) / l[0];
+                self.rate = slope.clamp(self.nominal * 0.99, self.nominal * 1.01);
+                self.last = Some((now, self.ls_p0 + icpt + slope * self.elapsed));
+            }
+            self.acquired = true;
+            return;
+        }
+        // Tracking: critically damped alpha-beta gains per elapsed dt.
+        let x = (self.wn * dt).min(0.5);
+        let alpha = 2.0 * x;
+        let beta = x * x;
+        self.last = Some((now, pred + alpha * err));
+        self.rate += beta * err / dt;
+        self.rate = self.rate.clamp(self.nominal * 0.99, self.nominal * 1.01);
+    }
+    /// Device rate relative to `CLOCK_MONOTONIC`, once the loop has acquired (6 s).
+    pub fn ppb(&self) -> Option<Ppb> {
+        self.acquired
+            .then(|| Ppb::from_ppb((self.rate / self.nominal - 1.0) * 1e9))
+    }
+}
+
+/// The rate controller. See the module docs.
+#[derive(Debug, Clone)]
+pub struct RateControl {
+    cfg: RateConfig,
+    dll: DeviceClock,
+    media_held: Option<f64>,
+    ff: f64,
+    ff_init: bool,
+    integ: f64,
+    filt: Option<f64>,
+    last_now: Option<MonoNs>,
+    over_since: Option<MonoNs>,
+    resyncs: u64,
+}
+
+impl RateControl {
+    /// A controller with the given tuning.
+    pub fn new(cfg: RateConfig) -> RateControl {
+        RateControl {
+            dll: DeviceClock::new(cfg.sample_rate as f64, cfg.dll_bandwidth_hz),
+            cfg,
+            media_held: None,
+            ff: 0.0,
+            ff_init: false,
+            integ: 0.0,
+            filt: None,
+            last_now: None,
+            over_since: None,
+            resyncs: 0,
+        }
+    }
+
+    /// The tuning in use.
+    pub fn config(&self) -> &RateConfig {
+        &self.cfg
+    }
+
+    /// Number of resyncs asked for so far.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs
+    }
+
+    /// Tells the controller the device restarted (xrun recovery, resume): the device
+    /// position starts again from 0; the ratio estimate is kept.
+    pub fn device_restarted(&mut self) {
+        self.dll.reset();
+        self.filt = None;
+    }
+
+    /// One control step. Call once per device period with a fresh [`Observation`].
+    pub fn update(&mut self, obs: &Observation) -> RateOutput {
+        let fs = self.cfg.sample_rate as f64;
+        let dt = self
+            .last_now
+            .map(|t| obs.now.since(t).as_secs_f64())
+            .unwrap_or(0.0)
+            .clamp(0.0, 1.0);
+        self.last_now = Some(obs.now);
+
+        // Feed-forward: device vs mono (DLL) minus media vs mono (PTP, held when lost).
+        if let Some(pos) = obs.device_position {
+            self.dll.update(obs.now, pos);
+        }
+        if let Some(m) = obs.media_vs_mono {
+            self.media_held = Some(m.as_ppb() * 1e-3); // ppb -> ppm
+        }
+        let dev = self.dll.ppb();
+        if let (Some(d), Some(m)) = (dev, self.media_held) {
+            let target = d.as_ppb() * 1e-3 - m;
+            if !self.ff_init {
+                // First estimate: take it whole and let the PI restart from it (a
+                // one-off ratio step of at most a few hundred ppm, ramped by the
+                // resampler: far below a cent of pitch).
+                self.ff = target;
+                self.integ = 0.0;
+                self.ff_init = true;
+            } else {
+                let step = self.cfg.ff_slew_ppm_per_s * dt;
+                self.ff += (target - self.ff).clamp(-step, step);
+            }
+        }
+
+        // Feedback: latency error in seconds.
+        let lat = obs.ring_fill_frames / fs + obs.device_delay_frames / fs;
+        let err = lat - self.cfg.target_latency.as_secs_f64();
+        let tau = self.cfg.fill_filter.as_secs_f64().max(1e-3);
+        let filt = match self.filt {
+            None => err,
+            Some(f) => f + (err - f) * (dt / tau).min(1.0),
+        };
+        self.filt = Some(filt);
+
+        let mut resync = None;
+        if err.abs() > self.cfg.resync.as_secs_f64() {
+            let since = *self.over_since.get_or_insert(obs.now);
+            if obs.now.since(since) >= self.cfg.resync_hold {
+                resync = Some((err * fs).round() as i64);
+                self.resyncs += 1;
+                self.filt = None;
+                self.over_since = None;
+            }
+        } else {
+            self.over_since = None;
+        }
+
+        // PI: more latency than wanted means the device is too slow for the stream,
+        // so produce fewer device frames per stream frame (lower ratio), and vice versa.
+        let wn = 2.0 * std::f64::consts::PI / self.cfg.loop_period.as_secs_f64();
+        let kp = 2.0 * wn * 1e6; // ppm per second of error
+        let ki = wn * wn * 1e6; // ppm per second of error per second
+        let f_used = if resync.is_some() { 0.0 } else { filt };
+        let max = self.cfg.max_ppm;
+        let integ = (self.integ - ki * f_used * dt).clamp(-2.0 * max, 2.0 * max);
+        let raw = self.ff + integ - kp * f_used;
+        let ppm = raw.clamp(-max, max);
+        if raw == ppm {
+            self.integ = integ; // anti-windup: integrate only when not clamped
+        }
+        RateOutput {
+            ratio: 1.0 + ppm * 1e-6,
+            ratio_ppb: Ppb::from_ppb(ppm * 1e3),
+            feed_forward: Ppb::from_ppb(self.ff * 1e3),
+            latency_error: Nanos::from_ns((err * 1e9) as i64),
+            filtered_error: Nanos::from_ns((filt * 1e9) as i64),
+            device_vs_mono: dev,
+            resync_frames: resync,
+        }
+    }
+}
