@@ -125,16 +125,22 @@ fn aes67_play_to_snd_aloop_at_plus_1000_ppm() {
         to - from,
         max_res / amp
     );
-    assert_eq!(bad, 0, "{bad} discontinuities (max residual {max_res})");
+    // The external-sender runs are checked (and printed) even if the demo's
+    // recording failed, so one boot reports everything.
+    let mut fails = Vec::new();
+    if bad != 0 {
+        fails.push(format!(
+            "demo: {bad} discontinuities (max residual {max_res})"
+        ));
+    }
     if ext > 0 {
-        let mut fails = Vec::new();
         for (shift, ppm) in [(99900, 1001.0), (100100, -999.0)] {
             if let Err(e) = check_external(work.path(), shift, ppm, ext) {
                 fails.push(e);
             }
         }
-        assert!(fails.is_empty(), "{fails:#?}");
     }
+    assert!(fails.is_empty(), "{fails:#?}");
 }
 
 /// Checks one external-sender run (see the module docs); prints its figures.
