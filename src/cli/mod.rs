@@ -16,6 +16,8 @@ mod ptp;
 mod signal;
 mod status;
 
+
+
 #[derive(Parser)]
 #[command(name = "aes67", version, about = "AES67 audio-over-IP engine")]
 struct Cli {
@@ -160,6 +162,7 @@ pub(crate) fn main() -> i32 {
 }
 
 type Res = Result<(), Box<dyn std::error::Error>>;
+
 
 fn play(a: PlayArgs) -> Res {
     let mut cfg = match (&a.url, &a.sdp) {
@@ -501,7 +504,8 @@ fn run_with_clock(
             }
         }
         let el = start.elapsed();
-        let done = signal::interrupted() || (duration_s > 0.0 && el.as_secs_f64() >= duration_s);
+        let done = signal::interrupted()
+            || (duration_s > 0.0 && el.as_secs_f64() >= duration_s);
         if el >= next || done {
             next += Duration::from_secs(1);
             let s = rx.stats();
