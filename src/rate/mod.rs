@@ -29,7 +29,7 @@
 //!   - Saturation at the clamp for more than [`RateConfig::saturation_hold`] is a
 //!     fault: the loop re-primes.
 //!   - **Re-prime**: one drop/insert ([`RateOutput::resync_frames`]) re-establishes the
-//!     target (the mean error over the second half of the hold), the integrator is
+//!     target (the mean error of the hold's last second), the integrator is
 //!     reset to the feed-forward estimate, the filter restarts, and the ratio is
 //!     *ramped* (at most [`RateConfig::ramp_ppm_per_s`]) from where it was, never
 //!     stepped. The caller re-primes it too after an underrun, an overflow or a device
@@ -62,9 +62,11 @@ pub struct RateConfig {
     /// a one-off drop/insert of frames instead of steering, once the error has stayed
     /// beyond it for [`RateConfig::resync_hold`].
     pub resync: Nanos,
-    /// How long the latency error must stay beyond [`RateConfig::resync`] before a
-    /// resync (ns): single glitched readings (a device pointer catching up after a
-    /// stall) never trigger one.
+    /// How long the latency error must stay beyond [`RateConfig::resync`], on one
+    /// side, before a resync (ns): glitched readings (a device pointer catching up
+    /// after a stall) and a sender that lags and then catches up in a burst never
+    /// trigger one; a lasting offset (a delay step, a burst after a stall the ring
+    /// already made up for) does.
     pub resync_hold: Nanos,
     /// Time constant of the fill-error low-pass filter (ns).
     pub fill_filter: Nanos,
@@ -83,7 +85,7 @@ pub struct RateConfig {
 
 impl RateConfig {
     /// Defaults for `sample_rate` frames/s and a target latency: ±2000 ppm clamp,
-    /// excursion bound ±min(target/2, 20 ms) (at least 5 ms) held 1 s, 2 s fill filter,
+    /// excursion bound ±min(target/2, 20 ms) (at least 5 ms) held 3 s, 2 s fill filter,
     /// 60 s loop, 0.02 Hz DLL, feed-forward slew 10 ppm/s, saturation fault after 3 s,
     /// re-prime ramp 1000 ppm/s.
     pub fn new(sample_rate: u32, target_latency: Nanos) -> RateConfig {
@@ -92,7 +94,7 @@ impl RateConfig {
             target_latency,
             max_ppm: 2000.0,
             resync: Nanos::from_ns((target_latency.as_ns() / 2).clamp(5_000_000, 20_000_000)),
-            resync_hold: Nanos::from_secs(1),
+            resync_hold: Nanos::from_secs(3),
             fill_filter: Nanos::from_secs(2),
             loop_period: Nanos::from_secs(60),
             dll_bandwidth_hz: 0.02,
@@ -149,6 +151,8 @@ const REPRIME_TRIM_PPM: f64 = 50.0;
 /// The PI stays frozen until the raw error has been back inside the excursion bound
 /// this long (s): clumped arrivals (bursts) never wind it.
 const CALM_S: f64 = 0.5;
+/// The last part of an excursion's hold (s) whose mean error sets the drop/insert.
+const RESYNC_WINDOW_S: f64 = 1.0;
 
 /// Acquisition time of [`DeviceClock`] (s): wide loop, no estimate reported.
 const ACQUIRE_S: f64 = 6.0;
@@ -274,8 +278,9 @@ pub struct RateControl {
     over_since: Option<MonoNs>,
     /// Last time the raw error was beyond the excursion bound.
     last_over: Option<MonoNs>,
-    /// Sum and count of the raw error over the second half of an excursion's hold.
-    over_sum: (f64, u32),
+    /// Sum (s) and count of the raw error over the last [`RESYNC_WINDOW_S`] of an
+    /// excursion's hold, and the excursion's side (±1).
+    over_sum: (f64, u32, f64),
     sat_since: Option<MonoNs>,
     /// Last output (ppm) and whether a re-prime ramp is in progress.
     last_ppm: f64,
@@ -300,7 +305,7 @@ impl RateControl {
             last_now: None,
             over_since: None,
             last_over: None,
-            over_sum: (0.0, 0),
+            over_sum: (0.0, 0, 0.0),
             sat_since: None,
             last_ppm: 0.0,
             ramping: false,
@@ -358,7 +363,7 @@ impl RateControl {
         self.filt = Some(0.0);
         self.over_since = None;
         self.last_over = None;
-        self.over_sum = (0.0, 0);
+        self.over_sum = (0.0, 0, 0.0);
         self.sat_since = None;
         self.ramping = true;
         self.rate_resets += 1;
@@ -413,17 +418,29 @@ impl RateControl {
         // (one drop/insert to the target) if it is still beyond after the hold.
         let mut resync = None;
         let mut frozen = false;
-        if err.abs() > self.cfg.resync.as_secs_f64() {
+        let bound = self.cfg.resync.as_secs_f64();
+        if err.abs() > bound {
             frozen = true;
+            // An excursion is one-sided: beyond the bound on the other side, it is a
+            // new one (a lagging sender catching up in a burst is not a steady offset).
+            if self.over_sum.2 != err.signum() {
+                self.over_since = None;
+                self.over_sum = (0.0, 0, err.signum());
+            }
             let since = *self.over_since.get_or_insert(obs.now);
             let held = obs.now.since(since);
-            if held.as_ns() * 2 >= self.cfg.resync_hold.as_ns() {
+            let window = Nanos::from_ns(
+                (self.cfg.resync_hold.as_ns() - (RESYNC_WINDOW_S * 1e9) as i64).max(0),
+            );
+            if held >= window {
                 self.over_sum.0 += err;
                 self.over_sum.1 += 1;
             }
             if held >= self.cfg.resync_hold {
-                let mean = self.over_sum.0 / self.over_sum.1.max(1) as f64;
-                resync = Some((mean * fs).round() as i64);
+                // Every reading of the hold was beyond the bound on this side: the mean
+                // of the last second is a lasting offset, not a burst in transit.
+                let amount = self.over_sum.0 / self.over_sum.1.max(1) as f64;
+                resync = Some((amount * fs).round() as i64);
                 self.resyncs += 1;
                 self.do_reprime();
                 reprimed = true;
@@ -431,7 +448,7 @@ impl RateControl {
             self.last_over = Some(obs.now);
         } else {
             self.over_since = None;
-            self.over_sum = (0.0, 0);
+            self.over_sum = (0.0, 0, 0.0);
             if let Some(l) = self.last_over {
                 if obs.now.since(l).as_secs_f64() < CALM_S {
                     frozen = true;
@@ -461,7 +478,9 @@ impl RateControl {
         let wn = 2.0 * std::f64::consts::PI / self.cfg.loop_period.as_secs_f64();
         let kp = 2.0 * wn * 1e6; // ppm per second of error
         let ki = wn * wn * 1e6; // ppm per second of error per second
-        let f_used = if resync.is_some() { 0.0 } else { filt };
+        // Frozen, the output is the feed-forward plus the held integrator: no P action
+        // from a filter caught mid-way into an excursion.
+        let f_used = if resync.is_some() || frozen { 0.0 } else { filt };
         let max = self.cfg.max_ppm;
         // Anti-windup: the integrator stays inside the clamp around the feed-forward,
         // and integrates only while the output is not saturated (or when integrating
@@ -595,7 +614,7 @@ mod tests {
             let o = c.update(&obs(i * 20_000_000, 560.0));
             assert_eq!(o.ratio_ppb.as_ppm(), before);
         }
-        // A lasting one: one drop of 300 ms after 1 s, counted, no clamp.
+        // A lasting one: one drop of 300 ms after 3 s, counted, no clamp.
         let mut drops = 0;
         for i in 1021..1200u64 {
             let fill = if drops == 0 { 560.0 } else { 260.0 };
@@ -620,11 +639,37 @@ mod tests {
             media_vs_mono: Some(Ppb::ZERO),
         };
         // a single glitched reading (or a short burst) does not resync
-        for i in 0..100 {
+        for i in 0..300 {
             assert_eq!(c.update(&obs(1 + i * 9_000_000)).resync_frames, None);
         }
-        let o = c.update(&obs(1 + 1_000_000_000));
+        let o = c.update(&obs(1 + 3_000_000_000));
         assert_eq!(o.resync_frames, Some(48 * 30));
         assert_eq!(c.resyncs(), 1);
+    }
+
+    /// A sender that lags and then catches up in bursts (a starved guest, a congested
+    /// link) swings the fill far beyond the bound on both sides around its target:
+    /// never a drop or insert (each would be a click), never a re-prime, and the PI
+    /// does not wind up.
+    #[test]
+    fn lag_and_catch_up_never_resyncs() {
+        let mut c = RateControl::new(RateConfig::new(48000, Nanos::from_ms(750)));
+        let obs = |t: u64, fill_ms: f64| Observation {
+            now: MonoNs::from_ns(t),
+            ring_fill_frames: 48.0 * fill_ms,
+            device_delay_frames: 48.0 * 490.0,
+            device_position: None,
+            media_vs_mono: Some(Ppb::ZERO),
+        };
+        // 2.5 s cycles: 1.2 s lagging (the ring draining to 60 ms below its target),
+        // a burst, 1.2 s ahead, around the 260 ms ring target, for 5 minutes.
+        for i in 0..15_000u64 {
+            let phase = (i % 125) as f64 / 125.0;
+            let fill = 260.0 + 180.0 * (2.0 * std::f64::consts::PI * phase).sin();
+            let o = c.update(&obs(i * 20_000_000, fill));
+            assert_eq!(o.resync_frames, None, "step {i}: {o:?}");
+            assert!(o.ratio_ppb.as_ppm().abs() < 100.0, "step {i}: {o:?}");
+        }
+        assert_eq!((c.resyncs(), c.rate_resets()), (0, 0));
     }
 }
