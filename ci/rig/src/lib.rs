@@ -162,6 +162,79 @@ impl Drop for NetnsPair {
     }
 }
 
+/// `n` network namespaces on one Ethernet segment: a Linux bridge in a hub
+/// namespace, one veth per member. Member `i` is namespace `ns[i]` with
+/// interface `ifs[i]` and address `ips[i]` (`10.R.S.(i+1)/24`); multicast is
+/// on, flooded (no IGMP snooping), with a route for 224.0.0.0/4 and rp_filter
+/// off. For rigs with a third party: a rogue grandmaster, a forger, several
+/// senders.
+#[derive(Debug)]
+pub struct NetnsLan {
+    hub: String,
+    /// Member namespaces.
+    pub ns: Vec<String>,
+    /// Each member's interface.
+    pub ifs: Vec<String>,
+    /// Each member's IPv4 address.
+    pub ips: Vec<String>,
+}
+
+impl NetnsLan {
+    /// Creates `n` (1-200) members. Errors: any `ip`/`sysctl` failure (e.g. not root).
+    pub fn new(n: usize) -> Result<NetnsLan, String> {
+        assert!((1..=200).contains(&n), "1-200 members");
+        let c = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        let tag = format!("{:x}{:x}", pid & 0xffff, c);
+        let s1 = 100 + (pid % 150) as u8 as u32;
+        let s2 = 250 - c % 250;
+        let lan = NetnsLan {
+            hub: format!("a67h{tag}"),
+            ns: (0..n).map(|i| format!("a67m{tag}x{i}")).collect(),
+            ifs: (0..n).map(|i| format!("vm{tag}x{i}")).collect(),
+            ips: (0..n).map(|i| format!("10.{s1}.{s2}.{}", i + 1)).collect(),
+        };
+        lan.setup()?;
+        Ok(lan)
+    }
+
+    fn setup(&self) -> Result<(), String> {
+        let hub = &self.hub;
+        sh("ip", &["netns", "add", hub])?;
+        sh("ip", &["-n", hub, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])?;
+        sh("ip", &["-n", hub, "link", "set", "br0", "up"])?;
+        for (i, ((ns, ifc), ip)) in self.ns.iter().zip(&self.ifs).zip(&self.ips).enumerate() {
+            let peer = format!("p{i}");
+            sh("ip", &["netns", "add", ns])?;
+            sh(
+                "ip",
+                &["link", "add", ifc, "netns", ns, "type", "veth", "peer", "name", &peer, "netns", hub],
+            )?;
+            sh("ip", &["-n", hub, "link", "set", &peer, "master", "br0", "up"])?;
+            sh("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+            sh("ip", &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", ifc])?;
+            sh("ip", &["-n", ns, "link", "set", ifc, "multicast", "on", "up"])?;
+            sh("ip", &["-n", ns, "route", "add", "224.0.0.0/4", "dev", ifc])?;
+            for key in [
+                "net.ipv4.conf.all.rp_filter=0".to_string(),
+                "net.ipv4.conf.default.rp_filter=0".to_string(),
+                format!("net.ipv4.conf.{ifc}.rp_filter=0"),
+            ] {
+                sh("ip", &["netns", "exec", ns, "sysctl", "-qw", &key])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for NetnsLan {
+    fn drop(&mut self) {
+        for ns in self.ns.iter().chain([&self.hub]) {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
 /// Runs `f` with the calling thread moved into network namespace `ns`, then
 /// moves it back. Sockets created inside `f` stay in `ns`.
 ///
