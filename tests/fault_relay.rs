@@ -447,3 +447,105 @@ fn link_down_5s_then_up() {
     assert_eq!(st["ts_jumps"], 1, "{st}");
     assert_eq!(st["late"], 0, "{st}");
 }
+
+/// Forged RTP from a third host (issue 13, audit cases 3-4). Three namespaces on
+/// a bridge: GStreamer sends in 0, `aes67 play` records in 1, and a forger in 2
+/// sniffs the stream and, for each genuine packet, sends to the same group and
+/// port one of: a packet of a new SSRC (a takeover attempt), a packet of the
+/// genuine SSRC 265 ms ahead (which used to move the free-running anchor), or
+/// a packet of the genuine SSRC and next sequence number in L16 instead of L24
+/// (a format change). The receiver stays pinned to the first source: the output
+/// is bit-exact, nothing is lost, and the forgeries are counted.
+#[test]
+#[ignore = "needs root: network namespaces, GStreamer"]
+fn forged_rtp_from_a_third_host_loses_nothing() {
+    assert!(rig_ready());
+    let c = l24_stereo_48k(48, 5);
+    let (group, port) = ("239.69.7.7", 5082u16);
+    let lan = aes67_rig::NetnsLan::new(3).expect("lan");
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, outp) = (dir.path().join("in.wav"), dir.path().join("out.wav"));
+    let n = (c.rate * c.secs) as usize;
+    let sent = signal(0xf0f0, n * 2, 24);
+    write_wav(&inp, &sent, 2, c.rate, 24);
+    let url = format!(
+        "aes67://{group}:{port}?iface={}&ch=2&rate=48000&enc=L24",
+        lan.ifs[1]
+    );
+    let rx = receiver_in(&lan.ns[1], &url, &outp, c.secs as f64 + 2.5, &[]);
+    let g: Ipv4Addr = group.parse().unwrap();
+    let me: Ipv4Addr = lan.ips[2].parse().unwrap();
+    let (sniff, tx) = in_netns(&lan.ns[2], || {
+        let s = UdpSocket::bind(SocketAddr::from((g, port))).unwrap();
+        s.join_multicast_v4(&g, &me).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let t = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        t.set_multicast_if_v4(&me).unwrap();
+        t.set_multicast_loop_v4(false).unwrap();
+        (s, UdpSocket::from(t))
+    })
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let forger = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut k = 0u64;
+            let mut rng = Rng(0xbad);
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(len) = sniff.recv(&mut buf) else {
+                    continue;
+                };
+                if len < 12 + 288 {
+                    continue;
+                }
+                let mut p = buf[..len].to_vec();
+                for b in &mut p[12..] {
+                    *b = rng.next() as u8;
+                }
+                let seq = rtp_seq(&p);
+                let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+                match k % 3 {
+                    // A new SSRC.
+                    0 => p[8..12].copy_from_slice(&0x0bad_f00du32.to_be_bytes()),
+                    // The genuine SSRC, 265 ms ahead.
+                    1 => {
+                        p[2..4].copy_from_slice(&seq.wrapping_add(265).to_be_bytes());
+                        p[4..8].copy_from_slice(&ts.wrapping_add(265 * 48).to_be_bytes());
+                    }
+                    // The genuine SSRC, the next packet, as L16 (192 bytes).
+                    _ => {
+                        p.truncate(12 + 192);
+                        p[2..4].copy_from_slice(&seq.wrapping_add(1).to_be_bytes());
+                        p[4..8].copy_from_slice(&ts.wrapping_add(48).to_be_bytes());
+                    }
+                }
+                tx.send_to(&p, (g, port)).unwrap();
+                k += 1;
+            }
+            k
+        })
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    wait_sender(gst_sender_in(&lan.ns[0], &lan.ifs[0], &inp, &c, group, port));
+    stop.store(true, Ordering::Relaxed);
+    let forged = forger.join().unwrap();
+    let st = finish(rx);
+    let (_, got) = read_wav(&outp);
+    eprintln!("forged RTP: {forged} packets from the third host; receiver {st}");
+    assert!(forged > 1000, "the forger sent {forged}");
+    assert_eq!(st["lost"], 0, "{st}");
+    assert_eq!(st["late"], 0, "{st}");
+    assert_eq!(st["ssrc_changes"], 0, "{st}");
+    assert_eq!(st["ts_jumps"], 0, "{st}");
+    assert!(
+        st["foreign_source"].as_u64().unwrap_or(0) >= forged * 9 / 10,
+        "forgeries not counted as foreign: {st}"
+    );
+    assert_eq!(got.len(), sent.len(), "output length");
+    assert_eq!(
+        got.iter().zip(&sent).position(|(a, b)| a != b),
+        None,
+        "first differing sample"
+    );
+}

@@ -77,6 +77,18 @@ pub(crate) fn read_wav(path: &Path) -> (hound::WavSpec, Vec<i32>) {
 }
 
 pub(crate) fn gst_sender(ns: &NetnsPair, wav: &Path, c: &Case, group: &str, port: u16) -> Child {
+    gst_sender_in(&ns.a, &ns.if_a, wav, c, group, port)
+}
+
+/// A GStreamer AES67 sender of `wav` in namespace `ns`, multicast out of `iface`.
+pub(crate) fn gst_sender_in(
+    ns: &str,
+    iface: &str,
+    wav: &Path,
+    c: &Case,
+    group: &str,
+    port: u16,
+) -> Child {
     let (fmt, pay) = if c.enc == "L24" {
         ("S24BE", "rtpL24pay")
     } else {
@@ -90,9 +102,9 @@ pub(crate) fn gst_sender(ns: &NetnsPair, wav: &Path, c: &Case, group: &str, port
         wav.display(),
         c.rate,
         c.ch,
-        ns.if_a
+        iface
     );
-    let mut cmd = NetnsPair::cmd_in(&ns.a, "gst-launch-1.0");
+    let mut cmd = NetnsPair::cmd_in(ns, "gst-launch-1.0");
     cmd.arg("-q")
         .args(pipeline.split_whitespace())
         .stdout(Stdio::null())
@@ -114,7 +126,12 @@ pub(crate) fn receiver_with(
     secs: f64,
     extra: &[&str],
 ) -> Child {
-    let mut cmd = NetnsPair::cmd_in(&ns.b, env!("CARGO_BIN_EXE_aes67"));
+    receiver_in(&ns.b, url, out, secs, extra)
+}
+
+/// [`receiver_with`] in namespace `ns`.
+pub(crate) fn receiver_in(ns: &str, url: &str, out: &Path, secs: f64, extra: &[&str]) -> Child {
+    let mut cmd = NetnsPair::cmd_in(ns, env!("CARGO_BIN_EXE_aes67"));
     let limit = (secs + 60.0).to_string();
     cmd.args([
         "play",
