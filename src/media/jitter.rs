@@ -158,7 +158,12 @@ pub struct PlayoutBuffer {
     cfg: PlayoutConfig,
     mask: usize,
     samples: Vec<i32>,
-    present: Vec<bool>,
+    /// Per slot: the generation that stored it ([`Self::generation`] = present). A
+    /// resynchronisation bumps the generation instead of clearing the window,
+    /// so it costs O(1), not O(capacity) (a full clear every 65535 of them).
+    present: Vec<u16>,
+    /// The current generation (never 0, which marks an empty slot).
+    generation: u16,
     zeros: Vec<i32>,
     ts: Unwrapper,
     ssrc: Option<u32>,
@@ -193,7 +198,8 @@ impl PlayoutBuffer {
         PlayoutBuffer {
             mask: cap - 1,
             samples: vec![0; cap * cfg.channels],
-            present: vec![false; cap],
+            present: vec![0; cap],
+            generation: 1,
             zeros: vec![0; 1024 * cfg.channels],
             ts: Unwrapper::new(32),
             ssrc: None,
@@ -334,7 +340,7 @@ impl PlayoutBuffer {
             return Inserted::Dropped(DropReason::Late);
         }
         let start = ts.max(read);
-        if (start..end).all(|t| self.present[t as usize & self.mask]) {
+        if (start..end).all(|t| self.present[t as usize & self.mask] == self.generation) {
             self.stats.duplicates += 1;
             return Inserted::Dropped(DropReason::Duplicate);
         }
@@ -354,7 +360,7 @@ impl PlayoutBuffer {
                 Encoding::L24 => rtp::decode_l24(src, dst),
                 Encoding::L16 => rtp::decode_l16(src, dst),
             };
-            self.present[slot..slot + run].fill(true);
+            self.present[slot..slot + run].fill(self.generation);
             t += run as i64;
         }
         self.high = self.high.max(end);
@@ -371,7 +377,11 @@ impl PlayoutBuffer {
         self.ssrc = Some(ssrc);
         self.ts.reset();
         self.read = None;
-        self.present.iter_mut().for_each(|p| *p = false);
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.present.fill(0);
+            self.generation = 1;
+        }
     }
 
     /// Extends a raw media clock position (RTP units) to this buffer's 64-bit
@@ -409,9 +419,12 @@ impl PlayoutBuffer {
             let slot = read as usize & self.mask;
             let room = (self.cfg.capacity_frames - slot) as i64;
             let want = (until - read).min(room) as usize;
-            let here = self.present[slot];
+            let g = self.generation;
+            let here = self.present[slot] == g;
             let mut n = 1;
-            while n < want && self.present[slot + n] == here && (here || n < self.zeros.len() / ch)
+            while n < want
+                && (self.present[slot + n] == g) == here
+                && (here || n < self.zeros.len() / ch)
             {
                 n += 1;
             }
@@ -422,9 +435,7 @@ impl PlayoutBuffer {
                 }
                 self.end_gap();
                 out(&self.samples[slot * ch..(slot + n) * ch]);
-                self.present[slot..slot + n]
-                    .iter_mut()
-                    .for_each(|p| *p = false);
+                self.present[slot..slot + n].fill(0);
             } else {
                 out(&self.zeros[..n * ch]);
                 gap_run += n as u64;
@@ -607,6 +618,36 @@ mod tests {
         let v = collect(&mut b, 9_000_144 + 48);
         assert_eq!(v.len(), 48);
         assert_eq!(v[0], sample_at(9_000_144, 0));
+    }
+
+    /// A resynchronisation is O(1): it starts a new generation of the window
+    /// instead of clearing it. Audio stored before any number of them (here
+    /// exactly one wrap of the 16-bit generation) never comes back.
+    #[test]
+    fn resync_never_replays_audio_of_an_earlier_generation() {
+        let mut b = PlayoutBuffer::new(cfg(1, 0));
+        // Stored at generation 1 and never released: slots of ts 48..96.
+        b.insert(&packet(0, 0, 48, 1, 1));
+        b.insert(&packet(1, 48, 48, 1, 1));
+        b.release(47, &mut |_| {});
+        // 65534 SSRC changes, each storing one packet elsewhere in the window;
+        // the new stream below is the 65535th: the generation is back at 1.
+        for k in 0..65534u32 {
+            let ts = 200 + 48 * (k % 8);
+            assert!(matches!(
+                b.insert(&packet(0, ts, 48, 1, 2 + k)),
+                Inserted::Resync { .. }
+            ));
+        }
+        // A new stream whose packet 0 lands in the old packet's slots' neighbours:
+        // ts 0..48 and 96..144 received, 48..96 missing (concealed, never the old audio).
+        b.insert(&packet(0, 0, 48, 1, 99_999));
+        b.insert(&packet(2, 96, 48, 1, 99_999));
+        let v = collect(&mut b, 144);
+        assert_eq!(v.len(), 144);
+        assert!(v[48..96].iter().all(|&x| x == 0), "stale audio replayed");
+        assert_eq!(v[0], sample_at(0, 0));
+        assert_eq!(v[96], sample_at(96, 0));
     }
 
     #[test]
