@@ -323,7 +323,7 @@ fn forged_ptp_from_a_third_host_moves_nothing() {
                     sync.header.sequence_id.wrapping_add(1),
                 );
                 one_step.flags = Flags(0);
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     // 2^63 ns ≈ 292 years ahead of the epoch of PTP time.
                     let far = PtpTimestamp::from_parts((i64::MAX as u64) / 1_000_000_000 + 1, 0);
                     send(

@@ -10,6 +10,11 @@ use crate::ptp::clock::{ClockMap, ServoState};
 use crate::ptp::time::{LocalNs, PtpTimestamp};
 use crate::units::{Nanos, Ppb};
 
+/// Most samples in the window (and among the rejected): 8 s at 128 Sync/s
+/// (logSyncInterval −7). Whatever the Sync rate, a window costs at most this
+/// much memory and time per sample.
+pub(crate) const MAX_WINDOW_SAMPLES: usize = 1024;
+
 /// Windowed linear regression. See the [`super`] module doc.
 #[derive(Debug)]
 pub struct LinRegServo {
@@ -25,6 +30,8 @@ pub struct LinRegServo {
     /// used for holdover.
     long_freq: Option<f64>,
     long_n: u32,
+    /// Residuals for the median, reused: no allocation per sample.
+    scratch: Vec<f64>,
 }
 
 impl LinRegServo {
@@ -32,12 +39,13 @@ impl LinRegServo {
     pub fn new(cfg: ServoConfig) -> LinRegServo {
         LinRegServo {
             core: ServoCore::new(cfg),
-            window: VecDeque::new(),
-            rejected: VecDeque::new(),
+            window: VecDeque::with_capacity(MAX_WINDOW_SAMPLES + 1),
+            rejected: VecDeque::with_capacity(MAX_WINDOW_SAMPLES + 1),
             sigma: 0.0,
             have_freq: false,
             long_freq: None,
             long_n: 0,
+            scratch: Vec::with_capacity(MAX_WINDOW_SAMPLES + 1),
         }
     }
 
@@ -89,9 +97,11 @@ impl LinRegServo {
         // delays are skewed (queueing only ever adds), and the median keeps
         // the offset consistent with the median-filtered meanPathDelay.
         let a = if n >= 5.0 {
-            let mut r: Vec<f64> = pts.clone().map(|(dx, dy)| dy - b * dx).collect();
-            r.sort_by(|x, y| x.total_cmp(y));
-            r[r.len() / 2]
+            let r = &mut self.scratch;
+            r.clear();
+            r.extend(pts.clone().map(|(dx, dy)| dy - b * dx));
+            let mid = r.len() / 2;
+            *r.select_nth_unstable_by(mid, |x, y| x.total_cmp(y)).1
         } else {
             a
         };
@@ -155,9 +165,9 @@ impl Servo for LinRegServo {
     fn estimate(&mut self, local: LocalNs, master: PtpTimestamp, offset: Nanos) -> SampleOutcome {
         let cfg = self.core.cfg;
         let resumed = self.core.state == ServoState::Holdover;
-        // Evict points older than the window.
+        // Evict points older than the window, and beyond its sample bound.
         while let Some(&(x, _)) = self.window.front() {
-            if local.as_ns() - x > cfg.window.as_ns() {
+            if local.as_ns() - x > cfg.window.as_ns() || self.window.len() >= MAX_WINDOW_SAMPLES {
                 self.window.pop_front();
             } else {
                 break;
@@ -169,7 +179,7 @@ impl Servo for LinRegServo {
             self.core.outliers += 1;
             self.core.consecutive_bad += 1;
             self.rejected.push_back((local.as_ns(), master.as_nanos()));
-            while self.rejected.len() > cfg.restart_after as usize {
+            while self.rejected.len() > (cfg.restart_after as usize).min(MAX_WINDOW_SAMPLES) {
                 self.rejected.pop_front();
             }
             // Consistent large offsets: a step of the master (or our holdover
@@ -179,7 +189,9 @@ impl Servo for LinRegServo {
             }
             if self.core.consecutive_bad >= cfg.restart_after {
                 // A smaller shift: restart the fit on the recent samples.
-                self.window = std::mem::take(&mut self.rejected);
+                // Swap the buffers (both keep their capacity: no allocation).
+                std::mem::swap(&mut self.window, &mut self.rejected);
+                self.rejected.clear();
                 self.core.consecutive_bad = 0;
                 self.core.steps += 1;
                 self.fit();
@@ -242,6 +254,25 @@ mod tests {
         assert_eq!(r.state, ServoState::LockedStable);
         assert!(r.offset.abs() < Nanos::from_ns(5), "{r:?}");
         assert_eq!(s.steps(), 1);
+    }
+
+    /// A flood of samples (10 000 within 1 s, far above any Sync rate) keeps
+    /// the window at [`MAX_WINDOW_SAMPLES`] (then 0.1 s long, too short to
+    /// call the fit locked) and the servo on the line.
+    #[test]
+    fn window_is_bounded_in_samples_not_only_in_time() {
+        let mut s = servo();
+        let mut last = None;
+        for i in 0..10_000i64 {
+            let local = 1_000_000_000 + i * 100_000;
+            let master = 5_000_000_000_000i128 + (local as f64 * (1.0 + 50e-9)).round() as i128;
+            last = Some(s.sample(LocalNs::from_ns(local), PtpTimestamp::from_nanos(master)));
+            assert!(s.window.len() <= MAX_WINDOW_SAMPLES);
+        }
+        assert_eq!(s.window.len(), MAX_WINDOW_SAMPLES);
+        assert!(s.window.capacity() <= 2 * (MAX_WINDOW_SAMPLES + 1));
+        let r = last.unwrap();
+        assert!(r.accepted && r.offset.abs() < Nanos::from_ns(100), "{r:?}");
     }
 
     #[test]
