@@ -59,6 +59,11 @@ pub(crate) struct PtpArgs {
     /// digits; IEEE 1588-2019 §17.6); repeat for several. Default: any.
     #[arg(long = "acceptable-master")]
     acceptable_master: Vec<aes67::ptp::msg::ClockIdentity>,
+    /// Largest clock step followed once locked, ms (like ptp4l's
+    /// step_threshold): a master whose time jumps further is refused,
+    /// counted (steps_refused) and held over. Default: any.
+    #[arg(long)]
+    max_step_ms: Option<f64>,
 }
 
 impl PtpArgs {
@@ -76,6 +81,9 @@ impl PtpArgs {
             servo_window: Nanos::from_secs_f64(self.servo_window_s.clamp(0.5, 600.0)),
             assumed_delay: Nanos::from_ns(self.assumed_delay_ns),
             acceptable_masters: self.acceptable_master.clone(),
+            max_step: self
+                .max_step_ms
+                .map(|ms| Nanos::from_secs_f64(ms.max(0.0) / 1e3)),
             ..PtpOptions::new(self.iface.clone())
         }
     }
@@ -198,6 +206,7 @@ pub(crate) fn status_json(s: &PtpStatus) -> serde_json::Value {
         "holdover_age_s": st.holdover_age_s,
         "outliers": st.outliers,
         "steps": st.steps,
+        "steps_refused": st.steps_refused,
         "counters": st.counters,
     })
 }

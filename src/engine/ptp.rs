@@ -68,6 +68,10 @@ pub struct PtpOptions {
     /// clockIdentity); empty = any. A receiver fills it from its SDP's
     /// `a=ts-refclk` ([`crate::media::stream::StreamConfig::ptp_grandmaster`]).
     pub acceptable_masters: Vec<ClockIdentity>,
+    /// Largest clock step followed once locked (`None` = any): a master
+    /// whose time jumps further is refused and counted
+    /// ([`crate::ptp::servo::ServoConfig::max_step`]).
+    pub max_step: Option<Nanos>,
 }
 
 impl PtpOptions {
@@ -89,6 +93,7 @@ impl PtpOptions {
             servo_window: Nanos::from_secs(4),
             assumed_delay: Nanos::ZERO,
             acceptable_masters: Vec::new(),
+            max_step: None,
         }
     }
 }
@@ -205,6 +210,7 @@ pub fn run_with(
         window: opts
             .servo_window
             .clamp(Nanos::from_ms(500), Nanos::from_secs(600)),
+        max_step: opts.max_step,
         ..ServoConfig::default()
     };
     let (raw, rt) = raw_realtime_pair();

@@ -334,6 +334,8 @@ pub struct PortStatus {
     pub outliers: u64,
     /// Clock steps (re-anchors) so far.
     pub steps: u64,
+    /// Steps refused (beyond the servo's `max_step`).
+    pub steps_refused: u64,
     /// The master's timescale is PTP (TAI).
     pub ptp_timescale: bool,
     /// currentUtcOffset of the master (or ours), s (§7.2.4).
@@ -778,6 +780,7 @@ impl Port {
             },
             outliers: self.servo.outliers(),
             steps: self.servo.steps(),
+            steps_refused: self.servo.steps_refused(),
             ptp_timescale: ptp_ts,
             utc_offset_s: utc,
             counters: self.counters,

@@ -89,6 +89,13 @@ pub struct ServoConfig {
     /// next sample re-anchors with frequency 0), counted in
     /// [`Servo::freq_resets`]. Zero disables the check.
     pub sanity_freq_limit: Ppb,
+    /// Largest step (re-anchor) of a clock already anchored, ns; `None` = any
+    /// (the default). Like linuxptp's `step_threshold` / `first_step_threshold`
+    /// limits: a master whose time moves further is refused, not followed. The
+    /// sample is rejected, the servo holds over on its last estimate, and the
+    /// refusal is counted ([`Servo::steps_refused`]). The first anchor is never
+    /// limited.
+    pub max_step: Option<Nanos>,
 }
 
 impl Default for ServoConfig {
@@ -106,6 +113,7 @@ impl Default for ServoConfig {
             sync_interval_s: 0.125,
             hw_timestamps: false,
             sanity_freq_limit: Ppb::from_ppb(1_000_000.0),
+            max_step: None,
         }
     }
 }
@@ -172,6 +180,7 @@ pub struct ServoCore {
     steps: u64,
     force_anchor: bool,
     freq_resets: u64,
+    steps_refused: u64,
 }
 
 impl ServoCore {
@@ -186,6 +195,7 @@ impl ServoCore {
             steps: 0,
             force_anchor: false,
             freq_resets: 0,
+            steps_refused: 0,
         }
     }
 }
@@ -279,6 +289,10 @@ pub trait Servo: std::fmt::Debug + Send {
     fn steps(&self) -> u64 {
         self.core().steps
     }
+    /// Steps refused so far: beyond [`ServoConfig::max_step`].
+    fn steps_refused(&self) -> u64 {
+        self.core().steps_refused
+    }
     /// Config.
     fn config(&self) -> &ServoConfig {
         &self.core().cfg
@@ -334,6 +348,14 @@ fn anchor<S: Servo + ?Sized>(
     offset: Nanos,
 ) -> SampleOutcome {
     let c = s.core_mut();
+    if c.map.is_some() && c.cfg.max_step.is_some_and(|m| offset.abs() > m) {
+        // Beyond the step limit: never followed. Hold over on the last estimate.
+        c.steps_refused += 1;
+        if c.state.usable() {
+            c.state = ServoState::Holdover;
+        }
+        return SampleOutcome::rejected(offset, c.state);
+    }
     let freq = c.map.map(|m| m.freq).unwrap_or_default();
     c.map = Some(ClockMap {
         ref_local: local,
@@ -398,6 +420,38 @@ mod tests {
         assert_eq!("lin-reg".parse::<ServoKind>(), Ok(ServoKind::LinReg));
         assert_eq!("pi".parse::<ServoKind>(), Ok(ServoKind::Pi));
         assert!("x".parse::<ServoKind>().is_err());
+    }
+
+    /// A master whose time jumps 10 ms: followed (a step) by default; with
+    /// `max_step` 1 ms refused, counted, held over, never stepped, for both
+    /// servos. The first anchor is never limited.
+    #[test]
+    fn max_step_refuses_a_larger_jump() {
+        for kind in [ServoKind::LinReg, ServoKind::Pi] {
+            for max_step in [None, Some(Nanos::from_ms(1))] {
+                let mut s = new_servo(ServoConfig {
+                    kind,
+                    max_step,
+                    ..ServoConfig::default()
+                });
+                test_util::feed(s.as_mut(), 0, 40, 20.0, 0);
+                assert_eq!(s.steps(), 1, "{kind:?}: the first anchor");
+                assert!(s.state().usable(), "{kind:?}");
+                let r = test_util::feed(s.as_mut(), 40, 20, 20.0, 10_000_000);
+                match max_step {
+                    None => {
+                        assert_eq!((s.steps(), s.steps_refused()), (2, 0), "{kind:?}");
+                        assert!(r.offset.abs() < Nanos::from_us(10), "{kind:?} {r:?}");
+                    }
+                    Some(_) => {
+                        assert_eq!(s.steps(), 1, "{kind:?}: stepped");
+                        assert!(s.steps_refused() >= 5, "{kind:?}: {}", s.steps_refused());
+                        assert_eq!(s.state(), ServoState::Holdover, "{kind:?}");
+                        assert!(!r.accepted, "{kind:?} {r:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
