@@ -165,6 +165,39 @@ pub fn render(st: &ServiceStatus) -> String {
     out
 }
 
+/// The Prometheus text format 0.0.4 of OpenMetrics text `om` (for
+/// scrapers that do not ask for OpenMetrics, and `promtool check
+/// metrics`): counter families take their samples' `_total` name in
+/// `# HELP`/`# TYPE`, and `# UNIT`/`# EOF` lines go.
+pub fn to_prometheus_text(om: &str) -> String {
+    let counters: Vec<&str> = om
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(om.len());
+    for l in om.lines() {
+        if l == "# EOF" || l.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| l.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((p, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(&name) {
+                    out += &format!("{p}{name}_total {tail}");
+                } else {
+                    out += l;
+                }
+            }
+            None => out += l,
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// The metrics HTTP server: `GET /metrics` renders the current status.
 pub struct MetricsServer {
     server: Arc<tiny_http::Server>,
@@ -192,12 +225,23 @@ impl MetricsServer {
                     let path = req.url().split('?').next().unwrap_or("");
                     let resp = if path == "/metrics" {
                         let st = status.lock().map(|g| g.clone()).unwrap_or_default();
-                        let ct = tiny_http::Header::from_bytes(
-                            &b"Content-Type"[..],
-                            &b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..],
-                        )
-                        .ok();
-                        let mut r = tiny_http::Response::from_string(render(&st));
+                        let om = req.headers().iter().any(|h| {
+                            h.field.equiv("Accept")
+                                && h.value.as_str().contains("application/openmetrics-text")
+                        });
+                        let (body, ct) = if om {
+                            (
+                                render(&st),
+                                &b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..],
+                            )
+                        } else {
+                            (
+                                to_prometheus_text(&render(&st)),
+                                &b"text/plain; version=0.0.4; charset=utf-8"[..],
+                            )
+                        };
+                        let ct = tiny_http::Header::from_bytes(&b"Content-Type"[..], ct).ok();
+                        let mut r = tiny_http::Response::from_string(body);
                         if let Some(h) = ct {
                             r = r.with_header(h);
                         }
@@ -278,5 +322,10 @@ mod tests {
             assert!(t.contains(want), "missing {want:?} in\n{t}");
         }
         assert!(t.ends_with("# EOF\n"), "{t}");
+        let p = to_prometheus_text(&t);
+        assert!(p.contains("# TYPE aes67_stream_packets_total counter\n"), "{p}");
+        assert!(p.contains("# HELP aes67_stream_packets_total RTP packets accepted\n"), "{p}");
+        assert!(p.contains("# TYPE aes67_stream_buffer_fill_seconds gauge\n"), "{p}");
+        assert!(!p.contains("# EOF"), "{p}");
     }
 }
