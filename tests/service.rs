@@ -221,14 +221,26 @@ fn prom_query(ns: &NetnsPair, q: &str) -> Option<f64> {
     v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
-/// The datagrams received on the notify socket so far.
-fn notifications(sock: &UnixDatagram) -> Vec<String> {
-    let mut v = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = sock.recv(&mut buf) {
-        v.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+/// Drains the notify socket on a thread (sd_notify blocks once a socket's
+/// queue is full, as a real service manager never lets it be).
+struct Notifications(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Notifications {
+    fn start(sock: UnixDatagram) -> Notifications {
+        let v = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let v2 = v.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                v2.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        });
+        Notifications(v)
     }
-    v
+    /// The datagrams received since the last call.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
 }
 
 fn sig(c: &Child, s: nix::sys::signal::Signal) {
@@ -261,8 +273,8 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
     std::fs::write(&cfg, config(&ns, &dir, &[1, 2, 3, 4], "")).unwrap();
     let notify = dir.join("notify.sock");
     let nsock = UnixDatagram::bind(&notify).unwrap();
-    nsock.set_nonblocking(true).unwrap();
     std::fs::set_permissions(&notify, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let nsock = Notifications::start(nsock);
 
     // Our receivers of our senders, then the service as nobody with only the
     // ambient capabilities of the unit.
@@ -301,7 +313,7 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
     while !seen.iter().any(|m| m.contains("READY=1")) {
         assert!(t0.elapsed() < Duration::from_secs(10), "no READY=1: {seen:?}\n{}", log());
         std::thread::sleep(Duration::from_millis(50));
-        seen.extend(notifications(&nsock));
+        seen.extend(nsock.take());
     }
     let st = status(&dir);
     assert_eq!(st["ptp"][0]["run"], "running", "{st}\n{}", log());
@@ -377,7 +389,15 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
     std::thread::sleep(Duration::from_secs(3));
     let b = prom_query(&ns, q).unwrap();
     assert!(b > a, "{q}: {a} then {b}");
-    let off = prom_query(&ns, "aes67_ptp_offset_from_master_seconds").expect("PTP offset in Prometheus");
+    let off = (0..20)
+        .find_map(|_| {
+            let v = prom_query(&ns, "aes67_ptp_offset_from_master_seconds");
+            if v.is_none() {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            v
+        })
+        .unwrap_or_else(|| panic!("no PTP offset in Prometheus: {}\n{}", status(&dir), log()));
     assert!(off.abs() < 1e-3, "PTP offset {off} s");
     println!("prometheus: {q} {a} -> {b}; PTP offset {off:e} s");
 
@@ -402,14 +422,14 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
     }
 
     // Watchdog: pings while healthy; none once the PTP thread is stopped.
-    seen.extend(notifications(&nsock));
+    seen.extend(nsock.take());
     let pings = seen.iter().filter(|m| m.contains("WATCHDOG=1")).count();
     assert!(pings as f64 >= (t0.elapsed().as_secs_f64() / 0.2) * 0.5, "{pings} pings in {:?}", t0.elapsed());
     sig(&svc, nix::sys::signal::Signal::SIGUSR1);
     std::thread::sleep(Duration::from_millis(500));
-    let _ = notifications(&nsock);
+    let _ = nsock.take();
     std::thread::sleep(Duration::from_millis(1500));
-    let after = notifications(&nsock);
+    let after = nsock.take();
     assert!(!after.iter().any(|m| m.contains("WATCHDOG=1")), "watchdog pinged while unhealthy: {after:?}");
     let st = status(&dir);
     assert_eq!(st["healthy"], false, "{st}");
