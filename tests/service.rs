@@ -461,3 +461,30 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
     std::fs::File::open(dir.join("aes67.log")).unwrap().read_to_string(&mut l).unwrap();
     assert!(!l.contains("panicked"), "{l}");
 }
+
+#[test]
+#[ignore = "needs root: installs the rules for a moment in /run/udev/rules.d for udevadm"]
+fn udev_rules_parse_with_udevadm() {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/udev/60-aes67.rules");
+    let dst = PathBuf::from(format!("/run/udev/rules.d/60-aes67-test-{}.rules", std::process::id()));
+    std::fs::create_dir_all("/run/udev/rules.d").unwrap();
+    std::fs::copy(src, &dst).unwrap();
+    let out = Command::new("udevadm")
+        .args(["test", "--action=add", "/sys/class/net/lo"])
+        .output()
+        .expect("udevadm (ci/setup.sh)");
+    let _ = std::fs::remove_file(&dst);
+    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let name = dst.display().to_string();
+    let ours: Vec<&str> = text.lines().filter(|l| l.contains(&name)).collect();
+    assert!(
+        ours.iter().any(|l| l.starts_with("Reading rules file")),
+        "udevadm did not read the rules:\n{text}"
+    );
+    // The group is created by the package; anything else is a defect.
+    let bad: Vec<&&str> = ours
+        .iter()
+        .filter(|l| !l.starts_with("Reading rules file") && !l.contains("Unknown group 'aes67'"))
+        .collect();
+    assert!(bad.is_empty(), "udevadm on the rules: {bad:#?}");
+}
