@@ -25,8 +25,11 @@ use aes67_rig::{NetnsPair, PTP4L_GM_CONF, spawn_ptp4l};
 const BIN: &str = env!("CARGO_BIN_EXE_aes67");
 
 fn example() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/aes67.example.toml"))
-        .unwrap()
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/aes67.example.toml"
+    ))
+    .unwrap()
 }
 
 /// The example with its one interface line set to `iface`.
@@ -39,7 +42,13 @@ fn example_on(iface: &str) -> String {
         "the example names its interface in exactly one place"
     );
     t.lines()
-        .map(|l| if l.trim_start() == line { format!("interface = \"{iface}\"") } else { l.to_string() })
+        .map(|l| {
+            if l.trim_start() == line {
+                format!("interface = \"{iface}\"")
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -49,16 +58,38 @@ fn example_config_passes_check_with_the_interface_substituted() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("aes67.toml");
     std::fs::write(&p, example_on("lo")).unwrap();
-    let out = Command::new(BIN).args(["run", "--check"]).arg(&p).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 PTP port(s), 2 receiver(s), 1 sender(s))"));
+    let out = Command::new(BIN)
+        .args(["run", "--check"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("ok (1 PTP port(s), 2 receiver(s), 1 sender(s))")
+    );
     // Every section is present.
     let c = aes67::service::config::Config::parse(&example_on("lo"), None).unwrap();
     assert_eq!(c.ptp[0].interface, "lo");
-    assert!(c.receivers.iter().all(|r| r.stream.iface.as_deref() == Some("lo") && r.ptp));
+    assert!(
+        c.receivers
+            .iter()
+            .all(|r| r.stream.iface.as_deref() == Some("lo") && r.ptp)
+    );
     assert_eq!(c.senders[0].stream.iface.as_deref(), Some("lo"));
     assert!(c.metrics.is_some() && c.status_socket.is_some());
-    for s in ["[[ptp]]", "[[receivers]]", "[[senders]]", "[metrics]", "[status]", "[supervisor]"] {
+    for s in [
+        "[[ptp]]",
+        "[[receivers]]",
+        "[[senders]]",
+        "[metrics]",
+        "[status]",
+        "[supervisor]",
+    ] {
         assert!(example().contains(s), "example lacks {s}");
     }
 }
@@ -83,15 +114,25 @@ fn check_rejects_bad_values_naming_the_field_and_run_exits_2() {
 #[test]
 fn unit_passes_systemd_analyze_verify() {
     let dir = tempfile::tempdir().unwrap();
-    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/aes67.service"))
-        .unwrap()
-        .replace("/usr/bin/aes67", BIN);
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/aes67.service"
+    ))
+    .unwrap()
+    .replace("/usr/bin/aes67", BIN);
     let p = dir.path().join("aes67.service");
     std::fs::write(&p, unit).unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&p).output().expect("systemd-analyze (ci/setup.sh)");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&p)
+        .output()
+        .expect("systemd-analyze (ci/setup.sh)");
     let err = String::from_utf8_lossy(&out.stderr);
     let ours: Vec<&str> = err.lines().filter(|l| l.contains("aes67")).collect();
-    assert!(out.status.success() && ours.is_empty(), "systemd-analyze verify:\n{err}");
+    assert!(
+        out.status.success() && ours.is_empty(),
+        "systemd-analyze verify:\n{err}"
+    );
 }
 
 /// Deterministic full-range L24 noise.
@@ -150,7 +191,7 @@ fn gst_receive(ns: &NetnsPair, group: &str, out: &Path) -> Child {
     let p = format!(
         "udpsrc address={group} port=5004 multicast-iface={} \
          caps=application/x-rtp,media=audio,clock-rate=48000,encoding-name=L24,channels=2,payload=96 ! \
-         rtpL24depay ! audioconvert ! audio/x-raw,format=S24LE ! wavenc ! filesink location={}",
+         rtpL24depay ! audioconvert ! audio/x-raw,format=S32LE ! filesink location={}",
         ns.if_a,
         out.display()
     );
@@ -192,7 +233,11 @@ fn status(dir: &Path) -> serde_json::Value {
         .arg(dir.join("status.sock"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -215,7 +260,12 @@ fn prom_query(ns: &NetnsPair, q: &str) -> Option<f64> {
     let body = in_b(
         ns,
         "curl",
-        &["-s", "http://127.0.0.1:9090/api/v1/query", "--data-urlencode", &format!("query={q}")],
+        &[
+            "-s",
+            "http://127.0.0.1:9090/api/v1/query",
+            "--data-urlencode",
+            &format!("query={q}"),
+        ],
     );
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
@@ -232,7 +282,9 @@ impl Notifications {
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = sock.recv(&mut buf) {
-                v2.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                v2.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
             }
         });
         Notifications(v)
@@ -243,6 +295,27 @@ impl Notifications {
     }
 }
 
+/// Kills and reaps a peer process when the test ends, passing or not.
+struct Reap(Option<Child>);
+
+impl Reap {
+    fn get(&self) -> &Child {
+        self.0.as_ref().unwrap()
+    }
+    fn take(&mut self) -> Child {
+        self.0.take().unwrap()
+    }
+}
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn sig(c: &Child, s: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), s).unwrap();
 }
@@ -250,12 +323,17 @@ fn sig(c: &Child, s: nix::sys::signal::Signal) {
 #[test]
 #[ignore = "needs root: network namespaces, ptp4l, GStreamer, setpriv, prometheus"]
 fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
-    let secs: u64 = std::env::var("AES67_SERVICE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let secs: u64 = std::env::var("AES67_SERVICE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     let ns = NetnsPair::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let _gm = spawn_ptp4l(&ns.a, &ns.if_a, PTP4L_GM_CONF, &dir, "gm").unwrap();
+    let _gm = Reap(Some(
+        spawn_ptp4l(&ns.a, &ns.if_a, PTP4L_GM_CONF, &dir, "gm").unwrap(),
+    ));
 
     // Inputs: 4 streams for the whole run, the 5th (added by reload) shorter.
     let frames = |s: u64| (s * 48000) as usize;
@@ -280,45 +358,53 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
     // ambient capabilities of the unit.
     let gst_rx: Vec<(Child, PathBuf)> = (1..=2)
         .map(|i| {
-            let p = dir.join(format!("gst{i}.wav"));
+            let p = dir.join(format!("gst{i}.raw"));
             (gst_receive(&ns, &format!("239.69.9.{i}"), &p), p)
         })
         .collect();
     let caps = "+net_bind_service,+net_raw,+net_admin,+sys_nice,+ipc_lock";
     let log = std::fs::File::create(dir.join("aes67.log")).unwrap();
-    let mut svc = NetnsPair::cmd_in(&ns.b, "setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            &format!("--inh-caps={caps}"),
-            &format!("--ambient-caps={caps}"),
-            BIN,
-            "run",
-            "--config",
-        ])
-        .arg(&cfg)
-        .env("NOTIFY_SOCKET", &notify)
-        .env("WATCHDOG_USEC", "400000")
-        .env("AES67_TEST_HOOKS", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut svc = Reap(Some(
+        NetnsPair::cmd_in(&ns.b, "setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                &format!("--inh-caps={caps}"),
+                &format!("--ambient-caps={caps}"),
+                BIN,
+                "run",
+                "--config",
+            ])
+            .arg(&cfg)
+            .env("NOTIFY_SOCKET", &notify)
+            .env("WATCHDOG_USEC", "400000")
+            .env("AES67_TEST_HOOKS", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    ));
     let log = || std::fs::read_to_string(dir.join("aes67.log")).unwrap_or_default();
 
     let t0 = Instant::now();
     let mut seen: Vec<String> = Vec::new();
     while !seen.iter().any(|m| m.contains("READY=1")) {
-        assert!(t0.elapsed() < Duration::from_secs(10), "no READY=1: {seen:?}\n{}", log());
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no READY=1: {seen:?}\n{}",
+            log()
+        );
         std::thread::sleep(Duration::from_millis(50));
         seen.extend(nsock.take());
     }
     let st = status(&dir);
     assert_eq!(st["ptp"][0]["run"], "running", "{st}\n{}", log());
 
-    let senders: Vec<Child> = (0..4).map(|i| gst_send(&ns, &inputs[i].0, &format!("239.69.8.{}", i + 1))).collect();
+    let senders: Vec<Child> = (0..4)
+        .map(|i| gst_send(&ns, &inputs[i].0, &format!("239.69.8.{}", i + 1)))
+        .collect();
 
     // Prometheus scrapes us every second.
     std::fs::write(
@@ -326,19 +412,24 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: aes67\n    static_configs:\n      - targets: ['127.0.0.1:9367']\n",
     )
     .unwrap();
-    let mut prom = NetnsPair::cmd_in(&ns.b, "prometheus")
-        .arg(format!("--config.file={}/prometheus.yml", dir.display()))
-        .arg(format!("--storage.tsdb.path={}/tsdb", dir.display()))
-        .arg("--web.listen-address=127.0.0.1:9090")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
-        .spawn()
-        .expect("prometheus (ci/setup.sh)");
+    let _prom = Reap(Some(
+        NetnsPair::cmd_in(&ns.b, "prometheus")
+            .arg(format!("--config.file={}/prometheus.yml", dir.display()))
+            .arg(format!("--storage.tsdb.path={}/tsdb", dir.display()))
+            .arg("--web.listen-address=127.0.0.1:9090")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus (ci/setup.sh)"),
+    ));
 
     // promtool on our own output.
     std::thread::sleep(Duration::from_secs(4));
     let text = in_b(&ns, "curl", &["-s", "http://127.0.0.1:9367/metrics"]);
-    assert!(text.contains("aes67_stream_packets_total{name=\"r1\"}"), "{text}");
+    assert!(
+        text.contains("aes67_stream_packets_total{name=\"r1\"}"),
+        "{text}"
+    );
     let mut pt = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -356,13 +447,28 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
     );
 
     // An invalid config on SIGHUP changes nothing.
-    std::fs::write(&cfg, config(&ns, &dir, &[1, 2, 3, 4], "[[receivers]]\nname = \"r1\"\nlink_offset_ms = 0\n")).unwrap();
-    sig(&svc, nix::sys::signal::Signal::SIGHUP);
+    std::fs::write(
+        &cfg,
+        config(
+            &ns,
+            &dir,
+            &[1, 2, 3, 4],
+            "[[receivers]]\nname = \"r1\"\nlink_offset_ms = 0\n",
+        ),
+    )
+    .unwrap();
+    sig(svc.get(), nix::sys::signal::Signal::SIGHUP);
     std::thread::sleep(Duration::from_millis(700));
     let st = status(&dir);
     assert_eq!(st["reload_errors"], 1, "{st}");
     assert_eq!(st["reloads"], 0, "{st}");
-    assert!(st["last_reload_error"].as_str().unwrap().contains("receivers[4].link_offset_ms: 0 is below the minimum 1"), "{st}");
+    assert!(
+        st["last_reload_error"]
+            .as_str()
+            .unwrap()
+            .contains("receivers[4].link_offset_ms: 0 is below the minimum 1"),
+        "{st}"
+    );
     for n in ["r1", "r2", "r3", "r4"] {
         assert_eq!(rx(&st, n)["run"], "running", "{st}");
         assert_eq!(rx(&st, n)["restarts"], 0, "{st}");
@@ -370,11 +476,18 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
 
     // Reload: r4 removed, r5 added; then the 5th sender starts.
     std::fs::write(&cfg, config(&ns, &dir, &[1, 2, 3, 5], "")).unwrap();
-    sig(&svc, nix::sys::signal::Signal::SIGHUP);
+    sig(svc.get(), nix::sys::signal::Signal::SIGHUP);
     std::thread::sleep(Duration::from_millis(700));
     let st = status(&dir);
     assert_eq!(st["reloads"], 1, "{st}");
-    assert!(st["receivers"].as_array().unwrap().iter().all(|r| r["name"] != "r4"), "{st}");
+    assert!(
+        st["receivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["name"] != "r4"),
+        "{st}"
+    );
     assert_eq!(rx(&st, "r5")["run"], "running", "{st}");
     let g5 = gst_send(&ns, &inputs[4].0, "239.69.8.5");
 
@@ -385,36 +498,72 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
             std::thread::sleep(Duration::from_millis(500));
             prom_query(&ns, q)
         })
-        .unwrap_or_else(|| panic!("Prometheus has no {q}: {}", std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()));
+        .unwrap_or_else(|| {
+            panic!(
+                "Prometheus has no {q}: {}",
+                std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+            )
+        });
     std::thread::sleep(Duration::from_secs(3));
     let b = prom_query(&ns, q).unwrap();
     assert!(b > a, "{q}: {a} then {b}");
-    let off = (0..20)
-        .find_map(|_| {
-            let v = prom_query(&ns, "aes67_ptp_offset_from_master_seconds");
-            if v.is_none() {
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            v
-        })
+    // The offset once the port is locked (the first samples come before the step).
+    let locked = (0..(secs - 10) * 2).any(|_| {
+        let l = prom_query(&ns, "aes67_ptp_locked") == Some(1.0);
+        if !l {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        l
+    });
+    assert!(
+        locked,
+        "PTP never locked in Prometheus: {}\n{}",
+        status(&dir),
+        log()
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let off = prom_query(&ns, "aes67_ptp_offset_from_master_seconds")
         .unwrap_or_else(|| panic!("no PTP offset in Prometheus: {}\n{}", status(&dir), log()));
     assert!(off.abs() < 1e-3, "PTP offset {off} s");
     println!("prometheus: {q} {a} -> {b}; PTP offset {off:e} s");
 
     for s in senders.into_iter().chain([g5]) {
         let o = s.wait_with_output().unwrap();
-        assert!(o.status.success(), "gst-launch: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "gst-launch: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     std::thread::sleep(Duration::from_millis(500));
     let st = status(&dir);
-    let screen = Command::new(BIN).args(["status", "--socket"]).arg(dir.join("status.sock")).output().unwrap();
+    let screen = Command::new(BIN)
+        .args(["status", "--socket"])
+        .arg(dir.join("status.sock"))
+        .output()
+        .unwrap();
     println!("{}", String::from_utf8_lossy(&screen.stdout));
     let p = &st["ptp"][0];
-    assert!(p["locked"] == true && p["state"] == "SLAVE", "PTP not locked: {st}");
-    assert!(p["offset_from_master_s"].as_f64().unwrap().abs() < 1e-3, "{st}");
+    assert!(
+        p["locked"] == true && p["state"] == "SLAVE",
+        "PTP not locked: {st}"
+    );
+    assert!(
+        p["offset_from_master_s"].as_f64().unwrap().abs() < 1e-3,
+        "{st}"
+    );
     for n in ["r1", "r2", "r3", "r5"] {
         let r = rx(&st, n);
-        assert_eq!((r["lost"].as_u64(), r["late"].as_u64(), r["duplicates"].as_u64(), r["restarts"].as_u64()), (Some(0), Some(0), Some(0), Some(0)), "{n}: {r}");
+        assert_eq!(
+            (
+                r["lost"].as_u64(),
+                r["late"].as_u64(),
+                r["duplicates"].as_u64(),
+                r["restarts"].as_u64()
+            ),
+            (Some(0), Some(0), Some(0), Some(0)),
+            "{n}: {r}"
+        );
     }
     for s in st["senders"].as_array().unwrap() {
         assert_eq!(s["run"], "running", "{st}");
@@ -424,41 +573,65 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
     // Watchdog: pings while healthy; none once the PTP thread is stopped.
     seen.extend(nsock.take());
     let pings = seen.iter().filter(|m| m.contains("WATCHDOG=1")).count();
-    assert!(pings as f64 >= (t0.elapsed().as_secs_f64() / 0.2) * 0.5, "{pings} pings in {:?}", t0.elapsed());
-    sig(&svc, nix::sys::signal::Signal::SIGUSR1);
+    assert!(
+        pings as f64 >= (t0.elapsed().as_secs_f64() / 0.2) * 0.5,
+        "{pings} pings in {:?}",
+        t0.elapsed()
+    );
+    sig(svc.get(), nix::sys::signal::Signal::SIGUSR1);
     std::thread::sleep(Duration::from_millis(500));
     let _ = nsock.take();
     std::thread::sleep(Duration::from_millis(1500));
     let after = nsock.take();
-    assert!(!after.iter().any(|m| m.contains("WATCHDOG=1")), "watchdog pinged while unhealthy: {after:?}");
+    assert!(
+        !after.iter().any(|m| m.contains("WATCHDOG=1")),
+        "watchdog pinged while unhealthy: {after:?}"
+    );
     let st = status(&dir);
     assert_eq!(st["healthy"], false, "{st}");
-    assert!(in_b(&ns, "curl", &["-s", "http://127.0.0.1:9367/metrics"]).contains("aes67_healthy 0"));
+    assert!(
+        in_b(&ns, "curl", &["-s", "http://127.0.0.1:9367/metrics"]).contains("aes67_healthy 0")
+    );
 
-    sig(&svc, nix::sys::signal::Signal::SIGTERM);
-    let code = svc.wait().unwrap();
+    sig(svc.get(), nix::sys::signal::Signal::SIGTERM);
+    let code = svc.take().wait().unwrap();
     assert!(code.success(), "aes67 run exit {code:?}\n{}", log());
-    let _ = prom.kill();
-    let _ = prom.wait();
 
     // Every received stream is bit-exact, across both reloads.
     for i in [1usize, 2, 3, 5] {
         let got = read_wav(&dir.join(format!("r{i}.wav")));
         let sent = &inputs[i - 1].1;
         assert_eq!(got.len(), sent.len(), "r{i}: output length (samples)");
-        assert_eq!(got.iter().zip(sent).position(|(a, b)| a != b), None, "r{i}: first differing sample");
+        assert_eq!(
+            got.iter().zip(sent).position(|(a, b)| a != b),
+            None,
+            "r{i}: first differing sample"
+        );
     }
     // Our senders, received by GStreamer: a continuous tone for the whole run.
     for (c, p) in gst_rx {
         sig(&c, nix::sys::signal::Signal::SIGINT);
         let _ = c.wait_with_output();
-        let got = read_wav(&p);
-        assert!(got.len() >= frames(secs) * 2, "{}: {} samples", p.display(), got.len());
+        // Raw S32LE: the 24-bit samples in the top three bytes.
+        let got: Vec<i32> = std::fs::read(&p)
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) >> 8)
+            .collect();
+        assert!(
+            got.len() >= frames(secs) * 2,
+            "{}: {} samples",
+            p.display(),
+            got.len()
+        );
         let peak = got.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
         assert!(peak > 1 << 20, "{}: peak {peak}", p.display());
     }
     let mut l = String::new();
-    std::fs::File::open(dir.join("aes67.log")).unwrap().read_to_string(&mut l).unwrap();
+    std::fs::File::open(dir.join("aes67.log"))
+        .unwrap()
+        .read_to_string(&mut l)
+        .unwrap();
     assert!(!l.contains("panicked"), "{l}");
 }
 
@@ -466,7 +639,10 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
 #[ignore = "needs root: installs the rules for a moment in /run/udev/rules.d for udevadm"]
 fn udev_rules_parse_with_udevadm() {
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/udev/60-aes67.rules");
-    let dst = PathBuf::from(format!("/run/udev/rules.d/60-aes67-test-{}.rules", std::process::id()));
+    let dst = PathBuf::from(format!(
+        "/run/udev/rules.d/60-aes67-test-{}.rules",
+        std::process::id()
+    ));
     std::fs::create_dir_all("/run/udev/rules.d").unwrap();
     std::fs::copy(src, &dst).unwrap();
     let out = Command::new("udevadm")
@@ -474,7 +650,8 @@ fn udev_rules_parse_with_udevadm() {
         .output()
         .expect("udevadm (ci/setup.sh)");
     let _ = std::fs::remove_file(&dst);
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     let name = dst.display().to_string();
     let ours: Vec<&str> = text.lines().filter(|l| l.contains(&name)).collect();
     assert!(
