@@ -36,14 +36,14 @@ fn init_logging() {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        if let Ok(j) = tracing_journald::layer() {
-            let _ = tracing_subscriber::registry()
-                .with(filter)
-                .with(j.with_syslog_identifier("aes67".into()))
-                .try_init();
-            return;
-        }
+    if std::env::var_os("JOURNAL_STREAM").is_some()
+        && let Ok(j) = tracing_journald::layer()
+    {
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(j.with_syslog_identifier("aes67".into()))
+            .try_init();
+        return;
     }
     let _ = tracing_subscriber::registry()
         .with(filter)
@@ -58,7 +58,11 @@ fn init_logging() {
 /// `aes67 run`: 0 after a clean stop, 2 when the config is invalid at start.
 pub(crate) fn run(a: RunArgs) -> i32 {
     if let Some(p) = a.check {
-        let p = if p.as_os_str().is_empty() { a.config } else { p };
+        let p = if p.as_os_str().is_empty() {
+            a.config
+        } else {
+            p
+        };
         return match Config::load(&p) {
             Ok(c) => {
                 println!(

@@ -266,9 +266,8 @@ impl Config {
     /// Parses and validates TOML text; relative SDP paths are taken from
     /// `base` (the config file's folder).
     pub fn parse(text: &str, base: Option<&Path>) -> Result<Config, ConfigErrors> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            ConfigErrors(vec![e.to_string().trim_end().replace('\n', "\n  ")])
-        })?;
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigErrors(vec![e.to_string().trim_end().replace('\n', "\n  ")]))?;
         let mut v = V(Vec::new());
         let cfg = validate(raw, base, &mut v);
         if v.0.is_empty() {
@@ -286,10 +285,10 @@ impl Config {
 
 fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
     let default_iface = raw.interface.clone();
-    if let Some(i) = &default_iface {
-        if i.is_empty() {
-            v.err("interface", "empty");
-        }
+    if let Some(i) = &default_iface
+        && i.is_empty()
+    {
+        v.err("interface", "empty");
     }
     let mut ptp = Vec::new();
     for (i, p) in raw.ptp.into_iter().enumerate() {
@@ -333,7 +332,11 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
                 v.err(field, format!("{n:?} must be 1-64 characters"));
                 n.clone()
             }
-            Some(n) if !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) => {
+            Some(n)
+                if !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+            {
                 v.err(
                     field,
                     format!("{n:?} may hold only letters, digits, '-', '_' and '.'"),
@@ -341,7 +344,10 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
                 n.clone()
             }
             Some(n) if names.contains(n) => {
-                v.err(field, format!("{n:?} is the name of another stream already"));
+                v.err(
+                    field,
+                    format!("{n:?} is the name of another stream already"),
+                );
                 n.clone()
             }
             Some(n) => {
@@ -356,7 +362,10 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
         let name = unique(v, &f("name"), &r.name);
         let (source, stream) = match (&r.url, &r.sdp, &r.sap) {
             (_, _, Some(_)) => {
-                v.err(&f("sap"), "SAP discovery is not available in this version; give url or sdp");
+                v.err(
+                    &f("sap"),
+                    "SAP discovery is not available in this version; give url or sdp",
+                );
                 (StreamSource::Url(String::new()), None)
             }
             (Some(u), None, None) => (
@@ -390,17 +399,23 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
                 (StreamSource::Url(String::new()), None)
             }
         };
-        let mut stream = stream.unwrap_or_else(|| {
-            StreamConfig::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0)
-        });
+        let mut stream = stream
+            .unwrap_or_else(|| StreamConfig::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0));
         if let Some(i) = r.interface.clone().or_else(|| {
-            stream.iface.is_none().then(|| default_iface.clone()).flatten()
+            stream
+                .iface
+                .is_none()
+                .then(|| default_iface.clone())
+                .flatten()
         }) {
             stream.iface = Some(i);
         }
         let output = match r.output.as_deref().unwrap_or("null").parse::<OutputSpec>() {
             Ok(OutputSpec::Sim { .. }) => {
-                v.err(&f("output"), "sim is not a service output (alsa:DEVICE, wav:PATH or null)");
+                v.err(
+                    &f("output"),
+                    "sim is not a service output (alsa:DEVICE, wav:PATH or null)",
+                );
                 OutputSpec::Null
             }
             Ok(o) => o,
@@ -458,19 +473,25 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
             }
         }
         .unwrap_or_else(|| StreamConfig::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0));
-        if let Some(i) = s
-            .interface
-            .clone()
-            .or_else(|| stream.iface.is_none().then(|| default_iface.clone()).flatten())
-        {
+        if let Some(i) = s.interface.clone().or_else(|| {
+            stream
+                .iface
+                .is_none()
+                .then(|| default_iface.clone())
+                .flatten()
+        }) {
             stream.iface = Some(i);
         }
         let source = s.source.clone().unwrap_or_else(|| "tone".into());
         if source != "tone" {
             v.err(&f("source"), format!("{source:?}: expected tone"));
         }
-        stream.packet_time_us =
-            Some(v.range_i(&f("packet_time_us"), s.packet_time_us.unwrap_or(1000), 125, 5000) as u32);
+        stream.packet_time_us = Some(v.range_i(
+            &f("packet_time_us"),
+            s.packet_time_us.unwrap_or(1000),
+            125,
+            5000,
+        ) as u32);
         stream.mediaclk_offset = Some(v.range_i(
             &f("mediaclk_offset"),
             s.mediaclk_offset.unwrap_or(0),
@@ -520,7 +541,9 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
     let status_socket = match raw.status.unwrap_or_default() {
         s if s.enabled == Some(false) => None,
         s => {
-            let p = s.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_STATUS_SOCKET));
+            let p = s
+                .socket
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATUS_SOCKET));
             if p.as_os_str().is_empty() {
                 v.err("status.socket", "empty");
             }
@@ -572,7 +595,10 @@ mod tests {
         let m = c.metrics.unwrap();
         assert_eq!(m.address.to_string(), "127.0.0.1");
         assert_eq!(m.port, DEFAULT_METRICS_PORT);
-        assert_eq!(c.status_socket.unwrap(), PathBuf::from(DEFAULT_STATUS_SOCKET));
+        assert_eq!(
+            c.status_socket.unwrap(),
+            PathBuf::from(DEFAULT_STATUS_SOCKET)
+        );
         assert_eq!(c.supervisor.backoff_min_ms, 500);
     }
 
@@ -612,13 +638,18 @@ address = "localhost"
         for w in want {
             assert!(e.iter().any(|x| x == w), "missing {w:?} in {e:#?}");
         }
-        assert!(e.iter().any(|x| x.starts_with("senders[0].url: ")), "{e:#?}");
+        assert!(
+            e.iter().any(|x| x.starts_with("senders[0].url: ")),
+            "{e:#?}"
+        );
         assert_eq!(e.len(), want.len() + 1, "{e:#?}");
     }
 
     #[test]
     fn unknown_keys_and_bad_types_are_rejected_with_their_name() {
-        let e = errs("[[receivers]]\nname = \"a\"\nurl = \"aes67://239.1.1.1:5004\"\nlink_ofset_ms = 3\n");
+        let e = errs(
+            "[[receivers]]\nname = \"a\"\nurl = \"aes67://239.1.1.1:5004\"\nlink_ofset_ms = 3\n",
+        );
         assert!(e[0].contains("link_ofset_ms"), "{e:?}");
         let e = errs("[metrics]\nport = \"x\"\n");
         assert!(e[0].contains("port"), "{e:?}");
@@ -649,7 +680,9 @@ url = "aes67://239.1.1.9:5004"
         assert_eq!(c.receivers[1].stream.iface.as_deref(), Some("other"));
         assert!(!c.receivers[1].ptp, "no PTP port on 'other'");
         assert_eq!(c.senders[0].stream.iface.as_deref(), Some("veth0"));
-        let e = errs("[[ptp]]\ninterface = \"a\"\n[[receivers]]\nname = \"x\"\nurl = \"aes67://239.1.1.1:5004?iface=b\"\nptp = true\n");
+        let e = errs(
+            "[[ptp]]\ninterface = \"a\"\n[[receivers]]\nname = \"x\"\nurl = \"aes67://239.1.1.1:5004?iface=b\"\nptp = true\n",
+        );
         assert_eq!(
             e,
             ["receivers[0].ptp: true, but no [[ptp]] port on the stream's interface \"b\""]

@@ -25,10 +25,10 @@ impl StatusServer {
     /// made, naming the path.
     pub fn start(path: &Path, status: Arc<Mutex<ServiceStatus>>) -> Result<StatusServer, String> {
         let err = |e: std::io::Error| format!("status socket {}: {e}", path.display());
-        if let Some(d) = path.parent() {
-            if !d.as_os_str().is_empty() {
-                std::fs::create_dir_all(d).map_err(err)?;
-            }
+        if let Some(d) = path.parent()
+            && !d.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(d).map_err(err)?;
         }
         if UnixStream::connect(path).is_ok() {
             return Err(format!(
@@ -79,8 +79,12 @@ impl Drop for StatusServer {
 /// Reads the status from the socket at `path`. Errors: no service there,
 /// or an answer that is not a status, naming the path.
 pub fn query(path: &Path) -> Result<ServiceStatus, String> {
-    let mut c = UnixStream::connect(path)
-        .map_err(|e| format!("{}: {e} (is `aes67 run` running? see --socket)", path.display()))?;
+    let mut c = UnixStream::connect(path).map_err(|e| {
+        format!(
+            "{}: {e} (is `aes67 run` running? see --socket)",
+            path.display()
+        )
+    })?;
     let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
     let mut s = String::new();
     c.read_to_string(&mut s)

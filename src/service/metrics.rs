@@ -63,32 +63,80 @@ fn port_state_number(s: &str) -> f64 {
 /// Renders `st` as OpenMetrics text (ends with `# EOF`).
 pub fn render(st: &ServiceStatus) -> String {
     let mut r = Registry::with_prefix("aes67");
-    let up = gauge(&mut r, "healthy", "1 when the engine health check passes (what drives the systemd watchdog)");
-    up.get_or_create(&vec![]).set(if st.healthy { 1.0 } else { 0.0 });
-    let uptime = gauge(&mut r, "uptime_seconds", "Seconds since the service started");
+    let up = gauge(
+        &mut r,
+        "healthy",
+        "1 when the engine health check passes (what drives the systemd watchdog)",
+    );
+    up.get_or_create(&vec![])
+        .set(if st.healthy { 1.0 } else { 0.0 });
+    let uptime = gauge(
+        &mut r,
+        "uptime_seconds",
+        "Seconds since the service started",
+    );
     uptime.get_or_create(&vec![]).set(st.uptime_s);
     let reloads = counter(&mut r, "reloads", "Reloads applied (SIGHUP)");
     reloads.get_or_create(&vec![]).inc_by(st.reloads);
-    let rerr = counter(&mut r, "reload_errors", "Reloads rejected (invalid config; the running set stayed)");
+    let rerr = counter(
+        &mut r,
+        "reload_errors",
+        "Reloads rejected (invalid config; the running set stayed)",
+    );
     rerr.get_or_create(&vec![]).inc_by(st.reload_errors);
 
     // PTP.
-    let p_up = gauge(&mut r, "ptp_port_up", "1 while the PTP port thread runs, 0 in error (retried)");
-    let p_state = gauge(&mut r, "ptp_port_state", "IEEE 1588 port state: 4 LISTENING, 6 MASTER, 8 UNCALIBRATED, 9 SLAVE (Table 20 order; 0 unknown)");
+    let p_up = gauge(
+        &mut r,
+        "ptp_port_up",
+        "1 while the PTP port thread runs, 0 in error (retried)",
+    );
+    let p_state = gauge(
+        &mut r,
+        "ptp_port_state",
+        "IEEE 1588 port state: 4 LISTENING, 6 MASTER, 8 UNCALIBRATED, 9 SLAVE (Table 20 order; 0 unknown)",
+    );
     let p_locked = gauge(&mut r, "ptp_locked", "1 while the servo is locked");
-    let p_off = gauge(&mut r, "ptp_offset_from_master_seconds", "Last offsetFromMaster");
+    let p_off = gauge(
+        &mut r,
+        "ptp_offset_from_master_seconds",
+        "Last offsetFromMaster",
+    );
     let p_mpd = gauge(&mut r, "ptp_mean_path_delay_seconds", "meanPathDelay");
-    let p_freq = gauge(&mut r, "ptp_frequency_offset_ratio", "Frequency of the virtual PTP clock vs the local reference (ppb x 1e-9)");
+    let p_freq = gauge(
+        &mut r,
+        "ptp_frequency_offset_ratio",
+        "Frequency of the virtual PTP clock vs the local reference (ppb x 1e-9)",
+    );
     let p_steps = counter(&mut r, "ptp_steps", "Clock steps (re-anchors)");
-    let p_out = counter(&mut r, "ptp_outliers", "Sync samples rejected by the servo as outliers");
-    let p_hold = gauge(&mut r, "ptp_holdover_age_seconds", "Time since the last Sync sample while in holdover (0 when not in holdover)");
-    let p_restarts = counter(&mut r, "ptp_port_restarts", "Restarts of the PTP port after a failure");
-    let p_gm = gauge(&mut r, "ptp_grandmaster_info", "The grandmaster of the port: identity and domain (value 1)");
+    let p_out = counter(
+        &mut r,
+        "ptp_outliers",
+        "Sync samples rejected by the servo as outliers",
+    );
+    let p_hold = gauge(
+        &mut r,
+        "ptp_holdover_age_seconds",
+        "Time since the last Sync sample while in holdover (0 when not in holdover)",
+    );
+    let p_restarts = counter(
+        &mut r,
+        "ptp_port_restarts",
+        "Restarts of the PTP port after a failure",
+    );
+    let p_gm = gauge(
+        &mut r,
+        "ptp_grandmaster_info",
+        "The grandmaster of the port: identity and domain (value 1)",
+    );
     for p in &st.ptp {
         let l = label("interface", &p.interface);
-        p_up.get_or_create(&l).set(f64::from(u8::from(p.run == RunState::Running)));
+        p_up.get_or_create(&l)
+            .set(f64::from(u8::from(p.run == RunState::Running)));
         p_state.get_or_create(&l).set(port_state_number(&p.state));
-        p_locked.get_or_create(&l).set(f64::from(u8::from(p.locked)));
+        p_locked
+            .get_or_create(&l)
+            .set(f64::from(u8::from(p.locked)));
         if let Some(o) = p.offset_from_master_s {
             p_off.get_or_create(&l).set(o);
         }
@@ -98,7 +146,9 @@ pub fn render(st: &ServiceStatus) -> String {
         p_freq.get_or_create(&l).set(p.freq_ppb * 1e-9);
         p_steps.get_or_create(&l).inc_by(p.steps);
         p_out.get_or_create(&l).inc_by(p.outliers);
-        p_hold.get_or_create(&l).set(p.holdover_age_s.unwrap_or(0.0));
+        p_hold
+            .get_or_create(&l)
+            .set(p.holdover_age_s.unwrap_or(0.0));
         p_restarts.get_or_create(&l).inc_by(p.restarts);
         if !p.gm_identity.is_empty() {
             p_gm.get_or_create(&vec![
@@ -111,23 +161,64 @@ pub fn render(st: &ServiceStatus) -> String {
     }
 
     // Receivers.
-    let s_up = gauge(&mut r, "stream_up", "1 while the receiver runs, 0 in error (retried with back-off)");
-    let s_restarts = counter(&mut r, "stream_restarts", "Restarts of the receiver after a failure");
+    let s_up = gauge(
+        &mut r,
+        "stream_up",
+        "1 while the receiver runs, 0 in error (retried with back-off)",
+    );
+    let s_restarts = counter(
+        &mut r,
+        "stream_restarts",
+        "Restarts of the receiver after a failure",
+    );
     let s_pk = counter(&mut r, "stream_packets", "RTP packets accepted");
-    let s_lost = counter(&mut r, "stream_lost_packets", "RTP packets lost (sequence gaps)");
-    let s_late = counter(&mut r, "stream_late_packets", "RTP packets too late for their play time");
-    let s_reord = counter(&mut r, "stream_reordered_packets", "RTP packets out of order");
+    let s_lost = counter(
+        &mut r,
+        "stream_lost_packets",
+        "RTP packets lost (sequence gaps)",
+    );
+    let s_late = counter(
+        &mut r,
+        "stream_late_packets",
+        "RTP packets too late for their play time",
+    );
+    let s_reord = counter(
+        &mut r,
+        "stream_reordered_packets",
+        "RTP packets out of order",
+    );
     let s_dup = counter(&mut r, "stream_duplicate_packets", "Duplicate RTP packets");
-    let s_bad = counter(&mut r, "stream_malformed_packets", "Malformed packets or a wrong payload type");
-    let s_foreign = counter(&mut r, "stream_foreign_packets", "Packets from a source other than the pinned one");
+    let s_bad = counter(
+        &mut r,
+        "stream_malformed_packets",
+        "Malformed packets or a wrong payload type",
+    );
+    let s_foreign = counter(
+        &mut r,
+        "stream_foreign_packets",
+        "Packets from a source other than the pinned one",
+    );
     let s_under = counter(&mut r, "stream_underruns", "Output underruns");
     let s_xrun = counter(&mut r, "stream_xruns", "Output device xruns");
-    let s_buf = gauge(&mut r, "stream_buffer_fill_seconds", "Audio held in the playout buffer");
-    let s_lo = gauge(&mut r, "stream_link_offset_seconds", "Configured link offset");
-    let s_ratio = gauge(&mut r, "stream_steering_ratio", "Resampling ratio of a steered output (1 = nominal)");
+    let s_buf = gauge(
+        &mut r,
+        "stream_buffer_fill_seconds",
+        "Audio held in the playout buffer",
+    );
+    let s_lo = gauge(
+        &mut r,
+        "stream_link_offset_seconds",
+        "Configured link offset",
+    );
+    let s_ratio = gauge(
+        &mut r,
+        "stream_steering_ratio",
+        "Resampling ratio of a steered output (1 = nominal)",
+    );
     for s in &st.receivers {
         let l = label("name", &s.name);
-        s_up.get_or_create(&l).set(f64::from(u8::from(s.run == RunState::Running)));
+        s_up.get_or_create(&l)
+            .set(f64::from(u8::from(s.run == RunState::Running)));
         s_restarts.get_or_create(&l).inc_by(s.restarts);
         s_pk.get_or_create(&l).inc_by(s.packets);
         s_lost.get_or_create(&l).inc_by(s.lost);
@@ -146,13 +237,22 @@ pub fn render(st: &ServiceStatus) -> String {
     }
 
     // Senders.
-    let t_up = gauge(&mut r, "sender_up", "1 while the sender runs, 0 in error (retried with back-off)");
+    let t_up = gauge(
+        &mut r,
+        "sender_up",
+        "1 while the sender runs, 0 in error (retried with back-off)",
+    );
     let t_pk = counter(&mut r, "sender_packets", "RTP packets sent");
     let t_under = counter(&mut r, "sender_underruns", "Source underruns");
-    let t_err = counter(&mut r, "sender_send_errors", "Send errors that stopped the sender");
+    let t_err = counter(
+        &mut r,
+        "sender_send_errors",
+        "Send errors that stopped the sender",
+    );
     for t in &st.senders {
         let l = label("name", &t.name);
-        t_up.get_or_create(&l).set(f64::from(u8::from(t.run == RunState::Running)));
+        t_up.get_or_create(&l)
+            .set(f64::from(u8::from(t.run == RunState::Running)));
         t_pk.get_or_create(&l).inc_by(t.packets);
         t_under.get_or_create(&l).inc_by(t.underruns);
         t_err.get_or_create(&l).inc_by(t.send_errors);
@@ -209,13 +309,13 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Binds `addr` and serves `status` on a thread named `aes67-metrics`.
     /// Errors: the address cannot be bound (e.g. port in use), naming it.
-    pub fn start(addr: SocketAddr, status: Arc<Mutex<ServiceStatus>>) -> Result<MetricsServer, String> {
+    pub fn start(
+        addr: SocketAddr,
+        status: Arc<Mutex<ServiceStatus>>,
+    ) -> Result<MetricsServer, String> {
         let server = tiny_http::Server::http(addr)
             .map_err(|e| format!("metrics: cannot listen on {addr}: {e}"))?;
-        let bound = server
-            .server_addr()
-            .to_ip()
-            .unwrap_or(addr);
+        let bound = server.server_addr().to_ip().unwrap_or(addr);
         let server = Arc::new(server);
         let s2 = server.clone();
         let thread = std::thread::Builder::new()
@@ -323,9 +423,18 @@ mod tests {
         }
         assert!(t.ends_with("# EOF\n"), "{t}");
         let p = to_prometheus_text(&t);
-        assert!(p.contains("# TYPE aes67_stream_packets_total counter\n"), "{p}");
-        assert!(p.contains("# HELP aes67_stream_packets_total RTP packets accepted\n"), "{p}");
-        assert!(p.contains("# TYPE aes67_stream_buffer_fill_seconds gauge\n"), "{p}");
+        assert!(
+            p.contains("# TYPE aes67_stream_packets_total counter\n"),
+            "{p}"
+        );
+        assert!(
+            p.contains("# HELP aes67_stream_packets_total RTP packets accepted.\n"),
+            "{p}"
+        );
+        assert!(
+            p.contains("# TYPE aes67_stream_buffer_fill_seconds gauge\n"),
+            "{p}"
+        );
         assert!(!p.contains("# EOF"), "{p}");
     }
 }

@@ -34,8 +34,16 @@ pub const TEST_HOOKS_ENV: &str = "AES67_TEST_HOOKS";
 
 /// The one STATUS= line: `2/2 receivers, 1/1 senders, PTP eth0 SLAVE locked`.
 fn status_line(st: &ServiceStatus) -> String {
-    let rx = st.receivers.iter().filter(|r| r.run == model::RunState::Running).count();
-    let tx = st.senders.iter().filter(|r| r.run == model::RunState::Running).count();
+    let rx = st
+        .receivers
+        .iter()
+        .filter(|r| r.run == model::RunState::Running)
+        .count();
+    let tx = st
+        .senders
+        .iter()
+        .filter(|r| r.run == model::RunState::Running)
+        .count();
     let mut s = format!(
         "{rx}/{} receivers, {tx}/{} senders",
         st.receivers.len(),
@@ -45,7 +53,11 @@ fn status_line(st: &ServiceStatus) -> String {
         s += &format!(
             ", PTP {} {}{}",
             p.interface,
-            if p.state.is_empty() { p.run.name() } else { &p.state },
+            if p.state.is_empty() {
+                p.run.name()
+            } else {
+                &p.state
+            },
             if p.locked { " locked" } else { "" }
         );
     }
@@ -134,7 +146,11 @@ pub fn run(path: &Path, stop: &AtomicBool) -> Result<(), ConfigErrors> {
                     tracing::info!(
                         "reload: {} change(s){}",
                         changes.len(),
-                        if changes.is_empty() { String::new() } else { format!(": {}", changes.join("; ")) }
+                        if changes.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", changes.join("; "))
+                        }
                     );
                 }
                 Err(e) => {

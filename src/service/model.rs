@@ -169,7 +169,8 @@ pub struct SenderStatus {
 }
 
 fn opt_us(v: Option<f64>) -> String {
-    v.map(|s| format!("{:.1}", s * 1e6)).unwrap_or_else(|| "-".into())
+    v.map(|s| format!("{:.1}", s * 1e6))
+        .unwrap_or_else(|| "-".into())
 }
 
 impl ServiceStatus {
@@ -288,8 +289,14 @@ mod tests {
             ..Default::default()
         };
         let s = st.screen();
-        assert!(s.contains("eth0") && s.contains("SLAVE") && s.contains("1.5"), "{s}");
-        assert!(s.contains("error: no interface eth9 (retry in 2.0 s"), "{s}");
+        assert!(
+            s.contains("eth0") && s.contains("SLAVE") && s.contains("1.5"),
+            "{s}"
+        );
+        assert!(
+            s.contains("error: no interface eth9 (retry in 2.0 s"),
+            "{s}"
+        );
         let back: ServiceStatus =
             serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
         assert_eq!(back, st);

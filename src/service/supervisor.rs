@@ -12,9 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::config::{Config, PtpConfig, ReceiverConfig, SenderConfig, StreamSource};
-use super::model::{
-    PtpPortStatus, ReceiverStatus, RunState, SenderStatus, ServiceStatus,
-};
+use super::model::{PtpPortStatus, ReceiverStatus, RunState, SenderStatus, ServiceStatus};
 use crate::engine::output::{Output, PcmFormat};
 use crate::engine::ptp::PtpOptions;
 use crate::engine::ptp_clock::PtpClockHandle;
@@ -196,7 +194,11 @@ fn stop_receiver(run: RxRun) -> Result<(), String> {
 
 fn start_sender(c: &SenderConfig) -> Result<TxRun, String> {
     let iface = match &c.stream.iface {
-        Some(i) => crate::sys::socket::lookup(i).map_err(|e| e.to_string())?.ipv4,
+        Some(i) => {
+            crate::sys::socket::lookup(i)
+                .map_err(|e| e.to_string())?
+                .ipv4
+        }
         None => std::net::Ipv4Addr::UNSPECIFIED,
     };
     let h = ToneSender {
@@ -527,14 +529,14 @@ impl Supervisor {
             if s.run.is_none() && s.failed.is_none() {
                 return Err(format!("PTP port {} is not running", s.cfg.interface));
             }
-            if let Some(t) = s.last_locked {
-                if t.elapsed() > max {
-                    return Err(format!(
-                        "PTP port {} unlocked for {:.0} s",
-                        s.cfg.interface,
-                        t.elapsed().as_secs_f64()
-                    ));
-                }
+            if let Some(t) = s.last_locked
+                && t.elapsed() > max
+            {
+                return Err(format!(
+                    "PTP port {} unlocked for {:.0} s",
+                    s.cfg.interface,
+                    t.elapsed().as_secs_f64()
+                ));
             }
         }
         Ok(())
@@ -672,10 +674,10 @@ impl Supervisor {
             }
         }
         for s in self.receivers {
-            if let Some(r) = s.run {
-                if let Err(e) = stop_receiver(r) {
-                    tracing::warn!(name = %s.cfg.name, "stopping: {e}");
-                }
+            if let Some(r) = s.run
+                && let Err(e) = stop_receiver(r)
+            {
+                tracing::warn!(name = %s.cfg.name, "stopping: {e}");
             }
         }
         for s in self.ptp {
@@ -722,7 +724,10 @@ mod tests {
         assert_eq!(f2.backoff, Duration::from_secs(1));
         let f3 = b.fail(Some(&f2), "x".into());
         let f4 = b.fail(Some(&f3), "x".into());
-        assert_eq!((f3.backoff, f4.backoff), (Duration::from_secs(2), Duration::from_secs(2)));
+        assert_eq!(
+            (f3.backoff, f4.backoff),
+            (Duration::from_secs(2), Duration::from_secs(2))
+        );
     }
 
     #[test]
@@ -744,7 +749,14 @@ backoff_min_ms = 50
         let mut s = Supervisor::start(cfg);
         let st = s.status("t");
         assert_eq!(st.receivers[0].run, RunState::Error, "{st:?}");
-        assert!(st.receivers[0].error.as_deref().unwrap_or("").contains("nosuchif0"), "{st:?}");
+        assert!(
+            st.receivers[0]
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("nosuchif0"),
+            "{st:?}"
+        );
         assert_eq!(st.receivers[1].run, RunState::Running, "{st:?}");
         std::thread::sleep(Duration::from_millis(120));
         s.tick();
