@@ -608,8 +608,9 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
             "r{i}: first differing sample"
         );
     }
-    // Our senders, received by GStreamer: a continuous tone for the whole run.
-    for (c, p) in gst_rx {
+    // Our senders, received by GStreamer: the tone bit-exact, from the first
+    // packet GStreamer caught to the last one sent.
+    for (i, (c, p)) in gst_rx.into_iter().enumerate() {
         sig(&c, nix::sys::signal::Signal::SIGINT);
         let _ = c.wait_with_output();
         // Raw S32LE: the 24-bit samples in the top three bytes.
@@ -624,8 +625,27 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
             p.display(),
             got.len()
         );
-        let peak = got.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
-        assert!(peak > 1 << 20, "{}: peak {peak}", p.display());
+        let mut sine = aes67::media::tone::Sine::with_level(
+            48000,
+            440.0 * (i + 1) as f64,
+            aes67::media::tone::dbfs_to_linear(-12.0),
+            24,
+        );
+        let mut want = vec![0i32; got.len() + 4 * 48000 * 2];
+        sine.fill(&mut want, 2);
+        // The first packet caught is within the first 2 s of the sender.
+        let probe = 480 * 2;
+        let off = (0..2 * 48000)
+            .map(|f| f * 2)
+            .find(|&o| want[o..o + probe] == got[..probe])
+            .unwrap_or_else(|| panic!("{}: the capture does not start on the tone", p.display()));
+        let first_bad = got.iter().zip(&want[off..]).position(|(a, b)| a != b);
+        assert_eq!(
+            first_bad,
+            None,
+            "{}: first differing sample (tone offset {off})",
+            p.display()
+        );
     }
     let mut l = String::new();
     std::fs::File::open(dir.join("aes67.log"))
