@@ -60,6 +60,9 @@ struct RawReceiver {
     output: Option<String>,
     link_offset_ms: Option<f64>,
     ptp: Option<bool>,
+    playout_target_ms: Option<f64>,
+    alsa_period_ms: Option<f64>,
+    rt_priority: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -152,11 +155,21 @@ pub struct ReceiverConfig {
     pub source: StreamSource,
     /// The stream as resolved at validation (URL/SDP + `interface`).
     pub stream: StreamConfig,
-    /// Output: `alsa:DEVICE`, `wav:PATH` or `null`.
+    /// Output: `alsa:DEVICE`, `wav:PATH`, `null`, or `sim[:PPM]` (the
+    /// software sound device, for tests).
     #[serde(serialize_with = "ser_display")]
     pub output: OutputSpec,
     /// Link offset, ms (1-1000).
     pub link_offset_ms: f64,
+    /// ALSA and sim outputs: latency held by the real-time playout thread
+    /// (ring + device), ms (2-500, default 20); part of the link offset.
+    pub playout_target_ms: f64,
+    /// ALSA and sim outputs: device period, ms (1-100, default 5); the
+    /// device buffer is 4 periods.
+    pub alsa_period_ms: f64,
+    /// ALSA and sim outputs: SCHED_FIFO priority of the playout thread
+    /// (1-99, default 70; ingest runs 5 below).
+    pub rt_priority: u8,
     /// Media clock from the PTP port on the stream's interface (`true`), or
     /// free-running (`false`).
     pub ptp: bool,
@@ -411,19 +424,12 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
             stream.iface = Some(i);
         }
         let output = match r.output.as_deref().unwrap_or("null").parse::<OutputSpec>() {
-            Ok(OutputSpec::Sim { .. }) => {
-                v.err(
-                    &f("output"),
-                    "sim is not a service output (alsa:DEVICE, wav:PATH or null)",
-                );
-                OutputSpec::Null
-            }
             Ok(o) => o,
             Err(_) => {
                 v.err(
                     &f("output"),
                     format!(
-                        "{:?} is not alsa:DEVICE, wav:PATH or null",
+                        "{:?} is not alsa:DEVICE, wav:PATH, null or sim[:PPM]",
                         r.output.as_deref().unwrap_or_default()
                     ),
                 );
@@ -436,6 +442,35 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
             LINK_OFFSET_MS.0,
             LINK_OFFSET_MS.1,
         );
+        let playout_target_ms = v.range_f(
+            &f("playout_target_ms"),
+            r.playout_target_ms.unwrap_or(20.0),
+            2.0,
+            500.0,
+        );
+        let alsa_period_ms = v.range_f(
+            &f("alsa_period_ms"),
+            r.alsa_period_ms.unwrap_or(5.0),
+            1.0,
+            100.0,
+        );
+        let rt_priority = v.range_i(&f("rt_priority"), r.rt_priority.unwrap_or(70), 1, 99) as u8;
+        let rt_output = matches!(output, OutputSpec::Alsa(_) | OutputSpec::Sim { .. });
+        if rt_output && link_offset_ms < playout_target_ms + 1.0 && r.link_offset_ms.is_some() {
+            v.err(
+                &f("link_offset_ms"),
+                format!(
+                    "{link_offset_ms} is below the playout target {playout_target_ms} ms + 1 ms of the {} output",
+                    output
+                ),
+            );
+        }
+        // ALSA default: the playout target + 5 ms.
+        let link_offset_ms = if rt_output && r.link_offset_ms.is_none() {
+            playout_target_ms + 5.0
+        } else {
+            link_offset_ms
+        };
         let want_ptp = r.ptp.unwrap_or(true);
         let has_port = stream
             .iface
@@ -456,6 +491,9 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
             stream,
             output,
             link_offset_ms,
+            playout_target_ms,
+            alsa_period_ms,
+            rt_priority,
             ptp: want_ptp && has_port,
         });
     }
@@ -630,7 +668,7 @@ address = "localhost"
         let want = [
             "ptp[0].domain: 200 is above the maximum 127",
             "receivers[2].name: \"a\" is the name of another stream already",
-            "receivers[2].output: \"tape:x\" is not alsa:DEVICE, wav:PATH or null",
+            "receivers[2].output: \"tape:x\" is not alsa:DEVICE, wav:PATH, null or sim[:PPM]",
             "receivers[2].link_offset_ms: 0 is below the minimum 1",
             "senders[0].ttl: 300 is above the maximum 255",
             "metrics.address: \"localhost\" is not an IP address",
@@ -687,5 +725,24 @@ url = "aes67://239.1.1.9:5004"
             e,
             ["receivers[0].ptp: true, but no [[ptp]] port on the stream's interface \"b\""]
         );
+    }
+
+    #[test]
+    fn real_time_outputs_need_a_link_offset_above_the_playout_target() {
+        let r = "[[receivers]]\nname = \"x\"\nurl = \"aes67://239.1.1.1:5004\"\n";
+        let e = errs(&format!("{r}output = \"alsa:hw:0\"\nlink_offset_ms = 10\n"));
+        assert_eq!(
+            e,
+            [
+                "receivers[0].link_offset_ms: 10 is below the playout target 20 ms + 1 ms of the alsa:hw:0 output"
+            ]
+        );
+        let c = Config::parse(&format!("{r}output = \"alsa\"\n"), None).unwrap();
+        assert_eq!(
+            c.receivers[0].link_offset_ms, 25.0,
+            "default: the target + 5 ms"
+        );
+        let c = Config::parse(&format!("{r}output = \"null\"\n"), None).unwrap();
+        assert_eq!(c.receivers[0].link_offset_ms, 5.0);
     }
 }

@@ -141,7 +141,7 @@ pub struct ReceiverStatus {
     pub link_offset_s: f64,
     /// Resampling ratio of a steered output (1 = nominal); `None` for plain outputs.
     pub steering_ratio: Option<f64>,
-    /// Frames written by the output.
+    /// Frames written by a plain output (WAV, null; 0 for ALSA and sim).
     pub output_frames: u64,
 }
 

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::config::{Config, PtpConfig, ReceiverConfig, SenderConfig, StreamSource};
 use super::model::{PtpPortStatus, ReceiverStatus, RunState, SenderStatus, ServiceStatus};
-use crate::engine::output::{Output, PcmFormat};
+use crate::engine::output::{Output, OutputSpec, PcmFormat};
+use crate::engine::playout::{AlsaDevice, MediaRate, Playout, PlayoutConfig, SimDevice};
 use crate::engine::ptp::PtpOptions;
 use crate::engine::ptp_clock::PtpClockHandle;
 use crate::engine::receiver::{Receiver, ReceiverOptions};
@@ -75,9 +76,63 @@ struct PtpSlot {
     last_locked: Option<Instant>,
 }
 
+/// Where a receiver's ring goes: a plain sink (WAV, null), or the
+/// real-time playout thread with drift steering (ALSA, sim).
+enum Sink {
+    Plain(Output),
+    Rt {
+        playout: Playout,
+        media: Arc<MediaRate>,
+        /// device_errors at the last check, and when it was taken.
+        errors_seen: (u64, Instant),
+    },
+}
+
+/// Device errors within [`DEVICE_ERROR_WINDOW`] that mark an RT output as
+/// failed (the playout thread retries a vanished device every 50 ms).
+const DEVICE_ERRORS_FAILED: u64 = 10;
+const DEVICE_ERROR_WINDOW: Duration = Duration::from_secs(1);
+
+impl Sink {
+    /// The output has failed: its thread ended (plain), or its device keeps
+    /// failing (real-time).
+    fn failed(&mut self, now: Instant) -> bool {
+        match self {
+            Sink::Plain(o) => o.is_finished(),
+            Sink::Rt {
+                playout,
+                errors_seen,
+                ..
+            } => {
+                if now.duration_since(errors_seen.1) < DEVICE_ERROR_WINDOW {
+                    return false;
+                }
+                let e = playout.stats().snapshot().device_errors;
+                let bad = e.saturating_sub(errors_seen.0) >= DEVICE_ERRORS_FAILED;
+                *errors_seen = (e, now);
+                bad
+            }
+        }
+    }
+
+    fn finish(self) -> Result<(), String> {
+        match self {
+            Sink::Plain(o) => o.finish().map_err(|e| e.to_string()),
+            Sink::Rt { playout, .. } => {
+                let s = playout.stop();
+                if s.device_errors > 0 {
+                    Err(format!("{} device errors", s.device_errors))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
 struct RxRun {
     rx: Receiver,
-    out: Output,
+    out: Sink,
 }
 
 struct RxSlot {
@@ -172,24 +227,86 @@ fn start_receiver(c: &ReceiverConfig, ptp: Option<&PtpClockHandle>) -> Result<Rx
         rate: stream.sample_rate,
         bits: stream.encoding.bits(),
     };
+    let rt = matches!(c.output, OutputSpec::Alsa(_) | OutputSpec::Sim { .. });
+    // With a real-time output the playout thread holds the playout target
+    // (ring + device), so frames leave the playout buffer that much earlier.
+    let buffer_ms = if rt {
+        (c.link_offset_ms - c.playout_target_ms).max(0.5)
+    } else {
+        c.link_offset_ms
+    };
     let opts = ReceiverOptions {
-        link_offset: Nanos::from_ns((c.link_offset_ms * 1e6).round() as i64),
+        link_offset: Nanos::from_ns((buffer_ms * 1e6).round() as i64),
         clock,
+        rt_priority: rt.then(|| c.rt_priority.saturating_sub(5).max(1)),
         ..Default::default()
     };
-    let (rx, ring) = Receiver::start(stream, opts).map_err(|e| e.to_string())?;
-    match Output::start(c.output.clone(), fmt, ring) {
-        Ok(out) => Ok(RxRun { rx, out }),
-        Err(e) => {
-            let _ = rx.stop();
-            Err(e.to_string())
+    let (rx, ring) = Receiver::start(stream.clone(), opts).map_err(|e| e.to_string())?;
+    let out = if rt {
+        let frames =
+            |ms: f64| ((ms * f64::from(stream.sample_rate) / 1000.0).round() as usize).max(16);
+        let period = frames(c.alsa_period_ms);
+        let buffer = 4 * period;
+        let mut pc = PlayoutConfig::new(usize::from(stream.channels), stream.sample_rate);
+        pc.input_bits = u32::from(stream.encoding.bits());
+        pc.period_frames = period;
+        pc.target_latency = Nanos::from_ns((c.playout_target_ms * 1e6).round() as i64);
+        pc.rt_priority = Some(c.rt_priority);
+        let media = MediaRate::free_running();
+        let started = match &c.output {
+            OutputSpec::Sim { ppm } => Playout::start(
+                pc,
+                SimDevice::new(
+                    stream.sample_rate,
+                    *ppm,
+                    period,
+                    buffer,
+                    usize::from(stream.channels),
+                ),
+                ring,
+                media.clone(),
+            )
+            .map_err(|e| format!("playout: {e}")),
+            OutputSpec::Alsa(dev) => match AlsaDevice::open(
+                dev,
+                usize::from(stream.channels),
+                stream.sample_rate,
+                period,
+                buffer,
+            ) {
+                Ok(d) => {
+                    Playout::start(pc, d, ring, media.clone()).map_err(|e| format!("playout: {e}"))
+                }
+                Err(e) => Err(format!("cannot open ALSA device {dev:?}: {e}")),
+            },
+            _ => Err("not a real-time output".into()),
+        };
+        match started {
+            Ok(playout) => Sink::Rt {
+                playout,
+                media,
+                errors_seen: (0, Instant::now()),
+            },
+            Err(e) => {
+                let _ = rx.stop();
+                return Err(e);
+            }
         }
-    }
+    } else {
+        match Output::start(c.output.clone(), fmt, ring) {
+            Ok(out) => Sink::Plain(out),
+            Err(e) => {
+                let _ = rx.stop();
+                return Err(e.to_string());
+            }
+        }
+    };
+    Ok(RxRun { rx, out })
 }
 
 fn stop_receiver(run: RxRun) -> Result<(), String> {
     let _ = run.rx.stop();
-    run.out.finish().map_err(|e| e.to_string())
+    run.out.finish()
 }
 
 fn start_sender(c: &SenderConfig) -> Result<TxRun, String> {
@@ -463,7 +580,7 @@ impl Supervisor {
         self.ptp = ptp;
         let mut rxs = std::mem::take(&mut self.receivers);
         for slot in &mut rxs {
-            if slot.run.as_ref().is_some_and(|r| r.out.is_finished()) {
+            if slot.run.as_mut().is_some_and(|r| r.out.failed(now)) {
                 let e = match slot.run.take().map(stop_receiver) {
                     Some(Err(e)) => e,
                     _ => "the output ended".into(),
@@ -474,6 +591,24 @@ impl Supervisor {
             if slot.run.is_none() && slot.failed.as_ref().is_some_and(|f| now >= f.retry_at) {
                 slot.restarts += 1;
                 self.rx_try_start(slot);
+            }
+        }
+        // PTP feed-forward: a real-time output's media clock runs at the PTP
+        // frequency while locked; when lost, the playout holds the last value.
+        for slot in &rxs {
+            if let Some(RxRun {
+                out: Sink::Rt { media, .. },
+                ..
+            }) = &slot.run
+            {
+                let h = self
+                    .ptp
+                    .iter()
+                    .find(|p| {
+                        slot.cfg.ptp && Some(&p.cfg.interface) == slot.cfg.stream.iface.as_ref()
+                    })
+                    .map(|p| &p.handle);
+                media.set(h.filter(|h| ptp_locked(h)).map(|h| h.freq()));
             }
         }
         self.receivers = rxs;
@@ -624,9 +759,19 @@ impl Supervisor {
                     r.duplicates = st.playout.duplicates;
                     r.malformed = st.playout.malformed + st.playout.wrong_pt;
                     r.foreign = st.foreign_source;
-                    r.underruns = run.out.stats.underruns.load(Ordering::Relaxed);
-                    r.xruns = run.out.stats.xruns.load(Ordering::Relaxed);
-                    r.output_frames = run.out.stats.frames.load(Ordering::Relaxed);
+                    match &run.out {
+                        Sink::Plain(o) => {
+                            r.underruns = o.stats.underruns.load(Ordering::Relaxed);
+                            r.xruns = o.stats.xruns.load(Ordering::Relaxed);
+                            r.output_frames = o.stats.frames.load(Ordering::Relaxed);
+                        }
+                        Sink::Rt { playout, .. } => {
+                            let p = playout.stats().snapshot();
+                            r.underruns = p.ring_underruns;
+                            r.xruns = p.xruns;
+                            r.steering_ratio = Some(1.0 + p.ratio_ppm * 1e-6);
+                        }
+                    }
                     r.buffer_s = st.buffer_frames as f64 / rate;
                 }
                 r
@@ -763,6 +908,36 @@ backoff_min_ms = 50
         let st = s.status("t");
         assert_eq!(st.receivers[0].restarts, 1, "{st:?}");
         assert_eq!(st.receivers[1].run, RunState::Running);
+        s.shutdown();
+    }
+
+    #[test]
+    fn a_sim_output_plays_through_the_steered_real_time_path() {
+        let cfg = Config::parse(
+            r#"
+interface = "lo"
+[[receivers]]
+name = "sim"
+url = "aes67://239.255.70.9:5004"
+output = "sim:+100"
+[[senders]]
+name = "tone"
+url = "aes67://239.255.70.9:5004"
+ttl = 0
+"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(cfg.receivers[0].link_offset_ms, 25.0);
+        let mut s = Supervisor::start(cfg);
+        std::thread::sleep(Duration::from_millis(1500));
+        s.tick();
+        let st = s.status("t");
+        let r = &st.receivers[0];
+        assert_eq!(r.run, RunState::Running, "{st:?}");
+        assert!(r.packets > 500, "{r:?}");
+        let ratio = r.steering_ratio.expect("a steered output has a ratio");
+        assert!((ratio - 1.0).abs() < 2e-3, "{r:?}");
         s.shutdown();
     }
 }
