@@ -189,7 +189,7 @@ fn gst_send(ns: &NetnsPair, wav: &Path, group: &str) -> Child {
 
 fn gst_receive(ns: &NetnsPair, group: &str, out: &Path) -> Child {
     let p = format!(
-        "udpsrc address={group} port=5004 multicast-iface={} \
+        "udpsrc address={group} port=5004 multicast-iface={} buffer-size=8388608 \
          caps=application/x-rtp,media=audio,clock-rate=48000,encoding-name=L24,channels=2,payload=96 ! \
          rtpL24depay ! audioconvert ! audio/x-raw,format=S32LE ! filesink location={}",
         ns.if_a,
@@ -643,8 +643,10 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
         assert_eq!(
             first_bad,
             None,
-            "{}: first differing sample (tone offset {off})",
-            p.display()
+            "{}: first differing sample of {} (tone offset {off}); {} differ",
+            p.display(),
+            got.len(),
+            got.iter().zip(&want[off..]).filter(|(a, b)| a != b).count()
         );
     }
     let mut l = String::new();
