@@ -437,4 +437,34 @@ mod tests {
         );
         assert!(!p.contains("# EOF"), "{p}");
     }
+
+    #[test]
+    fn serves_both_formats_and_a_port_in_use_is_an_error_naming_it() {
+        let st = Arc::new(Mutex::new(ServiceStatus {
+            healthy: true,
+            ..Default::default()
+        }));
+        let a = MetricsServer::start("127.0.0.1:0".parse().unwrap(), st.clone()).unwrap();
+        let e = MetricsServer::start(a.addr, st).err().unwrap();
+        assert!(e.contains(&a.addr.to_string()), "{e}");
+        let get = |accept: &str| {
+            use std::io::{Read, Write};
+            let mut c = std::net::TcpStream::connect(a.addr).unwrap();
+            write!(c, "GET /metrics HTTP/1.0\r\nAccept: {accept}\r\n\r\n").unwrap();
+            let mut s = String::new();
+            c.read_to_string(&mut s).unwrap();
+            s
+        };
+        let om = get("application/openmetrics-text; version=1.0.0");
+        assert!(
+            om.contains("application/openmetrics-text") && om.ends_with("# EOF\n"),
+            "{om}"
+        );
+        let text = get("text/plain");
+        assert!(
+            text.contains("text/plain; version=0.0.4") && text.contains("aes67_healthy 1"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
+    }
 }
