@@ -687,3 +687,85 @@ fn udev_rules_parse_with_udevadm() {
         .collect();
     assert!(bad.is_empty(), "udevadm on the rules: {bad:#?}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_metrics(port: u16) -> Option<String> {
+    use std::io::Write;
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut s = String::new();
+    c.read_to_string(&mut s).ok()?;
+    Some(s)
+}
+
+/// On loopback (TTL 0, this host only): a reload that moves the metrics port
+/// restarts only the metrics server; the stream keeps its counters.
+#[test]
+fn reload_moves_the_metrics_server_and_keeps_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (free_port(), free_port());
+    let cfg = |port: u16| {
+        format!(
+            "interface = \"lo\"\n[[receivers]]\nname = \"rx\"\nurl = \"aes67://239.255.71.1:5004\"\n\
+             [[senders]]\nname = \"tx\"\nurl = \"aes67://239.255.71.1:5004\"\nttl = 0\n\
+             [metrics]\nport = {port}\n[status]\nsocket = \"{}/status.sock\"\n",
+            dir.path().display()
+        )
+    };
+    let path = dir.path().join("aes67.toml");
+    std::fs::write(&path, cfg(p1)).unwrap();
+    let mut svc = Reap(Some(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&path)
+            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+            .spawn()
+            .unwrap(),
+    ));
+    let packets = |t: &str| -> u64 {
+        t.lines()
+            .find_map(|l| l.strip_prefix("aes67_stream_packets_total{name=\"rx\"} "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let t0 = Instant::now();
+    let before = loop {
+        if let Some(t) = http_metrics(p1).filter(|t| packets(t) > 200) {
+            break packets(&t);
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no packets on port {p1}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::fs::write(&path, cfg(p2)).unwrap();
+    sig(svc.get(), nix::sys::signal::Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        http_metrics(p1).is_none(),
+        "the old metrics port still answers"
+    );
+    let t = http_metrics(p2).expect("the new metrics port answers");
+    assert!(
+        packets(&t) > before,
+        "the stream was restarted: {before} then {}",
+        packets(&t)
+    );
+    assert!(t.contains("aes67_reloads_total 1"), "{t}");
+    assert!(
+        t.contains("aes67_stream_restarts_total{name=\"rx\"} 0"),
+        "{t}"
+    );
+    sig(svc.get(), nix::sys::signal::Signal::SIGTERM);
+    assert!(svc.take().wait().unwrap().success());
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert!(log.contains("reload: 0 change(s)"), "the streams were touched:\n{log}");
+}

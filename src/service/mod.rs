@@ -101,30 +101,37 @@ pub fn run(path: &Path, stop: &AtomicBool) -> Result<(), ConfigErrors> {
     );
     let mut sup = Supervisor::start(cfg.clone());
     let shared = Arc::new(Mutex::new(sup.status(&path_s)));
-    let _metrics = cfg.metrics.as_ref().and_then(|m| {
-        match metrics::MetricsServer::start(SocketAddr::new(m.address, m.port), shared.clone()) {
-            Ok(s) => {
-                tracing::info!("metrics on http://{}/metrics", s.addr);
-                Some(s)
+    let start_metrics = |c: &Config| {
+        c.metrics.as_ref().and_then(|m| {
+            match metrics::MetricsServer::start(SocketAddr::new(m.address, m.port), shared.clone())
+            {
+                Ok(s) => {
+                    tracing::info!("metrics on http://{}/metrics", s.addr);
+                    Some(s)
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    None
+                }
             }
-            Err(e) => {
-                tracing::error!("{e}");
-                None
+        })
+    };
+    let start_status = |c: &Config| {
+        c.status_socket.as_ref().and_then(|p| {
+            match control::StatusServer::start(p, shared.clone()) {
+                Ok(s) => {
+                    tracing::info!("status on {}", p.display());
+                    Some(s)
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    None
+                }
             }
-        }
-    });
-    let _status = cfg.status_socket.as_ref().and_then(|p| {
-        match control::StatusServer::start(p, shared.clone()) {
-            Ok(s) => {
-                tracing::info!("status on {}", p.display());
-                Some(s)
-            }
-            Err(e) => {
-                tracing::error!("{e}");
-                None
-            }
-        }
-    });
+        })
+    };
+    let mut metrics_server = start_metrics(&cfg);
+    let mut status_server = start_status(&cfg);
     let st = sup.status(&path_s);
     notifier.ready(&status_line(&st));
     tracing::info!("ready: {}", status_line(&st));
@@ -135,12 +142,14 @@ pub fn run(path: &Path, stop: &AtomicBool) -> Result<(), ConfigErrors> {
             notifier.reloading();
             match Config::load(path) {
                 Ok(new) => {
-                    if new.metrics != sup.config().metrics
-                        || new.status_socket != sup.config().status_socket
-                    {
-                        tracing::warn!(
-                            "reload: [metrics] and [status] changes take effect at the next start"
-                        );
+                    // The control plane: restarted only when its section changed.
+                    if new.metrics != sup.config().metrics {
+                        drop(metrics_server.take());
+                        metrics_server = start_metrics(&new);
+                    }
+                    if new.status_socket != sup.config().status_socket {
+                        drop(status_server.take());
+                        status_server = start_status(&new);
                     }
                     let changes = sup.reload(new);
                     tracing::info!(
@@ -178,6 +187,8 @@ pub fn run(path: &Path, stop: &AtomicBool) -> Result<(), ConfigErrors> {
     }
     tracing::info!("stopping");
     notifier.stopping();
+    drop(metrics_server);
+    drop(status_server);
     sup.shutdown();
     Ok(())
 }
