@@ -677,13 +677,6 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Every configured part has been started once (running or in error).
-    pub fn counts(&self) -> (usize, usize, usize, usize) {
-        let rx = self.receivers.iter().filter(|s| s.run.is_some()).count();
-        let tx = self.senders.iter().filter(|s| s.run.is_some()).count();
-        (rx, self.receivers.len(), tx, self.senders.len())
-    }
-
     /// The status model of everything, now.
     pub fn status(&self, config_path: &str) -> ServiceStatus {
         let now = Instant::now();
