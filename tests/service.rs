@@ -187,19 +187,22 @@ fn gst_send(ns: &NetnsPair, wav: &Path, group: &str) -> Child {
         .unwrap()
 }
 
-fn gst_receive(ns: &NetnsPair, group: &str, out: &Path) -> Child {
+/// GStreamer receiving `group:port` (each on its own port: a socket bound to
+/// a port receives every group joined on it in the namespace).
+fn gst_receive(ns: &NetnsPair, group: &str, port: u16, out: &Path) -> Child {
     let p = format!(
-        "udpsrc address={group} port=5004 multicast-iface={} buffer-size=8388608 \
+        "udpsrc address={group} port={port} multicast-iface={} buffer-size=8388608 \
          caps=application/x-rtp,media=audio,clock-rate=48000,encoding-name=L24,channels=2,payload=96 ! \
          rtpL24depay ! audioconvert ! audio/x-raw,format=S32LE ! filesink location={}",
         ns.if_a,
         out.display()
     );
+    let log = std::fs::File::create(out.with_extension("log")).unwrap();
     NetnsPair::cmd_in(&ns.a, "gst-launch-1.0")
-        .args(["-q", "-e"])
+        .args(["-e"])
         .args(p.split_whitespace())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
         .spawn()
         .unwrap()
 }
@@ -220,7 +223,8 @@ fn config(ns: &NetnsPair, dir: &Path, rx: &[u8], tail: &str) -> String {
     }
     for i in 1..=2 {
         c += &format!(
-            "[[senders]]\nname = \"s{i}\"\nurl = \"aes67://239.69.9.{i}:5004\"\ntone_hz = {}\n",
+            "[[senders]]\nname = \"s{i}\"\nurl = \"aes67://239.69.9.{i}:{}\"\ntone_hz = {}\n",
+            5008 + 2 * i,
             440 * i
         );
     }
@@ -330,6 +334,10 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
     let ns = NetnsPair::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
+    if std::env::var_os("AES67_KEEP").is_some() {
+        eprintln!("keeping {}", dir.display());
+        std::mem::forget(tmp);
+    }
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let _gm = Reap(Some(
         spawn_ptp4l(&ns.a, &ns.if_a, PTP4L_GM_CONF, &dir, "gm").unwrap(),
@@ -359,7 +367,10 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
     let gst_rx: Vec<(Child, PathBuf)> = (1..=2)
         .map(|i| {
             let p = dir.join(format!("gst{i}.raw"));
-            (gst_receive(&ns, &format!("239.69.9.{i}"), &p), p)
+            (
+                gst_receive(&ns, &format!("239.69.9.{i}"), 5008 + 2 * i, &p),
+                p,
+            )
         })
         .collect();
     let caps = "+net_bind_service,+net_raw,+net_admin,+sys_nice,+ipc_lock";
@@ -621,9 +632,10 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
             .collect();
         assert!(
             got.len() >= frames(secs) * 2,
-            "{}: {} samples",
+            "{}: {} samples; gst-launch said:\n{}",
             p.display(),
-            got.len()
+            got.len(),
+            std::fs::read_to_string(p.with_extension("log")).unwrap_or_default()
         );
         let mut sine = aes67::media::tone::Sine::with_level(
             48000,
@@ -767,5 +779,8 @@ fn reload_moves_the_metrics_server_and_keeps_the_stream() {
     sig(svc.get(), nix::sys::signal::Signal::SIGTERM);
     assert!(svc.take().wait().unwrap().success());
     let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
-    assert!(log.contains("reload: 0 change(s)"), "the streams were touched:\n{log}");
+    assert!(
+        log.contains("reload: 0 change(s)"),
+        "the streams were touched:\n{log}"
+    );
 }
