@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./ci/setup.sh
 cargo test --release --workspace -- --include-ignored --test-threads=2
+# The package: build the .deb, dpkg -i, user created, config checks, dpkg -r/purge clean.
+./ci/deb.sh
 # Fuzz smoke: the corpus and regression replay of every fuzz target runs
 # above (fuzz/tests/replay.rs). A live AFL++ run per target is opt-in, as it
 # installs cargo-afl and builds AFL++ (~3-5 min) plus the instrumented targets:

@@ -39,5 +39,7 @@ pub mod engine;
 pub mod media;
 pub mod ptp;
 pub mod rate;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod sys;
 pub mod units;

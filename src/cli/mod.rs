@@ -13,6 +13,7 @@ use aes67::units::Nanos;
 
 mod monitor;
 mod ptp;
+mod service;
 mod signal;
 mod status;
 
@@ -42,6 +43,12 @@ enum Cmd {
     /// Send a test tone as an AES67 stream (L24/L16, the URL's format, one
     /// packet per packet time) and print its SDP.
     Send(SendArgs),
+    /// Run as a service: every PTP port, receiver and sender of a config
+    /// file, with metrics, a status socket, SIGHUP reload and systemd
+    /// notifications (docs/config.md). `--check` validates only.
+    Run(service::RunArgs),
+    /// Ask a running service for its status (`aes67 run`'s status socket).
+    Status(service::StatusArgs),
 }
 
 /// Arguments of `aes67 send`.
@@ -151,6 +158,8 @@ pub(crate) fn main() -> i32 {
         Cmd::Ptp(a) => return ptp::run(a),
         Cmd::Send(a) => send(a),
         Cmd::Monitor(a) => return crate::cli::monitor::run(a),
+        Cmd::Run(a) => return service::run(a),
+        Cmd::Status(a) => return service::status(a),
     };
     match r {
         Ok(()) => 0,

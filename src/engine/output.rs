@@ -204,6 +204,12 @@ impl Output {
         })
     }
 
+    /// The output thread has ended on its own (e.g. the ALSA device
+    /// vanished); [`Self::finish`] then returns its error.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
     /// Asks the thread to finish once the ring is empty, waits for it, and
     /// finalises the sink (a WAV header gets its lengths).
     pub fn finish(mut self) -> Result<(), OutputError> {

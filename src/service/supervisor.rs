@@ -1,0 +1,936 @@
+//! The supervisor: starts every PTP port, receiver and sender of a
+//! [`Config`], restarts a failed one with exponential back-off without
+//! touching the others, applies a new config by differences only, and
+//! builds the [`ServiceStatus`].
+//!
+//! It is driven by [`Supervisor::tick`] from one control thread (the
+//! service loop); nothing here runs on a real-time thread.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::config::{Config, PtpConfig, ReceiverConfig, SenderConfig, StreamSource};
+use super::model::{PtpPortStatus, ReceiverStatus, RunState, SenderStatus, ServiceStatus};
+use crate::engine::output::{Output, OutputSpec, PcmFormat};
+use crate::engine::playout::{AlsaDevice, MediaRate, Playout, PlayoutConfig, SimDevice};
+use crate::engine::ptp::PtpOptions;
+use crate::engine::ptp_clock::PtpClockHandle;
+use crate::engine::receiver::{Receiver, ReceiverOptions};
+use crate::engine::sender::{SenderHandle, ToneSender};
+use crate::media::clock::{MediaClock, PtpMediaClock};
+use crate::media::stream::StreamConfig;
+use crate::ptp::ServoState;
+use crate::units::Nanos;
+
+/// A sender whose packet count has not moved for this long is failed.
+const SENDER_STALL: Duration = Duration::from_secs(2);
+
+/// Retry state of a failed part.
+#[derive(Debug, Clone)]
+struct Failure {
+    error: String,
+    retry_at: Instant,
+    backoff: Duration,
+}
+
+/// Back-off bookkeeping shared by every slot.
+#[derive(Debug, Clone)]
+struct Backoff {
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// The failure after `prev` (doubling, capped).
+    fn fail(&self, prev: Option<&Failure>, error: String) -> Failure {
+        let backoff = match prev {
+            Some(f) => (f.backoff * 2).min(self.max),
+            None => self.min,
+        };
+        Failure {
+            error,
+            retry_at: Instant::now() + backoff,
+            backoff,
+        }
+    }
+}
+
+struct PtpRun {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Result<(), String>>,
+}
+
+struct PtpSlot {
+    cfg: PtpConfig,
+    /// Stays the same across restarts and reconfigurations: receivers keep
+    /// reading it.
+    handle: PtpClockHandle,
+    run: Option<PtpRun>,
+    failed: Option<Failure>,
+    restarts: u64,
+    /// Stopped by the test hook: not restarted.
+    held: bool,
+    /// Last time the servo was seen locked.
+    last_locked: Option<Instant>,
+}
+
+/// Where a receiver's ring goes: a plain sink (WAV, null), or the
+/// real-time playout thread with drift steering (ALSA, sim).
+enum Sink {
+    Plain(Output),
+    Rt {
+        playout: Playout,
+        media: Arc<MediaRate>,
+        /// device_errors at the last check, and when it was taken.
+        errors_seen: (u64, Instant),
+    },
+}
+
+/// Device errors within [`DEVICE_ERROR_WINDOW`] that mark an RT output as
+/// failed (the playout thread retries a vanished device every 50 ms).
+const DEVICE_ERRORS_FAILED: u64 = 10;
+const DEVICE_ERROR_WINDOW: Duration = Duration::from_secs(1);
+
+impl Sink {
+    /// The output has failed: its thread ended (plain), or its device keeps
+    /// failing (real-time).
+    fn failed(&mut self, now: Instant) -> bool {
+        match self {
+            Sink::Plain(o) => o.is_finished(),
+            Sink::Rt {
+                playout,
+                errors_seen,
+                ..
+            } => {
+                if now.duration_since(errors_seen.1) < DEVICE_ERROR_WINDOW {
+                    return false;
+                }
+                let e = playout.stats().snapshot().device_errors;
+                let bad = e.saturating_sub(errors_seen.0) >= DEVICE_ERRORS_FAILED;
+                *errors_seen = (e, now);
+                bad
+            }
+        }
+    }
+
+    fn finish(self) -> Result<(), String> {
+        match self {
+            Sink::Plain(o) => o.finish().map_err(|e| e.to_string()),
+            Sink::Rt { playout, .. } => {
+                let s = playout.stop();
+                if s.device_errors > 0 {
+                    Err(format!("{} device errors", s.device_errors))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+struct RxRun {
+    rx: Receiver,
+    out: Sink,
+}
+
+struct RxSlot {
+    cfg: ReceiverConfig,
+    run: Option<RxRun>,
+    failed: Option<Failure>,
+    restarts: u64,
+}
+
+struct TxRun {
+    h: SenderHandle,
+    last_sent: u64,
+    last_progress: Instant,
+}
+
+struct TxSlot {
+    cfg: SenderConfig,
+    run: Option<TxRun>,
+    failed: Option<Failure>,
+    restarts: u64,
+    send_errors: u64,
+}
+
+/// Runs everything in a config. See the module docs.
+pub struct Supervisor {
+    cfg: Config,
+    backoff: Backoff,
+    ptp: Vec<PtpSlot>,
+    receivers: Vec<RxSlot>,
+    senders: Vec<TxSlot>,
+    started: Instant,
+    reloads: u64,
+    reload_errors: u64,
+    last_reload_error: Option<String>,
+}
+
+fn ptp_options(c: &PtpConfig) -> PtpOptions {
+    PtpOptions {
+        domain: c.domain,
+        slave_only: c.slave_only,
+        priority1: c.priority1,
+        timestamping: c.timestamping,
+        ..PtpOptions::new(c.interface.clone())
+    }
+}
+
+fn start_ptp(c: &PtpConfig, handle: &PtpClockHandle) -> Result<PtpRun, String> {
+    let opts = ptp_options(c);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (h, s) = (handle.clone(), stop.clone());
+    let thread = std::thread::Builder::new()
+        .name("ptp".into())
+        .spawn(move || crate::engine::ptp::run_with(&opts, &h, &s, &mut |_| {}))
+        .map_err(|e| format!("cannot start the PTP thread: {e}"))?;
+    Ok(PtpRun { stop, thread })
+}
+
+fn stop_ptp(run: PtpRun) -> Result<(), String> {
+    run.stop.store(true, Ordering::SeqCst);
+    run.thread
+        .join()
+        .map_err(|_| "the PTP thread panicked".to_string())?
+}
+
+/// The stream of a receiver, re-reading its SDP file.
+fn resolve(c: &ReceiverConfig) -> Result<StreamConfig, String> {
+    match &c.source {
+        StreamSource::Url(_) => Ok(c.stream.clone()),
+        StreamSource::Sdp(p) => {
+            let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let mut s = StreamConfig::from_sdp(&t).map_err(|e| format!("{}: {e}", p.display()))?;
+            if c.stream.iface.is_some() {
+                s.iface = c.stream.iface.clone();
+            }
+            Ok(s)
+        }
+    }
+}
+
+fn start_receiver(c: &ReceiverConfig, ptp: Option<&PtpClockHandle>) -> Result<RxRun, String> {
+    let stream = resolve(c)?;
+    let clock: Option<Box<dyn MediaClock>> = match (c.ptp, ptp) {
+        (true, Some(h)) => Some(Box::new(PtpMediaClock::new(
+            Arc::new(h.clone()),
+            stream.sample_rate,
+            stream.mediaclk_offset.unwrap_or(0),
+        ))),
+        _ => None,
+    };
+    let fmt = PcmFormat {
+        channels: stream.channels,
+        rate: stream.sample_rate,
+        bits: stream.encoding.bits(),
+    };
+    let rt = matches!(c.output, OutputSpec::Alsa(_) | OutputSpec::Sim { .. });
+    // With a real-time output the playout thread holds the playout target
+    // (ring + device), so frames leave the playout buffer that much earlier.
+    let buffer_ms = if rt {
+        (c.link_offset_ms - c.playout_target_ms).max(0.5)
+    } else {
+        c.link_offset_ms
+    };
+    let opts = ReceiverOptions {
+        link_offset: Nanos::from_ns((buffer_ms * 1e6).round() as i64),
+        clock,
+        rt_priority: rt.then(|| c.rt_priority.saturating_sub(5).max(1)),
+        ..Default::default()
+    };
+    let (rx, ring) = Receiver::start(stream.clone(), opts).map_err(|e| e.to_string())?;
+    let out = if rt {
+        let frames =
+            |ms: f64| ((ms * f64::from(stream.sample_rate) / 1000.0).round() as usize).max(16);
+        let period = frames(c.alsa_period_ms);
+        let buffer = 4 * period;
+        let mut pc = PlayoutConfig::new(usize::from(stream.channels), stream.sample_rate);
+        pc.input_bits = u32::from(stream.encoding.bits());
+        pc.period_frames = period;
+        pc.target_latency = Nanos::from_ns((c.playout_target_ms * 1e6).round() as i64);
+        pc.rt_priority = Some(c.rt_priority);
+        let media = MediaRate::free_running();
+        let started = match &c.output {
+            OutputSpec::Sim { ppm } => Playout::start(
+                pc,
+                SimDevice::new(
+                    stream.sample_rate,
+                    *ppm,
+                    period,
+                    buffer,
+                    usize::from(stream.channels),
+                ),
+                ring,
+                media.clone(),
+            )
+            .map_err(|e| format!("playout: {e}")),
+            OutputSpec::Alsa(dev) => match AlsaDevice::open(
+                dev,
+                usize::from(stream.channels),
+                stream.sample_rate,
+                period,
+                buffer,
+            ) {
+                Ok(d) => {
+                    Playout::start(pc, d, ring, media.clone()).map_err(|e| format!("playout: {e}"))
+                }
+                Err(e) => Err(format!("cannot open ALSA device {dev:?}: {e}")),
+            },
+            _ => Err("not a real-time output".into()),
+        };
+        match started {
+            Ok(playout) => Sink::Rt {
+                playout,
+                media,
+                errors_seen: (0, Instant::now()),
+            },
+            Err(e) => {
+                let _ = rx.stop();
+                return Err(e);
+            }
+        }
+    } else {
+        match Output::start(c.output.clone(), fmt, ring) {
+            Ok(out) => Sink::Plain(out),
+            Err(e) => {
+                let _ = rx.stop();
+                return Err(e.to_string());
+            }
+        }
+    };
+    Ok(RxRun { rx, out })
+}
+
+fn stop_receiver(run: RxRun) -> Result<(), String> {
+    let _ = run.rx.stop();
+    run.out.finish()
+}
+
+fn start_sender(c: &SenderConfig) -> Result<TxRun, String> {
+    let iface = match &c.stream.iface {
+        Some(i) => {
+            crate::sys::socket::lookup(i)
+                .map_err(|e| e.to_string())?
+                .ipv4
+        }
+        None => std::net::Ipv4Addr::UNSPECIFIED,
+    };
+    let h = ToneSender {
+        stream: c.stream.clone(),
+        iface,
+        ttl: c.ttl,
+        freq_hz: c.tone_hz,
+        level_dbfs: c.level_dbfs,
+        rtp_clock: c.rtp_clock,
+    }
+    .start()
+    .map_err(|e| e.to_string())?;
+    Ok(TxRun {
+        h,
+        last_sent: 0,
+        last_progress: Instant::now(),
+    })
+}
+
+fn ptp_locked(h: &PtpClockHandle) -> bool {
+    matches!(
+        h.servo_state(),
+        ServoState::Locked | ServoState::LockedStable
+    )
+}
+
+impl Supervisor {
+    /// Starts everything in `cfg`. Parts that fail to start are in error
+    /// and retried by [`Self::tick`]; this never fails.
+    pub fn start(cfg: Config) -> Supervisor {
+        let mut s = Supervisor {
+            backoff: backoff_of(&cfg),
+            cfg: Config {
+                ptp: Vec::new(),
+                receivers: Vec::new(),
+                senders: Vec::new(),
+                ..cfg.clone()
+            },
+            ptp: Vec::new(),
+            receivers: Vec::new(),
+            senders: Vec::new(),
+            started: Instant::now(),
+            reloads: 0,
+            reload_errors: 0,
+            last_reload_error: None,
+        };
+        s.apply_diff(cfg);
+        s
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Applies a new (validated) config by differences: a PTP port, receiver
+    /// or sender whose settings are unchanged keeps running untouched
+    /// (receivers are matched by name, ports by interface); changed ones
+    /// are restarted, removed ones stopped, new ones started. A PTP port
+    /// keeps its clock handle across a change, so its receivers play on.
+    /// Returns what changed, one line per part.
+    pub fn reload(&mut self, cfg: Config) -> Vec<String> {
+        self.reloads += 1;
+        self.apply_diff(cfg)
+    }
+
+    /// Counts a rejected reload and keeps its errors for the status.
+    pub fn reject_reload(&mut self, errors: String) {
+        self.reload_errors += 1;
+        self.last_reload_error = Some(errors);
+    }
+
+    fn apply_diff(&mut self, cfg: Config) -> Vec<String> {
+        let mut changes = Vec::new();
+        self.backoff = backoff_of(&cfg);
+        // PTP ports, by interface.
+        let mut old: Vec<PtpSlot> = std::mem::take(&mut self.ptp);
+        for pc in &cfg.ptp {
+            match old.iter().position(|s| s.cfg.interface == pc.interface) {
+                Some(i) => {
+                    let mut slot = old.remove(i);
+                    if slot.cfg != *pc {
+                        changes.push(format!("ptp {}: changed, restarted", pc.interface));
+                        if let Some(r) = slot.run.take() {
+                            let _ = stop_ptp(r);
+                        }
+                        slot.cfg = pc.clone();
+                        slot.failed = None;
+                        self.ptp_try_start(&mut slot);
+                    }
+                    self.ptp.push(slot);
+                }
+                None => {
+                    changes.push(format!("ptp {}: added", pc.interface));
+                    let mut slot = PtpSlot {
+                        cfg: pc.clone(),
+                        handle: PtpClockHandle::new(),
+                        run: None,
+                        failed: None,
+                        restarts: 0,
+                        held: false,
+                        last_locked: None,
+                    };
+                    self.ptp_try_start(&mut slot);
+                    self.ptp.push(slot);
+                }
+            }
+        }
+        // Receivers, by name.
+        let mut old_rx: Vec<RxSlot> = std::mem::take(&mut self.receivers);
+        for rc in &cfg.receivers {
+            match old_rx.iter().position(|s| s.cfg.name == rc.name) {
+                Some(i) if old_rx[i].cfg == *rc => self.receivers.push(old_rx.remove(i)),
+                Some(i) => {
+                    let mut slot = old_rx.remove(i);
+                    changes.push(format!("receiver {}: changed, restarted", rc.name));
+                    if let Some(r) = slot.run.take() {
+                        let _ = stop_receiver(r);
+                    }
+                    slot.cfg = rc.clone();
+                    slot.failed = None;
+                    self.rx_try_start(&mut slot);
+                    self.receivers.push(slot);
+                }
+                None => {
+                    changes.push(format!("receiver {}: added", rc.name));
+                    let mut slot = RxSlot {
+                        cfg: rc.clone(),
+                        run: None,
+                        failed: None,
+                        restarts: 0,
+                    };
+                    self.rx_try_start(&mut slot);
+                    self.receivers.push(slot);
+                }
+            }
+        }
+        for s in old_rx {
+            changes.push(format!("receiver {}: removed", s.cfg.name));
+            if let Some(r) = s.run {
+                let _ = stop_receiver(r);
+            }
+        }
+        // PTP ports no longer configured go after their receivers.
+        for s in old {
+            changes.push(format!("ptp {}: removed", s.cfg.interface));
+            if let Some(r) = s.run {
+                let _ = stop_ptp(r);
+            }
+        }
+        // Senders, by name.
+        let mut old_tx: Vec<TxSlot> = std::mem::take(&mut self.senders);
+        for sc in &cfg.senders {
+            match old_tx.iter().position(|s| s.cfg.name == sc.name) {
+                Some(i) if old_tx[i].cfg == *sc => self.senders.push(old_tx.remove(i)),
+                Some(i) => {
+                    let mut slot = old_tx.remove(i);
+                    changes.push(format!("sender {}: changed, restarted", sc.name));
+                    if let Some(r) = slot.run.take() {
+                        let _ = r.h.stop();
+                    }
+                    slot.cfg = sc.clone();
+                    slot.failed = None;
+                    self.tx_try_start(&mut slot);
+                    self.senders.push(slot);
+                }
+                None => {
+                    changes.push(format!("sender {}: added", sc.name));
+                    let mut slot = TxSlot {
+                        cfg: sc.clone(),
+                        run: None,
+                        failed: None,
+                        restarts: 0,
+                        send_errors: 0,
+                    };
+                    self.tx_try_start(&mut slot);
+                    self.senders.push(slot);
+                }
+            }
+        }
+        for s in old_tx {
+            changes.push(format!("sender {}: removed", s.cfg.name));
+            if let Some(r) = s.run {
+                let _ = r.h.stop();
+            }
+        }
+        self.cfg = cfg;
+        changes
+    }
+
+    fn ptp_try_start(&self, slot: &mut PtpSlot) {
+        match start_ptp(&slot.cfg, &slot.handle) {
+            Ok(r) => {
+                slot.run = Some(r);
+                slot.failed = None;
+            }
+            Err(e) => {
+                tracing::warn!(interface = %slot.cfg.interface, "ptp: {e}");
+                slot.failed = Some(self.backoff.fail(slot.failed.as_ref(), e));
+            }
+        }
+    }
+
+    fn rx_try_start(&self, slot: &mut RxSlot) {
+        let ptp = self
+            .ptp
+            .iter()
+            .find(|p| Some(&p.cfg.interface) == slot.cfg.stream.iface.as_ref())
+            .map(|p| &p.handle);
+        match start_receiver(&slot.cfg, ptp) {
+            Ok(r) => {
+                tracing::info!(name = %slot.cfg.name, "receiver started");
+                slot.run = Some(r);
+                slot.failed = None;
+            }
+            Err(e) => {
+                tracing::warn!(name = %slot.cfg.name, "receiver: {e}");
+                slot.failed = Some(self.backoff.fail(slot.failed.as_ref(), e));
+            }
+        }
+    }
+
+    fn tx_try_start(&self, slot: &mut TxSlot) {
+        match start_sender(&slot.cfg) {
+            Ok(r) => {
+                tracing::info!(name = %slot.cfg.name, "sender started");
+                slot.run = Some(r);
+                slot.failed = None;
+            }
+            Err(e) => {
+                tracing::warn!(name = %slot.cfg.name, "sender: {e}");
+                slot.failed = Some(self.backoff.fail(slot.failed.as_ref(), e));
+            }
+        }
+    }
+
+    /// Checks every part and restarts the failed ones whose back-off has
+    /// passed. Call it every 100 ms or so.
+    pub fn tick(&mut self) {
+        let now = Instant::now();
+        let mut ptp = std::mem::take(&mut self.ptp);
+        for slot in &mut ptp {
+            if slot.run.as_ref().is_some_and(|r| r.thread.is_finished()) {
+                let e = match slot.run.take().map(stop_ptp) {
+                    Some(Err(e)) => e,
+                    _ => "the PTP thread ended".into(),
+                };
+                tracing::warn!(interface = %slot.cfg.interface, "ptp failed: {e}");
+                slot.failed = Some(self.backoff.fail(slot.failed.as_ref(), e));
+            }
+            if slot.run.is_none()
+                && !slot.held
+                && slot.failed.as_ref().is_some_and(|f| now >= f.retry_at)
+            {
+                slot.restarts += 1;
+                self.ptp_try_start(slot);
+            }
+            if slot.run.is_some() && ptp_locked(&slot.handle) {
+                slot.last_locked = Some(now);
+            }
+        }
+        self.ptp = ptp;
+        let mut rxs = std::mem::take(&mut self.receivers);
+        for slot in &mut rxs {
+            if slot.run.as_mut().is_some_and(|r| r.out.failed(now)) {
+                let e = match slot.run.take().map(stop_receiver) {
+                    Some(Err(e)) => e,
+                    _ => "the output ended".into(),
+                };
+                tracing::warn!(name = %slot.cfg.name, "receiver failed: {e}");
+                slot.failed = Some(self.backoff.fail(slot.failed.as_ref(), e));
+            }
+            if slot.run.is_none() && slot.failed.as_ref().is_some_and(|f| now >= f.retry_at) {
+                slot.restarts += 1;
+                self.rx_try_start(slot);
+            }
+        }
+        // PTP feed-forward: a real-time output's media clock runs at the PTP
+        // frequency while locked; when lost, the playout holds the last value.
+        for slot in &rxs {
+            if let Some(RxRun {
+                out: Sink::Rt { media, .. },
+                ..
+            }) = &slot.run
+            {
+                let h = self
+                    .ptp
+                    .iter()
+                    .find(|p| {
+                        slot.cfg.ptp && Some(&p.cfg.interface) == slot.cfg.stream.iface.as_ref()
+                    })
+                    .map(|p| &p.handle);
+                media.set(h.filter(|h| ptp_locked(h)).map(|h| h.freq()));
+            }
+        }
+        self.receivers = rxs;
+        let mut txs = std::mem::take(&mut self.senders);
+        for slot in &mut txs {
+            if let Some(r) = slot.run.as_mut() {
+                let n = r.h.sent();
+                if n != r.last_sent {
+                    r.last_sent = n;
+                    r.last_progress = now;
+                }
+            }
+            if slot
+                .run
+                .as_ref()
+                .is_some_and(|r| now.duration_since(r.last_progress) > SENDER_STALL)
+            {
+                let e = match slot.run.take().map(|r| r.h.stop()) {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "the sender stalled".into(),
+                };
+                slot.send_errors += 1;
+                tracing::warn!(name = %slot.cfg.name, "sender failed: {e}");
+                slot.failed = Some(self.backoff.fail(slot.failed.as_ref(), e));
+            }
+            if slot.run.is_none() && slot.failed.as_ref().is_some_and(|f| now >= f.retry_at) {
+                slot.restarts += 1;
+                self.tx_try_start(slot);
+            }
+        }
+        self.senders = txs;
+    }
+
+    /// Test hook: stops every PTP thread and keeps it stopped (no restart),
+    /// so the health check fails.
+    pub fn hold_ptp(&mut self) {
+        for s in &mut self.ptp {
+            s.held = true;
+            if let Some(r) = s.run.take() {
+                let _ = stop_ptp(r);
+            }
+            s.failed = None;
+        }
+    }
+
+    /// The engine health check behind the systemd watchdog: `Err(reason)`
+    /// when a configured PTP port's thread is not running (and not being
+    /// retried), or a port that had locked has been unlocked for longer
+    /// than `supervisor.watchdog_max_unlocked_s`.
+    pub fn health(&self) -> Result<(), String> {
+        let max = Duration::from_secs_f64(self.cfg.supervisor.watchdog_max_unlocked_s);
+        for s in &self.ptp {
+            if s.run.is_none() && s.failed.is_none() {
+                return Err(format!("PTP port {} is not running", s.cfg.interface));
+            }
+            if let Some(t) = s.last_locked
+                && t.elapsed() > max
+            {
+                return Err(format!(
+                    "PTP port {} unlocked for {:.0} s",
+                    s.cfg.interface,
+                    t.elapsed().as_secs_f64()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The status model of everything, now.
+    pub fn status(&self, config_path: &str) -> ServiceStatus {
+        let now = Instant::now();
+        let retry = |f: &Option<Failure>| {
+            f.as_ref()
+                .map(|f| f.retry_at.saturating_duration_since(now).as_secs_f64())
+        };
+        let health = self.health();
+        let ptp = self
+            .ptp
+            .iter()
+            .map(|s| {
+                let st = s.handle.status();
+                let mut p = PtpPortStatus {
+                    interface: s.cfg.interface.clone(),
+                    domain: s.cfg.domain,
+                    run: if s.run.is_some() {
+                        RunState::Running
+                    } else if s.held {
+                        RunState::Stopped
+                    } else {
+                        RunState::Error
+                    },
+                    error: s.failed.as_ref().map(|f| f.error.clone()),
+                    retry_in_s: retry(&s.failed),
+                    restarts: s.restarts,
+                    locked: s.run.is_some() && ptp_locked(&s.handle),
+                    ..Default::default()
+                };
+                if let (Some(st), true) = (st, s.run.is_some()) {
+                    p.state = json_name(&st.port.state);
+                    p.servo = json_name(&st.port.servo);
+                    p.gm_identity = st.port.gm_identity.clone();
+                    p.offset_from_master_s = st.port.offset_from_master.map(secs);
+                    p.mean_path_delay_s = st.port.mean_path_delay.map(secs);
+                    p.freq_ppb = st.port.freq.as_ppb();
+                    p.steps = st.port.steps;
+                    p.outliers = st.port.outliers;
+                    p.holdover_age_s = st.port.holdover_age_s;
+                    p.hardware_timestamps = st.hardware_timestamps;
+                }
+                p
+            })
+            .collect();
+        let receivers = self
+            .receivers
+            .iter()
+            .map(|s| {
+                let mut r = ReceiverStatus {
+                    name: s.cfg.name.clone(),
+                    dest: format!("{}:{}", s.cfg.stream.dest, s.cfg.stream.port),
+                    output: s.cfg.output.to_string(),
+                    run: if s.run.is_some() {
+                        RunState::Running
+                    } else {
+                        RunState::Error
+                    },
+                    error: s.failed.as_ref().map(|f| f.error.clone()),
+                    retry_in_s: retry(&s.failed),
+                    restarts: s.restarts,
+                    link_offset_s: s.cfg.link_offset_ms / 1e3,
+                    ..Default::default()
+                };
+                if let Some(run) = &s.run {
+                    let st = run.rx.stats();
+                    let rate = f64::from(run.rx.config().sample_rate.max(1));
+                    r.clock = json_name(&st.clock);
+                    r.ssrc = st.ssrc;
+                    r.packets = st.playout.packets;
+                    r.lost = st.playout.lost;
+                    r.late = st.playout.late;
+                    r.reordered = st.playout.reordered;
+                    r.duplicates = st.playout.duplicates;
+                    r.malformed = st.playout.malformed + st.playout.wrong_pt;
+                    r.foreign = st.foreign_source;
+                    match &run.out {
+                        Sink::Plain(o) => {
+                            r.underruns = o.stats.underruns.load(Ordering::Relaxed);
+                            r.xruns = o.stats.xruns.load(Ordering::Relaxed);
+                            r.output_frames = o.stats.frames.load(Ordering::Relaxed);
+                        }
+                        Sink::Rt { playout, .. } => {
+                            let p = playout.stats().snapshot();
+                            r.underruns = p.ring_underruns;
+                            r.xruns = p.xruns;
+                            r.steering_ratio = Some(1.0 + p.ratio_ppm * 1e-6);
+                        }
+                    }
+                    r.buffer_s = st.buffer_frames as f64 / rate;
+                }
+                r
+            })
+            .collect();
+        let senders = self
+            .senders
+            .iter()
+            .map(|s| SenderStatus {
+                name: s.cfg.name.clone(),
+                dest: format!("{}:{}", s.cfg.stream.dest, s.cfg.stream.port),
+                run: if s.run.is_some() {
+                    RunState::Running
+                } else {
+                    RunState::Error
+                },
+                error: s.failed.as_ref().map(|f| f.error.clone()),
+                retry_in_s: retry(&s.failed),
+                restarts: s.restarts,
+                packets: s.run.as_ref().map(|r| r.h.sent()).unwrap_or(0),
+                underruns: 0,
+                send_errors: s.send_errors,
+            })
+            .collect();
+        ServiceStatus {
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            config: config_path.into(),
+            healthy: health.is_ok(),
+            health_reason: health.err(),
+            reloads: self.reloads,
+            reload_errors: self.reload_errors,
+            last_reload_error: self.last_reload_error.clone(),
+            ptp,
+            receivers,
+            senders,
+        }
+    }
+
+    /// Stops everything: senders, receivers (outputs finalised), PTP ports.
+    pub fn shutdown(self) {
+        for s in self.senders {
+            if let Some(r) = s.run {
+                let _ = r.h.stop();
+            }
+        }
+        for s in self.receivers {
+            if let Some(r) = s.run
+                && let Err(e) = stop_receiver(r)
+            {
+                tracing::warn!(name = %s.cfg.name, "stopping: {e}");
+            }
+        }
+        for s in self.ptp {
+            if let Some(r) = s.run {
+                let _ = stop_ptp(r);
+            }
+        }
+    }
+}
+
+fn backoff_of(c: &Config) -> Backoff {
+    Backoff {
+        min: Duration::from_millis(c.supervisor.backoff_min_ms),
+        max: Duration::from_secs_f64(c.supervisor.backoff_max_s)
+            .max(Duration::from_millis(c.supervisor.backoff_min_ms)),
+    }
+}
+
+fn secs(n: Nanos) -> f64 {
+    n.as_ns() as f64 * 1e-9
+}
+
+/// The serde name of a unit enum (`SLAVE`, `locked`, `ptp_locked`).
+fn json_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let b = Backoff {
+            min: Duration::from_millis(500),
+            max: Duration::from_secs(2),
+        };
+        let f1 = b.fail(None, "x".into());
+        assert_eq!(f1.backoff, Duration::from_millis(500));
+        let f2 = b.fail(Some(&f1), "x".into());
+        assert_eq!(f2.backoff, Duration::from_secs(1));
+        let f3 = b.fail(Some(&f2), "x".into());
+        let f4 = b.fail(Some(&f3), "x".into());
+        assert_eq!(
+            (f3.backoff, f4.backoff),
+            (Duration::from_secs(2), Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn a_missing_interface_fails_only_its_stream_and_is_retried() {
+        let cfg = Config::parse(
+            r#"
+[[receivers]]
+name = "bad"
+url = "aes67://239.255.70.1:5004?iface=nosuchif0"
+[[receivers]]
+name = "good"
+url = "aes67://239.255.70.2:5004?iface=lo"
+[supervisor]
+backoff_min_ms = 50
+"#,
+            None,
+        )
+        .unwrap();
+        let mut s = Supervisor::start(cfg);
+        let st = s.status("t");
+        assert_eq!(st.receivers[0].run, RunState::Error, "{st:?}");
+        assert!(
+            st.receivers[0]
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("nosuchif0"),
+            "{st:?}"
+        );
+        assert_eq!(st.receivers[1].run, RunState::Running, "{st:?}");
+        std::thread::sleep(Duration::from_millis(120));
+        s.tick();
+        let st = s.status("t");
+        assert_eq!(st.receivers[0].restarts, 1, "{st:?}");
+        assert_eq!(st.receivers[1].run, RunState::Running);
+        s.shutdown();
+    }
+
+    #[test]
+    fn a_sim_output_plays_through_the_steered_real_time_path() {
+        let cfg = Config::parse(
+            r#"
+interface = "lo"
+[[receivers]]
+name = "sim"
+url = "aes67://239.255.70.9:5004"
+output = "sim:+100"
+[[senders]]
+name = "tone"
+url = "aes67://239.255.70.9:5004"
+ttl = 0
+"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(cfg.receivers[0].link_offset_ms, 25.0);
+        let mut s = Supervisor::start(cfg);
+        std::thread::sleep(Duration::from_millis(1500));
+        s.tick();
+        let st = s.status("t");
+        let r = &st.receivers[0];
+        assert_eq!(r.run, RunState::Running, "{st:?}");
+        assert!(r.packets > 500, "{r:?}");
+        let ratio = r.steering_ratio.expect("a steered output has a ratio");
+        assert!((ratio - 1.0).abs() < 2e-3, "{r:?}");
+        s.shutdown();
+    }
+}
