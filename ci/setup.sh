@@ -15,3 +15,13 @@ PKGS=(
 "$(dirname "$0")/setup-demo.sh" "${PKGS[@]}"
 # The BASS add-on's Windows build and wine test need the mingw target.
 rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu || rustup target add x86_64-pc-windows-gnu
+# sdpoker (AMWA's SDP checker, run by tests/sdp_sdpoker.rs and the sender's
+# netns test), unpacked offline from the shared peers beside this clone into
+# /tmp/nmos-testing; the script is idempotent. nodejs runs it.
+command -v node >/dev/null || apt-get install -y nodejs
+NMOS_SETUP="$(cd "$(dirname "$0")/../.." && pwd)/shared/peers/nmos-testing/setup.sh"
+if [ -x "$NMOS_SETUP" ] || [ -f "$NMOS_SETUP" ]; then
+  bash "$NMOS_SETUP" /tmp/nmos-testing >/dev/null
+else
+  echo "ci/setup.sh: $NMOS_SETUP not found: sdpoker tests will fail" >&2
+fi
