@@ -310,7 +310,10 @@ mod tests {
         assert_eq!(check_format(&c, 1000), Ok(48));
         c.channels = 11;
         let e = check_format(&c, 1000).unwrap_err().to_string();
-        assert!(e.contains("in ch=11") && e.contains("at most 10 channels"), "{e}");
+        assert!(
+            e.contains("in ch=11") && e.contains("at most 10 channels"),
+            "{e}"
+        );
         c.channels = 64;
         assert_eq!(check_format(&c, 125), Ok(6));
         c.encoding = Encoding::L16;
