@@ -26,6 +26,10 @@ fn cfg(i: usize, ch: u16) -> StreamConfig {
     c
 }
 
+/// What a receiver saw of one stream: packets, (seq, ts) gaps, the last
+/// (seq, ts), kernel arrival times (ns).
+type Seen = (u64, u64, Option<(u16, u32)>, Vec<i64>);
+
 /// Threads of this process named `name`.
 fn threads_named(name: &str) -> usize {
     std::fs::read_dir("/proc/self/task")
@@ -104,7 +108,7 @@ fn sixteen_streams_on_one_thread_with_dscp() {
         "one pacing thread"
     );
     // Per stream: packets, (seq, ts) gaps, last (seq, ts), kernel arrival times.
-    let mut per: HashMap<usize, (u64, u64, Option<(u16, u32)>, Vec<i64>)> = HashMap::new();
+    let mut per: HashMap<usize, Seen> = HashMap::new();
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(3) {
         src.poll(50, &mut |buf, m| {
@@ -132,15 +136,16 @@ fn sixteen_streams_on_one_thread_with_dscp() {
     }
     let stats: Vec<_> = sender.stop();
     let counters = nft("list table inet s11");
-    for i in 0..n {
+    assert_eq!(stats.len(), n);
+    for (i, st) in stats.iter().enumerate() {
         let (pk, gaps, _, arr) = per.get(&i).unwrap_or_else(|| panic!("stream {i}: nothing"));
         assert_eq!(*gaps, 0, "stream {i}: sequence/timestamp gaps");
         assert!(
             (2900..=3100).contains(pk),
             "stream {i}: {pk} packets in 3 s"
         );
-        assert_eq!(stats[i].send_errors, 0);
-        assert_eq!(stats[i].skipped_packets, 0);
+        assert_eq!(st.send_errors, 0);
+        assert_eq!(st.skipped_packets, 0);
         // Received at the packet rate: the span of the arrivals is the
         // packet count in ms (±50 ms).
         let span_ms = (arr[arr.len() - 1] - arr[0]) as f64 / 1e6;
