@@ -102,6 +102,10 @@ struct SendArgs {
     /// Stop after this many seconds (0 = until Ctrl-C).
     #[arg(long, default_value_t = 0.0)]
     duration: f64,
+    /// Packets leave at the media time of their first sample plus this, µs
+    /// (0 to 100000).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    send_offset_us: u32,
     /// SCHED_FIFO priority of the pacing thread (1-99; best effort).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u8).range(1..=99))]
     rt_priority: u8,
@@ -454,6 +458,7 @@ fn send(a: SendArgs) -> Res {
         vec![stream],
         SenderOptions {
             rt_priority: Some(a.rt_priority),
+            send_offset: aes67::units::Nanos::from_ns(i64::from(a.send_offset_us) * 1000),
             ..SenderOptions::new(clock)
         },
     )?;

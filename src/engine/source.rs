@@ -81,6 +81,9 @@ pub struct RingSource {
     stop: Arc<AtomicBool>,
     error: Arc<std::sync::Mutex<Option<String>>>,
     thread: Option<JoinHandle<()>>,
+    /// Join the feeder on drop (not for stdin: a read may block forever;
+    /// that feeder is left to end with the process).
+    join_on_drop: bool,
 }
 
 impl RingSource {
@@ -119,7 +122,9 @@ impl AudioSource for RingSource {
 impl Drop for RingSource {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        if let Some(t) = self.thread.take()
+            && self.join_on_drop
+        {
             let _ = t.join();
         }
     }
@@ -421,6 +426,7 @@ impl Pipe {
 fn spawn_feeder(
     out: OutFormat,
     name: &str,
+    join_on_drop: bool,
     body: impl FnOnce(rtrb::Producer<i32>, Arc<AtomicBool>) -> Result<(), String> + Send + 'static,
 ) -> std::io::Result<RingSource> {
     let cap = out.ring_frames.max(64) * out.channels;
@@ -446,6 +452,7 @@ fn spawn_feeder(
         stop,
         error,
         thread: Some(thread),
+        join_on_drop,
     };
     // Prefill: wait for a full ring (or the end) for at most 5 s.
     let t = Instant::now();
@@ -526,7 +533,7 @@ pub fn open_file(
     };
     let (_, _, _, rate, channels) = open_decoder(path).map_err(ferr)?;
     let p = path.to_path_buf();
-    let src = spawn_feeder(out, "file", move |prod, stop| {
+    let src = spawn_feeder(out, "file", true, move |prod, stop| {
         let mut pipe = Pipe::new(out, channels, rate, prod, stop.clone())?;
         loop {
             let (mut format, mut dec, id, _, _) = open_decoder(&p)?;
@@ -602,7 +609,7 @@ pub fn open_stdin(
             field: "--channels",
         });
     }
-    spawn_feeder(out, "stdin", move |prod, stop| {
+    spawn_feeder(out, "stdin", false, move |prod, stop| {
         let mut pipe = Pipe::new(out, channels, rate, prod, stop.clone())?;
         let frame = format.bytes() * channels;
         let mut buf = vec![0u8; frame * 256];
