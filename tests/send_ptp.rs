@@ -143,3 +143,109 @@ fn ptp_sender_stamps_ptp_time_and_names_the_grandmaster() {
     );
     eprintln!("SDP with PTP: sdpoker no errors:\n{text}");
 }
+
+/// A new grandmaster (ptp4l restarted with another MAC, hence another
+/// clockIdentity) gives a new `ts-refclk` and the next `o=` version, printed
+/// and written to `--sdp-out` (RFC 4566 §5.2).
+#[test]
+#[ignore = "needs root: network namespaces, ptp4l"]
+fn a_new_grandmaster_bumps_the_sdp_version() {
+    use std::io::BufRead;
+    let (dir, net, _solo) = rig();
+    let mac_of = || {
+        in_netns(&net.b, || {
+            aes67::sys::socket::lookup(&net.if_b).unwrap().mac.unwrap()
+        })
+        .unwrap()
+    };
+    let gm1_mac = mac_of();
+    let gm1 = ptp4l(&net.b, &net.if_b, GM_CONF, dir.path(), "gm1");
+    let sdp = dir.path().join("s.sdp");
+    let mut tx = Kill(
+        NetnsPair::cmd_in(&net.a, env!("CARGO_BIN_EXE_aes67"))
+            .args([
+                "send",
+                &format!("aes67://239.69.11.10:5122?iface={}", net.if_a),
+            ])
+            .args([
+                "--ptp",
+                &net.if_a,
+                "--duration",
+                "150",
+                "--json",
+                "--sdp-out",
+            ])
+            .arg(&sdp)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (send, recv) = std::sync::mpsc::channel();
+    let out = tx.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&l)
+                && v.get("sdp").is_some()
+                && send.send(v).is_err()
+            {
+                return;
+            }
+        }
+    });
+    let next_sdp = |what: &str| -> serde_json::Value {
+        recv.recv_timeout(Duration::from_secs(100))
+            .unwrap_or_else(|_| panic!("no SDP for {what} within 100 s"))
+    };
+    let ts_refclk = |mac: [u8; 6]| {
+        format!(
+            "a=ts-refclk:{}\r\n",
+            RefClock::Ptp {
+                gm: ClockIdentity::from_mac(mac),
+                domain: 0
+            }
+            .value()
+        )
+    };
+    let v1 = next_sdp("the first grandmaster");
+    assert_eq!(v1["sdp_version"], 1, "{v1}");
+    assert!(
+        v1["sdp"].as_str().unwrap().contains(&ts_refclk(gm1_mac)),
+        "{v1}"
+    );
+    // Another grandmaster: ptp4l with a new MAC on if_b.
+    drop(gm1);
+    let gm2_mac = [0x02, 0x53, 0x31, 0x31, 0x00, 0x02];
+    let out = NetnsPair::cmd_in(&net.b, "ip")
+        .args([
+            "link",
+            "set",
+            "dev",
+            &net.if_b,
+            "address",
+            "02:53:31:31:00:02",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mac_of(), gm2_mac);
+    let _gm2 = ptp4l(&net.b, &net.if_b, GM_CONF, dir.path(), "gm2");
+    let v2 = next_sdp("the second grandmaster");
+    assert_eq!(v2["sdp_version"], 2, "{v2}");
+    let text = v2["sdp"].as_str().unwrap();
+    assert!(text.contains(&ts_refclk(gm2_mac)), "{text}");
+    assert!(text.contains(" 2 IN IP4 "), "o= version 2: {text}");
+    assert_eq!(
+        std::fs::read_to_string(&sdp).unwrap(),
+        text,
+        "--sdp-out rewritten"
+    );
+    eprintln!(
+        "grandmaster change: SDP version 1 -> 2, ts-refclk {}",
+        ts_refclk(gm2_mac).trim()
+    );
+}

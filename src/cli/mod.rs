@@ -372,18 +372,22 @@ fn send(a: SendArgs) -> Res {
         };
         aes67::engine::ptp::spawn(opts)
     });
+    // The grandmaster our slave follows; `None` unless it is in SLAVE state
+    // (listening, the port reports its own identity).
     let gm_of = |h: &aes67::engine::ptp_clock::PtpClockHandle| {
-        h.status().and_then(|s| {
-            s.port
-                .gm_identity
-                .parse::<aes67::ptp::msg::ClockIdentity>()
-                .ok()
-        })
+        h.status()
+            .filter(|s| s.port.state == aes67::ptp::port::PortState::Slave)
+            .and_then(|s| {
+                s.port
+                    .gm_identity
+                    .parse::<aes67::ptp::msg::ClockIdentity>()
+                    .ok()
+            })
     };
     let (clock, refclk) = match &ptp {
         Some((h, _, _)) => {
             eprintln!(
-                "aes67 send: waiting for PTP lock on {} (domain {})",
+                "aes67 send: waiting for a stable PTP lock on {} (domain {})",
                 a.ptp.as_deref().unwrap_or(""),
                 a.ptp_domain
             );
