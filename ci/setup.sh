@@ -5,7 +5,7 @@
 set -euo pipefail
 PKGS=(
   alsa-utils                            # aplay/arecord
-  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good  # AES67 peer
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good  # AES67 peer; lamemp3enc (MP3 test file)
   linuxptp                              # ptp4l/pmc peer
   nftables iproute2 util-linux          # netns rigs, loss injection, setpriv
   sox                                   # signal generation/analysis in rigs
@@ -13,9 +13,19 @@ PKGS=(
   gir1.2-gstreamer-1.0 python3-gi       # GstPtpClock peer in the PTP precision harness
   prometheus curl                       # the service: a real Prometheus scraping us, promtool
   systemd udev                          # systemd-analyze verify (unit), udevadm (rules)
+  nodejs python3-venv                   # sdpoker (node) and the nmos-testing venv
 )
 "$(dirname "$0")/setup-demo.sh" "${PKGS[@]}"
 # The BASS add-on's Windows build and wine test need the mingw target.
 rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu || rustup target add x86_64-pc-windows-gnu
 # The package proof (ci/deb.sh) builds the .deb with cargo-deb; installed once.
 cargo deb --version >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0
+# sdpoker (AMWA's SDP checker, run by tests/sdp_sdpoker.rs and the sender's
+# netns tests), unpacked offline from the shared peers beside this clone into
+# /tmp/nmos-testing; the script is idempotent.
+NMOS_SETUP="$(cd "$(dirname "$0")/../.." && pwd)/shared/peers/nmos-testing/setup.sh"
+if [ -x "$NMOS_SETUP" ] || [ -f "$NMOS_SETUP" ]; then
+  bash "$NMOS_SETUP" /tmp/nmos-testing >/dev/null
+else
+  echo "ci/setup.sh: $NMOS_SETUP not found: sdpoker tests will fail" >&2
+fi

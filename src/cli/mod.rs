@@ -40,8 +40,9 @@ enum Cmd {
     /// Receive several streams on one ingest thread and print each one's
     /// counters once per second (audio is discarded).
     Monitor(crate::cli::monitor::MonitorArgs),
-    /// Send a test tone as an AES67 stream (L24/L16, the URL's format, one
-    /// packet per packet time) and print its SDP.
+    /// Send an AES67 stream (a tone, a file or stdin; L24/L16 in the URL's
+    /// format, one packet per packet time, paced on PTP or CLOCK_MONOTONIC),
+    /// print its SDP and a status line per second.
     Send(SendArgs),
     /// Run as a service: every PTP port, receiver and sender of a config
     /// file, with metrics, a status socket, SIGHUP reload and systemd
@@ -56,24 +57,70 @@ enum Cmd {
 struct SendArgs {
     /// Destination: aes67://GROUP:PORT?iface=IP|NAME&pt=N&ch=N&rate=HZ&enc=L24|L16
     url: String,
-    /// Packet time, µs (125 to 5000).
+    /// Audio source: tone[:HZ], file:PATH (WAV, FLAC, MP3, Ogg; resampled to
+    /// the stream rate) or stdin (raw PCM, see --format/--rate/--channels).
+    #[arg(long, default_value = "tone")]
+    source: String,
+    /// Packet time, µs (125 to 5000; at 44.1 kHz the 48 kHz frame count).
     #[arg(long, default_value_t = 1000)]
     packet_time_us: u32,
-    /// Tone frequency, Hz.
+    /// Tone frequency, Hz (for `--source tone` without :HZ).
     #[arg(long, default_value_t = 1000.0)]
     freq: f64,
-    /// Multicast TTL.
-    #[arg(long, default_value_t = 1)]
+    /// file: start over at the end (otherwise silence follows the end).
+    #[arg(long = "loop")]
+    looped: bool,
+    /// stdin: sample format.
+    #[arg(long, default_value = "s16le")]
+    format: aes67::engine::source::RawFormat,
+    /// stdin: sample rate, Hz (default: the stream's); resampled if it differs.
+    #[arg(long)]
+    rate: Option<u32>,
+    /// stdin: channels (default: the stream's); mapped 1:1, mono to all.
+    #[arg(long)]
+    channels: Option<usize>,
+    /// Multicast TTL (also in the SDP c= line).
+    #[arg(long, default_value_t = 32)]
     ttl: u32,
-    /// RTP timestamp time base.
+    /// DSCP of the RTP packets (0-63; AF41 = 34).
+    #[arg(long, default_value_t = 34, value_parser = clap::value_parser!(u8).range(0..=63))]
+    dscp: u8,
+    /// Run a PTP slave on this interface: RTP timestamp = PTP time × rate +
+    /// mediaclk offset, packets paced on PTP time, SDP ts-refclk names the
+    /// grandmaster. Without it: CLOCK_MONOTONIC and ts-refclk:localmac.
+    #[arg(long, value_name = "IFACE")]
+    ptp: Option<String>,
+    /// PTP domainNumber for --ptp.
+    #[arg(long, default_value_t = 0)]
+    ptp_domain: u8,
+    /// Without --ptp: the RTP timestamp time base.
     #[arg(long, default_value = "arbitrary")]
     rtp_clock: aes67::engine::sender::RtpClock,
     /// `a=mediaclk:direct=` offset added to the RTP timestamps (RFC 7273).
     #[arg(long, default_value_t = 0)]
     mediaclk_offset: u32,
+    /// Session name (SDP s=).
+    #[arg(long)]
+    name: Option<String>,
+    /// Write the SDP to this file (rewritten when it changes).
+    #[arg(long)]
+    sdp_out: Option<PathBuf>,
+    /// SDP `a=fmtp:<pt> channel-order=` value, e.g. SMPTE2110.(ST) (ST 2110-30).
+    #[arg(long)]
+    channel_order: Option<String>,
     /// Stop after this many seconds (0 = until Ctrl-C).
     #[arg(long, default_value_t = 0.0)]
     duration: f64,
+    /// Packets leave at the media time of their first sample plus this, µs
+    /// (0 to 100000).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    send_offset_us: u32,
+    /// SCHED_FIFO priority of the pacing thread (1-99; best effort).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u8).range(1..=99))]
+    rt_priority: u8,
+    /// Print one JSON object per second on stdout instead of the status line.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `aes67 play`.
@@ -237,42 +284,293 @@ fn play(a: PlayArgs) -> Res {
 }
 
 fn send(a: SendArgs) -> Res {
+    use aes67::engine::sender::{SendClock, SendStream, Sender, SenderOptions};
+    use aes67::engine::source::{self, OutFormat, SourceSpec};
+    use aes67::media::session::{RefClock, SdpVersion, SenderSdp, check_format};
+
     let mut cfg = StreamConfig::from_url(&a.url)?;
-    if !(125..=5000).contains(&a.packet_time_us) {
-        return Err(format!(
-            "invalid packet time {} in --packet-time-us (allowed 125-5000)",
-            a.packet_time_us
-        )
-        .into());
+    let std::net::IpAddr::V4(dest) = cfg.dest else {
+        return Err(format!("IPv6 is not supported yet in group={}", cfg.dest).into());
+    };
+    if dest.is_unspecified() || dest.is_broadcast() {
+        return Err(format!("not a usable destination address in group={dest}").into());
     }
+    let frames = check_format(&cfg, a.packet_time_us)?;
+    let spec: SourceSpec = a.source.parse()?;
     cfg.packet_time_us = Some(a.packet_time_us);
     cfg.mediaclk_offset = Some(a.mediaclk_offset);
     cfg.ttl = Some(a.ttl.min(255) as u8);
-    let iface = match &cfg.iface {
-        Some(i) => aes67::sys::socket::lookup(i)?.ipv4,
-        None => std::net::Ipv4Addr::UNSPECIFIED,
+    if let Some(n) = &a.name {
+        cfg.name = Some(n.clone());
+    }
+    let ifc = match &cfg.iface {
+        Some(i) => Some(aes67::sys::socket::lookup(i)?),
+        // The interface the routing table picks (for the origin and MAC).
+        None => aes67::sys::socket::local_addr_towards(dest)
+            .and_then(|a| aes67::sys::socket::lookup(&a.to_string()).ok()),
     };
-    print!(
-        "{}",
-        cfg.to_sdp(std::net::IpAddr::V4(iface), u64::from(std::process::id()))
-    );
-    let h = aes67::engine::sender::ToneSender {
-        stream: cfg,
+    let iface = match (&cfg.iface, &ifc) {
+        (Some(_), Some(i)) => i.ipv4,
+        _ => std::net::Ipv4Addr::UNSPECIFIED,
+    };
+    let origin = ifc
+        .as_ref()
+        .map(|i| i.ipv4)
+        .or_else(|| aes67::sys::socket::local_addr_towards(dest))
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+    let ch = cfg.channels as usize;
+    let bits = cfg.encoding.bits() as u32;
+    let out = OutFormat {
+        rate: cfg.sample_rate,
+        channels: ch,
+        bits,
+        // Decoded ahead: a file 1 s (the feeder thread is not real-time and
+        // must ride out a loaded machine), stdin 250 ms (its latency).
+        ring_frames: (cfg.sample_rate as usize
+            / if matches!(spec, SourceSpec::Stdin) {
+                4
+            } else {
+                1
+            })
+        .max(8 * frames as usize),
+    };
+    let (src, what): (Box<dyn aes67::engine::sender::AudioSource>, String) = match &spec {
+        SourceSpec::Tone(f) => {
+            let hz = if a.source == "tone" { a.freq } else { *f };
+            (
+                Box::new(source::ToneSource::new(
+                    cfg.sample_rate,
+                    ch,
+                    bits,
+                    hz,
+                    -12.0,
+                )),
+                format!("{hz} Hz tone at -12 dBFS"),
+            )
+        }
+        SourceSpec::File(p) => {
+            let (s, info) = source::open_file(p, out, a.looped)?;
+            (
+                Box::new(s),
+                format!(
+                    "{} ({} ch, {} Hz{}{})",
+                    p.display(),
+                    info.channels,
+                    info.rate,
+                    if info.rate != cfg.sample_rate {
+                        ", resampled"
+                    } else {
+                        ""
+                    },
+                    if a.looped { ", looped" } else { "" }
+                ),
+            )
+        }
+        SourceSpec::Stdin => {
+            let rate = a.rate.unwrap_or(cfg.sample_rate);
+            let chans = a.channels.unwrap_or(ch);
+            (
+                Box::new(source::open_stdin(a.format, rate, chans, out)?),
+                format!("stdin ({:?}, {chans} ch, {rate} Hz)", a.format),
+            )
+        }
+    };
+    // The clock: the engine's PTP slave, or CLOCK_MONOTONIC.
+    let ptp = a.ptp.as_ref().map(|i| {
+        let opts = aes67::engine::ptp::PtpOptions {
+            domain: a.ptp_domain,
+            slave_only: true,
+            ..aes67::engine::ptp::PtpOptions::new(i.clone())
+        };
+        aes67::engine::ptp::spawn(opts)
+    });
+    // The grandmaster our slave follows; `None` unless it is in SLAVE state
+    // (listening, the port reports its own identity).
+    let gm_of = |h: &aes67::engine::ptp_clock::PtpClockHandle| {
+        h.status()
+            .filter(|s| s.port.state == aes67::ptp::port::PortState::Slave)
+            .and_then(|s| {
+                s.port
+                    .gm_identity
+                    .parse::<aes67::ptp::msg::ClockIdentity>()
+                    .ok()
+            })
+    };
+    let (clock, refclk) = match &ptp {
+        Some((h, _, _)) => {
+            eprintln!(
+                "aes67 send: waiting for a stable PTP lock on {} (domain {})",
+                a.ptp.as_deref().unwrap_or(""),
+                a.ptp_domain
+            );
+            let t = Instant::now();
+            let gm = loop {
+                // Locked and stable: the servo no longer steps or slews
+                // fast, so RTP timestamps run smoothly from the first packet.
+                if let (aes67::ptp::ServoState::LockedStable, Some(gm)) =
+                    (h.servo_state(), gm_of(h))
+                {
+                    break gm;
+                }
+                if signal::interrupted() || t.elapsed() > Duration::from_secs(90) {
+                    return Err("PTP did not reach locked_stable within 90 s in --ptp".into());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            (
+                SendClock::Ptp(h.clone()),
+                RefClock::Ptp {
+                    gm,
+                    domain: a.ptp_domain,
+                },
+            )
+        }
+        None => (
+            SendClock::Monotonic(a.rtp_clock),
+            RefClock::LocalMac(ifc.as_ref().and_then(|i| i.mac).unwrap_or([0; 6])),
+        ),
+    };
+    let session_id = aes67::sys::clock::realtime_now_ns() as u64 / 1_000_000_000;
+    let mut version = SdpVersion::new(1, refclk);
+    let mut desc = SenderSdp {
+        stream: cfg.clone(),
+        frames,
+        origin,
+        session_id,
+        version: version.version(),
+        refclk,
+        mediaclk_offset: a.mediaclk_offset,
+        channel_order: a.channel_order.clone(),
+    };
+    let publish = |d: &SenderSdp| -> Res {
+        let text = d.render();
+        if let Some(p) = &a.sdp_out {
+            std::fs::write(p, &text).map_err(|e| format!("--sdp-out {}: {e}", p.display()))?;
+        }
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({ "sdp": text, "sdp_version": d.version })
+            );
+        } else {
+            print!("{text}");
+        }
+        Ok(())
+    };
+    publish(&desc)?;
+    let ssrc = (aes67::sys::clock::realtime_now_ns() as u32 ^ std::process::id().rotate_left(16))
+        .wrapping_mul(2_654_435_761);
+    let stream = SendStream {
+        stream: cfg.clone(),
+        frames,
         iface,
         ttl: a.ttl,
-        freq_hz: a.freq,
-        level_dbfs: -12.0,
-        rtp_clock: a.rtp_clock,
-    }
-    .start()?;
+        dscp: a.dscp,
+        mediaclk_offset: a.mediaclk_offset,
+        ssrc,
+        source: src,
+    };
+    let sender = Sender::start(
+        vec![stream],
+        SenderOptions {
+            rt_priority: Some(a.rt_priority),
+            send_offset: aes67::units::Nanos::from_ns(i64::from(a.send_offset_us) * 1000),
+            ..SenderOptions::new(clock)
+        },
+    )?;
+    eprintln!(
+        "aes67 send: {what} -> {}:{} {} {} ch {} Hz, {} frames/packet, DSCP {}, {}",
+        cfg.dest,
+        cfg.port,
+        cfg.encoding.name(),
+        cfg.channels,
+        cfg.sample_rate,
+        frames,
+        a.dscp,
+        if ptp.is_some() {
+            "PTP media clock"
+        } else {
+            "CLOCK_MONOTONIC"
+        }
+    );
     let start = Instant::now();
-    while !signal::interrupted()
-        && (a.duration <= 0.0 || start.elapsed().as_secs_f64() < a.duration)
-    {
-        std::thread::sleep(Duration::from_millis(20));
+    while sender.rt().is_none() && start.elapsed() < Duration::from_millis(200) {
+        std::thread::sleep(Duration::from_millis(1));
     }
-    let n = h.stop()?;
-    eprintln!("aes67 send: sent {n} packets");
+    if sender.rt() == Some(false) {
+        eprintln!(
+            "aes67 send: warning: SCHED_FIFO denied for the pacing thread (needs CAP_SYS_NICE or \
+             RLIMIT_RTPRIO); it runs at normal priority"
+        );
+    }
+    let mut next = Duration::from_secs(1);
+    let report = |s: aes67::engine::sender::SendStatsSnapshot, t: f64, fin: bool| {
+        if a.json {
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("t_s".into(), serde_json::json!(t));
+                if fin {
+                    o.insert("final".into(), serde_json::json!(true));
+                }
+            }
+            println!("{v}");
+        } else {
+            eprintln!(
+                "[{t:>5.0}s] sent {} packets ({} frames), silence {} frames, underruns {}, \
+                 send errors {}, skipped {}, max late {:.0} µs{}{}",
+                s.packets_sent,
+                s.frames_sent,
+                s.silence_frames,
+                s.underruns,
+                s.send_errors,
+                s.skipped_packets,
+                s.max_late_ns as f64 / 1000.0,
+                if s.source_ended { ", source ended" } else { "" },
+                if fin { " (final)" } else { "" }
+            );
+        }
+    };
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let el = start.elapsed();
+        let done = signal::interrupted() || (a.duration > 0.0 && el.as_secs_f64() >= a.duration);
+        if done {
+            break;
+        }
+        if el >= next {
+            next += Duration::from_secs(1);
+            if let Some(s) = sender.stats(0) {
+                report(s, el.as_secs_f64(), false);
+            }
+            // A new grandmaster: new ts-refclk, new SDP version (RFC 4566 §5.2).
+            if let Some((h, _, _)) = &ptp
+                && let Some(gm) = gm_of(h)
+            {
+                let rc = RefClock::Ptp {
+                    gm,
+                    domain: a.ptp_domain,
+                };
+                if version.observe(rc) {
+                    desc.refclk = rc;
+                    desc.version = version.version();
+                    eprintln!(
+                        "aes67 send: grandmaster now {gm}: SDP version {}",
+                        desc.version
+                    );
+                    publish(&desc)?;
+                }
+            }
+        }
+    }
+    let el = start.elapsed().as_secs_f64();
+    let last = sender.stop();
+    if let Some((_, stop, j)) = ptp {
+        stop.store(true, Ordering::SeqCst);
+        let _ = j.join();
+    }
+    if let Some(s) = last.first() {
+        report(*s, el, true);
+    }
     Ok(())
 }
 

@@ -8,7 +8,8 @@
 //! - [`playout`]: the real-time playout thread with the steered resampler,
 //!   over a [`crate::sys::pcm::PcmDevice`] ([`device::SimDevice`] or ALSA);
 //! - [`output`]: plain sinks (ALSA, WAV, null) fed from a ring;
-//! - [`sender`]: the RTP sender;
+//! - [`sender`]: the RTP senders (many streams on one pacing thread);
+//! - [`source`]: their audio sources (tone, file, stdin);
 //! - [`tone`]: a test-tone generator feeding a playout ring.
 //!
 //! No argument parsing and no printing to stdout: that is the CLI's.
@@ -21,4 +22,5 @@ pub mod ptp;
 pub mod ptp_clock;
 pub mod receiver;
 pub mod sender;
+pub mod source;
 pub mod tone;

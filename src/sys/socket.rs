@@ -185,17 +185,37 @@ pub fn open_stream_socket(cfg: &StreamConfig) -> Result<Socket, SocketError> {
 
 /// Opens the RTP sender's socket: for a multicast destination, sending on
 /// the interface with address `iface`, with `ttl` (0: this host only) and
-/// loopback on; DSCP AF41 (AES67-2018 §5) when the OS allows.
+/// loopback on; DSCP `dscp` (6 bits; media default AF41 = 34, AES67-2018
+/// §D.2) when the OS allows.
 ///
 /// Errors: [`SocketError::Io`] naming the step.
-pub fn open_sender_socket(dest: IpAddr, iface: Ipv4Addr, ttl: u32) -> Result<Socket, SocketError> {
+pub fn open_sender_socket(
+    dest: IpAddr,
+    iface: Ipv4Addr,
+    ttl: u32,
+    dscp: u8,
+) -> Result<Socket, SocketError> {
     let sock =
         Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(io_err("socket"))?;
     if dest.is_multicast() {
         set_multicast_send(&sock, iface, ttl, true)?;
     }
-    let _ = sock.set_tos_v4(34 << 2);
+    // DSCP is the upper 6 bits of the TOS byte (RFC 2474 §3). Some OSes
+    // refuse IP_TOS (Windows without QoS policy): then packets go unmarked.
+    let _ = sock.set_tos_v4(u32::from(dscp & 0x3f) << 2);
     Ok(sock)
+}
+
+/// The local IPv4 address this host would send from towards `dest` (the
+/// routing table's choice, learned by connecting a UDP socket; nothing is
+/// sent). `None` when there is no route.
+pub fn local_addr_towards(dest: Ipv4Addr) -> Option<Ipv4Addr> {
+    let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    s.connect((dest, 9)).ok()?;
+    match s.local_addr().ok()?.ip() {
+        IpAddr::V4(a) if !a.is_unspecified() => Some(a),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
