@@ -13,6 +13,7 @@ use aes67::units::Nanos;
 
 mod monitor;
 mod ptp;
+mod sap;
 mod signal;
 mod status;
 
@@ -40,6 +41,9 @@ enum Cmd {
     /// Send a test tone as an AES67 stream (L24/L16, the URL's format, one
     /// packet per packet time) and print its SDP.
     Send(SendArgs),
+    /// List the AES67 sessions announced by SAP (RFC 2974): a table
+    /// refreshed each second, or JSON.
+    List(sap::ListArgs),
 }
 
 /// Arguments of `aes67 send`.
@@ -65,14 +69,22 @@ struct SendArgs {
     /// Stop after this many seconds (0 = until Ctrl-C).
     #[arg(long, default_value_t = 0.0)]
     duration: f64,
+    #[command(flatten)]
+    sap: sap::SendSapArgs,
 }
 
 /// Arguments of `aes67 play`.
 #[derive(Args)]
 struct PlayArgs {
-    /// Stream URL: aes67://GROUP:PORT?iface=IP|NAME&pt=N&jitter=MS&ch=N&rate=HZ&enc=L24|L16&source=IP
+    /// Stream URL: aes67://GROUP:PORT?iface=IP|NAME&pt=N&jitter=MS&ch=N&rate=HZ&enc=L24|L16&source=IP,
+    /// or sap:NAME (a session announced by SAP: exact name or unique prefix).
     #[arg(required_unless_present = "sdp", conflicts_with = "sdp")]
     url: Option<String>,
+    /// sap:NAME: how long to wait for the announcement, s.
+    #[arg(long, default_value_t = 30.0)]
+    sap_timeout: f64,
+    #[command(flatten)]
+    sap_net: sap::SapNetArgs,
     /// Read the stream description from an SDP file (RFC 4566) instead of a URL.
     #[arg(long)]
     sdp: Option<PathBuf>,
@@ -149,6 +161,7 @@ pub(crate) fn main() -> i32 {
         Cmd::Ptp(a) => return ptp::run(a),
         Cmd::Send(a) => send(a),
         Cmd::Monitor(a) => return crate::cli::monitor::run(a),
+        Cmd::List(a) => return sap::list(a),
     };
     match r {
         Ok(()) => 0,
@@ -162,7 +175,19 @@ pub(crate) fn main() -> i32 {
 type Res = Result<(), Box<dyn std::error::Error>>;
 
 fn play(a: PlayArgs) -> Res {
+    // Held while playing: reports new versions of a SAP session.
+    let mut _sap_watch = None;
     let mut cfg = match (&a.url, &a.sdp) {
+        (Some(u), _) if u.starts_with("sap:") => {
+            let (c, w) = sap::resolve(
+                &u["sap:".len()..],
+                a.iface.as_deref(),
+                a.sap_timeout,
+                &a.sap_net,
+            )?;
+            _sap_watch = Some(w);
+            c
+        }
         (Some(u), _) => StreamConfig::from_url(u)?,
         (None, Some(p)) => {
             let text =
@@ -236,14 +261,14 @@ fn send(a: SendArgs) -> Res {
     cfg.packet_time_us = Some(a.packet_time_us);
     cfg.mediaclk_offset = Some(a.mediaclk_offset);
     cfg.ttl = Some(a.ttl.min(255) as u8);
+    a.sap.apply_name(&mut cfg);
     let iface = match &cfg.iface {
         Some(i) => aes67::sys::socket::lookup(i)?.ipv4,
         None => std::net::Ipv4Addr::UNSPECIFIED,
     };
-    print!(
-        "{}",
-        cfg.to_sdp(std::net::IpAddr::V4(iface), u64::from(std::process::id()))
-    );
+    let sdp = cfg.to_sdp(std::net::IpAddr::V4(iface), u64::from(std::process::id()));
+    print!("{sdp}");
+    let sap = a.sap.start(cfg.iface.as_deref(), &sdp)?;
     let h = aes67::engine::sender::ToneSender {
         stream: cfg,
         iface,
@@ -260,6 +285,9 @@ fn send(a: SendArgs) -> Res {
         std::thread::sleep(Duration::from_millis(20));
     }
     let n = h.stop()?;
+    if let Some(s) = sap {
+        s.stop(); // the SAP deletions (3)
+    }
     eprintln!("aes67 send: sent {n} packets");
     Ok(())
 }

@@ -9,6 +9,8 @@
 //!   over a [`crate::sys::pcm::PcmDevice`] ([`device::SimDevice`] or ALSA);
 //! - [`output`]: plain sinks (ALSA, WAV, null) fed from a ring;
 //! - [`sender`]: the RTP sender;
+//! - [`sap`]: the SAP control-plane thread (session directory and
+//!   announcements, RFC 2974);
 //! - [`tone`]: a test-tone generator feeding a playout ring.
 //!
 //! No argument parsing and no printing to stdout: that is the CLI's.
@@ -20,5 +22,6 @@ pub mod playout;
 pub mod ptp;
 pub mod ptp_clock;
 pub mod receiver;
+pub mod sap;
 pub mod sender;
 pub mod tone;

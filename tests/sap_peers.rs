@@ -1,0 +1,364 @@
+//! SAP (RFC 2974) against real peers, in network namespaces:
+//!
+//! - GStreamer sends a pseudo-random WAV that a hand-made SAP announcement
+//!   describes; `aes67 play sap:NAME` plays it bit-exactly;
+//! - `aes67 list` sees a deletion and a timeout;
+//! - our `aes67 send --sap` is listed, then deleted on a clean stop;
+//! - PipeWire 1.4 (module-rtp-sap + rtp-sink) announces a stream: `aes67
+//!   list` shows its format, `aes67 play sap:NAME` receives its audio
+//!   bit-exactly;
+//! - PipeWire (module-rtp-sap listener) discovers `aes67 send --sap`, creates
+//!   an RTP source for it, and removes it on our deletion.
+//!
+//! Needs root, `ip`, `gst-launch-1.0` and PipeWire 1.4 (ci/setup.sh).
+
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use aes67::sap::codec::{MessageType, build};
+use aes67_rig::{NetnsPair, in_netns};
+
+const AES67: &str = env!("CARGO_BIN_EXE_aes67");
+
+/// A pseudo-random full-scale signal (xorshift), `bits` wide.
+fn signal(seed: u64, n: usize, bits: u16) -> Vec<i32> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x >> 11) as i32) >> (32 - bits)
+        })
+        .collect()
+}
+
+fn write_wav(path: &Path, s: &[i32], ch: u16, bits: u16) {
+    let spec = hound::WavSpec {
+        channels: ch,
+        sample_rate: 48000,
+        bits_per_sample: bits,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for &v in s {
+        w.write_sample(v).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn read_wav(path: &Path) -> (hound::WavSpec, Vec<i32>) {
+    let r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = r.spec();
+    (spec, r.into_samples::<i32>().map(|s| s.unwrap()).collect())
+}
+
+/// A UDP socket in namespace `ns`, sending multicast on `ip` with TTL 1.
+fn sap_socket(ns: &str, ip: &str) -> UdpSocket {
+    let s = in_netns(ns, aes67::sys::socket::udp_v4).unwrap().unwrap();
+    aes67::sys::socket::set_multicast_send(&s, ip.parse().unwrap(), 1, false).unwrap();
+    s.into()
+}
+
+fn sap_send(s: &UdpSocket, kind: MessageType, hash: u16, origin: &str, sdp: &str) {
+    let p = build(kind, hash, origin.parse().unwrap(), sdp).unwrap();
+    s.send_to(&p, (Ipv4Addr::new(239, 255, 255, 255), 9875))
+        .unwrap();
+}
+
+fn sdp_for(name: &str, origin: &str, group: &str, port: u16, id: u32) -> String {
+    format!(
+        "v=0\r\no=- {id} 0 IN IP4 {origin}\r\ns={name}\r\nc=IN IP4 {group}/32\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 96\r\na=rtpmap:96 L24/48000/2\r\na=ptime:1\r\n\
+         a=ts-refclk:ptp=IEEE1588-2008:00-1D-C1-FF-FE-12-34-56:0\r\na=mediaclk:direct=0\r\n\
+         a=source-filter: incl IN IP4 {group} {origin}\r\na=recvonly\r\n"
+    )
+}
+
+/// Stops a child with SIGINT (the Ctrl-C path) and returns its output.
+fn interrupt(child: Child) -> std::process::Output {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+    child.wait_with_output().unwrap()
+}
+
+/// `aes67 play sap:NAME` in namespace B to a WAV file, JSON on stdout.
+fn play_sap(ns: &NetnsPair, name: &str, out: &Path, timeout_s: u32) -> Child {
+    NetnsPair::cmd_in(&ns.b, AES67)
+        .args(["play", &format!("sap:{name}"), "--iface", &ns.if_b])
+        .args(["--sap-timeout", &timeout_s.to_string(), "--output"])
+        .arg(format!("wav:{}", out.display()))
+        .args(["--duration", "120", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn aes67 play")
+}
+
+/// The final JSON object of a `play --json` run.
+fn final_json(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "aes67 failed: {stderr}");
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"final\""))
+        .unwrap_or_else(|| panic!("no final JSON:\n{stdout}\n{stderr}"));
+    serde_json::from_str(last).unwrap()
+}
+
+/// `aes67 list --json` in namespace B for `secs`: one snapshot per line.
+fn list_json(ns: &NetnsPair, secs: f64, extra: &[&str]) -> Child {
+    NetnsPair::cmd_in(&ns.b, AES67)
+        .args([
+            "list",
+            "--json",
+            "--iface",
+            &ns.if_b,
+            "--timeout",
+            &secs.to_string(),
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn aes67 list")
+}
+
+fn snapshots(child: Child) -> Vec<serde_json::Value> {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "aes67 list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn names(snap: &serde_json::Value) -> Vec<String> {
+    snap["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn session<'a>(snap: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    snap["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+}
+
+fn gst_sender(ns: &NetnsPair, wav: &Path, group: &str, port: u16) -> Child {
+    let pipeline = format!(
+        "filesrc location={} ! wavparse ! audioconvert ! audio/x-raw,format=S24BE,rate=48000,channels=2 ! \
+         rtpL24pay pt=96 mtu=1500 min-ptime=1000000 max-ptime=1000000 ! \
+         udpsink host={group} port={port} multicast-iface={} ttl-mc=1 auto-multicast=true sync=true",
+        wav.display(),
+        ns.if_a
+    );
+    NetnsPair::cmd_in(&ns.a, "gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gst-launch-1.0 (run ci/setup.sh)")
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, GStreamer"]
+fn gst_stream_from_hand_made_sap_plays_by_name_bit_exact() {
+    let ns = NetnsPair::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, outp) = (dir.path().join("in.wav"), dir.path().join("out.wav"));
+    let (group, port) = ("239.69.21.1", 5021);
+    let n = 48_000 * 2; // 2 s
+    let sent = signal(0x5a9, n * 2, 24);
+    write_wav(&inp, &sent, 2, 24);
+    // A hand-made announcement, repeated every 500 ms until the end.
+    let sock = sap_socket(&ns.a, &ns.ip_a);
+    let sdp = sdp_for("Hand-made GStreamer L24", &ns.ip_a, group, port, 4242);
+    let decoy = sdp_for("Another stream", &ns.ip_a, "239.69.21.2", 5022, 4243);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let st = stop.clone();
+    let ip_a = ns.ip_a.clone();
+    let announcer = std::thread::spawn(move || {
+        while !st.load(std::sync::atomic::Ordering::Relaxed) {
+            sap_send(&sock, MessageType::Announce, 0x4242, &ip_a, &sdp);
+            sap_send(&sock, MessageType::Announce, 0x4243, &ip_a, &decoy);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    // A unique prefix of the name.
+    let rx = play_sap(&ns, "Hand-made", &outp, 10);
+    std::thread::sleep(Duration::from_millis(1500));
+    let gst = gst_sender(&ns, &inp, group, port);
+    let g = gst.wait_with_output().unwrap();
+    assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
+    std::thread::sleep(Duration::from_millis(500));
+    let out = interrupt(rx);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    announcer.join().unwrap();
+    let st = final_json(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SAP session \"Hand-made GStreamer L24\""),
+        "{stderr}"
+    );
+    let (spec, got) = read_wav(&outp);
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 48000, 24)
+    );
+    assert_eq!(st["lost"], 0, "{st}");
+    assert_eq!(st["packets"], 2000, "{st}");
+    assert_eq!(got.len(), sent.len(), "output length (samples)");
+    assert_eq!(
+        got.iter().zip(&sent).position(|(a, b)| a != b),
+        None,
+        "first differing sample"
+    );
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn list_sees_deletion_and_timeout_and_play_names_its_timeout() {
+    let ns = NetnsPair::new().unwrap();
+    // Timeout floor 2 s: a session announced every 0.5 s times out 5 s after
+    // its last announcement (10 × interval).
+    let list = list_json(&ns, 10.0, &["--min-timeout", "2"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let sock = sap_socket(&ns.a, &ns.ip_a);
+    let del = sdp_for("delete me", &ns.ip_a, "239.69.22.1", 5004, 1);
+    let exp = sdp_for("expire me", &ns.ip_a, "239.69.22.2", 5004, 2);
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        sap_send(&sock, MessageType::Announce, 0x1111, &ns.ip_a, &del);
+        sap_send(&sock, MessageType::Announce, 0x2222, &ns.ip_a, &exp);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Deletion with only the o= line (RFC 2974), by origin and hash.
+    sap_send(
+        &sock,
+        MessageType::Delete,
+        0x1111,
+        &ns.ip_a,
+        &format!("o=- 1 0 IN IP4 {}\r\n", ns.ip_a),
+    );
+    let deleted_at = t0.elapsed().as_secs_f64();
+    // `play` of a session never announced fails, naming the timeout.
+    let dir = tempfile::tempdir().unwrap();
+    let out = play_sap(&ns, "nobody", &dir.path().join("x.wav"), 2)
+        .wait_with_output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no SAP session \"nobody\" heard within 2 s (--sap-timeout)"),
+        "{err}"
+    );
+    let snaps = snapshots(list);
+    let t = |s: &serde_json::Value| s["t_s"].as_f64().unwrap();
+    let both = snaps
+        .iter()
+        .position(|s| names(s).len() == 2)
+        .expect("both listed");
+    let after_del = snaps
+        .iter()
+        .position(|s| names(s) == ["expire me"])
+        .expect("deletion seen");
+    let gone = snaps
+        .iter()
+        .position(|s| names(s).is_empty() && t(s) > 3.0)
+        .expect("timeout seen");
+    assert!(both < after_del && after_del < gone);
+    let e = session(&snaps[after_del], "expire me").unwrap();
+    assert_eq!(
+        e["interval_s"].as_f64().map(|i| (i * 10.0).round()),
+        Some(5.0),
+        "{e}"
+    );
+    assert_eq!(e["grandmaster"], "00-1D-C1-FF-FE-12-34-56", "{e}");
+    assert_eq!(e["domain"], 0);
+    // Expiry about 10 × 0.5 s after the last announcement (list started ~0.5 s before t0).
+    let last_ann = 0.5 + 1.0;
+    assert!(
+        t(&snaps[gone]) >= last_ann + 4.5 && t(&snaps[gone]) <= last_ann + 8.0,
+        "expired at {} s (deleted at {deleted_at} s)",
+        t(&snaps[gone])
+    );
+    let st = &snaps.last().unwrap()["stats"];
+    assert_eq!(
+        (st["deleted"].as_u64(), st["expired"].as_u64()),
+        (Some(1), Some(1)),
+        "{st}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn our_sender_is_listed_then_deleted_on_clean_stop() {
+    let ns = NetnsPair::new().unwrap();
+    let list = list_json(&ns, 6.0, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let url = format!("aes67://239.69.23.1:5004?iface={}&ch=2&enc=L24", ns.if_a);
+    let send = NetnsPair::cmd_in(&ns.a, AES67)
+        .args([
+            "send",
+            &url,
+            "--sap",
+            "--name",
+            "our tx",
+            "--sap-interval",
+            "1",
+        ])
+        .args(["--duration", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        send.status.success(),
+        "{}",
+        String::from_utf8_lossy(&send.stderr)
+    );
+    let snaps = snapshots(list);
+    let seen = snaps
+        .iter()
+        .find_map(|s| session(s, "our tx"))
+        .expect("our announcement listed");
+    assert_eq!(
+        (
+            seen["group"].as_str(),
+            seen["port"].as_u64(),
+            seen["encoding"].as_str(),
+            seen["rate"].as_u64(),
+            seen["channels"].as_u64(),
+            seen["ptime_ms"].as_f64()
+        ),
+        (
+            Some("239.69.23.1"),
+            Some(5004),
+            Some("L24"),
+            Some(48000),
+            Some(2),
+            Some(1.0)
+        ),
+        "{seen}"
+    );
+    assert_eq!(seen["origin"], ns.ip_a.as_str());
+    let last = snaps.last().unwrap();
+    assert!(names(last).is_empty(), "still listed after stop: {last}");
+    assert_eq!(last["stats"]["deleted"], 1, "{last}");
+    assert_eq!(last["stats"]["expired"], 0, "{last}");
+}
