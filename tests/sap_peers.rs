@@ -362,3 +362,381 @@ fn our_sender_is_listed_then_deleted_on_clean_stop() {
     assert_eq!(last["stats"]["deleted"], 1, "{last}");
     assert_eq!(last["stats"]["expired"], 0, "{last}");
 }
+
+// ------------------------------------------------------------ PipeWire ----
+
+/// A PipeWire 1.4 daemon in a namespace, headless (no dbus, no session
+/// manager), with its own runtime directory. Killed with SIGTERM on drop
+/// (PipeWire then sends its SAP deletions).
+struct PipeWire {
+    ns: String,
+    run: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl PipeWire {
+    /// Starts `pipewire -c ci/pipewire/CONF.conf` in `ns` with IFACE, GROUP
+    /// and NAME replaced.
+    fn start(ns: &str, dir: &Path, conf: &str, iface: &str, group: &str, name: &str) -> PipeWire {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("ci/pipewire/{conf}.conf")),
+        )
+        .unwrap()
+        .replace("= IFACE", &format!("= {iface}"))
+        .replace("= GROUP", &format!("= {group}"))
+        .replace("\"NAME\"", &format!("\"{name}\""));
+        let run = dir.join(format!("run-{conf}"));
+        std::fs::create_dir_all(&run).unwrap();
+        let path = dir.join(format!("{conf}.conf"));
+        std::fs::write(&path, text).unwrap();
+        let log = std::fs::File::create(dir.join(format!("pw-{conf}.log"))).unwrap();
+        let child = Self::env(&run)
+            .args(["ip", "netns", "exec", ns, "pipewire", "-c"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn pipewire (run ci/setup.sh: PipeWire 1.4 from bookworm-backports)");
+        let pw = PipeWire {
+            ns: ns.to_owned(),
+            run,
+            child: Some(child),
+        };
+        // The socket is ready ~0.1 s after start.
+        let t = Instant::now();
+        while !pw.run.join("pipewire-0").exists() && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        pw
+    }
+
+    fn env(run: &Path) -> std::process::Command {
+        let mut c = std::process::Command::new("env");
+        c.arg("-i")
+            .arg("PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+            .arg(format!("XDG_RUNTIME_DIR={}", run.display()))
+            .arg(format!("HOME={}", run.display()));
+        c
+    }
+
+    /// A PipeWire client command (`pw-dump`, `pw-link`, ...) in the daemon's
+    /// namespace and runtime directory, limited to 20 s.
+    fn client(&self, prog: &str) -> std::process::Command {
+        let mut c = Self::env(&self.run);
+        c.args(["ip", "netns", "exec", &self.ns, "timeout", "20", prog]);
+        c
+    }
+
+    fn run_client(&self, prog: &str, args: &[&str]) -> String {
+        let o = self.client(prog).args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{prog} {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The properties of the node named `name`, from `pw-dump`.
+    fn node(&self, name: &str) -> Option<serde_json::Value> {
+        let dump: serde_json::Value =
+            serde_json::from_str(&self.run_client("pw-dump", &[])).ok()?;
+        dump.as_array()?
+            .iter()
+            .filter(|o| o["type"] == "PipeWire:Interface:Node")
+            .map(|o| o["info"]["props"].clone())
+            .find(|p| p["node.name"] == name)
+    }
+
+    fn stop(&mut self) {
+        if let Some(c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let mut c = c;
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PipeWire {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `pw-play`/`pw-record` node properties: DSP ports, no session manager.
+const PW_NODE: &str =
+    "adapter.auto-port-config = { mode = dsp monitor = false control = false position = preserve }";
+
+#[test]
+#[ignore = "needs root: network namespaces, PipeWire 1.4"]
+fn pipewire_announces_we_list_and_play_it_bit_exact() {
+    let ns = NetnsPair::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("pwpeer {}", ns.if_a);
+    let group = "239.69.24.1";
+    let mut pw = PipeWire::start(&ns.a, dir.path(), "sender", &ns.if_a, group, &name);
+    // PipeWire announces every 5 s, the first ~4-5 s after start.
+    let list = list_json(&ns, 8.0, &["--once"]);
+    let outp = dir.path().join("out.wav");
+    let rx = NetnsPair::cmd_in(&ns.b, AES67)
+        .args([
+            "play",
+            "sap:pwpeer",
+            "--iface",
+            &ns.if_b,
+            "--sap-timeout",
+            "15",
+        ])
+        // PipeWire sends in bursts of a 1024-frame quantum (21 ms).
+        .args([
+            "--link-offset-ms",
+            "60",
+            "--duration",
+            "120",
+            "--json",
+            "--output",
+        ])
+        .arg(format!("wav:{}", outp.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let snaps = snapshots(list);
+    assert_eq!(snaps.len(), 1, "--once prints one snapshot");
+    let s =
+        session(&snaps[0], &name).unwrap_or_else(|| panic!("PipeWire not listed: {}", snaps[0]));
+    eprintln!("PipeWire's session as listed: {s}");
+    assert_eq!(
+        (
+            s["group"].as_str(),
+            s["port"].as_u64(),
+            s["encoding"].as_str(),
+            s["rate"].as_u64(),
+            s["channels"].as_u64(),
+            s["ptime_ms"].as_f64(),
+            s["payload_type"].as_u64(),
+            s["ts_refclk"].as_str()
+        ),
+        (
+            Some(group),
+            Some(5004),
+            Some("L24"),
+            Some(48000),
+            Some(2),
+            Some(1.0),
+            Some(127),
+            Some("ptp=traceable")
+        ),
+        "{s}"
+    );
+    assert_eq!(s["origin"], ns.ip_a.as_str());
+    // Play 1 s of silence, then 2 s of a pseudo-random signal, per channel.
+    let pad = 48_000;
+    let n = 2 * 48_000;
+    let sig = signal(0x9e77, n * 2, 24);
+    let mut wav = vec![0i32; pad * 2];
+    wav.extend_from_slice(&sig);
+    let inp = dir.path().join("in.wav");
+    write_wav(&inp, &wav, 2, 24);
+    let props = format!("{{ node.name = wavplay {PW_NODE} }}");
+    let mut play = pw
+        .client("pw-play")
+        .args(["--target", "0", "-P", &props])
+        .arg(&inp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let mut linked = 0;
+    while linked < 2 && t.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(100));
+        linked = 0;
+        for (o, i) in [
+            ("wavplay:output_FL", "rtp-sink:send_CH1"),
+            ("wavplay:output_FR", "rtp-sink:send_CH2"),
+        ] {
+            let st = pw.client("pw-link").args([o, i]).output().unwrap();
+            let err = String::from_utf8_lossy(&st.stderr);
+            if st.status.success() || err.contains("File exists") {
+                linked += 1;
+            }
+        }
+    }
+    assert_eq!(linked, 2, "could not link pw-play to rtp-sink");
+    assert!(play.wait().unwrap().success(), "pw-play failed");
+    std::thread::sleep(Duration::from_millis(300));
+    // PipeWire's SAP deletion on SIGTERM is seen by the player's watcher.
+    pw.stop();
+    std::thread::sleep(Duration::from_millis(700));
+    let out = interrupt(rx);
+    let st = final_json(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("aes67 play: {st}");
+    assert!(stderr.contains("was deleted or timed out"), "{stderr}");
+    assert_eq!(st["lost"], 0, "{st}");
+    assert_eq!(st["malformed"], 0, "{st}");
+    let (spec, got) = read_wav(&outp);
+    assert_eq!((spec.channels, spec.bits_per_sample), (2, 24));
+    // Per channel: find the signal's start, then every sample must match.
+    for ch in 0..2 {
+        let tx: Vec<i32> = sig.iter().skip(ch).step_by(2).copied().collect();
+        let rx: Vec<i32> = got.iter().skip(ch).step_by(2).copied().collect();
+        let at = rx
+            .windows(16)
+            .position(|w| w == &tx[..16])
+            .unwrap_or_else(|| panic!("channel {ch}: signal not found in {} frames", rx.len()));
+        let m = tx.len().min(rx.len() - at);
+        assert!(
+            m >= 48_000 * 3 / 2,
+            "channel {ch}: only {m} frames after the start"
+        );
+        let bad = tx[..m]
+            .iter()
+            .zip(&rx[at..at + m])
+            .position(|(a, b)| a != b);
+        assert_eq!(
+            bad, None,
+            "channel {ch}: first differing frame (of {m}, start {at})"
+        );
+        eprintln!("channel {ch}: {m} frames bit-exact from frame {at}");
+    }
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, PipeWire 1.4"]
+fn pipewire_discovers_our_sender_and_honours_its_deletion() {
+    let ns = NetnsPair::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = PipeWire::start(&ns.b, dir.path(), "receiver", &ns.if_b, "", "");
+    let name = format!("aes67 tx {}", ns.if_a);
+    let url = format!("aes67://239.69.25.1:5004?iface={}&ch=2&enc=L24", ns.if_a);
+    let send = NetnsPair::cmd_in(&ns.a, AES67)
+        .args([
+            "send",
+            &url,
+            "--sap",
+            "--name",
+            &name,
+            "--sap-interval",
+            "2",
+        ])
+        .args(["--duration", "7", "--freq", "1000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let node = loop {
+        if let Some(n) = pw.node(&name) {
+            break n;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(4),
+            "PipeWire created no node for {name:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "PipeWire created {:?} after {:.2} s: {node}",
+        name,
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(node["media.class"], "Audio/Source", "{node}");
+    assert_eq!(node["rtp.mime"], "L24", "{node}");
+    assert_eq!(node["rtp.rate"], 48000, "{node}");
+    assert_eq!(node["rtp.payload"], 96, "{node}");
+    assert_eq!(node["rtp.ptime"], 1.0, "{node}");
+    assert_eq!(node["rtp.channels"], 2, "{node}");
+    assert_eq!(node["rtp.destination.ip"], "239.69.25.1", "{node}");
+    // Its audio: record 1.5 s from the node's ports; our tone is there.
+    let ports: Vec<String> = pw
+        .run_client("pw-link", &["-o"])
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(&format!("{name}:")))
+        .map(String::from)
+        .collect();
+    assert_eq!(ports.len(), 2, "output ports of {name:?}: {ports:?}");
+    let recp = dir.path().join("rec.wav");
+    let props = format!("{{ node.name = rec {PW_NODE} }}");
+    let mut rec = pw
+        .client("pw-record")
+        .args([
+            "--target",
+            "0",
+            "--format",
+            "s32",
+            "--rate",
+            "48000",
+            "--channels",
+            "2",
+            "-P",
+            &props,
+        ])
+        .arg(&recp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let mut linked = 0;
+    while linked < 2 && t.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(100));
+        linked = 0;
+        for (o, i) in ports.iter().zip(["rec:input_FL", "rec:input_FR"]) {
+            let st = pw.client("pw-link").args([o.as_str(), i]).output().unwrap();
+            if st.status.success() || String::from_utf8_lossy(&st.stderr).contains("File exists") {
+                linked += 1;
+            }
+        }
+    }
+    assert_eq!(linked, 2, "could not link {ports:?} to pw-record");
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = interrupt(std::mem::replace(
+        &mut rec,
+        pw.client("true").spawn().unwrap(),
+    ));
+    let _ = rec.wait();
+    let (_, got) = read_wav(&recp);
+    let left: Vec<f64> = got
+        .iter()
+        .step_by(2)
+        .map(|&v| v as f64 / 2f64.powi(31))
+        .collect();
+    let tail = &left[left.len() / 2..];
+    let rms = (tail.iter().map(|x| x * x).sum::<f64>() / tail.len() as f64).sqrt();
+    let crossings = tail
+        .windows(2)
+        .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
+        .count();
+    let hz = crossings as f64 * 48_000.0 / tail.len() as f64;
+    eprintln!(
+        "pw-record: {} frames, rms {rms:.3} (−12 dBFS sine: 0.177), {hz:.0} Hz",
+        left.len()
+    );
+    assert!((rms - 0.177).abs() < 0.02, "rms {rms}");
+    assert!((hz - 1000.0).abs() < 20.0, "{hz} Hz");
+    // Our clean stop sends 3 deletions: PipeWire drops the source at once
+    // (its own timeout would take 90 s).
+    let out = send.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t1 = Instant::now();
+    while pw.node(&name).is_some() {
+        assert!(
+            t1.elapsed() < Duration::from_secs(3),
+            "PipeWire kept {name:?} after our deletion"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "PipeWire removed {name:?} {:.2} s after our sender stopped",
+        t1.elapsed().as_secs_f64()
+    );
+}
