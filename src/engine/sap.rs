@@ -225,7 +225,7 @@ fn run(
     let send_all = |ann: &mut Vec<(AnnouncementId, Announcer)>, now: MonoNs| {
         for (_, a) in ann.iter_mut() {
             for p in a.poll(now) {
-                match sock.send_to(&p, &dest) {
+                match sock.send_to(&p, dest) {
                     Ok(_) => sh.io.sent.fetch_add(1, Ordering::Relaxed),
                     Err(_) => sh.io.send_errors.fetch_add(1, Ordering::Relaxed),
                 };
