@@ -192,9 +192,23 @@ fn gst_stream_from_hand_made_sap_plays_by_name_bit_exact() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let st = stop.clone();
     let ip_a = ns.ip_a.clone();
+    // After 2 s (the player has resolved the name) a new version: another
+    // grandmaster, a new hash, and a deletion of the old one first.
+    let sdp2 = sdp
+        .replace("00-1D-C1-FF-FE-12-34-56", "00-1D-C1-FF-FE-AB-CD-EF")
+        .replace(" 4242 0 IN", " 4242 1 IN");
     let announcer = std::thread::spawn(move || {
+        let mut k = 0;
         while !st.load(std::sync::atomic::Ordering::Relaxed) {
-            sap_send(&sock, MessageType::Announce, 0x4242, &ip_a, &sdp);
+            k += 1;
+            if k == 5 {
+                sap_send(&sock, MessageType::Delete, 0x4242, &ip_a, &sdp);
+            }
+            if k >= 5 {
+                sap_send(&sock, MessageType::Announce, 0x4244, &ip_a, &sdp2);
+            } else {
+                sap_send(&sock, MessageType::Announce, 0x4242, &ip_a, &sdp);
+            }
             sap_send(&sock, MessageType::Announce, 0x4243, &ip_a, &decoy);
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -213,6 +227,12 @@ fn gst_stream_from_hand_made_sap_plays_by_name_bit_exact() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("SAP session \"Hand-made GStreamer L24\""),
+        "{stderr}"
+    );
+    // The new version was seen and, as only the clock changed and the
+    // receiver free-runs, applied without a restart (the audio is intact).
+    assert!(
+        stderr.contains("has a new version (hash 0x4244, o= version 1): applied: clock now 00-1D-C1-FF-FE-AB-CD-EF dom 0"),
         "{stderr}"
     );
     let (spec, got) = read_wav(&outp);

@@ -184,6 +184,7 @@ fn play(a: PlayArgs) -> Res {
                 a.iface.as_deref(),
                 a.sap_timeout,
                 &a.sap_net,
+                a.ptp.is_some(),
             )?;
             _sap_watch = Some(w);
             c

@@ -341,6 +341,54 @@ impl Drop for Watcher {
     }
 }
 
+/// What a new version of the session being played means for the running
+/// receiver: applied when nothing it uses changed, else what would need a
+/// restart.
+fn version_outcome(
+    old: &Result<StreamConfig, aes67::media::stream::ConfigError>,
+    new: &Result<StreamConfig, aes67::media::stream::ConfigError>,
+    ptp: bool,
+) -> String {
+    let (Ok(o), Ok(n)) = (old, new) else {
+        return "not applied: the new version cannot be played; still playing the old one".into();
+    };
+    let rx = |c: &StreamConfig| {
+        (
+            c.dest,
+            c.port,
+            c.source,
+            c.payload_type,
+            c.channels,
+            c.sample_rate,
+            c.encoding,
+        )
+    };
+    if rx(o) != rx(n) {
+        return format!(
+            "not applied: the stream moved or changed format ({}:{} {} -> {}:{} {}); restart to apply it",
+            o.dest,
+            o.port,
+            format_of(o),
+            n.dest,
+            n.port,
+            format_of(n)
+        );
+    }
+    let clock_changed = (&o.ts_refclk, o.mediaclk_offset) != (&n.ts_refclk, n.mediaclk_offset);
+    match (clock_changed, ptp) {
+        (false, _) => "applied (nothing this receiver uses changed)".into(),
+        (true, false) => format!(
+            "applied: clock now {} (the free-running media clock uses neither ts-refclk nor mediaclk)",
+            clock_of(n)
+        ),
+        (true, true) => format!(
+            "not applied: clock now {}, but the PTP master filter and mediaclk offset stay as at start; \
+             restart to apply it",
+            clock_of(n)
+        ),
+    }
+}
+
 /// Resolves `sap:NAME` (exact name or unique prefix): listens on `iface`
 /// until the session is heard, at most `timeout_s`. Returns the stream (on
 /// `iface`) and a watcher that reports new versions and the session's end.
@@ -352,6 +400,7 @@ pub(crate) fn resolve(
     iface: Option<&str>,
     timeout_s: f64,
     net: &SapNetArgs,
+    ptp: bool,
 ) -> Result<(StreamConfig, Watcher), String> {
     let h = SapHandle::start(net.options(iface)?).map_err(|e| format!("SAP: {e}"))?;
     let start = Instant::now();
@@ -409,9 +458,11 @@ pub(crate) fn resolve(
                 match (found, present) {
                     (Some(s), _) if s.sdp != cur.sdp => {
                         eprintln!(
-                            "aes67: SAP session {:?} has a new version (hash {:#06x}, o= version {}): \
-                             still playing the version resolved at start; restart to apply it",
-                            s.name, s.hash, s.o.version
+                            "aes67: SAP session {:?} has a new version (hash {:#06x}, o= version {}): {}",
+                            s.name,
+                            s.hash,
+                            s.o.version,
+                            version_outcome(&cur.stream, &s.stream, ptp)
                         );
                         cur = s.clone();
                         present = true;
