@@ -5,8 +5,8 @@
 //!
 //! Never real-time: it blocks on its socket for at most 100 ms at a time,
 //! allocates and locks freely. Readers take a [`SapSnapshot`] (a copy,
-//! republished on every change and at least once a second); senders add,
-//! update and withdraw SDPs through the [`SapHandle`]. Stopping the handle
+//! republished after a change, at most every 100 ms and at least once a
+//! second); senders add, update and withdraw SDPs through the [`SapHandle`]. Stopping the handle
 //! sends each announcement's deletions (3, 100 ms apart) before the thread
 //! ends.
 
@@ -204,6 +204,8 @@ impl Drop for SapHandle {
 
 /// Longest single wait on the socket, so commands and stop are seen.
 const TICK: Duration = Duration::from_millis(100);
+/// Shortest time between two published snapshots.
+const PUBLISH_MIN: Nanos = Nanos::from_ms(100);
 /// Longest wait for the deletions at stop.
 const STOP_DRAIN: Nanos = Nanos::from_secs(2);
 
@@ -261,7 +263,11 @@ fn run(
         if dir.expire(now) > 0 {
             dirty = true;
         }
-        if dirty || now.since(last_publish) >= Nanos::from_secs(1) {
+        // Republished on a change, at most every 100 ms (a flood of new
+        // sessions costs one copy per 100 ms, not one per packet), and at
+        // least once a second.
+        let since = now.since(last_publish);
+        if (dirty && since >= PUBLISH_MIN) || since >= Nanos::from_secs(1) {
             *sh.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = SapSnapshot {
                 taken: now,
                 sessions: dir.sessions().to_vec(),
