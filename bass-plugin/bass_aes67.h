@@ -55,6 +55,13 @@
       BASS_ERROR_FILEFORM  (41) not an aes67:// URL (declined; BASS then reports
                                 its own code, e.g. 48)
       BASS_ERROR_UNKNOWN   (-1) internal error
+    SAP (RFC 2974, an extension): BASS_StreamCreateURL("aes67://sap/NAME") plays
+    the session announced as NAME (URL-encoded; exact name or unique prefix),
+    waiting up to timeout= ms (default 5000) for its announcement; also
+    iface=, jitter=, fill=. Not heard in time: BASS_ERROR_FILEOPEN (the text
+    names the timeout and the sessions heard); ambiguous prefix or unplayable
+    SDP: BASS_ERROR_ILLPARAM.
+
     BASS_SetConfig/BASS_SetConfigPtr with an invalid value or on a read-only
     option fail with BASS_ERROR_ILLPARAM (20).
 */
@@ -102,6 +109,11 @@ extern "C" {
 /* Clock selection */
 #define BASS_CONFIG_AES67_CLOCK_MODE        0x20019 /* DWORD BASS_AES67_CLOCK_*, default PTP */
 #define BASS_CONFIG_AES67_CLOCK_FALLBACK_TIMEOUT 0x2001A /* DWORD s unlocked before a PTP stream free-runs (System); 0 = never; default 5 */
+#define BASS_CONFIG_AES67_SAP_SESSIONS      0x2001B /* string ptr (extension): SAP sessions heard on INTERFACE,
+                                                   one per line: NAME\tGROUP:PORT\tENC/RATE/CH\tPTIME_MS\tCLOCK\tAGE_S;
+                                                   the first read starts the listener (returns ""): read again later;
+                                                   BASS_SetConfigPtr(..., NULL) stops it (the add-on
+                                                   stays mapped while it runs, as with PTP) */
 
 /* BASS_CONFIG_AES67_PTP_STATE values */
 #define BASS_AES67_PTP_DISABLED             0

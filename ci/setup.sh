@@ -29,3 +29,15 @@ if [ -x "$NMOS_SETUP" ] || [ -f "$NMOS_SETUP" ]; then
 else
   echo "ci/setup.sh: $NMOS_SETUP not found: sdpoker tests will fail" >&2
 fi
+# PipeWire 1.4 (module-rtp-sap, rtp-sink, rtp-source) from bookworm-backports:
+# the SAP and AES67 peer of tests/sap_peers.rs (bookworm's own 0.3.65 is too old).
+if ! dpkg-query -W -f='${Version}' pipewire-bin 2>/dev/null | grep -q '^1\.[4-9]'; then
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list.d/ /etc/apt/sources.list; then
+    uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "${uri:-http://deb.debian.org/debian}" > /etc/apt/sources.list.d/aes67-backports.sources
+  fi
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends \
+    -t bookworm-backports pipewire pipewire-bin libspa-0.2-modules >/dev/null
+fi

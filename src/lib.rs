@@ -5,7 +5,8 @@
 //! - **Sans-IO cores**, `#![forbid(unsafe_code)]`, no OS calls, no threads:
 //!   [`media`] (RTP, L16/L24, playout buffer, media clock, URL/SDP),
 //!   [`ptp`] (IEEE 1588-2019 messages, BMCA, port, servo, clock map),
-//!   [`rate`] (rate control and the steered resampler), [`units`];
+//!   [`rate`] (rate control and the steered resampler), [`sap`] (SAP
+//!   announcements and the session directory, RFC 2974), [`units`];
 //! - **The platform layer** [`sys`]: sockets, kernel timestamps, ingest
 //!   backends, the PTP transport, clocks, ALSA, real-time threads: the only
 //!   module with `unsafe` and with per-OS code;
@@ -41,5 +42,6 @@ pub mod ptp;
 pub mod rate;
 #[cfg(feature = "service")]
 pub mod service;
+pub mod sap;
 pub mod sys;
 pub mod units;

@@ -65,9 +65,14 @@ pub const CLOCK_MODE: u32 = 0x20019;
 /// `BASS_CONFIG_AES67_CLOCK_FALLBACK_TIMEOUT`: s without PTP before falling back to the system
 /// clock (DWORD; 0 = never; default 5).
 pub const CLOCK_FALLBACK_TIMEOUT: u32 = 0x2001A;
+/// `BASS_CONFIG_AES67_SAP_SESSIONS`: the sessions announced by SAP (RFC 2974) on the
+/// INTERFACE option's interface, one per line (string ptr, read-only; an add-on extension,
+/// see [`crate::sapdir::sessions_text`]). The first read starts the listener; any
+/// `BASS_SetConfigPtr` of it (NULL included) stops it.
+pub const SAP_SESSIONS: u32 = 0x2001B;
 
 /// Every id the add-on answers, in order.
-pub const ALL_IDS: [u32; 19] = [
+pub const ALL_IDS: [u32; 20] = [
     PT,
     INTERFACE,
     JITTER,
@@ -87,6 +92,7 @@ pub const ALL_IDS: [u32; 19] = [
     PTP_FREQ,
     CLOCK_MODE,
     CLOCK_FALLBACK_TIMEOUT,
+    SAP_SESSIONS,
 ];
 
 /// `BASS_GetConfig(option)`: the DWORD value, or `None` when `option` is not
@@ -153,6 +159,12 @@ pub fn get_ptr(option: u32, unicode: bool) -> Option<*const std::ffi::c_void> {
             b.set(&line);
             Some(b.ptr(unicode))
         }
+        SAP_SESSIONS => {
+            let text = crate::sapdir::sessions_text();
+            let mut b = lock(&crate::state::SAP_SESSIONS_BUF);
+            b.set(&text);
+            Some(b.ptr(unicode))
+        }
         PTP_OFFSET => {
             let mut o = lock(&OFFSET_I64);
             *o = crate::stats::clock_status().offset_ns;
@@ -172,6 +184,11 @@ pub fn set_str(option: u32, text: Option<&str>) -> bool {
                 return false;
             }
             lock(&INTERFACE_BUF).set(t);
+            true
+        }
+        // Any write (NULL included) stops the SAP listener.
+        SAP_SESSIONS => {
+            crate::sapdir::shutdown();
             true
         }
         _ => false,

@@ -351,6 +351,8 @@ extern "C" fn on_load() {
 extern "C" fn on_unload() {
     #[cfg(all(engine, target_os = "linux"))]
     let _ = catch_unwind(crate::ptpslave::shutdown);
+    #[cfg(engine)]
+    let _ = catch_unwind(crate::sapdir::shutdown);
     let _ = catch_unwind(unregister);
 }
 
@@ -436,11 +438,17 @@ unsafe fn read_text(p: *const c_void, unicode: bool) -> Result<Option<String>, (
 unsafe extern "system" fn config_proc(option: u32, flags: u32, value: *mut c_void) -> i32 {
     let unicode = option & BASS_UNICODE != 0;
     let id = option & !BASS_UNICODE;
-    if !(0x20000..=0x2001A).contains(&id) {
+    if !(0x20000..=config::SAP_SESSIONS).contains(&id) {
         return 0;
     }
     let set = flags & CONFIG_SET != 0;
     let ptr = flags & CONFIG_PTR != 0;
+    // The SAP listener thread is spawned from a thread of ours, not the
+    // caller's (see `on_fresh_thread`), so the library can still unload.
+    #[cfg(all(engine, target_os = "linux"))]
+    if id == config::SAP_SESSIONS && ptr && !set {
+        let _ = catch_unwind(|| on_fresh_thread(crate::sapdir::ensure_default_listener));
+    }
     let r = catch_unwind(AssertUnwindSafe(|| -> bool {
         match (ptr, set) {
             (false, _) if value.is_null() => false,

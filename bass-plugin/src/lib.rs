@@ -13,6 +13,7 @@
 //! - [`counters`]: per-stream counters (a leaf);
 //! - [`config`]: the config options; [`stats`]: the clock status and stats line;
 //! - [`stream`]: URL → engine config, the STREAMPROC fill;
+//! - [`sapdir`]: `aes67://sap/NAME` and the SAP session list;
 //! - `engine`: the seam to the engine's receiver (absent from Windows builds
 //!   without the `windows-engine` feature: streams then fail with error 37);
 //! - `ptpslave`: the one in-process PTP slave and the streams' PTP media
@@ -35,6 +36,7 @@ pub mod errors;
 mod ffi;
 #[cfg(engine)]
 pub mod ptpslave;
+pub mod sapdir;
 pub mod state;
 pub mod stats;
 #[cfg(engine)]

@@ -24,42 +24,38 @@ pub const STR_CAP: usize = 256;
 
 /// A NUL-terminated string in a fixed static buffer, as UTF-8 and UTF-16, so
 /// pointers handed to BASS stay valid for the life of the process.
-pub struct StrBuf {
-    utf8: [u8; STR_CAP],
-    utf16: [u16; STR_CAP],
+pub struct StrBuf<const N: usize = STR_CAP> {
+    utf8: [u8; N],
+    utf16: [u16; N],
 }
 
-impl StrBuf {
+impl<const N: usize> StrBuf<N> {
     /// An empty buffer.
-    pub const fn new_const() -> StrBuf {
+    pub const fn new_const() -> StrBuf<N> {
         StrBuf {
-            utf8: [0; STR_CAP],
-            utf16: [0; STR_CAP],
+            utf8: [0; N],
+            utf16: [0; N],
         }
     }
 
-    /// Stores `s`, truncated at a char boundary to fit `STR_CAP - 1` bytes.
+    /// Stores `s`, truncated at a char boundary to fit `N - 1` bytes.
     pub fn set(&mut self, s: &str) {
-        let mut end = s.len().min(STR_CAP - 1);
+        let mut end = s.len().min(N - 1);
         while !s.is_char_boundary(end) {
             end -= 1;
         }
         let s = &s[..end];
-        self.utf8 = [0; STR_CAP];
+        self.utf8 = [0; N];
         self.utf8[..end].copy_from_slice(s.as_bytes());
-        self.utf16 = [0; STR_CAP];
-        for (d, c) in self
-            .utf16
-            .iter_mut()
-            .zip(s.encode_utf16().take(STR_CAP - 1))
-        {
+        self.utf16 = [0; N];
+        for (d, c) in self.utf16.iter_mut().zip(s.encode_utf16().take(N - 1)) {
             *d = c;
         }
     }
 
     /// The stored text.
     pub fn as_str(&self) -> &str {
-        let n = self.utf8.iter().position(|&b| b == 0).unwrap_or(STR_CAP);
+        let n = self.utf8.iter().position(|&b| b == 0).unwrap_or(N);
         std::str::from_utf8(&self.utf8[..n]).unwrap_or("")
     }
 
@@ -94,6 +90,15 @@ pub(crate) static INTERFACE_BUF: Mutex<StrBuf> = Mutex::new(StrBuf::new_const())
 
 /// `PTP_STATS` text.
 pub(crate) static STATS_BUF: Mutex<StrBuf> = Mutex::new(StrBuf::new_const());
+/// Text of `SAP_SESSIONS` (a 16 KiB buffer: one line per session).
+pub(crate) static SAP_SESSIONS_BUF: Mutex<StrBuf<SAP_TEXT_CAP>> = Mutex::new(StrBuf::new_const());
+/// Capacity of the `SAP_SESSIONS` text, bytes including the NUL.
+pub const SAP_TEXT_CAP: usize = 16 * 1024;
+/// The SAP listeners of `aes67://sap/` and `SAP_SESSIONS`, by interface ("" = default),
+/// started on first use, running for the life of the process.
+#[cfg(engine)]
+pub(crate) static SAP_LISTENERS: Mutex<Vec<(String, aes67::engine::sap::SapHandle)>> =
+    Mutex::new(Vec::new());
 /// `PTP_OFFSET` as a full i64 (ns).
 pub(crate) static OFFSET_I64: Mutex<i64> = Mutex::new(0);
 /// The last failure text (`BASS_AES67_GetLastErrorText`).
@@ -222,7 +227,7 @@ mod tests {
 
     #[test]
     fn string_buffer_truncates_on_char_boundary() {
-        let mut b = StrBuf::new_const();
+        let mut b: StrBuf = StrBuf::new_const();
         let long = "é".repeat(200); // 400 bytes
         b.set(&long);
         assert_eq!(b.as_str().len(), 254);

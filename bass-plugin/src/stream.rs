@@ -357,7 +357,10 @@ pub fn take_steer(url: &str) -> Result<(String, SteerMode), OpenError> {
 pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
     let (url, mode) = take_steer(url)?;
     let steered = mode != SteerMode::Off && !decode;
-    let (cfg, fill) = resolve_config(&url, &state::stream_defaults())?;
+    let (cfg, fill) = match crate::sapdir::parse_sap_url(&url) {
+        Some(sap) => crate::sapdir::resolve(&sap?, &state::stream_defaults())?,
+        None => resolve_config(&url, &state::stream_defaults())?,
+    };
     let stats = Arc::new(SharedStats::default());
     // Target buffer: the link offset, plus for playing streams the ring fill
     // the rate controller holds after each pull (`steer::TARGET_MS`).

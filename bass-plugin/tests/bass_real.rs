@@ -330,8 +330,10 @@ fn plugin_info_config_errors_and_unload() {
         assert_eq!((b.get_config)(0x20001), u32::MAX);
         assert!((b.get_config_ptr)(0x20000).is_null());
         // Ids next to ours are not ours, and BASS's own options still answer.
-        assert_eq!((b.get_config)(0x2001B), u32::MAX);
+        assert_eq!((b.get_config)(0x2001C), u32::MAX);
         assert_ne!((b.get_config)(0), u32::MAX);
+        // SAP_SESSIONS (0x2001B) is a string option: DWORD access is refused.
+        assert_eq!((b.get_config)(0x2001B), u32::MAX);
 
         // URL errors.
         assert_eq!(
@@ -1167,4 +1169,123 @@ fn playing_level(steer: &str) {
     // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
     b.assert_still_works();
+}
+
+/// `aes67://sap/NAME`: a hand-made SAP announcement (RFC 2974) describes a
+/// GStreamer stream in namespace A; BASS in namespace B opens it by its
+/// URL-encoded name and decodes it bit-exactly; `SAP_SESSIONS` lists it.
+#[test]
+#[ignore = "needs root: network namespaces, GStreamer"]
+fn sap_session_by_name_bit_exact_and_listed() {
+    use aes67::sap::codec::{MessageType, build};
+    use aes67_rig::{NetnsPair, in_netns};
+    const SAP_SESSIONS: u32 = 0x2001B;
+    let (b, _g) = bass();
+    let pair = NetnsPair::new().expect("netns pair");
+    let dir = std::env::temp_dir().join(format!("bass-aes67-sap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = dir.join("pattern.wav");
+    let sent = pattern(48_000 * 3, 0x005a_95a9);
+    write_wav(&wav, &sent);
+    let (group, port) = ("239.69.26.1", 5026);
+    let name = "BASS SAP test 1+1";
+    let sdp = format!(
+        "v=0\r\no=- 77 0 IN IP4 {ip}\r\ns={name}\r\nc=IN IP4 {group}/32\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 96\r\na=rtpmap:96 L24/48000/2\r\na=ptime:1\r\n\
+         a=ts-refclk:ptp=IEEE1588-2008:00-1D-C1-FF-FE-12-34-56:0\r\na=mediaclk:direct=0\r\n",
+        ip = pair.ip_a
+    );
+    let pkt = build(
+        MessageType::Announce,
+        0x7777,
+        pair.ip_a.parse().unwrap(),
+        &sdp,
+    )
+    .unwrap();
+    let sock: std::net::UdpSocket = in_netns(&pair.a, aes67::sys::socket::udp_v4)
+        .unwrap()
+        .unwrap()
+        .into();
+    sock.set_multicast_ttl_v4(1).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let st = stop.clone();
+    let announcer = std::thread::spawn(move || {
+        while !st.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = sock.send_to(&pkt, ("239.255.255.255", 9875));
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    });
+    let h_addon = b.load_addon();
+    let url = format!(
+        "aes67://sap/BASS%20SAP%20test%201%2B1?iface={}&jitter=60&timeout=3000&fill=available",
+        pair.if_b
+    );
+    let h = in_netns(&pair.b, || {
+        b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+    })
+    .unwrap();
+    assert_ne!(h, 0, "BASS_StreamCreateURL({url}): error {}", b.err());
+    // A name never announced fails after its timeout, naming it.
+    let bad = format!("aes67://sap/nobody?iface={}&timeout=300", pair.if_b);
+    let hb = in_netns(&pair.b, || {
+        b.create_url(&bad, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+    })
+    .unwrap();
+    assert_eq!((hb, b.err()), (0, 2), "{bad}");
+    let mut sender = spawn_sender(&pair, &wav, group, port);
+    let mut got: Vec<f32> = Vec::new();
+    let mut buf = vec![0f32; 4800];
+    let t0 = std::time::Instant::now();
+    while got.len() < 48_000 * 2 * 5 / 2 && t0.elapsed() < std::time::Duration::from_secs(15) {
+        // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
+        let n = unsafe { (b.channel_get_data)(h, buf.as_mut_ptr().cast(), (buf.len() * 4) as u32) };
+        assert_ne!(n, u32::MAX, "BASS_ChannelGetData: error {}", b.err());
+        got.extend_from_slice(&buf[..n as usize / 4]);
+        if n == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    let n = assert_bit_exact("aes67://sap/", &got, &sent, 48_000 * 2 * 2);
+    eprintln!("aes67://sap/: {n} samples bit-exact");
+    // The session list (in namespace B, default interface): the first read
+    // starts the listener.
+    let t1 = std::time::Instant::now();
+    let listed = loop {
+        let s = in_netns(&pair.b, || b.get_str(SAP_SESSIONS))
+            .unwrap()
+            .unwrap_or_default();
+        if s.contains(name) || t1.elapsed() > std::time::Duration::from_secs(3) {
+            break s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    eprintln!("SAP_SESSIONS: {listed:?}");
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(name))
+        .expect("session listed");
+    let f: Vec<&str> = line.split('\t').collect();
+    assert_eq!(
+        &f[..5],
+        [
+            name,
+            "239.69.26.1:5026",
+            "L24/48000/2",
+            "1",
+            "00-1D-C1-FF-FE-12-34-56:0"
+        ],
+        "{line}"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    announcer.join().unwrap();
+    let _ = sender.kill();
+    let _ = sender.wait();
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
+    assert_ne!(unsafe { (b.stream_free)(h) }, 0);
+    // Stop the listener (it pins the library), then unload.
+    assert!(b.set_str(SAP_SESSIONS, ""));
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
+    assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
+    b.assert_still_works();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -37,6 +37,7 @@ fn c_header_matches_the_implementation() {
             "BASS_CONFIG_AES67_CLOCK_FALLBACK_TIMEOUT",
             config::CLOCK_FALLBACK_TIMEOUT,
         ),
+        ("BASS_CONFIG_AES67_SAP_SESSIONS", config::SAP_SESSIONS),
         ("BASS_CTYPE_STREAM_AES67", stream::CTYPE_AES67),
         ("BASS_AES67_CLOCK_PTP", config::CLOCK_PTP),
         ("BASS_AES67_CLOCK_LIVEWIRE", config::CLOCK_LIVEWIRE),

@@ -474,6 +474,60 @@ fn bass_config_seeds() {
     write("bass_config", "long-and-nul-iface", &v);
 }
 
+/// SAP datagrams (`aes67::sap::codec::build`) wrapped in the `sap` target's
+/// op stream (see `aes67_fuzz::sap`): raw datagram ops (0), built ops (1),
+/// time steps (2).
+fn sap_seeds() {
+    use aes67::sap::codec::{MessageType, build};
+    let raw = |v: &mut Vec<u8>, b: &[u8]| {
+        v.push(0);
+        v.extend_from_slice(&(b.len() as u16).to_be_bytes());
+        v.extend_from_slice(b);
+    };
+    let sdp = "v=0\r\no=- 1311738121 1311738121 IN IP4 192.168.1.1\r\ns=Stage left\r\n\
+        c=IN IP4 239.69.1.1/32\r\nt=0 0\r\nm=audio 5004 RTP/AVP 96\r\na=rtpmap:96 L24/48000/8\r\n\
+        a=ptime:0.125\r\na=ts-refclk:ptp=IEEE1588-2008:00-1D-C1-FF-FE-12-34-56:0\r\n\
+        a=mediaclk:direct=142410716\r\na=recvonly\r\n";
+    let origin = "192.168.1.1".parse().unwrap();
+    let ann = build(MessageType::Announce, 0x4242, origin, sdp).unwrap();
+    let del = build(MessageType::Delete, 0x4242, origin, sdp).unwrap();
+    // Announce, refresh after 30 s, delete.
+    let mut v = Vec::new();
+    raw(&mut v, &ann);
+    v.extend_from_slice(&[2, 1, 44]); // +30 s
+    raw(&mut v, &ann);
+    raw(&mut v, &del);
+    write("sap", "announce-refresh-delete", &v);
+    // PipeWire style: no payload type, hash 0, LF endings; then a timeout.
+    let mut pw = vec![0x20, 0, 0, 0, 10, 0, 0, 9];
+    pw.extend_from_slice(
+        b"v=0\no=root 0 0 IN IP4 10.0.0.9\ns=pwpeer AES67 tx\nc=IN IP4 239.69.1.10/32\nt=0 0\n\
+          m=audio 5004 RTP/AVP 127\na=recvonly\na=rtpmap:127 L24/48000/2\na=ptime:1\n\
+          a=ts-refclk:ptp=traceable\na=mediaclk:direct=0\na=tool:PipeWire 1.4.2\na=type:broadcast\n",
+    );
+    let mut v = Vec::new();
+    raw(&mut v, &pw);
+    v.extend_from_slice(&[2, 0x40, 0]); // +1638 s
+    write("sap", "pipewire-timeout", &v);
+    // Built ops: announce, change, delete across origins and hashes.
+    write(
+        "sap",
+        "built-ops",
+        &[1, 0, 1, 0, 1, 0, 2, 5, 1, 1, 1, 0, 1, 2, 3, 7, 2, 0, 9],
+    );
+    // IPv6 origin, auth data and an encrypted packet.
+    let mut v = Vec::new();
+    raw(
+        &mut v,
+        &build(MessageType::Announce, 7, "fe80::1".parse().unwrap(), sdp).unwrap(),
+    );
+    let mut a = vec![0x20, 1, 0, 8, 10, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef];
+    a.extend_from_slice(sdp.as_bytes());
+    raw(&mut v, &a);
+    raw(&mut v, &[0x22, 0, 0, 1, 10, 0, 0, 1, b'x']);
+    write("sap", "ipv6-auth-encrypted", &v);
+}
+
 fn main() {
     rtp_seeds();
     jitter_seeds();
@@ -482,6 +536,7 @@ fn main() {
     text_seeds();
     cmsg_seeds();
     bass_config_seeds();
+    sap_seeds();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     for (t, _) in aes67_fuzz::TARGETS {
         std::fs::create_dir_all(root.join("regressions").join(t)).unwrap();

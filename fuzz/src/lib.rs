@@ -5,7 +5,7 @@
 //! network or the file system.
 //!
 //! Targets ([`TARGETS`]): `rtp`, `jitter`, `ptp_msg`, `ptp_port`, `sdp`,
-//! `url`, `cmsg`, `bass_url`, `bass_config`. See docs/fuzzing.md.
+//! `url`, `cmsg`, `bass_url`, `bass_config`, `sap`. See docs/fuzzing.md.
 
 use aes67::media::jitter::{Inserted, PlayoutBuffer, PlayoutConfig};
 use aes67::media::rtp::{self, RtpPacket};
@@ -31,6 +31,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("cmsg", cmsg),
     ("bass_url", bass_url),
     ("bass_config", bass_config),
+    ("sap", sap),
 ];
 
 /// A cursor over the fuzzer's bytes; reads past the end give zeros, so every
@@ -709,13 +710,16 @@ pub fn bass_config(data: &[u8]) {
                 let t = String::from_utf8_lossy(inp.chunk()).into_owned();
                 let none = t.is_empty() && op & 0x40 != 0;
                 let ok = c::set_str(id, if none { None } else { Some(&t) });
-                if ok {
+                // Any write to SAP_SESSIONS is accepted: it stops the SAP listener.
+                if ok && id != c::SAP_SESSIONS {
                     assert_eq!(id, c::INTERFACE);
                     let want = t.split('\0').next().unwrap_or("");
                     let got = c::stream_defaults().iface;
                     assert_eq!(got.as_deref().unwrap_or(""), want, "INTERFACE readback");
                 }
             }
+            // SAP_SESSIONS starts a network listener: not in a fuzz harness.
+            _ if id == c::SAP_SESSIONS => {}
             _ => {
                 let _ = c::get_ptr(id, op & 0x40 != 0);
             }
@@ -741,4 +745,110 @@ fn is_live_stat(id: u32) -> bool {
             | c::CLOCK_MODE
             | c::CLOCK_FALLBACK_TIMEOUT
     )
+}
+
+// ---------------------------------------------------------------- SAP ----
+
+/// SAP (RFC 2974): `sap::codec::parse` and a small `sap::Directory` driven
+/// by ops on a virtual `now`. Op byte (mod 4): 0 a raw datagram (u16 length
+/// then bytes) to `handle`; 1 a well-formed announcement or deletion (kind,
+/// one of 4 origins, a hash 0-7, one of 6 SDP variants) built by
+/// `codec::build`; 2 advance time (u16 × 100 ms) and `expire`; 3 a raw
+/// datagram through `parse` only. Invariants: a parsed packet rebuilt by
+/// `build` parses back to the same fields; the directory never holds more
+/// than its bound, nor an SDP over `MAX_PACKET`; its counters add up; after
+/// `expire(now)` nothing is due before `now`.
+pub fn sap(data: &[u8]) {
+    use aes67::sap::codec::{self, MessageType};
+    use aes67::sap::{Directory, DirectoryConfig, MAX_PACKET};
+    use aes67::units::{MonoNs, Nanos};
+    let check_parse = |b: &[u8]| {
+        if let Ok(p) = codec::parse(b) {
+            assert!(b.len() <= MAX_PACKET);
+            let again = match codec::build(p.kind, p.hash, p.origin, p.sdp) {
+                Ok(b) => b,
+                // Adding the payload type may push a packet without one over the bound.
+                Err(codec::SapError::TooLarge(_)) if !p.has_payload_type => return,
+                Err(e) => panic!("a parsed packet does not rebuild: {e}"),
+            };
+            let q = codec::parse(&again).expect("build output parses");
+            assert_eq!(
+                (q.kind, q.hash, q.origin, q.sdp),
+                (p.kind, p.hash, p.origin, p.sdp)
+            );
+        }
+    };
+    let cfg = DirectoryConfig {
+        max_sessions: 8,
+        min_timeout: Nanos::from_secs(60),
+        timeout_intervals: 10,
+    };
+    let mut d = Directory::new(cfg);
+    let mut now = MonoNs::from_ns(1_000_000_000);
+    let mut inp = Input { b: data };
+    let mut handled = 0u64;
+    let origins = ["10.0.0.1", "10.0.0.2", "fe80::1", "0.0.0.0"];
+    while !inp.is_empty() {
+        match inp.u8() % 4 {
+            0 => {
+                let n = inp.u16() as usize;
+                let b = inp.bytes(n);
+                check_parse(b);
+                let _ = d.handle(now, b);
+                handled += 1;
+            }
+            1 => {
+                let k = inp.u8();
+                let kind = if k & 1 == 0 {
+                    MessageType::Announce
+                } else {
+                    MessageType::Delete
+                };
+                let origin: std::net::IpAddr = origins[(k >> 1) as usize % 4].parse().unwrap();
+                let hash = u16::from(inp.u8() % 8);
+                let v = inp.u8();
+                let sdp = format!(
+                    "v=0\r\no=- {} {} IN IP4 10.0.0.1\r\ns=s{}\r\nc=IN IP4 239.69.1.{}/32\r\nt=0 0\r\n\
+                     m=audio 5004 RTP/AVP 96\r\na=rtpmap:96 {}/48000/2\r\n",
+                    v % 3,
+                    (v >> 2) % 2,
+                    v % 3,
+                    v % 5,
+                    if v & 0x80 == 0 { "L24" } else { "L16" }
+                );
+                let b = codec::build(kind, hash, origin, &sdp).unwrap();
+                check_parse(&b);
+                d.handle(now, &b).expect("well-formed packet accepted");
+                handled += 1;
+            }
+            2 => {
+                now = now.add(Nanos::from_ms(i64::from(inp.u16()) * 100));
+                d.expire(now);
+                if let Some(e) = d.next_expiry() {
+                    assert!(e > now, "expired session left behind");
+                }
+            }
+            _ => {
+                let n = inp.u16() as usize;
+                check_parse(inp.bytes(n));
+            }
+        }
+        assert!(d.sessions().len() <= 8, "directory over its bound");
+        assert!(d.sessions().iter().all(|s| s.sdp.len() <= MAX_PACKET));
+        let st = d.stats();
+        assert_eq!(st.packets, handled);
+        assert_eq!(
+            st.packets,
+            st.announcements
+                + st.deletions
+                + st.malformed
+                + st.encrypted_or_compressed
+                + st.other_payload_type
+        );
+        assert_eq!(
+            d.sessions().len() as u64,
+            st.new - st.deleted - st.expired,
+            "{st:?}"
+        );
+    }
 }

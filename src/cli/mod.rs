@@ -14,6 +14,7 @@ use aes67::units::Nanos;
 mod monitor;
 mod ptp;
 mod service;
+mod sap;
 mod signal;
 mod status;
 
@@ -50,6 +51,9 @@ enum Cmd {
     Run(service::RunArgs),
     /// Ask a running service for its status (`aes67 run`'s status socket).
     Status(service::StatusArgs),
+    /// List the AES67 sessions announced by SAP (RFC 2974): a table
+    /// refreshed each second, or JSON.
+    List(sap::ListArgs),
 }
 
 /// Arguments of `aes67 send`.
@@ -121,14 +125,22 @@ struct SendArgs {
     /// Print one JSON object per second on stdout instead of the status line.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sap: sap::SendSapArgs,
 }
 
 /// Arguments of `aes67 play`.
 #[derive(Args)]
 struct PlayArgs {
-    /// Stream URL: aes67://GROUP:PORT?iface=IP|NAME&pt=N&jitter=MS&ch=N&rate=HZ&enc=L24|L16&source=IP
+    /// Stream URL: aes67://GROUP:PORT?iface=IP|NAME&pt=N&jitter=MS&ch=N&rate=HZ&enc=L24|L16&source=IP,
+    /// or sap:NAME (a session announced by SAP: exact name or unique prefix).
     #[arg(required_unless_present = "sdp", conflicts_with = "sdp")]
     url: Option<String>,
+    /// sap:NAME: how long to wait for the announcement, s.
+    #[arg(long, default_value_t = 30.0)]
+    sap_timeout: f64,
+    #[command(flatten)]
+    sap_net: sap::SapNetArgs,
     /// Read the stream description from an SDP file (RFC 4566) instead of a URL.
     #[arg(long)]
     sdp: Option<PathBuf>,
@@ -207,6 +219,7 @@ pub(crate) fn main() -> i32 {
         Cmd::Monitor(a) => return crate::cli::monitor::run(a),
         Cmd::Run(a) => return service::run(a),
         Cmd::Status(a) => return service::status(a),
+        Cmd::List(a) => return sap::list(a),
     };
     match r {
         Ok(()) => 0,
@@ -221,7 +234,20 @@ type Res = Result<(), Box<dyn std::error::Error>>;
 
 
 fn play(a: PlayArgs) -> Res {
+    // Held while playing: reports new versions of a SAP session.
+    let mut _sap_watch = None;
     let mut cfg = match (&a.url, &a.sdp) {
+        (Some(u), _) if u.starts_with("sap:") => {
+            let (c, w) = sap::resolve(
+                &u["sap:".len()..],
+                a.iface.as_deref(),
+                a.sap_timeout,
+                &a.sap_net,
+                a.ptp.is_some(),
+            )?;
+            _sap_watch = Some(w);
+            c
+        }
         (Some(u), _) => StreamConfig::from_url(u)?,
         (None, Some(p)) => {
             let text =
@@ -458,6 +484,8 @@ fn send(a: SendArgs) -> Res {
         Ok(())
     };
     publish(&desc)?;
+    // SAP (RFC 2974): the same SDP, updated with every new version.
+    let sap = a.sap.start(cfg.iface.as_deref(), &desc.render())?;
     let ssrc = (aes67::sys::clock::realtime_now_ns() as u32 ^ std::process::id().rotate_left(16))
         .wrapping_mul(2_654_435_761);
     let stream = SendStream {
@@ -558,6 +586,9 @@ fn send(a: SendArgs) -> Res {
                         desc.version
                     );
                     publish(&desc)?;
+                    if let Some((h, id)) = &sap {
+                        h.update(*id, desc.render());
+                    }
                 }
             }
         }
@@ -570,6 +601,9 @@ fn send(a: SendArgs) -> Res {
     }
     if let Some(s) = last.first() {
         report(*s, el, true);
+    }
+    if let Some((s, _)) = sap {
+        s.stop(); // the SAP deletions (3)
     }
     Ok(())
 }

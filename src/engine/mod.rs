@@ -10,6 +10,8 @@
 //! - [`output`]: plain sinks (ALSA, WAV, null) fed from a ring;
 //! - [`sender`]: the RTP senders (many streams on one pacing thread);
 //! - [`source`]: their audio sources (tone, file, stdin);
+//! - [`sap`]: the SAP control-plane thread (session directory and
+//!   announcements, RFC 2974);
 //! - [`tone`]: a test-tone generator feeding a playout ring.
 //!
 //! No argument parsing and no printing to stdout: that is the CLI's.
@@ -21,6 +23,7 @@ pub mod playout;
 pub mod ptp;
 pub mod ptp_clock;
 pub mod receiver;
+pub mod sap;
 pub mod sender;
 pub mod source;
 pub mod tone;
