@@ -27,9 +27,10 @@ pub struct PtpStatus {
     pub port: PortStatus,
 }
 
-/// Shared state behind a [`PtpClockHandle`]: a seqlock over the map.
-#[derive(Debug)]
-struct Shared {
+/// One copy of the published map: a seqlock (its `seq` is odd while the
+/// writer fills it).
+#[derive(Debug, Default)]
+struct Slot {
     seq: AtomicU64,
     ref_local: AtomicU64,
     ref_ptp_hi: AtomicU64,
@@ -38,8 +39,25 @@ struct Shared {
     /// bit 0: has map; bits 8..16: servo state; bits 32..64: UTC offset (s, i32)
     /// to subtract from PTP time for UTC (0 on an ARB timescale).
     flags: AtomicU64,
+}
+
+/// Shared state behind a [`PtpClockHandle`]: two [`Slot`]s. The writer
+/// fills the slot readers are not directed to, then publishes its index
+/// (`current`, the number of publishes: slot `current & 1` is the one to
+/// read). A writer stopped in the middle of an update (preempted, being a
+/// normal-priority thread) therefore never stands in a reader's way: the
+/// current slot is complete.
+#[derive(Debug)]
+struct Shared {
+    current: AtomicU64,
+    slots: [Slot; 2],
     status: Mutex<Option<PtpStatus>>,
 }
+
+/// How many times [`PtpClockHandle::snapshot`] tries before it gives up.
+/// A try fails only when the writer published twice during it (it then
+/// overwrites the slot being read), which takes two PTP messages.
+pub const SNAPSHOT_TRIES: u32 = 4;
 
 /// A cloneable, thread-safe reader (and, for the IO loop, writer) of the
 /// virtual PTP clock.
@@ -70,32 +88,16 @@ impl PtpClockHandle {
     /// A handle with no map yet (`now_ptp()` returns `None`).
     pub fn new() -> PtpClockHandle {
         PtpClockHandle(Arc::new(Shared {
-            seq: AtomicU64::new(0),
-            ref_local: AtomicU64::new(0),
-            ref_ptp_hi: AtomicU64::new(0),
-            ref_ptp_lo: AtomicU64::new(0),
-            freq_bits: AtomicU64::new(0),
-            flags: AtomicU64::new(0),
+            current: AtomicU64::new(0),
+            slots: Default::default(),
             status: Mutex::new(None),
         }))
     }
 
     /// Publishes a new map, servo state and UTC offset (seconds to subtract
     /// from PTP time to get UTC; 0 when the grandmaster's timescale is ARB).
-    /// Single writer only.
+    /// Single writer only. Lock-free, never blocks readers.
     pub fn publish(&self, map: &ClockMap, servo: ServoState, utc_offset_s: i32) {
-        let s = &self.0;
-        let seq = s.seq.load(Ordering::Relaxed);
-        s.seq.store(seq + 1, Ordering::Relaxed);
-        fence(Ordering::Release);
-        s.ref_local
-            .store(map.ref_local.as_ns() as u64, Ordering::Relaxed);
-        s.ref_ptp_hi
-            .store((map.ref_ptp.as_nanos() >> 64) as u64, Ordering::Relaxed);
-        s.ref_ptp_lo
-            .store(map.ref_ptp.as_nanos() as u64, Ordering::Relaxed);
-        s.freq_bits
-            .store(map.freq.as_ppb().to_bits(), Ordering::Relaxed);
         let st = match servo {
             ServoState::Unlocked => 0u64,
             ServoState::Jump => 1,
@@ -103,11 +105,45 @@ impl PtpClockHandle {
             ServoState::LockedStable => 3,
             ServoState::Holdover => 4,
         };
-        s.flags.store(
+        let n = self.0.current.load(Ordering::Relaxed);
+        let slot = &self.0.slots[((n + 1) & 1) as usize];
+        let seq = slot.seq.load(Ordering::Relaxed);
+        slot.seq.store(seq + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        slot.ref_local
+            .store(map.ref_local.as_ns() as u64, Ordering::Relaxed);
+        slot.ref_ptp_hi
+            .store((map.ref_ptp.as_nanos() >> 64) as u64, Ordering::Relaxed);
+        slot.ref_ptp_lo
+            .store(map.ref_ptp.as_nanos() as u64, Ordering::Relaxed);
+        slot.freq_bits
+            .store(map.freq.as_ppb().to_bits(), Ordering::Relaxed);
+        slot.flags.store(
             1 | (st << 8) | ((utc_offset_s as u32 as u64) << 32),
             Ordering::Relaxed,
         );
-        s.seq.store(seq + 2, Ordering::Release);
+        slot.seq.store(seq + 2, Ordering::Release);
+        self.0.current.store(n + 1, Ordering::Release);
+    }
+
+    /// Test hook: leaves the writer stopped in the middle of an update of
+    /// the slot it writes next (its seqlock odd), as a writer preempted
+    /// mid-publish would.
+    #[doc(hidden)]
+    pub fn stall_writer_mid_update(&self) {
+        let n = self.0.current.load(Ordering::Relaxed);
+        let slot = &self.0.slots[((n + 1) & 1) as usize];
+        slot.seq.fetch_or(1, Ordering::Release);
+        slot.ref_ptp_lo.store(0xDEAD, Ordering::Relaxed);
+    }
+
+    /// Test hook: both slots left mid-update (cannot happen with one
+    /// writer): readers must still return, with `None`.
+    #[cfg(test)]
+    fn stall_both_slots(&self) {
+        for slot in &self.0.slots {
+            slot.seq.fetch_or(1, Ordering::Release);
+        }
     }
 
     /// Stores the latest status snapshot (once per second, by the PTP
@@ -126,9 +162,20 @@ impl PtpClockHandle {
 
     /// A consistent copy of `(map, servo state, utc offset s)`, or `None`
     /// before the first publish.
+    ///
+    /// Bounded and wait-free for the reader: at most [`SNAPSHOT_TRIES`]
+    /// tries, never a spin on the writer. It reads the last completed
+    /// publish, so a writer stopped mid-update (preempted) does not delay it.
+    /// A try is retried only when the writer completed two publishes while
+    /// it read; after [`SNAPSHOT_TRIES`] such tries (the writer publishing
+    /// faster than a reader can copy six words) it returns `None`, as
+    /// before the first publish. Safe on real-time threads (the BASS
+    /// STREAMPROC, the `SCHED_FIFO` ingest thread): no lock, no allocation.
     pub fn snapshot(&self) -> Option<(ClockMap, ServoState, i32)> {
-        let s = &self.0;
-        loop {
+        let sh = &self.0;
+        for _ in 0..SNAPSHOT_TRIES {
+            let n = sh.current.load(Ordering::Acquire);
+            let s = &sh.slots[(n & 1) as usize];
             let a = s.seq.load(Ordering::Acquire);
             if a & 1 == 1 {
                 std::hint::spin_loop();
@@ -141,6 +188,7 @@ impl PtpClockHandle {
             let fl = s.flags.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             if s.seq.load(Ordering::Relaxed) != a {
+                std::hint::spin_loop();
                 continue;
             }
             if fl & 1 == 0 {
@@ -154,6 +202,7 @@ impl PtpClockHandle {
             };
             return Some((map, servo_from((fl >> 8) & 0xFF), (fl >> 32) as u32 as i32));
         }
+        None
     }
 
     /// PTP time now, or `None` before the servo's first estimate.
@@ -232,6 +281,47 @@ impl PtpTimeSource for PtpClockHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 13 #9: a writer stopped in the middle of a publish (its
+    /// seqlock left odd) cannot hang a reader: readers get the last complete
+    /// publish at once; with both slots mid-update (impossible with one
+    /// writer) they still return, with `None`, within the try bound.
+    #[test]
+    fn stuck_writer_cannot_hang_a_reader() {
+        let h = PtpClockHandle::new();
+        let map = ClockMap::new(LocalNs::from_ns(1_000), PtpTimestamp::from_nanos(77_000));
+        h.publish(&map, ServoState::Locked, 37);
+        h.stall_writer_mid_update();
+        let r = h.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            let mut got = None;
+            for _ in 0..100_000 {
+                got = r.snapshot();
+            }
+            let _ = tx.send((got, t0.elapsed()));
+        });
+        let (got, took) = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("reader hung on a writer stopped mid-update");
+        let (m, s, utc) = got.expect("the last complete publish");
+        assert_eq!(
+            (m.ref_ptp, m.ref_local, s, utc),
+            (map.ref_ptp, map.ref_local, ServoState::Locked, 37)
+        );
+        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+        h.stall_both_slots();
+        let r = h.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send((r.snapshot(), r.locked()));
+        });
+        let (got, locked) = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("reader hung with both slots mid-update");
+        assert!(got.is_none() && !locked);
+    }
 
     #[test]
     fn handle_publish_and_read_across_threads() {
