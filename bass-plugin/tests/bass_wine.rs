@@ -78,7 +78,8 @@ pub(crate) fn wine_dir(features: &[&str]) -> PathBuf {
     run(Command::new("x86_64-w64-mingw32-gcc")
         .args(["-O2", "-o"])
         .arg(dir.join("host.exe"))
-        .arg(src.join("host.c")));
+        .arg(src.join("host.c"))
+        .arg("-lws2_32"));
     run(Command::new("x86_64-w64-mingw32-gcc")
         .args(["-shared", "-o"])
         .arg(dir.join("bcryptprimitives.dll"))

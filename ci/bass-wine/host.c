@@ -9,6 +9,7 @@
      checks the samples bit-exactly against the LCG pattern the sender sends
      (same generator as the Linux test: x = x*1664525 + 1013904223, sample =
      (int32)x >> 8, 0 -> 1, seed 0x12345678, stereo interleaved). */
+#include <winsock2.h>
 #include <windows.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,24 @@ int main(int argc, char **argv) {
         DWORD h = StreamCreateURL(argv[1], 0, DECODE | FLOAT, NULL, NULL);
         CHECK(h != 0, "BASS_StreamCreateURL(%s) error %lu", argv[1], ErrorGetCode());
         if (h) {
+            /* A unicast stream's port is exclusive (SO_EXCLUSIVEADDRUSE): a
+               second socket asking for SO_REUSEADDR cannot bind it and take
+               the stream's datagrams. */
+            const char *pp = strstr(argv[1], "127.0.0.1:");
+            if (pp) {
+                WSADATA wd;
+                WSAStartup(MAKEWORD(2, 2), &wd);
+                SOCKET s = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+                BOOL on = TRUE;
+                setsockopt(s, SOL_SOCKET, SO_REUSEADDR, (const char *)&on, sizeof on);
+                struct sockaddr_in a = {0};
+                a.sin_family = AF_INET;
+                a.sin_port = htons((u_short)atoi(pp + 10));
+                a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                int rc = bind(s, (struct sockaddr *)&a, sizeof a);
+                CHECK(rc != 0, "unicast port not stolen by SO_REUSEADDR (bind %d, error %d)", rc, WSAGetLastError());
+                closesocket(s);
+            }
             CHINFO ci;
             CHECK(ChannelGetInfo(h, &ci) && ci.ctype == 0x1f200 && ci.origres == 24 && ci.freq == 48000 && ci.chans == 2,
                   "channel info ctype %lx origres %lu", ci.ctype, ci.origres);

@@ -100,6 +100,20 @@ pub fn udp_v4() -> Result<Socket, SocketError> {
     Ok(sock)
 }
 
+/// A new IPv4 UDP socket for a unicast receiver: no other socket may bind
+/// its address and port while it is open. Linux: no `SO_REUSEADDR` (a
+/// second bind fails with `EADDRINUSE`); Windows: `SO_EXCLUSIVEADDRUSE`
+/// (with `SO_REUSEADDR` another process could bind the same port and take
+/// the unicast stream's datagrams).
+///
+/// Errors: [`SocketError::Io`] (`socket`, `SO_EXCLUSIVEADDRUSE`).
+pub fn udp_v4_unicast() -> Result<Socket, SocketError> {
+    let sock =
+        Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(io_err("socket"))?;
+    super::imp::socket::exclusive_bind(&sock)?;
+    Ok(sock)
+}
+
 /// Asks for a receive buffer of `bytes` (past `rmem_max` where the OS and
 /// privileges allow); a smaller grant is not an error.
 pub fn set_rcvbuf(sock: &Socket, bytes: usize) {
@@ -154,10 +168,12 @@ pub fn set_multicast_send(
 
 /// Opens a non-blocking UDP socket receiving `cfg`'s stream.
 ///
-/// Multicast: joined on `cfg.iface` (name or IPv4 address), source-specific
-/// when `cfg.source` is set; bound to the group address on Linux (only that
+/// Multicast (`SO_REUSEADDR`: several receivers of one group and port):
+/// joined on `cfg.iface` (name or IPv4 address), source-specific when
+/// `cfg.source` is set; bound to the group address on Linux (only that
 /// group is delivered), to the port on all addresses elsewhere (Windows
-/// cannot bind a group address). Unicast: bound to the address and port.
+/// cannot bind a group address). Unicast: bound to the address and port
+/// exclusively ([`udp_v4_unicast`]).
 /// Linux also enables kernel receive timestamps (`SO_TIMESTAMPING`).
 ///
 /// Errors: [`SocketError`] naming the step (`bind`, `IP_ADD_MEMBERSHIP`, ...)
@@ -167,7 +183,11 @@ pub fn open_stream_socket(cfg: &StreamConfig) -> Result<Socket, SocketError> {
         return Err(SocketError::Ipv6(cfg.dest));
     };
     let iface = cfg.iface.as_deref().map(lookup).transpose()?;
-    let sock = udp_v4()?;
+    let sock = if dest.is_multicast() {
+        udp_v4()?
+    } else {
+        udp_v4_unicast()?
+    };
     set_rcvbuf(&sock, RCVBUF_BYTES);
     super::imp::socket::stream_extras(&sock)?;
     if dest.is_multicast() {
@@ -221,6 +241,38 @@ pub fn local_addr_towards(dest: Ipv4Addr) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 13 #11: a unicast stream's port cannot be taken over: a
+    /// second socket asking for `SO_REUSEADDR` cannot bind it while the
+    /// stream is open (it could, when the stream's socket had SO_REUSEADDR,
+    /// and would then receive the stream's datagrams). Multicast receivers
+    /// still share their port.
+    #[test]
+    fn unicast_port_is_exclusive_multicast_is_shared() {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = StreamConfig::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        let _stream = open_stream_socket(&cfg).unwrap();
+        let thief = udp_v4().unwrap();
+        let r = thief.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into());
+        assert!(r.is_err(), "a second socket bound the unicast stream's port");
+        let any = udp_v4().unwrap();
+        assert!(
+            any.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())
+                .is_err(),
+            "a wildcard socket bound the unicast stream's port"
+        );
+        let group = Ipv4Addr::new(239, 69, 201, 9);
+        let mcfg = StreamConfig::new(IpAddr::V4(group), port.wrapping_add(1).max(1024));
+        let a = open_stream_socket(&mcfg);
+        let b = open_stream_socket(&mcfg);
+        if let (Ok(_a), b) = (a, b) {
+            assert!(b.is_ok(), "two multicast receivers of one group: {:?}", b.err());
+        }
+    }
 
     #[test]
     fn loopback_resolves_by_address() {

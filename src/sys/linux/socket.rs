@@ -102,3 +102,11 @@ mod tests {
         assert!(e.contains("iface=nonexistent0"), "{e}");
     }
 }
+
+/// Unicast receive sockets: no `SO_REUSEADDR`, so no other socket can bind
+/// the same address and port.
+///
+/// Errors: none.
+pub(crate) fn exclusive_bind(_sock: &Socket) -> Result<(), SocketError> {
+    Ok(())
+}

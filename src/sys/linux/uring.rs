@@ -205,14 +205,16 @@ impl BufRing {
         let addr = self.data.as_ptr() as u64 + bid as u64 * self.buf_len as u64;
         // SAFETY: slot ≤ mask < count, so the entry lies inside the allocation;
         // the kernel only reads entries between its head and the published tail,
-        // and this slot is past the published tail, so no one else accesses it.
-        // Writing through a raw pointer to the fields (not the `resv`/tail field
-        // of entry 0) keeps the kernel-read tail untouched.
+        // and this slot is past the published tail, so no one else accesses
+        // these three fields. Only they are written, through raw field
+        // pointers (`addr_of_mut!`): no reference to the entry is formed, so
+        // nothing of ours aliases entry 0's `resv`, the tail the kernel reads
+        // concurrently.
         unsafe {
-            let e = &mut *self.entries.as_ptr().add(slot);
-            e.set_addr(addr);
-            e.set_len(self.buf_len as u32);
-            e.set_bid(bid);
+            let e = self.entries.as_ptr().add(slot).cast::<RawBufEntry>();
+            std::ptr::addr_of_mut!((*e).addr).write(addr);
+            std::ptr::addr_of_mut!((*e).len).write(self.buf_len as u32);
+            std::ptr::addr_of_mut!((*e).bid).write(bid);
         }
         self.tail = self.tail.wrapping_add(1);
     }
@@ -255,6 +257,22 @@ impl Drop for BufRing {
         }
     }
 }
+
+/// The layout of a provided-buffer ring entry (`struct io_uring_buf`,
+/// what [`BufRingEntry`] wraps): written field by field in
+/// [`BufRing::push`]. `resv` of entry 0 is the ring's tail.
+#[repr(C)]
+struct RawBufEntry {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+const _: () = assert!(
+    size_of::<RawBufEntry>() == size_of::<BufRingEntry>()
+        && align_of::<RawBufEntry>() == align_of::<BufRingEntry>()
+);
 
 /// An io_uring [`PacketSource`] over N UDP sockets. Stream index `i` is the
 /// i-th socket given to [`UringSource::new`].
@@ -849,6 +867,28 @@ mod tests {
         let r = BufRing::new(8, 64).unwrap();
         assert_eq!(r.tail, 8);
         assert_eq!(r.buf(7, 1000).len(), 64);
+    }
+
+    /// Issue 13 #11: `push` writes addr/len/bid through raw field pointers
+    /// and `publish` stores the tail into entry 0's `resv` (the layout the
+    /// kernel reads).
+    #[test]
+    fn buf_ring_entries_and_tail_layout() {
+        let r = BufRing::new(8, 64).unwrap();
+        for i in 0..8usize {
+            // SAFETY: i < 8 entries of the ring; nothing else accesses it here.
+            let (addr, len, bid) = unsafe {
+                let e = r.entries.as_ptr().add(i).cast::<RawBufEntry>();
+                ((*e).addr, (*e).len, (*e).bid)
+            };
+            assert_eq!(
+                (addr, len, bid),
+                (r.data.as_ptr() as u64 + i as u64 * 64, 64, i as u16)
+            );
+        }
+        // SAFETY: entry 0 exists; its `resv` is the published tail.
+        let tail = unsafe { (*r.entries.as_ptr().cast::<RawBufEntry>()).resv };
+        assert_eq!(tail, 8);
     }
 
     /// (major, minor) of the running kernel.

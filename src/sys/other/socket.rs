@@ -43,3 +43,44 @@ pub(crate) fn stream_extras(_sock: &Socket) -> Result<(), SocketError> {
 pub(crate) fn multicast_bind(_sock: &Socket, _group: Ipv4Addr) -> Result<Ipv4Addr, SocketError> {
     Ok(Ipv4Addr::UNSPECIFIED)
 }
+
+/// Unicast receive sockets on Windows: `SO_EXCLUSIVEADDRUSE`, so no other
+/// socket (of any process) can bind the same port and take its datagrams.
+/// Other OSes: no `SO_REUSEADDR` (nothing to set).
+///
+/// Errors: [`SocketError::Io`] naming `SO_EXCLUSIVEADDRUSE` (Windows).
+#[cfg(windows)]
+pub(crate) fn exclusive_bind(sock: &Socket) -> Result<(), SocketError> {
+    use std::os::windows::io::AsRawSocket;
+    #[link(name = "ws2_32")]
+    unsafe extern "system" {
+        fn setsockopt(s: usize, level: i32, name: i32, val: *const u8, len: i32) -> i32;
+    }
+    const SOL_SOCKET: i32 = 0xffff;
+    const SO_EXCLUSIVEADDRUSE: i32 = !4; // ~SO_REUSEADDR
+    let on: i32 = 1;
+    // SAFETY: a valid socket handle; `on` is a live i32 and `len` its size.
+    let rc = unsafe {
+        setsockopt(
+            sock.as_raw_socket() as usize,
+            SOL_SOCKET,
+            SO_EXCLUSIVEADDRUSE,
+            (&on as *const i32).cast(),
+            4,
+        )
+    };
+    if rc != 0 {
+        return Err(crate::sys::socket::io_err("SO_EXCLUSIVEADDRUSE")(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// See the Windows version: nothing to set here.
+///
+/// Errors: none.
+#[cfg(not(windows))]
+pub(crate) fn exclusive_bind(_sock: &Socket) -> Result<(), SocketError> {
+    Ok(())
+}
