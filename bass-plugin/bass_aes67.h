@@ -12,14 +12,19 @@
     URL: aes67://GROUP[:PORT][?PARAM=VALUE&...]            (port default 5004)
       iface= | interface=   interface IPv4 address or name (default: config INTERFACE)
       pt= | payload=        RTP payload type 0-127          (default: config PT, 96)
-      jitter=               jitter buffer depth, ms          (default: config JITTER, 10)
+      jitter=               jitter buffer depth, ms 1-1000   (default: config JITTER, 10)
       ch= | channels=       channels 1-64                    (default 2)
       rate= | samplerate=   44100, 48000 or 96000 Hz         (default 48000)
       enc= | encoding=      L24 or L16                       (default L24)
       source=               sender IPv4 for a source-specific join (IGMPv3)
       sdp=PATH              describe the stream by an SDP file (RFC 4566);
                             only iface=, jitter= and fill= may accompany it
-                            (e.g. aes67://sdp?sdp=/etc/aes67/studio1.sdp)
+                            (e.g. aes67://sdp?sdp=/etc/aes67/studio1.sdp).
+                            A regular local file of at most 64 KiB: UNC
+                            (\\host\share, //host/share), \\.\ and \\?\ paths,
+                            /dev, /proc, /sys and device names (NUL, COM1...)
+                            are refused with BASS_ERROR_ILLPARAM before
+                            anything is opened; FIFOs never block
       fill=silence|available  what a decode stream returns when less audio is
                             buffered than asked for: silence padding (default,
                             as the seeds' add-on) or only the audio received
@@ -48,8 +53,10 @@
 
     Errors (BASS_ErrorGetCode after BASS_StreamCreateURL returns 0):
       BASS_ERROR_ILLPARAM  (20) malformed aes67:// URL (field named in
-                                BASS_AES67_GetLastErrorText())
-      BASS_ERROR_FILEOPEN   (2) socket, bind or multicast join failed, or the
+                                BASS_AES67_GetLastErrorText()), jitter= out of
+                                1-1000, or an sdp= file refused (see sdp=)
+      BASS_ERROR_FILEOPEN   (2) socket, bind or multicast join failed, the
+                                playout buffer could not be allocated, or the
                                 sdp= file cannot be read
       BASS_ERROR_INIT       (8) the BASS add-on table was not found
       BASS_ERROR_FILEFORM  (41) not an aes67:// URL (declined; BASS then reports

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 
 use crate::state::{
     CFG_CLOCK_MODE, CFG_FALLBACK_S, CFG_JITTER_MS, CFG_PT, CFG_PTP_DOMAIN, CFG_PTP_ENABLED,
-    INTERFACE_BUF, OFFSET_I64, STATS_BUF, lock,
+    INTERFACE_BUF, JITTER_MAX_MS, JITTER_MIN_MS, OFFSET_I64, STATS_BUF, lock,
 };
 pub use crate::state::{
     CLOCK_LIVEWIRE, CLOCK_PTP, CLOCK_SYSTEM, ClockSettings, STR_CAP, StrBuf, StreamDefaults,
@@ -128,7 +128,7 @@ pub fn get_dword(option: u32) -> Option<u32> {
 pub fn set_dword(option: u32, v: u32) -> bool {
     let (cell, ok) = match option {
         PT => (&CFG_PT, v <= 127),
-        JITTER => (&CFG_JITTER_MS, (1..=1000).contains(&v)),
+        JITTER => (&CFG_JITTER_MS, (JITTER_MIN_MS..=JITTER_MAX_MS).contains(&v)),
         PTP_DOMAIN => (&CFG_PTP_DOMAIN, v <= 255),
         PTP_ENABLED => (&CFG_PTP_ENABLED, true),
         CLOCK_MODE => (&CFG_CLOCK_MODE, v == CLOCK_PTP || v == CLOCK_SYSTEM),

@@ -4,9 +4,9 @@
 //! | code | name | when |
 //! |---|---|---|
 //! | 0 | BASS_OK | stream created |
-//! | 2 | BASS_ERROR_FILEOPEN | the engine could not open the stream (socket, bind, multicast join, `sdp=` file unreadable) |
+//! | 2 | BASS_ERROR_FILEOPEN | the engine could not open the stream (socket, bind, multicast join, playout buffer allocation, `sdp=` file not found or unreadable) |
 //! | 8 | BASS_ERROR_INIT | BASS's add-on function table could not be found (BASS too old or not loaded) |
-//! | 20 | BASS_ERROR_ILLPARAM | an `aes67://` URL that does not parse (bad group, port or parameter; the text names it); also every rejected `BASS_SetConfig` (BASS's own code for a FALSE config proc) |
+//! | 20 | BASS_ERROR_ILLPARAM | an `aes67://` URL that does not parse (bad group, port or parameter, `jitter=` outside 1-1000 ms; the text names it); an `sdp=` name or file refused (UNC, device or pseudo-file path, not a regular file, over 64 KiB); also every rejected `BASS_SetConfig` (BASS's own code for a FALSE config proc) |
 //! | 37 | BASS_ERROR_NOTAVAIL | this build has no engine (Windows without the `windows-engine` feature) |
 //! | 41 | BASS_ERROR_FILEFORM | not an `aes67://` URL: declined so BASS tries its other handlers |
 //! | -1 | BASS_ERROR_UNKNOWN | an internal error (a caught panic) |

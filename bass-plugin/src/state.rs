@@ -19,6 +19,12 @@ pub const CLOCK_LIVEWIRE: u32 = 1;
 /// System (free-running CLOCK_MONOTONIC) clock mode.
 pub const CLOCK_SYSTEM: u32 = 2;
 
+/// Smallest jitter (link offset) of a stream, ms: URL `jitter=` and config `JITTER`.
+pub const JITTER_MIN_MS: u32 = 1;
+/// Largest jitter (link offset) of a stream, ms: URL `jitter=` and config
+/// `JITTER`. Bounds a stream's playout buffer (see `stream::parse_jitter`).
+pub const JITTER_MAX_MS: u32 = 1000;
+
 /// Capacity of the string buffers, bytes including the terminating NUL.
 pub const STR_CAP: usize = 256;
 

@@ -62,8 +62,13 @@ pub fn is_aes67_url(url: &str) -> bool {
 /// Where the URL does not set them, the payload type, interface and jitter
 /// come from `defaults` (config options PT, INTERFACE, JITTER).
 ///
-/// Errors: [`OpenError`] with BASS_ERROR_ILLPARAM and a text naming the field;
-/// BASS_ERROR_FILEOPEN when the SDP file cannot be read.
+/// `jitter=` is 1-1000 ms (as the `JITTER` option, see [`parse_jitter`]);
+/// the `sdp=` file must be a regular local file of at most 64 KiB (see
+/// [`SDP_MAX_BYTES`]).
+///
+/// Errors: [`OpenError`] with BASS_ERROR_ILLPARAM and a text naming the field
+/// (also for an `sdp=` name or file that is refused); BASS_ERROR_FILEOPEN
+/// when the SDP file cannot be opened or read.
 #[cfg(engine)]
 pub fn resolve_config(
     url: &str,
@@ -97,25 +102,23 @@ pub fn resolve_config(
     }
     let url = parsed.as_str();
     let has = |names: &[&str]| pairs.iter().any(|(k, _)| names.contains(&k.as_str()));
+    // Checked first, so the error names this add-on's range (not the engine's).
+    let jitter = pairs
+        .iter()
+        .find(|(k, _)| k == "jitter")
+        .map(|(_, v)| parse_jitter(v))
+        .transpose()?;
     let mut cfg = if let Some((_, path)) = pairs.iter().find(|(k, _)| k == "sdp") {
         if path.is_empty() {
             return Err(OpenError::url("empty path in sdp="));
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| OpenError::open(format!("cannot read sdp={path}: {e}")))?;
+        let text = read_sdp_file(path)?;
         let mut c = StreamConfig::from_sdp(&text)
             .map_err(|e| OpenError::url(format!("sdp={path}: {e}")))?;
         for (k, v) in &pairs {
             match k.as_str() {
-                "sdp" => {}
+                "sdp" | "jitter" => {}
                 "iface" | "interface" if !v.is_empty() => c.iface = Some(v.clone()),
-                "jitter" => {
-                    c.jitter_ms = v
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|j| *j <= 10_000)
-                        .ok_or_else(|| OpenError::url(format!("invalid jitter in jitter={v}")))?
-                }
                 _ => {
                     return Err(OpenError::url(format!(
                         "parameter not allowed with sdp= in {k}={v}"
@@ -127,6 +130,9 @@ pub fn resolve_config(
     } else {
         StreamConfig::from_url(url).map_err(|e| OpenError::url(e.to_string()))?
     };
+    if let Some(j) = jitter {
+        cfg.jitter_ms = j;
+    }
     if !has(&["pt", "payload"]) && !has(&["sdp"]) {
         cfg.payload_type = defaults.payload_type;
     }
@@ -137,6 +143,52 @@ pub fn resolve_config(
         cfg.iface = defaults.iface.clone();
     }
     Ok((cfg, fill))
+}
+
+/// Largest `sdp=` file accepted, bytes (an SDP of one stream is < 2 KiB).
+pub const SDP_MAX_BYTES: u64 = 64 * 1024;
+
+/// Reads the `sdp=` file: a regular local file of at most [`SDP_MAX_BYTES`]
+/// (`aes67::sys::file::read_small_regular`: no UNC, device namespace,
+/// `/dev`, `/proc`, `/sys` or DOS device names, checked before anything is
+/// opened; opened non-blocking so a FIFO cannot hang
+/// `BASS_StreamCreateURL`; at most 64 KiB + 1 bytes read).
+///
+/// Errors: BASS_ERROR_ILLPARAM naming `sdp=` for a refused name, a file that
+/// is not regular, too large or not UTF-8; BASS_ERROR_FILEOPEN when it
+/// cannot be opened or read.
+#[cfg(engine)]
+fn read_sdp_file(path: &str) -> Result<String, OpenError> {
+    use aes67::sys::file::{SmallFileError, read_small_regular};
+    let bytes = read_small_regular(path, SDP_MAX_BYTES).map_err(|e| match e {
+        SmallFileError::Io(e) => OpenError::open(format!("cannot read sdp={path}: {e}")),
+        SmallFileError::TooLarge { size, .. } => OpenError::url(format!(
+            "sdp={path}: file too large ({size} bytes; at most 64 KiB)"
+        )),
+        e => OpenError::url(format!(
+            "sdp={path}: {e} (a regular local file of at most 64 KiB)"
+        )),
+    })?;
+    String::from_utf8(bytes).map_err(|_| OpenError::url(format!("sdp={path}: not UTF-8 text")))
+}
+
+/// Parses the URL's `jitter=` (ms) in the range of the `JITTER` config
+/// option, [`crate::state::JITTER_MIN_MS`]-[`crate::state::JITTER_MAX_MS`]:
+/// the stream's playout buffer spans about twice the jitter + 250 ms, so the
+/// bound caps its memory (at most 64 MiB at 96 kHz x 64 channels).
+///
+/// Errors: BASS_ERROR_ILLPARAM naming `jitter=` and the range.
+pub fn parse_jitter(v: &str) -> Result<u32, OpenError> {
+    use crate::state::{JITTER_MAX_MS, JITTER_MIN_MS};
+    v.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|j| (JITTER_MIN_MS..=JITTER_MAX_MS).contains(j))
+        .ok_or_else(|| {
+            OpenError::url(format!(
+                "invalid jitter in jitter={v} (allowed {JITTER_MIN_MS}-{JITTER_MAX_MS} ms, as BASS_CONFIG_AES67_JITTER)"
+            ))
+        })
 }
 
 /// The audio-thread half of a stream: drains the engine's ring into floats.
@@ -535,6 +587,118 @@ mod tests {
         assert!(e.text.contains("ch=2"), "{}", e.text);
         let e = resolve_config("aes67://0.0.0.0?sdp=/nonexistent/x.sdp", &defaults()).unwrap_err();
         assert_eq!(e.code, crate::errors::BASS_ERROR_FILEOPEN);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issue 13 #8: `jitter=` is refused outside the JITTER option's range
+    /// (1-1000 ms), by URL and with `sdp=`, naming the field and the range.
+    #[test]
+    fn jitter_outside_the_config_range_is_refused() {
+        for u in [
+            "aes67://239.69.0.1?jitter=10000",
+            "aes67://239.69.0.1?jitter=1001",
+            "aes67://239.69.0.1?jitter=0",
+            "aes67://239.69.0.1?jitter=-5",
+            "aes67://sdp?sdp=/nonexistent/x.sdp&jitter=5000",
+        ] {
+            let e = resolve_config(u, &defaults()).unwrap_err();
+            assert_eq!(e.code, crate::errors::BASS_ERROR_ILLPARAM, "{u}");
+            assert!(
+                e.text.contains("jitter=") && e.text.contains("1-1000"),
+                "{u}: {}",
+                e.text
+            );
+        }
+        let (c, _) = resolve_config("aes67://239.69.0.1?jitter=1000", &defaults()).unwrap();
+        assert_eq!(c.jitter_ms, 1000);
+    }
+
+    /// Runs `resolve_config(url)` on a thread; a call still blocked after
+    /// 3 s is a failure (`unblock` is then run so the thread can end).
+    fn resolve_within_3s(url: String, unblock: impl FnOnce()) -> Result<(), OpenError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let _ = tx.send(resolve_config(&url, &defaults()).map(|_| ()));
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(3)) {
+            Ok(r) => {
+                t.join().unwrap();
+                r
+            }
+            Err(_) => {
+                unblock();
+                let _ = t.join();
+                panic!("resolve_config blocked for 3 s");
+            }
+        }
+    }
+
+    /// Issue 13 #7: `sdp=` accepts only a regular local file of at most
+    /// 64 KiB: a FIFO is refused at once (it used to hang), a larger file is
+    /// refused before it is read, and UNC, device namespace and device paths
+    /// (also through a symlink) are refused before anything is opened, each
+    /// with BASS_ERROR_ILLPARAM and a text naming `sdp=`.
+    #[test]
+    fn sdp_accepts_only_small_regular_local_files() {
+        let dir = std::env::temp_dir().join(format!("bass-aes67-sdpsafe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let refused = |e: OpenError, what: &str| {
+            assert_eq!(e.code, crate::errors::BASS_ERROR_ILLPARAM, "{what}: {}", e.text);
+            assert!(e.text.contains("sdp="), "{what}: {}", e.text);
+            e.text
+        };
+        // A FIFO with no writer.
+        let fifo = dir.join("fifo.sdp");
+        let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(st.success());
+        let f2 = fifo.clone();
+        let e = resolve_within_3s(format!("aes67://sdp?sdp={}", fifo.display()), move || {
+            let _ = std::fs::OpenOptions::new().write(true).open(&f2);
+        })
+        .unwrap_err();
+        let t = refused(e, "fifo");
+        assert!(t.contains("regular"), "{t}");
+        // A valid SDP padded past 64 KiB.
+        let big = dir.join("big.sdp");
+        let mut text = String::from(
+            "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=t\r\nc=IN IP4 239.69.3.3/32\r\nt=0 0\r\nm=audio 5008 RTP/AVP 98\r\na=rtpmap:98 L16/48000/2\r\n",
+        );
+        while text.len() <= 64 * 1024 {
+            text.push_str("a=tool:padding padding padding padding\r\n");
+        }
+        std::fs::write(&big, &text).unwrap();
+        let e = resolve_config(&format!("aes67://sdp?sdp={}", big.display()), &defaults())
+            .unwrap_err();
+        let t = refused(e, "65 KiB file");
+        assert!(t.contains("too large") && t.contains("64 KiB"), "{t}");
+        // The same file cut to 64 KiB is accepted.
+        std::fs::write(&big, &text.as_bytes()[..text[..64 * 1024].rfind('\n').unwrap() + 1])
+            .unwrap();
+        resolve_config(&format!("aes67://sdp?sdp={}", big.display()), &defaults())
+            .expect("a 64 KiB SDP");
+        // Network and device namespace paths: refused by name.
+        for p in [
+            r"\\host\share\s.sdp",
+            "//host/share/s.sdp",
+            r"\\.\pipe\s",
+            r"\\?\C:\s.sdp",
+        ] {
+            let e = resolve_config(&format!("aes67://sdp?sdp={p}"), &defaults()).unwrap_err();
+            let t = refused(e, p);
+            assert!(t.contains("UNC"), "{p}: {t}");
+        }
+        // Devices, directly and through a symlink (would read forever).
+        let link = dir.join("zero.sdp");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        for p in ["/dev/zero".to_string(), link.display().to_string()] {
+            let e = resolve_within_3s(format!("aes67://sdp?sdp={p}"), || {}).unwrap_err();
+            let t = refused(e, &p);
+            assert!(t.contains("device"), "{p}: {t}");
+        }
+        let e = resolve_config(&format!("aes67://sdp?sdp={}", dir.display()), &defaults())
+            .unwrap_err();
+        refused(e, "directory");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

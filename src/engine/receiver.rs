@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::media::clock::{ClockState, MediaClock, MonotonicMediaClock};
-use crate::media::jitter::{Inserted, PlayoutBuffer, PlayoutConfig, PlayoutStats};
+use crate::media::jitter::{CapacityError, Inserted, PlayoutBuffer, PlayoutConfig, PlayoutStats};
 use crate::media::rtp::RtpPacket;
 use crate::media::source::{SourceLock, SourceLockConfig, Verdict};
 use crate::media::stream::StreamConfig;
@@ -166,6 +166,11 @@ pub enum ReceiverError {
     /// on a kernel without io_uring).
     #[error("ingest backend: {0}")]
     Ingest(std::io::Error),
+    /// The stream's playout buffer could not be allocated (its window is
+    /// the link offset + `jitter_ms` + 250 ms at the stream's rate and
+    /// channel count).
+    #[error(transparent)]
+    Alloc(#[from] CapacityError),
 }
 
 /// A running receiver of one stream. Receivers started together with
@@ -471,7 +476,7 @@ impl Receiver {
             .collect::<Result<Vec<_>, _>>()?;
         let (tx, rx) = std::sync::mpsc::channel();
         let mut v =
-            Receiver::start_group_with_source(streams, "pending", move || {
+            Receiver::try_start_group_with_source(streams, "pending", move || {
                 match open_source(kind, socks) {
                     Ok(o) => {
                         let _ = tx.send(Ok((o.source.backend(), o.fallback_reason)));
@@ -482,7 +487,7 @@ impl Receiver {
                         Box::new(NoSource)
                     }
                 }
-            });
+            })?;
         match rx.recv() {
             Ok(Ok((backend, why))) => {
                 for (r, _) in v.iter_mut() {
@@ -513,11 +518,28 @@ impl Receiver {
     /// As [`Receiver::start_group`] on a packet source built by
     /// `make_source` on the ingest thread; datagrams with `RxMeta::stream`
     /// = i go to the i-th stream (others are ignored).
+    ///
+    /// Panics when a playout buffer cannot be allocated; see
+    /// [`Receiver::try_start_group_with_source`].
     pub fn start_group_with_source(
         streams: Vec<(StreamConfig, ReceiverOptions)>,
         backend: &'static str,
         make_source: impl FnOnce() -> Box<dyn PacketSource> + Send + 'static,
     ) -> Vec<(Receiver, rtrb::Consumer<i32>)> {
+        Receiver::try_start_group_with_source(streams, backend, make_source)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`Receiver::start_group_with_source`], with the playout buffers
+    /// allocated fallibly ([`PlayoutBuffer::try_new`]): nothing is started
+    /// when one cannot be allocated.
+    ///
+    /// Errors: [`ReceiverError::Alloc`].
+    pub fn try_start_group_with_source(
+        streams: Vec<(StreamConfig, ReceiverOptions)>,
+        backend: &'static str,
+        make_source: impl FnOnce() -> Box<dyn PacketSource> + Send + 'static,
+    ) -> Result<Vec<(Receiver, rtrb::Consumer<i32>)>, ReceiverError> {
         let timeout_ms = ingest_timeout_ms(streams.iter().map(|s| s.1.link_offset));
         let rt_priority = streams.iter().filter_map(|s| s.1.rt_priority).max();
         let rt = Arc::new(AtomicU8::new(if rt_priority.is_some() { 3 } else { 0 }));
@@ -531,13 +553,13 @@ impl Receiver {
             let link_frames =
                 (opts.link_offset.as_ns() as i128 * rate as i128 / 1_000_000_000) as u32;
             let window_ms = opts.link_offset.as_ns() / 1_000_000 + cfg.jitter_ms as i64 + 250;
-            let mut jb = PlayoutBuffer::new(PlayoutConfig {
+            let mut jb = PlayoutBuffer::try_new(PlayoutConfig {
                 channels: ch,
                 encoding: cfg.encoding,
                 payload_type: cfg.payload_type,
                 link_offset_frames: link_frames,
-                capacity_frames: (rate as i64 * window_ms / 1000) as usize,
-            });
+                capacity_frames: (rate as i64 * window_ms.max(0) / 1000) as usize,
+            })?;
             // The SDP's packet time, when a whole number of frames, backs the
             // format check of packets with no consecutive predecessor.
             jb.set_packet_frames(cfg.packet_time_us.and_then(|us| {
@@ -584,12 +606,12 @@ impl Receiver {
                 }
                 ingest_loop(make_source(), slots, timeout_ms, window_us)
             })
-            .expect("spawn ingest thread");
+            .map_err(ReceiverError::Ingest)?;
         let group = Arc::new(Group {
             thread: Some(thread),
             rt,
         });
-        handles
+        Ok(handles
             .into_iter()
             .map(|(cfg, stop, shared, cons)| {
                 (
@@ -604,7 +626,7 @@ impl Receiver {
                     cons,
                 )
             })
-            .collect()
+            .collect())
     }
 
     /// Whether the ingest thread runs `SCHED_FIFO`: `None` when
@@ -621,6 +643,13 @@ impl Receiver {
                 _ => return None,
             }
         }
+    }
+
+    /// Asks the ingest thread to stop this stream, without waiting (it
+    /// notices within its wake-up, ≤ 20 ms). Dropping the receiver does the
+    /// same; the group's thread is joined when its last receiver is dropped.
+    pub fn signal_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
     }
 
     /// The stream being received.

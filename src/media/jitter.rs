@@ -153,6 +153,38 @@ impl FormatCheck {
     }
 }
 
+/// A playout buffer that cannot be allocated ([`PlayoutBuffer::try_new`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapacityError {
+    /// Capacity asked for, frames (after rounding when it could be rounded).
+    pub frames: usize,
+    /// Channels per frame.
+    pub channels: usize,
+}
+
+impl std::fmt::Display for CapacityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = (self.frames as u128) * (self.channels as u128) * 4;
+        write!(
+            f,
+            "cannot allocate a playout buffer of {} frames x {} channels ({} MiB)",
+            self.frames,
+            self.channels,
+            bytes >> 20
+        )
+    }
+}
+
+impl std::error::Error for CapacityError {}
+
+/// `n` zeroed elements, or `None` when the allocator refuses (no abort).
+fn zeroed_vec<T: Clone + Default>(n: usize) -> Option<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    v.resize(n, T::default());
+    Some(v)
+}
+
 /// A playout buffer indexed by RTP timestamp. See the module docs.
 pub struct PlayoutBuffer {
     cfg: PlayoutConfig,
@@ -185,22 +217,46 @@ pub struct PlayoutBuffer {
 impl PlayoutBuffer {
     /// Allocates a buffer. `capacity_frames` is rounded up to a power of two
     /// and to at least twice the link offset.
+    ///
+    /// Panics when the allocation fails; see [`PlayoutBuffer::try_new`] for
+    /// capacities that come from outside (URLs, SDP).
     pub fn new(cfg: PlayoutConfig) -> PlayoutBuffer {
+        PlayoutBuffer::try_new(cfg).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`PlayoutBuffer::new`], with fallible allocation
+    /// (`Vec::try_reserve_exact`): a capacity the process cannot allocate is
+    /// an error instead of an abort. The buffer takes
+    /// `capacity × channels × 4` bytes of samples plus `capacity × 2` bytes of
+    /// presence generations (capacity rounded as in `new`).
+    ///
+    /// Errors: [`CapacityError`] with the frames, channels and bytes asked
+    /// for, when the size overflows or the allocator refuses it.
+    pub fn try_new(cfg: PlayoutConfig) -> Result<PlayoutBuffer, CapacityError> {
+        let err = |frames: usize| CapacityError {
+            frames,
+            channels: cfg.channels,
+        };
         let cap = cfg
             .capacity_frames
             .max(2 * cfg.link_offset_frames as usize)
             .max(64)
-            .next_power_of_two();
+            .checked_next_power_of_two()
+            .ok_or(err(cfg.capacity_frames))?;
         let cfg = PlayoutConfig {
             capacity_frames: cap,
             ..cfg
         };
-        PlayoutBuffer {
+        let samples = zeroed_vec::<i32>(cap.checked_mul(cfg.channels).ok_or(err(cap))?)
+            .ok_or(err(cap))?;
+        let present = zeroed_vec::<u16>(cap).ok_or(err(cap))?;
+        let zeros = zeroed_vec::<i32>(1024 * cfg.channels.min(1 << 16)).ok_or(err(cap))?;
+        Ok(PlayoutBuffer {
             mask: cap - 1,
-            samples: vec![0; cap * cfg.channels],
-            present: vec![0; cap],
+            samples,
+            present,
             generation: 1,
-            zeros: vec![0; 1024 * cfg.channels],
+            zeros,
             ts: Unwrapper::new(32),
             ssrc: None,
             read: None,
@@ -212,7 +268,7 @@ impl PlayoutBuffer {
             gap_carry: 0,
             stats: PlayoutStats::default(),
             cfg,
-        }
+        })
     }
 
     /// The configuration in force (capacity rounded).
@@ -485,6 +541,26 @@ mod tests {
             link_offset_frames: link,
             capacity_frames: 4096,
         }
+    }
+
+    /// A capacity the process cannot allocate is an error, not an abort of
+    /// the host (issue 13 #8): 2^40 frames x 64 channels is 256 TiB.
+    #[test]
+    fn unallocatable_capacity_is_an_error() {
+        let huge = PlayoutConfig {
+            capacity_frames: 1 << 40,
+            ..cfg(64, 0)
+        };
+        let e = PlayoutBuffer::try_new(huge).err().expect("256 TiB refused");
+        assert_eq!((e.frames, e.channels), (1 << 40, 64));
+        assert!(e.to_string().contains("MiB"), "{e}");
+        let overflow = PlayoutConfig {
+            capacity_frames: usize::MAX / 2 + 2,
+            ..cfg(2, 0)
+        };
+        assert!(PlayoutBuffer::try_new(overflow).is_err());
+        let ok = PlayoutBuffer::try_new(cfg(2, 48)).expect("4096 frames");
+        assert_eq!(ok.config().capacity_frames, 4096);
     }
 
     /// A packet of `frames` frames whose samples encode their own timestamp.

@@ -12,7 +12,8 @@
 //! - [`PacketSource`] and its backends, chosen by [`open_source`];
 //! - [`ptp`]: the PTP transport (event/general sockets, kernel timestamps, PHC);
 //! - [`pcm`]: the playback-device seam, and [`alsa`];
-//! - [`rt`]: real-time thread set-up.
+//! - [`rt`]: real-time thread set-up;
+//! - [`file`]: reading a small local file named by a user (an SDP) safely.
 #![allow(unsafe_code)]
 
 #[cfg(target_os = "linux")]
@@ -23,6 +24,7 @@ mod imp;
 mod imp;
 
 pub mod clock;
+pub mod file;
 pub mod pcm;
 pub mod portable;
 pub mod ptp;
