@@ -90,6 +90,11 @@ extern "C" {
 /* Settings for new streams (BASS_SetConfig / BASS_GetConfig) */
 #define BASS_CONFIG_AES67_PT                0x20000 /* DWORD payload type 0-127, default 96 */
 #define BASS_CONFIG_AES67_INTERFACE         0x20001 /* string ptr (BASS_SetConfigPtr/GetConfigPtr, BASS_UNICODE ok); "" = any */
+/* Pointers from BASS_GetConfigPtr (INTERFACE, PTP_STATS, PTP_OFFSET) point at
+   a copy belonging to the calling thread: no other thread's call (a
+   concurrent BASS_SetConfigPtr included) changes it. Each stays valid and
+   unchanged until the same thread asks for the same option again, and at
+   most until the thread exits or the add-on is unloaded. */
 #define BASS_CONFIG_AES67_JITTER            0x20002 /* DWORD ms 1-1000, default 10 */
 
 /* Clock */
@@ -133,7 +138,11 @@ extern "C" {
 #define BASS_AES67_CLOCK_LIVEWIRE           1 /* not available: BASS_SetConfig fails with 20 */
 #define BASS_AES67_CLOCK_SYSTEM             2
 
-/* Text of the last failed aes67:// stream creation (UTF-8, static buffer). */
+/* Text of the calling thread's last failed aes67:// stream creation (UTF-8,
+   NUL-terminated; "" if none). Like BASS_ErrorGetCode it is per thread: the
+   pointer is to a buffer of the calling thread that only that thread's next
+   failed BASS_StreamCreateURL rewrites. Valid until then, and at most until
+   the thread exits or the add-on is unloaded (BASS_PluginFree). */
 const char *BASSAES67DEF(BASS_AES67_GetLastErrorText)(void);
 
 #ifdef __cplusplus

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 
 use crate::state::{
     CFG_CLOCK_MODE, CFG_FALLBACK_S, CFG_JITTER_MS, CFG_PT, CFG_PTP_DOMAIN, CFG_PTP_ENABLED,
-    INTERFACE_BUF, JITTER_MAX_MS, JITTER_MIN_MS, OFFSET_I64, STATS_BUF, lock,
+    INTERFACE_BUF, JITTER_MAX_MS, JITTER_MIN_MS, lock, with_out,
 };
 pub use crate::state::{
     CLOCK_LIVEWIRE, CLOCK_PTP, CLOCK_SYSTEM, ClockSettings, STR_CAP, StrBuf, StreamDefaults,
@@ -147,17 +147,29 @@ pub fn set_dword(option: u32, v: u32) -> bool {
 }
 
 /// `BASS_GetConfigPtr(option)`: address of a NUL-terminated UTF-8 (or UTF-16
-/// when `unicode`) string that stays valid for the life of the process (its
-/// contents change on later calls), or of the i64 offset for [`PTP_OFFSET`].
+/// when `unicode`) string, or of the i64 offset (ns) for [`PTP_OFFSET`].
 /// `None` for other ids.
+///
+/// The address is of a copy belonging to the calling thread (see
+/// `crate::state`): no other thread's call, `BASS_SetConfigPtr` included,
+/// changes it. It stays valid, unchanged, until this thread asks for the
+/// same option again, and at most until the thread exits or the add-on is
+/// unloaded.
 pub fn get_ptr(option: u32, unicode: bool) -> Option<*const std::ffi::c_void> {
     match option {
-        INTERFACE => Some(lock(&INTERFACE_BUF).ptr(unicode)),
+        INTERFACE => {
+            let cur = lock(&INTERFACE_BUF).as_str().to_string();
+            Some(with_out(|o| {
+                o.interface.set(&cur);
+                o.interface.ptr(unicode)
+            }))
+        }
         PTP_STATS => {
             let line = crate::stats::stats_line(&crate::stats::clock_status());
-            let mut b = lock(&STATS_BUF);
-            b.set(&line);
-            Some(b.ptr(unicode))
+            Some(with_out(|o| {
+                o.stats.set(&line);
+                o.stats.ptr(unicode)
+            }))
         }
         SAP_SESSIONS => {
             let text = crate::sapdir::sessions_text();
@@ -166,9 +178,11 @@ pub fn get_ptr(option: u32, unicode: bool) -> Option<*const std::ffi::c_void> {
             Some(b.ptr(unicode))
         }
         PTP_OFFSET => {
-            let mut o = lock(&OFFSET_I64);
-            *o = crate::stats::clock_status().offset_ns;
-            Some((&*o as *const i64).cast())
+            let v = crate::stats::clock_status().offset_ns;
+            Some(with_out(|o| {
+                o.offset = v;
+                (&o.offset as *const i64).cast()
+            }))
         }
         _ => None,
     }

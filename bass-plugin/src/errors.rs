@@ -14,7 +14,7 @@
 //! BASS itself may also fail `CreateStream` (e.g. 8 when `BASS_Init` was not
 //! called for a non-decode stream); its code is left as BASS set it.
 
-use crate::state::{LAST_ERROR, lock};
+use crate::state::with_out;
 
 /// No error.
 pub const BASS_OK: i32 = 0;
@@ -63,17 +63,20 @@ pub fn fail(e: &OpenError) -> i32 {
     e.code
 }
 
-/// Records `t` as the last failure text.
+/// Records `t` as the calling thread's last failure text.
 pub fn set_text(t: &str) {
-    lock(&LAST_ERROR).set(t);
+    with_out(|o| o.last_error.set(t));
 }
 
-/// The last failure text.
+/// The calling thread's last failure text.
 pub fn last_text() -> String {
-    lock(&LAST_ERROR).as_str().to_string()
+    with_out(|o| o.last_error.as_str().to_string())
 }
 
-/// Address of the NUL-terminated last failure text (static buffer).
+/// Address of the calling thread's NUL-terminated last failure text: a
+/// buffer of this thread, rewritten only by this thread's next failed
+/// stream creation; valid until the thread exits or the add-on is unloaded
+/// (see `crate::state`).
 pub fn last_text_ptr() -> *const std::ffi::c_char {
-    lock(&LAST_ERROR).ptr(false).cast()
+    with_out(|o| o.last_error.ptr(false).cast())
 }

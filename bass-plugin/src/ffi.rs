@@ -398,9 +398,11 @@ pub extern "system" fn BASSplugin(face: u32) -> *const c_void {
     .unwrap_or(std::ptr::null())
 }
 
-/// The message of the last failed `aes67://` stream creation (UTF-8,
-/// NUL-terminated, names the URL field at fault), or "" if none. The pointer
-/// stays valid for the life of the process; the text changes on later failures.
+/// The message of the calling thread's last failed `aes67://` stream
+/// creation (UTF-8, NUL-terminated, names the URL field at fault), or "" if
+/// none. The pointer is to a buffer of the calling thread: only that
+/// thread's next failed creation rewrites it; valid until the thread exits
+/// or the add-on is unloaded.
 #[unsafe(no_mangle)]
 #[allow(unreachable_pub)] // exported by name (no_mangle)
 pub extern "system" fn BASS_AES67_GetLastErrorText() -> *const c_char {
@@ -468,7 +470,7 @@ unsafe extern "system" fn config_proc(option: u32, flags: u32, value: *mut c_voi
                 }
                 match config::get_ptr(id, unicode) {
                     // SAFETY: for BASS_GetConfigPtr, `value` is a writable void**;
-                    // the pointer stored points at a static buffer.
+                    // the pointer stored points at this thread's buffer (state.rs).
                     Some(p) => unsafe {
                         *(value as *mut *const c_void) = p;
                         true

@@ -1,6 +1,7 @@
 //! All process-wide state of the add-on, in one place: the config option
-//! values, the static string buffers handed to BASS, the last error text,
-//! the registry of open streams, and the slot of the one PTP slave.
+//! values, the per-thread buffers whose addresses are handed to BASS (option
+//! strings, the last error text), the registry of open streams, and the slot
+//! of the one PTP slave.
 //!
 //! Everything else in the crate is per-stream or stateless and reaches this
 //! state through the accessors here. Imports only [`crate::counters`] (a
@@ -28,8 +29,9 @@ pub const JITTER_MAX_MS: u32 = 1000;
 /// Capacity of the string buffers, bytes including the terminating NUL.
 pub const STR_CAP: usize = 256;
 
-/// A NUL-terminated string in a fixed static buffer, as UTF-8 and UTF-16, so
-/// pointers handed to BASS stay valid for the life of the process.
+/// A NUL-terminated string in a fixed buffer, as UTF-8 and UTF-16 (the
+/// buffers handed to BASS are per-thread copies, see [`with_out`], or the
+/// process-wide `SAP_SESSIONS` text).
 pub struct StrBuf<const N: usize = STR_CAP> {
     utf8: [u8; N],
     utf16: [u16; N],
@@ -93,9 +95,20 @@ pub(crate) static CFG_FALLBACK_S: AtomicU32 = AtomicU32::new(5);
 pub(crate) static INTERFACE_BUF: Mutex<StrBuf> = Mutex::new(StrBuf::new_const());
 
 // ---- buffers whose addresses BASS_GetConfigPtr / GetLastErrorText hand out ----
+//
+// Per thread: each thread gets its own copy, so a pointer handed to one
+// thread is never rewritten by another thread's call (a `BASS_SetConfigPtr`,
+// a failing stream creation, or its own getter on another thread). It stays
+// valid until that same thread's next call of the same getter (the next
+// failed `BASS_StreamCreateURL` on that thread for the error text), and at
+// most until the thread exits or the add-on is unloaded. Per-thread copies
+// rather than kept-alive snapshots: a caller never tells us when it is done
+// with a pointer, so immutable snapshots could only be freed by guessing (or
+// leaked); per-thread buffers are freed with the thread, and match BASS's
+// own per-thread `BASS_ErrorGetCode`. The types have no destructor, so no
+// thread-exit destructor of this library is registered on the caller's
+// thread (which would keep the library mapped after `BASS_PluginFree`).
 
-/// `PTP_STATS` text.
-pub(crate) static STATS_BUF: Mutex<StrBuf> = Mutex::new(StrBuf::new_const());
 /// Text of `SAP_SESSIONS` (a 16 KiB buffer: one line per session).
 pub(crate) static SAP_SESSIONS_BUF: Mutex<StrBuf<SAP_TEXT_CAP>> = Mutex::new(StrBuf::new_const());
 /// Capacity of the `SAP_SESSIONS` text, bytes including the NUL.
@@ -105,10 +118,36 @@ pub const SAP_TEXT_CAP: usize = 16 * 1024;
 #[cfg(engine)]
 pub(crate) static SAP_LISTENERS: Mutex<Vec<(String, aes67::engine::sap::SapHandle)>> =
     Mutex::new(Vec::new());
-/// `PTP_OFFSET` as a full i64 (ns).
-pub(crate) static OFFSET_I64: Mutex<i64> = Mutex::new(0);
-/// The last failure text (`BASS_AES67_GetLastErrorText`).
-pub(crate) static LAST_ERROR: Mutex<StrBuf> = Mutex::new(StrBuf::new_const());
+
+/// One thread's copies of the values whose addresses are handed out.
+pub(crate) struct OutBufs {
+    /// `INTERFACE`, as of this thread's last `BASS_GetConfigPtr(INTERFACE)`.
+    pub(crate) interface: StrBuf,
+    /// `PTP_STATS` text.
+    pub(crate) stats: StrBuf,
+    /// `PTP_OFFSET` as a full i64 (ns).
+    pub(crate) offset: i64,
+    /// The last failure text of this thread (`BASS_AES67_GetLastErrorText`).
+    pub(crate) last_error: StrBuf,
+}
+
+thread_local! {
+    static OUT: std::cell::RefCell<OutBufs> = const {
+        std::cell::RefCell::new(OutBufs {
+            interface: StrBuf::new_const(),
+            stats: StrBuf::new_const(),
+            offset: 0,
+            last_error: StrBuf::new_const(),
+        })
+    };
+}
+
+/// Runs `f` on the calling thread's [`OutBufs`]; an address taken inside
+/// stays valid as described above (the buffers never move while the thread
+/// lives).
+pub(crate) fn with_out<R>(f: impl FnOnce(&mut OutBufs) -> R) -> R {
+    OUT.with(|o| f(&mut o.borrow_mut()))
+}
 
 /// Locks `m`, ignoring poisoning (the state stays usable after a caught panic).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -1288,4 +1288,61 @@ fn sap_session_by_name_bit_exact_and_listed() {
     assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
     b.assert_still_works();
     let _ = std::fs::remove_dir_all(&dir);
+
+/// Issue 13 #10: the pointers `BASS_GetConfigPtr(INTERFACE)` and
+/// `BASS_AES67_GetLastErrorText()` hand out are not rewritten by other
+/// threads: one thread keeps setting INTERFACE and failing stream creations
+/// while this one reads through pointers it got, twice with a pause in
+/// between; the text must not change under it (it used to: both pointed at
+/// one static buffer that every set zeroed and rewrote).
+#[test]
+fn config_and_error_pointers_are_race_free() {
+    let (b, _g) = bass();
+    let h_addon = b.load_addon();
+    let long = "a".repeat(200);
+    let short = "b".repeat(10);
+    assert!(b.set_str(0x20001, &long));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (mut reads, mut torn) = (0u64, Vec::new());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert!(b.set_str(0x20001, if i % 2 == 0 { &long } else { &short }));
+                let _ = b.create_url(
+                    &format!("aes67://239.69.0.1?ch={}", 100 + i % 2),
+                    BASS_STREAM_DECODE,
+                );
+                i = i.wrapping_add(1);
+            }
+        });
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_secs(2) {
+            // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
+            let p = unsafe { (b.get_config_ptr)(0x20001) } as *const c_char;
+            assert_eq!(b.create_url("aes67://239.69.0.1?ch=0", BASS_STREAM_DECODE), 0);
+            // SAFETY: the add-on's export, no arguments.
+            let e = unsafe { bass_aes67_last_error(h_addon) };
+            // SAFETY: both are NUL-terminated strings the add-on handed to this thread.
+            let (p1, e1) = unsafe { (CStr::from_ptr(p).to_owned(), CStr::from_ptr(e).to_owned()) };
+            for _ in 0..2000 {
+                std::hint::spin_loop();
+            }
+            // SAFETY: as above.
+            let (p2, e2) = unsafe { (CStr::from_ptr(p).to_owned(), CStr::from_ptr(e).to_owned()) };
+            reads += 1;
+            let p1s = p1.to_str().unwrap_or("");
+            if p1 != p2 || (p1s != long && p1s != short) || e1 != e2 || !e1.to_str().unwrap_or("").contains("ch=0") {
+                torn.push(format!("{p1:?} -> {p2:?}; {e1:?} -> {e2:?}"));
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    eprintln!("{reads} reads, {} changed under the reader", torn.len());
+    assert!(reads > 100, "only {reads} reads");
+    assert!(torn.is_empty(), "{} of {reads} changed under the reader, e.g. {}", torn.len(), torn[0]);
+    assert!(b.set_str(0x20001, ""));
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
+    assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
+    b.assert_still_works();
 }
