@@ -43,6 +43,10 @@ pub(crate) fn wine_dir(features: &[&str]) -> PathBuf {
             "{tool} is missing: run ci/setup.sh (packages mingw-w64 wine64 wine)"
         );
     }
+    // The two tests build different features into one target dir: build
+    // and copy the DLL one at a time, else one copies the other's DLL.
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _build = BUILD.lock().unwrap_or_else(|p| p.into_inner());
     let root = repo_root();
     let target = root.join("target/wine");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
