@@ -1288,6 +1288,7 @@ fn sap_session_by_name_bit_exact_and_listed() {
     assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
     b.assert_still_works();
     let _ = std::fs::remove_dir_all(&dir);
+}
 
 /// Issue 13 #10: the pointers `BASS_GetConfigPtr(INTERFACE)` and
 /// `BASS_AES67_GetLastErrorText()` hand out are not rewritten by other
@@ -1308,7 +1309,7 @@ fn config_and_error_pointers_are_race_free() {
         s.spawn(|| {
             let mut i = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                assert!(b.set_str(0x20001, if i % 2 == 0 { &long } else { &short }));
+                assert!(b.set_str(0x20001, if i.is_multiple_of(2) { &long } else { &short }));
                 let _ = b.create_url(
                     &format!("aes67://239.69.0.1?ch={}", 100 + i % 2),
                     BASS_STREAM_DECODE,

@@ -85,6 +85,14 @@ pub(crate) fn multicast_bind(sock: &Socket, group: Ipv4Addr) -> Result<Ipv4Addr,
     Ok(group)
 }
 
+/// Unicast receive sockets: no `SO_REUSEADDR`, so no other socket can bind
+/// the same address and port.
+///
+/// Errors: none.
+pub(crate) fn exclusive_bind(_sock: &Socket) -> Result<(), SocketError> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,12 +109,4 @@ mod tests {
         let e = lookup("nonexistent0").unwrap_err().to_string();
         assert!(e.contains("iface=nonexistent0"), "{e}");
     }
-}
-
-/// Unicast receive sockets: no `SO_REUSEADDR`, so no other socket can bind
-/// the same address and port.
-///
-/// Errors: none.
-pub(crate) fn exclusive_bind(_sock: &Socket) -> Result<(), SocketError> {
-    Ok(())
 }
