@@ -40,8 +40,8 @@ pub mod engine;
 pub mod media;
 pub mod ptp;
 pub mod rate;
+pub mod sap;
 #[cfg(feature = "service")]
 pub mod service;
-pub mod sap;
 pub mod sys;
 pub mod units;

@@ -117,8 +117,7 @@ fn spawn_relay(
             .expect("relay bind");
         let rx = UdpSocket::from(rx);
         rx.join_multicast_v4(&group, &ip_b).expect("relay join");
-        rx.set_read_timeout(Some(Duration::from_millis(1)))
-            .unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
         let tx = UdpSocket::bind("127.0.0.1:0").expect("relay tx");
         tx.connect(("127.0.0.1", out_port)).unwrap();
         (rx, tx)
@@ -295,7 +294,10 @@ fn run_fault(fault: Fault, group: &str, port: u16, secs: u32) {
         b.trail,
         b.silent
     );
-    assert_eq!(count.received, packets, "the relay saw every packet GStreamer sent");
+    assert_eq!(
+        count.received, packets,
+        "the relay saw every packet GStreamer sent"
+    );
     let u = |k: &str| st[k].as_u64().unwrap_or_else(|| panic!("{k} in {st}"));
     assert_eq!(u("late"), 0, "{st}");
     assert_eq!(u("malformed"), 0, "{st}");
@@ -341,7 +343,15 @@ fn random_loss_5_percent() {
 #[test]
 #[ignore = "needs root: network namespaces, GStreamer"]
 fn loss_bursts_of_20_packets() {
-    run_fault(Fault::Burst { every: 500, len: 20 }, "239.69.7.2", 5072, 5);
+    run_fault(
+        Fault::Burst {
+            every: 500,
+            len: 20,
+        },
+        "239.69.7.2",
+        5072,
+        5,
+    );
 }
 
 #[test]
@@ -478,7 +488,8 @@ fn forged_rtp_from_a_third_host_loses_nothing() {
     let (sniff, tx) = in_netns(&lan.ns[2], || {
         let s = UdpSocket::bind(SocketAddr::from((g, port))).unwrap();
         s.join_multicast_v4(&g, &me).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let t = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
         t.set_multicast_if_v4(&me).unwrap();
         t.set_multicast_loop_v4(false).unwrap();
@@ -527,7 +538,14 @@ fn forged_rtp_from_a_third_host_loses_nothing() {
         })
     };
     std::thread::sleep(Duration::from_millis(700));
-    wait_sender(gst_sender_in(&lan.ns[0], &lan.ifs[0], &inp, &c, group, port));
+    wait_sender(gst_sender_in(
+        &lan.ns[0],
+        &lan.ifs[0],
+        &inp,
+        &c,
+        group,
+        port,
+    ));
     stop.store(true, Ordering::Relaxed);
     let forged = forger.join().unwrap();
     let st = finish(rx);

@@ -125,7 +125,9 @@ fn rogue_grandmaster_is_ignored_when_pinned() {
         assert!(locked(&v), "lost lock while the rogue announced: {v}");
         last = v;
     }
-    let unacceptable = last["counters"]["unacceptable_master"].as_u64().unwrap_or(0);
+    let unacceptable = last["counters"]["unacceptable_master"]
+        .as_u64()
+        .unwrap_or(0);
     println!(
         "pinned to {gm_id}: rogue {} master for 10 s, ignored; unacceptable_master {unacceptable}, \
          offset {} ns",
@@ -176,7 +178,10 @@ fn rogue_grandmaster_wins_only_after_qualification_when_not_pinned() {
     );
     // Qualification takes two Announce messages, 1 s apart (logAnnounceInterval 0):
     // the switch cannot be seen in the status of the same second.
-    assert!(after >= 0.9, "switched {after:.1} s after the rogue's first Announce");
+    assert!(
+        after >= 0.9,
+        "switched {after:.1} s after the rogue's first Announce"
+    );
 }
 
 /// Forged PTP from a third host (issue 13, audit case 1-2), while the slave is
@@ -231,10 +236,11 @@ fn forged_ptp_from_a_third_host_moves_nothing() {
     let (ev, gen_tx, ev_tx) = aes67_rig::in_netns(&lan.ns[2], || {
         let ev = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 319))).unwrap();
         ev.join_multicast_v4(&group, &me).unwrap();
-        ev.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        ev.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let out = |port: u16| {
-            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
-                .unwrap();
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
             s.set_multicast_if_v4(&me).unwrap();
             s.bind(&SocketAddr::from((me, port)).into()).unwrap();
             UdpSocket::from(s)
@@ -376,7 +382,10 @@ fn forged_ptp_from_a_third_host_moves_nothing() {
          worst |offsetFromMaster| {worst} ns, steps {steps}; counters {c}",
         forged.load(Ordering::Relaxed)
     );
-    assert!(forged.load(Ordering::Relaxed) > 50, "the forger sent too little");
+    assert!(
+        forged.load(Ordering::Relaxed) > 50,
+        "the forger sent too little"
+    );
     assert!(worst < 200_000, "offset reached {worst} ns");
     assert!(c["wrong_source"].as_u64().unwrap_or(0) > 0, "{c}");
     assert!(c["unicast_dropped"].as_u64().unwrap_or(0) > 0, "{c}");

@@ -344,7 +344,10 @@ fn suite(dists: &[Dist]) {
                 ));
             }
             if matches!(d, Dist::LagCatchUp(_)) && r.resyncs + r.rate_resets > 0 {
-                failures.push(format!("{} at {shift:+}: drop/insert or re-prime ({r:?})", name(d)));
+                failures.push(format!(
+                    "{} at {shift:+}: drop/insert or re-prime ({r:?})",
+                    name(d)
+                ));
             }
             if r.underruns_after + r.xruns_after > 1 {
                 failures.push(format!("{} at {shift:+}: second underrun ({r:?})", name(d)));

@@ -644,13 +644,21 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let refused = |e: OpenError, what: &str| {
-            assert_eq!(e.code, crate::errors::BASS_ERROR_ILLPARAM, "{what}: {}", e.text);
+            assert_eq!(
+                e.code,
+                crate::errors::BASS_ERROR_ILLPARAM,
+                "{what}: {}",
+                e.text
+            );
             assert!(e.text.contains("sdp="), "{what}: {}", e.text);
             e.text
         };
         // A FIFO with no writer.
         let fifo = dir.join("fifo.sdp");
-        let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(st.success());
         let f2 = fifo.clone();
         let e = resolve_within_3s(format!("aes67://sdp?sdp={}", fifo.display()), move || {
@@ -668,13 +676,16 @@ mod tests {
             text.push_str("a=tool:padding padding padding padding\r\n");
         }
         std::fs::write(&big, &text).unwrap();
-        let e = resolve_config(&format!("aes67://sdp?sdp={}", big.display()), &defaults())
-            .unwrap_err();
+        let e =
+            resolve_config(&format!("aes67://sdp?sdp={}", big.display()), &defaults()).unwrap_err();
         let t = refused(e, "65 KiB file");
         assert!(t.contains("too large") && t.contains("64 KiB"), "{t}");
         // The same file cut to 64 KiB is accepted.
-        std::fs::write(&big, &text.as_bytes()[..text[..64 * 1024].rfind('\n').unwrap() + 1])
-            .unwrap();
+        std::fs::write(
+            &big,
+            &text.as_bytes()[..text[..64 * 1024].rfind('\n').unwrap() + 1],
+        )
+        .unwrap();
         resolve_config(&format!("aes67://sdp?sdp={}", big.display()), &defaults())
             .expect("a 64 KiB SDP");
         // Network and device namespace paths: refused by name.
@@ -696,8 +707,8 @@ mod tests {
             let t = refused(e, &p);
             assert!(t.contains("device"), "{p}: {t}");
         }
-        let e = resolve_config(&format!("aes67://sdp?sdp={}", dir.display()), &defaults())
-            .unwrap_err();
+        let e =
+            resolve_config(&format!("aes67://sdp?sdp={}", dir.display()), &defaults()).unwrap_err();
         refused(e, "directory");
         std::fs::remove_dir_all(&dir).unwrap();
     }

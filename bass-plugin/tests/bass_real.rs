@@ -1321,7 +1321,10 @@ fn config_and_error_pointers_are_race_free() {
         while t0.elapsed() < std::time::Duration::from_secs(2) {
             // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
             let p = unsafe { (b.get_config_ptr)(0x20001) } as *const c_char;
-            assert_eq!(b.create_url("aes67://239.69.0.1?ch=0", BASS_STREAM_DECODE), 0);
+            assert_eq!(
+                b.create_url("aes67://239.69.0.1?ch=0", BASS_STREAM_DECODE),
+                0
+            );
             // SAFETY: the add-on's export, no arguments.
             let e = unsafe { bass_aes67_last_error(h_addon) };
             // SAFETY: both are NUL-terminated strings the add-on handed to this thread.
@@ -1333,7 +1336,11 @@ fn config_and_error_pointers_are_race_free() {
             let (p2, e2) = unsafe { (CStr::from_ptr(p).to_owned(), CStr::from_ptr(e).to_owned()) };
             reads += 1;
             let p1s = p1.to_str().unwrap_or("");
-            if p1 != p2 || (p1s != long && p1s != short) || e1 != e2 || !e1.to_str().unwrap_or("").contains("ch=0") {
+            if p1 != p2
+                || (p1s != long && p1s != short)
+                || e1 != e2
+                || !e1.to_str().unwrap_or("").contains("ch=0")
+            {
                 torn.push(format!("{p1:?} -> {p2:?}; {e1:?} -> {e2:?}"));
             }
         }
@@ -1341,7 +1348,12 @@ fn config_and_error_pointers_are_race_free() {
     });
     eprintln!("{reads} reads, {} changed under the reader", torn.len());
     assert!(reads > 100, "only {reads} reads");
-    assert!(torn.is_empty(), "{} of {reads} changed under the reader, e.g. {}", torn.len(), torn[0]);
+    assert!(
+        torn.is_empty(),
+        "{} of {reads} changed under the reader, e.g. {}",
+        torn.len(),
+        torn[0]
+    );
     assert!(b.set_str(0x20001, ""));
     // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);

@@ -13,12 +13,10 @@ use aes67::units::Nanos;
 
 mod monitor;
 mod ptp;
-mod service;
 mod sap;
+mod service;
 mod signal;
 mod status;
-
-
 
 #[derive(Parser)]
 #[command(name = "aes67", version, about = "AES67 audio-over-IP engine")]
@@ -231,7 +229,6 @@ pub(crate) fn main() -> i32 {
 }
 
 type Res = Result<(), Box<dyn std::error::Error>>;
-
 
 fn play(a: PlayArgs) -> Res {
     // Held while playing: reports new versions of a SAP session.
@@ -845,8 +842,7 @@ fn run_with_clock(
             }
         }
         let el = start.elapsed();
-        let done = signal::interrupted()
-            || (duration_s > 0.0 && el.as_secs_f64() >= duration_s);
+        let done = signal::interrupted() || (duration_s > 0.0 && el.as_secs_f64() >= duration_s);
         if el >= next || done {
             next += Duration::from_secs(1);
             let s = rx.stats();

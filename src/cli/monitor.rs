@@ -151,8 +151,8 @@ fn run_inner(a: MonitorArgs) -> Result<(), String> {
             }
         }
         let el = start.elapsed();
-        let done =
-            crate::cli::signal::interrupted() || (a.duration > 0.0 && el.as_secs_f64() >= a.duration);
+        let done = crate::cli::signal::interrupted()
+            || (a.duration > 0.0 && el.as_secs_f64() >= a.duration);
         if el >= next || done {
             next += Duration::from_secs(1);
             for (i, (r, c)) in rxs.iter().zip(&cfgs).enumerate() {

@@ -93,21 +93,16 @@ impl PtpArgs {
 /// returns the exit code (0 ok, 1 set-up error, printed to stderr).
 pub(crate) fn run(args: PtpArgs) -> i32 {
     let handle = PtpClockHandle::new();
-    let r = run_with(
-        &args.options(),
-        &handle,
-        super::signal::flag(),
-        &mut |s| {
-            let line = if args.json {
-                status_json(s).to_string()
-            } else {
-                status_line(s)
-            };
-            let mut o = std::io::stdout().lock();
-            let _ = writeln!(o, "{line}");
-            let _ = o.flush();
-        },
-    );
+    let r = run_with(&args.options(), &handle, super::signal::flag(), &mut |s| {
+        let line = if args.json {
+            status_json(s).to_string()
+        } else {
+            status_line(s)
+        };
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "{line}");
+        let _ = o.flush();
+    });
     match r {
         Ok(()) => 0,
         Err(e) => {

@@ -475,19 +475,18 @@ impl Receiver {
             .map(|(c, _)| open_stream_socket(c))
             .collect::<Result<Vec<_>, _>>()?;
         let (tx, rx) = std::sync::mpsc::channel();
-        let mut v =
-            Receiver::try_start_group_with_source(streams, "pending", move || {
-                match open_source(kind, socks) {
-                    Ok(o) => {
-                        let _ = tx.send(Ok((o.source.backend(), o.fallback_reason)));
-                        o.source
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        Box::new(NoSource)
-                    }
+        let mut v = Receiver::try_start_group_with_source(streams, "pending", move || {
+            match open_source(kind, socks) {
+                Ok(o) => {
+                    let _ = tx.send(Ok((o.source.backend(), o.fallback_reason)));
+                    o.source
                 }
-            })?;
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    Box::new(NoSource)
+                }
+            }
+        })?;
         match rx.recv() {
             Ok(Ok((backend, why))) => {
                 for (r, _) in v.iter_mut() {

@@ -247,8 +247,8 @@ impl PlayoutBuffer {
             capacity_frames: cap,
             ..cfg
         };
-        let samples = zeroed_vec::<i32>(cap.checked_mul(cfg.channels).ok_or(err(cap))?)
-            .ok_or(err(cap))?;
+        let samples =
+            zeroed_vec::<i32>(cap.checked_mul(cfg.channels).ok_or(err(cap))?).ok_or(err(cap))?;
         let present = zeroed_vec::<u16>(cap).ok_or(err(cap))?;
         let zeros = zeroed_vec::<i32>(1024 * cfg.channels.min(1 << 16)).ok_or(err(cap))?;
         Ok(PlayoutBuffer {

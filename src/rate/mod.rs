@@ -480,7 +480,11 @@ impl RateControl {
         let ki = wn * wn * 1e6; // ppm per second of error per second
         // Frozen, the output is the feed-forward plus the held integrator: no P action
         // from a filter caught mid-way into an excursion.
-        let f_used = if resync.is_some() || frozen { 0.0 } else { filt };
+        let f_used = if resync.is_some() || frozen {
+            0.0
+        } else {
+            filt
+        };
         let max = self.cfg.max_ppm;
         // Anti-windup: the integrator stays inside the clamp around the feed-forward,
         // and integrates only while the output is not saturated (or when integrating

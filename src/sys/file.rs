@@ -76,7 +76,11 @@ pub fn check_local_name(name: &str) -> Result<(), SmallFileError> {
         ));
     }
     let dos_device = unixish.split('/').any(|c| {
-        let stem = c.split('.').next().unwrap_or("").trim_end_matches([' ', ':']);
+        let stem = c
+            .split('.')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches([' ', ':']);
         DOS_DEVICES.iter().any(|d| stem.eq_ignore_ascii_case(d))
     });
     if dos_device {
@@ -174,7 +178,12 @@ mod tests {
                 "{n:?} accepted"
             );
         }
-        for n in ["/etc/aes67/studio1.sdp", r"C:\aes67\s.sdp", "s.sdp", "/tmp/console.sdp"] {
+        for n in [
+            "/etc/aes67/studio1.sdp",
+            r"C:\aes67\s.sdp",
+            "s.sdp",
+            "/tmp/console.sdp",
+        ] {
             assert!(check_local_name(n).is_ok(), "{n:?} refused");
         }
     }

@@ -258,7 +258,10 @@ mod tests {
         let _stream = open_stream_socket(&cfg).unwrap();
         let thief = udp_v4().unwrap();
         let r = thief.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into());
-        assert!(r.is_err(), "a second socket bound the unicast stream's port");
+        assert!(
+            r.is_err(),
+            "a second socket bound the unicast stream's port"
+        );
         let any = udp_v4().unwrap();
         assert!(
             any.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())
@@ -270,7 +273,11 @@ mod tests {
         let a = open_stream_socket(&mcfg);
         let b = open_stream_socket(&mcfg);
         if let (Ok(_a), b) = (a, b) {
-            assert!(b.is_ok(), "two multicast receivers of one group: {:?}", b.err());
+            assert!(
+                b.is_ok(),
+                "two multicast receivers of one group: {:?}",
+                b.err()
+            );
         }
     }
 

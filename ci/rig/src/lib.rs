@@ -201,19 +201,44 @@ impl NetnsLan {
     fn setup(&self) -> Result<(), String> {
         let hub = &self.hub;
         sh("ip", &["netns", "add", hub])?;
-        sh("ip", &["-n", hub, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])?;
+        sh(
+            "ip",
+            &[
+                "-n",
+                hub,
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ],
+        )?;
         sh("ip", &["-n", hub, "link", "set", "br0", "up"])?;
         for (i, ((ns, ifc), ip)) in self.ns.iter().zip(&self.ifs).zip(&self.ips).enumerate() {
             let peer = format!("p{i}");
             sh("ip", &["netns", "add", ns])?;
             sh(
                 "ip",
-                &["link", "add", ifc, "netns", ns, "type", "veth", "peer", "name", &peer, "netns", hub],
+                &[
+                    "link", "add", ifc, "netns", ns, "type", "veth", "peer", "name", &peer,
+                    "netns", hub,
+                ],
             )?;
-            sh("ip", &["-n", hub, "link", "set", &peer, "master", "br0", "up"])?;
+            sh(
+                "ip",
+                &["-n", hub, "link", "set", &peer, "master", "br0", "up"],
+            )?;
             sh("ip", &["-n", ns, "link", "set", "lo", "up"])?;
-            sh("ip", &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", ifc])?;
-            sh("ip", &["-n", ns, "link", "set", ifc, "multicast", "on", "up"])?;
+            sh(
+                "ip",
+                &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", ifc],
+            )?;
+            sh(
+                "ip",
+                &["-n", ns, "link", "set", ifc, "multicast", "on", "up"],
+            )?;
             sh("ip", &["-n", ns, "route", "add", "224.0.0.0/4", "dev", ifc])?;
             for key in [
                 "net.ipv4.conf.all.rp_filter=0".to_string(),
