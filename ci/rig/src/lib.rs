@@ -54,6 +54,36 @@ pub fn sh(cmd: &str, args: &[&str]) -> Result<Output, String> {
     Ok(out)
 }
 
+/// Brings up one member of a rig inside namespace `ns`: loopback, `ip/24` on
+/// `ifc` with multicast on, a route for 224.0.0.0/4, rp_filter off, room for
+/// 1024 memberships and a 32 MiB rmem_max (where the kernel namespaces it).
+fn member_up(ns: &str, ifc: &str, ip: &str) -> Result<(), String> {
+    sh("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+    sh(
+        "ip",
+        &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", ifc],
+    )?;
+    sh(
+        "ip",
+        &["-n", ns, "link", "set", ifc, "multicast", "on", "up"],
+    )?;
+    sh("ip", &["-n", ns, "route", "add", "224.0.0.0/4", "dev", ifc])?;
+    for key in [
+        "net.ipv4.conf.all.rp_filter=0".to_string(),
+        "net.ipv4.conf.default.rp_filter=0".to_string(),
+        format!("net.ipv4.conf.{ifc}.rp_filter=0"),
+        "net.ipv4.igmp_max_memberships=1024".to_string(),
+        "net.core.rmem_max=33554432".to_string(),
+    ] {
+        // rmem_max is not namespaced on every kernel; ignore failures of that one.
+        let r = sh("ip", &["netns", "exec", ns, "sysctl", "-qw", &key]);
+        if r.is_err() && !key.starts_with("net.core") {
+            r?;
+        }
+    }
+    Ok(())
+}
+
 /// Two network namespaces, `a` and `b`, joined by a veth pair.
 ///
 /// Namespace `a` holds interface `if_a` with address `10.R.S.1/24`, namespace
@@ -120,29 +150,7 @@ impl NetnsPair {
             ],
         )?;
         for (ns, ifc, ip) in [(a, if_a, ip_a), (b, if_b, ip_b)] {
-            sh("ip", &["-n", ns, "link", "set", "lo", "up"])?;
-            sh(
-                "ip",
-                &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", ifc],
-            )?;
-            sh(
-                "ip",
-                &["-n", ns, "link", "set", ifc, "multicast", "on", "up"],
-            )?;
-            sh("ip", &["-n", ns, "route", "add", "224.0.0.0/4", "dev", ifc])?;
-            for key in [
-                "net.ipv4.conf.all.rp_filter=0".to_string(),
-                "net.ipv4.conf.default.rp_filter=0".to_string(),
-                format!("net.ipv4.conf.{ifc}.rp_filter=0"),
-                "net.ipv4.igmp_max_memberships=1024".to_string(),
-                "net.core.rmem_max=33554432".to_string(),
-            ] {
-                // rmem_max is not namespaced on every kernel; ignore failures of that one.
-                let r = sh("ip", &["netns", "exec", ns, "sysctl", "-qw", &key]);
-                if r.is_err() && !key.starts_with("net.core") {
-                    r?;
-                }
-            }
+            member_up(ns, ifc, ip)?;
         }
         Ok(())
     }
@@ -230,23 +238,7 @@ impl NetnsLan {
                 "ip",
                 &["-n", hub, "link", "set", &peer, "master", "br0", "up"],
             )?;
-            sh("ip", &["-n", ns, "link", "set", "lo", "up"])?;
-            sh(
-                "ip",
-                &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", ifc],
-            )?;
-            sh(
-                "ip",
-                &["-n", ns, "link", "set", ifc, "multicast", "on", "up"],
-            )?;
-            sh("ip", &["-n", ns, "route", "add", "224.0.0.0/4", "dev", ifc])?;
-            for key in [
-                "net.ipv4.conf.all.rp_filter=0".to_string(),
-                "net.ipv4.conf.default.rp_filter=0".to_string(),
-                format!("net.ipv4.conf.{ifc}.rp_filter=0"),
-            ] {
-                sh("ip", &["netns", "exec", ns, "sysctl", "-qw", &key])?;
-            }
+            member_up(ns, ifc, ip)?;
         }
         Ok(())
     }
