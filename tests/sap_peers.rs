@@ -12,6 +12,8 @@
 //!
 //! Needs root, `ip`, `gst-launch-1.0` and PipeWire 1.4 (ci/setup.sh).
 
+mod gst_common;
+use gst_common::{read_wav, signal, write_wav};
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -21,39 +23,6 @@ use aes67::sap::codec::{MessageType, build};
 use aes67_rig::{NetnsPair, in_netns};
 
 const AES67: &str = env!("CARGO_BIN_EXE_aes67");
-
-/// A pseudo-random full-scale signal (xorshift), `bits` wide.
-fn signal(seed: u64, n: usize, bits: u16) -> Vec<i32> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 11) as i32) >> (32 - bits)
-        })
-        .collect()
-}
-
-fn write_wav(path: &Path, s: &[i32], ch: u16, bits: u16) {
-    let spec = hound::WavSpec {
-        channels: ch,
-        sample_rate: 48000,
-        bits_per_sample: bits,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for &v in s {
-        w.write_sample(v).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
-fn read_wav(path: &Path) -> (hound::WavSpec, Vec<i32>) {
-    let r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let spec = r.spec();
-    (spec, r.into_samples::<i32>().map(|s| s.unwrap()).collect())
-}
 
 /// A UDP socket in namespace `ns`, sending multicast on `ip` with TTL 1.
 fn sap_socket(ns: &str, ip: &str) -> UdpSocket {
@@ -184,7 +153,7 @@ fn gst_stream_from_hand_made_sap_plays_by_name_bit_exact() {
     let (group, port) = ("239.69.21.1", 5021);
     let n = 48_000 * 2; // 2 s
     let sent = signal(0x5a9, n * 2, 24);
-    write_wav(&inp, &sent, 2, 24);
+    write_wav(&inp, &sent, 2, 48000, 24);
     // A hand-made announcement, repeated every 500 ms until the end.
     let sock = sap_socket(&ns.a, &ns.ip_a);
     let sdp = sdp_for("Hand-made GStreamer L24", &ns.ip_a, group, port, 4242);
@@ -559,7 +528,7 @@ fn pipewire_announces_we_list_and_play_it_bit_exact() {
     let mut wav = vec![0i32; pad * 2];
     wav.extend_from_slice(&sig);
     let inp = dir.path().join("in.wav");
-    write_wav(&inp, &wav, 2, 24);
+    write_wav(&inp, &wav, 2, 48000, 24);
     let props = format!("{{ node.name = wavplay {PW_NODE} }}");
     let mut play = pw
         .client("pw-play")

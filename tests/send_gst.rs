@@ -7,6 +7,8 @@
 //!
 //! Needs root, `ip`, `gst-launch-1.0` and sdpoker (ci/setup.sh installs them).
 
+mod gst_common;
+use gst_common::{signal, write_wav};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -19,33 +21,6 @@ struct Case {
     rate: u32,
     ptime_us: u32,
     secs: f64,
-}
-
-/// A pseudo-random full-scale signal (xorshift), sign-extended to `bits`.
-fn signal(seed: u64, n: usize, bits: u16) -> Vec<i32> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 11) as i32) >> (32 - bits)
-        })
-        .collect()
-}
-
-fn write_wav(path: &Path, s: &[i32], ch: u16, rate: u32, bits: u16) {
-    let spec = hound::WavSpec {
-        channels: ch,
-        sample_rate: rate,
-        bits_per_sample: bits,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for &v in s {
-        w.write_sample(v).unwrap();
-    }
-    w.finalize().unwrap();
 }
 
 fn gst_receiver(ns: &NetnsPair, c: &Case, group: &str, port: u16, out: &Path) -> Child {

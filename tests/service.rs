@@ -13,6 +13,8 @@
 //!
 //! `AES67_SERVICE_SECS` sets the length of the long run (default 60 s).
 
+mod gst_common;
+use gst_common::{read_wav, signal, write_wav};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -133,41 +135,6 @@ fn unit_passes_systemd_analyze_verify() {
         out.status.success() && ours.is_empty(),
         "systemd-analyze verify:\n{err}"
     );
-}
-
-/// Deterministic full-range L24 noise.
-fn signal(seed: u64, n: usize) -> Vec<i32> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 11) as i32) >> 8
-        })
-        .collect()
-}
-
-fn write_wav(path: &Path, s: &[i32]) {
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 48000,
-        bits_per_sample: 24,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for &v in s {
-        w.write_sample(v).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
-fn read_wav(path: &Path) -> Vec<i32> {
-    hound::WavReader::open(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .into_samples::<i32>()
-        .map(|s| s.unwrap())
-        .collect()
 }
 
 fn gst_send(ns: &NetnsPair, wav: &Path, group: &str) -> Child {
@@ -348,9 +315,9 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
     let inputs: Vec<(PathBuf, Vec<i32>)> = (1..=5u8)
         .map(|i| {
             let len = if i == 5 { secs - 15 } else { secs };
-            let s = signal(0xa567 ^ u64::from(i), frames(len) * 2);
+            let s = signal(0xa567 ^ u64::from(i), frames(len) * 2, 24);
             let p = dir.join(format!("in{i}.wav"));
-            write_wav(&p, &s);
+            write_wav(&p, &s, 2, 48000, 24);
             (p, s)
         })
         .collect();
@@ -610,7 +577,7 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
 
     // Every received stream is bit-exact, across both reloads.
     for i in [1usize, 2, 3, 5] {
-        let got = read_wav(&dir.join(format!("r{i}.wav")));
+        let got = read_wav(&dir.join(format!("r{i}.wav"))).1;
         let sent = &inputs[i - 1].1;
         assert_eq!(got.len(), sent.len(), "r{i}: output length (samples)");
         assert_eq!(
