@@ -599,16 +599,21 @@ mod tests {
         panic!("never re-primed");
     }
 
-    #[test]
-    fn excursion_freezes_then_reprimes_once() {
-        let mut c = RateControl::new(RateConfig::new(48000, Nanos::from_ms(750)));
-        let obs = |t: u64, fill_ms: f64| Observation {
+    /// At `t` ns: `fill_ms` of ring and 490 ms of device delay (a 750 ms target
+    /// holds a 260 ms ring), no ALSA timing, a free-running media clock.
+    fn obs(t: u64, fill_ms: f64) -> Observation {
+        Observation {
             now: MonoNs::from_ns(t),
             ring_fill_frames: 48.0 * fill_ms,
             device_delay_frames: 48.0 * 490.0,
             device_position: None,
             media_vs_mono: Some(Ppb::ZERO),
-        };
+        }
+    }
+
+    #[test]
+    fn excursion_freezes_then_reprimes_once() {
+        let mut c = RateControl::new(RateConfig::new(48000, Nanos::from_ms(750)));
         for i in 0..1000u64 {
             c.update(&obs(i * 20_000_000, 260.0));
         }
@@ -658,13 +663,6 @@ mod tests {
     #[test]
     fn lag_and_catch_up_never_resyncs() {
         let mut c = RateControl::new(RateConfig::new(48000, Nanos::from_ms(750)));
-        let obs = |t: u64, fill_ms: f64| Observation {
-            now: MonoNs::from_ns(t),
-            ring_fill_frames: 48.0 * fill_ms,
-            device_delay_frames: 48.0 * 490.0,
-            device_position: None,
-            media_vs_mono: Some(Ppb::ZERO),
-        };
         // 2.5 s cycles: 1.2 s lagging (the ring draining to 60 ms below its target),
         // a burst, 1.2 s ahead, around the 260 ms ring target, for 5 minutes.
         for i in 0..15_000u64 {
