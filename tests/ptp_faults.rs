@@ -255,8 +255,8 @@ fn forged_ptp_from_a_third_host_moves_nothing() {
         std::thread::spawn(move || {
             let mut buf = [0u8; 512];
             let mut n = 0u64;
-            let send = |s: &UdpSocket, m: &Message, to: SocketAddr| {
-                s.send_to(&m.to_bytes(), to).unwrap();
+            let send = |s: &UdpSocket, header: Header, body: Body, to: SocketAddr| {
+                s.send_to(&Message { header, body }.to_bytes(), to).unwrap();
             };
             let fake_gm = ClockIdentity([0x02, 0, 0, 0xff, 0xfe, 0, 0, 0x66]);
             let announce = Message {
@@ -284,7 +284,7 @@ fn forged_ptp_from_a_third_host_moves_nothing() {
                     time_source: 0x20,
                 }),
             };
-            send(&gen_tx, &announce, (group, 320).into());
+            send(&gen_tx, announce.header, announce.body, (group, 320).into());
             while !stop.load(Ordering::Relaxed) {
                 let Ok((len, from)) = ev.recv_from(&mut buf) else {
                     continue;
@@ -313,11 +313,9 @@ fn forged_ptp_from_a_third_host_moves_nothing() {
                 fu.log_message_interval = sync.header.log_message_interval;
                 send(
                     &gen_tx,
-                    &Message {
-                        header: fu,
-                        body: Body::FollowUp {
-                            precise_origin_timestamp: ahead,
-                        },
+                    fu,
+                    Body::FollowUp {
+                        precise_origin_timestamp: ahead,
                     },
                     (group, 320).into(),
                 );
@@ -334,11 +332,9 @@ fn forged_ptp_from_a_third_host_moves_nothing() {
                     let far = PtpTimestamp::from_parts((i64::MAX as u64) / 1_000_000_000 + 1, 0);
                     send(
                         &ev_tx,
-                        &Message {
-                            header: one_step,
-                            body: Body::Sync {
-                                origin_timestamp: far,
-                            },
+                        one_step,
+                        Body::Sync {
+                            origin_timestamp: far,
                         },
                         (group, 319).into(),
                     );
@@ -348,11 +344,9 @@ fn forged_ptp_from_a_third_host_moves_nothing() {
                 uni.flags = Flags(Flags::UNICAST);
                 send(
                     &ev_tx,
-                    &Message {
-                        header: uni,
-                        body: Body::Sync {
-                            origin_timestamp: ahead,
-                        },
+                    uni,
+                    Body::Sync {
+                        origin_timestamp: ahead,
                     },
                     (victim, 319).into(),
                 );
