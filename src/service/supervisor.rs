@@ -304,6 +304,46 @@ fn start_receiver(c: &ReceiverConfig, ptp: Option<&PtpClockHandle>) -> Result<Rx
     Ok(RxRun { rx, out })
 }
 
+/// One reload step for one kind of part matched by name (`kind`: "receiver",
+/// "sender"): an unchanged part keeps running untouched, a changed one is
+/// `restart`ed with its new config, a new one is `fresh`ly started, and one no
+/// longer configured is `stop`ped; each change is described in `changes`.
+/// Returns the parts in the order of `wanted`.
+#[allow(clippy::too_many_arguments)]
+fn reconcile<S, C: Clone + PartialEq>(
+    kind: &str,
+    mut old: Vec<S>,
+    wanted: &[C],
+    changes: &mut Vec<String>,
+    cfg_of: impl Fn(&S) -> &C,
+    name_of: impl Fn(&C) -> &String,
+    mut restart: impl FnMut(&mut S, C),
+    mut fresh: impl FnMut(C) -> S,
+    mut stop: impl FnMut(S),
+) -> Vec<S> {
+    let mut now = Vec::with_capacity(wanted.len());
+    for c in wanted {
+        match old.iter().position(|s| name_of(cfg_of(s)) == name_of(c)) {
+            Some(i) if cfg_of(&old[i]) == c => now.push(old.remove(i)),
+            Some(i) => {
+                let mut slot = old.remove(i);
+                changes.push(format!("{kind} {}: changed, restarted", name_of(c)));
+                restart(&mut slot, c.clone());
+                now.push(slot);
+            }
+            None => {
+                changes.push(format!("{kind} {}: added", name_of(c)));
+                now.push(fresh(c.clone()));
+            }
+        }
+    }
+    for s in old {
+        changes.push(format!("{kind} {}: removed", name_of(cfg_of(&s))));
+        stop(s);
+    }
+    now
+}
+
 fn stop_receiver(run: RxRun) -> Result<(), String> {
     let _ = run.rx.stop();
     run.out.finish()
@@ -425,40 +465,38 @@ impl Supervisor {
             }
         }
         // Receivers, by name.
-        let mut old_rx: Vec<RxSlot> = std::mem::take(&mut self.receivers);
-        for rc in &cfg.receivers {
-            match old_rx.iter().position(|s| s.cfg.name == rc.name) {
-                Some(i) if old_rx[i].cfg == *rc => self.receivers.push(old_rx.remove(i)),
-                Some(i) => {
-                    let mut slot = old_rx.remove(i);
-                    changes.push(format!("receiver {}: changed, restarted", rc.name));
-                    if let Some(r) = slot.run.take() {
-                        let _ = stop_receiver(r);
-                    }
-                    slot.cfg = rc.clone();
-                    slot.failed = None;
-                    self.rx_try_start(&mut slot);
-                    self.receivers.push(slot);
+        let old_rx = std::mem::take(&mut self.receivers);
+        self.receivers = reconcile(
+            "receiver",
+            old_rx,
+            &cfg.receivers,
+            &mut changes,
+            |s| &s.cfg,
+            |c| &c.name,
+            |slot, c| {
+                if let Some(r) = slot.run.take() {
+                    let _ = stop_receiver(r);
                 }
-                None => {
-                    changes.push(format!("receiver {}: added", rc.name));
-                    let mut slot = RxSlot {
-                        cfg: rc.clone(),
-                        run: None,
-                        failed: None,
-                        restarts: 0,
-                    };
-                    self.rx_try_start(&mut slot);
-                    self.receivers.push(slot);
+                slot.cfg = c;
+                slot.failed = None;
+                self.rx_try_start(slot);
+            },
+            |c| {
+                let mut slot = RxSlot {
+                    cfg: c,
+                    run: None,
+                    failed: None,
+                    restarts: 0,
+                };
+                self.rx_try_start(&mut slot);
+                slot
+            },
+            |s| {
+                if let Some(r) = s.run {
+                    let _ = stop_receiver(r);
                 }
-            }
-        }
-        for s in old_rx {
-            changes.push(format!("receiver {}: removed", s.cfg.name));
-            if let Some(r) = s.run {
-                let _ = stop_receiver(r);
-            }
-        }
+            },
+        );
         // PTP ports no longer configured go after their receivers.
         for s in old {
             changes.push(format!("ptp {}: removed", s.cfg.interface));
@@ -467,41 +505,39 @@ impl Supervisor {
             }
         }
         // Senders, by name.
-        let mut old_tx: Vec<TxSlot> = std::mem::take(&mut self.senders);
-        for sc in &cfg.senders {
-            match old_tx.iter().position(|s| s.cfg.name == sc.name) {
-                Some(i) if old_tx[i].cfg == *sc => self.senders.push(old_tx.remove(i)),
-                Some(i) => {
-                    let mut slot = old_tx.remove(i);
-                    changes.push(format!("sender {}: changed, restarted", sc.name));
-                    if let Some(r) = slot.run.take() {
-                        let _ = r.h.stop();
-                    }
-                    slot.cfg = sc.clone();
-                    slot.failed = None;
-                    self.tx_try_start(&mut slot);
-                    self.senders.push(slot);
+        let old_tx = std::mem::take(&mut self.senders);
+        self.senders = reconcile(
+            "sender",
+            old_tx,
+            &cfg.senders,
+            &mut changes,
+            |s| &s.cfg,
+            |c| &c.name,
+            |slot, c| {
+                if let Some(r) = slot.run.take() {
+                    let _ = r.h.stop();
                 }
-                None => {
-                    changes.push(format!("sender {}: added", sc.name));
-                    let mut slot = TxSlot {
-                        cfg: sc.clone(),
-                        run: None,
-                        failed: None,
-                        restarts: 0,
-                        send_errors: 0,
-                    };
-                    self.tx_try_start(&mut slot);
-                    self.senders.push(slot);
+                slot.cfg = c;
+                slot.failed = None;
+                self.tx_try_start(slot);
+            },
+            |c| {
+                let mut slot = TxSlot {
+                    cfg: c,
+                    run: None,
+                    failed: None,
+                    restarts: 0,
+                    send_errors: 0,
+                };
+                self.tx_try_start(&mut slot);
+                slot
+            },
+            |s| {
+                if let Some(r) = s.run {
+                    let _ = r.h.stop();
                 }
-            }
-        }
-        for s in old_tx {
-            changes.push(format!("sender {}: removed", s.cfg.name));
-            if let Some(r) = s.run {
-                let _ = r.h.stop();
-            }
-        }
+            },
+        );
         self.cfg = cfg;
         changes
     }
