@@ -542,17 +542,36 @@ impl Supervisor {
         changes
     }
 
-    fn ptp_try_start(&self, slot: &mut PtpSlot) {
-        match start_ptp(&slot.cfg, &slot.handle) {
+    /// Records the outcome of starting a part (`what`: "ptp eth0", "receiver
+    /// studio-a"): running, or failed with the next retry after the back-off.
+    fn settle<R>(
+        &self,
+        what: std::fmt::Arguments<'_>,
+        started: Result<R, String>,
+        run: &mut Option<R>,
+        failed: &mut Option<Failure>,
+    ) {
+        match started {
             Ok(r) => {
-                slot.run = Some(r);
-                slot.failed = None;
+                tracing::info!("{what} started");
+                *run = Some(r);
+                *failed = None;
             }
             Err(e) => {
-                tracing::warn!(interface = %slot.cfg.interface, "ptp: {e}");
-                slot.failed = Some(self.backoff.fail(slot.failed.as_ref(), e));
+                tracing::warn!("{what}: {e}");
+                *failed = Some(self.backoff.fail(failed.as_ref(), e));
             }
         }
+    }
+
+    fn ptp_try_start(&self, slot: &mut PtpSlot) {
+        let r = start_ptp(&slot.cfg, &slot.handle);
+        self.settle(
+            format_args!("ptp {}", slot.cfg.interface),
+            r,
+            &mut slot.run,
+            &mut slot.failed,
+        );
     }
 
     fn rx_try_start(&self, slot: &mut RxSlot) {
@@ -561,31 +580,23 @@ impl Supervisor {
             .iter()
             .find(|p| Some(&p.cfg.interface) == slot.cfg.stream.iface.as_ref())
             .map(|p| &p.handle);
-        match start_receiver(&slot.cfg, ptp) {
-            Ok(r) => {
-                tracing::info!(name = %slot.cfg.name, "receiver started");
-                slot.run = Some(r);
-                slot.failed = None;
-            }
-            Err(e) => {
-                tracing::warn!(name = %slot.cfg.name, "receiver: {e}");
-                slot.failed = Some(self.backoff.fail(slot.failed.as_ref(), e));
-            }
-        }
+        let r = start_receiver(&slot.cfg, ptp);
+        self.settle(
+            format_args!("receiver {}", slot.cfg.name),
+            r,
+            &mut slot.run,
+            &mut slot.failed,
+        );
     }
 
     fn tx_try_start(&self, slot: &mut TxSlot) {
-        match start_sender(&slot.cfg) {
-            Ok(r) => {
-                tracing::info!(name = %slot.cfg.name, "sender started");
-                slot.run = Some(r);
-                slot.failed = None;
-            }
-            Err(e) => {
-                tracing::warn!(name = %slot.cfg.name, "sender: {e}");
-                slot.failed = Some(self.backoff.fail(slot.failed.as_ref(), e));
-            }
-        }
+        let r = start_sender(&slot.cfg);
+        self.settle(
+            format_args!("sender {}", slot.cfg.name),
+            r,
+            &mut slot.run,
+            &mut slot.failed,
+        );
     }
 
     /// Checks every part and restarts the failed ones whose back-off has
