@@ -92,15 +92,43 @@ fn became_master(log: &std::path::Path, secs: u64) -> Instant {
     );
 }
 
-#[test]
-#[ignore = "needs root: network namespaces, ptp4l"]
-fn rogue_grandmaster_is_ignored_when_pinned() {
+/// The rig of every test here: alone in this binary, three namespaces on a
+/// bridge, a scratch directory, and ptp4l as grandmaster in namespace 0.
+struct Rig {
+    _solo: std::sync::MutexGuard<'static, ()>,
+    lan: NetnsLan,
+    dir: tempfile::TempDir,
+    /// The grandmaster's clockIdentity (16 hex digits).
+    gm_id: String,
+    _gm: Kill,
+}
+
+fn rig() -> Rig {
     let _solo = SOLO.lock().unwrap_or_else(|p| p.into_inner());
     require_peers();
     let lan = NetnsLan::new(3).expect("lan");
     let dir = tempfile::tempdir().unwrap();
     let gm_id = clock_identity(&lan.ns[0], &lan.ifs[0]);
     let _gm = ptp4l(&lan.ns[0], &lan.ifs[0], GM_CONF, dir.path(), "gm");
+    Rig {
+        _solo,
+        lan,
+        dir,
+        gm_id,
+        _gm,
+    }
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, ptp4l"]
+fn rogue_grandmaster_is_ignored_when_pinned() {
+    let Rig {
+        _solo,
+        lan,
+        dir,
+        gm_id,
+        _gm,
+    } = rig();
     let (_us, rx) = ours(
         &lan.ns[1],
         &[
@@ -143,13 +171,14 @@ fn rogue_grandmaster_is_ignored_when_pinned() {
 #[test]
 #[ignore = "needs root: network namespaces, ptp4l"]
 fn rogue_grandmaster_wins_only_after_qualification_when_not_pinned() {
-    let _solo = SOLO.lock().unwrap_or_else(|p| p.into_inner());
-    require_peers();
-    let lan = NetnsLan::new(3).expect("lan");
-    let dir = tempfile::tempdir().unwrap();
-    let gm_id = clock_identity(&lan.ns[0], &lan.ifs[0]);
+    let Rig {
+        _solo,
+        lan,
+        dir,
+        gm_id,
+        _gm,
+    } = rig();
     let rogue_id = clock_identity(&lan.ns[2], &lan.ifs[2]);
-    let _gm = ptp4l(&lan.ns[0], &lan.ifs[0], GM_CONF, dir.path(), "gm");
     let (_us, rx) = ours(
         &lan.ns[1],
         &["--iface", &lan.ifs[1], "--slave-only", "--duration", "60"],
@@ -210,12 +239,13 @@ fn forged_ptp_from_a_third_host_moves_nothing() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-    let _solo = SOLO.lock().unwrap_or_else(|p| p.into_inner());
-    require_peers();
-    let lan = NetnsLan::new(3).expect("lan");
-    let dir = tempfile::tempdir().unwrap();
-    let gm_id = clock_identity(&lan.ns[0], &lan.ifs[0]);
-    let _gm = ptp4l(&lan.ns[0], &lan.ifs[0], GM_CONF, dir.path(), "gm");
+    let Rig {
+        _solo,
+        lan,
+        dir: _dir,
+        gm_id,
+        _gm,
+    } = rig();
     let (_us, rx) = ours(
         &lan.ns[1],
         &["--iface", &lan.ifs[1], "--slave-only", "--duration", "60"],
