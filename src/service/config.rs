@@ -414,15 +414,7 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
         };
         let mut stream = stream
             .unwrap_or_else(|| StreamConfig::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0));
-        if let Some(i) = r.interface.clone().or_else(|| {
-            stream
-                .iface
-                .is_none()
-                .then(|| default_iface.clone())
-                .flatten()
-        }) {
-            stream.iface = Some(i);
-        }
+        inherit_interface(&mut stream, r.interface.clone(), &default_iface);
         let output = match r.output.as_deref().unwrap_or("null").parse::<OutputSpec>() {
             Ok(o) => o,
             Err(_) => {
@@ -511,15 +503,7 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
             }
         }
         .unwrap_or_else(|| StreamConfig::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0));
-        if let Some(i) = s.interface.clone().or_else(|| {
-            stream
-                .iface
-                .is_none()
-                .then(|| default_iface.clone())
-                .flatten()
-        }) {
-            stream.iface = Some(i);
-        }
+        inherit_interface(&mut stream, s.interface.clone(), &default_iface);
         let source = s.source.clone().unwrap_or_else(|| "tone".into());
         if source != "tone" {
             v.err(&f("source"), format!("{source:?}: expected tone"));
@@ -616,6 +600,14 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
         metrics,
         status_socket,
         supervisor,
+    }
+}
+
+/// The interface of a stream: its own `interface` field, else the one its URL
+/// or SDP gave, else the config's top-level `interface`.
+fn inherit_interface(stream: &mut StreamConfig, own: Option<String>, default: &Option<String>) {
+    if let Some(i) = own.or_else(|| stream.iface.is_none().then(|| default.clone()).flatten()) {
+        stream.iface = Some(i);
     }
 }
 
