@@ -10,11 +10,11 @@
 //! The same boot then plays an external sender (issue 17): a GStreamer pipeline in
 //! the guest (`audiotestsrc ! rtpL24pay ! udpsink`, 4 ms packets, loopback multicast)
 //! received by `aes67 play … --output alsa:hw:Loopback,0,0` with the emulated-CPU
-//! settings, for `AES67_PLAY_EXT_SECONDS` (0 = skip, the default; `ci/test.sh` sets it) at each of the shifts
-//! +1001 ppm (99900) and −999 ppm (100100), with the receiver SIGSTOPped for 300 ms
+//! settings, for `AES67_PLAY_EXT_SECONDS` (0 = skip, the default; `ci/test.sh` sets it) at the shifts
+//! +1001 ppm (99900) and −999 ppm (100100) at once (two loopback subdevices, one sender), with both receivers SIGSTOPped for 300 ms
 //! half-way. Asserts per shift: at most one underrun/xrun (no second one), recovery
-//! from the stall within [`EXT_RECOVERY_S`] (5 s means of the ratio within 50 ppm of
-//! the shift and of the filtered latency error within ±5 ms from then on), the mean
+//! from the stall within [`EXT_RECOVERY_S`] (10 s means of the ratio within 50 ppm of
+//! the shift and of the filtered latency error within ±2 ms from then on), the mean
 //! ratio over the last minute within 50 ppm of the shift, and no discontinuity in
 //! the recorded tone outside the disturbance window (stall − 5 s … stall + bound).
 
@@ -45,7 +45,7 @@ fn aes67_play_to_snd_aloop_at_plus_1000_ppm() {
         .env("WORK", work.path())
         .env(
             "TIMEOUT",
-            (SECS + 240 + if ext > 0 { 2 * (ext + 150) } else { 0 }).to_string(),
+            (SECS + 240 + if ext > 0 { ext + 150 } else { 0 }).to_string(),
         )
         .output()
         .expect("run ci/qemu/runvm.sh");
@@ -140,7 +140,11 @@ fn aes67_play_to_snd_aloop_at_plus_1000_ppm() {
             }
         }
     }
-    assert!(fails.is_empty(), "{fails:#?}");
+    if !fails.is_empty() {
+        // keep the guest's files (JSON rows, recordings) for a post-mortem
+        let kept = work.keep();
+        panic!("{fails:#?}\nguest files kept in {}", kept.display());
+    }
 }
 
 /// Checks one external-sender run (see the module docs); prints its figures.
@@ -180,13 +184,31 @@ fn check_external(dir: &std::path::Path, shift: u32, ppm: f64, ext: u64) -> Resu
     if rows.len() < (ext as usize).saturating_sub(20) {
         return Err(format!("{shift}: only {} status rows", rows.len()));
     }
-    // 5 s means; recovered from the first window after the stall from which all are good.
+    // The run at a glance: 10 s means of the steered ratio and the filtered latency error.
+    let glance: Vec<String> = rows
+        .chunks(10)
+        .map(|c| {
+            let n = c.len() as f64;
+            format!(
+                "{:.0}s {:+.0}/{:+.1}",
+                c[0].0,
+                c.iter().map(|x| x.1).sum::<f64>() / n,
+                c.iter().map(|x| x.2).sum::<f64>() / n
+            )
+        })
+        .collect();
+    println!(
+        "EXTERNAL shift {shift}: 10 s means (ppm/ms): {}",
+        glance.join(" ")
+    );
+    // 10 s means (tcg's device-clock readings are noisy second to second); recovered
+    // from the first window after the stall from which all are good.
     let mut last_bad = t_stall;
-    for win in rows.windows(5) {
-        let t = win[4].0;
-        let r = win.iter().map(|x| x.1).sum::<f64>() / 5.0;
-        let e = win.iter().map(|x| x.2).sum::<f64>() / 5.0;
-        if win[0].0 > 20.0 && ((r - ppm).abs() >= 50.0 || e.abs() >= 5.0) {
+    for win in rows.windows(10) {
+        let t = win[9].0;
+        let r = win.iter().map(|x| x.1).sum::<f64>() / 10.0;
+        let e = win.iter().map(|x| x.2).sum::<f64>() / 10.0;
+        if win[0].0 > 20.0 && ((r - ppm).abs() >= 50.0 || e.abs() >= 2.0) {
             last_bad = last_bad.max(t);
         }
     }

@@ -5,12 +5,13 @@
 //! `ci/qemu/run-aloop.sh`, which runs this same test binary inside it, once per
 //! `PCM Rate Shift 100000` value: 99900 (+1001 ppm), 100100 (−999 ppm), 100000.
 //! `AES67_ALOOP_SECONDS` (default 300: the "at least 5 minutes per setting")
-//! sets the play time per shift; the three shifts take about 16 minutes of wall time.
+//! sets the play time per shift. The three shifts play at once, each on its own loopback
+//! subdevice (cable) with its own rate shift, in one boot of about 6 minutes.
 //!
 //! Guest half (`guest_aloop_playout`, ignored unless run by the guest script): an
 //! in-process tone at the media rate (`CLOCK_MONOTONIC`, 1 ms packets) is played by
 //! the playout thread (SCHED_FIFO, mlockall, steered sinc resampler) to
-//! `hw:Loopback,0,0`, while a reader records `hw:Loopback,1,0`. Asserts over the run:
+//! `hw:Loopback,0,N`, while a reader records `hw:Loopback,1,N` (N = `AES67_ALOOP_SUB`). Asserts over the run:
 //! zero ALSA xruns, zero ring underruns, zero capture overruns; after settling, the
 //! low-passed latency error within ±10 ms (the stated fill bound) and the raw one
 //! within ±250 ms (tcg stalls make single readings jump; the buffer is 500 ms); the mean
@@ -93,11 +94,20 @@ struct Capture {
     max_residual: f64,
 }
 
+/// The loopback subdevice (cable) of this guest run: `AES67_ALOOP_SUB`, default 0.
+fn sub() -> u32 {
+    std::env::var("AES67_ALOOP_SUB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 fn record(stop: Arc<AtomicBool>) -> Capture {
     use alsa::pcm::{Access, Format, HwParams};
     use alsa::{Direction, ValueOr};
-    let pcm =
-        alsa::PCM::new("hw:Loopback,1,0", Direction::Capture, false).expect("open hw:Loopback,1,0");
+    let name = format!("hw:Loopback,1,{}", sub());
+    let pcm = alsa::PCM::new(&name, Direction::Capture, false)
+        .unwrap_or_else(|e| panic!("open {name}: {e}"));
     {
         let hw = HwParams::any(&pcm).unwrap();
         hw.set_access(Access::RWInterleaved).unwrap();
@@ -177,8 +187,9 @@ fn guest_aloop_playout() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
     let expected_ppm = (100000.0 / shift - 1.0) * 1e6;
-    let dev = AlsaDevice::open("hw:Loopback,0,0", CH, RATE, PERIOD, BUFFER)
-        .expect("open hw:Loopback,0,0");
+    let name = format!("hw:Loopback,0,{}", sub());
+    let dev = AlsaDevice::open(&name, CH, RATE, PERIOD, BUFFER)
+        .unwrap_or_else(|e| panic!("open {name}: {e}"));
     println!(
         "ALOOP device: period {} buffer {} format {:?}",
         dev.period,
