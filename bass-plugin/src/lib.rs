@@ -12,6 +12,7 @@
 //!   buffers, the open-stream registry, the PTP slave slot);
 //! - [`counters`]: per-stream counters (a leaf);
 //! - [`config`]: the config options; [`stats`]: the clock status and stats line;
+//! - [`urlparam`]: the add-on's own URL parameters (`fill=`, `jitter=`);
 //! - [`stream`]: URL → engine config, the STREAMPROC fill;
 //! - [`sapdir`]: `aes67://sap/NAME` and the SAP session list;
 //! - `engine`: the seam to the engine's receiver (absent from Windows builds
@@ -22,8 +23,9 @@
 //!
 //! The `crate::` imports form a DAG (no cycles): `counters ← state ←
 //! {errors, ptpslave}`; `stats ← {state, counters, ptpslave}`; `config ←
-//! {state, stats}`; `engine ← {errors, ptpslave}`; `stream ← {state,
-//! counters, errors, steer, engine, ptpslave}`; `ffi ← {config, errors,
+//! {state, stats}`; `engine ← {errors, ptpslave}`; `urlparam ← {errors,
+//! state}`; `sapdir ← {errors, state, urlparam}`; `stream ← {state,
+//! counters, errors, steer, engine, ptpslave, sapdir, urlparam}`; `ffi ← {config, errors,
 //! stream, ptpslave}`.
 #![warn(missing_docs)]
 
@@ -42,3 +44,4 @@ pub mod stats;
 #[cfg(engine)]
 pub mod steer;
 pub mod stream;
+pub mod urlparam;

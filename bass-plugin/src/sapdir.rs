@@ -16,7 +16,7 @@ use aes67::media::stream::StreamConfig;
 use crate::errors::OpenError;
 #[cfg(engine)]
 use crate::state::StreamDefaults;
-use crate::stream::Fill;
+use crate::urlparam::{Fill, parse_jitter};
 
 /// Default wait for the announcement of `aes67://sap/NAME`, ms.
 pub const DEFAULT_TIMEOUT_MS: u32 = 5000;
@@ -74,19 +74,9 @@ fn parse_parts(u: &url::Url) -> Result<SapUrl, OpenError> {
         };
         match k {
             "iface" | "interface" if !v.is_empty() => s.iface = Some(v.to_owned()),
-            "jitter" => s.jitter_ms = Some(num(10_000)?),
+            "jitter" => s.jitter_ms = Some(parse_jitter(v)?),
             "timeout" => s.timeout_ms = num(60_000)?,
-            "fill" => {
-                s.fill = match v {
-                    "silence" => Fill::Silence,
-                    "available" => Fill::Available,
-                    _ => {
-                        return Err(OpenError::url(format!(
-                            "invalid fill mode (expected silence or available) in fill={v}"
-                        )));
-                    }
-                }
-            }
+            "fill" => s.fill = Fill::parse(v)?,
             _ => {
                 return Err(OpenError::url(format!(
                     "parameter not allowed with aes67://sap/ in {k}={v}"
@@ -296,6 +286,12 @@ mod tests {
                 "not allowed with aes67://sap/ in ch=2",
             ),
             ("aes67://sap/x?fill=maybe", "fill=maybe"),
+            // the same 1-1000 ms as aes67://GROUP:PORT and BASS_CONFIG_AES67_JITTER
+            (
+                "aes67://sap/x?jitter=10000",
+                "jitter=10000 (allowed 1-1000 ms",
+            ),
+            ("aes67://sap/x?jitter=0", "jitter=0"),
         ] {
             let e = parse_sap_url(url).unwrap().unwrap_err();
             assert!(e.text.contains(needle), "{url}: {}", e.text);

@@ -25,22 +25,10 @@ use crate::errors::OpenError;
 use crate::state;
 #[cfg(engine)]
 use crate::state::StreamDefaults;
+pub use crate::urlparam::{Fill, parse_jitter};
 
 /// `BASS_CTYPE_STREAM_AES67`: the channel type `BASS_ChannelGetInfo` reports.
 pub const CTYPE_AES67: u32 = 0x1f200;
-
-/// What a stream hands BASS when fewer frames are buffered than asked for
-/// (URL parameter `fill=`, an add-on extension).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fill {
-    /// `fill=silence` (default, as the seeds' add-on): always the full
-    /// request, silence after the buffered frames, counted as an underrun.
-    Silence,
-    /// `fill=available`: decode streams get only the buffered frames
-    /// (possibly none), never invented samples; the caller pulls again later.
-    /// Playing streams always behave as [`Fill::Silence`].
-    Available,
-}
 
 /// True when `url` has the `aes67:` scheme (case-insensitive); other URLs are
 /// declined (BASS_ERROR_FILEFORM) so BASS can try its other handlers.
@@ -85,15 +73,7 @@ pub fn resolve_config(
     let mut fill = Fill::Silence;
     if let Some(i) = pairs.iter().position(|(k, _)| k == "fill") {
         let (_, v) = pairs.remove(i);
-        fill = match v.as_str() {
-            "silence" => Fill::Silence,
-            "available" => Fill::Available,
-            _ => {
-                return Err(OpenError::url(format!(
-                    "invalid fill mode (expected silence or available) in fill={v}"
-                )));
-            }
-        };
+        fill = Fill::parse(&v)?;
         if pairs.is_empty() {
             parsed.set_query(None);
         } else {
@@ -170,25 +150,6 @@ fn read_sdp_file(path: &str) -> Result<String, OpenError> {
         )),
     })?;
     String::from_utf8(bytes).map_err(|_| OpenError::url(format!("sdp={path}: not UTF-8 text")))
-}
-
-/// Parses the URL's `jitter=` (ms) in the range of the `JITTER` config
-/// option, [`crate::state::JITTER_MIN_MS`]-[`crate::state::JITTER_MAX_MS`]:
-/// the stream's playout buffer spans about twice the jitter + 250 ms, so the
-/// bound caps its memory (at most 64 MiB at 96 kHz x 64 channels).
-///
-/// Errors: BASS_ERROR_ILLPARAM naming `jitter=` and the range.
-pub fn parse_jitter(v: &str) -> Result<u32, OpenError> {
-    use crate::state::{JITTER_MAX_MS, JITTER_MIN_MS};
-    v.trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|j| (JITTER_MIN_MS..=JITTER_MAX_MS).contains(j))
-        .ok_or_else(|| {
-            OpenError::url(format!(
-                "invalid jitter in jitter={v} (allowed {JITTER_MIN_MS}-{JITTER_MAX_MS} ms, as BASS_CONFIG_AES67_JITTER)"
-            ))
-        })
 }
 
 /// The audio-thread half of a stream: drains the engine's ring into floats.
