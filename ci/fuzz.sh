@@ -17,7 +17,9 @@
 # builds AFL++; ~3 min). Environment: FUZZ_JOBS (default 1) fuzzer
 # processes per target (one main, the rest secondaries); FUZZ_OUT (default
 # target/afl/out) output dir; FUZZ_KEEP=1 keeps an old output dir (resume);
-# FUZZ_TIMEOUT_MS (default 2000) per-input time limit (over it = a hang).
+# FUZZ_TIMEOUT_MS (default 2000) per-input time limit (over it = a hang);
+# FUZZ_EXECS=N stops each fuzzer after about N executions (AFL++ -E), before
+# SECONDS if it gets there first.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -61,16 +63,18 @@ export AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHE
 export AFL_NO_UI=1 AFL_QUIET=1 AFL_SKIP_CRASHES=0 AFL_FAST_CAL=1
 jobs=${FUZZ_JOBS:-1}
 tmo=${FUZZ_TIMEOUT_MS:-2000}
+limit=()
+[ -n "${FUZZ_EXECS:-}" ] && limit=(-E "$FUZZ_EXECS")
 pids=()
 for ((j = 1; j < jobs; j++)); do
-  cargo afl fuzz -S "s$j" -V "$secs" -t "$tmo" -i "$in" -o "$out" "$bin" >"$out/s$j.log" 2>&1 &
+  cargo afl fuzz -S "s$j" "${limit[@]}" -V "$secs" -t "$tmo" -i "$in" -o "$out" "$bin" >"$out/s$j.log" 2>&1 &
   pids+=($!)
 done
 name=default
 [ "$jobs" -gt 1 ] && name=main
 if [ "$jobs" -gt 1 ]; then mflag=(-M main); else mflag=(); fi
 set +e
-cargo afl fuzz "${mflag[@]}" -V "$secs" -t "$tmo" -i "$in" -o "$out" "$bin" >"$out/fuzz.log" 2>&1
+cargo afl fuzz "${mflag[@]}" "${limit[@]}" -V "$secs" -t "$tmo" -i "$in" -o "$out" "$bin" >"$out/fuzz.log" 2>&1
 frc=$?
 set -e
 for p in "${pids[@]}"; do wait "$p" || true; done
