@@ -11,6 +11,10 @@
 //!   backends, the PTP transport, clocks, ALSA, real-time threads: the only
 //!   module with `unsafe` and with per-OS code;
 //! - **The engine** [`engine`]: threads and pipelines over the two.
+//! - **The status model** [`status`]: the one model of what a receiver,
+//!   a sender, a PTP port and the service report, and its output forms (the
+//!   CLI status line and JSON, the `aes67 status` screen, the service JSON,
+//!   the BASS stats line); used by the CLI, the service and the BASS add-on.
 //!
 //! The CLI (`aes67` binary) sits on top, in `src/cli/`.
 #![warn(missing_docs)]
@@ -43,5 +47,6 @@ pub mod rate;
 pub mod sap;
 #[cfg(feature = "service")]
 pub mod service;
+pub mod status;
 pub mod sys;
 pub mod units;

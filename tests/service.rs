@@ -751,3 +751,254 @@ fn reload_moves_the_metrics_server_and_keeps_the_stream() {
         "the streams were touched:\n{log}"
     );
 }
+
+/// `--check` names the field of a bad `sap`, `source` or `loop` in receivers
+/// and senders; a good `sap` receiver and a `file:` sender (relative to the
+/// config's folder) pass.
+#[test]
+fn check_names_sap_and_sender_source_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    write_wav(&dir.path().join("a.wav"), &signal(7, 960, 24), 2, 48000, 24);
+    let run_check = |body: &str| {
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            format!("interface = \"lo\"\n[status]\nenabled = false\n{body}"),
+        )
+        .unwrap();
+        let out = Command::new(BIN)
+            .args(["run", "--check"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let good = "[[receivers]]\nname = \"r\"\nsap = \"Studio\"\n\
+                [[senders]]\nname = \"s\"\nurl = \"aes67://239.69.9.1:5004\"\nsource = \"file:a.wav\"\nloop = false\n";
+    assert_eq!(run_check(good), (Some(0), String::new()));
+    for (body, want) in [
+        (
+            "[[receivers]]\nname = \"r\"\nsap = \"\"\n",
+            "receivers[0].sap: empty",
+        ),
+        (
+            "[[receivers]]\nname = \"r\"\nsap = \"S\"\nurl = \"aes67://239.69.9.1:5004\"\n",
+            "receivers[0].sap: give one of url, sdp or sap",
+        ),
+        (
+            "[[senders]]\nname = \"s\"\nurl = \"aes67://239.69.9.1:5004\"\nsource = \"stdin\"\n",
+            "senders[0].source: stdin is not available to a service",
+        ),
+        (
+            "[[senders]]\nname = \"s\"\nurl = \"aes67://239.69.9.1:5004\"\nsource = \"file:nope.wav\"\n",
+            "senders[0].source: file:",
+        ),
+        (
+            "[[senders]]\nname = \"s\"\nurl = \"aes67://239.69.9.1:5004\"\nsource = \"tone:440\"\ntone_hz = 880\n",
+            "senders[0].source: tone:HZ and tone_hz both set",
+        ),
+        (
+            "[[senders]]\nname = \"s\"\nurl = \"aes67://239.69.9.1:5004\"\nsource = \"noise\"\n",
+            "senders[0].source: invalid source \"noise\"",
+        ),
+    ] {
+        let (code, err) = run_check(body);
+        assert_eq!(code, Some(2), "{body}: {err}");
+        assert!(err.contains(want), "{body}: want {want:?} in {err}");
+    }
+}
+
+/// Samples of `got` from its first non-zero frame on, matched against `want`
+/// played in a loop: the offset into `want` where they start. Panics naming
+/// `what` unless every sample matches.
+fn assert_cyclic_bit_exact(what: &str, got: &[i32], want: &[i32], min_samples: usize) {
+    let start = got
+        .chunks_exact(2)
+        .position(|f| f != [0, 0])
+        .unwrap_or_else(|| panic!("{what}: nothing but silence ({} samples)", got.len()))
+        * 2;
+    let got = &got[start..];
+    assert!(
+        got.len() >= min_samples,
+        "{what}: {} samples after the leading silence, want ≥ {min_samples}",
+        got.len()
+    );
+    let probe = 480 * 2;
+    let off = (0..want.len() / 2)
+        .map(|f| f * 2)
+        .find(|&o| (0..probe).all(|k| want[(o + k) % want.len()] == got[k]))
+        .unwrap_or_else(|| panic!("{what}: the audio is not the sent file's"));
+    let bad = got
+        .iter()
+        .enumerate()
+        .filter(|&(k, s)| *s != want[(off + k) % want.len()])
+        .count();
+    let first = got
+        .iter()
+        .enumerate()
+        .position(|(k, s)| *s != want[(off + k) % want.len()]);
+    assert_eq!(
+        first,
+        None,
+        "{what}: first differing sample of {} (file offset {off}); {bad} differ",
+        got.len()
+    );
+}
+
+/// Issue 14: a `file:` sender received bit-exactly by GStreamer, and a
+/// receiver naming a SAP session (`sap = NAME`) that `aes67 send --sap`
+/// announces from the other namespace: in error (naming what it heard)
+/// until the announcement, then playing it bit-exactly to a WAV file.
+#[test]
+#[ignore = "needs root: network namespaces, GStreamer"]
+fn file_sender_to_gstreamer_and_sap_receiver_by_name() {
+    let ns = NetnsPair::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    if std::env::var_os("AES67_KEEP").is_some() {
+        eprintln!("keeping {}", dir.display());
+        std::mem::forget(tmp);
+    }
+    // 2 s files, looped by both senders.
+    let file_tx = signal(0x5e4d, 2 * 48000 * 2, 24);
+    write_wav(&dir.join("tx.wav"), &file_tx, 2, 48000, 24);
+    let file_sap = signal(0x5a9, 2 * 48000 * 2, 24);
+    write_wav(&dir.join("sap.wav"), &file_sap, 2, 48000, 24);
+    let cfg = dir.join("aes67.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "interface = \"{}\"\n[metrics]\nenabled = false\n[status]\nsocket = \"{}/status.sock\"\n\
+             [supervisor]\nbackoff_min_ms = 100\nbackoff_max_s = 0.5\n\
+             [[receivers]]\nname = \"bysap\"\nsap = \"Svc SAP\"\noutput = \"wav:{}/sap_rx.wav\"\n\
+             link_offset_ms = 20\nptp = false\n\
+             [[senders]]\nname = \"file\"\nurl = \"aes67://239.69.9.7:5020\"\nsource = \"file:tx.wav\"\n",
+            ns.if_b,
+            dir.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let gst = Reap(Some(gst_receive(
+        &ns,
+        "239.69.9.7",
+        5020,
+        &dir.join("gst.raw"),
+    )));
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = std::fs::File::create(dir.join("aes67.log")).unwrap();
+    let mut svc = Reap(Some(
+        NetnsPair::cmd_in(&ns.b, BIN)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    ));
+    let log = || std::fs::read_to_string(dir.join("aes67.log")).unwrap_or_default();
+    // Before any announcement: in error, naming the session and what was heard.
+    let t0 = Instant::now();
+    let st = loop {
+        if dir.join("status.sock").exists() {
+            let st = status(&dir);
+            if rx(&st, "bysap")["error"].is_string() {
+                break st;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no status\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let r = rx(&st, "bysap");
+    assert_eq!(r["run"], "error", "{st}");
+    assert_eq!(r["dest"], "sap:Svc SAP", "{st}");
+    let e = r["error"].as_str().unwrap();
+    assert!(
+        e.contains("no SAP session named \"Svc SAP\"") && e.contains("heard: []"),
+        "{e}"
+    );
+    // Announce it from namespace A.
+    let send_log = std::fs::File::create(dir.join("send.log")).unwrap();
+    let mut sender = Reap(Some(
+        NetnsPair::cmd_in(&ns.a, BIN)
+            .args([
+                "send",
+                &format!("aes67://239.69.9.8:5022?iface={}", ns.if_a),
+                "--source",
+                &format!("file:{}", dir.join("sap.wav").display()),
+                "--loop",
+                "--sap",
+                "--sap-interval",
+                "1",
+                "--name",
+                "Svc SAP 14",
+            ])
+            .stdout(Stdio::null())
+            .stderr(send_log)
+            .spawn()
+            .unwrap(),
+    ));
+    let t1 = Instant::now();
+    let st = loop {
+        let st = status(&dir);
+        if rx(&st, "bysap")["run"] == "running" {
+            break st;
+        }
+        assert!(
+            t1.elapsed() < Duration::from_secs(10),
+            "the SAP receiver did not start: {st}\n{}\n{}",
+            log(),
+            std::fs::read_to_string(dir.join("send.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "SAP receiver running {:.1} s after the sender started",
+        t1.elapsed().as_secs_f64()
+    );
+    assert_eq!(rx(&st, "bysap")["dest"], "239.69.9.8:5022", "{st}");
+    std::thread::sleep(Duration::from_secs(5));
+    let st = status(&dir);
+    let r = rx(&st, "bysap");
+    assert!(r["packets"].as_u64().unwrap() >= 4000, "{st}");
+    assert_eq!(
+        (r["lost"].as_u64(), r["late"].as_u64()),
+        (Some(0), Some(0)),
+        "{st}"
+    );
+    let s = &st["senders"][0];
+    assert_eq!(
+        (s["run"].as_str(), s["underruns"].as_u64()),
+        (Some("running"), Some(0)),
+        "{st}"
+    );
+    assert!(s["packets"].as_u64().unwrap() >= 6000, "{st}");
+
+    sig(svc.get(), nix::sys::signal::Signal::SIGTERM);
+    let code = svc.take().wait().unwrap();
+    assert!(code.success(), "aes67 run exit {code:?}\n{}", log());
+    sig(sender.get(), nix::sys::signal::Signal::SIGINT);
+    let _ = sender.take().wait();
+    let mut gst = gst;
+    let g = gst.take();
+    sig(&g, nix::sys::signal::Signal::SIGINT);
+    let _ = g.wait_with_output();
+
+    let got = read_wav(&dir.join("sap_rx.wav")).1;
+    assert_cyclic_bit_exact("SAP receiver", &got, &file_sap, 4 * 48000 * 2);
+    let raw: Vec<i32> = std::fs::read(dir.join("gst.raw"))
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) >> 8)
+        .collect();
+    assert_cyclic_bit_exact("file sender via GStreamer", &raw, &file_tx, 5 * 48000 * 2);
+    assert!(!log().contains("panicked"), "{}", log());
+}

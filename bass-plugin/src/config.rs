@@ -173,9 +173,7 @@ pub fn get_ptr(option: u32, unicode: bool) -> Option<*const std::ffi::c_void> {
         }
         SAP_SESSIONS => {
             let text = crate::sapdir::sessions_text();
-            let mut b = lock(&crate::state::SAP_SESSIONS_BUF);
-            b.set(&text);
-            Some(b.ptr(unicode))
+            Some(crate::state::with_sap_text(&text, unicode))
         }
         PTP_OFFSET => {
             let v = crate::stats::clock_status().offset_ns;

@@ -1,6 +1,6 @@
 //! All process-wide state of the add-on, in one place: the config option
 //! values, the per-thread buffers whose addresses are handed to BASS (option
-//! strings, the last error text), the registry of open streams, and the slot
+//! strings, the `SAP_SESSIONS` text, the last error text), the registry of open streams, and the slot
 //! of the one PTP slave.
 //!
 //! Everything else in the crate is per-stream or stateless and reaches this
@@ -30,8 +30,8 @@ pub const JITTER_MAX_MS: u32 = 1000;
 pub const STR_CAP: usize = 256;
 
 /// A NUL-terminated string in a fixed buffer, as UTF-8 and UTF-16 (the
-/// buffers handed to BASS are per-thread copies, see [`with_out`], or the
-/// process-wide `SAP_SESSIONS` text).
+/// buffers handed to BASS are per-thread copies, see [`with_out`] and
+/// [`with_sap_text`]).
 pub struct StrBuf<const N: usize = STR_CAP> {
     utf8: [u8; N],
     utf16: [u16; N],
@@ -109,8 +109,6 @@ pub(crate) static INTERFACE_BUF: Mutex<StrBuf> = Mutex::new(StrBuf::new_const())
 // thread-exit destructor of this library is registered on the caller's
 // thread (which would keep the library mapped after `BASS_PluginFree`).
 
-/// Text of `SAP_SESSIONS` (a 16 KiB buffer: one line per session).
-pub(crate) static SAP_SESSIONS_BUF: Mutex<StrBuf<SAP_TEXT_CAP>> = Mutex::new(StrBuf::new_const());
 /// Capacity of the `SAP_SESSIONS` text, bytes including the NUL.
 pub const SAP_TEXT_CAP: usize = 16 * 1024;
 /// The SAP listeners of `aes67://sap/` and `SAP_SESSIONS`, by interface ("" = default),
@@ -140,6 +138,27 @@ thread_local! {
             last_error: StrBuf::new_const(),
         })
     };
+}
+
+thread_local! {
+    /// This thread's copy of the `SAP_SESSIONS` text (16 KiB as UTF-8 plus
+    /// 32 KiB as UTF-16). Its own thread-local rather than a field of
+    /// [`OutBufs`] so that the other buffers stay small; like them it has no
+    /// destructor.
+    static SAP_TEXT: std::cell::RefCell<StrBuf<SAP_TEXT_CAP>> =
+        const { std::cell::RefCell::new(StrBuf::new_const()) };
+}
+
+/// Stores `text` in the calling thread's `SAP_SESSIONS` buffer and returns
+/// its address (UTF-8, or UTF-16 when `unicode`): valid, unchanged, until
+/// this thread reads `SAP_SESSIONS` again, and at most until the thread
+/// exits or the add-on is unloaded. No other thread's read changes it.
+pub(crate) fn with_sap_text(text: &str, unicode: bool) -> *const std::ffi::c_void {
+    SAP_TEXT.with(|b| {
+        let mut b = b.borrow_mut();
+        b.set(text);
+        b.ptr(unicode)
+    })
 }
 
 /// Runs `f` on the calling thread's [`OutBufs`]; an address taken inside
@@ -283,5 +302,46 @@ mod tests {
             b.utf16[..5],
             [b'e' as u16, b't' as u16, b'h' as u16, b'0' as u16, 0]
         );
+    }
+
+    /// The calling thread's `SAP_SESSIONS` text and the address of its
+    /// UTF-8 buffer (what [`with_sap_text`] hands out), read without `unsafe`.
+    fn this_thread_text() -> (String, usize) {
+        SAP_TEXT.with(|b| {
+            let b = b.borrow();
+            (b.as_str().to_string(), b.ptr(false) as usize)
+        })
+    }
+
+    /// Issue 13 finding 10: the `SAP_SESSIONS` text handed to one thread is
+    /// not rewritten by another thread's read; each thread has its own
+    /// buffer, and a thread's next read reuses its own address.
+    #[test]
+    fn sap_sessions_text_is_per_thread() {
+        let a = with_sap_text("A\t239.69.0.1:5004\n", false) as usize;
+        let (tx_read, rx_read) = std::sync::mpsc::channel();
+        let (tx_go, rx_go) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            let b = with_sap_text("B\t239.69.0.2:5004\n", false) as usize;
+            tx_read.send(b).unwrap();
+            rx_go.recv().unwrap();
+            // Still this thread's own text, at the address handed out, after
+            // the main thread's rewrite.
+            let (text, at) = this_thread_text();
+            assert_eq!(at, b);
+            text
+        });
+        let b = rx_read.recv().unwrap();
+        assert_ne!(a, b, "each thread has its own buffer");
+        assert_eq!(this_thread_text(), ("A\t239.69.0.1:5004\n".to_string(), a));
+        let a2 = with_sap_text("A2\n", false) as usize;
+        assert_eq!(a2, a, "a thread's next read reuses its buffer");
+        tx_go.send(()).unwrap();
+        assert_eq!(other.join().unwrap(), "B\t239.69.0.2:5004\n");
+        assert_eq!(this_thread_text(), ("A2\n".to_string(), a));
+        // The UTF-16 view is another array of the same thread's buffer.
+        let w = with_sap_text("Z", true) as usize;
+        assert_ne!(w, a);
+        assert_eq!(this_thread_text(), ("Z".to_string(), a));
     }
 }

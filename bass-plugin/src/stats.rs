@@ -95,7 +95,8 @@ pub fn parse_port_identity(s: &str) -> Option<([u8; 8], u16)> {
 }
 
 /// The status line of `BASS_CONFIG_AES67_PTP_STATS`, in the seeds' format when
-/// a master is known, e.g.
+/// a master is known (formatted by the engine's one status model,
+/// `aes67::status::PtpPortStatus::slave_line`), e.g.
 /// `Slave to: PTP/dca600fffeff2eea:2, δ -270.9µs, Freq: +100.00ppm [LOCKED]`.
 /// Otherwise one of: `Clock: System (free-running)` (CLOCK_MODE 2),
 /// `PTP: disabled, clock: System (free-running)`, `PTP: no INTERFACE set
@@ -106,15 +107,7 @@ pub fn parse_port_identity(s: &str) -> Option<([u8; 8], u16)> {
 pub fn stats_line(c: &ClockStatus) -> String {
     let settings = clock_settings();
     match c.master {
-        Some((id, port)) => {
-            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-            let tag = if c.locked { "LOCKED" } else { "UNLOCKED" };
-            format!(
-                "Slave to: PTP/{hex}:{port}, δ {:.1}µs, Freq: {:+.2}ppm [{tag}]",
-                c.offset_ns as f64 / 1000.0,
-                c.freq_ppb / 1000.0
-            )
-        }
+        Some((id, port)) => master_line(c, &id, port),
         None if c.mode == CLOCK_SYSTEM => "Clock: System (free-running)".to_string(),
         None if !settings.ptp_enabled => "PTP: disabled, clock: System (free-running)".to_string(),
         None if !cfg!(engine) => format!(
@@ -135,6 +128,27 @@ pub fn stats_line(c: &ClockStatus) -> String {
             ),
         },
     }
+}
+
+/// The line while a master is known: the slave's figures as the engine's
+/// status model ([`aes67::status::PtpPortStatus`]) and its BASS form.
+#[cfg(engine)]
+fn master_line(c: &ClockStatus, id: &[u8; 8], port: u16) -> String {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let p = aes67::status::PtpPortStatus {
+        parent: format!("{hex}:{port}"),
+        offset_from_master_s: Some(c.offset_ns as f64 * 1e-9),
+        freq_ppb: c.freq_ppb,
+        locked: c.locked,
+        ..Default::default()
+    };
+    p.slave_line().unwrap_or_default()
+}
+
+/// Without the engine no PTP slave runs, so no master is ever known.
+#[cfg(not(engine))]
+fn master_line(_c: &ClockStatus, _id: &[u8; 8], _port: u16) -> String {
+    "PTP: not available in this build, clock: System (free-running)".to_string()
 }
 
 #[cfg(test)]

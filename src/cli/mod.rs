@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use aes67::engine::output::{Output, OutputSpec, PcmFormat};
 use aes67::engine::receiver::{Receiver, ReceiverOptions, ReceiverStats};
 use aes67::media::stream::StreamConfig;
+use aes67::status::ReceiverFigures;
 use aes67::units::Nanos;
 
 mod monitor;
@@ -16,7 +17,6 @@ mod ptp;
 mod sap;
 mod service;
 mod signal;
-mod status;
 
 #[derive(Parser)]
 #[command(name = "aes67", version, about = "AES67 audio-over-IP engine")]
@@ -884,8 +884,8 @@ fn report_of<'a>(
     link_offset_ms: f64,
     buffer_target_ms: f64,
     t_s: Option<f64>,
-) -> status::ReceiverStatus<'a> {
-    status::ReceiverStatus {
+) -> ReceiverFigures<'a> {
+    ReceiverFigures {
         stats: s,
         rate: cfg.sample_rate,
         link_offset_ms,

@@ -13,7 +13,7 @@ use aes67::engine::receiver::{Receiver, ReceiverOptions, ReceiverStats};
 use aes67::media::stream::StreamConfig;
 use aes67::units::Nanos;
 
-use crate::cli::status::ReceiverStatus;
+use aes67::status::ReceiverFigures as ReceiverStatus;
 
 /// Arguments of `aes67 monitor`.
 #[derive(Args, Debug)]

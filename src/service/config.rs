@@ -72,6 +72,8 @@ struct RawSender {
     url: Option<String>,
     interface: Option<String>,
     source: Option<String>,
+    #[serde(rename = "loop")]
+    looped: Option<bool>,
     tone_hz: Option<f64>,
     level_dbfs: Option<f64>,
     packet_time_us: Option<i64>,
@@ -144,6 +146,11 @@ pub enum StreamSource {
     Url(String),
     /// An SDP file (read at validation and at every (re)start).
     Sdp(PathBuf),
+    /// A SAP session name (RFC 2974; exact name or unique prefix), looked up
+    /// in the directory of the service's SAP listener on the stream's
+    /// interface at every (re)start; not heard yet → the receiver is in
+    /// error and retried with back-off.
+    Sap(String),
 }
 
 /// One receiver (`[[receivers]]`).
@@ -151,9 +158,10 @@ pub enum StreamSource {
 pub struct ReceiverConfig {
     /// Unique stream name (the `name` label of its metrics).
     pub name: String,
-    /// URL or SDP file.
+    /// URL, SDP file or SAP session name.
     pub source: StreamSource,
-    /// The stream as resolved at validation (URL/SDP + `interface`).
+    /// The stream as resolved at validation (URL/SDP + `interface`; for a
+    /// SAP session only the interface, the rest comes from its SDP).
     pub stream: StreamConfig,
     /// Output: `alsa:DEVICE`, `wav:PATH`, `null`, or `sim[:PPM]` (the
     /// software sound device, for tests).
@@ -182,8 +190,14 @@ pub struct SenderConfig {
     pub name: String,
     /// The stream (destination, format, interface, packet time, TTL).
     pub stream: StreamConfig,
-    /// The audio source; today only `tone`.
+    /// The audio source: `tone` (the frequency in `tone_hz`) or
+    /// `file:PATH` (WAV, FLAC, MP3, Ogg Vorbis; decoded and resampled to the
+    /// stream's format; a relative PATH is relative to the config file).
+    /// `stdin` is refused: a service has no standard input.
     pub source: String,
+    /// `file:` sources: start over at the end (default true); at the end of
+    /// a file that does not loop the stream goes on with silence.
+    pub looped: bool,
     /// Tone frequency, Hz (1-20000).
     pub tone_hz: f64,
     /// Tone level, dBFS (-120-0).
@@ -374,11 +388,19 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
         let f = |k: &str| format!("receivers[{i}].{k}");
         let name = unique(v, &f("name"), &r.name);
         let (source, stream) = match (&r.url, &r.sdp, &r.sap) {
+            (None, None, Some(n)) => {
+                if n.trim().is_empty() {
+                    v.err(&f("sap"), "empty (give the SAP session name)");
+                } else if n.len() > 255 {
+                    v.err(
+                        &f("sap"),
+                        format!("{} bytes is above the maximum 255", n.len()),
+                    );
+                }
+                (StreamSource::Sap(n.clone()), None)
+            }
             (_, _, Some(_)) => {
-                v.err(
-                    &f("sap"),
-                    "SAP discovery is not available in this version; give url or sdp",
-                );
+                v.err(&f("sap"), "give one of url, sdp or sap");
                 (StreamSource::Url(String::new()), None)
             }
             (Some(u), None, None) => (
@@ -404,11 +426,11 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
                 (StreamSource::Sdp(p), s)
             }
             (Some(_), Some(_), _) => {
-                v.err(&f("url"), "give url or sdp, not both");
+                v.err(&f("url"), "give one of url, sdp or sap");
                 (StreamSource::Url(String::new()), None)
             }
             (None, None, None) => {
-                v.err(&f("url"), "missing (give url or sdp)");
+                v.err(&f("url"), "missing (give url, sdp or sap)");
                 (StreamSource::Url(String::new()), None)
             }
         };
@@ -504,10 +526,51 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
         }
         .unwrap_or_else(|| StreamConfig::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0));
         inherit_interface(&mut stream, s.interface.clone(), &default_iface);
-        let source = s.source.clone().unwrap_or_else(|| "tone".into());
-        if source != "tone" {
-            v.err(&f("source"), format!("{source:?}: expected tone"));
-        }
+        let mut tone_hz = s.tone_hz.unwrap_or(1000.0);
+        let source = match s
+            .source
+            .as_deref()
+            .unwrap_or("tone")
+            .parse::<crate::engine::source::SourceSpec>()
+        {
+            Ok(crate::engine::source::SourceSpec::Tone(hz)) => {
+                if s.source.as_deref().is_some_and(|t| t.contains(':')) {
+                    if s.tone_hz.is_some() {
+                        v.err(&f("source"), "tone:HZ and tone_hz both set; give one");
+                    }
+                    tone_hz = hz;
+                }
+                "tone".to_string()
+            }
+            Ok(crate::engine::source::SourceSpec::File(p)) => {
+                let p = match base {
+                    Some(b) if p.is_relative() => b.join(&p),
+                    _ => p,
+                };
+                if !p.is_file() {
+                    v.err(
+                        &f("source"),
+                        format!("file:{}: not a readable file", p.display()),
+                    );
+                }
+                format!("file:{}", p.display())
+            }
+            Ok(crate::engine::source::SourceSpec::Stdin) => {
+                v.err(
+                    &f("source"),
+                    "stdin is not available to a service (it has no standard input); use tone or file:PATH",
+                );
+                "tone".to_string()
+            }
+            Err(e) => {
+                let m = match e {
+                    crate::engine::source::SourceError::Spec(m) => m,
+                    e => e.to_string(),
+                };
+                v.err(&f("source"), m);
+                "tone".to_string()
+            }
+        };
         stream.packet_time_us = Some(v.range_i(
             &f("packet_time_us"),
             s.packet_time_us.unwrap_or(1000),
@@ -533,7 +596,8 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
             name,
             stream,
             source,
-            tone_hz: v.range_f(&f("tone_hz"), s.tone_hz.unwrap_or(1000.0), 1.0, 20000.0),
+            looped: s.looped.unwrap_or(true),
+            tone_hz: v.range_f(&f("tone_hz"), tone_hz, 1.0, 20000.0),
             level_dbfs: v.range_f(&f("level_dbfs"), s.level_dbfs.unwrap_or(-12.0), -120.0, 0.0),
             ttl,
             rtp_clock,

@@ -18,10 +18,14 @@ use crate::engine::playout::{AlsaDevice, MediaRate, Playout, PlayoutConfig, SimD
 use crate::engine::ptp::PtpOptions;
 use crate::engine::ptp_clock::PtpClockHandle;
 use crate::engine::receiver::{Receiver, ReceiverOptions};
-use crate::engine::sender::{SenderHandle, ToneSender};
+use crate::engine::sap::{SapHandle, SapOptions};
+use crate::engine::sender::{
+    SendClock, SendStream, Sender, SenderHandle, SenderOptions, ToneSender,
+};
 use crate::media::clock::{MediaClock, PtpMediaClock};
 use crate::media::stream::StreamConfig;
 use crate::ptp::ServoState;
+use crate::status::ReceiverFigures;
 use crate::units::Nanos;
 
 /// A sender whose packet count has not moved for this long is failed.
@@ -142,8 +146,40 @@ struct RxSlot {
     restarts: u64,
 }
 
+/// A running sender: the tone sender, or the engine's pacing sender with a
+/// file source.
+enum TxHandle {
+    Tone(SenderHandle),
+    File(Sender),
+}
+
+impl TxHandle {
+    /// Packets sent since the start.
+    fn sent(&self) -> u64 {
+        match self {
+            TxHandle::Tone(h) => h.sent(),
+            TxHandle::File(s) => s.stats(0).map(|s| s.packets_sent).unwrap_or(0),
+        }
+    }
+
+    /// Packets short of audio while the source was live.
+    fn underruns(&self) -> u64 {
+        match self {
+            TxHandle::Tone(_) => 0,
+            TxHandle::File(s) => s.stats(0).map(|s| s.underruns).unwrap_or(0),
+        }
+    }
+
+    fn stop(self) -> std::io::Result<u64> {
+        match self {
+            TxHandle::Tone(h) => h.stop(),
+            TxHandle::File(s) => Ok(s.stop().first().map(|s| s.packets_sent).unwrap_or(0)),
+        }
+    }
+}
+
 struct TxRun {
-    h: SenderHandle,
+    h: TxHandle,
     last_sent: u64,
     last_progress: Instant,
 }
@@ -167,6 +203,10 @@ pub struct Supervisor {
     reloads: u64,
     reload_errors: u64,
     last_reload_error: Option<String>,
+    /// SAP listeners of the receivers given by `sap = NAME`, one per
+    /// interface (`None`: the default route), started on first use and kept
+    /// until shutdown so their directories fill while receivers wait.
+    sap: std::sync::Mutex<Vec<(Option<String>, SapHandle)>>,
 }
 
 fn ptp_options(c: &PtpConfig) -> PtpOptions {
@@ -197,10 +237,31 @@ fn stop_ptp(run: PtpRun) -> Result<(), String> {
         .map_err(|_| "the PTP thread panicked".to_string())?
 }
 
-/// The stream of a receiver, re-reading its SDP file.
-fn resolve(c: &ReceiverConfig) -> Result<StreamConfig, String> {
+/// The stream of a receiver, re-reading its SDP file, or (`sap = NAME`)
+/// the session's SDP from `sap`, the directory of the SAP listener on the
+/// stream's interface.
+fn resolve(c: &ReceiverConfig, sap: Option<&SapHandle>) -> Result<StreamConfig, String> {
     match &c.source {
         StreamSource::Url(_) => Ok(c.stream.clone()),
+        StreamSource::Sap(name) => {
+            let snap = sap.ok_or("no SAP listener")?.snapshot();
+            let session = crate::sap::directory::find(&snap.sessions, name).map_err(|e| {
+                let heard: Vec<String> = snap
+                    .sessions
+                    .iter()
+                    .map(|s| format!("{:?}", s.name))
+                    .collect();
+                format!("sap {name:?}: {e}; heard: [{}]", heard.join(", "))
+            })?;
+            let mut s = session
+                .stream
+                .clone()
+                .map_err(|e| format!("sap {name:?}: the session's SDP cannot be played: {e}"))?;
+            if c.stream.iface.is_some() {
+                s.iface = c.stream.iface.clone();
+            }
+            Ok(s)
+        }
         StreamSource::Sdp(p) => {
             let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
             let mut s = StreamConfig::from_sdp(&t).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -212,8 +273,11 @@ fn resolve(c: &ReceiverConfig) -> Result<StreamConfig, String> {
     }
 }
 
-fn start_receiver(c: &ReceiverConfig, ptp: Option<&PtpClockHandle>) -> Result<RxRun, String> {
-    let stream = resolve(c)?;
+fn start_receiver(
+    c: &ReceiverConfig,
+    stream: StreamConfig,
+    ptp: Option<&PtpClockHandle>,
+) -> Result<RxRun, String> {
     let clock: Option<Box<dyn MediaClock>> = match (c.ptp, ptp) {
         (true, Some(h)) => Some(Box::new(PtpMediaClock::new(
             Arc::new(h.clone()),
@@ -358,16 +422,54 @@ fn start_sender(c: &SenderConfig) -> Result<TxRun, String> {
         }
         None => std::net::Ipv4Addr::UNSPECIFIED,
     };
-    let h = ToneSender {
-        stream: c.stream.clone(),
-        iface,
-        ttl: c.ttl,
-        freq_hz: c.tone_hz,
-        level_dbfs: c.level_dbfs,
-        rtp_clock: c.rtp_clock,
-    }
-    .start()
-    .map_err(|e| e.to_string())?;
+    let h = match c.source.strip_prefix("file:") {
+        None => TxHandle::Tone(
+            ToneSender {
+                stream: c.stream.clone(),
+                iface,
+                ttl: c.ttl,
+                freq_hz: c.tone_hz,
+                level_dbfs: c.level_dbfs,
+                rtp_clock: c.rtp_clock,
+            }
+            .start()
+            .map_err(|e| e.to_string())?,
+        ),
+        Some(path) => {
+            let st = &c.stream;
+            let frames = crate::media::session::check_format(st, st.packet_time_us.unwrap_or(1000))
+                .map_err(|e| e.to_string())?;
+            let out = crate::engine::source::OutFormat {
+                rate: st.sample_rate,
+                channels: usize::from(st.channels),
+                bits: u32::from(st.encoding.bits()),
+                // Decoded 1 s ahead: the feeder is not real-time.
+                ring_frames: (st.sample_rate as usize).max(8 * frames as usize),
+            };
+            let (src, _) =
+                crate::engine::source::open_file(std::path::Path::new(path), out, c.looped)
+                    .map_err(|e| e.to_string())?;
+            let ssrc = (crate::sys::clock::realtime_now_ns() as u32
+                ^ std::process::id().rotate_left(16))
+            .wrapping_mul(2_654_435_761);
+            TxHandle::File(
+                Sender::start(
+                    vec![SendStream {
+                        stream: st.clone(),
+                        frames,
+                        iface,
+                        ttl: c.ttl,
+                        dscp: crate::engine::sender::DSCP_AF41,
+                        mediaclk_offset: st.mediaclk_offset.unwrap_or(0),
+                        ssrc,
+                        source: Box::new(src),
+                    }],
+                    SenderOptions::new(SendClock::Monotonic(c.rtp_clock)),
+                )
+                .map_err(|e| e.to_string())?,
+            )
+        }
+    };
     Ok(TxRun {
         h,
         last_sent: 0,
@@ -401,6 +503,7 @@ impl Supervisor {
             reloads: 0,
             reload_errors: 0,
             last_reload_error: None,
+            sap: std::sync::Mutex::new(Vec::new()),
         };
         s.apply_diff(cfg);
         s
@@ -580,13 +683,35 @@ impl Supervisor {
             .iter()
             .find(|p| Some(&p.cfg.interface) == slot.cfg.stream.iface.as_ref())
             .map(|p| &p.handle);
-        let r = start_receiver(&slot.cfg, ptp);
+        let r = self
+            .stream_of(&slot.cfg)
+            .and_then(|stream| start_receiver(&slot.cfg, stream, ptp));
         self.settle(
             format_args!("receiver {}", slot.cfg.name),
             r,
             &mut slot.run,
             &mut slot.failed,
         );
+    }
+
+    /// The receiver's stream as of now ([`resolve`]), starting the SAP
+    /// listener on its interface first for `sap = NAME`.
+    fn stream_of(&self, c: &ReceiverConfig) -> Result<StreamConfig, String> {
+        if !matches!(c.source, StreamSource::Sap(_)) {
+            return resolve(c, None);
+        }
+        let mut l = self.sap.lock().unwrap_or_else(|p| p.into_inner());
+        let iface = c.stream.iface.clone();
+        if !l.iter().any(|(i, _)| *i == iface) {
+            let h = SapHandle::start(SapOptions {
+                iface: iface.clone(),
+                ..SapOptions::default()
+            })
+            .map_err(|e| format!("SAP listener: {e}"))?;
+            l.push((iface.clone(), h));
+        }
+        let (_, h) = l.iter().find(|(i, _)| *i == iface).expect("inserted above");
+        resolve(c, Some(h))
     }
 
     fn tx_try_start(&self, slot: &mut TxSlot) {
@@ -757,6 +882,7 @@ impl Supervisor {
                     p.state = json_name(&st.port.state);
                     p.servo = json_name(&st.port.servo);
                     p.gm_identity = st.port.gm_identity.clone();
+                    p.parent = st.port.parent.clone().unwrap_or_default();
                     p.offset_from_master_s = st.port.offset_from_master.map(secs);
                     p.mean_path_delay_s = st.port.mean_path_delay.map(secs);
                     p.freq_ppb = st.port.freq.as_ppb();
@@ -772,48 +898,52 @@ impl Supervisor {
             .receivers
             .iter()
             .map(|s| {
-                let mut r = ReceiverStatus {
-                    name: s.cfg.name.clone(),
-                    dest: format!("{}:{}", s.cfg.stream.dest, s.cfg.stream.port),
-                    output: s.cfg.output.to_string(),
-                    run: if s.run.is_some() {
-                        RunState::Running
-                    } else {
-                        RunState::Error
-                    },
-                    error: s.failed.as_ref().map(|f| f.error.clone()),
-                    retry_in_s: retry(&s.failed),
-                    restarts: s.restarts,
-                    link_offset_s: s.cfg.link_offset_ms / 1e3,
-                    ..Default::default()
-                };
-                if let Some(run) = &s.run {
-                    let st = run.rx.stats();
-                    let rate = f64::from(run.rx.config().sample_rate.max(1));
-                    r.clock = json_name(&st.clock);
-                    r.ssrc = st.ssrc;
-                    r.packets = st.playout.packets;
-                    r.lost = st.playout.lost;
-                    r.late = st.playout.late;
-                    r.reordered = st.playout.reordered;
-                    r.duplicates = st.playout.duplicates;
-                    r.malformed = st.playout.malformed + st.playout.wrong_pt;
-                    r.foreign = st.foreign_source;
-                    match &run.out {
-                        Sink::Plain(o) => {
-                            r.underruns = o.stats.underruns.load(Ordering::Relaxed);
-                            r.xruns = o.stats.xruns.load(Ordering::Relaxed);
-                            r.output_frames = o.stats.frames.load(Ordering::Relaxed);
-                        }
-                        Sink::Rt { playout, .. } => {
-                            let p = playout.stats().snapshot();
-                            r.underruns = p.ring_underruns;
-                            r.xruns = p.xruns;
-                            r.steering_ratio = Some(1.0 + p.ratio_ppm * 1e-6);
-                        }
+                let mut r = match &s.run {
+                    Some(run) => {
+                        let st = run.rx.stats();
+                        let (output, output_frames, playout) = match &run.out {
+                            Sink::Plain(o) => (
+                                Some((
+                                    o.stats.underruns.load(Ordering::Relaxed),
+                                    o.stats.xruns.load(Ordering::Relaxed),
+                                )),
+                                Some(o.stats.frames.load(Ordering::Relaxed)),
+                                None,
+                            ),
+                            Sink::Rt { playout, .. } => {
+                                (None, None, Some(playout.stats().snapshot()))
+                            }
+                        };
+                        ReceiverStatus::from_figures(&ReceiverFigures {
+                            stats: &st,
+                            rate: run.rx.config().sample_rate,
+                            link_offset_ms: s.cfg.link_offset_ms,
+                            buffer_target_ms: s.cfg.link_offset_ms,
+                            output,
+                            output_frames,
+                            playout,
+                            t_s: None,
+                        })
                     }
-                    r.buffer_s = st.buffer_frames as f64 / rate;
-                }
+                    None => ReceiverStatus {
+                        run: RunState::Error,
+                        link_offset_s: s.cfg.link_offset_ms / 1e3,
+                        ..Default::default()
+                    },
+                };
+                r.name = s.cfg.name.clone();
+                r.dest = match (&s.run, &s.cfg.source) {
+                    (Some(run), _) => {
+                        let c = run.rx.config();
+                        format!("{}:{}", c.dest, c.port)
+                    }
+                    (None, StreamSource::Sap(n)) => format!("sap:{n}"),
+                    (None, _) => format!("{}:{}", s.cfg.stream.dest, s.cfg.stream.port),
+                };
+                r.output = s.cfg.output.to_string();
+                r.error = s.failed.as_ref().map(|f| f.error.clone());
+                r.retry_in_s = retry(&s.failed);
+                r.restarts = s.restarts;
                 r
             })
             .collect();
@@ -832,7 +962,7 @@ impl Supervisor {
                 retry_in_s: retry(&s.failed),
                 restarts: s.restarts,
                 packets: s.run.as_ref().map(|r| r.h.sent()).unwrap_or(0),
-                underruns: 0,
+                underruns: s.run.as_ref().map(|r| r.h.underruns()).unwrap_or(0),
                 send_errors: s.send_errors,
             })
             .collect();
@@ -851,8 +981,12 @@ impl Supervisor {
         }
     }
 
-    /// Stops everything: senders, receivers (outputs finalised), PTP ports.
+    /// Stops everything: senders, receivers (outputs finalised), PTP ports,
+    /// SAP listeners.
     pub fn shutdown(self) {
+        for (_, h) in self.sap.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            h.stop();
+        }
         for s in self.senders {
             if let Some(r) = s.run {
                 let _ = r.h.stop();
