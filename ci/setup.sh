@@ -12,7 +12,7 @@ PKGS=(
   mingw-w64 wine64 wine                 # bass-plugin: Windows cross-build (x86_64-pc-windows-gnu) and wine test
   gir1.2-gstreamer-1.0 python3-gi       # GstPtpClock peer in the PTP precision harness
   prometheus curl                       # the service: a real Prometheus scraping us, promtool
-  systemd udev                          # systemd-analyze verify (unit), udevadm (rules)
+  systemd udev                          # systemd-analyze verify (unit), udevadm (rules), systemd-journald + journalctl (journald log test)
   nodejs python3-venv                   # sdpoker (node) and the nmos-testing venv
 )
 "$(dirname "$0")/setup-demo.sh" "${PKGS[@]}"

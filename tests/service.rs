@@ -1030,3 +1030,91 @@ fn file_sender_to_gstreamer_and_sap_receiver_by_name() {
     assert_cyclic_bit_exact("file sender via GStreamer", &raw, &file_tx, 3 * 48000 * 2);
     assert!(!log().contains("panicked"), "{}", log());
 }
+
+/// Issue 14: with `JOURNAL_STREAM` set, the service logs to a real
+/// systemd-journald (started in a private mount namespace, its own `/run`
+/// and `/var/log` on tmpfs), with the journal's fields: a receiver whose
+/// interface is missing is a warning (PRIORITY 4) naming it, retried with
+/// back-off (logged again), the start an info (tracing-journald's PRIORITY 5),
+/// each with SYSLOG_IDENTIFIER=aes67, TARGET and the code location.
+#[test]
+#[ignore = "needs root: a mount namespace and systemd-journald"]
+fn logs_reach_a_real_journald_with_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("aes67.toml");
+    std::fs::write(
+        &cfg,
+        "interface = \"nonexist0\"\n[metrics]\nenabled = false\n[status]\nenabled = false\n\
+         [[receivers]]\nname = \"r1\"\nurl = \"aes67://239.69.9.9:5004\"\nptp = false\n",
+    )
+    .unwrap();
+    let out = dir.path().join("journal.json");
+    let script = dir.path().join("journald.sh");
+    std::fs::write(
+        &script,
+        r#"set -e
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /var/log
+/lib/systemd/systemd-journald &
+J=$!
+for i in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
+JOURNAL_STREAM=0:0 RUST_LOG=info "$1" run --config "$2" &
+A=$!
+sleep 1.5
+kill -TERM $A
+wait $A
+journalctl -D /run/log/journal -o json --no-pager SYSLOG_IDENTIFIER=aes67 > "$3"
+kill $J
+wait $J || true
+"#,
+    )
+    .unwrap();
+    let r = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh"])
+        .arg(&script)
+        .arg(BIN)
+        .arg(&cfg)
+        .arg(&out)
+        .output()
+        .expect("unshare");
+    assert!(
+        r.status.success(),
+        "journald run failed: {}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let entries: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |needle: &str| {
+        entries
+            .iter()
+            .find(|e| e["MESSAGE"].as_str().is_some_and(|m| m.contains(needle)))
+            .unwrap_or_else(|| panic!("no journal entry with {needle:?} in {entries:#?}"))
+    };
+    let start = find("receiver(s), 0 sender(s) from");
+    assert_eq!(start["PRIORITY"], "5", "{start:#}");
+    let warn = find("receiver r1: ");
+    assert_eq!(warn["PRIORITY"], "4", "{warn:#}");
+    assert!(
+        warn["MESSAGE"].as_str().unwrap().contains("nonexist0"),
+        "{warn:#}"
+    );
+    assert_eq!(warn["TARGET"], "aes67::service::supervisor", "{warn:#}");
+    let retries = entries
+        .iter()
+        .filter(|e| e["MESSAGE"] == warn["MESSAGE"])
+        .count();
+    assert!(retries >= 2, "{retries} attempt(s) logged in 1.5 s");
+    for e in [start, warn] {
+        assert_eq!(e["SYSLOG_IDENTIFIER"], "aes67", "{e:#}");
+        assert!(
+            e["CODE_FILE"].as_str().is_some_and(|f| f.ends_with(".rs")),
+            "{e:#}"
+        );
+        assert!(e["CODE_LINE"].is_string(), "{e:#}");
+    }
+    assert_eq!(find("stopping")["PRIORITY"], "5");
+}
