@@ -1276,6 +1276,27 @@ fn sap_session_by_name_bit_exact_and_listed() {
         ],
         "{line}"
     );
+    // Issue 13 #10: the text is per thread. This thread's pointer keeps
+    // its text while another thread reads the option, which gets its own
+    // buffer; this thread's next read reuses its buffer.
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values.
+    let get = || {
+        in_netns(&pair.b, || unsafe { (b.get_config_ptr)(SAP_SESSIONS) }
+            as usize)
+        .unwrap()
+    };
+    let mine = get();
+    // SAFETY: a NUL-terminated string the add-on handed to this thread.
+    let text = unsafe { CStr::from_ptr(mine as *const c_char) }.to_owned();
+    assert!(text.to_str().unwrap().contains(name), "{text:?}");
+    let theirs = std::thread::scope(|s| s.spawn(get).join().unwrap());
+    assert_ne!(theirs, mine, "another thread got this thread's buffer");
+    // SAFETY: as above; this thread has not read the option since.
+    assert_eq!(
+        unsafe { CStr::from_ptr(mine as *const c_char) },
+        text.as_c_str()
+    );
+    assert_eq!(get(), mine, "this thread's next read moved its buffer");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     announcer.join().unwrap();
     let _ = sender.kill();
