@@ -1279,10 +1279,12 @@ fn sap_session_by_name_bit_exact_and_listed() {
     // Issue 13 #10: the text is per thread. This thread's pointer keeps
     // its text while another thread reads the option, which gets its own
     // buffer; this thread's next read reuses its buffer.
-    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values.
     let get = || {
-        in_netns(&pair.b, || unsafe { (b.get_config_ptr)(SAP_SESSIONS) }
-            as usize)
+        in_netns(&pair.b, || {
+            // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the argument is a plain value.
+            let p = unsafe { (b.get_config_ptr)(SAP_SESSIONS) };
+            p as usize
+        })
         .unwrap()
     };
     let mine = get();
@@ -1292,10 +1294,8 @@ fn sap_session_by_name_bit_exact_and_listed() {
     let theirs = std::thread::scope(|s| s.spawn(get).join().unwrap());
     assert_ne!(theirs, mine, "another thread got this thread's buffer");
     // SAFETY: as above; this thread has not read the option since.
-    assert_eq!(
-        unsafe { CStr::from_ptr(mine as *const c_char) },
-        text.as_c_str()
-    );
+    let again = unsafe { CStr::from_ptr(mine as *const c_char) }.to_owned();
+    assert_eq!(again, text, "the text changed under this thread");
     assert_eq!(get(), mine, "this thread's next read moved its buffer");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     announcer.join().unwrap();
