@@ -28,32 +28,51 @@ const BIN: &str = env!("CARGO_BIN_EXE_aes67");
 const PORT: u16 = 3212;
 
 /// Non-pass results that are expected, with the reason (also in
-/// docs/nmos.md). Anything else that is not a pass fails the test.
+/// docs/nmos.md). Besides these, "Test Disabled" (HTTPS, authorization,
+/// unicast DNS-SD, other API versions: off in this rig or not for v1.3),
+/// the tool's own `__init__`/`set_up_tests`/`tear_down_tests` entries, and
+/// "Not Applicable" with the tool's reason "Replaced by 'auto' test" pass.
+/// Anything else that is not a pass fails the test.
 const EXPECTED: &[(&str, &str, &str)] = &[
     (
         "IS-04-01",
-        "test_02",
-        "unicast DNS-SD: the rig runs the tool in multicast DNS-SD mode (mDNS)",
+        "test_12_01",
+        "Warning: the tool withdraws every registry before this test, so the node has fallen back to peer-to-peer and advertises _nmos-node._tcp, as IS-04 asks of a node without a registry",
     ),
     (
         "IS-04-01",
-        "test_02_01",
-        "unicast DNS-SD: the rig runs the tool in multicast DNS-SD mode (mDNS)",
-    ),
-    (
-        "IS-04-01",
-        "test_12",
-        "v1.0-v1.2 only: this node is v1.3",
-    ),
-    (
-        "IS-04-03",
-        "test_02",
-        "manual by design: ver_* increments are checked by hand in the tool (unit-tested here: Node::ver_txt)",
+        "test_19_01",
+        "Not Implemented (optional): interfaces carry no attached_network_device (LLDP neighbour) info",
     ),
     (
         "IS-04-01",
         "test_22",
-        "manual by design: the tool asks for a reboot (ids are UUID v5 of the host name and stream name, unit-tested)",
+        "Manual by design: ids persisting over a reboot needs a reboot (ids are UUID v5 of host and stream names, unit-tested)",
+    ),
+    (
+        "IS-04-01",
+        "test_23",
+        "Not Implemented (optional): no BCP-002-01 grouphint tags (each stream stands alone)",
+    ),
+    (
+        "IS-04-01",
+        "test_27_4",
+        "Not Implemented (optional): BCP-004-01 constraint set labels",
+    ),
+    (
+        "IS-04-01",
+        "test_27_5",
+        "Not Implemented (optional): BCP-004-01 constraint set preferences",
+    ),
+    (
+        "IS-04-01",
+        "test_27_6",
+        "Not Implemented (optional): BCP-004-01 enabled/disabled constraint sets",
+    ),
+    (
+        "IS-04-03",
+        "test_02",
+        "Manual by design: ver_* increments are checked by hand in the tool (unit-tested here: Node::ver_txt)",
     ),
 ];
 
@@ -79,9 +98,8 @@ impl Drop for Reap {
 }
 
 fn tool_dir() -> PathBuf {
-    let d = PathBuf::from(
-        std::env::var("NMOS_TESTING").unwrap_or_else(|_| "/tmp/nmos-testing".into()),
-    );
+    let d =
+        PathBuf::from(std::env::var("NMOS_TESTING").unwrap_or_else(|_| "/tmp/nmos-testing".into()));
     assert!(
         d.join(".ready").exists(),
         "{} missing: run ci/setup.sh (it unpacks ../shared/peers/nmos-testing)",
@@ -129,7 +147,14 @@ description = "aes67 under test"
         .unwrap();
     let n = Reap(Some(c));
     let t = Instant::now();
-    while http(ns, "GET", &format!("http://{}:{PORT}/x-nmos/node/v1.3/self", ns.ip_b), None).0 != 200 {
+    while http(
+        ns,
+        "GET",
+        &format!("http://{}:{PORT}/x-nmos/node/v1.3/self", ns.ip_b),
+        None,
+    )
+    .0 != 200
+    {
         assert!(
             t.elapsed() < Duration::from_secs(10),
             "the node did not come up:\n{}",
@@ -298,32 +323,46 @@ fn amwa_nmos_testing_tool_suites_and_sdpoker() {
         c.0 = None;
         drop(node);
         let log = std::fs::read_to_string(out.with_extension("log")).unwrap_or_default();
-        let text = std::fs::read_to_string(&out)
-            .unwrap_or_else(|e| panic!("{name}: no result file {} ({e}, exit {st}):\n{log}", out.display()));
+        let text = std::fs::read_to_string(&out).unwrap_or_else(|e| {
+            panic!(
+                "{name}: no result file {} ({e}, exit {st}):\n{log}",
+                out.display()
+            )
+        });
         let v: Value = serde_json::from_str(&text).unwrap();
         let mut counts = std::collections::BTreeMap::<String, usize>::new();
         for r in v["results"].as_array().unwrap() {
             let state = r["state"].as_str().unwrap_or("?").to_string();
             *counts.entry(state.clone()).or_default() += 1;
             let test = r["name"].as_str().unwrap_or("?");
-            if state == "Pass" || state == "Test Disabled" {
+            let harness = ["__init__", "set_up_tests", "tear_down_tests"].contains(&test);
+            let replaced = state == "Not Applicable"
+                && r["detail"].as_str() == Some("Replaced by 'auto' test");
+            if state == "Pass" || state == "Test Disabled" || harness || replaced {
                 continue;
             }
             let expected = EXPECTED.iter().any(|(s, t, _)| *s == name && *t == test);
-            let line = format!("{name} {test}: {state}: {}", r["detail"].as_str().unwrap_or(""));
+            let line = format!(
+                "{name} {test}: {state}: {}",
+                r["detail"].as_str().unwrap_or("")
+            );
             if state == "Fail" || !expected {
                 failures.push(line.clone());
             }
             report.push(line);
         }
-        eprintln!("{name}: {counts:?}");
+        eprintln!("{name}: {counts:?} (exit {st})");
         let _ = std::fs::remove_dir_all(out.with_extension("d"));
     }
     for l in &report {
         eprintln!("  {l}");
     }
     eprintln!("suites took {:.0} s", t0.elapsed().as_secs_f64());
-    assert!(failures.is_empty(), "unexpected results:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "unexpected results:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -395,12 +434,24 @@ fn is05_activation_plays_a_gstreamer_stream_bit_exactly_and_master_enable_false_
     let (spec, got) = read_wav(&wav_out);
     std::thread::sleep(Duration::from_millis(1000));
     let (_, got_later) = read_wav(&wav_out);
-    assert_eq!(got.len(), got_later.len(), "the output grew after master_enable false");
-    let (_, rx) = http(&ns, "GET", &format!("{base}/node/v1.3/receivers/{id}"), None);
+    assert_eq!(
+        got.len(),
+        got_later.len(),
+        "the output grew after master_enable false"
+    );
+    let (_, rx) = http(
+        &ns,
+        "GET",
+        &format!("{base}/node/v1.3/receivers/{id}"),
+        None,
+    );
     let rx: Value = serde_json::from_str(&rx).unwrap();
     assert_eq!(rx["subscription"]["active"], false);
     gst_common::wait_sender(gst);
-    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 48000, 24));
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 48000, 24)
+    );
     let blk = case.frames as usize * 2;
     let chk = blocks_exact_or_silent(&sent, &got, blk);
     let played = got.len() / blk;
@@ -408,7 +459,7 @@ fn is05_activation_plays_a_gstreamer_stream_bit_exactly_and_master_enable_false_
         "played {played} packets bit-exactly ({} concealed), {} before the activation, {} after the stop",
         chk.silent, chk.lead, chk.trail
     );
-    assert!(played > 3000, "played only {played} packets");
+    assert!(played > 2500, "played only {played} packets");
     assert!(chk.silent < 10, "{chk:?}");
     assert!(chk.trail > 1000, "the stop did not cut the stream: {chk:?}");
 }

@@ -84,9 +84,7 @@ pub fn handle(
         ["x-nmos", "node", v, rest @ ..] if *v == NODE_API_VERSION => {
             node_api(node, method, rest, body, now)
         }
-        ["x-nmos", "connection"] => {
-            get_only(method, json!([format!("{CONNECTION_API_VERSION}/")]))
-        }
+        ["x-nmos", "connection"] => get_only(method, json!([format!("{CONNECTION_API_VERSION}/")])),
         ["x-nmos", "connection", v, rest @ ..] if *v == CONNECTION_API_VERSION => {
             connection_api(node, method, rest, body, now)
         }
@@ -207,7 +205,9 @@ fn connection_api(
                         effects.extend(e);
                         out.push(json!({"id": id, "code": code}));
                     }
-                    Err(e) => out.push(json!({"id": id, "code": e.code, "error": e.error, "debug": null})),
+                    Err(e) => {
+                        out.push(json!({"id": id, "code": e.code, "error": e.error, "debug": null}))
+                    }
                 }
             }
             (ok(200, &json!(out)), effects)
@@ -229,7 +229,9 @@ fn connection_api(
                         "transporttype/"
                     ]),
                 ),
-                ["constraints"] => get_only(method, node.sender_constraints(id).unwrap_or_default()),
+                ["constraints"] => {
+                    get_only(method, node.sender_constraints(id).unwrap_or_default())
+                }
                 ["active"] => get_only(method, node.sender_params(id, true).unwrap_or_default()),
                 ["transporttype"] => get_only(method, json!(super::model::TRANSPORT_RTP)),
                 ["staged"] => staged(node, method, id, body, now, false),
@@ -248,10 +250,7 @@ fn connection_api(
                             },
                             Vec::new(),
                         ),
-                        None => (
-                            err(404, "the sender is not enabled (master_enable false)"),
-                            Vec::new(),
-                        ),
+                        None => (not_found(), Vec::new()),
                     }
                 }
                 _ => (not_found(), Vec::new()),
@@ -322,7 +321,10 @@ mod tests {
 
     fn get(n: &mut Node, p: &str) -> (u16, Value) {
         let (r, _) = handle(n, "GET", p, b"", Tai::new(100, 0));
-        (r.status, serde_json::from_str(&r.body).unwrap_or(Value::Null))
+        (
+            r.status,
+            serde_json::from_str(&r.body).unwrap_or(Value::Null),
+        )
     }
 
     #[test]
@@ -333,7 +335,10 @@ mod tests {
         let (c, s) = get(&mut n, "/x-nmos/node/v1.3/self");
         assert_eq!((c, s["id"].as_str()), (200, Some(n.node_id())));
         let sid = n.sender_ids()[0].clone();
-        assert_eq!(get(&mut n, &format!("/x-nmos/node/v1.3/senders/{sid}/")).0, 200);
+        assert_eq!(
+            get(&mut n, &format!("/x-nmos/node/v1.3/senders/{sid}/")).0,
+            200
+        );
         assert_eq!(get(&mut n, "/x-nmos/node/v1.3/senders/nope").0, 404);
         assert_eq!(get(&mut n, "/x-nmos/node/v1.2/self").0, 404);
         let (r, _) = handle(
@@ -345,7 +350,13 @@ mod tests {
         );
         assert_eq!((r.status, r.content_type), (200, "application/sdp"));
         assert!(r.body.contains("a=rtpmap:96 L24/48000/2"), "{}", r.body);
-        let (r, _) = handle(&mut n, "GET", "/x-nmos/connection/v1.1/bulk/senders", b"", Tai::new(100, 0));
+        let (r, _) = handle(
+            &mut n,
+            "GET",
+            "/x-nmos/connection/v1.1/bulk/senders",
+            b"",
+            Tai::new(100, 0),
+        );
         assert_eq!(r.status, 405);
         assert_eq!(r.allow, Some("POST, OPTIONS"));
     }
@@ -366,7 +377,10 @@ mod tests {
             Tai::new(100, 0),
         );
         let v: Value = serde_json::from_str(&r.body).unwrap();
-        assert_eq!((v[0]["code"].as_u64(), v[1]["code"].as_u64()), (Some(200), Some(404)));
+        assert_eq!(
+            (v[0]["code"].as_u64(), v[1]["code"].as_u64()),
+            (Some(200), Some(404))
+        );
         assert_eq!(e.len(), 1);
     }
 }

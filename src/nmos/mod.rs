@@ -52,9 +52,7 @@ impl Tai {
         let (a, b) = s
             .split_once(':')
             .ok_or_else(|| format!("{s:?} is not <seconds>:<nanoseconds>"))?;
-        let secs: u64 = a
-            .parse()
-            .map_err(|_| format!("{s:?}: bad seconds {a:?}"))?;
+        let secs: u64 = a.parse().map_err(|_| format!("{s:?}: bad seconds {a:?}"))?;
         let nanos: u32 = b
             .parse()
             .map_err(|_| format!("{s:?}: bad nanoseconds {b:?}"))?;

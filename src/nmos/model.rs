@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::Tai;
 use crate::media::session::{RefClock, SenderSdp};
-use crate::media::stream::{Encoding, StreamConfig};
+use crate::media::stream::StreamConfig;
 
 /// The IS-04 API version served and registered.
 pub const NODE_API_VERSION: &str = "v1.3";
@@ -286,7 +286,11 @@ pub struct Node {
 
 /// The stable id of `what` under `seed` (UUID v5, URL namespace).
 pub fn stable_id(seed: &str, what: &str) -> String {
-    Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("aes67:{seed}:{what}").as_bytes()).to_string()
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        format!("aes67:{seed}:{what}").as_bytes(),
+    )
+    .to_string()
 }
 
 fn mac_text(m: &[u8; 6]) -> String {
@@ -465,10 +469,29 @@ impl Node {
         m
     }
 
+    /// The BCP-002-02 asset tags of the node and device: manufacturer,
+    /// product, instance id (the host name), function.
+    fn asset_tags(&self, m: &mut Map<String, Value>) {
+        if let Some(Value::Object(t)) = m.get_mut("tags") {
+            for (k, v) in [
+                ("urn:x-nmos:tag:asset:manufacturer/v1.0", "aes67 project"),
+                ("urn:x-nmos:tag:asset:product/v1.0", "aes67"),
+                (
+                    "urn:x-nmos:tag:asset:instance-id/v1.0",
+                    self.setup.seed.as_str(),
+                ),
+                ("urn:x-nmos:tag:asset:function/v1.0", "AES67 audio"),
+            ] {
+                t.insert(k.into(), json!([v]));
+            }
+        }
+    }
+
     /// The node resource (`/self`).
     pub fn node_json(&self) -> Value {
         let s = &self.setup;
         let mut m = self.common(&self.node_id, self.node_version, &s.label, &s.description);
+        self.asset_tags(&mut m);
         let mut clocks = vec![json!({"name": "clk0", "ref_type": "internal"})];
         if let Some(p) = &s.ptp {
             let gmid = p
@@ -523,6 +546,7 @@ impl Node {
             &s.label,
             &s.description,
         );
+        self.asset_tags(&mut m);
         m.insert("type".into(), json!("urn:x-nmos:device:generic"));
         m.insert("node_id".into(), json!(self.node_id));
         m.insert(
@@ -625,7 +649,10 @@ impl Node {
         m.insert("interface_bindings".into(), json!([x.setup.iface.name]));
         m.insert(
             "subscription".into(),
-            json!({"receiver_id": x.active.peer_id, "active": x.active.master_enable}),
+            json!({
+                "receiver_id": x.active.peer_id.as_ref().filter(|_| x.active.master_enable),
+                "active": x.active.master_enable,
+            }),
         );
         Value::Object(m)
     }
@@ -665,14 +692,20 @@ impl Node {
         m.insert("interface_bindings".into(), json!([x.setup.iface.name]));
         m.insert(
             "subscription".into(),
-            json!({"sender_id": x.active.peer_id, "active": x.active.master_enable}),
+            json!({
+                "sender_id": x.active.peer_id.as_ref().filter(|_| x.active.master_enable),
+                "active": x.active.master_enable,
+            }),
         );
         Value::Object(m)
     }
 
     /// All receivers.
     pub fn receivers_json(&self) -> Vec<Value> {
-        self.receivers.iter().map(|x| self.receiver_json(x)).collect()
+        self.receivers
+            .iter()
+            .map(|x| self.receiver_json(x))
+            .collect()
     }
 
     /// The resource `id` of `kind`, as the Node API serves it.
@@ -746,32 +779,28 @@ impl Node {
     }
 
     /// The SDP of sender `id` with its active parameters (its
-    /// `manifest_href`, IS-05 `/transportfile`); `None` when unknown or
-    /// not enabled.
+    /// `manifest_href`, IS-05 `/transportfile`); `None` for an unknown id. Served
+    /// also while `master_enable` is false (what it sends when enabled).
     pub fn sender_sdp(&self, id: &str) -> Option<String> {
         let x = self.senders.iter().find(|s| s.id == id)?;
-        if !x.active.master_enable {
-            return None;
-        }
         let mut stream = Self::sender_stream(x);
         stream.name = Some(x.setup.name.clone());
         let origin = lv(&x.active.leg, "source_ip")
             .as_str()
             .and_then(|s| s.parse().ok())
             .unwrap_or(x.setup.iface.ip);
-        Some(
-            SenderSdp {
-                mediaclk_offset: stream.mediaclk_offset.unwrap_or(0),
-                stream,
-                frames: x.setup.frames,
-                origin,
-                session_id: x.sdp_session,
-                version: x.sdp_version,
-                refclk: RefClock::LocalMac(x.setup.iface.mac),
-                channel_order: None,
-            }
-            .render(),
-        )
+        let text = SenderSdp {
+            mediaclk_offset: stream.mediaclk_offset.unwrap_or(0),
+            stream,
+            frames: x.setup.frames,
+            origin,
+            session_id: x.sdp_session,
+            version: x.sdp_version,
+            refclk: RefClock::LocalMac(x.setup.iface.mac),
+            channel_order: None,
+        }
+        .render();
+        Some(media_level_connection(&text))
     }
 
     /// IS-05 constraints of sender `id` (one leg).
@@ -985,7 +1014,8 @@ impl Node {
             if moved {
                 x.sdp_version += 1;
             }
-            let run = x.active.master_enable && lv(&x.active.leg, "rtp_enabled").as_bool() != Some(false);
+            let run =
+                x.active.master_enable && lv(&x.active.leg, "rtp_enabled").as_bool() != Some(false);
             let stream = run.then(|| Self::sender_stream(x));
             let name = x.setup.name.clone();
             let id = x.id.clone();
@@ -1064,6 +1094,33 @@ impl Node {
     }
 }
 
+/// The SDP with its `c=` line moved from session to media level (RFC 4566
+/// §5.7 allows either): IS-05 clients such as the AMWA testing tool read the
+/// destination of each leg from its media description.
+fn media_level_connection(sdp: &str) -> String {
+    let lines: Vec<&str> = sdp.split_inclusive("\r\n").collect();
+    let Some(c) = lines.iter().position(|l| l.starts_with("c=")) else {
+        return sdp.to_string();
+    };
+    let Some(m) = lines.iter().position(|l| l.starts_with("m=")) else {
+        return sdp.to_string();
+    };
+    if c > m {
+        return sdp.to_string();
+    }
+    let mut out = String::with_capacity(sdp.len());
+    for (i, l) in lines.iter().enumerate() {
+        if i == c {
+            continue;
+        }
+        out += l;
+        if i == m {
+            out += lines[c];
+        }
+    }
+    out
+}
+
 /// A leg's value (`null` when absent).
 fn lv<'a>(m: &'a Map<String, Value>, k: &str) -> &'a Value {
     m.get(k).unwrap_or(&Value::Null)
@@ -1087,7 +1144,9 @@ fn receiver_stream(
     if let Some(port) = lv(&p.leg, "destination_port").as_u64() {
         s.port = port as u16;
     }
-    s.source = lv(&p.leg, "source_ip").as_str().and_then(|s| s.parse().ok());
+    s.source = lv(&p.leg, "source_ip")
+        .as_str()
+        .and_then(|s| s.parse().ok());
     s.iface = Some(iface.name.clone());
     Some(s)
 }
@@ -1110,7 +1169,10 @@ fn resolve_receiver_leg(
     if auto(leg.get("multicast_ip")) {
         leg.insert(
             "multicast_ip".into(),
-            json!(base.filter(|b| b.dest.is_multicast()).map(|b| b.dest.to_string())),
+            json!(
+                base.filter(|b| b.dest.is_multicast())
+                    .map(|b| b.dest.to_string())
+            ),
         );
     }
     if auto(leg.get("source_ip")) {
@@ -1177,9 +1239,8 @@ fn check_leg_value(
         }
         "destination_port" | "source_port" => {
             let ok = v == "auto"
-                || v.as_u64().is_some_and(|p| {
-                    (1..=65535).contains(&p) || (key == "source_port" && p == 0)
-                });
+                || v.as_u64()
+                    .is_some_and(|p| (1..=65535).contains(&p) || (key == "source_port" && p == 0));
             if !ok {
                 return Err(bad(format!("{f}: expected \"auto\" or a port 1-65535")));
             }
@@ -1278,9 +1339,6 @@ fn patch_params(
             Some(Value::String(sdp)) => {
                 let s = StreamConfig::from_sdp(sdp)
                     .map_err(|e| bad(format!("transport_file.data: {e}")))?;
-                if !matches!(s.encoding, Encoding::L16 | Encoding::L24) {
-                    return Err(bad("transport_file.data: not L16 or L24"));
-                }
                 p.leg.insert(
                     "multicast_ip".into(),
                     json!(s.dest.is_multicast().then(|| s.dest.to_string())),
@@ -1338,9 +1396,9 @@ fn patch_params(
         };
         let requested = match a.get("requested_time") {
             None | Some(Value::Null) => None,
-            Some(Value::String(t)) => Some(
-                Tai::parse(t).map_err(|e| bad(format!("activation.requested_time: {e}")))?,
-            ),
+            Some(Value::String(t)) => {
+                Some(Tai::parse(t).map_err(|e| bad(format!("activation.requested_time: {e}")))?)
+            }
             Some(_) => return Err(bad("activation.requested_time: expected \"<s>:<ns>\"")),
         };
         p.activation = match mode {
@@ -1370,7 +1428,7 @@ fn patch_params(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn setup() -> NodeSetup {
@@ -1379,8 +1437,8 @@ mod tests {
             ip: Ipv4Addr::new(10, 0, 0, 2),
             mac: [2, 0, 0, 0, 0, 2],
         };
-        let mut tx = StreamConfig::from_url("aes67://239.69.2.1:5004?ch=2&enc=L24&rate=48000")
-            .unwrap();
+        let mut tx =
+            StreamConfig::from_url("aes67://239.69.2.1:5004?ch=2&enc=L24&rate=48000").unwrap();
         tx.packet_time_us = Some(1000);
         NodeSetup {
             seed: "host".into(),
@@ -1437,7 +1495,10 @@ mod tests {
         let (code, resp, eff) = n.patch_receiver(&id, &body, Tai::new(101, 0)).unwrap();
         assert_eq!(code, 200);
         assert_eq!(resp["activation"]["activation_time"], "101:0");
-        let Effect::Receiver { stream: Some(s), .. } = &eff[0] else {
+        let Effect::Receiver {
+            stream: Some(s), ..
+        } = &eff[0]
+        else {
             panic!("{eff:?}")
         };
         assert_eq!(
@@ -1447,7 +1508,10 @@ mod tests {
         let active = n.receiver_params(&id, true).unwrap();
         assert_eq!(active["transport_params"][0]["multicast_ip"], "239.1.2.3");
         assert_eq!(active["transport_params"][0]["source_ip"], "10.0.0.9");
-        assert_eq!(n.receiver_params(&id, false).unwrap()["activation"]["mode"], Value::Null);
+        assert_eq!(
+            n.receiver_params(&id, false).unwrap()["activation"]["mode"],
+            Value::Null
+        );
         let (_, _, eff) = n
             .patch_receiver(
                 &id,
@@ -1455,7 +1519,10 @@ mod tests {
                 Tai::new(102, 0),
             )
             .unwrap();
-        assert!(matches!(&eff[0], Effect::Receiver { stream: None, .. }), "{eff:?}");
+        assert!(
+            matches!(&eff[0], Effect::Receiver { stream: None, .. }),
+            "{eff:?}"
+        );
         assert_eq!(n.receivers_json()[0]["subscription"]["active"], false);
     }
 
@@ -1476,7 +1543,10 @@ mod tests {
         assert_eq!(e.code, 423);
         assert!(n.tick(Tai::new(101, 999_999_999)).is_empty());
         let eff = n.tick(Tai::new(102, 0));
-        let Effect::Sender { stream: Some(s), .. } = &eff[0] else {
+        let Effect::Sender {
+            stream: Some(s), ..
+        } = &eff[0]
+        else {
             panic!("{eff:?}")
         };
         assert_eq!(s.port, 5010);
@@ -1486,7 +1556,11 @@ mod tests {
         assert_eq!(n.patch_sender(&id, &body, Tai::new(103, 0)).unwrap().0, 202);
         assert_eq!(n.next_activation(), Some(Tai::new(200, 0)));
         let (code, _, _) = n
-            .patch_sender(&id, &json!({"activation": {"mode": null}}), Tai::new(104, 0))
+            .patch_sender(
+                &id,
+                &json!({"activation": {"mode": null}}),
+                Tai::new(104, 0),
+            )
             .unwrap();
         assert_eq!(code, 200);
         assert!(n.tick(Tai::new(300, 0)).is_empty());
@@ -1498,12 +1572,24 @@ mod tests {
         let rid = n.receiver_ids()[0].clone();
         let sid = n.sender_ids()[0].clone();
         let cases = [
-            (json!({"transport_params": [{"destination_port": "x"}]}), "destination_port"),
+            (
+                json!({"transport_params": [{"destination_port": "x"}]}),
+                "destination_port",
+            ),
             (json!({"transport_params": [{}, {}]}), "2 legs"),
-            (json!({"transport_params": [{"interface_ip": "10.9.9.9"}]}), "interface_ip"),
+            (
+                json!({"transport_params": [{"interface_ip": "10.9.9.9"}]}),
+                "interface_ip",
+            ),
             (json!({"sender_id": "nope"}), "sender_id"),
-            (json!({"activation": {"mode": "activate_scheduled_absolute"}}), "requested_time"),
-            (json!({"transport_file": {"data": "garbage", "type": "application/sdp"}}), "transport_file.data"),
+            (
+                json!({"activation": {"mode": "activate_scheduled_absolute"}}),
+                "requested_time",
+            ),
+            (
+                json!({"transport_file": {"data": "garbage", "type": "application/sdp"}}),
+                "transport_file.data",
+            ),
             (json!({"bogus": 1}), "bogus"),
         ];
         for (b, want) in cases {
@@ -1512,7 +1598,11 @@ mod tests {
             assert!(e.error.contains(want), "{b}: {}", e.error);
         }
         let e = n
-            .patch_sender(&sid, &json!({"transport_params": [{"source_ip": "1.2.3.4"}]}), Tai::new(101, 0))
+            .patch_sender(
+                &sid,
+                &json!({"transport_params": [{"source_ip": "1.2.3.4"}]}),
+                Tai::new(101, 0),
+            )
             .unwrap_err();
         assert!(e.error.contains("source_ip"), "{}", e.error);
         // An empty leg is fine.
@@ -1528,7 +1618,10 @@ mod tests {
     fn the_ptp_clock_and_interfaces_are_in_the_node() {
         let mut n = Node::new(setup(), Tai::new(100, 0));
         let j = n.node_json();
-        assert_eq!(j["clocks"], json!([{"name": "clk0", "ref_type": "internal"}]));
+        assert_eq!(
+            j["clocks"],
+            json!([{"name": "clk0", "ref_type": "internal"}])
+        );
         assert_eq!(j["interfaces"][0]["chassis_id"], "02-00-00-00-00-02");
         assert_eq!(j["interfaces"][0]["port_id"], "02-00-00-00-00-02");
         n.set_ptp(
@@ -1544,10 +1637,20 @@ mod tests {
         assert_eq!(c["gmid"], "00-1d-c1-ff-fe-0a-bc-de");
         assert_eq!(c["locked"], true);
         assert_eq!(c["version"], "IEEE1588-2008");
-        assert_eq!(n.take_changes(), vec![(Kind::Node, n.node_id().to_string())]);
+        assert_eq!(
+            n.take_changes(),
+            vec![(Kind::Node, n.node_id().to_string())]
+        );
         // The sender's SDP names the interface's MAC, as its port_id.
         let sdp = n.sender_sdp(&n.sender_ids()[0]).unwrap();
-        assert!(sdp.contains("a=ts-refclk:localmac=02-00-00-00-00-02"), "{sdp}");
+        assert!(
+            sdp.contains("a=ts-refclk:localmac=02-00-00-00-00-02"),
+            "{sdp}"
+        );
+        // c= at media level, once.
+        let m = sdp.find("m=audio").unwrap();
+        assert_eq!(sdp.matches("c=IN IP4 239.69.2.1/32").count(), 1, "{sdp}");
+        assert!(sdp.find("c=IN IP4").unwrap() > m, "{sdp}");
     }
 
     #[test]

@@ -115,8 +115,9 @@ impl Registration {
     /// reappears clears its failure mark. When none is left, the next one
     /// found gets a full registration.
     pub fn set_ads(&mut self, ads: Vec<RegistryAd>) {
-        self.failed
-            .retain(|(n, _)| ads.iter().any(|a| &a.name == n) && self.ads.iter().any(|a| &a.name == n));
+        self.failed.retain(|(n, _)| {
+            ads.iter().any(|a| &a.name == n) && self.ads.iter().any(|a| &a.name == n)
+        });
         if ads.is_empty() {
             self.known = false;
         }
@@ -244,18 +245,28 @@ impl Registration {
                 self.register_all(node);
                 Some(format!("registry {name}: heartbeat 404, registering again"))
             }
-            (Req::Post { kind: Kind::Node, .. }, 200) if self.first_post => {
+            (
+                Req::Post {
+                    kind: Kind::Node, ..
+                },
+                200,
+            ) if self.first_post => {
                 // A stale copy of us: delete it, then register afresh.
                 self.first_post = false;
                 let rest: Vec<Req> = self.queue.drain(..).collect();
                 self.queue.push_back(Req::DeleteNode);
-                self.queue.push_back(req);
+                self.queue.push_back(req.clone());
                 self.queue.extend(rest);
                 Some(format!(
                     "registry {name}: node already registered (200); deleting and registering again"
                 ))
             }
-            (Req::Post { kind: Kind::Node, .. }, 200..=299) => {
+            (
+                Req::Post {
+                    kind: Kind::Node, ..
+                },
+                200..=299,
+            ) => {
                 self.first_post = false;
                 self.known = true;
                 self.next_hb = Some(now.add(HEARTBEAT));
@@ -341,18 +352,35 @@ mod tests {
                 v["type"].as_str().unwrap().to_string()
             })
             .collect();
-        assert_eq!(kinds, ["node", "device", "source", "flow", "sender", "receiver"]);
-        assert!(calls.iter().all(|c| c.url == "http://a/x-nmos/registration/v1.3/resource"));
+        assert_eq!(
+            kinds,
+            ["node", "device", "source", "flow", "sender", "receiver"]
+        );
+        assert!(
+            calls
+                .iter()
+                .all(|c| c.url == "http://a/x-nmos/registration/v1.3/resource")
+        );
         assert!(!r.peer_to_peer());
         // Nothing until the heartbeat is due, 5 s after the node POST.
         assert!(r.poll(t(4999), &n).is_none());
         let hb = r.poll(t(5000), &n).unwrap();
-        assert_eq!(hb.url, format!("http://a/x-nmos/registration/v1.3/health/nodes/{}", n.node_id()));
+        assert_eq!(
+            hb.url,
+            format!(
+                "http://a/x-nmos/registration/v1.3/health/nodes/{}",
+                n.node_id()
+            )
+        );
         assert_eq!(hb.body, None);
         // The registry fails: the next one gets a heartbeat, not a registration.
         assert!(r.done(t(5000), Outcome::Status(503), &n).is_some());
         let hb = r.poll(t(5001), &n).unwrap();
-        assert!(hb.url.starts_with("http://b/x-nmos/registration/v1.3/health/nodes/"), "{hb:?}");
+        assert!(
+            hb.url
+                .starts_with("http://b/x-nmos/registration/v1.3/health/nodes/"),
+            "{hb:?}"
+        );
         r.done(t(5001), Outcome::Status(200), &n);
         assert!(r.poll(t(9000), &n).is_none());
         assert!(r.poll(t(10_001), &n).is_some());
@@ -384,7 +412,11 @@ mod tests {
         });
         let m: Vec<&str> = calls.iter().map(|c| c.method).collect();
         assert_eq!(m[..3], ["POST", "DELETE", "POST"]);
-        assert!(calls[1].url.ends_with(&format!("/resource/nodes/{}", n.node_id())));
+        assert!(
+            calls[1]
+                .url
+                .ends_with(&format!("/resource/nodes/{}", n.node_id()))
+        );
         assert_eq!(calls.len(), 8);
     }
 
@@ -395,8 +427,12 @@ mod tests {
         r.set_ads(vec![ad("a", 0)]);
         run(&mut r, &n, t(0), &mut |_| Outcome::Status(201));
         let rid = n.receiver_ids()[0].clone();
-        n.patch_receiver(&rid, &json!({"activation": {"mode": "activate_immediate"}}), Tai::new(101, 0))
-            .unwrap();
+        n.patch_receiver(
+            &rid,
+            &json!({"activation": {"mode": "activate_immediate"}}),
+            Tai::new(101, 0),
+        )
+        .unwrap();
         let ch = n.take_changes();
         r.changed(&n, &ch);
         let c = run(&mut r, &n, t(1), &mut |_| Outcome::Status(200));
@@ -406,6 +442,9 @@ mod tests {
         r.set_ads(vec![]);
         assert!(r.peer_to_peer());
         r.set_ads(vec![ad("a", 0)]);
-        assert_eq!(run(&mut r, &n, t(2), &mut |_| Outcome::Status(201)).len(), 6);
+        assert_eq!(
+            run(&mut r, &n, t(2), &mut |_| Outcome::Status(201)).len(),
+            6
+        );
     }
 }

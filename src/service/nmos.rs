@@ -349,9 +349,7 @@ fn call(agent: &ureq::Agent, c: &Call) -> Outcome {
         .request(c.method, &c.url)
         .set("Accept", "application/json");
     let r = match &c.body {
-        Some(b) => r
-            .set("Content-Type", "application/json")
-            .send_string(b),
+        Some(b) => r.set("Content-Type", "application/json").send_string(b),
         None => r.send_bytes(&[]),
     };
     match r {
@@ -402,7 +400,10 @@ fn control(
                         let name = s.get_fullname().to_string();
                         match (ok, ip) {
                             (true, Some(ip)) => {
-                                tracing::info!("nmos: registry {name} at {ip}:{} pri {pri}", s.get_port());
+                                tracing::info!(
+                                    "nmos: registry {name} at {ip}:{} pri {pri}",
+                                    s.get_port()
+                                );
                                 ads.insert(
                                     name.clone(),
                                     RegistryAd {
@@ -413,7 +414,9 @@ fn control(
                                 );
                             }
                             _ => {
-                                tracing::info!("nmos: ignoring registry {name} (api_ver/api_proto/api_auth or no IPv4 address)");
+                                tracing::info!(
+                                    "nmos: ignoring registry {name} (api_ver/api_proto/api_auth or no IPv4 address)"
+                                );
                                 ads.remove(&name);
                             }
                         }

@@ -723,7 +723,11 @@ impl Supervisor {
     /// An NMOS IS-05 activation of receiver `name`: play `stream`
     /// (restarting it), or stop it (`None`). It stays so until the next
     /// activation (a reload keeps it). Errors: no receiver of that name.
-    pub fn nmos_receiver(&mut self, name: &str, stream: Option<StreamConfig>) -> Result<(), String> {
+    pub fn nmos_receiver(
+        &mut self,
+        name: &str,
+        stream: Option<StreamConfig>,
+    ) -> Result<(), String> {
         let mut rxs = std::mem::take(&mut self.receivers);
         let r = match rxs.iter_mut().find(|s| s.cfg.name == name) {
             Some(slot) => {
