@@ -12,7 +12,7 @@ deb=$(cargo deb --no-build -p aes67 | tail -1)
 echo "deb: built $deb"
 dpkg-deb --contents "$deb" | awk '{print $6}' | sort > target/deb-contents.txt
 for f in ./usr/bin/aes67 ./usr/lib/systemd/system/aes67.service ./usr/lib/udev/rules.d/60-aes67.rules \
-         ./etc/aes67/aes67.toml ./usr/share/doc/aes67/config.md ./usr/lib/aes67/libbass_aes67.so \
+         ./etc/aes67/aes67.toml ./usr/share/doc/aes67/config.md ./usr/share/doc/aes67/nmos.md ./usr/lib/aes67/libbass_aes67.so \
          ./usr/include/aes67/bass_aes67.h; do
   grep -qx "$f" target/deb-contents.txt || { echo "deb: $f missing from $deb" >&2; exit 1; }
 done

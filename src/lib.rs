@@ -42,6 +42,8 @@ macro_rules! from_names {
 
 pub mod engine;
 pub mod media;
+#[cfg(feature = "service")]
+pub mod nmos;
 pub mod ptp;
 pub mod rate;
 pub mod sap;

@@ -37,6 +37,7 @@ struct RawConfig {
     metrics: Option<RawMetrics>,
     status: Option<RawStatus>,
     supervisor: Option<RawSupervisor>,
+    nmos: Option<RawNmos>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -99,6 +100,17 @@ struct RawStatus {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawNmos {
+    enabled: Option<bool>,
+    interface: Option<String>,
+    port: Option<i64>,
+    registration: Option<bool>,
+    label: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawSupervisor {
     backoff_min_ms: Option<i64>,
     backoff_max_s: Option<f64>,
@@ -120,6 +132,29 @@ pub struct Config {
     pub status_socket: Option<PathBuf>,
     /// Restart back-off and health limits (`[supervisor]`).
     pub supervisor: SupervisorConfig,
+    /// The AMWA NMOS node (`[nmos]`; `None`: disabled).
+    pub nmos: Option<NmosConfig>,
+}
+
+/// Default HTTP port of the NMOS Node and Connection APIs (`[nmos] port`).
+pub const DEFAULT_NMOS_PORT: u16 = 3212;
+
+/// The AMWA NMOS node (`[nmos]`, [nmos.md](../../docs/nmos.md)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NmosConfig {
+    /// The interface whose IPv4 address serves the APIs (default: the
+    /// top-level interface).
+    pub interface: String,
+    /// HTTP port of the IS-04 Node API and IS-05 Connection API
+    /// (default [`DEFAULT_NMOS_PORT`]; 0 = any free port).
+    pub port: u16,
+    /// Find registries by DNS-SD (`_nmos-register._tcp`) and register
+    /// (default true); off: peer-to-peer only.
+    pub registration: bool,
+    /// Node and device label (default: the host name).
+    pub label: Option<String>,
+    /// Node and device description.
+    pub description: String,
 }
 
 /// One PTP ordinary clock port (`[[ptp]]`).
@@ -657,6 +692,36 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
             86400.0,
         ),
     };
+    let nmos = match raw.nmos {
+        None => None,
+        Some(n) if n.enabled == Some(false) => None,
+        Some(n) => {
+            let interface = match n.interface.or_else(|| default_iface.clone()) {
+                Some(i) if !i.is_empty() => i,
+                _ => {
+                    v.err("nmos.interface", "missing (and no top-level interface)");
+                    String::new()
+                }
+            };
+            if let Some(l) = &n.label
+                && (l.is_empty() || l.len() > 128)
+            {
+                v.err("nmos.label", format!("{l:?} must be 1-128 characters"));
+            }
+            Some(NmosConfig {
+                interface,
+                port: v.range_i(
+                    "nmos.port",
+                    n.port.unwrap_or(DEFAULT_NMOS_PORT as i64),
+                    0,
+                    65535,
+                ) as u16,
+                registration: n.registration.unwrap_or(true),
+                label: n.label,
+                description: n.description.unwrap_or_default(),
+            })
+        }
+    };
     Config {
         ptp,
         receivers,
@@ -664,6 +729,7 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
         metrics,
         status_socket,
         supervisor,
+        nmos,
     }
 }
 
@@ -694,6 +760,26 @@ mod tests {
             PathBuf::from(DEFAULT_STATUS_SOCKET)
         );
         assert_eq!(c.supervisor.backoff_min_ms, 500);
+        assert_eq!(c.nmos, None);
+    }
+
+    #[test]
+    fn nmos_section_defaults_and_errors() {
+        let c = Config::parse("interface = \"eth0\"\n[nmos]\n", None).unwrap();
+        let n = c.nmos.unwrap();
+        assert_eq!(
+            (n.interface.as_str(), n.port, n.registration),
+            ("eth0", DEFAULT_NMOS_PORT, true)
+        );
+        assert_eq!(
+            errs("[nmos]\nport = 70000\n"),
+            [
+                "nmos.interface: missing (and no top-level interface)",
+                "nmos.port: 70000 is above the maximum 65535"
+            ]
+        );
+        let c = Config::parse("[nmos]\nenabled = false\n", None).unwrap();
+        assert_eq!(c.nmos, None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod metrics;
 pub mod model;
+pub mod nmos;
 pub mod notify;
 pub mod supervisor;
 
@@ -130,8 +131,31 @@ pub fn run(path: &Path, stop: &AtomicBool) -> Result<(), ConfigErrors> {
             }
         })
     };
+    let start_nmos = |c: &Config, sup: &Supervisor| {
+        let n = c.nmos.as_ref()?;
+        match nmos::NmosService::start(c, sup.ptp_handle(&n.interface)) {
+            Ok(s) => {
+                tracing::info!(
+                    "NMOS node {} on http://{}/x-nmos/ ({})",
+                    s.node_id(),
+                    s.addr,
+                    if n.registration {
+                        "registering by DNS-SD"
+                    } else {
+                        "peer-to-peer"
+                    }
+                );
+                Some(s)
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                None
+            }
+        }
+    };
     let mut metrics_server = start_metrics(&cfg);
     let mut status_server = start_status(&cfg);
+    let mut nmos_node = start_nmos(&cfg, &sup);
     let st = sup.status(&path_s);
     notifier.ready(&status_line(&st));
     tracing::info!("ready: {}", status_line(&st));
@@ -151,7 +175,19 @@ pub fn run(path: &Path, stop: &AtomicBool) -> Result<(), ConfigErrors> {
                         drop(status_server.take());
                         status_server = start_status(&new);
                     }
+                    // The NMOS node describes the streams: rebuilt when they
+                    // or its section changed.
+                    let rebuild = new.nmos != sup.config().nmos
+                        || new.receivers != sup.config().receivers
+                        || new.senders != sup.config().senders;
+                    let new_for_nmos = rebuild.then(|| new.clone());
+                    if rebuild {
+                        drop(nmos_node.take());
+                    }
                     let changes = sup.reload(new);
+                    if let Some(c) = new_for_nmos {
+                        nmos_node = start_nmos(&c, &sup);
+                    }
                     tracing::info!(
                         "reload: {} change(s){}",
                         changes.len(),
@@ -173,6 +209,21 @@ pub fn run(path: &Path, stop: &AtomicBool) -> Result<(), ConfigErrors> {
             tracing::warn!("test hook: stopping the PTP threads");
             sup.hold_ptp();
         }
+        if let Some(n) = &nmos_node {
+            for e in n.take_effects() {
+                let r = match e {
+                    crate::nmos::model::Effect::Receiver { name, stream } => {
+                        sup.nmos_receiver(&name, stream)
+                    }
+                    crate::nmos::model::Effect::Sender { name, stream } => {
+                        sup.nmos_sender(&name, stream)
+                    }
+                };
+                if let Err(e) = r {
+                    tracing::warn!("nmos activation: {e}");
+                }
+            }
+        }
         sup.tick();
         let healthy = sup.health().is_ok();
         notifier.watchdog(healthy);
@@ -180,6 +231,9 @@ pub fn run(path: &Path, stop: &AtomicBool) -> Result<(), ConfigErrors> {
             last_publish = Instant::now();
             let st = sup.status(&path_s);
             notifier.status(&status_line(&st));
+            if let (Some(n), Some(c)) = (&nmos_node, &sup.config().nmos) {
+                n.update_ptp(sup.ptp_handle(&c.interface));
+            }
             if let Ok(mut g) = shared.lock() {
                 *g = st;
             }
@@ -187,6 +241,7 @@ pub fn run(path: &Path, stop: &AtomicBool) -> Result<(), ConfigErrors> {
     }
     tracing::info!("stopping");
     notifier.stopping();
+    drop(nmos_node);
     drop(metrics_server);
     drop(status_server);
     sup.shutdown();

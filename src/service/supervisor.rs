@@ -141,6 +141,9 @@ struct RxRun {
 
 struct RxSlot {
     cfg: ReceiverConfig,
+    /// Set by an NMOS IS-05 activation: play this stream (`Some`) or stay
+    /// stopped (`None`) instead of the configured one.
+    nmos: Option<Option<StreamConfig>>,
     run: Option<RxRun>,
     failed: Option<Failure>,
     restarts: u64,
@@ -186,6 +189,9 @@ struct TxRun {
 
 struct TxSlot {
     cfg: SenderConfig,
+    /// Set by an NMOS IS-05 activation: send this stream (`Some`) or stay
+    /// stopped (`None`) instead of the configured one.
+    nmos: Option<Option<StreamConfig>>,
     run: Option<TxRun>,
     failed: Option<Failure>,
     restarts: u64,
@@ -587,6 +593,7 @@ impl Supervisor {
             |c| {
                 let mut slot = RxSlot {
                     cfg: c,
+                    nmos: None,
                     run: None,
                     failed: None,
                     restarts: 0,
@@ -627,6 +634,7 @@ impl Supervisor {
             |c| {
                 let mut slot = TxSlot {
                     cfg: c,
+                    nmos: None,
                     run: None,
                     failed: None,
                     restarts: 0,
@@ -678,14 +686,31 @@ impl Supervisor {
     }
 
     fn rx_try_start(&self, slot: &mut RxSlot) {
+        let cfg = match &slot.nmos {
+            None => slot.cfg.clone(),
+            Some(None) => {
+                slot.failed = None;
+                return;
+            }
+            Some(Some(s)) => ReceiverConfig {
+                stream: s.clone(),
+                source: StreamSource::Url(String::new()),
+                ..slot.cfg.clone()
+            },
+        };
         let ptp = self
             .ptp
             .iter()
-            .find(|p| Some(&p.cfg.interface) == slot.cfg.stream.iface.as_ref())
+            .find(|p| Some(&p.cfg.interface) == cfg.stream.iface.as_ref())
             .map(|p| &p.handle);
-        let r = self
-            .stream_of(&slot.cfg)
-            .and_then(|stream| start_receiver(&slot.cfg, stream, ptp));
+        // An IS-05 activation hands the stream itself; else the config's
+        // URL, SDP file or SAP session, resolved now.
+        let r = match &slot.nmos {
+            Some(Some(stream)) => start_receiver(&cfg, stream.clone(), ptp),
+            _ => self
+                .stream_of(&cfg)
+                .and_then(|stream| start_receiver(&cfg, stream, ptp)),
+        };
         self.settle(
             format_args!("receiver {}", slot.cfg.name),
             r,
@@ -715,7 +740,18 @@ impl Supervisor {
     }
 
     fn tx_try_start(&self, slot: &mut TxSlot) {
-        let r = start_sender(&slot.cfg);
+        let cfg = match &slot.nmos {
+            None => slot.cfg.clone(),
+            Some(None) => {
+                slot.failed = None;
+                return;
+            }
+            Some(Some(s)) => SenderConfig {
+                stream: s.clone(),
+                ..slot.cfg.clone()
+            },
+        };
+        let r = start_sender(&cfg);
         self.settle(
             format_args!("sender {}", slot.cfg.name),
             r,
@@ -812,6 +848,74 @@ impl Supervisor {
             }
         }
         self.senders = txs;
+    }
+
+    /// An NMOS IS-05 activation of receiver `name`: play `stream`
+    /// (restarting it), or stop it (`None`). It stays so until the next
+    /// activation (a reload keeps it). Errors: no receiver of that name.
+    pub fn nmos_receiver(
+        &mut self,
+        name: &str,
+        stream: Option<StreamConfig>,
+    ) -> Result<(), String> {
+        let mut rxs = std::mem::take(&mut self.receivers);
+        let r = match rxs.iter_mut().find(|s| s.cfg.name == name) {
+            Some(slot) => {
+                if let Some(r) = slot.run.take() {
+                    let _ = stop_receiver(r);
+                }
+                tracing::info!(
+                    "receiver {name}: NMOS activation: {}",
+                    match &stream {
+                        Some(s) => format!("play {}:{}", s.dest, s.port),
+                        None => "stop".into(),
+                    }
+                );
+                slot.nmos = Some(stream);
+                slot.failed = None;
+                self.rx_try_start(slot);
+                Ok(())
+            }
+            None => Err(format!("no receiver {name}")),
+        };
+        self.receivers = rxs;
+        r
+    }
+
+    /// An NMOS IS-05 activation of sender `name`: send `stream`
+    /// (restarting it), or stop it (`None`). Errors: no sender of that name.
+    pub fn nmos_sender(&mut self, name: &str, stream: Option<StreamConfig>) -> Result<(), String> {
+        let mut txs = std::mem::take(&mut self.senders);
+        let r = match txs.iter_mut().find(|s| s.cfg.name == name) {
+            Some(slot) => {
+                if let Some(r) = slot.run.take() {
+                    let _ = r.h.stop();
+                }
+                tracing::info!(
+                    "sender {name}: NMOS activation: {}",
+                    match &stream {
+                        Some(s) => format!("send to {}:{}", s.dest, s.port),
+                        None => "stop".into(),
+                    }
+                );
+                slot.nmos = Some(stream);
+                slot.failed = None;
+                self.tx_try_start(slot);
+                Ok(())
+            }
+            None => Err(format!("no sender {name}")),
+        };
+        self.senders = txs;
+        r
+    }
+
+    /// The clock handle of the PTP port on `iface` (or the first port).
+    pub fn ptp_handle(&self, iface: &str) -> Option<PtpClockHandle> {
+        self.ptp
+            .iter()
+            .find(|p| p.cfg.interface == iface)
+            .or(self.ptp.first())
+            .map(|p| p.handle.clone())
     }
 
     /// Test hook: stops every PTP thread and keeps it stopped (no restart),
@@ -926,19 +1030,25 @@ impl Supervisor {
                         })
                     }
                     None => ReceiverStatus {
-                        run: RunState::Error,
+                        // parked by IS-05 (master_enable false): stopped, not failed
+                        run: if s.nmos == Some(None) {
+                            RunState::Stopped
+                        } else {
+                            RunState::Error
+                        },
                         link_offset_s: s.cfg.link_offset_ms / 1e3,
                         ..Default::default()
                     },
                 };
                 r.name = s.cfg.name.clone();
-                r.dest = match (&s.run, &s.cfg.source) {
-                    (Some(run), _) => {
+                r.dest = match (&s.run, &s.nmos, &s.cfg.source) {
+                    (Some(run), _, _) => {
                         let c = run.rx.config();
                         format!("{}:{}", c.dest, c.port)
                     }
-                    (None, StreamSource::Sap(n)) => format!("sap:{n}"),
-                    (None, _) => format!("{}:{}", s.cfg.stream.dest, s.cfg.stream.port),
+                    (None, Some(Some(st)), _) => format!("{}:{}", st.dest, st.port),
+                    (None, _, StreamSource::Sap(n)) => format!("sap:{n}"),
+                    (None, _, _) => format!("{}:{}", s.cfg.stream.dest, s.cfg.stream.port),
                 };
                 r.output = s.cfg.output.to_string();
                 r.error = s.failed.as_ref().map(|f| f.error.clone());
@@ -952,9 +1062,14 @@ impl Supervisor {
             .iter()
             .map(|s| SenderStatus {
                 name: s.cfg.name.clone(),
-                dest: format!("{}:{}", s.cfg.stream.dest, s.cfg.stream.port),
+                dest: match &s.nmos {
+                    Some(Some(st)) => format!("{}:{}", st.dest, st.port),
+                    _ => format!("{}:{}", s.cfg.stream.dest, s.cfg.stream.port),
+                },
                 run: if s.run.is_some() {
                     RunState::Running
+                } else if s.nmos == Some(None) {
+                    RunState::Stopped
                 } else {
                     RunState::Error
                 },
