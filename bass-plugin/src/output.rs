@@ -463,7 +463,7 @@ impl Drop for Output {
     }
 }
 
-/// The feeder loop: tops the ring up one packet at a time from the channel.
+/// The feeder loop: tops the ring up (at most one packet per read) from the channel.
 /// Never allocates (`buf` is preallocated); sleeps 1 ms when the ring is
 /// full or the channel had nothing. Returns when `stop` is set or the
 /// channel ended (BASS error).
@@ -477,14 +477,18 @@ fn feed(
 ) -> Result<(), String> {
     let (lo, hi) = (-scale, scale - 1.0);
     while !stop.load(Ordering::Relaxed) {
-        if prod.slots() < buf.len() {
+        // Up to one packet, never more than the ring's free whole frames
+        // (a live channel may hand over less than asked: the ring still
+        // fills completely).
+        let room = prod.slots().min(buf.len()) / ch * ch;
+        if room == 0 {
             std::thread::sleep(std::time::Duration::from_millis(1));
             continue;
         }
-        let Some(n) = r.read(buf) else {
+        let Some(n) = r.read(&mut buf[..room]) else {
             return Ok(()); // ended or freed: the sender sends silence
         };
-        let n = n.min(buf.len()) / ch * ch;
+        let n = n.min(room) / ch * ch;
         if n == 0 {
             std::thread::sleep(std::time::Duration::from_millis(1));
             continue;
