@@ -1759,14 +1759,20 @@ fn aes67_input_through_output_to_gstreamer_bit_exact() {
         let mut i = first;
         while i < got.len() {
             if got[i] == 0 {
-                let j = got[i..].iter().position(|&v| v != 0).map_or(got.len(), |k| i + k);
+                let j = got[i..]
+                    .iter()
+                    .position(|&v| v != 0)
+                    .map_or(got.len(), |k| i + k);
                 runs.push(((i - first) / 2, (j - i) / 2));
                 i = j;
             } else {
                 i += 1;
             }
         }
-        eprintln!("zero runs (frame offset, frames): {:?}", &runs[..runs.len().min(20)]);
+        eprintln!(
+            "zero runs (frame offset, frames): {:?}",
+            &runs[..runs.len().min(20)]
+        );
     }
     assert_eq!(st.send_errors, 0, "{st:?}");
     let (run, at) = exact_run(

@@ -20,7 +20,7 @@
 //! (default: the four configurations, 10 s each, scale 64,128,256).
 
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -83,6 +83,9 @@ impl Config {
         format!("N={} {}ch {}us", self.n, self.ch, self.ptime_us)
     }
 }
+
+/// SCHED_FIFO priority of our pacing thread, as `aes67 send`'s default.
+const RT_PRIORITY: u8 = 60;
 
 fn group(i: usize) -> (Ipv4Addr, u16) {
     (
@@ -206,7 +209,11 @@ fn ours(pair: &NetnsPair, c: Config, secs: f64) -> Row {
             .collect();
         Sender::start(
             streams,
-            SenderOptions::new(SendClock::Monotonic(RtpClock::Realtime)),
+            SenderOptions {
+                // As `aes67 send` (its --rt-priority default).
+                rt_priority: Some(RT_PRIORITY),
+                ..SenderOptions::new(SendClock::Monotonic(RtpClock::Realtime))
+            },
         )
         .unwrap()
     })
