@@ -111,8 +111,10 @@ struct Host {
     /// `BASS_ChannelSetAttribute` (an export, resolved by name; `None` if absent).
     set_attribute: Option<unsafe extern "system" fn(u32, u32, f32) -> i32>,
     /// `BASS_ChannelGetData` (an export; the output side's reader).
+    #[cfg_attr(not(engine), allow(dead_code))]
     get_data: Option<GetDataFn>,
     /// `BASS_ChannelGetInfo` (an export; the output side's format check).
+    #[cfg_attr(not(engine), allow(dead_code))]
     get_info: Option<GetChannelInfoFn>,
     set_error: unsafe extern "system" fn(i32),
     register_plugin: unsafe extern "system" fn(*const c_void, u32),
@@ -730,6 +732,7 @@ pub(crate) struct OutputStatsC {
 const _: () = assert!(size_of::<OutputConfigC>() == 24 && size_of::<OutputStatsC>() == 32);
 const _: () = assert!(size_of::<OutputConfigExC>() == 24 + 8 + size_of::<*const c_char>());
 
+#[cfg_attr(not(engine), allow(dead_code))]
 const BASS_DATA_FLOAT: u32 = 0x4000_0000;
 const BASS_ERROR_HANDLE: i32 = 5;
 
