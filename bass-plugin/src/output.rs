@@ -548,3 +548,86 @@ pub fn shutdown() {
         o.lock().unwrap_or_else(|p| p.into_inner()).stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> RawConfig {
+        RawConfig {
+            group: [239, 69, 0, 1],
+            port: 5004,
+            iface: [10, 0, 0, 2],
+            pt: 97,
+            ..Default::default()
+        }
+    }
+    const SRC: ChannelFormat = ChannelFormat {
+        freq: 48_000,
+        chans: 2,
+    };
+
+    #[test]
+    fn defaults_come_from_the_source_and_the_seeds() {
+        let c = validate(&raw(), SRC).unwrap();
+        assert_eq!(
+            (
+                c.channels,
+                c.rate,
+                c.packet_time_us,
+                c.encoding,
+                c.ttl,
+                c.pt
+            ),
+            (2, 48_000, 1000, Encoding::L24, DEFAULT_TTL, 97)
+        );
+        assert_eq!(c.iface.as_deref(), Some("10.0.0.2"));
+        let c = validate(
+            &RawConfig {
+                encoding: 16,
+                ttl: 5,
+                ..raw()
+            },
+            SRC,
+        )
+        .unwrap();
+        assert_eq!((c.encoding, c.ttl), (Encoding::L16, 5));
+    }
+
+    #[test]
+    fn an_oversized_payload_names_channels_and_says_how_many_fit() {
+        let src = ChannelFormat {
+            freq: 48_000,
+            chans: 3,
+        };
+        // 240 frames (5 ms) × 3 ch × 3 bytes = 2160 > 1440.
+        let e = validate(
+            &RawConfig {
+                packet_time_us: 5000,
+                ..raw()
+            },
+            src,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, crate::errors::BASS_ERROR_ILLPARAM);
+        assert!(
+            e.text.contains("in channels") && e.text.contains("at most 2 channels"),
+            "{}",
+            e.text
+        );
+        // L16 fits 3 channels (1440 bytes exactly).
+        assert!(
+            validate(
+                &RawConfig {
+                    packet_time_us: 5000,
+                    encoding: 16,
+                    ..raw()
+                },
+                src
+            )
+            .is_ok()
+        );
+        let e = validate(&RawConfig { ttl: 300, ..raw() }, SRC).unwrap_err();
+        assert!(e.text.contains("in ttl"), "{}", e.text);
+    }
+}
