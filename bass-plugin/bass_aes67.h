@@ -145,6 +145,83 @@ extern "C" {
    the thread exits or the add-on is unloaded (BASS_PluginFree). */
 const char *BASSAES67DEF(BASS_AES67_GetLastErrorText)(void);
 
+/* ---- Output: any BASS channel -> an AES67 RTP stream (the seeds' API shape) ----
+
+   The output reads the channel with BASS_ChannelGetData(ch, buf, bytes |
+   BASS_DATA_FLOAT) on a thread of its own, one packet at a time, and the
+   engine's pacing thread sends one packet per packet time (L24 or L16, RTP
+   timestamps and pacing on the PTP media clock when CLOCK_MODE is PTP and
+   the add-on's PTP slave runs, see PTP above; else on the system monotonic
+   clock). The channel is consumed at exactly the media clock's rate, so a
+   decode channel (e.g. BASS_StreamCreateFile with BASS_STREAM_DECODE)
+   never drifts against PTP. A live channel (an aes67:// stream, best with
+   fill=available) must run on the same clock as the output.
+   Floats are converted by round(x * 2^23) (L24) or round(x * 2^15) (L16),
+   clipped: 24/16-bit sources decoded by BASS go through bit-exactly.
+   Channel count and rate must equal the source channel's (0 = take them
+   from it); resample/mix with BASSmix first otherwise.
+   A short read, or no data from a live channel, is padded with silence and
+   counted in underruns; once the channel ends (or is freed) silence is sent
+   until OutputStop. A failed send is counted in send_errors, never fatal.
+   DSCP AF41 (34). Handles are opaque values, never pointers: a stale or
+   freed handle is refused (BASS_ERROR_HANDLE, 5).
+
+   Errors (NULL / FALSE, then BASS_ErrorGetCode, text in
+   BASS_AES67_GetLastErrorText naming the config field):
+     BASS_ERROR_HANDLE   (5) the source channel is not a BASS channel; an
+                             unknown or freed output handle
+     BASS_ERROR_ILLPARAM (20) a bad config field: group (0.0.0.0 or
+                             broadcast), port (0), pt (> 127), channels
+                             (1-64, must equal the source's), rate (44100,
+                             48000, 96000, must equal the source's),
+                             packet_time_us (125-5000), encoding (24/16),
+                             ttl (1-255), sap_name; a payload over 1440 bytes
+                             (the text says how many channels fit); NULL config
+     BASS_ERROR_FILEOPEN  (2) OutputStart: interface, socket or SAP socket
+     BASS_ERROR_INIT      (8) BASS's exports were not found
+     BASS_ERROR_NOTAVAIL (37) a build without the engine */
+
+typedef struct {
+    BYTE group[4];          /* destination IPv4 a.b.c.d (multicast or unicast) */
+    WORD port;              /* destination UDP port */
+    BYTE iface[4];          /* interface IPv4; 0.0.0.0 = the INTERFACE option (or the OS default) */
+    BYTE pt;                /* RTP payload type 0-127; 0 = the PT option (96) */
+    WORD channels;          /* 1-64; 0 = the source channel's */
+    DWORD rate;             /* 44100, 48000 or 96000 Hz; 0 = the source channel's */
+    DWORD packet_time_us;   /* 125-5000 us; 0 = 1000 */
+} BASS_AES67_OUTPUT_CONFIG; /* 24 bytes: the seeds' layout (L24, TTL 32, no SAP) */
+
+typedef struct {
+    BASS_AES67_OUTPUT_CONFIG base;
+    DWORD encoding;         /* 24 (or 0) = L24, 16 = L16 */
+    DWORD ttl;              /* multicast TTL 1-255; 0 = 32 */
+    const char *sap_name;   /* UTF-8 session name (s=) announced by SAP (RFC 2974)
+                               on 239.255.255.255:9875 every 30 s; NULL = no SAP */
+} BASS_AES67_OUTPUT_CONFIG_EX; /* 40 bytes on 64-bit */
+
+typedef struct {
+    QWORD packets_sent;     /* RTP packets sent */
+    QWORD samples_sent;     /* frames (samples per channel) sent, audio and silence */
+    QWORD send_errors;      /* sends the OS refused */
+    QWORD underruns;        /* packets short of audio while the channel was live */
+} BASS_AES67_OUTPUT_STATS;
+
+/* An output reading `channel`, stopped. NULL on error. */
+void *BASSAES67DEF(BASS_AES67_OutputCreate)(DWORD channel, const BASS_AES67_OUTPUT_CONFIG *cfg);
+void *BASSAES67DEF(BASS_AES67_OutputCreateEx)(DWORD channel, const BASS_AES67_OUTPUT_CONFIG_EX *cfg);
+/* Opens the socket (in the calling thread's network namespace on Linux) and
+   starts sending; the SAP announcement starts too. */
+BOOL BASSAES67DEF(BASS_AES67_OutputStart)(void *handle);
+/* Stops sending (SAP deletion sent); counters kept; can be started again. */
+BOOL BASSAES67DEF(BASS_AES67_OutputStop)(void *handle);
+BOOL BASSAES67DEF(BASS_AES67_OutputGetStats)(void *handle, BASS_AES67_OUTPUT_STATS *stats);
+BOOL BASSAES67DEF(BASS_AES67_OutputIsRunning)(void *handle);
+/* The media clock's rate correction against the local clock, ppm x 1000
+   (the PTP servo frequency on PTP; 0 on the system clock). */
+int BASSAES67DEF(BASS_AES67_OutputGetPPM)(void *handle);
+/* Stops and frees the output. BASS_PluginFree frees every output too. */
+BOOL BASSAES67DEF(BASS_AES67_OutputFree)(void *handle);
+
 #ifdef __cplusplus
 }
 #endif

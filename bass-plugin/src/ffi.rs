@@ -59,6 +59,10 @@ type StreamProc = unsafe extern "system" fn(u32, *mut c_void, u32, *mut c_void) 
 type FreeFn = unsafe extern "system" fn(*mut c_void);
 type GetInfoFn = unsafe extern "system" fn(*mut c_void, *mut ChannelInfo);
 type Unused = Option<unsafe extern "system" fn()>;
+/// `DWORD BASS_ChannelGetData(DWORD handle, void *buffer, DWORD length)`.
+type GetDataFn = unsafe extern "system" fn(u32, *mut c_void, u32) -> u32;
+/// `BOOL BASS_ChannelGetInfo(DWORD handle, BASS_CHANNELINFO *info)`.
+type GetChannelInfoFn = unsafe extern "system" fn(u32, *mut ChannelInfo) -> i32;
 
 /// `ADDON_FUNCTIONS`: flags then 14 function pointers (120 bytes on x64).
 #[repr(C)]
@@ -106,6 +110,12 @@ const _: () = assert!(size_of::<ChannelInfo>() == 40 && size_of::<AddonFunctions
 struct Host {
     /// `BASS_ChannelSetAttribute` (an export, resolved by name; `None` if absent).
     set_attribute: Option<unsafe extern "system" fn(u32, u32, f32) -> i32>,
+    /// `BASS_ChannelGetData` (an export; the output side's reader).
+    #[cfg_attr(not(engine), allow(dead_code))]
+    get_data: Option<GetDataFn>,
+    /// `BASS_ChannelGetInfo` (an export; the output side's format check).
+    #[cfg_attr(not(engine), allow(dead_code))]
+    get_info: Option<GetChannelInfoFn>,
     set_error: unsafe extern "system" fn(i32),
     register_plugin: unsafe extern "system" fn(*const c_void, u32),
     create_stream: unsafe extern "system" fn(
@@ -175,7 +185,7 @@ fn host() -> Option<Host> {
 
 fn host_from_table(
     get_config_ptr: unsafe extern "system" fn(u32) -> *const c_void,
-    set_attribute: *mut c_void,
+    [set_attribute, get_data, get_info]: [*mut c_void; 3],
 ) -> Option<Host> {
     // SAFETY: BASS_GetConfigPtr is BASS's documented export, taking a DWORD option.
     let table = unsafe { get_config_ptr(HOST_TABLE_ID) } as *const HostTable;
@@ -195,6 +205,16 @@ fn host_from_table(
                     set_attribute,
                 )
             }
+        }),
+        get_data: (!get_data.is_null()).then(|| {
+            // SAFETY: BASS's export `DWORD BASS_ChannelGetData(DWORD handle,
+            // void *buffer, DWORD length)` (WINAPI = C on Linux).
+            unsafe { std::mem::transmute::<*mut c_void, GetDataFn>(get_data) }
+        }),
+        get_info: (!get_info.is_null()).then(|| {
+            // SAFETY: BASS's export `BOOL BASS_ChannelGetInfo(DWORD handle,
+            // BASS_CHANNELINFO *info)` (WINAPI = C on Linux).
+            unsafe { std::mem::transmute::<*mut c_void, GetChannelInfoFn>(get_info) }
         }),
         set_error: t.set_error?,
         register_plugin: t.register_plugin?,
@@ -243,14 +263,18 @@ fn host_from_object(path: &std::ffi::CStr) -> Option<Host> {
         return None;
     }
     // SAFETY: `lib` is a valid handle; the names are NUL-terminated.
-    let (ver, gcp, sa) = unsafe {
+    let (ver, gcp, extra) = unsafe {
         (
             libc::dlsym(lib, c"BASS_GetVersion".as_ptr()),
             libc::dlsym(lib, c"BASS_GetConfigPtr".as_ptr()),
-            libc::dlsym(lib, c"BASS_ChannelSetAttribute".as_ptr()),
+            [
+                libc::dlsym(lib, c"BASS_ChannelSetAttribute".as_ptr()),
+                libc::dlsym(lib, c"BASS_ChannelGetData".as_ptr()),
+                libc::dlsym(lib, c"BASS_ChannelGetInfo".as_ptr()),
+            ],
         )
     };
-    let out = host_from_exports(ver, gcp, sa);
+    let out = host_from_exports(ver, gcp, extra);
     // The NOLOAD handle only raised the reference count; BASS itself keeps
     // its library mapped for as long as it can call us.
     // SAFETY: `lib` came from dlopen above and is closed once.
@@ -272,20 +296,25 @@ fn resolve_host() -> Option<Host> {
         return None;
     }
     // SAFETY: `m` is a loaded module; the names are NUL-terminated.
-    let (ver, gcp, sa) = unsafe {
+    let (ver, gcp, extra) = unsafe {
         (
             GetProcAddress(m, c"BASS_GetVersion".as_ptr()),
             GetProcAddress(m, c"BASS_GetConfigPtr".as_ptr()),
-            GetProcAddress(m, c"BASS_ChannelSetAttribute".as_ptr()),
+            [
+                GetProcAddress(m, c"BASS_ChannelSetAttribute".as_ptr()),
+                GetProcAddress(m, c"BASS_ChannelGetData".as_ptr()),
+                GetProcAddress(m, c"BASS_ChannelGetInfo".as_ptr()),
+            ],
         )
     };
-    host_from_exports(ver, gcp, sa)
+    host_from_exports(ver, gcp, extra)
 }
 
 /// The host from the addresses of BASS's exports `BASS_GetVersion`,
-/// `BASS_GetConfigPtr` and `BASS_ChannelSetAttribute` (null when missing):
+/// `BASS_GetConfigPtr` and the optional `BASS_ChannelSetAttribute`,
+/// `BASS_ChannelGetData`, `BASS_ChannelGetInfo` (null when missing):
 /// `None` when a required one is missing or the major version is not 2.4's.
-fn host_from_exports(ver: *mut c_void, gcp: *mut c_void, sa: *mut c_void) -> Option<Host> {
+fn host_from_exports(ver: *mut c_void, gcp: *mut c_void, extra: [*mut c_void; 3]) -> Option<Host> {
     if ver.is_null() || gcp.is_null() {
         return None;
     }
@@ -304,7 +333,7 @@ fn host_from_exports(ver: *mut c_void, gcp: *mut c_void, sa: *mut c_void) -> Opt
     if unsafe { ver() } >> 16 != BASS_VERSION_MAJOR {
         return None;
     }
-    host_from_table(gcp, sa)
+    host_from_table(gcp, extra)
 }
 
 #[cfg(not(any(target_os = "linux", windows)))]
@@ -349,6 +378,8 @@ extern "C" fn on_load() {
 }
 
 extern "C" fn on_unload() {
+    #[cfg(engine)]
+    let _ = catch_unwind(crate::output::shutdown);
     #[cfg(all(engine, target_os = "linux"))]
     let _ = catch_unwind(crate::ptpslave::shutdown);
     #[cfg(engine)]
@@ -663,4 +694,352 @@ unsafe extern "system" fn stream_get_info(inst: *mut c_void, info: *mut ChannelI
         (*info).ctype = stream::CTYPE_AES67;
         (*info).origres = bits;
     }
+}
+
+// ---- the output side: BASS_AES67_Output* (see crate::output) ----
+
+/// `BASS_AES67_OUTPUT_CONFIG`: the seeds' layout, 24 bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct OutputConfigC {
+    group: [u8; 4],
+    port: u16,
+    iface: [u8; 4],
+    pt: u8,
+    channels: u16,
+    rate: u32,
+    packet_time_us: u32,
+}
+
+/// `BASS_AES67_OUTPUT_CONFIG_EX`: the base, then encoding, TTL and SAP name (40 bytes).
+#[repr(C)]
+pub(crate) struct OutputConfigExC {
+    base: OutputConfigC,
+    encoding: u32,
+    ttl: u32,
+    sap_name: *const c_char,
+}
+
+/// `BASS_AES67_OUTPUT_STATS`: four QWORDs.
+#[repr(C)]
+pub(crate) struct OutputStatsC {
+    packets_sent: u64,
+    samples_sent: u64,
+    send_errors: u64,
+    underruns: u64,
+}
+
+const _: () = assert!(size_of::<OutputConfigC>() == 24 && size_of::<OutputStatsC>() == 32);
+const _: () = assert!(size_of::<OutputConfigExC>() == 24 + 8 + size_of::<*const c_char>());
+
+#[cfg_attr(not(engine), allow(dead_code))]
+const BASS_DATA_FLOAT: u32 = 0x4000_0000;
+const BASS_ERROR_HANDLE: i32 = 5;
+
+/// Reads a BASS channel with `BASS_ChannelGetData(.., BASS_DATA_FLOAT)`.
+#[cfg(engine)]
+struct BassReader {
+    get_data: GetDataFn,
+    handle: u32,
+}
+
+#[cfg(engine)]
+impl crate::output::ChannelReader for BassReader {
+    fn read(&mut self, out: &mut [f32]) -> Option<usize> {
+        let bytes = (out.len() * 4).min(0x0FFF_FFFF) as u32;
+        // SAFETY: `out` is a writable buffer of `bytes` bytes, aligned for
+        // floats; BASS writes at most `bytes` bytes of floats (BASS_DATA_FLOAT).
+        // Any handle value is safe to pass: BASS fails an invalid one with -1.
+        let r = unsafe {
+            (self.get_data)(
+                self.handle,
+                out.as_mut_ptr().cast(),
+                bytes | BASS_DATA_FLOAT,
+            )
+        };
+        (r != u32::MAX).then_some(r as usize / 4)
+    }
+}
+
+/// The handle as the pointer-sized value the API hands out (the seeds' type).
+fn to_handle(id: usize) -> *mut c_void {
+    id as *mut c_void
+}
+
+fn from_handle(h: *mut c_void) -> usize {
+    h as usize
+}
+
+/// Reads the C config (`ex`: the extended struct) into raw values.
+///
+/// # Safety
+/// `cfg` must point at a readable `BASS_AES67_OUTPUT_CONFIG`, or at a
+/// `BASS_AES67_OUTPUT_CONFIG_EX` when `ex`, whose `sap_name` is NULL or a
+/// NUL-terminated string.
+#[cfg(engine)]
+unsafe fn read_output_config(
+    cfg: *const c_void,
+    ex: bool,
+) -> Result<crate::output::RawConfig, errors::OpenError> {
+    // SAFETY: the caller guarantees a readable struct of the chosen kind.
+    let b = unsafe { *(cfg as *const OutputConfigC) };
+    let mut raw = crate::output::RawConfig {
+        group: b.group,
+        port: b.port,
+        iface: b.iface,
+        pt: b.pt,
+        channels: b.channels,
+        rate: b.rate,
+        packet_time_us: b.packet_time_us,
+        ..Default::default()
+    };
+    if ex {
+        // SAFETY: as above, the extended struct.
+        let e = unsafe { &*(cfg as *const OutputConfigExC) };
+        raw.encoding = e.encoding;
+        raw.ttl = e.ttl;
+        // SAFETY: NULL or a NUL-terminated string (the caller's contract).
+        raw.sap_name = unsafe { read_text(e.sap_name.cast(), false) }
+            .map_err(|()| errors::OpenError::url("sap_name is not valid UTF-8"))?;
+    }
+    Ok(raw)
+}
+
+/// Validates the config against the source channel and registers a stopped
+/// output; `Err(BASS error code)` with the text set.
+#[cfg(engine)]
+fn create_inner(channel: u32, cfg: *const c_void, ex: bool) -> Result<usize, i32> {
+    if cfg.is_null() {
+        return Err(errors::fail(&errors::OpenError::url("config is NULL")));
+    }
+    let host = host().ok_or(errors::BASS_ERROR_INIT)?;
+    let (Some(get_data), Some(get_info)) = (host.get_data, host.get_info) else {
+        return Err(errors::BASS_ERROR_INIT);
+    };
+    let mut info = ChannelInfo {
+        freq: 0,
+        chans: 0,
+        flags: 0,
+        ctype: 0,
+        origres: 0,
+        plugin: 0,
+        sample: 0,
+        filename: std::ptr::null(),
+    };
+    // SAFETY: `info` is a writable BASS_CHANNELINFO; any handle value is
+    // safe (BASS fails an invalid one).
+    if unsafe { get_info(channel, &mut info) } == 0 {
+        errors::set_text(&format!(
+            "source channel {channel:#x} is not a valid BASS channel"
+        ));
+        return Err(BASS_ERROR_HANDLE);
+    }
+    // SAFETY: non-null; the API's contract is a readable struct of that kind.
+    let raw = unsafe { read_output_config(cfg, ex) }.map_err(|e| errors::fail(&e))?;
+    let oc = crate::output::validate(
+        &raw,
+        crate::output::ChannelFormat {
+            freq: info.freq,
+            chans: info.chans,
+        },
+    )
+    .map_err(|e| errors::fail(&e))?;
+    let reader = BassReader {
+        get_data,
+        handle: channel,
+    };
+    Ok(crate::output::insert(crate::output::Output::new(
+        oc,
+        Box::new(reader),
+    )))
+}
+
+#[cfg(not(engine))]
+fn create_inner(_channel: u32, _cfg: *const c_void, _ex: bool) -> Result<usize, i32> {
+    errors::set_text("this build has no engine (no output)");
+    Err(errors::BASS_ERROR_NOTAVAIL)
+}
+
+/// Starts output `id` on a short-lived thread of ours (see
+/// `on_fresh_thread`; it inherits the caller's network namespace).
+#[cfg(engine)]
+fn start_inner(id: usize) -> Result<(), i32> {
+    match on_fresh_thread(move || crate::output::with(id, |o| o.start())) {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(errors::fail(&e)),
+        None => Err(BASS_ERROR_HANDLE),
+    }
+}
+
+#[cfg(not(engine))]
+fn start_inner(_id: usize) -> Result<(), i32> {
+    Err(BASS_ERROR_HANDLE)
+}
+
+/// The counters of output `id`, `None` for an unknown handle.
+#[cfg(engine)]
+fn stats_inner(id: usize) -> Option<OutputStatsC> {
+    crate::output::with(id, |o| {
+        let s = o.stats();
+        OutputStatsC {
+            packets_sent: s.packets_sent,
+            samples_sent: s.samples_sent,
+            send_errors: s.send_errors,
+            underruns: s.underruns,
+        }
+    })
+}
+
+#[cfg(not(engine))]
+fn stats_inner(_id: usize) -> Option<OutputStatsC> {
+    None
+}
+
+/// (running, ppm × 1000) of output `id`, `None` for an unknown handle.
+#[cfg(engine)]
+fn state_inner(id: usize) -> Option<(bool, i32)> {
+    crate::output::with(id, |o| (o.is_running(), o.ppm_x1000()))
+}
+
+#[cfg(not(engine))]
+fn state_inner(_id: usize) -> Option<(bool, i32)> {
+    None
+}
+
+/// Stops output `id`; `false` for an unknown handle.
+#[cfg(engine)]
+fn stop_inner(id: usize) -> bool {
+    crate::output::with(id, |o| o.stop()).is_some()
+}
+
+#[cfg(not(engine))]
+fn stop_inner(_id: usize) -> bool {
+    false
+}
+
+/// Stops and frees output `id`; `false` for an unknown handle.
+#[cfg(engine)]
+fn free_inner(id: usize) -> bool {
+    crate::output::remove(id)
+}
+
+#[cfg(not(engine))]
+fn free_inner(_id: usize) -> bool {
+    false
+}
+
+/// Runs `f` under `catch_unwind` and maps its result to BASS's error:
+/// `Ok` → BASS_OK; `Err(code)` → that code; a panic → BASS_ERROR_UNKNOWN.
+fn guarded<T>(fail: T, f: impl FnOnce() -> Result<T, i32>) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => {
+            set_error(errors::BASS_OK);
+            v
+        }
+        Ok(Err(code)) => {
+            set_error(code);
+            fail
+        }
+        Err(_) => {
+            errors::set_text("internal error (panic) in an output call");
+            set_error(errors::BASS_ERROR_UNKNOWN);
+            fail
+        }
+    }
+}
+
+/// `void *BASS_AES67_OutputCreate(DWORD channel, const BASS_AES67_OUTPUT_CONFIG *cfg)`:
+/// an output reading `channel` (any BASS channel, float data pulled with
+/// `BASS_ChannelGetData`), stopped. NULL on error (`BASS_ErrorGetCode`, text
+/// in `BASS_AES67_GetLastErrorText` naming the field).
+#[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported by name (no_mangle)
+pub extern "system" fn BASS_AES67_OutputCreate(channel: u32, cfg: *const c_void) -> *mut c_void {
+    guarded(std::ptr::null_mut(), || {
+        create_inner(channel, cfg, false).map(to_handle)
+    })
+}
+
+/// `void *BASS_AES67_OutputCreateEx(DWORD channel, const BASS_AES67_OUTPUT_CONFIG_EX *cfg)`:
+/// as `BASS_AES67_OutputCreate`, with encoding, TTL and SAP name.
+#[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported by name (no_mangle)
+pub extern "system" fn BASS_AES67_OutputCreateEx(channel: u32, cfg: *const c_void) -> *mut c_void {
+    guarded(std::ptr::null_mut(), || {
+        create_inner(channel, cfg, true).map(to_handle)
+    })
+}
+
+/// `BOOL BASS_AES67_OutputStart(void *h)`: opens the socket (in the calling
+/// thread's network namespace) and starts sending. FALSE on error.
+#[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported by name (no_mangle)
+pub extern "system" fn BASS_AES67_OutputStart(h: *mut c_void) -> i32 {
+    guarded(0, || start_inner(from_handle(h)).map(|()| 1))
+}
+
+/// `BOOL BASS_AES67_OutputStop(void *h)`: stops sending (SAP deletions
+/// sent); the output can be started again.
+#[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported by name (no_mangle)
+pub extern "system" fn BASS_AES67_OutputStop(h: *mut c_void) -> i32 {
+    guarded(0, || {
+        if stop_inner(from_handle(h)) {
+            Ok(1)
+        } else {
+            Err(BASS_ERROR_HANDLE)
+        }
+    })
+}
+
+/// `BOOL BASS_AES67_OutputIsRunning(void *h)`.
+#[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported by name (no_mangle)
+pub extern "system" fn BASS_AES67_OutputIsRunning(h: *mut c_void) -> i32 {
+    guarded(0, || {
+        state_inner(from_handle(h))
+            .map(|(r, _)| i32::from(r))
+            .ok_or(BASS_ERROR_HANDLE)
+    })
+}
+
+/// `int BASS_AES67_OutputGetPPM(void *h)`: the media clock's rate
+/// correction against the local clock, ppm × 1000 (0 on the System clock or
+/// for an unknown handle).
+#[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported by name (no_mangle)
+pub extern "system" fn BASS_AES67_OutputGetPPM(h: *mut c_void) -> i32 {
+    guarded(0, || {
+        state_inner(from_handle(h))
+            .map(|(_, p)| p)
+            .ok_or(BASS_ERROR_HANDLE)
+    })
+}
+
+/// `BOOL BASS_AES67_OutputGetStats(void *h, BASS_AES67_OUTPUT_STATS *stats)`.
+#[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported by name (no_mangle)
+pub extern "system" fn BASS_AES67_OutputGetStats(h: *mut c_void, stats: *mut c_void) -> i32 {
+    guarded(0, || {
+        if stats.is_null() {
+            return Err(errors::BASS_ERROR_ILLPARAM);
+        }
+        let s = stats_inner(from_handle(h)).ok_or(BASS_ERROR_HANDLE)?;
+        // SAFETY: `stats` is the caller's writable BASS_AES67_OUTPUT_STATS.
+        unsafe { *(stats as *mut OutputStatsC) = s };
+        Ok(1)
+    })
+}
+
+/// `BOOL BASS_AES67_OutputFree(void *h)`: stops and frees the output.
+#[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported by name (no_mangle)
+pub extern "system" fn BASS_AES67_OutputFree(h: *mut c_void) -> i32 {
+    guarded(0, || {
+        if free_inner(from_handle(h)) {
+            Ok(1)
+        } else {
+            Err(BASS_ERROR_HANDLE)
+        }
+    })
 }

@@ -19,14 +19,18 @@
 //!   without the `windows-engine` feature: streams then fail with error 37);
 //! - `ptpslave`: the one in-process PTP slave and the streams' PTP media
 //!   clock (Linux);
+//! - `output`: the output side (`BASS_AES67_Output*`): a BASS channel read
+//!   with `BASS_ChannelGetData` into the engine's sender (and its registry
+//!   of outputs, process-wide state kept there to keep the graph acyclic);
 //! - [`errors`]: the BASS error codes the add-on sets.
 //!
 //! The `crate::` imports form a DAG (no cycles): `counters ← state ←
 //! {errors, ptpslave}`; `stats ← {state, counters, ptpslave}`; `config ←
 //! {state, stats}`; `engine ← {errors, ptpslave}`; `urlparam ← {errors,
 //! state}`; `sapdir ← {errors, state, urlparam}`; `stream ← {state,
-//! counters, errors, steer, engine, ptpslave, sapdir, urlparam}`; `ffi ← {config, errors,
-//! stream, ptpslave}`.
+//! counters, errors, steer, engine, ptpslave, sapdir, urlparam}`;
+//! `output ← {errors, state, ptpslave}`; `ffi ← {config, errors, stream,
+//! ptpslave, output}`.
 #![warn(missing_docs)]
 
 pub mod config;
@@ -36,6 +40,8 @@ pub mod engine;
 pub mod errors;
 #[allow(unsafe_code)]
 mod ffi;
+#[cfg(engine)]
+pub mod output;
 #[cfg(engine)]
 pub mod ptpslave;
 pub mod sapdir;

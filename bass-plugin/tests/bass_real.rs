@@ -59,6 +59,7 @@ struct Bass {
     stream_create_url:
         unsafe extern "system" fn(*const c_char, u32, u32, *const c_void, *mut c_void) -> u32,
     stream_create: unsafe extern "system" fn(u32, u32, u32, isize, *mut c_void) -> u32,
+    stream_create_file: unsafe extern "system" fn(i32, *const c_void, u64, u64, u32) -> u32,
     stream_put_data: unsafe extern "system" fn(u32, *const c_void, u32) -> u32,
     stream_free: unsafe extern "system" fn(u32) -> i32,
     channel_get_info: unsafe extern "system" fn(u32, *mut ChannelInfo) -> i32,
@@ -129,6 +130,7 @@ impl Bass {
             get_config_ptr: sym!("BASS_GetConfigPtr"),
             stream_create_url: sym!("BASS_StreamCreateURL"),
             stream_create: sym!("BASS_StreamCreate"),
+            stream_create_file: sym!("BASS_StreamCreateFile"),
             stream_put_data: sym!("BASS_StreamPutData"),
             stream_free: sym!("BASS_StreamFree"),
             channel_get_info: sym!("BASS_ChannelGetInfo"),
@@ -1379,4 +1381,435 @@ fn config_and_error_pointers_are_race_free() {
     // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
     assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
     b.assert_still_works();
+}
+
+// ---- the output side: BASS_AES67_Output* ----
+
+/// `BASS_AES67_OUTPUT_CONFIG_EX` (bass_aes67.h).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct OutputConfigEx {
+    group: [u8; 4],
+    port: u16,
+    iface: [u8; 4],
+    pt: u8,
+    channels: u16,
+    rate: u32,
+    packet_time_us: u32,
+    encoding: u32,
+    ttl: u32,
+    sap_name: *const c_char,
+}
+
+/// `BASS_AES67_OUTPUT_STATS`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct OutputStats {
+    packets_sent: u64,
+    samples_sent: u64,
+    send_errors: u64,
+    underruns: u64,
+}
+
+/// The add-on's output exports, resolved from the loaded add-on (drop
+/// before `BASS_PluginFree`, so the library can unload).
+struct OutApi {
+    _lib: libloading::Library,
+    create: unsafe extern "system" fn(u32, *const c_void) -> *mut c_void,
+    create_ex: unsafe extern "system" fn(u32, *const OutputConfigEx) -> *mut c_void,
+    start: unsafe extern "system" fn(*mut c_void) -> i32,
+    stop: unsafe extern "system" fn(*mut c_void) -> i32,
+    stats: unsafe extern "system" fn(*mut c_void, *mut OutputStats) -> i32,
+    is_running: unsafe extern "system" fn(*mut c_void) -> i32,
+    ppm: unsafe extern "system" fn(*mut c_void) -> i32,
+    free: unsafe extern "system" fn(*mut c_void) -> i32,
+    last_error: unsafe extern "system" fn() -> *const c_char,
+}
+
+impl OutApi {
+    fn load() -> OutApi {
+        // SAFETY: the add-on is already mapped (BASS_PluginLoad); this only
+        // raises its reference count.
+        let lib = unsafe { libloading::Library::new(addon_path()) }.expect("add-on");
+        macro_rules! sym {
+            ($n:literal) => {
+                // SAFETY: the declared types match bass_aes67.h.
+                *unsafe { lib.get(concat!($n, "\0").as_bytes()) }.expect($n)
+            };
+        }
+        OutApi {
+            create: sym!("BASS_AES67_OutputCreate"),
+            create_ex: sym!("BASS_AES67_OutputCreateEx"),
+            start: sym!("BASS_AES67_OutputStart"),
+            stop: sym!("BASS_AES67_OutputStop"),
+            stats: sym!("BASS_AES67_OutputGetStats"),
+            is_running: sym!("BASS_AES67_OutputIsRunning"),
+            ppm: sym!("BASS_AES67_OutputGetPPM"),
+            free: sym!("BASS_AES67_OutputFree"),
+            last_error: sym!("BASS_AES67_GetLastErrorText"),
+            _lib: lib,
+        }
+    }
+
+    fn last_error(&self) -> String {
+        // SAFETY: the export returns a NUL-terminated string of this thread.
+        unsafe { CStr::from_ptr((self.last_error)()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn stats(&self, h: *mut c_void) -> OutputStats {
+        let mut s = OutputStats::default();
+        // SAFETY: `h` is a live output; `s` a writable stats struct.
+        assert_eq!(unsafe { (self.stats)(h, &mut s) }, 1);
+        s
+    }
+}
+
+fn ip4(s: &str) -> [u8; 4] {
+    s.parse::<std::net::Ipv4Addr>().unwrap().octets()
+}
+
+fn out_config(group: &str, port: u16, iface: &str) -> OutputConfigEx {
+    OutputConfigEx {
+        group: ip4(group),
+        port,
+        iface: ip4(iface),
+        pt: 96,
+        channels: 0,
+        rate: 0,
+        packet_time_us: 1000,
+        encoding: 24,
+        ttl: 1,
+        sap_name: std::ptr::null(),
+    }
+}
+
+/// GStreamer in namespace `ns` receiving L24/48 kHz/2 ch from `group:port`
+/// on `iface` into `out` (stopped with SIGINT, `-e`).
+fn gst_receiver(
+    ns: &str,
+    iface: &str,
+    group: &str,
+    port: u16,
+    out: &std::path::Path,
+) -> std::process::Child {
+    aes67_rig::NetnsPair::cmd_in(ns, "gst-launch-1.0")
+        .args(["-q", "-e", "udpsrc"])
+        .arg(format!("address={group}"))
+        .arg(format!("port={port}"))
+        .arg(format!("multicast-iface={iface}"))
+        .arg("buffer-size=4194304")
+        .arg("caps=application/x-rtp,media=(string)audio,clock-rate=(int)48000,encoding-name=(string)L24,channels=(int)2,payload=(int)96")
+        .args(["!", "rtpjitterbuffer", "latency=200", "!", "rtpL24depay", "!", "audioconvert", "!"])
+        .arg("audio/x-raw,format=S24LE")
+        .args(["!", "wavenc", "!", "filesink"])
+        .arg(format!("location={}", out.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gst-launch-1.0")
+}
+
+/// Stops the GStreamer receiver (SIGINT: EOS writes the WAV) and returns its samples.
+fn gst_finish(rx: std::process::Child, out: &std::path::Path) -> Vec<i32> {
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: kill(2) of our own child with SIGINT.
+    unsafe { libc::kill(rx.id() as i32, libc::SIGINT) };
+    let g = rx.wait_with_output().unwrap();
+    assert!(
+        g.status.success(),
+        "gst-launch failed: {}",
+        String::from_utf8_lossy(&g.stderr)
+    );
+    let r = hound::WavReader::open(out).unwrap();
+    let spec = r.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 48_000, 24)
+    );
+    r.into_samples::<i32>().map(|s| s.unwrap()).collect()
+}
+
+/// The longest run of `got` (after its first non-zero sample, frame
+/// aligned) that equals `sent` from the matching offset; asserts it is
+/// at least `min` samples and returns (run, offset in sent).
+fn exact_run(label: &str, got: &[i32], sent: &[i32], min: usize) -> (usize, usize) {
+    let first = got
+        .iter()
+        .position(|&v| v != 0)
+        .unwrap_or_else(|| panic!("{label}: only silence received ({} samples)", got.len()));
+    let rx = &got[first - first % 2..];
+    assert!(rx.len() >= 8, "{label}: too little audio");
+    let at = (0..sent.len() / 2 - 4)
+        .map(|f| f * 2)
+        .find(|&i| sent[i..i + 8] == rx[..8])
+        .unwrap_or_else(|| panic!("{label}: received audio not found in the sent pattern"));
+    let n = rx.len().min(sent.len() - at);
+    let run = (0..n).find(|&i| rx[i] != sent[at + i]).unwrap_or(n);
+    assert!(
+        run >= min,
+        "{label}: only {run} samples bit-exact from pattern offset {at} (of {n} aligned)"
+    );
+    (run, at)
+}
+
+/// A WAV decoded by the real BASS (`BASS_StreamCreateFile`, decode, float)
+/// → our output (`BASS_AES67_OutputCreateEx`, L24 2 ch 1 ms, multicast from
+/// namespace A) → GStreamer (`udpsrc ! rtpjitterbuffer ! rtpL24depay !
+/// wavenc`) in namespace B: the whole file arrives bit-exactly, 0 send
+/// errors, 0 underruns. Also: bad source, format and address refused with
+/// the field named; Start/Stop/IsRunning/GetPPM/Free; a freed handle refused.
+#[test]
+#[ignore = "needs root: network namespaces, GStreamer"]
+fn output_sends_bass_decoded_wav_to_gstreamer_bit_exact() {
+    use aes67_rig::{NetnsPair, in_netns};
+    let (b, _g) = bass();
+    let pair = NetnsPair::new().expect("netns pair");
+    let dir = std::env::temp_dir().join(format!("bass-aes67-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = dir.join("pattern.wav");
+    const FRAMES: usize = 48_000 * 3;
+    let sent = pattern(FRAMES, 0x0bad_5eed);
+    write_wav(&wav, &sent);
+    let group = format!("239.69.{}.{}", std::process::id() % 200 + 1, 21);
+    let port = 6004 + (std::process::id() % 1000) as u16 * 2;
+    let out_wav = dir.join("rx.wav");
+    let rx = gst_receiver(&pair.b, &pair.if_b, &group, port, &out_wav);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+
+    let h_addon = b.load_addon();
+    let api = OutApi::load();
+    let path = CString::new(wav.to_str().unwrap()).unwrap();
+    // SAFETY: BASS_StreamCreateFile(FALSE, path, 0, 0, flags) with a NUL-terminated path.
+    let ch = unsafe {
+        (b.stream_create_file)(
+            0,
+            path.as_ptr().cast(),
+            0,
+            0,
+            BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT,
+        )
+    };
+    assert_ne!(ch, 0, "BASS_StreamCreateFile: error {}", b.err());
+
+    // Bad input: each refused, naming the field.
+    let good = out_config(&group, port, &pair.ip_a);
+    let bad = |label: &str, ch: u32, c: OutputConfigEx, code: i32, field: &str| {
+        // SAFETY: `c` is a live config struct.
+        let h = unsafe { (api.create_ex)(ch, &c) };
+        assert!(h.is_null(), "{label}: accepted");
+        assert_eq!(b.err(), code, "{label}: error code");
+        let t = api.last_error();
+        assert!(
+            t.contains(field),
+            "{label}: error text {t:?} does not name {field}"
+        );
+        eprintln!("{label}: error {code}: {t}");
+    };
+    bad("bad source", 0xdead_beef, good, 5, "source channel");
+    bad(
+        "channels",
+        ch,
+        OutputConfigEx {
+            channels: 4,
+            ..good
+        },
+        20,
+        "channels",
+    );
+    bad(
+        "rate",
+        ch,
+        OutputConfigEx {
+            rate: 96_000,
+            ..good
+        },
+        20,
+        "rate",
+    );
+    bad(
+        "packet time",
+        ch,
+        OutputConfigEx {
+            packet_time_us: 7000,
+            ..good
+        },
+        20,
+        "packet_time_us",
+    );
+    bad(
+        "encoding",
+        ch,
+        OutputConfigEx {
+            encoding: 20,
+            ..good
+        },
+        20,
+        "encoding",
+    );
+    bad(
+        "group",
+        ch,
+        OutputConfigEx {
+            group: [0; 4],
+            ..good
+        },
+        20,
+        "group",
+    );
+    bad("port", ch, OutputConfigEx { port: 0, ..good }, 20, "port");
+    bad("pt", ch, OutputConfigEx { pt: 200, ..good }, 20, "pt");
+    // SAFETY: NULL config: refused, not dereferenced.
+    assert!(unsafe { (api.create)(ch, std::ptr::null()) }.is_null());
+
+    // SAFETY: `good` is a live config struct.
+    let h = unsafe { (api.create_ex)(ch, &good) };
+    assert!(
+        !h.is_null(),
+        "OutputCreateEx: error {} {}",
+        b.err(),
+        api.last_error()
+    );
+    // SAFETY: a live output handle.
+    assert_eq!(unsafe { (api.is_running)(h) }, 0);
+    // Start in namespace A: the socket and the threads live there.
+    // SAFETY: a live output handle.
+    let ok = in_netns(&pair.a, || unsafe { (api.start)(h) }).unwrap();
+    assert_eq!(ok, 1, "OutputStart: error {} {}", b.err(), api.last_error());
+    // SAFETY: a live output handle.
+    assert_eq!(unsafe { (api.is_running)(h) }, 1);
+    // SAFETY: a live output handle (System clock: no correction).
+    assert_eq!(unsafe { (api.ppm)(h) }, 0);
+    std::thread::sleep(std::time::Duration::from_millis(3600));
+    let st = api.stats(h);
+    eprintln!("output stats after 3.6 s: {st:?}");
+    // SAFETY: a live output handle.
+    assert_eq!(unsafe { (api.stop)(h) }, 1);
+    // SAFETY: a live output handle.
+    assert_eq!(unsafe { (api.is_running)(h) }, 0);
+    let fin = api.stats(h);
+    // SAFETY: a live output handle, freed once.
+    assert_eq!(unsafe { (api.free)(h) }, 1);
+    // SAFETY: a stale handle is refused, never dereferenced.
+    assert_eq!(unsafe { (api.free)(h) }, 0);
+    assert_eq!(b.err(), 5, "stale handle");
+    let got = gst_finish(rx, &out_wav);
+    assert!(fin.packets_sent >= 3400, "{fin:?}");
+    assert_eq!(fin.samples_sent, fin.packets_sent * 48, "{fin:?}");
+    assert_eq!((fin.send_errors, fin.underruns), (0, 0), "{fin:?}");
+    let (run, at) = exact_run("BASS file → output → GStreamer", &got, &sent, sent.len());
+    assert_eq!(at, 0, "the file's first frame must be the first audio sent");
+    eprintln!(
+        "BASS-decoded WAV → output → GStreamer: {run} of {} samples bit-exact, {} packets, 0 lost",
+        sent.len(),
+        fin.packets_sent
+    );
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature.
+    unsafe { (b.stream_free)(ch) };
+    drop(api);
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature.
+    assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// GStreamer (namespace A) → our `aes67://` input (a BASS decode stream,
+/// `fill=available`, namespace B) → our output (namespace B, another group)
+/// → GStreamer (namespace A): the pattern comes back bit-exactly (≥ 2.5 s
+/// contiguous).
+#[test]
+#[ignore = "needs root: network namespaces, GStreamer"]
+fn aes67_input_through_output_to_gstreamer_bit_exact() {
+    use aes67_rig::{NetnsPair, in_netns};
+    let (b, _g) = bass();
+    let pair = NetnsPair::new().expect("netns pair");
+    let dir = std::env::temp_dir().join(format!("bass-aes67-loop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = dir.join("pattern.wav");
+    let sent = pattern(48_000 * 4, 0x1234_5678);
+    write_wav(&wav, &sent);
+    let pid = std::process::id();
+    let (g_in, g_out) = (
+        format!("239.69.{}.31", pid % 200 + 1),
+        format!("239.69.{}.32", pid % 200 + 1),
+    );
+    let (p_in, p_out) = (7004 + (pid % 500) as u16 * 2, 8004 + (pid % 500) as u16 * 2);
+    let out_wav = dir.join("rx.wav");
+    let rx = gst_receiver(&pair.a, &pair.if_a, &g_out, p_out, &out_wav);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+
+    let h_addon = b.load_addon();
+    let api = OutApi::load();
+    let url = format!(
+        "aes67://{g_in}:{p_in}?iface={}&jitter=60&fill=available",
+        pair.ip_b
+    );
+    let input = in_netns(&pair.b, || {
+        b.create_url(&url, BASS_STREAM_DECODE | BASS_SAMPLE_FLOAT)
+    })
+    .unwrap();
+    assert_ne!(input, 0, "BASS_StreamCreateURL({url}): error {}", b.err());
+    let cfg = out_config(&g_out, p_out, &pair.ip_b);
+    // SAFETY: `cfg` is a live config struct.
+    let h = unsafe { (api.create_ex)(input, &cfg) };
+    assert!(
+        !h.is_null(),
+        "OutputCreateEx: error {} {}",
+        b.err(),
+        api.last_error()
+    );
+    let mut sender = spawn_sender(&pair, &wav, &g_in, p_in);
+    // SAFETY: a live output handle.
+    let ok = in_netns(&pair.b, || unsafe { (api.start)(h) }).unwrap();
+    assert_eq!(ok, 1, "OutputStart: error {} {}", b.err(), api.last_error());
+    let _ = sender.wait();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let st = api.stats(h);
+    // SAFETY: a live output handle, freed once (stops it).
+    assert_eq!(unsafe { (api.free)(h) }, 1);
+    let got = gst_finish(rx, &out_wav);
+    eprintln!(
+        "output {st:?}; GStreamer wrote {} samples, {} non-zero",
+        got.len(),
+        got.iter().filter(|&&v| v != 0).count()
+    );
+    {
+        // Where the received audio has silence inside the pattern (dropouts).
+        let first = got.iter().position(|&v| v != 0).unwrap_or(0);
+        let mut runs = Vec::new();
+        let mut i = first;
+        while i < got.len() {
+            if got[i] == 0 {
+                let j = got[i..]
+                    .iter()
+                    .position(|&v| v != 0)
+                    .map_or(got.len(), |k| i + k);
+                runs.push(((i - first) / 2, (j - i) / 2));
+                i = j;
+            } else {
+                i += 1;
+            }
+        }
+        eprintln!(
+            "zero runs (frame offset, frames): {:?}",
+            &runs[..runs.len().min(20)]
+        );
+    }
+    assert_eq!(st.send_errors, 0, "{st:?}");
+    let (run, at) = exact_run(
+        "aes67:// → output → GStreamer",
+        &got,
+        &sent,
+        48_000 * 2 * 5 / 2,
+    );
+    eprintln!(
+        "aes67:// input → output → GStreamer: {run} samples bit-exact from pattern offset {at}; \
+         output {st:?} (underruns counted after the sender stopped)"
+    );
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature.
+    unsafe { (b.stream_free)(input) };
+    drop(api);
+    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature.
+    assert_ne!(unsafe { (b.plugin_free)(h_addon) }, 0);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,6 +8,9 @@
 //! Windows 10+ has it; never shipped) with mingw-w64, and runs the host with
 //! `wine`. Needs the packages `mingw-w64 wine64 wine` (ci/setup.sh).
 
+// One kill(2) of our own GStreamer child (SIGINT, so it writes its WAV).
+#![allow(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -210,4 +213,81 @@ fn windows_engine_receives_gstreamer_unicast_under_wine() {
     eprintln!("{out}");
     assert!(ok && out.contains("\nALL OK"), "wine host failed:\n{out}");
     assert!(out.contains("ok   bit-exact over"), "{out}");
+}
+
+/// The Windows DLL with the engine under wine: a WAV decoded by the real
+/// bass.dll (`BASS_StreamCreateFile`, decode, float) → our output
+/// (`BASS_AES67_OutputCreateEx`, L24 2 ch 1 ms, UNICAST to 127.0.0.1) →
+/// GStreamer (`udpsrc ! rtpjitterbuffer ! rtpL24depay ! wavenc`) on this
+/// host: the whole file arrives bit-exactly.
+#[test]
+fn windows_output_sends_bass_decoded_wav_to_gstreamer_unicast_under_wine() {
+    let dir = wine_dir(&["--features", "windows-engine"]);
+    let wav = dir.join("out-pattern.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 24,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let sent = pattern(48_000 * 3);
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for &s in &sent {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    let port = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let out = dir.join("out-rx.wav");
+    let rx = Command::new("gst-launch-1.0")
+        .args(["-q", "-e", "udpsrc", "address=127.0.0.1"])
+        .arg(format!("port={port}"))
+        .arg("caps=application/x-rtp,media=(string)audio,clock-rate=(int)48000,encoding-name=(string)L24,channels=(int)2,payload=(int)96")
+        .args(["!", "rtpjitterbuffer", "latency=200", "!", "rtpL24depay", "!", "audioconvert", "!"])
+        .arg("audio/x-raw,format=S24LE")
+        .args(["!", "wavenc", "!", "filesink"])
+        .arg(format!("location={}", out.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gst-launch-1.0");
+    let (ok, text) = wine(
+        &dir,
+        &["--output", "out-pattern.wav", &port.to_string(), "4"],
+    );
+    eprintln!("{text}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: kill(2) of our own child with SIGINT (EOS writes the WAV).
+    unsafe { libc::kill(rx.id() as i32, libc::SIGINT) };
+    let g = rx.wait_with_output().unwrap();
+    assert!(
+        g.status.success(),
+        "gst-launch: {}",
+        String::from_utf8_lossy(&g.stderr)
+    );
+    assert!(ok && text.contains("\nALL OK"), "wine host failed:\n{text}");
+    let got: Vec<i32> = hound::WavReader::open(&out)
+        .unwrap()
+        .into_samples::<i32>()
+        .map(|s| s.unwrap())
+        .collect();
+    let first = got
+        .iter()
+        .position(|&v| v != 0)
+        .expect("only silence received");
+    let rx = &got[first..];
+    assert!(
+        rx.len() >= sent.len(),
+        "received {} samples after the first audio, sent {}",
+        rx.len(),
+        sent.len()
+    );
+    let bad = (0..sent.len()).find(|&i| rx[i] != sent[i]);
+    assert_eq!(bad, None, "first mismatch (of {} samples)", sent.len());
+    eprintln!(
+        "wine: BASS-decoded WAV → bass_aes67.dll output → GStreamer: {} samples bit-exact",
+        sent.len()
+    );
 }

@@ -55,8 +55,34 @@ fn c_header_matches_the_implementation() {
         config::ALL_IDS.len()
     );
     let mut c = String::from(
-        "#define WINAPI\n#include \"bass_aes67.h\"\n#include <stdio.h>\nint main(void) {\n  (void)&BASS_AES67_GetLastErrorText;\n",
+        "#define WINAPI\n\
+         /* bass.h's types */\n\
+         typedef unsigned char BYTE; typedef unsigned short WORD; typedef unsigned int DWORD;\n\
+         typedef unsigned long long QWORD; typedef int BOOL;\n\
+         #include \"bass_aes67.h\"\n#include <stdio.h>\n#include <stddef.h>\nint main(void) {\n  \
+         (void)&BASS_AES67_GetLastErrorText; (void)&BASS_AES67_OutputCreate; (void)&BASS_AES67_OutputCreateEx;\n  \
+         (void)&BASS_AES67_OutputStart; (void)&BASS_AES67_OutputStop; (void)&BASS_AES67_OutputGetStats;\n  \
+         (void)&BASS_AES67_OutputIsRunning; (void)&BASS_AES67_OutputGetPPM; (void)&BASS_AES67_OutputFree;\n",
     );
+    // The output structs: the seeds' 24-byte layout (bass-plugin/src/ffi.rs
+    // asserts the same sizes for its #[repr(C)] copies).
+    let layout = [
+        ("sizeof(BASS_AES67_OUTPUT_CONFIG)", 24u32),
+        ("offsetof(BASS_AES67_OUTPUT_CONFIG, port)", 4),
+        ("offsetof(BASS_AES67_OUTPUT_CONFIG, iface)", 6),
+        ("offsetof(BASS_AES67_OUTPUT_CONFIG, pt)", 10),
+        ("offsetof(BASS_AES67_OUTPUT_CONFIG, channels)", 12),
+        ("offsetof(BASS_AES67_OUTPUT_CONFIG, rate)", 16),
+        ("offsetof(BASS_AES67_OUTPUT_CONFIG, packet_time_us)", 20),
+        ("offsetof(BASS_AES67_OUTPUT_CONFIG_EX, encoding)", 24),
+        ("offsetof(BASS_AES67_OUTPUT_CONFIG_EX, ttl)", 28),
+        ("offsetof(BASS_AES67_OUTPUT_CONFIG_EX, sap_name)", 32),
+        ("sizeof(BASS_AES67_OUTPUT_CONFIG_EX)", 40),
+        ("sizeof(BASS_AES67_OUTPUT_STATS)", 32),
+    ];
+    for (n, _) in &layout {
+        c += &format!("  printf(\"{n} %lu\\n\", (unsigned long)({n}));\n");
+    }
     for (n, _) in &names {
         c += &format!("  printf(\"{n} %lu\\n\", (unsigned long)({n}));\n");
     }
@@ -79,7 +105,7 @@ fn c_header_matches_the_implementation() {
     );
     let run = std::process::Command::new(&exe).output().unwrap();
     let text = String::from_utf8(run.stdout).unwrap();
-    for (n, v) in names {
+    for (n, v) in layout.iter().copied().chain(names.iter().copied()) {
         assert!(
             text.lines().any(|l| l == format!("{n} {v}")),
             "{n} should be {v}; header says:\n{text}"

@@ -2,13 +2,16 @@
    by bass-plugin/tests/bass_wine.rs. Prints one line per check; exits 0 and
    prints "ALL OK" only when every check passed.
 
-   usage: host.exe [URL SECONDS]
+   usage: host.exe [URL SECONDS | --output WAV PORT SECONDS]
      without URL: the add-on must refuse aes67:// streams with error 37 (a
      build without the engine) or open one (a build with it: then it is freed).
      with URL: opens it as a decode float stream, reads for up to SECONDS and
      checks the samples bit-exactly against the LCG pattern the sender sends
      (same generator as the Linux test: x = x*1664525 + 1013904223, sample =
-     (int32)x >> 8, 0 -> 1, seed 0x12345678, stereo interleaved). */
+     (int32)x >> 8, 0 -> 1, seed 0x12345678, stereo interleaved).
+     with --output: decodes WAV with BASS_StreamCreateFile (decode, float) and
+     sends it with BASS_AES67_OutputCreateEx (L24, 1 ms) to 127.0.0.1:PORT
+     (unicast) for SECONDS; the caller's GStreamer receiver checks the samples. */
 #include <winsock2.h>
 #include <windows.h>
 #include <stdio.h>
@@ -29,6 +32,16 @@ typedef DWORD(WINAPI *fn_put)(DWORD, const void *, DWORD);
 typedef DWORD(WINAPI *fn_data)(DWORD, void *, DWORD);
 typedef struct { DWORD freq, chans, flags, ctype, origres, plugin, sample; const char *filename; } CHINFO;
 typedef int(WINAPI *fn_info)(DWORD, CHINFO *);
+typedef DWORD(WINAPI *fn_file)(BOOL, const void *, unsigned long long, unsigned long long, DWORD);
+typedef struct {
+    BYTE group[4]; WORD port; BYTE iface[4]; BYTE pt; WORD channels; DWORD rate; DWORD packet_time_us;
+    DWORD encoding; DWORD ttl; const char *sap_name;
+} OUTCFG; /* BASS_AES67_OUTPUT_CONFIG_EX */
+typedef struct { unsigned long long packets_sent, samples_sent, send_errors, underruns; } OUTSTATS;
+typedef void *(WINAPI *fn_ocreate)(DWORD, const OUTCFG *);
+typedef BOOL(WINAPI *fn_oh)(void *);
+typedef BOOL(WINAPI *fn_ostats)(void *, OUTSTATS *);
+typedef const char *(WINAPI *fn_lasterr)(void);
 
 static int failures = 0;
 #define CHECK(cond, ...) do { if (cond) { printf("ok   "); } else { printf("FAIL "); failures++; } printf(__VA_ARGS__); printf("\n"); fflush(stdout); } while (0)
@@ -90,7 +103,42 @@ int main(int argc, char **argv) {
     CHECK(!StreamCreateURL("bogus://x", 0, DECODE, NULL, NULL) && ((e = ErrorGetCode()) == 41 || e == 48),
           "non-aes67 URL declined, error %lu", ErrorGetCode());
 
-    if (argc >= 3) {
+    if (argc >= 5 && strcmp(argv[1], "--output") == 0) {
+        HMODULE a = GetModuleHandleA("bass_aes67.dll");
+        fn_ocreate ocreate = (fn_ocreate)(void *)GetProcAddress(a, "BASS_AES67_OutputCreateEx");
+        fn_oh ostart = (fn_oh)(void *)GetProcAddress(a, "BASS_AES67_OutputStart");
+        fn_oh ostop = (fn_oh)(void *)GetProcAddress(a, "BASS_AES67_OutputStop");
+        fn_oh ofree = (fn_oh)(void *)GetProcAddress(a, "BASS_AES67_OutputFree");
+        fn_oh orunning = (fn_oh)(void *)GetProcAddress(a, "BASS_AES67_OutputIsRunning");
+        fn_ostats ostats = (fn_ostats)(void *)GetProcAddress(a, "BASS_AES67_OutputGetStats");
+        fn_lasterr lasterr = (fn_lasterr)(void *)GetProcAddress(a, "BASS_AES67_GetLastErrorText");
+        fn_file CreateFileStream = (fn_file)(void *)GetProcAddress(b, "BASS_StreamCreateFile");
+        CHECK(ocreate && ostart && ostop && ofree && orunning && ostats && lasterr && CreateFileStream,
+              "output exports found");
+        if (!(ocreate && ostart && ostop && ofree && orunning && ostats && lasterr && CreateFileStream)) return 1;
+        DWORD f = CreateFileStream(FALSE, argv[2], 0, 0, DECODE | FLOAT);
+        CHECK(f != 0, "BASS_StreamCreateFile(%s) error %lu", argv[2], ErrorGetCode());
+        OUTCFG c = {{127, 0, 0, 1}, (WORD)atoi(argv[3]), {127, 0, 0, 1}, 96, 0, 0, 1000, 24, 1, NULL};
+        OUTCFG bad = c;
+        bad.packet_time_us = 9000;
+        CHECK(!ocreate(f, &bad) && ErrorGetCode() == 20 && strstr(lasterr(), "packet_time_us"),
+              "bad packet time refused naming the field: %s", lasterr());
+        void *o = ocreate(f, &c);
+        CHECK(o != NULL, "BASS_AES67_OutputCreateEx error %lu %s", ErrorGetCode(), lasterr());
+        if (o) {
+            CHECK(ostart(o) && orunning(o), "BASS_AES67_OutputStart error %lu %s", ErrorGetCode(), lasterr());
+            Sleep((DWORD)atoi(argv[4]) * 1000);
+            OUTSTATS st = {0};
+            CHECK(ostats(o, &st), "BASS_AES67_OutputGetStats");
+            CHECK(ostop(o) && !orunning(o), "BASS_AES67_OutputStop");
+            printf("info output packets_sent %llu samples_sent %llu send_errors %llu underruns %llu\n",
+                   st.packets_sent, st.samples_sent, st.send_errors, st.underruns);
+            CHECK(st.packets_sent >= (unsigned long long)atoi(argv[4]) * 900 && st.send_errors == 0 && st.underruns == 0,
+                  "output sent %llu packets, 0 send errors, 0 underruns", st.packets_sent);
+            CHECK(ofree(o) && !ofree(o) && ErrorGetCode() == 5, "BASS_AES67_OutputFree, stale handle refused");
+        }
+        StreamFree(f);
+    } else if (argc >= 3) {
         DWORD h = StreamCreateURL(argv[1], 0, DECODE | FLOAT, NULL, NULL);
         CHECK(h != 0, "BASS_StreamCreateURL(%s) error %lu", argv[1], ErrorGetCode());
         if (h) {

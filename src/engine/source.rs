@@ -422,8 +422,14 @@ impl Pipe {
 }
 
 /// Starts a feeder thread running `body` and waits until the ring holds
-/// its prefill (or the feeder ended). `body` returns an error text or ().
-fn spawn_feeder(
+/// its prefill (`out.ring_frames`, or the feeder ended; at most 5 s).
+/// `body` gets the ring's producer (interleaved `i32` in the encoding's
+/// range) and a stop flag set when the [`RingSource`] is dropped; it
+/// returns an error text or (). Used by the file and stdin sources here and
+/// by the BASS add-on's output (a BASS channel read by `BASS_ChannelGetData`).
+///
+/// Errors: the thread could not be spawned.
+pub fn spawn_feeder(
     out: OutFormat,
     name: &str,
     join_on_drop: bool,
