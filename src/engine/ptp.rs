@@ -140,6 +140,7 @@ impl TsConv {
     fn to_local(&self, ts: RxTimestamp) -> Option<LocalNs> {
         let (raw, rt) = raw_realtime_pair();
         let rt_ts = match ts {
+            RxTimestamp::Local(t) => return Some(LocalNs::from_ns(t)),
             RxTimestamp::Software(t) => t,
             RxTimestamp::Hardware(t) => t - self.phc_minus_rt?,
         };
@@ -332,6 +333,8 @@ pub fn run_with(
                 uptime: now.since(start),
                 mode: mode_name(&port.status(now), &socks),
                 hardware_timestamps: socks.mode == TsMode::Hardware,
+                timestamps: socks.timestamp_path().0,
+                timestamps_note: socks.timestamp_path().1,
                 clock_minus_realtime: handle.clock_minus_realtime(),
                 port: port.status(now),
             };

@@ -251,6 +251,14 @@ impl PtpSockets {
         &self.iface
     }
 
+    /// Which receive timestamps are in use, and a note (empty on Linux).
+    pub fn timestamp_path(&self) -> (&'static str, &'static str) {
+        match self.mode {
+            TsMode::Hardware => ("SO_TIMESTAMPING hardware (PHC)", ""),
+            TsMode::Software => ("SO_TIMESTAMPING software (kernel)", ""),
+        }
+    }
+
     /// Sends an event message to 224.0.1.129:319; returns the OPT_ID its TX
     /// timestamp will carry.
     pub fn send_event(&mut self, data: &[u8]) -> io::Result<u32> {
