@@ -251,6 +251,11 @@ impl PtpSockets {
         &self.iface
     }
 
+    /// Receive stamps taken in user space: never on Linux (the kernel stamps).
+    pub fn user_space_rx(&self) -> bool {
+        false
+    }
+
     /// Which receive timestamps are in use, and a note (empty on Linux).
     pub fn timestamp_path(&self) -> (&'static str, &'static str) {
         match self.mode {

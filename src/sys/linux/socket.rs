@@ -110,3 +110,16 @@ mod tests {
         assert!(e.contains("iface=nonexistent0"), "{e}");
     }
 }
+
+/// A refused source-specific join is final on Linux.
+///
+/// Errors: `e`, unchanged.
+pub(crate) fn join_ssm_retry(
+    _sock: &Socket,
+    _group: Ipv4Addr,
+    _source: Ipv4Addr,
+    _iface: Ipv4Addr,
+    e: io::Error,
+) -> io::Result<()> {
+    Err(e)
+}

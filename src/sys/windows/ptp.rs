@@ -377,6 +377,12 @@ impl PtpSockets {
         }
     }
 
+    /// The event socket's receive stamps are taken in user space (QPC after
+    /// the wait), with the wake-up latency's one-sided jitter in them.
+    pub fn user_space_rx(&self) -> bool {
+        matches!(self.rx_path.get(), RxPath::User(_))
+    }
+
     /// Sends an event message to 224.0.1.129:319; returns the id its TX
     /// timestamp (QPC read just before the send) will carry.
     ///
