@@ -93,6 +93,19 @@ pub(crate) fn exclusive_bind(_sock: &Socket) -> Result<(), SocketError> {
     Ok(())
 }
 
+/// A refused source-specific join is final on Linux.
+///
+/// Errors: `e`, unchanged.
+pub(crate) fn join_ssm_retry(
+    _sock: &Socket,
+    _group: Ipv4Addr,
+    _source: Ipv4Addr,
+    _iface: Ipv4Addr,
+    e: io::Error,
+) -> io::Result<()> {
+    Err(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,17 +122,4 @@ mod tests {
         let e = lookup("nonexistent0").unwrap_err().to_string();
         assert!(e.contains("iface=nonexistent0"), "{e}");
     }
-}
-
-/// A refused source-specific join is final on Linux.
-///
-/// Errors: `e`, unchanged.
-pub(crate) fn join_ssm_retry(
-    _sock: &Socket,
-    _group: Ipv4Addr,
-    _source: Ipv4Addr,
-    _iface: Ipv4Addr,
-    e: io::Error,
-) -> io::Result<()> {
-    Err(e)
 }
