@@ -520,7 +520,7 @@ unsafe extern "system" fn config_proc(option: u32, flags: u32, value: *mut c_voi
         }
     }));
     let ok = r.unwrap_or(false);
-    #[cfg(all(engine, target_os = "linux"))]
+    #[cfg(engine)]
     if ok
         && set
         && matches!(

@@ -131,6 +131,8 @@ pub struct SlaveStatus {
     pub freq_ppb: f64,
     /// Servo locked (locked or locked-stable).
     pub locked: bool,
+    /// Receive-timestamp path of the slave's sockets, once it reported.
+    pub timestamps: Option<&'static str>,
 }
 
 /// The slave's current status (from the handle and its once-a-second status).
@@ -155,6 +157,7 @@ pub fn status() -> SlaveStatus {
         out.parent = v.port.parent.clone();
         out.offset_ns = v.port.offset_from_master.map(|o| o.as_ns());
         out.freq_ppb = v.port.freq.as_ppb();
+        out.timestamps = Some(v.timestamps);
     }
     out
 }

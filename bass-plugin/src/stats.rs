@@ -39,6 +39,9 @@ pub struct ClockStatus {
     pub failed: Option<String>,
     /// Interface of the PTP slave, when one is configured.
     pub iface: Option<String>,
+    /// Which receive timestamps the slave uses (e.g. `"QPC after wait (user
+    /// space)"` on Windows without `SO_TIMESTAMP`), once it reported.
+    pub timestamps: Option<&'static str>,
 }
 
 /// The current clock status, from the add-on's PTP slave (`ptpslave`;
@@ -59,12 +62,14 @@ pub fn clock_status() -> ClockStatus {
         mode: s.mode,
         failed: None,
         iface: None,
+        timestamps: None,
     };
     #[cfg(engine)]
     {
         let p = crate::ptpslave::status();
         c.iface = p.iface.clone();
         c.failed = p.failed.clone();
+        c.timestamps = p.timestamps;
         if p.iface.is_some() && p.failed.is_none() {
             c.state = match p.port_state.as_deref() {
                 Some("SLAVE") => PtpState::Slave,
@@ -103,8 +108,19 @@ pub fn parse_port_identity(s: &str) -> Option<([u8; 8], u16)> {
 /// (domain N), clock: System (free-running)`, `PTP: listening on IFACE
 /// (domain N), no master yet`, `PTP: failed on IFACE: REASON, clock: System
 /// (free-running)`, or (builds without the engine) `PTP: not available in this
-/// build (domain N), clock: System (free-running)`.
+/// build (domain N), clock: System (free-running)`. Once the slave reported
+/// its receive-timestamp path, `, stamps: PATH` follows (e.g. `, stamps:
+/// QPC after wait (user space)` on Windows without `SO_TIMESTAMP`).
 pub fn stats_line(c: &ClockStatus) -> String {
+    let mut line = stats_head(c);
+    if let Some(t) = c.timestamps {
+        line += ", stamps: ";
+        line += t;
+    }
+    line
+}
+
+fn stats_head(c: &ClockStatus) -> String {
     let settings = clock_settings();
     match c.master {
         Some((id, port)) => master_line(c, &id, port),
@@ -166,6 +182,7 @@ mod tests {
             mode: 0,
             failed: None,
             iface: Some("eth0".into()),
+            timestamps: None,
         };
         assert_eq!(
             parse_port_identity("dca600fffeff2eea:2"),
@@ -175,6 +192,14 @@ mod tests {
         assert_eq!(
             stats_line(&c),
             "Slave to: PTP/dca600fffeff2eea:2, δ -270.9µs, Freq: +100.00ppm [LOCKED]"
+        );
+        let w = ClockStatus {
+            timestamps: Some("QPC after wait (user space)"),
+            ..c
+        };
+        assert_eq!(
+            stats_line(&w),
+            "Slave to: PTP/dca600fffeff2eea:2, δ -270.9µs, Freq: +100.00ppm [LOCKED], stamps: QPC after wait (user space)"
         );
     }
 }

@@ -15,6 +15,7 @@ use aes67::units::Nanos;
 mod monitor;
 mod ptp;
 mod sap;
+#[cfg(feature = "service")]
 mod service;
 mod signal;
 
@@ -46,8 +47,10 @@ enum Cmd {
     /// Run as a service: every PTP port, receiver and sender of a config
     /// file, with metrics, a status socket, SIGHUP reload and systemd
     /// notifications (docs/config.md). `--check` validates only.
+    #[cfg(feature = "service")]
     Run(service::RunArgs),
     /// Ask a running service for its status (`aes67 run`'s status socket).
+    #[cfg(feature = "service")]
     Status(service::StatusArgs),
     /// List the AES67 sessions announced by SAP (RFC 2974): a table
     /// refreshed each second, or JSON.
@@ -215,7 +218,9 @@ pub(crate) fn main() -> i32 {
         Cmd::Ptp(a) => return ptp::run(a),
         Cmd::Send(a) => send(a),
         Cmd::Monitor(a) => return crate::cli::monitor::run(a),
+        #[cfg(feature = "service")]
         Cmd::Run(a) => return service::run(a),
+        #[cfg(feature = "service")]
         Cmd::Status(a) => return service::status(a),
         Cmd::List(a) => return sap::list(a),
     };

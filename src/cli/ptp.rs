@@ -191,6 +191,8 @@ pub(crate) fn status_json(s: &PtpStatus) -> serde_json::Value {
         "freq_ppb": st.freq.as_ppb(),
         "timestamping": if s.hardware_timestamps { "hardware" } else { "software" },
         "mode": s.mode,
+        "rx_timestamps": s.timestamps,
+        "rx_timestamps_note": s.timestamps_note,
         "one_way": st.one_way,
         "clock_minus_realtime_ns": s.clock_minus_realtime.map(|n| n.as_ns()),
         "ptp_timescale": st.ptp_timescale,

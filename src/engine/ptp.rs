@@ -140,6 +140,7 @@ impl TsConv {
     fn to_local(&self, ts: RxTimestamp) -> Option<LocalNs> {
         let (raw, rt) = raw_realtime_pair();
         let rt_ts = match ts {
+            RxTimestamp::Local(t) => return Some(LocalNs::from_ns(t)),
             RxTimestamp::Software(t) => t,
             RxTimestamp::Hardware(t) => t - self.phc_minus_rt?,
         };
@@ -213,6 +214,17 @@ pub fn run_with(
         max_step: opts.max_step,
         ..ServoConfig::default()
     };
+    if socks.user_space_rx() {
+        // Receive stamps read in user space after the wake-up (Windows
+        // without SO_TIMESTAMP) carry the scheduler's latency: one-sided,
+        // heavy-tailed, 0.1-10 ms on a loaded machine. A jitter of that
+        // size is not a step of the master, and the fit needs more samples.
+        cfg.servo.step_threshold = Nanos::from_ms(20);
+        cfg.servo.outlier_floor = Nanos::from_ms(2);
+        cfg.servo.restart_after = 16;
+        cfg.servo.stable_bound = Nanos::from_us(500);
+        cfg.servo.window = cfg.servo.window.max(Nanos::from_secs(8));
+    }
     let (raw, rt) = raw_realtime_pair();
     let utc = if cfg.ptp_timescale {
         cfg.utc_offset as i128 * 1_000_000_000
@@ -332,6 +344,8 @@ pub fn run_with(
                 uptime: now.since(start),
                 mode: mode_name(&port.status(now), &socks),
                 hardware_timestamps: socks.mode == TsMode::Hardware,
+                timestamps: socks.timestamp_path().0,
+                timestamps_note: socks.timestamp_path().1,
                 clock_minus_realtime: handle.clock_minus_realtime(),
                 port: port.status(now),
             };

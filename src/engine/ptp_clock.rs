@@ -21,6 +21,12 @@ pub struct PtpStatus {
     pub mode: &'static str,
     /// Hardware timestamps are in use.
     pub hardware_timestamps: bool,
+    /// Which receive timestamps are in use, e.g. `"SO_TIMESTAMPING software
+    /// (kernel)"` (Linux), `"SO_TIMESTAMP (kernel QPC)"` or `"QPC after wait
+    /// (user space)"` (Windows).
+    pub timestamps: &'static str,
+    /// Why that path (Windows: why not the kernel's stamps); may be empty.
+    pub timestamps_note: &'static str,
     /// Our PTP clock (as UTC) minus `CLOCK_REALTIME` at the time of the status.
     pub clock_minus_realtime: Option<Nanos>,
     /// The port's state, servo and counters.

@@ -551,7 +551,10 @@ impl Drop for Sender {
 const MAX_SLEEP_NS: i64 = 20_000_000;
 
 /// The pacing loop: sends every due packet of every stream, then sleeps
-/// until the earliest next one. Never allocates.
+/// until the earliest next one. Never allocates, never spins: the sleep is
+/// `std::thread::sleep`, which is `nanosleep` on Linux and a
+/// high-resolution waitable timer on Windows (`CreateWaitableTimerExW` with
+/// `CREATE_WAITABLE_TIMER_HIGH_RESOLUTION`, Windows 10 1803+; std ≥ 1.75).
 fn pace(mut live: Vec<Live>, opts: SenderOptions, mono_base: i128, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         let Some(clk) = ClockNow::read(&opts.clock, mono_base) else {

@@ -2,8 +2,10 @@
 //! (with the BASS FFI module) the only place with `unsafe`.
 //!
 //! One OS module is chosen here, in one place (`imp`): `linux/` (SO_TIMESTAMPING,
-//! recvmmsg, io_uring, PTP sockets and PHC, ALSA, SCHED_FIFO) or `other/`
-//! (std/socket2 sockets with user-space timestamps: Windows and the rest).
+//! recvmmsg, io_uring, PTP sockets and PHC, ALSA, SCHED_FIFO), `windows/`
+//! (Winsock PTP sockets with `SO_TIMESTAMP` or user-space QPC stamps, QPC
+//! clocks, the std-socket ingest) or `other/` (std/socket2 sockets with
+//! user-space timestamps, no PTP).
 //! Everything above this layer sees the same API on every OS:
 //!
 //! - [`clock`]: the local monotonic clock ([`MonoNs`]), the PTP reference
@@ -19,9 +21,20 @@
 #[cfg(target_os = "linux")]
 #[path = "linux/mod.rs"]
 mod imp;
-#[cfg(not(target_os = "linux"))]
+#[cfg(windows)]
+#[path = "windows/mod.rs"]
+mod imp;
+#[cfg(not(any(target_os = "linux", windows)))]
 #[path = "other/mod.rs"]
 mod imp;
+
+// Windows' pure parts (no OS calls), compiled on every OS for their tests.
+#[cfg(any(windows, test))]
+#[path = "windows/qpc.rs"]
+pub(crate) mod qpc;
+#[cfg(any(windows, test))]
+#[path = "windows/cmsg.rs"]
+pub(crate) mod wincmsg;
 
 pub mod clock;
 pub mod file;
@@ -73,6 +86,10 @@ pub enum RxTimestamp {
     Software(i64),
     /// NIC hardware timestamp, PHC ns (`SOF_TIMESTAMPING_RAW_HARDWARE`).
     Hardware(i64),
+    /// A stamp already on the local reference clock ([`crate::ptp::LocalNs`]
+    /// ns): Windows' QueryPerformanceCounter, from `SO_TIMESTAMP` or read in
+    /// user space.
+    Local(i64),
 }
 
 /// Metadata of one received datagram.

@@ -53,8 +53,9 @@ fn is_truncation(e: &io::Error) -> bool {
 }
 
 impl PacketSource for UdpSource {
-    /// Waits up to `timeout_ms` for the first datagram, then takes up to
-    /// [`MAX_PER_POLL`] more, each waiting at most the same timeout.
+    /// Waits up to `timeout_ms` for the first datagram, then takes what is
+    /// already queued (non-blocking), up to [`MAX_PER_POLL`] in all: a
+    /// quiet socket after a burst costs no further timeout.
     fn poll(
         &mut self,
         timeout_ms: i32,
@@ -67,7 +68,13 @@ impl PacketSource for UdpSource {
             self.timeout_ms = t;
         }
         let mut n = 0;
+        let mut drained_nonblocking = false;
         while n < MAX_PER_POLL {
+            if n == 1 && !drained_nonblocking {
+                // The first datagram waited; the rest only take what is queued.
+                self.sock.set_nonblocking(true)?;
+                drained_nonblocking = true;
+            }
             let (len, src, truncated) = match self.sock.recv_from(&mut self.buf) {
                 Ok((len, src)) => (len, Some(src), false),
                 Err(e) if is_truncation(&e) => (self.buf.len(), None, true),
@@ -92,12 +99,46 @@ impl PacketSource for UdpSource {
             on_packet(&self.buf[..len], &meta);
             n += 1;
         }
+        if drained_nonblocking {
+            self.sock.set_nonblocking(false)?;
+        }
         Ok(n)
     }
 
     fn backend(&self) -> &'static str {
         "udp-std"
     }
+}
+
+/// Opens the ingest source over `socks` where there is no Linux ingest:
+/// [`IngestKind::Auto`] is the portable std-socket source ([`UdpSource`],
+/// one socket per ingest thread). The OS module re-exports it as
+/// `open_source` (Windows and the rest).
+///
+/// Errors: `Unsupported` for io_uring or recvmmsg (Linux-only) and for more
+/// than one socket; the socket cannot be made blocking.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+pub fn open_single(
+    kind: crate::sys::IngestKind,
+    mut socks: Vec<socket2::Socket>,
+) -> io::Result<crate::sys::OpenedSource> {
+    if kind != crate::sys::IngestKind::Auto {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("ingest backend {kind:?} is Linux-only; use auto"),
+        ));
+    }
+    if socks.len() != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "one stream per ingest thread on this OS (no Receiver::start_group)",
+        ));
+    }
+    let sock = socks.pop().expect("one socket");
+    Ok(crate::sys::OpenedSource {
+        source: Box::new(UdpSource::new(sock)?),
+        fallback_reason: None,
+    })
 }
 
 #[cfg(test)]

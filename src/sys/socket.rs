@@ -138,6 +138,7 @@ pub fn join_v4(
     match source {
         Some(src) => sock
             .join_ssm_v4(&src, &group, &if_ip)
+            .or_else(|e| super::imp::socket::join_ssm_retry(sock, group, src, if_ip, e))
             .map_err(io_err("IP_ADD_SOURCE_MEMBERSHIP")),
         None if if_idx != 0 => sock
             .join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(if_idx))

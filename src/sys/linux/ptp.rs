@@ -251,6 +251,19 @@ impl PtpSockets {
         &self.iface
     }
 
+    /// Receive stamps taken in user space: never on Linux (the kernel stamps).
+    pub fn user_space_rx(&self) -> bool {
+        false
+    }
+
+    /// Which receive timestamps are in use, and a note (empty on Linux).
+    pub fn timestamp_path(&self) -> (&'static str, &'static str) {
+        match self.mode {
+            TsMode::Hardware => ("SO_TIMESTAMPING hardware (PHC)", ""),
+            TsMode::Software => ("SO_TIMESTAMPING software (kernel)", ""),
+        }
+    }
+
     /// Sends an event message to 224.0.1.129:319; returns the OPT_ID its TX
     /// timestamp will carry.
     pub fn send_event(&mut self, data: &[u8]) -> io::Result<u32> {

@@ -93,6 +93,19 @@ pub(crate) fn exclusive_bind(_sock: &Socket) -> Result<(), SocketError> {
     Ok(())
 }
 
+/// A refused source-specific join is final on Linux.
+///
+/// Errors: `e`, unchanged.
+pub(crate) fn join_ssm_retry(
+    _sock: &Socket,
+    _group: Ipv4Addr,
+    _source: Ipv4Addr,
+    _iface: Ipv4Addr,
+    e: io::Error,
+) -> io::Result<()> {
+    Err(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

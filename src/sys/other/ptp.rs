@@ -51,6 +51,14 @@ impl PtpSockets {
     pub fn iface(&self) -> &str {
         match self.never {}
     }
+    /// Receive stamps taken in user space.
+    pub fn user_space_rx(&self) -> bool {
+        match self.never {}
+    }
+    /// Which receive timestamps are in use, and a note.
+    pub fn timestamp_path(&self) -> (&'static str, &'static str) {
+        match self.never {}
+    }
     /// Sends an event message; returns its TX timestamp id.
     ///
     /// Errors: never returns (no socket can exist).

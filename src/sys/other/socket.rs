@@ -84,3 +84,41 @@ pub(crate) fn exclusive_bind(sock: &Socket) -> Result<(), SocketError> {
 pub(crate) fn exclusive_bind(_sock: &Socket) -> Result<(), SocketError> {
     Ok(())
 }
+
+/// Windows under wine: wine (8.x) hands `IP_ADD_SOURCE_MEMBERSHIP`'s
+/// `IP_MREQ_SOURCE { multiaddr, sourceaddr, interface }` to Linux unchanged,
+/// where `struct ip_mreq_source` is `{ multiaddr, interface, sourceaddr }`:
+/// the correct join fails there with WSAEINVAL. Only after that error the
+/// join is retried with the two fields swapped, which only a stack that
+/// reads the Linux layout accepts with this meaning (on Windows the
+/// interface field would then hold the remote source, not a local address).
+///
+/// Errors: the first error `e` when the retry fails too, or when `e` is not
+/// WSAEINVAL (10022).
+#[cfg(windows)]
+pub(crate) fn join_ssm_retry(
+    sock: &Socket,
+    group: Ipv4Addr,
+    source: Ipv4Addr,
+    iface: Ipv4Addr,
+    e: std::io::Error,
+) -> std::io::Result<()> {
+    if e.raw_os_error() != Some(10022) || iface.is_unspecified() {
+        return Err(e);
+    }
+    sock.join_ssm_v4(&iface, &group, &source).map_err(|_| e)
+}
+
+/// A refused source-specific join is final here.
+///
+/// Errors: `e`, unchanged.
+#[cfg(not(windows))]
+pub(crate) fn join_ssm_retry(
+    _sock: &Socket,
+    _group: Ipv4Addr,
+    _source: Ipv4Addr,
+    _iface: Ipv4Addr,
+    e: std::io::Error,
+) -> std::io::Result<()> {
+    Err(e)
+}
