@@ -47,12 +47,15 @@ pub enum ServoKind {
     LinReg,
     /// linuxptp's PI controller (reference).
     Pi,
+    /// Adaptive two-state Kalman filter (`servo/kalman.rs`).
+    Kalman,
 }
 
 from_names!(ServoKind, "servo", {
     "lin-reg" => LinReg,
     "linreg" => LinReg,
     "pi" => Pi,
+    "kalman" => Kalman,
 });
 
 /// Servo tuning. All durations in ns.
@@ -118,9 +121,11 @@ impl Default for ServoConfig {
     }
 }
 
+mod kalman;
 mod linreg;
 mod pi;
 
+pub use kalman::KalmanServo;
 pub use linreg::LinRegServo;
 pub use pi::PiServo;
 
@@ -337,6 +342,7 @@ pub fn new_servo(cfg: ServoConfig) -> Box<dyn Servo> {
     match cfg.kind {
         ServoKind::LinReg => Box::new(LinRegServo::new(cfg)),
         ServoKind::Pi => Box::new(PiServo::new(cfg)),
+        ServoKind::Kalman => Box::new(KalmanServo::new(cfg)),
     }
 }
 
@@ -427,7 +433,7 @@ mod tests {
     /// servos. The first anchor is never limited.
     #[test]
     fn max_step_refuses_a_larger_jump() {
-        for kind in [ServoKind::LinReg, ServoKind::Pi] {
+        for kind in [ServoKind::LinReg, ServoKind::Pi, ServoKind::Kalman] {
             for max_step in [None, Some(Nanos::from_ms(1))] {
                 let mut s = new_servo(ServoConfig {
                     kind,
@@ -456,7 +462,7 @@ mod tests {
 
     #[test]
     fn seed_and_first_sample_anchor() {
-        for kind in [ServoKind::LinReg, ServoKind::Pi] {
+        for kind in [ServoKind::LinReg, ServoKind::Pi, ServoKind::Kalman] {
             let mut s = new_servo(ServoConfig {
                 kind,
                 ..ServoConfig::default()
@@ -488,7 +494,7 @@ mod tests {
     /// servo instead of being followed; the frequency never exceeds the limit.
     #[test]
     fn frequency_beyond_sanity_limit_resets_the_servo() {
-        for kind in [ServoKind::LinReg, ServoKind::Pi] {
+        for kind in [ServoKind::LinReg, ServoKind::Pi, ServoKind::Kalman] {
             let mut s = new_servo(ServoConfig {
                 kind,
                 ..ServoConfig::default()
