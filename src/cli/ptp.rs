@@ -31,7 +31,7 @@ pub(crate) struct PtpArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     duration: Option<f64>,
-    /// Servo estimator: linreg or pi.
+    /// Servo estimator: linreg, pi or kalman (adaptive Kalman filter).
     #[arg(long, default_value = "linreg")]
     servo: ServoKind,
     /// Timestamping: auto (hardware when the interface has it), software, hardware.

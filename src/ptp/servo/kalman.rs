@@ -93,7 +93,9 @@ impl KalmanServo {
     /// A new, unlocked servo.
     pub fn new(cfg: ServoConfig) -> KalmanServo {
         let floor = Self::r_floor(&cfg);
-        let r0 = ((cfg.outlier_floor.as_ns() as f64) / 3.0).powi(2).max(floor);
+        let r0 = ((cfg.outlier_floor.as_ns() as f64) / 3.0)
+            .powi(2)
+            .max(floor);
         KalmanServo {
             core: ServoCore::new(cfg),
             p: [[r0, 0.0], [0.0, FREQ_SD_NONE * FREQ_SD_NONE]],
@@ -131,7 +133,11 @@ impl KalmanServo {
 
     /// Time update to local time `t` (ns): returns the predicted covariance.
     fn predicted(&self, t: i64) -> [[f64; 2]; 2] {
-        let dt = self.last.map(|l| (t - l) as f64 * 1e-9).unwrap_or(0.0).max(0.0);
+        let dt = self
+            .last
+            .map(|l| (t - l) as f64 * 1e-9)
+            .unwrap_or(0.0)
+            .max(0.0);
         let p = self.p;
         let q = self.q;
         [
@@ -139,10 +145,7 @@ impl KalmanServo {
                 p[0][0] + 2.0 * dt * p[0][1] + dt * dt * p[1][1] + q * dt * dt * dt / 3.0,
                 p[0][1] + dt * p[1][1] + q * dt * dt / 2.0,
             ],
-            [
-                p[0][1] + dt * p[1][1] + q * dt * dt / 2.0,
-                p[1][1] + q * dt,
-            ],
+            [p[0][1] + dt * p[1][1] + q * dt * dt / 2.0, p[1][1] + q * dt],
         ]
     }
 
@@ -361,7 +364,11 @@ mod tests {
                 .state;
         }
         assert_eq!(st, ServoState::Locked);
-        assert!((s.freq().as_ppb() - 30_000.0).abs() < 100.0, "{:?}", s.freq());
+        assert!(
+            (s.freq().as_ppb() - 30_000.0).abs() < 100.0,
+            "{:?}",
+            s.freq()
+        );
     }
 
     /// Virtual time, 8 Sync/s, a master 25 ppm off whose timestamps carry
@@ -466,11 +473,7 @@ mod tests {
         feed(&mut s, 0, 100, 50_000.0, 0);
         s.enter_holdover();
         assert_eq!(s.state(), ServoState::Holdover);
-        assert!(
-            (s.freq().as_ppb() - 50_000.0).abs() < 5.0,
-            "{:?}",
-            s.freq()
-        );
+        assert!((s.freq().as_ppb() - 50_000.0).abs() < 5.0, "{:?}", s.freq());
         let r = feed(&mut s, 180, 1, 50_000.0, 0);
         assert!(r.accepted && !r.stepped, "{r:?}");
         assert_eq!(r.state, ServoState::Locked);
