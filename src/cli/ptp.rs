@@ -32,7 +32,7 @@ pub(crate) struct PtpArgs {
     #[arg(long)]
     duration: Option<f64>,
     /// Servo estimator: linreg, pi or kalman (adaptive Kalman filter).
-    #[arg(long, default_value = "linreg")]
+    #[arg(long, default_value = "kalman")]
     servo: ServoKind,
     /// Timestamping: auto (hardware when the interface has it), software, hardware.
     #[arg(long, default_value = "auto", value_parser = ["auto", "software", "hardware"])]

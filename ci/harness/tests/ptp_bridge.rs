@@ -82,7 +82,7 @@ fn bridge_runs_against_ptp4l_reference_slave() {
     check(&r, 2.0, 4.0);
     let r = run("-3", true);
     check(&r, 2.0, 4.0);
-    assert!(r["load_pps"].as_f64().unwrap() > 55_000.0, "load sent: {r}");
+    assert!(r["load_pps"].as_f64().unwrap() > 45_000.0, "load sent: {r}");
     assert!(
         r["load_received"].as_f64().unwrap() > 1_000_000.0,
         "load received in our namespace: {r}"

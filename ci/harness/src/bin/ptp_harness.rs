@@ -59,7 +59,7 @@ enum Cmd {
         #[arg(long, default_value = "target/ptp_harness")]
         out: PathBuf,
         /// Servo to measure.
-        #[arg(long, default_value = "linreg")]
+        #[arg(long, default_value = "kalman")]
         servo: ServoKind,
         /// Linear-regression window, s.
         #[arg(long, default_value_t = 4.0)]
