@@ -272,6 +272,10 @@ pub struct PortCounters {
     /// Syncs from the locked parent dropped as insane: offsetFromMaster
     /// beyond [`PortConfig::sync_sanity_limit`] (not yet confirmed).
     pub sync_insane: u64,
+    /// Syncs from the locked parent dropped as delayed: residence
+    /// (t2 − t1 − meanPathDelay under our clock) beyond the running median
+    /// plus 4 spreads (one-sided: queueing only ever adds delay).
+    pub sync_delayed: u64,
     /// Announces dropped: neither grandmaster nor sender in
     /// [`PortConfig::acceptable_masters`] (§17.6).
     pub unacceptable_master: u64,
@@ -607,7 +611,7 @@ impl Port {
             Body::DelayResp {
                 receive_timestamp,
                 requesting_port,
-            } => self.on_delay_resp(&m.header, *receive_timestamp, *requesting_port),
+            } => self.on_delay_resp(&m.header, *receive_timestamp, *requesting_port, &mut out),
             _ => {}
         }
         out
@@ -951,7 +955,14 @@ mod tests {
             let tok = TxToken(token.0);
             assert!(p.handle_tx_timestamp(tok, LocalNs::from_ns(t3)).is_empty());
             let resp = m.delay_resp(data, t3);
-            assert!(p.handle_general(&resp, LocalNs::from_ns(t3 + D)).is_empty());
+            // Only a clock update (the first meanPathDelay completes its
+            // Sync's sample), never a message.
+            let acts = p.handle_general(&resp, LocalNs::from_ns(t3 + D));
+            assert!(
+                acts.iter()
+                    .all(|a| matches!(a, Action::PublishClock { .. })),
+                "{acts:?}"
+            );
         }
         ev.len()
     }
@@ -968,18 +979,20 @@ mod tests {
         let acts = p.handle_general(&m.announce(), LocalNs::from_ns(2 * MS));
         assert_eq!(p.state(), PortState::Uncalibrated);
         assert!(matches!(acts[..], [Action::PublishClock { .. }]));
-        // First Sync: no path delay yet, so no sample, but a Delay_Req at once
-        // (fast start).
+        // First Sync: no path delay yet, so a Delay_Req at once (fast
+        // start); its Delay_Resp completes the first sample:
+        // offsetFromMaster = ours − master's = −OFF; the servo steps onto
+        // the master.
         assert_eq!(exchange(&mut p, &mut m, 100 * MS), 1);
         let st = p.status(LocalNs::from_ns(102 * MS));
-        assert_eq!(st.offset_from_master, None);
+        assert_eq!(st.offset_from_master, Some(Nanos::from_ns(-OFF)));
         assert_eq!(st.mean_path_delay, Some(Nanos::from_ns(D)));
         assert_eq!(st.counters.delay_resp, 1);
-        // Second Sync: offsetFromMaster = ours − master's = −OFF; the servo
-        // steps onto the master.
+        assert_eq!(st.steps, 1);
+        // Second Sync: on the line.
         exchange(&mut p, &mut m, 225 * MS);
         let st = p.status(LocalNs::from_ns(230 * MS));
-        assert_eq!(st.offset_from_master, Some(Nanos::from_ns(-OFF)));
+        assert!(st.offset_from_master.unwrap().abs() <= Nanos::from_ns(1));
         assert_eq!(st.gm_identity, m.port.clock_identity.to_string());
         assert_eq!(st.steps, 1);
         let t = p.clock_map().unwrap().to_ptp(LocalNs::from_ns(300 * MS));

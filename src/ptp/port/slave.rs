@@ -58,7 +58,29 @@ pub(super) struct SlaveSide {
     pub(super) holdover_since: Option<LocalNs>,
     /// Consecutive Syncs beyond [`super::PortConfig::sync_sanity_limit`].
     insane_in_row: u32,
+    /// Residences (t2 − t1 − meanPathDelay under our clock, ns) of the last
+    /// [`RESIDENCE_WINDOW`] Syncs, delayed ones included.
+    residences: VecDeque<i64>,
+    /// Scratch for the median / MAD (no allocation per Sync once full).
+    scratch: Vec<i64>,
+    /// Consecutive Syncs dropped as delayed.
+    delayed_in_row: u32,
 }
+
+/// meanPathDelay measurements kept (the filter's window).
+const DELAY_WINDOW: usize = 63;
+/// Syncs in the residence statistics.
+const RESIDENCE_WINDOW: usize = 64;
+/// Fewest residences before delayed Syncs are judged.
+const RESIDENCE_MIN: usize = 16;
+/// Most consecutive Syncs dropped as delayed: then they reach the servo
+/// (whose step / restart logic decides), so a real shift is never hidden.
+const DELAYED_MAX_IN_ROW: u32 = 3;
+/// Residence spreads (1.4826·MAD, ≈ σ) beyond the median that mark a Sync
+/// as delayed.
+const DELAYED_SPREADS: f64 = 4.0;
+/// Smallest excess residence that marks a Sync as delayed, ns.
+const DELAYED_FLOOR_NS: f64 = 500.0;
 
 impl SlaveSide {
     /// A new parent (§9.3 decision change): forget the old path and pending
@@ -74,6 +96,8 @@ impl SlaveSide {
         self.delay_req_scheduled = false;
         self.locked_since = None;
         self.insane_in_row = 0;
+        self.residences.clear();
+        self.delayed_in_row = 0;
     }
 
     /// The parent was lost: drop the exchanges in flight.
@@ -149,6 +173,7 @@ impl Port {
         h: &Header,
         receive_timestamp: PtpTimestamp,
         requesting_port: PortIdentity,
+        out: &mut Actions,
     ) {
         if requesting_port != self.cfg.port_identity() || Some(h.source_port) != self.parent {
             return;
@@ -176,11 +201,13 @@ impl Port {
         if d.is_finite() && d.abs() < 1e9 {
             let s = &mut self.slave;
             s.delays.push_back((d.round() as i64, pd.fast));
-            while s.delays.len() > 31 {
+            while s.delays.len() > DELAY_WINDOW {
                 s.delays.pop_front();
             }
-            // Median; once 5 random-phase measurements exist, the
-            // fast-start ones (sent in lock-step with Sync, measured
+            // Mean of the middle half (interquartile mean: as robust as the
+            // median against the queueing tail, and its steps as the window
+            // slides are smaller); once 5 random-phase measurements exist,
+            // the fast-start ones (sent in lock-step with Sync, measured
             // ~0.5-0.8 µs short here) are left out.
             let slow = s.delays.iter().filter(|x| !x.1).count();
             let mut v: Vec<i64> = s
@@ -190,7 +217,22 @@ impl Port {
                 .map(|x| x.0)
                 .collect();
             v.sort_unstable();
-            s.mean_path_delay = Some(Nanos::from_ns(v[v.len() / 2]));
+            let (lo, hi) = (v.len() / 4, v.len() - v.len() / 4);
+            let mid = &v[lo..hi.max(lo + 1)];
+            let iqm = mid.iter().map(|&x| x as i128).sum::<i128>() / mid.len() as i128;
+            let first = s.mean_path_delay.is_none();
+            let d = Nanos::from_ns(iqm as i64);
+            s.mean_path_delay = Some(d);
+            // The first meanPathDelay also completes the Sync it was paired
+            // with: that Sync becomes the first servo sample (one sync
+            // interval sooner to lock, which matters at 1 Sync/s).
+            if first
+                && matches!(self.state, PortState::Slave | PortState::Uncalibrated)
+                && !self.servo.state().usable()
+                && self.slave.last_sync == Some((t1, t2))
+            {
+                self.feed_servo(t1, t2, d, out);
+            }
         } else {
             self.counters.malformed += 1;
         }
@@ -214,8 +256,11 @@ impl Port {
         log_interval: LogInterval,
         out: &mut Actions,
     ) {
-        let now = self.now;
         if !self.sync_is_sane(t1, t2) {
+            return;
+        }
+        if self.sync_is_delayed(t1, t2) {
+            self.counters.sync_delayed += 1;
             return;
         }
         self.slave.last_sync = Some((t1, t2));
@@ -227,6 +272,15 @@ impl Port {
             (None, false) => None,
         };
         if let Some(d) = delay {
+            self.feed_servo(t1, t2, d, out);
+        }
+        self.schedule_delay_req(log_interval, out);
+    }
+
+    /// One servo sample: master time t1 + meanPathDelay at local t2
+    /// (offsetFromMaster, §11.2), then the port state and the published map.
+    fn feed_servo(&mut self, t1: PtpTimestamp, t2: LocalNs, d: Nanos, out: &mut Actions) {
+        {
             let was_usable =
                 self.servo.state().usable() && self.servo.state() != ServoState::Holdover;
             let r = self.servo.sample(t2, t1 + d);
@@ -260,6 +314,11 @@ impl Port {
             });
             self.publish(out);
         }
+    }
+
+    /// The Delay_Req after a Sync.
+    fn schedule_delay_req(&mut self, log_interval: LogInterval, out: &mut Actions) {
+        let now = self.now;
         // Delay_Req timing (§11.3): during the fast start, right after a Sync
         // (t3 − t2 short while the frequency is still unknown); then at a
         // random point of the following sync interval, so the request does
@@ -312,6 +371,51 @@ impl Port {
         }
         self.counters.sync_insane += 1;
         false
+    }
+
+    /// Whether a Sync was delayed on its way (queued behind other traffic):
+    /// its residence r = t2 − t1 − meanPathDelay (t2 under our clock, IEEE
+    /// 1588-2019 §11.3) exceeds the median of the last
+    /// [`RESIDENCE_WINDOW`] residences by more than [`DELAYED_SPREADS`]
+    /// spreads (1.4826·MAD) and [`DELAYED_FLOOR_NS`]. One-sided: queueing
+    /// only adds delay. Judged only with a usable clock and a measured
+    /// meanPathDelay; at most [`DELAYED_MAX_IN_ROW`] in a row are dropped.
+    fn sync_is_delayed(&mut self, t1: PtpTimestamp, t2: LocalNs) -> bool {
+        let st = self.servo.state();
+        let (Some(map), Some(d)) = (self.servo.map(), self.slave.mean_path_delay) else {
+            return false;
+        };
+        if !st.usable() || st == ServoState::Holdover {
+            self.slave.residences.clear();
+            return false;
+        }
+        let r = map.to_ptp(t2).as_nanos() - t1.as_nanos() - d.as_ns() as i128;
+        let r = r.clamp(i64::MIN as i128 / 2, i64::MAX as i128 / 2) as i64;
+        let s = &mut self.slave;
+        let mut delayed = false;
+        if s.residences.len() >= RESIDENCE_MIN {
+            s.scratch.clear();
+            s.scratch.extend(s.residences.iter().copied());
+            let mid = s.scratch.len() / 2;
+            let med = *s.scratch.select_nth_unstable(mid).1;
+            for x in s.scratch.iter_mut() {
+                *x = (*x - med).abs();
+            }
+            let mad = *s.scratch.select_nth_unstable(mid).1 as f64;
+            let limit = (DELAYED_SPREADS * 1.4826 * mad).max(DELAYED_FLOOR_NS);
+            // Beyond the servo's step threshold it is no queueing delay but a
+            // shift of the master: the servo's step logic decides.
+            let excess = (r - med) as f64;
+            delayed = excess > limit
+                && excess < self.cfg.servo.step_threshold.as_ns() as f64
+                && s.delayed_in_row < DELAYED_MAX_IN_ROW;
+        }
+        s.residences.push_back(r);
+        while s.residences.len() > RESIDENCE_WINDOW {
+            s.residences.pop_front();
+        }
+        s.delayed_in_row = if delayed { s.delayed_in_row + 1 } else { 0 };
+        delayed
     }
 
     /// A passed Delay_Req hold-off just opens the way for the next Sync.

@@ -42,17 +42,20 @@ use crate::units::{Nanos, Ppb};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServoKind {
-    /// Windowed linear regression (default).
-    #[default]
+    /// Windowed linear regression.
     LinReg,
     /// linuxptp's PI controller (reference).
     Pi,
+    /// Adaptive two-state Kalman filter (`servo/kalman.rs`, default).
+    #[default]
+    Kalman,
 }
 
 from_names!(ServoKind, "servo", {
     "lin-reg" => LinReg,
     "linreg" => LinReg,
     "pi" => Pi,
+    "kalman" => Kalman,
 });
 
 /// Servo tuning. All durations in ns.
@@ -101,7 +104,7 @@ pub struct ServoConfig {
 impl Default for ServoConfig {
     fn default() -> Self {
         ServoConfig {
-            kind: ServoKind::LinReg,
+            kind: ServoKind::Kalman,
             step_threshold: Nanos::from_us(100),
             step_after: 3,
             restart_after: 6,
@@ -118,9 +121,11 @@ impl Default for ServoConfig {
     }
 }
 
+mod kalman;
 mod linreg;
 mod pi;
 
+pub use kalman::KalmanServo;
 pub use linreg::LinRegServo;
 pub use pi::PiServo;
 
@@ -337,6 +342,7 @@ pub fn new_servo(cfg: ServoConfig) -> Box<dyn Servo> {
     match cfg.kind {
         ServoKind::LinReg => Box::new(LinRegServo::new(cfg)),
         ServoKind::Pi => Box::new(PiServo::new(cfg)),
+        ServoKind::Kalman => Box::new(KalmanServo::new(cfg)),
     }
 }
 
@@ -415,7 +421,7 @@ mod tests {
         assert_eq!(new_servo(pi).config().kind, ServoKind::Pi);
         assert_eq!(
             new_servo(ServoConfig::default()).config().kind,
-            ServoKind::LinReg
+            ServoKind::Kalman
         );
         assert_eq!("lin-reg".parse::<ServoKind>(), Ok(ServoKind::LinReg));
         assert_eq!("pi".parse::<ServoKind>(), Ok(ServoKind::Pi));
@@ -427,7 +433,7 @@ mod tests {
     /// servos. The first anchor is never limited.
     #[test]
     fn max_step_refuses_a_larger_jump() {
-        for kind in [ServoKind::LinReg, ServoKind::Pi] {
+        for kind in [ServoKind::LinReg, ServoKind::Pi, ServoKind::Kalman] {
             for max_step in [None, Some(Nanos::from_ms(1))] {
                 let mut s = new_servo(ServoConfig {
                     kind,
@@ -456,7 +462,7 @@ mod tests {
 
     #[test]
     fn seed_and_first_sample_anchor() {
-        for kind in [ServoKind::LinReg, ServoKind::Pi] {
+        for kind in [ServoKind::LinReg, ServoKind::Pi, ServoKind::Kalman] {
             let mut s = new_servo(ServoConfig {
                 kind,
                 ..ServoConfig::default()
@@ -488,7 +494,7 @@ mod tests {
     /// servo instead of being followed; the frequency never exceeds the limit.
     #[test]
     fn frequency_beyond_sanity_limit_resets_the_servo() {
-        for kind in [ServoKind::LinReg, ServoKind::Pi] {
+        for kind in [ServoKind::LinReg, ServoKind::Pi, ServoKind::Kalman] {
             let mut s = new_servo(ServoConfig {
                 kind,
                 ..ServoConfig::default()

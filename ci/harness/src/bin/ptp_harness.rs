@@ -10,6 +10,15 @@
 //!   Prints a table (rms, max, p1/p50/p99, time to lock), ratios, and the
 //!   kernel software RX timestamp vs a user-space clock read after recv;
 //!   writes `ptp_harness.svg` and `ptp_harness.json` to `--out`.
+//! - `ptp_harness bench --lan [--log-sync N] [--load] [--runs R]` (issue 16's
+//!   rig): a Linux bridge joining four namespaces: the ptp4l grandmaster
+//!   (logSyncInterval N, default −3), our slave, a ptp4l free_running
+//!   reference slave, and (with `--load`) our sender with 8 streams of
+//!   8 ch / 125 µs (64 000 packets/s, AF41) multicast across the same bridge
+//!   to a receiver in our slave's namespace. Prints one table per run and a
+//!   summary line per run (`SUMMARY {json}`: our rms / max / lock after the
+//!   first Sync on the wire, ptp4l's raw rms, their ratio, DSCP EF count of
+//!   our Delay_Reqs), then the median ratio over the runs.
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -50,11 +59,24 @@ enum Cmd {
         #[arg(long, default_value = "target/ptp_harness")]
         out: PathBuf,
         /// Servo to measure.
-        #[arg(long, default_value = "linreg")]
+        #[arg(long, default_value = "kalman")]
         servo: ServoKind,
         /// Linear-regression window, s.
         #[arg(long, default_value_t = 4.0)]
         window_s: f64,
+        /// Bridge rig (issue 16): grandmaster, our slave, ptp4l reference
+        /// slave (and load sender) in namespaces joined by a Linux bridge.
+        #[arg(long)]
+        lan: bool,
+        /// Grandmaster logSyncInterval (`--lan`).
+        #[arg(long, default_value_t = -3, allow_hyphen_values = true)]
+        log_sync: i8,
+        /// Audio load across the bridge (`--lan`): 8 streams of 8 ch / 125 µs.
+        #[arg(long)]
+        load: bool,
+        /// Runs (`--lan`); the median ratio is printed.
+        #[arg(long, default_value_t = 1)]
+        runs: u32,
     },
 }
 
@@ -72,7 +94,24 @@ fn main() {
             seconds,
             out,
             servo,
+            lan: true,
+            log_sync,
+            load,
+            runs,
+            ..
+        } => match lan_runs(seconds, &out, servo, log_sync, load, runs) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ptp_harness bench --lan: {e}");
+                1
+            }
+        },
+        Cmd::Bench {
+            seconds,
+            out,
+            servo,
             window_s,
+            ..
         } => match bench(seconds, &out, servo, window_s) {
             Ok(()) => 0,
             Err(e) => {
@@ -395,6 +434,330 @@ p1/p50/p99 {p1:.0}/{p50:.0}/{p99:.0} ns max {max:.0} ns (rms {rms:.0}); hardware
         out.display()
     );
     Ok(())
+}
+
+/// `runs` LAN runs; prints each and the median ratio.
+fn lan_runs(
+    seconds: u64,
+    out: &Path,
+    servo: ServoKind,
+    log_sync: i8,
+    load: bool,
+    runs: u32,
+) -> Result<(), String> {
+    let mut ratios = Vec::new();
+    for i in 0..runs.max(1) {
+        let dir = out.join(format!(
+            "lan-{}{}-{i}",
+            log_sync,
+            if load { "-load" } else { "" }
+        ));
+        let r = bench_lan(seconds, &dir, servo, log_sync, load)?;
+        if let Some(x) = r["ratio"].as_f64() {
+            ratios.push(x);
+        }
+        println!("SUMMARY {r}");
+    }
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    if let Some(m) = ratios.get(ratios.len() / 2) {
+        println!(
+            "median ours/ptp4l raw rms over {} runs (logSyncInterval {log_sync}, load {load}): {m:.2}; all {ratios:.2?}",
+            ratios.len()
+        );
+    }
+    Ok(())
+}
+
+/// The multicast group and port of load stream `i`.
+fn load_group(i: usize) -> (std::net::Ipv4Addr, u16) {
+    (
+        std::net::Ipv4Addr::new(239, 69, 16, i as u8 + 1),
+        5400 + 2 * i as u16,
+    )
+}
+
+/// One bridge run (see the module doc); returns the summary as JSON.
+fn bench_lan(
+    seconds: u64,
+    out: &Path,
+    servo: ServoKind,
+    log_sync: i8,
+    load: bool,
+) -> Result<serde_json::Value, String> {
+    use aes67::engine::sender::{RtpClock, SendClock, SendStream, Sender, SenderOptions};
+    use aes67::engine::source::ToneSource;
+    use aes67::media::stream::StreamConfig;
+    if !is_root() {
+        return Err("needs root (network namespaces)".into());
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let dir = Dir(out.to_path_buf());
+    // 0 grandmaster, 1 ours (+ load receiver), 2 ptp4l slave, 3 load sender / Sync watcher.
+    let lan = aes67_rig::NetnsLan::new(4)?;
+    let nft = |ns: &str, args: &str| -> Result<String, String> {
+        let o = NetnsPair::cmd_in(ns, "nft")
+            .args(args.split_whitespace())
+            .output()
+            .map_err(|e| format!("nft: {e}"))?;
+        if !o.status.success() {
+            return Err(format!(
+                "nft {args}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    // DSCP of our Delay_Reqs, counted where they arrive (the grandmaster).
+    nft(&lan.ns[0], "add table inet p16")?;
+    nft(
+        &lan.ns[0],
+        "add chain inet p16 c { type filter hook input priority 0 ; }",
+    )?;
+    nft(
+        &lan.ns[0],
+        &format!(
+            "add rule inet p16 c ip saddr {} udp dport 319 ip dscp ef counter",
+            lan.ips[1]
+        ),
+    )?;
+    nft(
+        &lan.ns[0],
+        &format!(
+            "add rule inet p16 c ip saddr {} udp dport 319 counter",
+            lan.ips[1]
+        ),
+    )?;
+    // First Sync on the wire, seen from namespace 3.
+    let watch = in_netns(&lan.ns[3], || -> std::io::Result<std::net::UdpSocket> {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+        s.set_reuse_address(true)?;
+        s.bind(&std::net::SocketAddr::from(([0, 0, 0, 0], 319)).into())?;
+        let ip: std::net::Ipv4Addr = lan.ips[3].parse().expect("ip");
+        s.join_multicast_v4(&std::net::Ipv4Addr::new(224, 0, 1, 129), &ip)?;
+        s.set_read_timeout(Some(Duration::from_millis(100)))?;
+        Ok(s.into())
+    })?
+    .map_err(|e| format!("Sync watcher: {e}"))?;
+    let start = Instant::now();
+    let first_sync = Arc::new(std::sync::Mutex::new(None::<f64>));
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (fs, st) = (first_sync.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut b = [0u8; 128];
+            while !st.load(Ordering::Relaxed) {
+                if let Ok(n) = watch.recv(&mut b)
+                    && n >= 34
+                    && b[0] & 0x0f == 0
+                {
+                    fs.lock()
+                        .expect("lock")
+                        .get_or_insert(start.elapsed().as_secs_f64());
+                    break;
+                }
+            }
+        })
+    };
+    // Load first, so every Sync crosses a loaded bridge.
+    let (sender, rx_count, rx_thread) = if load {
+        let socks = in_netns(&lan.ns[1], || {
+            (0..8)
+                .map(|i| {
+                    let (g, p) = load_group(i);
+                    let mut c = StreamConfig::new(g.into(), p);
+                    c.iface = Some(lan.ifs[1].clone());
+                    c.channels = 8;
+                    aes67::sys::socket::open_stream_socket(&c)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?
+        .map_err(|e| format!("load receiver: {e}"))?;
+        let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (c2, st) = (count.clone(), stop.clone());
+        let rx = std::thread::spawn(move || {
+            let Ok(o) = aes67::sys::open_source(aes67::sys::IngestKind::Recvmmsg, socks) else {
+                eprintln!("load receiver: open_source failed");
+                return;
+            };
+            let mut src = o.source;
+            while !st.load(Ordering::Relaxed) {
+                let _ = src.poll(50, &mut |_, _| {
+                    c2.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+        });
+        let ip: std::net::Ipv4Addr = lan.ips[3].parse().map_err(|e| format!("{e}"))?;
+        let sender = in_netns(&lan.ns[3], || {
+            let streams = (0..8)
+                .map(|i| {
+                    let (g, p) = load_group(i);
+                    let mut c = StreamConfig::new(g.into(), p);
+                    c.channels = 8;
+                    SendStream {
+                        stream: c,
+                        frames: 6,
+                        iface: ip,
+                        ttl: 1,
+                        dscp: 34,
+                        mediaclk_offset: 0,
+                        ssrc: 0x1600 + i as u32,
+                        source: Box::new(ToneSource::new(48_000, 8, 24, 440.0 + i as f64, -12.0)),
+                    }
+                })
+                .collect();
+            Sender::start(
+                streams,
+                SenderOptions::new(SendClock::Monotonic(RtpClock::Arbitrary)),
+            )
+        })?
+        .map_err(|e| format!("load sender: {e}"))?;
+        (Some(sender), Some(count), Some(rx))
+    } else {
+        (None, None, None)
+    };
+    let load_t0 = Instant::now();
+    let gm_conf = GM_CONF.replace("logSyncInterval -3", &format!("logSyncInterval {log_sync}"));
+    let _gm = ptp4l(&lan.ns[0], &lan.ifs[0], &gm_conf, dir.path(), "gm")?;
+    let uds = dir.path().join("slave.uds");
+    let client = dir.path().join("pmc.sock");
+    let slave_conf = format!(
+        "[global]\ndomainNumber 0\ntime_stamping software\ndelay_mechanism E2E\nnetwork_transport UDPv4\n\
+slaveOnly 1\nfree_running 1\nuds_address {}\n",
+        uds.display()
+    );
+    let _sl = ptp4l(&lan.ns[2], &lan.ifs[2], &slave_conf, dir.path(), "slave")?;
+    let handle = PtpClockHandle::new();
+    let args = PtpOptions {
+        slave_only: true,
+        servo,
+        timestamping: Timestamping::Software,
+        ..PtpOptions::new(lan.ifs[1].clone())
+    };
+    let (h2, s2, ns1) = (handle.clone(), stop.clone(), lan.ns[1].clone());
+    let ours =
+        std::thread::spawn(move || in_netns(&ns1, || run_with(&args, &h2, &s2, &mut |_| {})));
+    let mut s_ours = Series {
+        name: "aes67 (ours)",
+        ..Default::default()
+    };
+    let mut s_ptp4l = Series {
+        name: "ptp4l raw (free_running)",
+        ..Default::default()
+    };
+    let mut last_pmc = Instant::now() - Duration::from_secs(1);
+    let mut last_ptp4l: Option<i64> = None;
+    let hard_end = start + Duration::from_secs(seconds + 60);
+    let mut end = hard_end;
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+        let t = start.elapsed().as_secs_f64();
+        let st = handle.servo_state();
+        if st != ServoState::Unlocked
+            && s_ours.first_sync_s.is_none()
+            && handle.snapshot().is_some()
+        {
+            s_ours.first_sync_s = Some(t);
+        }
+        if matches!(st, ServoState::Locked | ServoState::LockedStable) {
+            if s_ours.lock_s.is_none() {
+                s_ours.lock_s = Some(t);
+                end = (Instant::now() + Duration::from_secs(seconds)).min(hard_end);
+            }
+            if let Some(e) = handle.clock_minus_realtime() {
+                s_ours.pts.push((t, e.as_ns() as f64));
+            }
+        }
+        if last_pmc.elapsed() >= Duration::from_millis(250) {
+            last_pmc = Instant::now();
+            if let Some((off, present)) = pmc(&lan.ns[2], &uds, &client)
+                && present
+                && off != 0
+            {
+                s_ptp4l.first_sync_s.get_or_insert(t);
+                if last_ptp4l != Some(off) {
+                    s_ptp4l.pts.push((t, off as f64));
+                    last_ptp4l = Some(off);
+                }
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = ours.join();
+    let _ = watcher.join();
+    let (sent, received) = match (sender, rx_count, rx_thread) {
+        (Some(s), Some(c), Some(r)) => {
+            let st = s.stop();
+            let _ = r.join();
+            let sent: u64 = st.iter().map(|x| x.packets_sent).sum();
+            (sent, c.load(Ordering::Relaxed))
+        }
+        _ => (0, 0),
+    };
+    let load_pps = sent as f64 / load_t0.elapsed().as_secs_f64();
+    let counters = nft(&lan.ns[0], "list table inet p16")?;
+    let count = |with_ef: bool| -> u64 {
+        counters
+            .lines()
+            .filter(|l| l.contains("counter") && l.contains("dscp") == with_ef)
+            .find_map(|l| {
+                l.split("packets ")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    let (ef, all) = (count(true), count(false));
+    // Ours from its lock; ptp4l's after 10 s of sync (it has no lock signal).
+    let settle = |s: &Series| -> Vec<f64> {
+        let from = s
+            .lock_s
+            .or(s.first_sync_s.map(|f| f + 10.0))
+            .unwrap_or(f64::MAX);
+        s.pts.iter().filter(|p| p.0 >= from).map(|p| p.1).collect()
+    };
+    let q_ours = quantiles(&settle(&s_ours)).ok_or("ours: no samples (never locked)")?;
+    let q_ptp4l = quantiles(&settle(&s_ptp4l)).ok_or("ptp4l: no samples")?;
+    let wire_sync = *first_sync.lock().expect("lock");
+    let lock_after = match (wire_sync, s_ours.lock_s) {
+        (Some(f), Some(l)) => Some(l - f),
+        _ => None,
+    };
+    println!(
+        "\nbridge run: logSyncInterval {log_sync}, servo {servo:?}, load {}",
+        if load {
+            format!("{load_pps:.0} packets/s sent, {received} received in our namespace")
+        } else {
+            "none".into()
+        }
+    );
+    println!(
+        "{:<26} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "clock", "n", "rms ns", "max ns", "p1 ns", "p50 ns", "p99 ns"
+    );
+    for (name, q) in [(s_ours.name, q_ours), (s_ptp4l.name, q_ptp4l)] {
+        println!(
+            "{:<26} {:>6} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>10.0}",
+            name, q.5, q.0, q.1, q.2, q.3, q.4
+        );
+    }
+    let ratio = q_ours.0 / q_ptp4l.0;
+    println!(
+        "ours / ptp4l raw rms = {ratio:.2}; our lock {} s after the first Sync on the wire; \
+our Delay_Reqs DSCP EF {ef}/{all}",
+        lock_after.map(|l| format!("{l:.2}")).unwrap_or("-".into())
+    );
+    let svg = plot(&[&s_ours, &s_ptp4l]);
+    std::fs::write(out.join("ptp_harness.svg"), svg).map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({
+        "log_sync": log_sync, "load": load, "servo": servo,
+        "ours_rms_ns": q_ours.0, "ours_max_ns": q_ours.1, "ptp4l_rms_ns": q_ptp4l.0,
+        "ratio": ratio, "lock_after_first_sync_s": lock_after,
+        "delay_req_ef": ef, "delay_req_all": all,
+        "load_pps": load_pps, "load_received": received,
+    }))
 }
 
 /// An SVG with the error over time (top) and a histogram (bottom), µs.
