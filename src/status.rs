@@ -188,6 +188,10 @@ pub struct SenderStatus {
     pub underruns: u64,
     /// Send errors that stopped the sender.
     pub send_errors: u64,
+    /// Pacing lateness: the largest delay of a send behind its schedule since
+    /// the sender's (re)start, s.
+    #[serde(default)]
+    pub pacing_lateness_max_s: f64,
 }
 
 impl PtpPortStatus {

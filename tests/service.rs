@@ -408,6 +408,18 @@ fn unprivileged_service_real_peers_metrics_reload_and_watchdog() {
         text.contains("aes67_stream_packets_total{name=\"r1\"}"),
         "{text}"
     );
+    // Each sender's pacing lateness (largest send behind schedule) is
+    // reported, in seconds: measured (> 0) and far below a packet time x 100.
+    for s in ["s1", "s2"] {
+        let key = format!("aes67_sender_pacing_lateness_max_seconds{{name=\"{s}\"}} ");
+        let v: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in\n{text}"));
+        println!("{s}: pacing lateness max {:.0} us", v * 1e6);
+        assert!(v > 0.0 && v < 0.1, "{s}: pacing lateness {v} s");
+    }
     let mut pt = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

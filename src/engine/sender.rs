@@ -70,6 +70,7 @@ from_names!(RtpClock, "RTP clock", {
 pub struct SenderHandle {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
+    max_late_ns: Arc<AtomicU64>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -77,6 +78,11 @@ impl SenderHandle {
     /// Packets sent so far.
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+    /// Pacing lateness: the largest delay of a send behind its schedule
+    /// (the wake-up after the sleep, CLOCK_MONOTONIC), ns, since the start.
+    pub fn max_late(&self) -> Nanos {
+        Nanos::from_ns(self.max_late_ns.load(Ordering::Relaxed) as i64)
     }
     /// Stops the thread; returns packets sent or the send error.
     pub fn stop(mut self) -> io::Result<u64> {
@@ -96,7 +102,8 @@ impl ToneSender {
         let dest: SocketAddr = (self.stream.dest, self.stream.port).into();
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
-        let (st, se) = (stop.clone(), sent.clone());
+        let max_late_ns = Arc::new(AtomicU64::new(0));
+        let (st, se, ml) = (stop.clone(), sent.clone(), max_late_ns.clone());
         let thread = std::thread::Builder::new()
             .name("aes67-sender".into())
             .spawn(move || {
@@ -133,6 +140,10 @@ impl ToneSender {
                     if due > now {
                         std::thread::sleep(Duration::from_nanos(due.since(now).as_ns() as u64));
                     }
+                    let late = MonoNs::now().since(due).as_ns();
+                    if late > 0 {
+                        ml.fetch_max(late as u64, Ordering::Relaxed);
+                    }
                     sine.fill(&mut samples, ch);
                     let ts = ts0.wrapping_add((k * frames as u64) as u32);
                     rtp::write_header(&mut pkt, k == 0, c.payload_type, k as u16, ts, ssrc);
@@ -149,6 +160,7 @@ impl ToneSender {
         Ok(SenderHandle {
             stop,
             sent,
+            max_late_ns,
             thread: Some(thread),
         })
     }

@@ -797,6 +797,24 @@ fn utc_offset_applies_only_on_the_ptp_timescale() {
     }
 }
 
+/// timeTraceable follows the parent's Announce flagField (it feeds the NMOS
+/// node's `clocks[].traceable`).
+#[test]
+fn time_traceable_follows_the_parents_announce() {
+    for (flags, want) in [
+        (Flags::PTP_TIMESCALE | Flags::TIME_TRACEABLE, true),
+        (Flags::PTP_TIMESCALE, false),
+    ] {
+        let mut m = SimMaster::new(1, 128, 5_000 * S as i128, 0.0);
+        m.ann_flags = flags;
+        let mut sim = Sim::new(Net::default(), vec![m], cfg());
+        sim.run_until(10 * S);
+        let st = sim.slave.status(sim.local(sim.now));
+        assert_eq!(st.state, PortState::Slave);
+        assert_eq!(st.time_traceable, want, "flags {flags:#x}");
+    }
+}
+
 /// Missing TX timestamps: FAULTY after `faulty_after` in a row, then back
 /// to LISTENING (and to MASTER again) after the 16 s fault timeout.
 #[test]

@@ -249,8 +249,14 @@ pub fn render(st: &ServiceStatus) -> String {
         "sender_send_errors",
         "Send errors that stopped the sender",
     );
+    let t_late = gauge(
+        &mut r,
+        "sender_pacing_lateness_max_seconds",
+        "Largest delay of a send behind its schedule since the sender's (re)start",
+    );
     for t in &st.senders {
         let l = label("name", &t.name);
+        t_late.get_or_create(&l).set(t.pacing_lateness_max_s);
         t_up.get_or_create(&l)
             .set(f64::from(u8::from(t.run == RunState::Running)));
         t_pk.get_or_create(&l).inc_by(t.packets);
@@ -402,6 +408,7 @@ mod tests {
             senders: vec![SenderStatus {
                 name: "tone".into(),
                 packets: 99,
+                pacing_lateness_max_s: 0.00025,
                 ..Default::default()
             }],
             ..Default::default()
@@ -417,6 +424,7 @@ mod tests {
             "gm_identity=\"001122.fffe.334455\"",
             "aes67_sender_packets_total{name=\"tone\"} 99",
             "aes67_sender_up{name=\"tone\"} 0",
+            "aes67_sender_pacing_lateness_max_seconds{name=\"tone\"} 0.00025",
             "# TYPE aes67_stream_packets counter",
         ] {
             assert!(t.contains(want), "missing {want:?} in\n{t}");

@@ -234,7 +234,7 @@ impl NmosService {
             Some(PtpClockInfo {
                 gmid,
                 locked: h.locked(),
-                traceable: false,
+                traceable: st.port.time_traceable,
             })
         });
         if let Ok(mut g) = self.clock.lock() {

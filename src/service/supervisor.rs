@@ -165,6 +165,14 @@ impl TxHandle {
         }
     }
 
+    /// Pacing lateness: the largest send behind its schedule so far, s.
+    fn max_late_s(&self) -> f64 {
+        match self {
+            TxHandle::Tone(h) => h.max_late().as_secs_f64(),
+            TxHandle::File(s) => s.stats(0).map(|s| s.max_late_ns).unwrap_or(0) as f64 / 1e9,
+        }
+    }
+
     /// Packets short of audio while the source was live.
     fn underruns(&self) -> u64 {
         match self {
@@ -1078,6 +1086,7 @@ impl Supervisor {
                 restarts: s.restarts,
                 packets: s.run.as_ref().map(|r| r.h.sent()).unwrap_or(0),
                 underruns: s.run.as_ref().map(|r| r.h.underruns()).unwrap_or(0),
+                pacing_lateness_max_s: s.run.as_ref().map(|r| r.h.max_late_s()).unwrap_or(0.0),
                 send_errors: s.send_errors,
             })
             .collect();

@@ -342,6 +342,10 @@ pub struct PortStatus {
     pub steps_refused: u64,
     /// The master's timescale is PTP (TAI).
     pub ptp_timescale: bool,
+    /// The parent's Announce has timeTraceable set (IEEE 1588-2019 §7.6.2.8,
+    /// the flagField bit of §13.3.2.8): its time is traceable to a primary
+    /// reference. False when we are not a slave.
+    pub time_traceable: bool,
     /// currentUtcOffset of the master (or ours), s (§7.2.4).
     pub utc_offset_s: i16,
     /// Counters.
@@ -734,16 +738,18 @@ impl Port {
 
     /// A status snapshot at `now`.
     pub fn status(&self, now: LocalNs) -> PortStatus {
-        let (gm, ptp_ts, utc) = match (&self.parent_announce, self.state) {
+        let (gm, ptp_ts, utc, traceable) = match (&self.parent_announce, self.state) {
             (Some(a), PortState::Slave | PortState::Uncalibrated) => (
                 a.gm_identity.to_string(),
                 self.parent_flags.has(Flags::PTP_TIMESCALE),
                 a.current_utc_offset,
+                self.parent_flags.has(Flags::TIME_TRACEABLE),
             ),
             _ => (
                 self.cfg.clock_identity.to_string(),
                 self.cfg.ptp_timescale,
                 self.cfg.utc_offset,
+                false,
             ),
         };
         let recent: Vec<i64> = self
@@ -786,6 +792,7 @@ impl Port {
             steps: self.servo.steps(),
             steps_refused: self.servo.steps_refused(),
             ptp_timescale: ptp_ts,
+            time_traceable: traceable,
             utc_offset_s: utc,
             counters: self.counters,
         }
