@@ -31,8 +31,8 @@ pub(crate) struct PtpArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     duration: Option<f64>,
-    /// Servo estimator: linreg, pi or kalman (adaptive Kalman filter).
-    #[arg(long, default_value = "kalman")]
+    /// Servo estimator: linreg (default), pi or kalman (adaptive Kalman filter).
+    #[arg(long, default_value = "linreg")]
     servo: ServoKind,
     /// Timestamping: auto (hardware when the interface has it), software, hardware.
     #[arg(long, default_value = "auto", value_parser = ["auto", "software", "hardware"])]

@@ -85,7 +85,7 @@ impl PtpOptions {
             slave_only: false,
             master_only: false,
             duration: None,
-            servo: ServoKind::Kalman,
+            servo: ServoKind::LinReg,
             timestamping: Timestamping::Auto,
             priority1: 128,
             log_sync_interval: -3,

@@ -42,12 +42,12 @@ use crate::units::{Nanos, Ppb};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServoKind {
-    /// Windowed linear regression.
+    /// Windowed linear regression (default).
+    #[default]
     LinReg,
     /// linuxptp's PI controller (reference).
     Pi,
-    /// Adaptive two-state Kalman filter (`servo/kalman.rs`, default).
-    #[default]
+    /// Adaptive two-state Kalman filter (`servo/kalman.rs`; `--servo kalman`).
     Kalman,
 }
 
@@ -104,7 +104,7 @@ pub struct ServoConfig {
 impl Default for ServoConfig {
     fn default() -> Self {
         ServoConfig {
-            kind: ServoKind::Kalman,
+            kind: ServoKind::LinReg,
             step_threshold: Nanos::from_us(100),
             step_after: 3,
             restart_after: 6,
@@ -421,7 +421,7 @@ mod tests {
         assert_eq!(new_servo(pi).config().kind, ServoKind::Pi);
         assert_eq!(
             new_servo(ServoConfig::default()).config().kind,
-            ServoKind::Kalman
+            ServoKind::LinReg
         );
         assert_eq!("lin-reg".parse::<ServoKind>(), Ok(ServoKind::LinReg));
         assert_eq!("pi".parse::<ServoKind>(), Ok(ServoKind::Pi));
