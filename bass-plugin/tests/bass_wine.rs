@@ -34,7 +34,7 @@ fn run(cmd: &mut Command) -> String {
 
 /// Builds the DLL, the host and the shim; returns the directory holding
 /// host.exe, bass.dll, bass_aes67.dll and bcryptprimitives.dll.
-pub(crate) fn wine_dir(features: &[&str]) -> PathBuf {
+pub(crate) fn wine_dir(features: &[&str], tag: &str) -> PathBuf {
     for tool in ["wine", "x86_64-w64-mingw32-gcc"] {
         assert!(
             Command::new("sh")
@@ -66,11 +66,10 @@ pub(crate) fn wine_dir(features: &[&str]) -> PathBuf {
         ])
         .args(features));
     let dll = target.join("x86_64-pc-windows-gnu/release/bass_aes67.dll");
-    let dir = target.join(if features.is_empty() {
-        "run"
-    } else {
-        "run-engine"
-    });
+    // One directory and wine prefix per test: tests run in parallel, and
+    // `finish_wine` stops its prefix's wineserver (killing any other host of
+    // that prefix), while each build copies its own DLL into the directory.
+    let dir = target.join(format!("run-{tag}"));
     std::fs::create_dir_all(&dir).unwrap();
     let bass = PathBuf::from(
         run(Command::new("bash").arg(root.join("ci/bass-fetch.sh")))
@@ -142,7 +141,7 @@ pub(crate) fn wine(dir: &Path, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn windows_dll_under_wine_with_real_bass() {
-    let dir = wine_dir(&["--no-default-features"]);
+    let dir = wine_dir(&["--no-default-features"], "dll");
     let (ok, out) = wine(&dir, &[]);
     eprintln!("{out}");
     assert!(ok && out.contains("\nALL OK"), "wine host failed:\n{out}");
@@ -167,7 +166,7 @@ fn pattern(frames: usize) -> Vec<i32> {
 /// loopback (127.0.0.1) and returns the pattern bit-exactly.
 #[test]
 fn windows_engine_receives_gstreamer_unicast_under_wine() {
-    let dir = wine_dir(&["--features", "windows-engine"]);
+    let dir = wine_dir(&["--features", "windows-engine"], "engine");
     let wav = dir.join("pattern.wav");
     let spec = hound::WavSpec {
         channels: 2,
@@ -222,7 +221,7 @@ fn windows_engine_receives_gstreamer_unicast_under_wine() {
 /// host: the whole file arrives bit-exactly.
 #[test]
 fn windows_output_sends_bass_decoded_wav_to_gstreamer_unicast_under_wine() {
-    let dir = wine_dir(&["--features", "windows-engine"]);
+    let dir = wine_dir(&["--features", "windows-engine"], "output");
     let wav = dir.join("out-pattern.wav");
     let spec = hound::WavSpec {
         channels: 2,
