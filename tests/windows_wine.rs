@@ -626,7 +626,9 @@ fn wine_dll_receives_gstreamer_multicast_bit_exact() {
         pattern_wav(&wav, ch, secs);
         let (group, port) = (format!("239.69.12.{}", 10 + i), 5004 + i as u16 * 2);
         let mut url = format!(
-            "aes67://{group}:{port}?iface={}&ch={ch}&jitter=40&fill=available",
+            // 200 ms: wine's user-space wake-ups reach ~40 ms (issue 12 note), and at
+            // 8000 packets/s a 40 ms buffer saw 644 late packets in one run of three.
+            "aes67://{group}:{port}?iface={}&ch={ch}&jitter=200&fill=available",
             net.ip_b
         );
         if ssm {
