@@ -5,6 +5,8 @@
 # media-clock tone to hw:Loopback,0,N while a reader records hw:Loopback,1,N.
 # usage: guest-aloop.sh <test-exe> <seconds> [shifts...]
 EXE=$1; SECS=$2; shift 2
+# run the binary from tmpfs: code pages faulted over 9p under tcg stall threads at start-up
+cp "$EXE" /dev/shm/aes67-exe && EXE=/dev/shm/aes67-exe
 SHIFTS=${*:-"99900 100100 100000"}
 set -- $SHIFTS
 modprobe snd-aloop pcm_substreams=$# || { echo "GUEST: modprobe snd-aloop failed"; exit 3; }

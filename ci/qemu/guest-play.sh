@@ -11,6 +11,8 @@
 # shifts 99900 (+1001 ppm) and 100100 (-999 ppm) at once (loopback subdevices 0 and 1),
 # and SIGSTOPs both receivers for 300 ms half-way (times in ext-<shift>.stall: start and stall, s of CLOCK_REALTIME).
 BIN=$1; SECS=$2; SHIFT=$3; EXT=${4:-0}
+# run the binary from tmpfs: code pages faulted over 9p under tcg stall threads at start-up
+cp "$BIN" /dev/shm/aes67 && BIN=/dev/shm/aes67
 modprobe snd-aloop pcm_substreams=2 || { echo "GUEST: modprobe snd-aloop failed"; exit 3; }
 shift_to() {
   for d in 0 1; do

@@ -765,17 +765,20 @@ fn run_with_clock(
         rt_priority: rt.then(|| c.rt_priority.saturating_sub(5).max(1)),
         ..Default::default()
     };
-    let (rx, ring) = Receiver::start(cfg.clone(), opts)?;
-    if let Some(why) = rx.fallback_reason() {
-        eprintln!("aes67: io_uring unavailable ({why}); using recvmmsg");
-    }
-    if rx.ingest_rt() == Some(false) {
-        eprintln!(
-            "aes67: warning: SCHED_FIFO denied for the ingest thread (needs CAP_SYS_NICE or RLIMIT_RTPRIO); \
-             it runs at normal priority"
-        );
-    }
-    let sink = match &spec {
+    // The real-time output is made ready (device opened, memory locked) before the
+    // receiver starts: under a slow start (alsa-lib's configuration, mlockall of the
+    // binary) the receiver would otherwise fill the ring to its end and drop the
+    // newest frames, a hole that is played later as a click.
+    type StartRt = Box<
+        dyn FnOnce(
+            rtrb::Consumer<i32>,
+        ) -> Result<
+            aes67::engine::playout::Playout,
+            aes67::rate::resampler::ResamplerError,
+        >,
+    >;
+    let media = aes67::engine::playout::MediaRate::free_running();
+    let start_rt: Option<StartRt> = match &spec {
         OutputSpec::Alsa(_) | OutputSpec::Sim { .. } => {
             let ms = |v: f64| ((v * cfg.sample_rate as f64 / 1000.0).round() as usize).max(16);
             let period = ms(c.alsa_period_ms);
@@ -787,8 +790,14 @@ fn run_with_clock(
             pc.target_latency = Nanos::from_ns((c.playout_target_ms * 1e6) as i64);
             pc.rt_priority = Some(c.rt_priority);
             pc.quality = c.resampler;
-            let media = aes67::engine::playout::MediaRate::free_running();
-            let playout = match &spec {
+            if pc.lock_memory {
+                if let Err(e) = aes67::sys::rt::lock_memory() {
+                    eprintln!("playout: mlockall failed ({e}); continuing without locked memory");
+                }
+                pc.lock_memory = false;
+            }
+            let media = media.clone();
+            Some(match &spec {
                 OutputSpec::Sim { ppm } => {
                     // The software sound device: same RT path, no sound card.
                     let device = aes67::engine::playout::SimDevice::new(
@@ -798,7 +807,9 @@ fn run_with_clock(
                         buffer,
                         cfg.channels as usize,
                     );
-                    aes67::engine::playout::Playout::start(pc, device, ring, media.clone())
+                    Box::new(move |ring| {
+                        aes67::engine::playout::Playout::start(pc, device, ring, media)
+                    }) as StartRt
                 }
                 OutputSpec::Alsa(dev) => {
                     let device = aes67::engine::playout::AlsaDevice::open(
@@ -812,14 +823,31 @@ fn run_with_clock(
                         device: dev.clone(),
                         reason: e.to_string(),
                     })?;
-                    aes67::engine::playout::Playout::start(pc, device, ring, media.clone())
+                    Box::new(move |ring| {
+                        aes67::engine::playout::Playout::start(pc, device, ring, media)
+                    })
                 }
                 _ => unreachable!("matched above"),
-            }
-            .map_err(|e| format!("playout: {e}"))?;
+            })
+        }
+        _ => None,
+    };
+    let (rx, ring) = Receiver::start(cfg.clone(), opts)?;
+    if let Some(why) = rx.fallback_reason() {
+        eprintln!("aes67: io_uring unavailable ({why}); using recvmmsg");
+    }
+    if rx.ingest_rt() == Some(false) {
+        eprintln!(
+            "aes67: warning: SCHED_FIFO denied for the ingest thread (needs CAP_SYS_NICE or RLIMIT_RTPRIO); \
+             it runs at normal priority"
+        );
+    }
+    let sink = match start_rt {
+        Some(start) => {
+            let playout = start(ring).map_err(|e| format!("playout: {e}"))?;
             Sink::Rt { playout, media }
         }
-        _ => Sink::Plain(Output::start(spec.clone(), fmt, ring)?),
+        None => Sink::Plain(Output::start(spec.clone(), fmt, ring)?),
     };
     eprintln!(
         "aes67: receiving {}:{} {} {} ch {} Hz pt {} via {} -> {} (link offset {} ms)",

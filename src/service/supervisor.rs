@@ -319,8 +319,12 @@ fn start_receiver(
         rt_priority: rt.then(|| c.rt_priority.saturating_sub(5).max(1)),
         ..Default::default()
     };
-    let (rx, ring) = Receiver::start(stream.clone(), opts).map_err(|e| e.to_string())?;
-    let out = if rt {
+    // The real-time output is made ready (memory locked, device opened) before the
+    // receiver starts, so a slow start cannot fill the ring to its end and drop the
+    // newest frames (a hole that would be played later as a click).
+    type StartRt = Box<dyn FnOnce(rtrb::Consumer<i32>) -> Result<Playout, String>>;
+    let mut prepared: Option<(StartRt, Arc<MediaRate>)> = None;
+    if rt {
         let frames =
             |ms: f64| ((ms * f64::from(stream.sample_rate) / 1000.0).round() as usize).max(16);
         let period = frames(c.alsa_period_ms);
@@ -330,21 +334,27 @@ fn start_receiver(
         pc.period_frames = period;
         pc.target_latency = Nanos::from_ns((c.playout_target_ms * 1e6).round() as i64);
         pc.rt_priority = Some(c.rt_priority);
+        if pc.lock_memory {
+            if let Err(e) = crate::sys::rt::lock_memory() {
+                tracing::warn!("mlockall failed ({e}); continuing without locked memory");
+            }
+            pc.lock_memory = false;
+        }
         let media = MediaRate::free_running();
-        let started = match &c.output {
-            OutputSpec::Sim { ppm } => Playout::start(
-                pc,
-                SimDevice::new(
+        let m = media.clone();
+        let start: StartRt = match &c.output {
+            OutputSpec::Sim { ppm } => {
+                let d = SimDevice::new(
                     stream.sample_rate,
                     *ppm,
                     period,
                     buffer,
                     usize::from(stream.channels),
-                ),
-                ring,
-                media.clone(),
-            )
-            .map_err(|e| format!("playout: {e}")),
+                );
+                Box::new(move |ring| {
+                    Playout::start(pc, d, ring, m).map_err(|e| format!("playout: {e}"))
+                })
+            }
             OutputSpec::Alsa(dev) => match AlsaDevice::open(
                 dev,
                 usize::from(stream.channels),
@@ -352,13 +362,18 @@ fn start_receiver(
                 period,
                 buffer,
             ) {
-                Ok(d) => {
-                    Playout::start(pc, d, ring, media.clone()).map_err(|e| format!("playout: {e}"))
-                }
-                Err(e) => Err(format!("cannot open ALSA device {dev:?}: {e}")),
+                Ok(d) => Box::new(move |ring| {
+                    Playout::start(pc, d, ring, m).map_err(|e| format!("playout: {e}"))
+                }),
+                Err(e) => return Err(format!("cannot open ALSA device {dev:?}: {e}")),
             },
-            _ => Err("not a real-time output".into()),
+            _ => return Err("not a real-time output".into()),
         };
+        prepared = Some((start, media));
+    }
+    let (rx, ring) = Receiver::start(stream.clone(), opts).map_err(|e| e.to_string())?;
+    let out = if let Some((start, media)) = prepared {
+        let started = start(ring);
         match started {
             Ok(playout) => Sink::Rt {
                 playout,
