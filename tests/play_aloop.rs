@@ -11,8 +11,9 @@
 //! the guest (`audiotestsrc ! rtpL24pay ! udpsink`, 4 ms packets, loopback multicast)
 //! received by `aes67 play … --output alsa:hw:Loopback,0,0` with the emulated-CPU
 //! settings, for `AES67_PLAY_EXT_SECONDS` (0 = skip, the default; `ci/test.sh` sets it) at the shifts
-//! +1001 ppm (99900) and −999 ppm (100100) at once (two loopback subdevices, one sender), with both receivers SIGSTOPped for 300 ms
-//! half-way. Asserts per shift: at most one underrun/xrun (no second one), recovery
+//! +1001 ppm (99900) and −999 ppm (100100) at once (two loopback subdevices, one sender,
+//! started 3 s after the receivers, which wait for it), with both receivers SIGSTOPped for
+//! 300 ms half-way. Asserts per shift: at most one underrun/xrun (no second one), recovery
 //! from the stall within [`EXT_RECOVERY_S`] (10 s means of the filtered latency error
 //! within ±2 ms from then on, with no second underrun), the mean
 //! ratio over the last minute within 50 ppm of the shift, and no discontinuity in
@@ -162,6 +163,15 @@ fn check_external(dir: &std::path::Path, shift: u32, ppm: f64, ext: u64) -> Resu
         .zip(stall.first())
         .map(|(b, a)| b - a)
         .unwrap_or(ext as f64 / 2.0);
+    // The sender starts 3 s after the receivers (guest-play.sh): the recording's
+    // time base (its first tone frame) is the sender's start.
+    let gst_start: Option<f64> = std::fs::read_to_string(dir.join("ext.gst-start"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let t_stall_rec = match (gst_start, stall.get(1)) {
+        (Some(g), Some(b)) => b - g,
+        _ => t_stall - 3.0,
+    };
     let lines: Vec<serde_json::Value> = read("json")?
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -256,9 +266,9 @@ fn check_external(dir: &std::path::Path, shift: u32, ppm: f64, ext: u64) -> Resu
     let mut first_bad_out = None;
     for n in (first + 480)..last.saturating_sub(480) {
         if (x[n] - c * x[n - 1] + x[n - 2]).abs() > amp * 0.01 {
-            // recording time since the first tone frame ≈ aes67's t_s − priming
+            // recording time since the first tone frame ≈ time since the sender's start
             let t = (n - first) as f64 / 48_000.0;
-            if t > t_stall - 5.0 && t < t_stall + EXT_RECOVERY_S {
+            if t > t_stall_rec - 5.0 && t < t_stall_rec + EXT_RECOVERY_S {
                 bad_in += 1;
             } else {
                 bad_out += 1;

@@ -9,7 +9,8 @@
 # a GStreamer pipeline (audiotestsrc ! rtpL24pay ! udpsink, 4 ms packets, loopback
 # multicast 239.255.67.68:5006), with `aes67 play` for <ext-seconds> at each of the
 # shifts 99900 (+1001 ppm) and 100100 (-999 ppm) at once (loopback subdevices 0 and 1),
-# and SIGSTOPs both receivers for 300 ms half-way (times in ext-<shift>.stall: start and stall, s of CLOCK_REALTIME).
+# and SIGSTOPs both receivers for 300 ms half-way (times in ext-<shift>.stall: start and stall,
+# and in ext.gst-start: the sender's start 3 s after the receivers', s of CLOCK_REALTIME).
 BIN=$1; SECS=$2; SHIFT=$3; EXT=${4:-0}
 # run the binary from tmpfs: code pages faulted over 9p under tcg stall threads at start-up
 cp "$BIN" /dev/shm/aes67 && BIN=/dev/shm/aes67
@@ -39,16 +40,11 @@ ip route add 239.0.0.0/8 dev lo 2>/dev/null
 # build it before the timed runs (a plugin scan under tcg takes a while)
 export GST_REGISTRY=$AES67_WORK/gst-registry.bin
 gst-inspect-1.0 rtpL24pay > /dev/null 2>&1 || { echo "GUEST: GStreamer has no rtpL24pay"; exit 5; }
-# One GStreamer sender, two receivers at once: shift 99900 on loopback subdevice 0 and
-# 100100 on subdevice 1 (each subdevice has its own PCM Rate Shift), both SIGSTOPped
-# for 300 ms half-way.
-gst-launch-1.0 -q audiotestsrc is-live=true wave=sine freq=1000 volume=0.251 \
-  ! audio/x-raw,format=S24BE,rate=48000,channels=2 \
-  ! rtpL24pay pt=96 mtu=1500 min-ptime=4000000 max-ptime=4000000 \
-  ! udpsink host=239.255.67.68 port=5006 multicast-iface=lo ttl-mc=0 auto-multicast=true sync=true \
-  > "$AES67_WORK/ext.gst.err" 2>&1 &
-GST=$!
-sleep 2
+# Two receivers at once, then one GStreamer sender: shift 99900 on loopback subdevice 0
+# and 100100 on subdevice 1 (each subdevice has its own PCM Rate Shift), both SIGSTOPped
+# for 300 ms half-way. The receivers start first and wait for the stream, as a playout
+# box does: two processes starting (mlockall, ALSA set-up) under tcg would otherwise
+# starve the sender's first seconds.
 PIDS=""; RECS=""; SUB=0
 for S in 99900 100100; do
   for d in 0 1; do
@@ -65,7 +61,15 @@ for S in 99900 100100; do
   PIDS="$PIDS $!"
   SUB=$((SUB + 1))
 done
-sleep $((EXT / 2))
+sleep 3
+date +%s.%N > "$AES67_WORK/ext.gst-start"
+gst-launch-1.0 -q audiotestsrc is-live=true wave=sine freq=1000 volume=0.251 \
+  ! audio/x-raw,format=S24BE,rate=48000,channels=2 \
+  ! rtpL24pay pt=96 mtu=1500 min-ptime=4000000 max-ptime=4000000 \
+  ! udpsink host=239.255.67.68 port=5006 multicast-iface=lo ttl-mc=0 auto-multicast=true sync=true \
+  > "$AES67_WORK/ext.gst.err" 2>&1 &
+GST=$!
+sleep $((EXT / 2 - 3))
 for S in 99900 100100; do date +%s.%N >> "$AES67_WORK/ext-$S.stall"; done
 kill -STOP $PIDS; sleep 0.3; kill -CONT $PIDS
 rc=0

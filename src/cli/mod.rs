@@ -763,6 +763,12 @@ fn run_with_clock(
         clock,
         // Real-time output: ingest runs SCHED_FIFO just below the playout thread.
         rt_priority: rt.then(|| c.rt_priority.saturating_sub(5).max(1)),
+        // A free-running stream settles its timing before the playout hears it.
+        settle: if rt {
+            aes67::engine::receiver::RT_SETTLE
+        } else {
+            Nanos::ZERO
+        },
         ..Default::default()
     };
     // The real-time output is made ready (device opened, memory locked) before the

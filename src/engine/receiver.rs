@@ -23,6 +23,10 @@ use crate::sys::{PacketSource, RxTimestamp, open_source};
 use crate::units::{MonoNs, Nanos};
 use std::net::IpAddr;
 
+/// Settle time of a free-running stream that plays to a real-time output (ns):
+/// see [`ReceiverOptions::settle`].
+pub const RT_SETTLE: Nanos = Nanos::from_ms(500);
+
 /// Options of a receiver beyond the stream description.
 pub struct ReceiverOptions {
     /// Link offset: each frame plays this long after its media-clock time
@@ -41,6 +45,13 @@ pub struct ReceiverOptions {
     /// cannot hold ingest off past the ring's margin. Default `None`
     /// (normal scheduling). See [`Receiver::ingest_rt`].
     pub rt_priority: Option<u8>,
+    /// Settle time of the default free-running media clock (ns): it learns the
+    /// stream's timing this long after the first packet before any frame is
+    /// released ([`MonotonicMediaClock::with_settle`]); the playout buffer grows
+    /// by as much. Used with real-time outputs, whose rate loop would otherwise
+    /// answer a start-up burst with a drop (an audible click) a few seconds in.
+    /// Default 0 (release at once); ignored with [`ReceiverOptions::clock`].
+    pub settle: Nanos,
 }
 
 impl Default for ReceiverOptions {
@@ -51,6 +62,7 @@ impl Default for ReceiverOptions {
             ring_frames: None,
             ingest: IngestKind::Auto,
             rt_priority: None,
+            settle: Nanos::ZERO,
         }
     }
 }
@@ -551,7 +563,14 @@ impl Receiver {
             let rate = cfg.sample_rate;
             let link_frames =
                 (opts.link_offset.as_ns() as i128 * rate as i128 / 1_000_000_000) as u32;
-            let window_ms = opts.link_offset.as_ns() / 1_000_000 + cfg.jitter_ms as i64 + 250;
+            let settle = if opts.clock.is_none() {
+                opts.settle.max(Nanos::ZERO)
+            } else {
+                Nanos::ZERO
+            };
+            let window_ms = (opts.link_offset.as_ns() + settle.as_ns()) / 1_000_000
+                + cfg.jitter_ms as i64
+                + 250;
             let mut jb = PlayoutBuffer::try_new(PlayoutConfig {
                 channels: ch,
                 encoding: cfg.encoding,
@@ -570,7 +589,7 @@ impl Receiver {
             let (prod, cons) = rtrb::RingBuffer::new(ring_frames * ch);
             let clock = opts
                 .clock
-                .unwrap_or_else(|| Box::new(MonotonicMediaClock::new(rate)));
+                .unwrap_or_else(|| Box::new(MonotonicMediaClock::with_settle(rate, settle)));
             let stop = Arc::new(AtomicBool::new(false));
             let shared = Arc::new(Shared::default());
             let lock = SourceLock::new(SourceLockConfig::new(

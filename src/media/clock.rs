@@ -61,9 +61,20 @@ pub trait MediaClock: Send {
 /// or stray packet far ahead) moves the anchor only when
 /// [`EARLY_CONFIRM`] consecutive packets agree; then by the smallest of
 /// their advances.
+///
+/// With a settle time ([`MonotonicMediaClock::with_settle`]) the clock learns
+/// from arrivals for that long after its first packet before it gives a
+/// position: a stream's first packets often arrive late (a sender's start-up
+/// burst, a receiver thread still starting), and the earlier ones that follow
+/// would move the anchor, and so release a burst of frames, after playout has
+/// begun. Settled first, the burst happens before anything is audible.
 #[derive(Debug, Clone)]
 pub struct MonotonicMediaClock {
     rate: u32,
+    /// Learning time after the first packet before [`MediaClock::rtp_now`] answers.
+    settle: Nanos,
+    /// Arrival of the first packet since the last reset.
+    first: Option<MonoNs>,
     anchor: Option<(u32, MonoNs)>,
     window_min: i64,
     window_start: MonoNs,
@@ -83,8 +94,18 @@ const REANCHOR_FRAMES: i64 = 1 << 29;
 impl MonotonicMediaClock {
     /// A clock for a stream at `rate` Hz.
     pub fn new(rate: u32) -> MonotonicMediaClock {
+        MonotonicMediaClock::with_settle(rate, Nanos::ZERO)
+    }
+
+    /// A clock for a stream at `rate` Hz that answers [`MediaClock::rtp_now`]
+    /// only once `settle` (ns) has passed since the first packet (and again
+    /// after each [`MediaClock::reset`]). The playout buffer must hold `settle`
+    /// more than the link offset.
+    pub fn with_settle(rate: u32, settle: Nanos) -> MonotonicMediaClock {
         MonotonicMediaClock {
             rate,
+            settle,
+            first: None,
             anchor: None,
             window_min: i64::MAX,
             window_start: MonoNs::from_ns(0),
@@ -101,12 +122,16 @@ impl MonotonicMediaClock {
 impl MediaClock for MonotonicMediaClock {
     fn rtp_now(&mut self, now: MonoNs) -> Option<u32> {
         let (ts0, t0) = self.anchor?;
+        if self.settle > Nanos::ZERO && now.since(self.first?) < self.settle {
+            return None;
+        }
         Some(ts0.wrapping_add(self.elapsed_frames(t0, now) as u32))
     }
 
     fn observe(&mut self, rtp_ts: u32, arrival: MonoNs) {
         let Some((ts0, t0)) = self.anchor else {
             self.anchor = Some((rtp_ts, arrival));
+            self.first = Some(arrival);
             self.window_start = arrival;
             return;
         };
@@ -151,6 +176,7 @@ impl MediaClock for MonotonicMediaClock {
 
     fn reset(&mut self) {
         self.anchor = None;
+        self.first = None;
         self.window_min = i64::MAX;
         self.early = (0, i64::MIN);
     }
@@ -236,6 +262,47 @@ mod tests {
             c.observe((i * 48 + 9600) as u32, at(i));
         }
         assert_eq!(c.rtp_now(at(118)), Some((118 * 48 + 9600) as u32));
+    }
+
+    /// A stream whose first packet arrives 120 ms late and whose lateness then
+    /// drains at 0.5 ms per packet (a sender's start-up queue): the anchor moves
+    /// 120 ms earlier over the first 240 ms. Without a settle time the clock
+    /// answers from 120 ms on and its position then runs 120 ms ahead of the
+    /// elapsed time (what a playing output receives as a 120 ms burst); with a
+    /// 500 ms settle time it first answers at 620 ms, already on the sender's
+    /// timing, and never runs ahead.
+    #[test]
+    fn settling_clock_learns_a_late_first_packet_before_it_answers() {
+        let at = |us: u64| MonoNs::from_ns(1_000_000_000 + us * 1000);
+        // packet i (48 frames, 1 ms) is sent at i ms
+        let arrival = |i: u64| at(if i < 240 { 120_000 + i * 500 } else { i * 1000 });
+        for settle_ms in [0i64, 500] {
+            let mut c = MonotonicMediaClock::with_settle(48_000, Nanos::from_ms(settle_ms));
+            let mut first: Option<(u64, u32)> = None;
+            let mut next = 0u64;
+            let mut ahead_max = 0i64; // frames the position ran ahead of the elapsed time
+            for ms in 0..2000u64 {
+                while arrival(next) <= at(ms * 1000) {
+                    c.observe((next * 48) as u32, arrival(next));
+                    next += 1;
+                }
+                if let Some(p) = c.rtp_now(at(ms * 1000)) {
+                    let (ms0, p0) = *first.get_or_insert((ms, p));
+                    let ahead = p.wrapping_sub(p0) as i32 as i64 - (ms - ms0) as i64 * 48;
+                    ahead_max = ahead_max.max(ahead);
+                }
+            }
+            let first_ms = first.expect("answers").0;
+            if settle_ms == 0 {
+                assert_eq!(first_ms, 120);
+                assert!(ahead_max >= 110 * 48, "runs ahead {ahead_max} frames");
+            } else {
+                assert_eq!(first_ms, 620);
+                assert!(ahead_max <= 48, "runs ahead {ahead_max} frames");
+                // on the sender's timing once settled
+                assert_eq!(c.rtp_now(at(1_999_000)), Some(1999 * 48));
+            }
+        }
     }
 
     #[test]

@@ -317,6 +317,12 @@ fn start_receiver(
         link_offset: Nanos::from_ns((buffer_ms * 1e6).round() as i64),
         clock,
         rt_priority: rt.then(|| c.rt_priority.saturating_sub(5).max(1)),
+        // A free-running stream settles its timing before the playout hears it.
+        settle: if rt {
+            crate::engine::receiver::RT_SETTLE
+        } else {
+            Nanos::ZERO
+        },
         ..Default::default()
     };
     // The real-time output is made ready (memory locked, device opened) before the
