@@ -796,6 +796,29 @@ mod tests {
     }
 
     #[test]
+    fn resampler_defaults_to_high_and_a_bad_name_names_the_field() {
+        let c = Config::parse(
+            "[[receivers]]\nname = \"a\"\nurl = \"aes67://239.1.1.1:5004\"\nresampler = \"poly\"\n\
+             [[receivers]]\nname = \"b\"\nurl = \"aes67://239.1.1.2:5004\"\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.receivers[0].resampler, c.receivers[1].resampler),
+            (Quality::Poly, Quality::High)
+        );
+        let e = errs(
+            "[[receivers]]\nname = \"a\"\nurl = \"aes67://239.1.1.1:5004\"\nresampler = \"best\"\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "receivers[0].resampler: resampler \"best\": expected one of high, medium, fast, poly"
+            ]
+        );
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let t = r#"
 interface = "eth9"

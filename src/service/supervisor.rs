@@ -1200,6 +1200,18 @@ mod tests {
     }
 
     #[test]
+    fn a_device_failure_names_the_output_and_the_errno() {
+        let mut s = crate::engine::playout::PlayoutStats::default().snapshot();
+        s.device_errors = 21;
+        s.last_device_error = -19; // ENODEV on Linux
+        let errno = std::io::Error::from_raw_os_error(19);
+        assert_eq!(
+            device_failure("alsa:hw:Loopback,0,0", &s),
+            format!("alsa:hw:Loopback,0,0: device error: {errno}; 21 device errors")
+        );
+    }
+
+    #[test]
     fn a_missing_interface_fails_only_its_stream_and_is_retried() {
         let cfg = Config::parse(
             r#"
