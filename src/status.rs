@@ -163,7 +163,9 @@ pub struct ReceiverStatus {
     pub link_offset_s: f64,
     /// Resampling ratio of a steered output (1 = nominal); `None` for plain outputs.
     pub steering_ratio: Option<f64>,
-    /// Frames written by a plain output (WAV, null; 0 for ALSA and sim).
+    /// Frames written by the output: a plain one (WAV, null), or in the
+    /// service a real-time one (ALSA, sim: stream frames played to the
+    /// device, priming silence excluded); 0 when not known.
     pub output_frames: u64,
 }
 
@@ -238,7 +240,8 @@ pub struct ReceiverFigures<'a> {
     pub buffer_target_ms: f64,
     /// Output underruns and xruns (`None`: no output, `monitor`).
     pub output: Option<(u64, u64)>,
-    /// Frames written by a plain output (WAV, null).
+    /// Frames written by the output (WAV, null; the service also gives a
+    /// real-time output's frames played to the device).
     pub output_frames: Option<u64>,
     /// The real-time playout thread's figures (ALSA and sim outputs).
     pub playout: Option<StatsSnapshot>,

@@ -16,6 +16,11 @@
 //! Recovery follows ALSA practice (cpal's loop, alsa-lib `snd_pcm_recover`):
 //! `EPIPE` (xrun) → `prepare`, rebuffer, restart by writing past the start threshold;
 //! `ESTRPIPE` (suspend) → `resume` until it stops answering `EAGAIN`, else `prepare`.
+//! Any other error (a vanished device answers `ENODEV` to every call) counts in
+//! [`StatsSnapshot::device_errors`] (the errno in `last_device_error`), then `prepare`;
+//! while that fails the thread sleeps 50 ms per try, so a dead device never spins a
+//! `SCHED_FIFO` thread. Reopening the device is the owner's job: the service's supervisor
+//! stops a playout whose device keeps failing and restarts it with back-off.
 
 pub use super::device::SimDevice;
 pub use super::tone::{ToneGenerator, ToneSpec};
@@ -27,7 +32,7 @@ use crate::rate::steer::{RingSource, SteerCore};
 use crate::rate::{Observation, RateConfig};
 use crate::units::{MonoNs, Nanos, Ppb};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -136,6 +141,7 @@ pub struct PlayoutStats {
     rate_resets: AtomicU64,
     periods: AtomicU64,
     device_errors: AtomicU64,
+    last_device_error: AtomicI32,
     max_cycle_us: AtomicI64,
     rt: AtomicU8,
     running: AtomicBool,
@@ -169,8 +175,11 @@ pub struct StatsSnapshot {
     pub rate_resets: u64,
     /// Periods written.
     pub periods: u64,
-    /// Other device errors.
+    /// Other device errors (e.g. `ENODEV` from a vanished device), each
+    /// followed by a 50 ms pause before the next try.
     pub device_errors: u64,
+    /// The last of those: negative errno (`-19` = `ENODEV`), 0 if none.
+    pub last_device_error: i32,
     /// Longest time spent resampling one period (µs): the CPU headroom check.
     pub max_cycle_us: i64,
     /// Real-time scheduling outcome.
@@ -197,6 +206,7 @@ impl PlayoutStats {
             rate_resets: self.rate_resets.load(Ordering::Relaxed),
             periods: self.periods.load(Ordering::Relaxed),
             device_errors: self.device_errors.load(Ordering::Relaxed),
+            last_device_error: self.last_device_error.load(Ordering::Relaxed),
             max_cycle_us: self.max_cycle_us.load(Ordering::Relaxed),
             rt: match self.rt.load(Ordering::Relaxed) {
                 1 => RtStatus::Fifo,
@@ -434,6 +444,7 @@ impl RtCore {
             }
             DevError::Other(n) => {
                 stats.device_errors.fetch_add(1, Ordering::Relaxed);
+                stats.last_device_error.store(n, Ordering::Relaxed);
                 let _ = ev.push(Event::DeviceError(n));
             }
         }

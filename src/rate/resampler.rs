@@ -36,7 +36,8 @@ pub enum ResamplerError {
 }
 
 /// Sinc filter quality presets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Quality {
     /// 256-tap Blackman-Harris² sinc, cubic interpolation, oversampling 256: the
     /// quality target (THD+N ≤ −110 dB at 1 kHz).

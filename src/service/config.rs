@@ -15,6 +15,7 @@ use crate::engine::output::OutputSpec;
 use crate::engine::ptp::Timestamping;
 use crate::engine::sender::RtpClock;
 use crate::media::stream::StreamConfig;
+use crate::rate::resampler::Quality;
 
 /// Default Prometheus port (`[metrics] port`).
 pub const DEFAULT_METRICS_PORT: u16 = 9367;
@@ -64,6 +65,7 @@ struct RawReceiver {
     playout_target_ms: Option<f64>,
     alsa_period_ms: Option<f64>,
     rt_priority: Option<i64>,
+    resampler: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -213,6 +215,9 @@ pub struct ReceiverConfig {
     /// ALSA and sim outputs: SCHED_FIFO priority of the playout thread
     /// (1-99, default 70; ingest runs 5 below).
     pub rt_priority: u8,
+    /// ALSA and sim outputs: the steered resampler's quality (`high`,
+    /// `medium`, `fast`, `poly`; default `high`). `poly` is for emulated CPUs.
+    pub resampler: Quality,
     /// Media clock from the PTP port on the stream's interface (`true`), or
     /// free-running (`false`).
     pub ptp: bool,
@@ -504,6 +509,13 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
             100.0,
         );
         let rt_priority = v.range_i(&f("rt_priority"), r.rt_priority.unwrap_or(70), 1, 99) as u8;
+        let resampler = match r.resampler.as_deref().unwrap_or("high").parse::<Quality>() {
+            Ok(q) => q,
+            Err(e) => {
+                v.err(&f("resampler"), e);
+                Quality::High
+            }
+        };
         let rt_output = matches!(output, OutputSpec::Alsa(_) | OutputSpec::Sim { .. });
         if rt_output && link_offset_ms < playout_target_ms + 1.0 && r.link_offset_ms.is_some() {
             v.err(
@@ -543,6 +555,7 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
             playout_target_ms,
             alsa_period_ms,
             rt_priority,
+            resampler,
             ptp: want_ptp && has_port,
         });
     }
@@ -780,6 +793,29 @@ mod tests {
         );
         let c = Config::parse("[nmos]\nenabled = false\n", None).unwrap();
         assert_eq!(c.nmos, None);
+    }
+
+    #[test]
+    fn resampler_defaults_to_high_and_a_bad_name_names_the_field() {
+        let c = Config::parse(
+            "[[receivers]]\nname = \"a\"\nurl = \"aes67://239.1.1.1:5004\"\nresampler = \"poly\"\n\
+             [[receivers]]\nname = \"b\"\nurl = \"aes67://239.1.1.2:5004\"\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.receivers[0].resampler, c.receivers[1].resampler),
+            (Quality::Poly, Quality::High)
+        );
+        let e = errs(
+            "[[receivers]]\nname = \"a\"\nurl = \"aes67://239.1.1.1:5004\"\nresampler = \"best\"\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "receivers[0].resampler: resampler \"best\": expected one of high, medium, fast, poly"
+            ]
+        );
     }
 
     #[test]

@@ -89,6 +89,10 @@ enum Sink {
         media: Arc<MediaRate>,
         /// device_errors at the last check, and when it was taken.
         errors_seen: (u64, Instant),
+        /// The output as configured (`alsa:hw:Loopback,0,0`), for errors.
+        output: String,
+        /// Device period, frames.
+        period: usize,
     },
 }
 
@@ -122,16 +126,32 @@ impl Sink {
     fn finish(self) -> Result<(), String> {
         match self {
             Sink::Plain(o) => o.finish().map_err(|e| e.to_string()),
-            Sink::Rt { playout, .. } => {
+            Sink::Rt {
+                playout, output, ..
+            } => {
                 let s = playout.stop();
                 if s.device_errors > 0 {
-                    Err(format!("{} device errors", s.device_errors))
+                    Err(device_failure(&output, &s))
                 } else {
                     Ok(())
                 }
             }
         }
     }
+}
+
+/// The error of a real-time output stopped for device errors, naming the
+/// device and its last errno: `alsa:hw:Loopback,0,0: device error: No such
+/// device (os error 19); 21 device errors`.
+fn device_failure(output: &str, s: &crate::engine::playout::StatsSnapshot) -> String {
+    let what = match s.last_device_error {
+        0 => "unknown".to_string(),
+        n => std::io::Error::from_raw_os_error(n.saturating_abs()).to_string(),
+    };
+    format!(
+        "{output}: device error: {what}; {} device errors",
+        s.device_errors
+    )
 }
 
 struct RxRun {
@@ -340,6 +360,7 @@ fn start_receiver(
         pc.period_frames = period;
         pc.target_latency = Nanos::from_ns((c.playout_target_ms * 1e6).round() as i64);
         pc.rt_priority = Some(c.rt_priority);
+        pc.quality = c.resampler;
         if pc.lock_memory {
             if let Err(e) = crate::sys::rt::lock_memory() {
                 tracing::warn!("mlockall failed ({e}); continuing without locked memory");
@@ -385,6 +406,8 @@ fn start_receiver(
                 playout,
                 media,
                 errors_seen: (0, Instant::now()),
+                output: c.output.to_string(),
+                period,
             },
             Err(e) => {
                 let _ = rx.stop();
@@ -1043,8 +1066,11 @@ impl Supervisor {
                                 Some(o.stats.frames.load(Ordering::Relaxed)),
                                 None,
                             ),
-                            Sink::Rt { playout, .. } => {
-                                (None, None, Some(playout.stats().snapshot()))
+                            Sink::Rt {
+                                playout, period, ..
+                            } => {
+                                let p = playout.stats().snapshot();
+                                (None, Some(p.periods * *period as u64), Some(p))
                             }
                         };
                         ReceiverStatus::from_figures(&ReceiverFigures {
@@ -1191,6 +1217,18 @@ mod tests {
         assert_eq!(
             (f3.backoff, f4.backoff),
             (Duration::from_secs(2), Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn a_device_failure_names_the_output_and_the_errno() {
+        let mut s = crate::engine::playout::PlayoutStats::default().snapshot();
+        s.device_errors = 21;
+        s.last_device_error = -19; // ENODEV on Linux
+        let errno = std::io::Error::from_raw_os_error(19);
+        assert_eq!(
+            device_failure("alsa:hw:Loopback,0,0", &s),
+            format!("alsa:hw:Loopback,0,0: device error: {errno}; 21 device errors")
         );
     }
 
