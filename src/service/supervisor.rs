@@ -349,7 +349,7 @@ fn start_receiver(
     // receiver starts, so a slow start cannot fill the ring to its end and drop the
     // newest frames (a hole that would be played later as a click).
     type StartRt = Box<dyn FnOnce(rtrb::Consumer<i32>) -> Result<Playout, String>>;
-    let mut prepared: Option<(StartRt, Arc<MediaRate>)> = None;
+    let mut prepared: Option<(StartRt, Arc<MediaRate>, usize)> = None;
     if rt {
         let frames =
             |ms: f64| ((ms * f64::from(stream.sample_rate) / 1000.0).round() as usize).max(16);
@@ -396,10 +396,10 @@ fn start_receiver(
             },
             _ => return Err("not a real-time output".into()),
         };
-        prepared = Some((start, media));
+        prepared = Some((start, media, period));
     }
     let (rx, ring) = Receiver::start(stream.clone(), opts).map_err(|e| e.to_string())?;
-    let out = if let Some((start, media)) = prepared {
+    let out = if let Some((start, media, period)) = prepared {
         let started = start(ring);
         match started {
             Ok(playout) => Sink::Rt {
