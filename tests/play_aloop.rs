@@ -12,7 +12,8 @@
 //! received by `aes67 play … --output alsa:hw:Loopback,0,0` with the emulated-CPU
 //! settings, for `AES67_PLAY_EXT_SECONDS` (0 = skip, the default; `ci/test.sh` sets it) at the shifts
 //! +1001 ppm (99900) and −999 ppm (100100) at once (two loopback subdevices, one sender,
-//! started 3 s after the receivers, which wait for it), with both receivers SIGSTOPped for
+//! started 3 s after the receivers, which wait for it; sender and recorders run SCHED_FIFO 80,
+//! as the other machines they stand in for), with both receivers SIGSTOPped for
 //! 300 ms half-way. Asserts per shift: at most one underrun/xrun (no second one), recovery
 //! from the stall within [`EXT_RECOVERY_S`] (10 s means of the filtered latency error
 //! within ±2 ms from then on, with no second underrun), the mean

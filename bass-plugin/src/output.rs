@@ -334,9 +334,7 @@ impl Output {
             res
         })
         .map_err(|e| OpenError::open(format!("feeder thread: {e}")))?;
-        let ssrc = (aes67::sys::clock::realtime_now_ns() as u32
-            ^ (self as *const Output as usize as u32).rotate_left(16))
-        .wrapping_mul(2_654_435_761);
+        let ssrc = aes67::engine::sender::new_ssrc();
         let mut stream = StreamConfig::new(IpAddr::V4(c.dest), c.port);
         stream.iface = c.iface.clone();
         stream.payload_type = c.pt;

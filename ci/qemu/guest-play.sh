@@ -44,14 +44,17 @@ gst-inspect-1.0 rtpL24pay > /dev/null 2>&1 || { echo "GUEST: GStreamer has no rt
 # and 100100 on subdevice 1 (each subdevice has its own PCM Rate Shift), both SIGSTOPped
 # for 300 ms half-way. The receivers start first and wait for the stream, as a playout
 # box does: two processes starting (mlockall, ALSA set-up) under tcg would otherwise
-# starve the sender's first seconds.
+# starve the sender's first seconds. The sender and the recorders stand in for other
+# machines, so they run SCHED_FIFO above our threads: the two receivers' real-time
+# threads must not starve them on the guest's two emulated CPUs (a starved sender
+# sends in bursts, which no receiver can play without a gap).
 PIDS=""; RECS=""; SUB=0
 for S in 99900 100100; do
   for d in 0 1; do
     amixer -q -c Loopback cset iface=PCM,name='PCM Rate Shift 100000',device=$d,subdevice=$SUB "$S" || exit 4
   done
   W=$AES67_WORK/ext-$S
-  arecord -q -D hw:Loopback,1,$SUB -f S32_LE -c 2 -r 48000 -d $((EXT + 4)) "$W.wav" &
+  chrt -f 80 arecord -q -D hw:Loopback,1,$SUB -f S32_LE -c 2 -r 48000 -d $((EXT + 4)) "$W.wav" &
   RECS="$RECS $!"
   date +%s.%N > "$W.stall"
   "$BIN" play "aes67://239.255.67.68:5006?iface=127.0.0.1&ch=2&rate=48000&enc=L24" \
@@ -63,7 +66,7 @@ for S in 99900 100100; do
 done
 sleep 3
 date +%s.%N > "$AES67_WORK/ext.gst-start"
-gst-launch-1.0 -q audiotestsrc is-live=true wave=sine freq=1000 volume=0.251 \
+chrt -f 80 gst-launch-1.0 -q audiotestsrc is-live=true wave=sine freq=1000 volume=0.251 \
   ! audio/x-raw,format=S24BE,rate=48000,channels=2 \
   ! rtpL24pay pt=96 mtu=1500 min-ptime=4000000 max-ptime=4000000 \
   ! udpsink host=239.255.67.68 port=5006 multicast-iface=lo ttl-mc=0 auto-multicast=true sync=true \

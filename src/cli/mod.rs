@@ -488,8 +488,7 @@ fn send(a: SendArgs) -> Res {
     publish(&desc)?;
     // SAP (RFC 2974): the same SDP, updated with every new version.
     let sap = a.sap.start(cfg.iface.as_deref(), &desc.render())?;
-    let ssrc = (aes67::sys::clock::realtime_now_ns() as u32 ^ std::process::id().rotate_left(16))
-        .wrapping_mul(2_654_435_761);
+    let ssrc = aes67::engine::sender::new_ssrc();
     let stream = SendStream {
         stream: cfg.clone(),
         frames,

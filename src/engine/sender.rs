@@ -121,7 +121,7 @@ impl ToneSender {
                     tone::dbfs_to_linear(self.level_dbfs),
                     bits,
                 );
-                let ssrc = std::process::id().wrapping_mul(2654435761);
+                let ssrc = new_ssrc();
                 let mut samples = vec![0i32; frames * ch];
                 let mut pkt = vec![0u8; 12 + frames * c.frame_bytes()];
                 let t0 = MonoNs::now();
@@ -164,6 +164,21 @@ impl ToneSender {
             thread: Some(thread),
         })
     }
+}
+
+/// A new RTP SSRC (RFC 3550 §8.1: chosen at random, so that senders on one
+/// host, or started in the same nanosecond, do not collide): from the OS RNG,
+/// else from the clock, the process id and a per-process counter.
+pub fn new_ssrc() -> u32 {
+    use rand::TryRng;
+    static N: AtomicU64 = AtomicU64::new(0);
+    rand::rngs::SysRng.try_next_u32().unwrap_or_else(|_| {
+        let n = N.fetch_add(1, Ordering::Relaxed) as u32;
+        (crate::sys::clock::realtime_now_ns() as u32
+            ^ std::process::id().rotate_left(16)
+            ^ n.rotate_left(24))
+        .wrapping_mul(2_654_435_761)
+    })
 }
 
 /// The loopback demo group: an administratively scoped group (RFC 2365)
@@ -634,5 +649,15 @@ mod tests {
         }
         // 1 s of PTP time is exactly `rate` samples.
         assert_eq!(pos_at(1_000_000_000, 44_100), 44_100);
+    }
+    /// Two senders started back to back in one process get different SSRCs
+    /// (the tone sender once derived it from the process id alone).
+    #[test]
+    fn ssrcs_differ_within_one_process() {
+        let v: Vec<u32> = (0..64).map(|_| new_ssrc()).collect();
+        let mut u = v.clone();
+        u.sort_unstable();
+        u.dedup();
+        assert_eq!(u.len(), v.len(), "{v:?}");
     }
 }

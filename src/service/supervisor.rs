@@ -507,9 +507,7 @@ fn start_sender(c: &SenderConfig) -> Result<TxRun, String> {
             let (src, _) =
                 crate::engine::source::open_file(std::path::Path::new(path), out, c.looped)
                     .map_err(|e| e.to_string())?;
-            let ssrc = (crate::sys::clock::realtime_now_ns() as u32
-                ^ std::process::id().rotate_left(16))
-            .wrapping_mul(2_654_435_761);
+            let ssrc = crate::engine::sender::new_ssrc();
             TxHandle::File(
                 Sender::start(
                     vec![SendStream {
