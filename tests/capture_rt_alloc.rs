@@ -4,8 +4,9 @@
 //! (48 frames) per ms of `CLOCK_MONOTONIC`, as the sender's pacing thread does.
 //! Over 20 s: a counting `#[global_allocator]` sees no allocation on the capture
 //! thread between its start and end hooks, no overrun, the pacer never finds the
-//! ring short, the steered ratio locks near −1000 ppm (media frames per device
-//! frame), and the tone the pacer got has no discontinuity.
+//! ring short, the device-clock feed-forward locks to −1000 ppm (media frames per
+//! device frame) and the ratio is within 100 ppm of it, and the tone the pacer got
+//! has no discontinuity.
 
 use aes67::engine::capture::{self, CaptureConfig, MediaRate, SimCapture};
 use aes67::engine::sender::AudioSource;
@@ -47,7 +48,7 @@ fn capture_loop_never_allocates_and_absorbs_a_1000_ppm_card() {
     let stats = src.stats();
     let mut pkt = vec![0i32; 48 * ch];
     let mut x: Vec<f64> = Vec::with_capacity(rate as usize * 21);
-    let (mut short, mut ratios) = (0u64, Vec::new());
+    let (mut short, mut ratios, mut ffs) = (0u64, Vec::new(), Vec::new());
     let t0 = MonoNs::now();
     let secs = 20u64;
     let mut k = 0u64;
@@ -73,6 +74,7 @@ fn capture_loop_never_allocates_and_absorbs_a_1000_ppm_card() {
             println!("t={}s {}", k / 1000, s.status_line());
             if k > 14_000 {
                 ratios.push(s.ratio_ppm);
+                ffs.push(s.feed_forward_ppm);
             }
         }
     }
@@ -89,9 +91,10 @@ fn capture_loop_never_allocates_and_absorbs_a_1000_ppm_card() {
         }
     }
     println!(
-        "final {s:?}; rt allocations {}; short pulls {short}; last 6 s mean ratio {mean:+.1} ppm; \
+        "final {s:?}; rt allocations {}; short pulls {short}; last 6 s mean ratio {mean:+.1} ppm, feed-forward {:+.1} ppm; \
          max predictor residual {:.1e} of amplitude over {} frames",
         A.allocations(),
+        ffs.iter().sum::<f64>() / ffs.len() as f64,
         max_res / 0.25,
         x.len()
     );
@@ -101,8 +104,18 @@ fn capture_loop_never_allocates_and_absorbs_a_1000_ppm_card() {
     assert_eq!(s.overruns, 0);
     assert_eq!(short, 0, "the pacer found the ring short");
     assert_eq!(s.ring_overflows, 0);
+    // The device-clock estimate (feed-forward) is locked after the DLL's 6 s; the
+    // ratio itself still carries the PI's correction of the fill error accumulated
+    // before (60 s loop): within 100 ppm here, within 20 ppm after minutes (the
+    // virtual-time test in engine::capture).
+    let ff = ffs.iter().sum::<f64>() / ffs.len() as f64;
     assert!(
-        (mean + ppm).abs() < 40.0,
+        (ff + ppm).abs() < 15.0,
+        "device-clock feed-forward {ff} ppm, expected {:+} ppm",
+        -ppm
+    );
+    assert!(
+        (mean + ppm).abs() < 100.0,
         "ratio {mean} ppm, expected {:+} ppm",
         -ppm
     );

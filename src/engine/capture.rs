@@ -265,6 +265,9 @@ struct Consumer {
     /// Before the sender starts: the ring fill (frames) that puts the total on
     /// the target; the sender's first pull drops the older frames beyond it.
     start_fill: AtomicU64,
+    /// When `start_fill` was measured (`CLOCK_MONOTONIC` ns): frames the device
+    /// captured since are not in the ring yet, and are subtracted.
+    start_at: AtomicU64,
 }
 
 /// The capture loop's state; all buffers allocated in [`CaptureCore::new`].
@@ -289,6 +292,8 @@ pub struct CaptureCore {
     short_seen: u64,
     consumer: Arc<Consumer>,
     ring_frames: usize,
+    /// `now` of the current step (when the device delay was read).
+    step_now: MonoNs,
 }
 
 impl CaptureCore {
@@ -328,11 +333,13 @@ impl CaptureCore {
             short_seen: 0,
             consumer: consumer.clone(),
             ring_frames: prod.buffer().capacity() / ch,
+            step_now: MonoNs::from_ns(0),
             steer,
         };
         let src = CaptureSource {
             ring: cons,
             channels: ch,
+            fs: cfg.sample_rate as f64,
             consumer,
             stop: Arc::new(AtomicBool::new(false)),
             stats: Arc::new(CaptureStats::default()),
@@ -380,6 +387,7 @@ impl CaptureCore {
             Ok(v) => v,
             Err(e) => return self.recover(dev, e, stats),
         };
+        self.step_now = now;
         let position = self.read + delay.max(0) as u64;
         let mut delay = delay.max(0) as f64;
         if !self.running && self.consumer.started.load(Ordering::Acquire) {
@@ -500,6 +508,9 @@ impl CaptureCore {
                         let waiting = self.staging.available() / ch;
                         let f = (self.target_frames - delay - waiting as f64).max(0.0);
                         self.consumer.start_fill.store(f as u64, Ordering::Release);
+                        self.consumer
+                            .start_at
+                            .store(self.step_now.as_ns(), Ordering::Release);
                     }
                 }
                 Err(_) => {
@@ -533,6 +544,8 @@ impl CaptureCore {
 pub struct CaptureSource {
     ring: rtrb::Consumer<i32>,
     channels: usize,
+    /// Nominal rate, frames per second.
+    fs: f64,
     consumer: Arc<Consumer>,
     stop: Arc<AtomicBool>,
     stats: Arc<CaptureStats>,
@@ -555,8 +568,15 @@ impl AudioSource for CaptureSource {
         let ch = self.channels;
         let want = out.len() / ch;
         if !self.consumer.started.load(Ordering::Relaxed) {
-            // Start exactly on target: drop the oldest frames beyond it.
-            let keep = self.consumer.start_fill.load(Ordering::Acquire) as usize * ch;
+            // Start exactly on target: drop the oldest frames beyond it (less what
+            // the device captured since the target was measured).
+            let since = MonoNs::now()
+                .as_ns()
+                .saturating_sub(self.consumer.start_at.load(Ordering::Acquire));
+            let keep = (self.consumer.start_fill.load(Ordering::Acquire) as f64
+                - since as f64 * 1e-9 * self.fs)
+                .max(0.0) as usize
+                * ch;
             let excess = self.ring.slots().saturating_sub(keep) / ch * ch;
             if let Ok(c) = self.ring.read_chunk(excess) {
                 c.commit_all();
@@ -593,7 +613,7 @@ impl Drop for CaptureSource {
 }
 
 /// Starts the capture thread on `device` and returns the sender's source once the
-/// ring holds the target (or after 5 s). `media` supplies the media clock's rate
+/// ring holds the target (capture delay + ring; or after 5 s). `media` supplies the media clock's rate
 /// against `CLOCK_MONOTONIC` ([`MediaRate::free_running`] without PTP).
 ///
 /// Errors: the resampler refused the configuration (channels outside 1..=64), or
@@ -622,9 +642,13 @@ pub fn start<D: CaptureDevice + Send + 'static>(
         })
         .map_err(|e| format!("capture thread: {e}"))?;
     src.thread = Some(thread);
-    let target = cfg.frames(cfg.target_latency) / 2;
+    // Until the ring holds what puts the total on the target (published by the
+    // loop once it has resampled), so the sender starts on target.
     let t = Instant::now();
-    while src.fill_frames() < target && t.elapsed() < Duration::from_secs(5) {
+    while (src.consumer.start_fill.load(Ordering::Acquire) == 0
+        || src.fill_frames() < src.consumer.start_fill.load(Ordering::Acquire) as usize)
+        && t.elapsed() < Duration::from_secs(5)
+    {
         std::thread::sleep(Duration::from_millis(2));
     }
     Ok(src)
@@ -692,7 +716,10 @@ mod tests {
     fn run(ppm: f64, secs: u64) {
         let rate = 48_000u32;
         let ch = 2;
-        let clock = Arc::new(AtomicU64::new(1_000_000_000));
+        // Virtual time from the real now on (the sender's first pull reads the real
+        // clock; virtual time runs ahead of it, so no captured frame is discounted).
+        let base = MonoNs::now().as_ns();
+        let clock = Arc::new(AtomicU64::new(base));
         let mut cfg = CaptureConfig::new(ch, rate);
         cfg.period_frames = 240;
         cfg.quality = Quality::Medium;
@@ -711,10 +738,10 @@ mod tests {
         let mut t = 0u64;
         while t < t_end {
             t += 1_000_000;
-            clock.store(1_000_000_000 + t, Ordering::Relaxed);
+            clock.store(base + t, Ordering::Relaxed);
             if t % 5_000_000 == 0 {
                 core.step(
-                    MonoNs::from_ns(1_000_000_000 + t),
+                    MonoNs::from_ns(base + t),
                     &mut dev,
                     &mut prod,
                     &media,

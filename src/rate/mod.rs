@@ -423,9 +423,13 @@ impl RateControl {
             if !self.ff_init {
                 // First estimate: take it whole and let the PI restart from it (a
                 // one-off ratio step of at most a few hundred ppm, ramped by the
-                // resampler: far below a cent of pitch).
+                // resampler: far below a cent of pitch). Until now the P term carried
+                // the rate (at 1000 ppm a ~5 ms error); the integrator takes it over
+                // so the output steps to the estimate, not to twice it (which pinned
+                // a ±1000 ppm capture at the clamp into a saturation fault).
                 self.ff = target;
-                self.integ = 0.0;
+                let wn = 2.0 * std::f64::consts::PI / self.cfg.loop_period.as_secs_f64();
+                self.integ = 2.0 * wn * 1e6 * self.filt.unwrap_or(0.0);
                 self.ff_init = true;
             } else {
                 let step = self.cfg.ff_slew_ppm_per_s * dt;
