@@ -19,6 +19,9 @@
 //! - the steered ratio (media per device frame) over the last minute is −skew
 //!   within 100 ppm.
 //!
+//! And bad input: with the cable open at 2 ch / 48 kHz, `ch=4` and `rate=44100`
+//! are refused by the capture side, each error naming the URL's field.
+//!
 //! Needs root (the qemu rig, ci/qemu).
 
 use std::process::Command;
@@ -53,6 +56,22 @@ fn aes67_send_from_snd_aloop_capture_at_plus_minus_1000_ppm() {
             text.lines().rev().take(30).collect::<Vec<_>>().join("\n"),
             String::from_utf8_lossy(&out.stderr)
         ));
+    }
+    // Bad input: the cable is open at 2 ch / 48 kHz, so the capture side refuses
+    // 4 channels and 44.1 kHz; the error names the URL's field.
+    for (file, field, what) in [
+        ("refuse-ch.err", "in the stream's ch=", "refuses channels 4"),
+        (
+            "refuse-rate.err",
+            "in the stream's rate=",
+            "refuses rate 44100 Hz",
+        ),
+    ] {
+        let e = std::fs::read_to_string(work.path().join(file)).unwrap_or_default();
+        println!("CAPTURE bad input: {}", e.trim());
+        if !(e.contains(field) && e.contains(what) && e.contains("--source=alsa:hw:Loopback,1,0")) {
+            fails.push(format!("{file}: {e:?} does not name {field:?}"));
+        }
     }
     for (shift, ppm) in [(99900, 1001.0), (100100, -999.0)] {
         if let Err(e) = check(work.path(), shift, ppm, secs) {

@@ -37,6 +37,13 @@ for S in 99900 100100; do
   PLAYERS="$PLAYERS $!"
   SUB=$((SUB + 1))
 done
+# Bad input: with the tone playing 2 ch at 48 kHz into the cable, the capture side
+# refuses 4 channels and 44.1 kHz; each error must name the URL's field.
+sleep 2
+"$BIN" send "aes67://239.255.67.79:5004?iface=127.0.0.1&ch=4&rate=48000&enc=L24" --ttl 0 \
+  --source alsa:hw:Loopback,1,0 --duration 1 > /dev/null 2> "$AES67_WORK/refuse-ch.err"
+"$BIN" send "aes67://239.255.67.79:5004?iface=127.0.0.1&ch=2&rate=44100&enc=L24" --ttl 0 \
+  --source alsa:hw:Loopback,1,0 --duration 1 > /dev/null 2> "$AES67_WORK/refuse-rate.err"
 /usr/bin/python3 "$HERE/rtp_arrivals.py" $((SECS + 20)) 127.0.0.1 $ARGS &
 LOGGER=$!
 sleep 3

@@ -677,7 +677,7 @@ pub fn open_alsa(
     )
     .map_err(|e| match e {
         PcmOpenError::Refused { param, why } => SourceError::Capture {
-            why: format!("capture device {device} takes no {param} {why}"),
+            why: format!("capture device {device} refuses {param} {why}"),
             field: format!(
                 "the stream's {} ({src_field})",
                 if param == "channels" { "ch=" } else { "rate=" }
@@ -706,6 +706,24 @@ mod tests {
     /// 10 simulated minutes: no overrun, the sender never runs dry after start,
     /// the ratio converges to −skew, the fill to the target, and the tone the
     /// sender gets has no discontinuity (second-order predictor).
+    #[test]
+    fn a_device_that_does_not_open_names_the_source() {
+        let e = open_alsa(
+            "hw:CARD=aes67nosuchcard",
+            CaptureConfig::new(2, 48_000),
+            4800,
+            MediaRate::free_running(),
+        )
+        .err()
+        .expect("a card that does not exist opened")
+        .to_string();
+        assert!(
+            e.ends_with("in --source=alsa:hw:CARD=aes67nosuchcard"),
+            "{e}"
+        );
+        assert!(e.contains("snd_pcm_open"), "{e}");
+    }
+
     #[test]
     fn capture_at_plus_minus_1000_ppm_converges_without_overrun() {
         for ppm in [1000.0, -1000.0, 0.0] {
@@ -739,7 +757,7 @@ mod tests {
         while t < t_end {
             t += 1_000_000;
             clock.store(base + t, Ordering::Relaxed);
-            if t % 5_000_000 == 0 {
+            if t.is_multiple_of(5_000_000) {
                 core.step(
                     MonoNs::from_ns(base + t),
                     &mut dev,
@@ -760,7 +778,7 @@ mod tests {
                         .map(|&s| s as f64 / 8_388_608.0),
                 );
             }
-            if t % 1_000_000_000 == 0 && t > (secs - 60) * 1_000_000_000 {
+            if t.is_multiple_of(1_000_000_000) && t > (secs - 60) * 1_000_000_000 {
                 let s = stats.snapshot();
                 ratios.push(s.ratio_ppm);
                 fills.push(s.fill_ms + s.device_delay_ms);

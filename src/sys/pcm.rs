@@ -67,11 +67,11 @@ pub enum PcmOpenError {
         reason: String,
     },
     /// The device does not take a stream parameter.
-    #[error("{param}: {why}")]
+    #[error("{param} {why} refused")]
     Refused {
         /// `channels` or `rate`.
         param: &'static str,
-        /// What was asked and what the device takes.
+        /// What was asked and what the device takes, e.g. `4 (the device takes 2-2)`.
         why: String,
     },
 }

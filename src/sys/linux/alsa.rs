@@ -82,8 +82,8 @@ fn open_pcm(
             return Err(PcmOpenError::Refused {
                 param: "channels",
                 why: match (lo, hi) {
-                    (Ok(lo), Ok(hi)) => format!("{channels} refused (the device takes {lo}-{hi})"),
-                    _ => format!("{channels} refused"),
+                    (Ok(lo), Ok(hi)) => format!("{channels} (the device takes {lo}-{hi})"),
+                    _ => format!("{channels}"),
                 },
             });
         }
@@ -94,8 +94,8 @@ fn open_pcm(
             return Err(PcmOpenError::Refused {
                 param: "rate",
                 why: match nearest {
-                    Ok(n) => format!("{rate} Hz refused (nearest {n} Hz)"),
-                    Err(e) => format!("{rate} Hz refused ({e})"),
+                    Ok(n) => format!("{rate} Hz (nearest {n} Hz)"),
+                    Err(e) => format!("{rate} Hz ({e})"),
                 },
             });
         }
