@@ -15,6 +15,9 @@ command -v gst-launch-1.0 >/dev/null || { echo "GUEST: no gst-launch-1.0"; exit 
 # code pages over 9p stall threads under tcg: run our binary from tmpfs
 cp "$BIN" /dev/shm/aes67 && BIN=/dev/shm/aes67
 ip link set lo multicast on 2>/dev/null
+# receive buffers of seconds (the default 208 KiB cap is ~0.35 s of these streams): a
+# receiver stalled by tcg must not drop packets the sender sent
+sysctl -qw net.core.rmem_max=16777216 net.core.rmem_default=4194304 2>/dev/null
 ip route add 239.0.0.0/8 dev lo 2>/dev/null
 export GST_REGISTRY=$AES67_WORK/gst-registry.bin
 gst-inspect-1.0 rtpL24depay > /dev/null 2>&1 || { echo "GUEST: GStreamer has no rtpL24depay"; exit 5; }
