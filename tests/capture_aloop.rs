@@ -40,6 +40,8 @@ fn aes67_send_from_snd_aloop_capture_at_plus_minus_1000_ppm() {
         .args([env!("CARGO_BIN_EXE_aes67"), &secs.to_string()])
         .env("WORK", work.path())
         .env("TIMEOUT", (secs + 300).to_string())
+        // the recordings stay in the guest's tmpfs until the end (~0.3 MB/s each)
+        .env("MEM", (1024 + secs * 2).to_string())
         .output()
         .expect("run ci/qemu/runvm.sh");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -6,7 +6,7 @@
 # hw:Loopback,0,N, and `aes67 send --source alsa:hw:Loopback,1,N` captures it and
 # sends it to loopback multicast (TTL 0, lo). GStreamer (udpsrc ! rtpL24depay)
 # records each stream raw (S24BE), and ci/qemu/rtp_arrivals.py logs every packet's
-# kernel arrival time and RTP timestamp. tests/capture_aloop.rs checks the files.
+# kernel arrival time and RTP timestamp (both to tmpfs, copied to the work share at the end). tests/capture_aloop.rs checks the files.
 # usage: guest-capture.sh <aes67-binary> <seconds>
 BIN=$1; SECS=$2
 HERE=$(dirname "$(readlink -f "$0")")
@@ -29,9 +29,9 @@ for S in 99900 100100; do
   W=$AES67_WORK/cap-$S; G=239.255.67.$((70 + SUB))
   gst-launch-1.0 -q udpsrc address=$G port=5004 multicast-iface=lo buffer-size=4194304 \
     caps="application/x-rtp,media=audio,clock-rate=48000,encoding-name=L24,channels=2,payload=96" \
-    ! rtpL24depay ! filesink location="$W.raw" > "$W.gst.err" 2>&1 &
+    ! rtpL24depay ! filesink location="/dev/shm/cap-$S.raw" > "$W.gst.err" 2>&1 &
   RECS="$RECS $!"
-  ARGS="$ARGS $G:5004=$W.ts"
+  ARGS="$ARGS $G:5004=/dev/shm/cap-$S.ts"
   # the tone: audiotestsrc (not live: paced by the pipe) into aplay on the skewed subdevice
   sh -c "echo \$\$ > $W.tone.pid; exec gst-launch-1.0 -q audiotestsrc wave=sine freq=1000 volume=0.251 \
     ! audio/x-raw,format=S32LE,rate=48000,channels=2 ! fdsink fd=1" \
@@ -66,6 +66,9 @@ wait $LOGGER
 kill $RECS 2>/dev/null
 for S in 99900 100100; do kill "$(cat "$AES67_WORK/cap-$S.tone.pid")" 2>/dev/null; done
 wait $RECS $PLAYERS 2>/dev/null
+# the recordings were written to tmpfs (9p writes stall under a loaded host) and are
+# copied to the work share now
+for S in 99900 100100; do cp /dev/shm/cap-$S.raw /dev/shm/cap-$S.ts "$AES67_WORK/"; done
 for S in 99900 100100; do
   echo "GUEST: capture at shift $S:"
   tail -2 "$AES67_WORK/cap-$S.err"
