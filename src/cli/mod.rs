@@ -63,9 +63,25 @@ struct SendArgs {
     /// Destination: aes67://GROUP:PORT?iface=IP|NAME&pt=N&ch=N&rate=HZ&enc=L24|L16
     url: String,
     /// Audio source: tone[:HZ], file:PATH (WAV, FLAC, MP3, Ogg; resampled to
-    /// the stream rate) or stdin (raw PCM, see --format/--rate/--channels).
+    /// the stream rate), alsa:DEVICE (ALSA capture at the stream's rate and
+    /// channels, steered onto the media clock; see --capture-*) or stdin (raw
+    /// PCM, see --format/--rate/--channels).
     #[arg(long, default_value = "tone")]
     source: String,
+    /// alsa: capture device period, ms.
+    #[arg(long, default_value_t = 5.0)]
+    capture_period_ms: f64,
+    /// alsa: capture device buffer, ms (an overrun when the capture thread
+    /// does not read for this long).
+    #[arg(long, default_value_t = 100.0)]
+    capture_buffer_ms: f64,
+    /// alsa: latency held between the ADC and the sender (capture delay +
+    /// ring), ms.
+    #[arg(long, default_value_t = 20.0)]
+    capture_target_ms: f64,
+    /// alsa: resampler quality (poly only for emulated CPUs).
+    #[arg(long, default_value = "high")]
+    capture_resampler: aes67::rate::resampler::Quality,
     /// Packet time, µs (125 to 5000; at 44.1 kHz the 48 kHz frame count).
     #[arg(long, default_value_t = 1000)]
     packet_time_us: u32,
@@ -362,6 +378,9 @@ fn send(a: SendArgs) -> Res {
             })
         .max(8 * frames as usize),
     };
+    // alsa: the capture thread's statistics, and the media clock's rate it steers to.
+    let mut capture: Option<std::sync::Arc<aes67::engine::capture::CaptureStats>> = None;
+    let capture_media = aes67::engine::playout::MediaRate::free_running();
     let (src, what): (Box<dyn aes67::engine::sender::AudioSource>, String) = match &spec {
         SourceSpec::Tone(f) => {
             let hz = if a.source == "tone" { a.freq } else { *f };
@@ -391,6 +410,29 @@ fn send(a: SendArgs) -> Res {
                         ""
                     },
                     if a.looped { ", looped" } else { "" }
+                ),
+            )
+        }
+        SourceSpec::Alsa(dev) => {
+            let ms = |v: f64| ((v * cfg.sample_rate as f64 / 1000.0).round() as usize).max(16);
+            let mut cc = aes67::engine::capture::CaptureConfig::new(ch, cfg.sample_rate);
+            cc.out_bits = bits;
+            cc.period_frames = ms(a.capture_period_ms);
+            cc.target_latency = aes67::units::Nanos::from_ns((a.capture_target_ms * 1e6) as i64);
+            cc.quality = a.capture_resampler;
+            cc.rt_priority = Some(a.rt_priority);
+            let s = aes67::engine::capture::open_alsa(
+                dev,
+                cc,
+                ms(a.capture_buffer_ms),
+                capture_media.clone(),
+            )?;
+            capture = Some(s.stats());
+            (
+                Box::new(s),
+                format!(
+                    "ALSA capture {dev} ({ch} ch, {} Hz, steered to the media clock)",
+                    cfg.sample_rate
                 ),
             )
         }
@@ -538,6 +580,11 @@ fn send(a: SendArgs) -> Res {
             let mut v = serde_json::to_value(s).unwrap_or_default();
             if let Some(o) = v.as_object_mut() {
                 o.insert("t_s".into(), serde_json::json!(t));
+                if let Some(c) = &capture {
+                    let c = c.snapshot();
+                    o.insert("overruns".into(), serde_json::json!(c.overruns));
+                    o.insert("capture".into(), serde_json::json!(c));
+                }
                 if fin {
                     o.insert("final".into(), serde_json::json!(true));
                 }
@@ -546,7 +593,7 @@ fn send(a: SendArgs) -> Res {
         } else {
             eprintln!(
                 "[{t:>5.0}s] sent {} packets ({} frames), silence {} frames, underruns {}, \
-                 send errors {}, skipped {}, max late {:.0} µs{}{}",
+                 send errors {}, skipped {}, max late {:.0} µs{}{}{}",
                 s.packets_sent,
                 s.frames_sent,
                 s.silence_frames,
@@ -555,6 +602,10 @@ fn send(a: SendArgs) -> Res {
                 s.skipped_packets,
                 s.max_late_ns as f64 / 1000.0,
                 if s.source_ended { ", source ended" } else { "" },
+                capture
+                    .as_ref()
+                    .map(|c| format!(", capture: {}", c.snapshot().status_line()))
+                    .unwrap_or_default(),
                 if fin { " (final)" } else { "" }
             );
         }
@@ -565,6 +616,16 @@ fn send(a: SendArgs) -> Res {
         let done = signal::interrupted() || (a.duration > 0.0 && el.as_secs_f64() >= a.duration);
         if done {
             break;
+        }
+        // The capture steering's feed-forward: the PTP media clock's rate.
+        if let Some((h, _, _)) = &ptp {
+            capture_media.set(
+                matches!(
+                    h.servo_state(),
+                    aes67::ptp::ServoState::Locked | aes67::ptp::ServoState::LockedStable
+                )
+                .then(|| h.freq()),
+            );
         }
         if el >= next {
             next += Duration::from_secs(1);

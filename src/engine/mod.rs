@@ -10,6 +10,8 @@
 //! - [`output`]: plain sinks (ALSA, WAV, null) fed from a ring;
 //! - [`sender`]: the RTP senders (many streams on one pacing thread);
 //! - [`source`]: their audio sources (tone, file, stdin);
+//! - [`capture`]: the `alsa:` capture source, steered onto the media clock
+//!   (the mirror of [`playout`]);
 //! - [`sap`]: the SAP control-plane thread (session directory and
 //!   announcements, RFC 2974);
 //! - [`tone`]: a test-tone generator feeding a playout ring.
@@ -17,6 +19,7 @@
 //! No argument parsing and no printing to stdout: that is the CLI's.
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod device;
 pub mod output;
 pub mod playout;

@@ -178,7 +178,7 @@ impl RawFormat {
 /// `--rate`, `--channels`).
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// The `--source` value is not `tone[:HZ]`, `file:PATH` or `stdin`.
+    /// The `--source` value is not `tone[:HZ]`, `file:PATH`, `alsa:DEVICE` or `stdin`.
     #[error("{0} in --source")]
     Spec(String),
     /// The file cannot be opened or decoded.
@@ -188,6 +188,14 @@ pub enum SourceError {
         path: String,
         /// What failed.
         why: String,
+    },
+    /// The capture device does not open, or refuses the stream's format.
+    #[error("{why} in {field}")]
+    Capture {
+        /// What failed, naming the device.
+        why: String,
+        /// `--source=alsa:DEVICE`, or the stream's `ch=` / `rate=` it refused.
+        field: String,
     },
     /// A stdin parameter is out of range.
     #[error("{what} in {field}")]
@@ -208,11 +216,14 @@ pub enum SourceSpec {
     File(PathBuf),
     /// `stdin`.
     Stdin,
+    /// `alsa:DEVICE`: ALSA capture, steered onto the media clock
+    /// ([`crate::engine::capture`]).
+    Alsa(String),
 }
 
 impl std::str::FromStr for SourceSpec {
     type Err = SourceError;
-    /// `tone`, `tone:HZ` (1-20000 Hz), `file:PATH`, `stdin`.
+    /// `tone`, `tone:HZ` (1-20000 Hz), `file:PATH`, `stdin`, `alsa:DEVICE`.
     fn from_str(s: &str) -> Result<SourceSpec, SourceError> {
         let (kind, arg) = match s.split_once(':') {
             Some((k, a)) => (k, Some(a)),
@@ -228,11 +239,9 @@ impl std::str::FromStr for SourceSpec {
             },
             ("file", Some(p)) if !p.is_empty() => Ok(SourceSpec::File(p.into())),
             ("stdin", None) => Ok(SourceSpec::Stdin),
-            ("alsa", _) => Err(SourceError::Spec(
-                "alsa: capture is not supported yet".into(),
-            )),
+            ("alsa", Some(d)) if !d.is_empty() => Ok(SourceSpec::Alsa(d.into())),
             _ => Err(SourceError::Spec(format!(
-                "invalid source {s:?} (expected tone[:HZ], file:PATH or stdin)"
+                "invalid source {s:?} (expected tone[:HZ], file:PATH, alsa:DEVICE or stdin)"
             ))),
         }
     }
@@ -722,7 +731,11 @@ mod tests {
             SourceSpec::File("/a/b.wav".into())
         );
         assert_eq!("stdin".parse::<SourceSpec>().unwrap(), SourceSpec::Stdin);
-        for bad in ["tone:0", "tone:x", "file:", "mic", "alsa:hw:0"] {
+        assert_eq!(
+            "alsa:hw:Loopback,1,0".parse::<SourceSpec>().unwrap(),
+            SourceSpec::Alsa("hw:Loopback,1,0".into())
+        );
+        for bad in ["tone:0", "tone:x", "file:", "mic", "alsa:", "alsa"] {
             let e = bad.parse::<SourceSpec>().unwrap_err().to_string();
             assert!(e.ends_with("in --source"), "{bad}: {e}");
         }

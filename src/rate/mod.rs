@@ -81,6 +81,22 @@ pub struct RateConfig {
     /// After a re-prime the ratio moves from its last value to the new one at most
     /// this fast (ppm per second).
     pub ramp_ppm_per_s: f64,
+    /// Which side of the resampler the device is on (the sign of the feed-forward).
+    pub direction: Direction,
+}
+
+/// Which side of the steered resampler the device clock is on. The ratio is always
+/// output/input of the resampler, and the fill (ring + device delay) is always what
+/// the feedback holds; only the feed-forward's sign differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Playout: media frames in, device frames out; ratio = device frames per media
+    /// frame ≈ 1 + (device − media) vs `CLOCK_MONOTONIC`.
+    #[default]
+    Playout,
+    /// Capture: device frames in, media frames out (into the sender's ring); ratio =
+    /// media frames per device frame ≈ 1 + (media − device) vs `CLOCK_MONOTONIC`.
+    Capture,
 }
 
 impl RateConfig {
@@ -101,6 +117,18 @@ impl RateConfig {
             ff_slew_ppm_per_s: 10.0,
             saturation_hold: Nanos::from_secs(3),
             ramp_ppm_per_s: 1000.0,
+            direction: Direction::Playout,
+        }
+    }
+
+    /// [`RateConfig::new`] for a capture device ([`Direction::Capture`]): the device
+    /// produces frames on its own clock, the resampler turns them into media frames
+    /// and the fill held at the target is the device's capture delay plus the ring
+    /// between the resampler and the sender's pacing thread.
+    pub fn capture(sample_rate: u32, target_latency: Nanos) -> RateConfig {
+        RateConfig {
+            direction: Direction::Capture,
+            ..RateConfig::new(sample_rate, target_latency)
         }
     }
 }
@@ -388,13 +416,20 @@ impl RateControl {
         }
         let dev = self.dll.ppb();
         if let (Some(d), Some(m)) = (dev, self.media_held) {
-            let target = d.as_ppb() * 1e-3 - m;
+            let target = match self.cfg.direction {
+                Direction::Playout => d.as_ppb() * 1e-3 - m,
+                Direction::Capture => m - d.as_ppb() * 1e-3,
+            };
             if !self.ff_init {
                 // First estimate: take it whole and let the PI restart from it (a
                 // one-off ratio step of at most a few hundred ppm, ramped by the
-                // resampler: far below a cent of pitch).
+                // resampler: far below a cent of pitch). Until now the P term carried
+                // the rate (at 1000 ppm a ~5 ms error); the integrator takes it over
+                // so the output steps to the estimate, not to twice it (which pinned
+                // a ±1000 ppm capture at the clamp into a saturation fault).
                 self.ff = target;
-                self.integ = 0.0;
+                let wn = 2.0 * std::f64::consts::PI / self.cfg.loop_period.as_secs_f64();
+                self.integ = 2.0 * wn * 1e6 * self.filt.unwrap_or(0.0);
                 self.ff_init = true;
             } else {
                 let step = self.cfg.ff_slew_ppm_per_s * dt;

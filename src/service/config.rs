@@ -232,7 +232,9 @@ pub struct SenderConfig {
     pub stream: StreamConfig,
     /// The audio source: `tone` (the frequency in `tone_hz`) or
     /// `file:PATH` (WAV, FLAC, MP3, Ogg Vorbis; decoded and resampled to the
-    /// stream's format; a relative PATH is relative to the config file).
+    /// stream's format; a relative PATH is relative to the config file) or
+    /// `alsa:DEVICE` (ALSA capture steered onto the media clock, 5 ms periods,
+    /// 20 ms target; `engine::capture`).
     /// `stdin` is refused: a service has no standard input.
     pub source: String,
     /// `file:` sources: start over at the end (default true); at the end of
@@ -603,6 +605,7 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
                 }
                 format!("file:{}", p.display())
             }
+            Ok(crate::engine::source::SourceSpec::Alsa(d)) => format!("alsa:{d}"),
             Ok(crate::engine::source::SourceSpec::Stdin) => {
                 v.err(
                     &f("source"),

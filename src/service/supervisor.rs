@@ -480,7 +480,9 @@ fn start_sender(c: &SenderConfig) -> Result<TxRun, String> {
         }
         None => std::net::Ipv4Addr::UNSPECIFIED,
     };
-    let h = match c.source.strip_prefix("file:") {
+    let file = c.source.strip_prefix("file:");
+    let alsa = c.source.strip_prefix("alsa:");
+    let h = match file.or(alsa) {
         None => TxHandle::Tone(
             ToneSender {
                 stream: c.stream.clone(),
@@ -504,9 +506,31 @@ fn start_sender(c: &SenderConfig) -> Result<TxRun, String> {
                 // Decoded 1 s ahead: the feeder is not real-time.
                 ring_frames: (st.sample_rate as usize).max(8 * frames as usize),
             };
-            let (src, _) =
-                crate::engine::source::open_file(std::path::Path::new(path), out, c.looped)
-                    .map_err(|e| e.to_string())?;
+            let src: Box<dyn crate::engine::source::AudioSource> = match alsa {
+                // Capture (line in): 5 ms periods, 100 ms device buffer, 20 ms
+                // target, steered onto the sender's (monotonic) media clock.
+                Some(dev) => {
+                    let mut cc = crate::engine::capture::CaptureConfig::new(
+                        usize::from(st.channels),
+                        st.sample_rate,
+                    );
+                    cc.out_bits = u32::from(st.encoding.bits());
+                    Box::new(
+                        crate::engine::capture::open_alsa(
+                            dev,
+                            cc,
+                            st.sample_rate as usize / 10,
+                            crate::engine::playout::MediaRate::free_running(),
+                        )
+                        .map_err(|e| e.to_string())?,
+                    )
+                }
+                None => Box::new(
+                    crate::engine::source::open_file(std::path::Path::new(path), out, c.looped)
+                        .map_err(|e| e.to_string())?
+                        .0,
+                ),
+            };
             let ssrc = crate::engine::sender::new_ssrc();
             TxHandle::File(
                 Sender::start(
@@ -518,7 +542,7 @@ fn start_sender(c: &SenderConfig) -> Result<TxRun, String> {
                         dscp: crate::engine::sender::DSCP_AF41,
                         mediaclk_offset: st.mediaclk_offset.unwrap_or(0),
                         ssrc,
-                        source: Box::new(src),
+                        source: src,
                     }],
                     SenderOptions::new(SendClock::Monotonic(c.rtp_clock)),
                 )

@@ -1,4 +1,6 @@
-//! The playback-device seam between the real-time playout loop and a sound card.
+//! The device seams between the engine's real-time loops and a sound card:
+//! [`PcmDevice`] (playback, the playout loop) and [`CaptureDevice`] (capture,
+//! the sender's `alsa:` source).
 
 /// A device error the loop recovers from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,23 @@ pub trait PcmDevice {
     fn recover(&mut self, e: DevError) -> Result<(), DevError>;
 }
 
+/// What the capture loop (`engine::capture`) needs from a capture device.
+/// Implementations must not allocate, lock or log in these calls.
+pub trait CaptureDevice {
+    /// Blocks until at least one period can be read, or `timeout_ms` passes.
+    fn wait(&mut self, timeout_ms: u32) -> Result<(), DevError>;
+    /// (avail, delay) in frames (`snd_pcm_avail_delay`): frames ready to read, and
+    /// the capture delay (frames from the ADC to a read now).
+    fn avail_delay(&mut self) -> Result<(i64, i64), DevError>;
+    /// Reads exactly `buf.len() / channels` interleaved frames, samples as `i32` at
+    /// full scale 2^31 (callers check `avail` first). [`DevError::Xrun`] is an
+    /// overrun (ALSA `EPIPE` on capture: the device's buffer filled up).
+    fn read(&mut self, buf: &mut [i32]) -> Result<usize, DevError>;
+    /// Recovers from `e` (overrun: prepare and start again; suspend: resume, else
+    /// prepare and start).
+    fn recover(&mut self, e: DevError) -> Result<(), DevError>;
+}
+
 /// Device sample format negotiated with ALSA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SampleFormat {
@@ -46,5 +65,13 @@ pub enum PcmOpenError {
         step: String,
         /// Its error.
         reason: String,
+    },
+    /// The device does not take a stream parameter.
+    #[error("{param} {why} refused")]
+    Refused {
+        /// `channels` or `rate`.
+        param: &'static str,
+        /// What was asked and what the device takes, e.g. `4 (the device takes 2-2)`.
+        why: String,
     },
 }
