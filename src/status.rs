@@ -194,6 +194,24 @@ pub struct SenderStatus {
     /// the sender's (re)start, s.
     #[serde(default)]
     pub pacing_lateness_max_s: f64,
+    /// An `alsa:` (capture) source's counters; `None` for tone and file sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureStatus>,
+}
+
+/// The capture side of a sender with an `alsa:` source (`engine::capture`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CaptureStatus {
+    /// Device overruns (ALSA `-EPIPE` on capture: frames the device dropped).
+    pub overruns: u64,
+    /// Chunks dropped because the sender's ring was full (the pacing thread stalled).
+    pub ring_overflows: u64,
+    /// Times the sender found the ring empty and the target was re-established.
+    pub ring_underruns: u64,
+    /// Resyncs (drop/insert) asked by the rate controller.
+    pub resyncs: u64,
+    /// Steering: media frames per device frame − 1, ppm (≈ −(device clock error)).
+    pub ratio_ppm: f64,
 }
 
 impl PtpPortStatus {
@@ -471,6 +489,12 @@ impl ServiceStatus {
                 t.packets,
                 t.send_errors
             );
+            if let Some(c) = &t.capture {
+                s += &format!(
+                    "       capture: ratio {:+.1} ppm, overruns {}, ring overflows {} underruns {}, resyncs {}\n",
+                    c.ratio_ppm, c.overruns, c.ring_overflows, c.ring_underruns, c.resyncs
+                );
+            }
             if let Some(e) = &t.error {
                 s += &format!("       error: {e}\n");
             }
@@ -503,9 +527,24 @@ mod tests {
                 retry_in_s: Some(2.0),
                 ..Default::default()
             }],
+            senders: vec![SenderStatus {
+                name: "line-in".into(),
+                capture: Some(CaptureStatus {
+                    overruns: 2,
+                    ratio_ppm: 999.5,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let s = st.screen();
+        assert!(
+            s.contains(
+                "capture: ratio +999.5 ppm, overruns 2, ring overflows 0 underruns 0, resyncs 0"
+            ),
+            "{s}"
+        );
         assert!(
             s.contains("eth0") && s.contains("SLAVE") && s.contains("1.5"),
             "{s}"

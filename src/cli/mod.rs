@@ -832,71 +832,25 @@ fn run_with_clock(
         ..Default::default()
     };
     // The real-time output is made ready (device opened, memory locked) before the
-    // receiver starts: under a slow start (alsa-lib's configuration, mlockall of the
-    // binary) the receiver would otherwise fill the ring to its end and drop the
-    // newest frames, a hole that is played later as a click.
-    type StartRt = Box<
-        dyn FnOnce(
-            rtrb::Consumer<i32>,
-        ) -> Result<
-            aes67::engine::playout::Playout,
-            aes67::rate::resampler::ResamplerError,
-        >,
-    >;
-    let media = aes67::engine::playout::MediaRate::free_running();
-    let start_rt: Option<StartRt> = match &spec {
-        OutputSpec::Alsa(_) | OutputSpec::Sim { .. } => {
-            let ms = |v: f64| ((v * cfg.sample_rate as f64 / 1000.0).round() as usize).max(16);
-            let period = ms(c.alsa_period_ms);
-            let buffer = ms(c.alsa_buffer_ms).max(2 * period);
-            let mut pc =
-                aes67::engine::playout::PlayoutConfig::new(cfg.channels as usize, cfg.sample_rate);
-            pc.input_bits = cfg.encoding.bits() as u32;
-            pc.period_frames = period;
-            pc.target_latency = Nanos::from_ns((c.playout_target_ms * 1e6) as i64);
-            pc.rt_priority = Some(c.rt_priority);
-            pc.quality = c.resampler;
-            if pc.lock_memory {
-                if let Err(e) = aes67::sys::rt::lock_memory() {
-                    eprintln!("playout: mlockall failed ({e}); continuing without locked memory");
-                }
-                pc.lock_memory = false;
-            }
-            let media = media.clone();
-            Some(match &spec {
-                OutputSpec::Sim { ppm } => {
-                    // The software sound device: same RT path, no sound card.
-                    let device = aes67::engine::playout::SimDevice::new(
-                        cfg.sample_rate,
-                        *ppm,
-                        period,
-                        buffer,
-                        cfg.channels as usize,
-                    );
-                    Box::new(move |ring| {
-                        aes67::engine::playout::Playout::start(pc, device, ring, media)
-                    }) as StartRt
-                }
-                OutputSpec::Alsa(dev) => {
-                    let device = aes67::engine::playout::AlsaDevice::open(
-                        dev,
-                        cfg.channels as usize,
-                        cfg.sample_rate,
-                        period,
-                        buffer,
-                    )
-                    .map_err(|e| aes67::engine::output::OutputError::Alsa {
-                        device: dev.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    Box::new(move |ring| {
-                        aes67::engine::playout::Playout::start(pc, device, ring, media)
-                    })
-                }
-                _ => unreachable!("matched above"),
-            })
+    // receiver starts (`Playout::prepare`): a slow start must not overflow the ring.
+    let prepared = if rt {
+        let ms = |v: f64| ((v * cfg.sample_rate as f64 / 1000.0).round() as usize).max(16);
+        let period = ms(c.alsa_period_ms);
+        let buffer = ms(c.alsa_buffer_ms).max(2 * period);
+        let mut pc =
+            aes67::engine::playout::PlayoutConfig::new(cfg.channels as usize, cfg.sample_rate);
+        pc.input_bits = cfg.encoding.bits() as u32;
+        pc.period_frames = period;
+        pc.target_latency = Nanos::from_ns((c.playout_target_ms * 1e6) as i64);
+        pc.rt_priority = Some(c.rt_priority);
+        pc.quality = c.resampler;
+        let p = aes67::engine::playout::Playout::prepare(pc, &spec, buffer)?;
+        if let Some(e) = &p.lock_error {
+            eprintln!("playout: mlockall failed ({e}); continuing without locked memory");
         }
-        _ => None,
+        Some(p)
+    } else {
+        None
     };
     let (rx, ring) = Receiver::start(cfg.clone(), opts)?;
     if let Some(why) = rx.fallback_reason() {
@@ -908,9 +862,10 @@ fn run_with_clock(
              it runs at normal priority"
         );
     }
-    let sink = match start_rt {
-        Some(start) => {
-            let playout = start(ring).map_err(|e| format!("playout: {e}"))?;
+    let sink = match prepared {
+        Some(p) => {
+            let media = p.media();
+            let playout = p.start(ring).map_err(|e| format!("playout: {e}"))?;
             Sink::Rt { playout, media }
         }
         None => Sink::Plain(Output::start(spec.clone(), fmt, ring)?),

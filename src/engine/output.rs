@@ -57,6 +57,10 @@ pub enum OutputError {
     /// The sink exists only behind the real-time playout thread (`sim`), not as a plain output.
     #[error("output {0} plays only through the real-time playout thread")]
     NeedsPlayout(String),
+    /// [`Playout::prepare`](super::playout::Playout::prepare) was given a plain output
+    /// (`wav:`, `null`): only `alsa:` and `sim` run behind the real-time playout thread.
+    #[error("output {0} is not a real-time output (expected alsa:DEVICE or sim[:PPM])")]
+    NotRealTime(String),
     /// The ALSA device could not be opened or configured.
     #[error(
         "cannot open ALSA device {device:?}: {reason}. No sound card? Use --output wav:FILE (or null)"

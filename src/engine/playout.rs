@@ -271,7 +271,100 @@ pub struct Playout {
     logger: Option<JoinHandle<()>>,
 }
 
+/// A real-time output made ready before its receiver starts ([`Playout::prepare`]):
+/// memory locked and the device opened and configured. Under a slow start (alsa-lib's
+/// configuration, `mlockall` of the binary: hundreds of ms on a busy box) a receiver
+/// already running would fill its ring to the end and drop the newest frames, a hole
+/// played later as a click; preparing first leaves only the thread start in between.
+pub struct PreparedPlayout {
+    cfg: PlayoutConfig,
+    device: ReadyDevice,
+    media: Arc<MediaRate>,
+    /// `mlockall` failed: the playout runs without locked memory (the caller reports it).
+    pub lock_error: Option<std::io::Error>,
+}
+
+enum ReadyDevice {
+    Sim(SimDevice),
+    Alsa(AlsaDevice),
+}
+
+impl PreparedPlayout {
+    /// The media clock rate the playout follows (set it from PTP while locked).
+    pub fn media(&self) -> Arc<MediaRate> {
+        self.media.clone()
+    }
+
+    /// The device period, frames.
+    pub fn period_frames(&self) -> usize {
+        self.cfg.period_frames
+    }
+
+    /// Starts the playout thread on the prepared device, draining `ring`
+    /// ([`Playout::start`]). Errors: the resampler refused the configuration.
+    pub fn start(
+        self,
+        ring: rtrb::Consumer<i32>,
+    ) -> Result<Playout, crate::rate::resampler::ResamplerError> {
+        match self.device {
+            ReadyDevice::Sim(d) => Playout::start(self.cfg, d, ring, self.media),
+            ReadyDevice::Alsa(d) => Playout::start(self.cfg, d, ring, self.media),
+        }
+    }
+}
+
 impl Playout {
+    /// Makes a real-time output ready before its receiver starts: locks memory (when
+    /// `cfg.lock_memory`; a failure is kept in [`PreparedPlayout::lock_error`] and the
+    /// playout runs unlocked) and opens `output` (`alsa:DEV` or `sim[:PPM]`) with
+    /// `cfg.period_frames` and a device buffer of `buffer_frames` frames, in
+    /// `cfg.channels` × `cfg.sample_rate`, on a free-running media rate.
+    /// Errors: [`OutputError::Alsa`](super::output::OutputError::Alsa) when the device
+    /// cannot be opened or configured; `NotRealTime` for `wav:`/`null`.
+    pub fn prepare(
+        mut cfg: PlayoutConfig,
+        output: &super::output::OutputSpec,
+        buffer_frames: usize,
+    ) -> Result<PreparedPlayout, super::output::OutputError> {
+        use super::output::{OutputError, OutputSpec};
+        let device = match output {
+            OutputSpec::Sim { ppm } => ReadyDevice::Sim(SimDevice::new(
+                cfg.sample_rate,
+                *ppm,
+                cfg.period_frames,
+                buffer_frames,
+                cfg.channels,
+            )),
+            OutputSpec::Alsa(dev) => ReadyDevice::Alsa(
+                AlsaDevice::open(
+                    dev,
+                    cfg.channels,
+                    cfg.sample_rate,
+                    cfg.period_frames,
+                    buffer_frames,
+                )
+                .map_err(|e| OutputError::Alsa {
+                    device: dev.clone(),
+                    reason: e.to_string(),
+                })?,
+            ),
+            other => return Err(OutputError::NotRealTime(other.to_string())),
+        };
+        // Locked after the device is open, so alsa-lib's allocations are locked too.
+        let lock_error = if cfg.lock_memory {
+            cfg.lock_memory = false;
+            crate::sys::rt::lock_memory().err()
+        } else {
+            None
+        };
+        Ok(PreparedPlayout {
+            cfg,
+            device,
+            media: MediaRate::free_running(),
+            lock_error,
+        })
+    }
+
     /// Starts the playout thread on `device`, draining `ring`. `media` supplies the
     /// media clock rate (feed-forward); pass [`MediaRate::free_running`] without PTP.
     /// Errors: the resampler refused the configuration (channels out of 1..=64).

@@ -254,8 +254,28 @@ pub fn render(st: &ServiceStatus) -> String {
         "sender_pacing_lateness_max_seconds",
         "Largest delay of a send behind its schedule since the sender's (re)start",
     );
+    let c_over = counter(
+        &mut r,
+        "capture_overruns",
+        "Capture device overruns of an alsa: sender source",
+    );
+    let c_ring = counter(
+        &mut r,
+        "capture_ring_overflows",
+        "Captured chunks dropped because the sender's ring was full",
+    );
+    let c_ratio = gauge(
+        &mut r,
+        "capture_steering_ratio",
+        "Resampling ratio of a steered capture, media per device frame (1 = nominal)",
+    );
     for t in &st.senders {
         let l = label("name", &t.name);
+        if let Some(c) = &t.capture {
+            c_over.get_or_create(&l).inc_by(c.overruns);
+            c_ring.get_or_create(&l).inc_by(c.ring_overflows);
+            c_ratio.get_or_create(&l).set(1.0 + c.ratio_ppm * 1e-6);
+        }
         t_late.get_or_create(&l).set(t.pacing_lateness_max_s);
         t_up.get_or_create(&l)
             .set(f64::from(u8::from(t.run == RunState::Running)));
@@ -405,12 +425,25 @@ mod tests {
                 buffer_s: 0.004,
                 ..Default::default()
             }],
-            senders: vec![SenderStatus {
-                name: "tone".into(),
-                packets: 99,
-                pacing_lateness_max_s: 0.00025,
-                ..Default::default()
-            }],
+            senders: vec![
+                SenderStatus {
+                    name: "tone".into(),
+                    packets: 99,
+                    pacing_lateness_max_s: 0.00025,
+                    ..Default::default()
+                },
+                SenderStatus {
+                    name: "line-in".into(),
+                    packets: 7,
+                    capture: Some(crate::status::CaptureStatus {
+                        overruns: 3,
+                        ring_overflows: 1,
+                        ratio_ppm: -1000.0,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ],
             ..Default::default()
         };
         let t = render(&st);
@@ -425,6 +458,9 @@ mod tests {
             "aes67_sender_packets_total{name=\"tone\"} 99",
             "aes67_sender_up{name=\"tone\"} 0",
             "aes67_sender_pacing_lateness_max_seconds{name=\"tone\"} 0.00025",
+            "aes67_capture_overruns_total{name=\"line-in\"} 3",
+            "aes67_capture_ring_overflows_total{name=\"line-in\"} 1",
+            "aes67_capture_steering_ratio{name=\"line-in\"} 0.999",
             "# TYPE aes67_stream_packets counter",
         ] {
             assert!(t.contains(want), "missing {want:?} in\n{t}");

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::config::{Config, PtpConfig, ReceiverConfig, SenderConfig, StreamSource};
 use super::model::{PtpPortStatus, ReceiverStatus, RunState, SenderStatus, ServiceStatus};
 use crate::engine::output::{Output, OutputSpec, PcmFormat};
-use crate::engine::playout::{AlsaDevice, MediaRate, Playout, PlayoutConfig, SimDevice};
+use crate::engine::playout::{MediaRate, Playout, PlayoutConfig};
 use crate::engine::ptp::PtpOptions;
 use crate::engine::ptp_clock::PtpClockHandle;
 use crate::engine::receiver::{Receiver, ReceiverOptions};
@@ -211,6 +211,8 @@ impl TxHandle {
 
 struct TxRun {
     h: TxHandle,
+    /// An `alsa:` source's capture counters (overruns, ring, steering).
+    capture: Option<Arc<crate::engine::capture::CaptureStats>>,
     last_sent: u64,
     last_progress: Instant,
 }
@@ -345,63 +347,30 @@ fn start_receiver(
         },
         ..Default::default()
     };
-    // The real-time output is made ready (memory locked, device opened) before the
-    // receiver starts, so a slow start cannot fill the ring to its end and drop the
-    // newest frames (a hole that would be played later as a click).
-    type StartRt = Box<dyn FnOnce(rtrb::Consumer<i32>) -> Result<Playout, String>>;
-    let mut prepared: Option<(StartRt, Arc<MediaRate>, usize)> = None;
-    if rt {
+    // The real-time output is made ready (device opened, memory locked) before the
+    // receiver starts (`Playout::prepare`): a slow start must not overflow the ring.
+    let prepared = if rt {
         let frames =
             |ms: f64| ((ms * f64::from(stream.sample_rate) / 1000.0).round() as usize).max(16);
         let period = frames(c.alsa_period_ms);
-        let buffer = 4 * period;
         let mut pc = PlayoutConfig::new(usize::from(stream.channels), stream.sample_rate);
         pc.input_bits = u32::from(stream.encoding.bits());
         pc.period_frames = period;
         pc.target_latency = Nanos::from_ns((c.playout_target_ms * 1e6).round() as i64);
         pc.rt_priority = Some(c.rt_priority);
         pc.quality = c.resampler;
-        if pc.lock_memory {
-            if let Err(e) = crate::sys::rt::lock_memory() {
-                tracing::warn!("mlockall failed ({e}); continuing without locked memory");
-            }
-            pc.lock_memory = false;
+        let p = Playout::prepare(pc, &c.output, 4 * period).map_err(|e| e.to_string())?;
+        if let Some(e) = &p.lock_error {
+            tracing::warn!("mlockall failed ({e}); continuing without locked memory");
         }
-        let media = MediaRate::free_running();
-        let m = media.clone();
-        let start: StartRt = match &c.output {
-            OutputSpec::Sim { ppm } => {
-                let d = SimDevice::new(
-                    stream.sample_rate,
-                    *ppm,
-                    period,
-                    buffer,
-                    usize::from(stream.channels),
-                );
-                Box::new(move |ring| {
-                    Playout::start(pc, d, ring, m).map_err(|e| format!("playout: {e}"))
-                })
-            }
-            OutputSpec::Alsa(dev) => match AlsaDevice::open(
-                dev,
-                usize::from(stream.channels),
-                stream.sample_rate,
-                period,
-                buffer,
-            ) {
-                Ok(d) => Box::new(move |ring| {
-                    Playout::start(pc, d, ring, m).map_err(|e| format!("playout: {e}"))
-                }),
-                Err(e) => return Err(format!("cannot open ALSA device {dev:?}: {e}")),
-            },
-            _ => return Err("not a real-time output".into()),
-        };
-        prepared = Some((start, media, period));
-    }
+        Some(p)
+    } else {
+        None
+    };
     let (rx, ring) = Receiver::start(stream.clone(), opts).map_err(|e| e.to_string())?;
-    let out = if let Some((start, media, period)) = prepared {
-        let started = start(ring);
-        match started {
+    let out = if let Some(p) = prepared {
+        let (media, period) = (p.media(), p.period_frames());
+        match p.start(ring).map_err(|e| format!("playout: {e}")) {
             Ok(playout) => Sink::Rt {
                 playout,
                 media,
@@ -480,6 +449,7 @@ fn start_sender(c: &SenderConfig) -> Result<TxRun, String> {
         }
         None => std::net::Ipv4Addr::UNSPECIFIED,
     };
+    let mut capture = None;
     let file = c.source.strip_prefix("file:");
     let alsa = c.source.strip_prefix("alsa:");
     let h = match file.or(alsa) {
@@ -515,15 +485,15 @@ fn start_sender(c: &SenderConfig) -> Result<TxRun, String> {
                         st.sample_rate,
                     );
                     cc.out_bits = u32::from(st.encoding.bits());
-                    Box::new(
-                        crate::engine::capture::open_alsa(
-                            dev,
-                            cc,
-                            st.sample_rate as usize / 10,
-                            crate::engine::playout::MediaRate::free_running(),
-                        )
-                        .map_err(|e| e.to_string())?,
+                    let cap = crate::engine::capture::open_alsa(
+                        dev,
+                        cc,
+                        st.sample_rate as usize / 10,
+                        crate::engine::playout::MediaRate::free_running(),
                     )
+                    .map_err(|e| e.to_string())?;
+                    capture = Some(cap.stats());
+                    Box::new(cap)
                 }
                 None => Box::new(
                     crate::engine::source::open_file(std::path::Path::new(path), out, c.looped)
@@ -552,6 +522,7 @@ fn start_sender(c: &SenderConfig) -> Result<TxRun, String> {
     };
     Ok(TxRun {
         h,
+        capture,
         last_sent: 0,
         last_progress: Instant::now(),
     })
@@ -1157,6 +1128,16 @@ impl Supervisor {
                 underruns: s.run.as_ref().map(|r| r.h.underruns()).unwrap_or(0),
                 pacing_lateness_max_s: s.run.as_ref().map(|r| r.h.max_late_s()).unwrap_or(0.0),
                 send_errors: s.send_errors,
+                capture: s.run.as_ref().and_then(|r| r.capture.as_ref()).map(|c| {
+                    let c = c.snapshot();
+                    crate::status::CaptureStatus {
+                        overruns: c.overruns,
+                        ring_overflows: c.ring_overflows,
+                        ring_underruns: c.ring_underruns,
+                        resyncs: c.resyncs,
+                        ratio_ppm: c.ratio_ppm,
+                    }
+                }),
             })
             .collect();
         ServiceStatus {
