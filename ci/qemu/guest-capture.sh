@@ -27,15 +27,18 @@ for S in 99900 100100; do
     amixer -q -c Loopback cset iface=PCM,name='PCM Rate Shift 100000',device=$d,subdevice=$SUB "$S" || exit 4
   done
   W=$AES67_WORK/cap-$S; G=239.255.67.$((70 + SUB))
-  gst-launch-1.0 -q udpsrc address=$G port=5004 multicast-iface=lo buffer-size=4194304 \
+  chrt -f 80 gst-launch-1.0 -q udpsrc address=$G port=5004 multicast-iface=lo buffer-size=4194304 \
     caps="application/x-rtp,media=audio,clock-rate=48000,encoding-name=L24,channels=2,payload=96" \
     ! rtpL24depay ! filesink location="/dev/shm/cap-$S.raw" > "$W.gst.err" 2>&1 &
   RECS="$RECS $!"
   ARGS="$ARGS $G:5004=/dev/shm/cap-$S.ts"
-  # the tone: audiotestsrc (not live: paced by the pipe) into aplay on the skewed subdevice
-  sh -c "echo \$\$ > $W.tone.pid; exec gst-launch-1.0 -q audiotestsrc wave=sine freq=1000 volume=0.251 \
+  # The tone player, the recorders and the packet logger stand in for other machines: they
+# run SCHED_FIFO above our sender's capture thread, which would otherwise starve them on
+# the guest's two emulated CPUs (a starved player underruns and puts gaps in the tone).
+# the tone: audiotestsrc (not live: paced by the pipe) into aplay on the skewed subdevice
+  chrt -f 80 sh -c "echo \$\$ > $W.tone.pid; exec gst-launch-1.0 -q audiotestsrc wave=sine freq=1000 volume=0.251 \
     ! audio/x-raw,format=S32LE,rate=48000,channels=2 ! fdsink fd=1" \
-    | aplay -q -D hw:Loopback,0,$SUB -t raw -f S32_LE -c 2 -r 48000 --buffer-time=500000 \
+    | chrt -f 80 aplay -q -D hw:Loopback,0,$SUB -t raw -f S32_LE -c 2 -r 48000 --buffer-time=500000 \
     2> "$W.aplay.err" &
   PLAYERS="$PLAYERS $!"
   SUB=$((SUB + 1))
@@ -47,7 +50,7 @@ sleep 2
   --source alsa:hw:Loopback,1,0 --duration 1 > /dev/null 2> "$AES67_WORK/refuse-ch.err"
 "$BIN" send "aes67://239.255.67.79:5004?iface=127.0.0.1&ch=2&rate=44100&enc=L24" --ttl 0 \
   --source alsa:hw:Loopback,1,0 --duration 1 > /dev/null 2> "$AES67_WORK/refuse-rate.err"
-/usr/bin/python3 "$HERE/rtp_arrivals.py" $((SECS + 20)) 127.0.0.1 $ARGS &
+chrt -f 80 /usr/bin/python3 "$HERE/rtp_arrivals.py" $((SECS + 20)) 127.0.0.1 $ARGS &
 LOGGER=$!
 sleep 3
 SUB=0
