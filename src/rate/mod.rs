@@ -319,6 +319,23 @@ pub struct RateControl {
     rate_resets: u64,
 }
 
+/// The integrator (ppm) when the first feed-forward estimate `ff` (ppm) arrives while
+/// the P term holds the latency error `filt` (s): 0, so the error returns at the
+/// loop's speed, unless the output `ff − kp·filt` would pass ¾ of `max` (ppm); then
+/// the integrator takes the excess and the output starts at ±¾ `max`.
+fn first_estimate_integrator(ff: f64, loop_period: Nanos, filt: f64, max: f64) -> f64 {
+    let wn = 2.0 * std::f64::consts::PI / loop_period.as_secs_f64();
+    let out = ff - 2.0 * wn * 1e6 * filt;
+    let bound = 0.75 * max;
+    if out > bound {
+        bound - out
+    } else if out < -bound {
+        -bound - out
+    } else {
+        0.0
+    }
+}
+
 impl RateControl {
     /// A controller with the given tuning.
     pub fn new(cfg: RateConfig) -> RateControl {
@@ -424,12 +441,18 @@ impl RateControl {
                 // First estimate: take it whole and let the PI restart from it (a
                 // one-off ratio step of at most a few hundred ppm, ramped by the
                 // resampler: far below a cent of pitch). Until now the P term carried
-                // the rate (at 1000 ppm a ~5 ms error); the integrator takes it over
-                // so the output steps to the estimate, not to twice it (which pinned
-                // a ±1000 ppm capture at the clamp into a saturation fault).
+                // the rate, as a latency error; it now returns that error, so the
+                // output briefly runs at up to twice the rate. Where that would pass
+                // 3/4 of the clamp (a ±1000 ppm card: ~2000 ppm, pinned at the clamp
+                // into a saturation fault) the integrator takes over the excess, and
+                // the error returns more slowly instead.
                 self.ff = target;
-                let wn = 2.0 * std::f64::consts::PI / self.cfg.loop_period.as_secs_f64();
-                self.integ = 2.0 * wn * 1e6 * self.filt.unwrap_or(0.0);
+                self.integ = first_estimate_integrator(
+                    target,
+                    self.cfg.loop_period,
+                    self.filt.unwrap_or(0.0),
+                    self.cfg.max_ppm,
+                );
                 self.ff_init = true;
             } else {
                 let step = self.cfg.ff_slew_ppm_per_s * dt;
@@ -596,6 +619,26 @@ mod tests {
         }
         let ppm = d.ppb().unwrap().as_ppm();
         assert!((ppm - 250.0).abs() < 5.0, "{ppm}");
+    }
+
+    #[test]
+    fn first_estimate_returns_the_p_terms_error_but_stays_below_the_clamp() {
+        let period = Nanos::from_secs(10);
+        let wn = 2.0 * std::f64::consts::PI / 10.0;
+        let kp = 2.0 * wn * 1e6;
+        // 300 ppm carried by the P term (filt = −300/kp s): no takeover, the output
+        // runs at 600 ppm while the error returns.
+        assert_eq!(
+            first_estimate_integrator(300.0, period, -300.0 / kp, 2000.0),
+            0.0
+        );
+        // ±1000 ppm: 2000 would sit on the clamp; the integrator takes 500 of it.
+        for s in [1.0, -1.0] {
+            let i = first_estimate_integrator(1000.0 * s, period, -1000.0 * s / kp, 2000.0);
+            assert!((i + 500.0 * s).abs() < 1e-6, "{i}");
+            let out = 1000.0 * s + i + 1000.0 * s;
+            assert!((out - 1500.0 * s).abs() < 1e-6, "{out}");
+        }
     }
 
     #[test]
