@@ -24,8 +24,6 @@
 //!
 //! Needs root (the qemu rig, ci/qemu).
 
-use std::process::Command;
-
 #[test]
 #[ignore = "needs root: qemu rig (snd-aloop guest)"]
 fn aes67_send_from_snd_aloop_capture_at_plus_minus_1000_ppm() {
@@ -35,29 +33,19 @@ fn aes67_send_from_snd_aloop_capture_at_plus_minus_1000_ppm() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
-    let out = Command::new(format!("{root}/ci/qemu/runvm.sh"))
-        .arg(format!("{root}/ci/qemu/guest-capture.sh"))
-        .args([env!("CARGO_BIN_EXE_aes67"), &secs.to_string()])
-        .env("WORK", work.path())
-        .env("TIMEOUT", (secs + 300).to_string())
+    let run = aes67_rig::qemu::run_guest(
+        root,
+        "guest-capture.sh",
+        &[env!("CARGO_BIN_EXE_aes67"), &secs.to_string()],
+        work.path(),
+        secs + 300,
         // the recordings stay in the guest's tmpfs until the end (~0.3 MB/s each)
-        .env("MEM", (1024 + secs * 2).to_string())
-        .output()
-        .expect("run ci/qemu/runvm.sh");
-    let text = String::from_utf8_lossy(&out.stdout);
-    for l in text
-        .lines()
-        .filter(|l| l.contains("GUEST") || l.contains("aes67"))
-    {
-        println!("{l}");
-    }
+        &[("MEM", (1024 + secs * 2).to_string())],
+        &["GUEST", "aes67"],
+    );
     let mut fails = Vec::new();
-    if !out.status.success() {
-        fails.push(format!(
-            "guest run failed: {}\n{}",
-            text.lines().rev().take(30).collect::<Vec<_>>().join("\n"),
-            String::from_utf8_lossy(&out.stderr)
-        ));
+    if !run.ok {
+        fails.push("guest run failed (its last lines are above)".to_string());
     }
     // Bad input: the cable is open at 2 ch / 48 kHz, so the capture side refuses
     // 4 channels and 44.1 kHz; the error names the URL's field.

@@ -20,8 +20,6 @@
 //! ratio over the last minute within 50 ppm of the shift, and no discontinuity in
 //! the recorded tone outside the disturbance window (stall − 5 s … stall + bound).
 
-use std::process::Command;
-
 const SECS: u64 = 40;
 /// Recovery bound of the external-sender runs after the stall (s): the virtual-time
 /// bound (15 s) plus margin for tcg's stalls and the 2 s filter.
@@ -36,34 +34,21 @@ fn aes67_play_to_snd_aloop_at_plus_1000_ppm() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let out = Command::new(format!("{root}/ci/qemu/runvm.sh"))
-        .arg(format!("{root}/ci/qemu/guest-play.sh"))
-        .args([
+    let run = aes67_rig::qemu::run_guest(
+        root,
+        "guest-play.sh",
+        &[
             env!("CARGO_BIN_EXE_aes67"),
             &SECS.to_string(),
             "99900",
             &ext.to_string(),
-        ])
-        .env("WORK", work.path())
-        .env(
-            "TIMEOUT",
-            (SECS + 240 + if ext > 0 { ext + 150 } else { 0 }).to_string(),
-        )
-        .output()
-        .expect("run ci/qemu/runvm.sh");
-    let text = String::from_utf8_lossy(&out.stdout);
-    for l in text
-        .lines()
-        .filter(|l| l.contains("GUEST") || l.contains("aes67"))
-    {
-        println!("{l}");
-    }
-    assert!(
-        out.status.success(),
-        "guest run failed: {}\n{}",
-        text,
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        work.path(),
+        SECS + 240 + if ext > 0 { ext + 150 } else { 0 },
+        &[],
+        &["GUEST", "aes67"],
     );
+    assert!(run.ok, "guest run failed (its last lines are above)");
     let json = std::fs::read_to_string(work.path().join("play.json")).unwrap();
     let lines: Vec<serde_json::Value> = json
         .lines()

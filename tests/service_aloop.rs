@@ -59,37 +59,32 @@ fn service_survives_a_vanishing_alsa_device_in_qemu_guest() {
     let root = env!("CARGO_MANIFEST_DIR");
     let exe = std::env::current_exe().unwrap();
     let t0 = Instant::now();
-    let out = Command::new(format!("{root}/ci/qemu/runvm.sh"))
-        .arg(format!("{root}/ci/qemu/guest-vanish.sh"))
-        .arg(&exe)
-        .arg(env!("CARGO_BIN_EXE_aes67"))
-        .env("WORK", work.path())
-        .env("TIMEOUT", "240")
-        .output()
-        .expect("run ci/qemu/runvm.sh");
-    let text = String::from_utf8_lossy(&out.stdout);
-    for l in text.lines().filter(|l| {
-        l.contains("GUEST") || l.contains("VANISH") || l.contains("panicked") || l.contains("runvm")
-    }) {
-        println!("{l}");
-    }
-    if !out.status.success() {
-        println!("{text}");
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    }
+    let run = aes67_rig::qemu::run_guest(
+        root,
+        "guest-vanish.sh",
+        &[
+            exe.as_os_str(),
+            std::ffi::OsStr::new(env!("CARGO_BIN_EXE_aes67")),
+        ],
+        work.path(),
+        240,
+        &[],
+        &["GUEST", "VANISH", "panicked", "runvm"],
+    );
     println!(
         "VANISH host: guest run took {:.0} s",
         t0.elapsed().as_secs_f64()
     );
-    assert!(out.status.success(), "guest run failed: {:?}", out.status);
-    let result = text
+    assert!(run.ok, "guest run failed (its last lines are above)");
+    let result = run
+        .stdout
         .lines()
         .find(|l| l.contains("VANISH-RESULT"))
         .expect("the guest printed no VANISH-RESULT");
     assert!(result.contains(" pass=true"), "{result}");
     for phase in ["before", "during", "after"] {
         assert!(
-            text.contains(&format!("VANISH-STATUS {phase} {{")),
+            run.stdout.contains(&format!("VANISH-STATUS {phase} {{")),
             "no {phase} status line"
         );
     }

@@ -83,6 +83,26 @@ impl CountingAlloc {
         self.deallocs.store(0, Ordering::Relaxed);
     }
 
+    /// Proves the counter works before a test relies on it (a check that cannot fail
+    /// would prove nothing): one allocation on a marked thread must count as exactly
+    /// one. Panics otherwise (is this the `#[global_allocator]`?), then resets.
+    pub fn self_test(&self) {
+        std::thread::spawn(|| {
+            mark_thread();
+            let v: Vec<u8> = Vec::with_capacity(10);
+            drop(std::hint::black_box(v));
+            unmark_thread();
+        })
+        .join()
+        .expect("the allocation self-test thread");
+        assert_eq!(
+            self.allocations(),
+            1,
+            "the counting allocator missed a marked allocation: is it the #[global_allocator]?"
+        );
+        self.reset();
+    }
+
     fn count(&self, c: &AtomicU64) {
         if marked() {
             c.fetch_add(1, Ordering::Relaxed);

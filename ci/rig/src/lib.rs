@@ -7,6 +7,7 @@
 //! Recipe: `docs/test-rigs.md`.
 
 pub mod alloc;
+pub mod qemu;
 
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
