@@ -4,9 +4,9 @@
 //! (100100). On each, GStreamer's `audiotestsrc` piped into `aplay` plays a 1 kHz
 //! tone into `hw:Loopback,0,N`; `aes67 send --source alsa:hw:Loopback,1,N` captures
 //! it, steers it onto the media clock (CLOCK_MONOTONIC) and sends L24 to loopback
-//! multicast (TTL 0, lo). In the guest GStreamer (`udpsrc ! rtpL24depay !
-//! filesink`) records each stream and `ci/qemu/rtp_arrivals.py` logs every
-//! packet's kernel arrival time and RTP timestamp (ci/qemu/guest-capture.sh).
+//! multicast (TTL 0, lo). In the guest `ci/qemu/rtp_arrivals.py` logs every
+//! packet's kernel arrival time, RTP timestamp and sequence number and records its
+//! payload (ci/qemu/guest-capture.sh).
 //!
 //! Over `AES67_CAPTURE_SECONDS` (default 300), per shift:
 //! - the sender reports 0 overruns, 0 underruns, no silence, no skipped packets;

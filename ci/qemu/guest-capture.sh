@@ -4,9 +4,10 @@
 # skewed +1001 ppm ("PCM Rate Shift 100000" = 99900) and one -999 ppm (100100):
 # on each, GStreamer's audiotestsrc piped into aplay plays a 1 kHz tone into
 # hw:Loopback,0,N, and `aes67 send --source alsa:hw:Loopback,1,N` captures it and
-# sends it to loopback multicast (TTL 0, lo). GStreamer (udpsrc ! rtpL24depay)
-# records each stream raw (S24BE), and ci/qemu/rtp_arrivals.py logs every packet's
-# kernel arrival time and RTP timestamp (both to tmpfs, copied to the work share at the end). tests/capture_aloop.rs checks the files.
+# sends it to loopback multicast (TTL 0, lo). ci/qemu/rtp_arrivals.py logs every
+# packet's kernel arrival time, RTP timestamp and sequence number and records its
+# payload (raw S24BE), to tmpfs, copied to the work share at the end.
+# tests/capture_aloop.rs checks the files.
 # usage: guest-capture.sh <aes67-binary> <seconds>
 BIN=$1; SECS=$2
 HERE=$(dirname "$(readlink -f "$0")")
@@ -20,22 +21,17 @@ ip link set lo multicast on 2>/dev/null
 sysctl -qw net.core.rmem_max=16777216 net.core.rmem_default=4194304 2>/dev/null
 ip route add 239.0.0.0/8 dev lo 2>/dev/null
 export GST_REGISTRY=$AES67_WORK/gst-registry.bin
-gst-inspect-1.0 rtpL24depay > /dev/null 2>&1 || { echo "GUEST: GStreamer has no rtpL24depay"; exit 5; }
-SUB=0; PLAYERS=""; RECS=""; SENDERS=""; ARGS=""
+SUB=0; PLAYERS=""; SENDERS=""; ARGS=""
 for S in 99900 100100; do
   for d in 0 1; do
     amixer -q -c Loopback cset iface=PCM,name='PCM Rate Shift 100000',device=$d,subdevice=$SUB "$S" || exit 4
   done
   W=$AES67_WORK/cap-$S; G=239.255.67.$((70 + SUB))
-  chrt -f 80 gst-launch-1.0 -q udpsrc address=$G port=5004 multicast-iface=lo buffer-size=4194304 \
-    caps="application/x-rtp,media=audio,clock-rate=48000,encoding-name=L24,channels=2,payload=96" \
-    ! rtpL24depay ! filesink location="/dev/shm/cap-$S.raw" > "$W.gst.err" 2>&1 &
-  RECS="$RECS $!"
   ARGS="$ARGS $G:5004=/dev/shm/cap-$S.ts"
-  # The tone player, the recorders and the packet logger stand in for other machines: they
-# run SCHED_FIFO above our sender's capture thread, which would otherwise starve them on
-# the guest's two emulated CPUs (a starved player underruns and puts gaps in the tone).
-# the tone: audiotestsrc (not live: paced by the pipe) into aplay on the skewed subdevice
+  # The tone: audiotestsrc (not live: paced by the pipe) into aplay on the skewed
+  # subdevice. The players stand in for another machine's sound card: they run
+  # SCHED_FIFO above our sender's capture thread, which would otherwise starve them on
+  # the guest's two emulated CPUs (a starved player underruns: gaps in the tone).
   chrt -f 80 sh -c "echo \$\$ > $W.tone.pid; exec gst-launch-1.0 -q audiotestsrc wave=sine freq=1000 volume=0.251 \
     ! audio/x-raw,format=S32LE,rate=48000,channels=2 ! fdsink fd=1" \
     | chrt -f 80 aplay -q -D hw:Loopback,0,$SUB -t raw -f S32_LE -c 2 -r 48000 --buffer-time=500000 \
@@ -50,7 +46,7 @@ sleep 2
   --source alsa:hw:Loopback,1,0 --duration 1 > /dev/null 2> "$AES67_WORK/refuse-ch.err"
 "$BIN" send "aes67://239.255.67.79:5004?iface=127.0.0.1&ch=2&rate=44100&enc=L24" --ttl 0 \
   --source alsa:hw:Loopback,1,0 --duration 1 > /dev/null 2> "$AES67_WORK/refuse-rate.err"
-chrt -f 80 /usr/bin/python3 "$HERE/rtp_arrivals.py" $((SECS + 20)) 127.0.0.1 $ARGS &
+/usr/bin/python3 "$HERE/rtp_arrivals.py" $((SECS + 20)) 127.0.0.1 $ARGS &
 LOGGER=$!
 sleep 3
 SUB=0
@@ -65,17 +61,18 @@ for S in 99900 100100; do
 done
 rc=0
 for P in $SENDERS; do wait $P || rc=$?; done
-wait $LOGGER
-kill $RECS 2>/dev/null
+kill -TERM $LOGGER; wait $LOGGER
 for S in 99900 100100; do kill "$(cat "$AES67_WORK/cap-$S.tone.pid")" 2>/dev/null; done
-wait $RECS $PLAYERS 2>/dev/null
+wait $PLAYERS 2>/dev/null
 # the recordings were written to tmpfs (9p writes stall under a loaded host) and are
 # copied to the work share now
-for S in 99900 100100; do cp /dev/shm/cap-$S.raw /dev/shm/cap-$S.ts "$AES67_WORK/"; done
+for S in 99900 100100; do
+  cp /dev/shm/cap-$S.ts "$AES67_WORK/"; cp /dev/shm/cap-$S.ts.raw "$AES67_WORK/cap-$S.raw"
+done
 for S in 99900 100100; do
   echo "GUEST: capture at shift $S:"
   tail -2 "$AES67_WORK/cap-$S.err"
-  cat "$AES67_WORK/cap-$S.aplay.err" "$AES67_WORK/cap-$S.gst.err" 2>/dev/null | tail -3
+  tail -3 "$AES67_WORK/cap-$S.aplay.err" 2>/dev/null
 done
 echo "GUEST: aes67 send exit $rc"
 exit $rc

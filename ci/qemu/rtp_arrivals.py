@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Logs every RTP packet of one or more multicast groups with its kernel arrival
-time: ci/qemu/rtp_arrivals.py SECONDS IFACE_IP GROUP:PORT=FILE ...
+"""Logs and records every RTP packet of one or more multicast groups with its
+kernel arrival time: ci/qemu/rtp_arrivals.py SECONDS IFACE_IP GROUP:PORT=FILE ...
 
 Each FILE gets one 14-byte record per packet, little-endian: kernel receive time
 (SO_TIMESTAMPNS, CLOCK_REALTIME ns, i64), RTP timestamp (u32), sequence number
-(u16). Ends 3 s after the last packet, or after SECONDS. Used by the qemu capture test (ci/qemu/guest-capture.sh) to measure the
-sender's RTP timestamps against arrival time."""
+(u16); FILE.raw gets the packets' payloads in arrival order (the audio, as sent:
+no CSRCs or extensions are expected). Ends after SECONDS, or on SIGTERM (the
+guest script sends it when the senders have finished), with every packet
+already queued read first. The arrival times are the kernel's, so this logger's
+own scheduling does not change them; its receive buffers hold seconds. Used by
+the qemu capture test (ci/qemu/guest-capture.sh)."""
 import select
+import signal
 import socket
 import struct
 import sys
@@ -30,16 +35,19 @@ def main():
         mreq = socket.inet_aton(group) + socket.inet_aton(iface)
         s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
         s.setblocking(False)
-        socks[s] = open(path, "wb", buffering=1 << 16)
+        socks[s] = (open(path, "wb", buffering=1 << 16), open(path + ".raw", "wb", buffering=1 << 20))
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     end = time.monotonic() + secs
-    last = None
-    while time.monotonic() < end:
-        # ends 3 s after the last packet (the senders stopped), or after SECONDS
-        if last is not None and time.monotonic() - last > 3.0:
-            break
+    draining = False
+    while True:
         r, _, _ = select.select(list(socks), [], [], 0.5)
-        if r:
-            last = time.monotonic()
+        if draining and not r:
+            break
+        if (stop or time.monotonic() >= end) and not draining:
+            # one more pass over whatever is queued, then stop
+            draining = True
+            r = list(socks)
         for s in r:
             while True:
                 try:
@@ -54,9 +62,12 @@ def main():
                         sec, ns = struct.unpack("qq", val[:16])
                         t = sec * 1_000_000_000 + ns
                 seq, ts = struct.unpack("!HI", data[2:8])
-                socks[s].write(struct.pack("<qIH", t, ts, seq))
-    for f in socks.values():
-        f.close()
+                log, raw = socks[s]
+                log.write(struct.pack("<qIH", t, ts, seq))
+                raw.write(data[12:])
+    for log, raw in socks.values():
+        log.close()
+        raw.close()
 
 
 if __name__ == "__main__":
