@@ -442,17 +442,22 @@ impl RateControl {
                 // one-off ratio step of at most a few hundred ppm, ramped by the
                 // resampler: far below a cent of pitch). Until now the P term carried
                 // the rate, as a latency error; it now returns that error, so the
-                // output briefly runs at up to twice the rate. Where that would pass
-                // 3/4 of the clamp (a ±1000 ppm card: ~2000 ppm, pinned at the clamp
-                // into a saturation fault) the integrator takes over the excess, and
-                // the error returns more slowly instead.
+                // output briefly runs at up to twice the rate. For a capture, where
+                // that would pass 3/4 of the clamp (a ±1000 ppm card: ~2000 ppm,
+                // pinned at the clamp into a saturation fault) the integrator takes
+                // over the excess, and the error returns more slowly instead.
+                // Playout keeps a zero integrator (its start error is held by the
+                // playout target, and its qemu proofs run on that behaviour).
                 self.ff = target;
-                self.integ = first_estimate_integrator(
-                    target,
-                    self.cfg.loop_period,
-                    self.filt.unwrap_or(0.0),
-                    self.cfg.max_ppm,
-                );
+                self.integ = match self.cfg.direction {
+                    Direction::Playout => 0.0,
+                    Direction::Capture => first_estimate_integrator(
+                        target,
+                        self.cfg.loop_period,
+                        self.filt.unwrap_or(0.0),
+                        self.cfg.max_ppm,
+                    ),
+                };
                 self.ff_init = true;
             } else {
                 let step = self.cfg.ff_slew_ppm_per_s * dt;
