@@ -15,7 +15,7 @@ use crate::ptp::servo::{ServoConfig, ServoKind};
 use crate::ptp::{ClockMap, LocalNs, LogInterval, PtpTimestamp};
 use crate::sys::RxTimestamp;
 use crate::sys::clock::{local_now, raw_realtime_pair};
-use crate::sys::ptp::{self as sys, Phc, PtpSockets, TsMode};
+use crate::sys::ptp::{self as sys, Phc, PtpSockets, Transport, TsMode};
 use crate::units::Nanos;
 
 /// Which timestamps the PTP port uses.
@@ -53,6 +53,8 @@ pub struct PtpOptions {
     pub servo: ServoKind,
     /// Timestamping.
     pub timestamping: Timestamping,
+    /// Transport: UDP/IPv4 (Annex C, default) or IEEE 802.3 (Annex E).
+    pub transport: Transport,
     /// priority1 of our clock (lower wins BMCA).
     pub priority1: u8,
     /// logSyncInterval of our master role, log2 s (−3 = 8/s, AES67 media profile).
@@ -87,6 +89,7 @@ impl PtpOptions {
             duration: None,
             servo: ServoKind::LinReg,
             timestamping: Timestamping::Auto,
+            transport: Transport::Udp4,
             priority1: 128,
             log_sync_interval: -3,
             arb: false,
@@ -168,8 +171,8 @@ pub fn run_with(
     out: &mut dyn FnMut(&PtpStatus),
 ) -> Result<(), String> {
     let want_hw = opts.timestamping != Timestamping::Software;
-    let mut socks =
-        PtpSockets::open(&opts.iface, want_hw).map_err(|e| format!("{}: {e}", opts.iface))?;
+    let mut socks = PtpSockets::open_with(&opts.iface, want_hw, opts.transport)
+        .map_err(|e| format!("{}: {e}", opts.iface))?;
     if opts.timestamping == Timestamping::Hardware && socks.mode != TsMode::Hardware {
         return Err(format!(
             "{}: hardware timestamping requested but not available (ETHTOOL_GET_TS_INFO)",
@@ -185,10 +188,7 @@ pub fn run_with(
         conv.phc = Phc::open(info.phc_index, false).ok();
         conv.refresh();
     }
-    let mac = crate::sys::socket::lookup(&opts.iface)
-        .map_err(|e| e.to_string())?
-        .mac;
-    let mac = mac.unwrap_or_else(|| {
+    let mac = socks.mac().unwrap_or_else(|| {
         let p = std::process::id().to_be_bytes();
         [0x02, 0, p[0], p[1], p[2], p[3]]
     });
@@ -276,6 +276,12 @@ pub fn run_with(
                 continue;
             }
             let user = local_now();
+            // Over Layer 2 one socket carries every message: general ones
+            // (messageType ≥ 8, §13.3.2.2) go the general way.
+            if socks.transport == Transport::L2 && buf.first().is_some_and(|b| b & 0x0f >= 0x8) {
+                acts.extend(port.handle_general_from(&buf[..r.len], r.src, user));
+                continue;
+            }
             let rx = r.ts.and_then(|t| conv.to_local(t)).unwrap_or(user);
             acts.extend(port.handle_event_from(&buf[..r.len], r.src, rx, user));
         }
@@ -346,6 +352,8 @@ pub fn run_with(
                 hardware_timestamps: socks.mode == TsMode::Hardware,
                 timestamps: socks.timestamp_path().0,
                 timestamps_note: socks.timestamp_path().1,
+                transport: socks.transport.name(),
+                frame_drops: socks.frame_drops(),
                 clock_minus_realtime: handle.clock_minus_realtime(),
                 port: port.status(now),
             };

@@ -27,6 +27,11 @@ pub struct PtpStatus {
     pub timestamps: &'static str,
     /// Why that path (Windows: why not the kernel's stamps); may be empty.
     pub timestamps_note: &'static str,
+    /// `"udp4"` or `"l2"` ([`crate::sys::ptp::Transport::name`]).
+    pub transport: &'static str,
+    /// Layer-2 frames received and not taken (short, VLAN-tagged, another
+    /// ethertype); zero over UDP.
+    pub frame_drops: crate::ptp::ieee8023::FrameDrops,
     /// Our PTP clock (as UTC) minus `CLOCK_REALTIME` at the time of the status.
     pub clock_minus_realtime: Option<Nanos>,
     /// The port's state, servo and counters.
