@@ -2,7 +2,8 @@
 # ci/qemu/runvm.sh <guest-script> [args...]: boot the Debian 6.12 kernel under qemu (tcg)
 # with the host root read-only over 9p and run one guest script; exit with its exit code.
 # env: MEM (MiB, default 768), SMP (default 2), TIMEOUT (s, default 900), LOG (serial log),
-#      WORK (read-write share dir, default a fresh temp dir), AES67_QEMU_CACHE (see setup.sh).
+#      WORK (read-write share dir, default a fresh temp dir), AES67_QEMU_CACHE (see setup.sh),
+#      QEMU_EXTRA (more qemu arguments, split on spaces: e.g. NICs, see run-ptp-hw.sh).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TEST=$(readlink -f "$1"); shift
@@ -21,7 +22,7 @@ timeout --foreground "${TIMEOUT:-900}" qemu-system-x86_64 \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs local,path="$KPKG/lib/modules",mount_tag=modules,security_model=none,readonly=on \
   -virtfs local,path="$WORK",mount_tag=work,security_model=none \
-  </dev/null 2>&1 | tee "$LOG"
+  ${QEMU_EXTRA:-} </dev/null 2>&1 | tee "$LOG"
 rc=$(cat "$WORK/rc" 2>/dev/null || echo 99)
 echo "runvm: guest exit $rc (log $LOG)"
 exit "$rc"

@@ -198,6 +198,7 @@ pub(crate) fn status_json(s: &PtpStatus) -> serde_json::Value {
         "mode": s.mode,
         "transport": s.transport,
         "frame_drops": s.frame_drops,
+        "rx_stamps": s.rx_stamps,
         "rx_timestamps": s.timestamps,
         "rx_timestamps_note": s.timestamps_note,
         "one_way": st.one_way,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::ptp_clock::{PtpClockHandle, PtpStatus};
+use super::ptp_clock::{PtpClockHandle, PtpStatus, RxStampCounts};
 use crate::ptp::msg::ClockIdentity;
 use crate::ptp::port::{Action, Actions, Port, PortConfig, PortStatus, TxToken};
 use crate::ptp::servo::{ServoConfig, ServoKind};
@@ -242,6 +242,7 @@ pub fn run_with(
     let mut next_status = start.add(Nanos::from_secs(1));
     let end = opts.duration.map(|d| start.add(d));
     let mut acts = Actions::new();
+    let mut stamps = RxStampCounts::default();
     while !stop.load(Ordering::Relaxed) {
         let now = local_now();
         if end.is_some_and(|e| now >= e) {
@@ -281,6 +282,11 @@ pub fn run_with(
             if socks.transport == Transport::L2 && buf.first().is_some_and(|b| b & 0x0f >= 0x8) {
                 acts.extend(port.handle_general_from(&buf[..r.len], r.src, user));
                 continue;
+            }
+            match r.ts {
+                Some(RxTimestamp::Hardware(_)) => stamps.hardware += 1,
+                Some(_) => stamps.software += 1,
+                None => stamps.missing += 1,
             }
             let rx = r.ts.and_then(|t| conv.to_local(t)).unwrap_or(user);
             acts.extend(port.handle_event_from(&buf[..r.len], r.src, rx, user));
@@ -354,6 +360,7 @@ pub fn run_with(
                 timestamps_note: socks.timestamp_path().1,
                 transport: socks.transport.name(),
                 frame_drops: socks.frame_drops(),
+                rx_stamps: stamps,
                 clock_minus_realtime: handle.clock_minus_realtime(),
                 port: port.status(now),
             };
