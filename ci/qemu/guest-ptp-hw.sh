@@ -6,8 +6,9 @@
 #           and the grandmaster's PHC read at one CLOCK_MONOTONIC_RAW instant each second;
 #  phase 2: a ptp4l -2 -H free_running slave on NIC 2; its raw master_offset (pmc) against the
 #           true PHC2 - PHC1 (phc_ctl cmp of each against CLOCK_REALTIME, before and after).
-# arg: seconds per phase. Results: $AES67_WORK/{hwtruth.log,gm.log,slave.log,ptp4l_slave.txt}.
+# args: seconds per phase; 1 (default) or 0: with or without ci/qemu/igb-rx-latch.py. Results: $AES67_WORK/{hwtruth.log,gm.log,slave.log,ptp4l_slave.txt}.
 S=${1:-60}
+LATCH=${2:-1}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${BIN:-$ROOT/target/release/ptp_harness}
 W=${AES67_WORK:-/tmp}
@@ -39,7 +40,14 @@ tx_timestamp_timeout 100
 C
 ptp4l -i "$GM" -f /tmp/gm.conf -m > "$W/gm.log" 2>&1 &
 GMPID=$!
-sleep 6
+sleep 2
+# LATCH=0: without the qemu igb RX-latch shim (then no RX hardware stamp after the first).
+if [ "$LATCH" = 1 ]; then
+  pci() { basename "$(readlink -f /sys/class/net/$1/device)"; }
+  python3 "$ROOT/ci/qemu/igb-rx-latch.py" 20 "$(pci "$GM"):1" "$(pci "$SL")" > "$W/latch.log" 2>&1 &
+  LATCHPID=$!
+fi
+sleep 4
 echo "GUEST: phase 1, our slave (${S} s)"
 "$BIN" hwtruth --iface "$SL" --gm-phc "$P1" --seconds "$S" --settle-s 5 > "$W/hwtruth.log" 2>&1
 echo "GUEST: hwtruth exit $?"
@@ -69,7 +77,8 @@ while [ $i -lt "$S" ]; do
   [ -n "$off" ] && echo "$i $off" >> "$W/ptp4l_slave.txt"
 done
 d1=$(( $(cmp "$P2") - $(cmp "$P1") ))
-kill $SLPID $GMPID 2>/dev/null; wait 2>/dev/null
+kill $SLPID $GMPID ${LATCHPID:-} 2>/dev/null; wait 2>/dev/null
+cat "$W/latch.log"
 echo "GUEST: true PHC$P2 - PHC$P1: $d0 ns before, $d1 ns after"
 awk -v d0="$d0" -v d1="$d1" -v s="$S" '
   $1 > 10 && $2 != 0 { t = d0 + (d1 - d0) * $1 / s; e = $2 - t; n++; ss += e * e; if (e < 0) e = -e; if (e > mx) mx = e }
