@@ -6,11 +6,12 @@
 #           and the grandmaster's PHC read at one CLOCK_MONOTONIC_RAW instant each second;
 #  phase 2: a ptp4l -2 -H free_running slave on NIC 2; its raw master_offset (pmc) against the
 #           true PHC2 - PHC1 (phc_ctl cmp of each against CLOCK_REALTIME, before and after).
-# args: seconds per phase; 1 (default) or 0: with or without ci/qemu/igb-rx-latch.py. Results: $AES67_WORK/{hwtruth.log,gm.log,slave.log,ptp4l_slave.txt}.
+# args: seconds per phase; 1 (default) or 0: with or without ci/qemu/igb-rx-latch.py;
+#       the ptp_harness binary (default target/release/ptp_harness of this tree). Results: $AES67_WORK/{hwtruth.log,gm.log,slave.log,ptp4l_slave.txt}.
 S=${1:-60}
 LATCH=${2:-1}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${BIN:-$ROOT/target/release/ptp_harness}
+BIN=${3:-$ROOT/target/release/ptp_harness}
 W=${AES67_WORK:-/tmp}
 modprobe igb || exit 1
 sleep 3
@@ -44,7 +45,7 @@ sleep 2
 # LATCH=0: without the qemu igb RX-latch shim (then no RX hardware stamp after the first).
 if [ "$LATCH" = 1 ]; then
   pci() { basename "$(readlink -f /sys/class/net/$1/device)"; }
-  python3 "$ROOT/ci/qemu/igb-rx-latch.py" 20 "$(pci "$GM"):1" "$(pci "$SL")" > "$W/latch.log" 2>&1 &
+  python3 "$ROOT/ci/qemu/igb-rx-latch.py" 20 "$(pci "$GM")=1" "$(pci "$SL")" > "$W/latch.log" 2>&1 &
   LATCHPID=$!
 fi
 sleep 4

@@ -6,10 +6,10 @@ RXSATRH is read; Linux's igb driver (82576 path) reads RXSTMPL/RXSTMPH and never
 so after the first stamped frame no other is stamped. qemu also stamps only the one
 messageType in TSYNCRXCFG[15:8] (the driver writes 0 there: Sync) where the real 82576
 in EVENT_V2 mode stamps every event message. This shim, for each NIC given as
-PCI_ADDR[:MSGTYPE]: sets TSYNCRXCFG[15:8] = MSGTYPE when given (e.g. 1 = Delay_Req on the
+PCI_ADDR[=MSGTYPE]: sets TSYNCRXCFG[15:8] = MSGTYPE when given (e.g. 1 = Delay_Req on the
 grandmaster's NIC), and frees the latch when it has been VALID for HOLD_MS (the driver has
 read the stamp by then; the next PTP event frame on that NIC comes >= 100 ms later).
-Usage: igb-rx-latch.py HOLD_MS PCI_ADDR[:MSGTYPE]...  Runs until killed.
+Usage: igb-rx-latch.py HOLD_MS PCI_ADDR[=MSGTYPE]...  Runs until killed.
 """
 import ctypes, mmap, os, sys, time
 
@@ -17,7 +17,7 @@ TSYNCRXCTL, TSYNCRXCFG, RXSATRH = 0xB620, 0x5F50, 0xB630
 hold = float(sys.argv[1]) / 1e3
 nics = []
 for a in sys.argv[2:]:
-    addr, _, mt = a.partition(":")
+    addr, _, mt = a.partition("=")
     fd = os.open(f"/sys/bus/pci/devices/{addr}/resource0", os.O_RDWR | os.O_SYNC)
     m = mmap.mmap(fd, 0x10000, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
     nics.append([addr, m, int(mt) if mt else None, None, 0])

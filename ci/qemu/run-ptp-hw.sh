@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# [LATCH=0] ci/qemu/run-ptp-hw.sh [seconds per phase, default 60]: issue 16 Proof 3, PTP with hardware
+# [LATCH=0] [BIN=ptp_harness] ci/qemu/run-ptp-hw.sh [seconds per phase, default 60]: issue 16 Proof 3, PTP with hardware
 # timestamps end to end in qemu (tcg). One guest, two emulated igb NICs (each on its own
 # PCIe root port, joined by qemu hub 0). ptp4l -2 -H (Layer 2, hardware stamps, free-running
 # PHC) is grandmaster on the first; on the second, in turn: our slave (ptp_harness hwtruth:
@@ -20,4 +20,4 @@ nic() {
 }
 export QEMU_EXTRA="$(nic)"
 export TIMEOUT=${TIMEOUT:-$(( 300 + 3 * SECS ))}
-exec flock /tmp/qemu.lock "$HERE/runvm.sh" "$HERE/guest-ptp-hw.sh" "$SECS" "${LATCH:-1}"
+exec flock /tmp/qemu.lock "$HERE/runvm.sh" "$HERE/guest-ptp-hw.sh" "$SECS" "${LATCH:-1}" "${BIN:-}"
