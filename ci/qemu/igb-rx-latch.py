@@ -11,7 +11,7 @@ grandmaster's NIC), and frees the latch when it has been VALID for HOLD_MS (the 
 read the stamp by then; the next PTP event frame on that NIC comes >= 100 ms later).
 Usage: igb-rx-latch.py HOLD_MS PCI_ADDR[=MSGTYPE]...  Runs until killed.
 """
-import ctypes, mmap, os, sys, time
+import ctypes, mmap, os, signal, sys, time
 
 TSYNCRXCTL, TSYNCRXCFG, RXSATRH = 0xB620, 0x5F50, 0xB630
 hold = float(sys.argv[1]) / 1e3
@@ -25,6 +25,10 @@ for a in sys.argv[2:]:
 def rd(m, o): return ctypes.c_uint32.from_buffer(m, o).value
 def wr(m, o, v): ctypes.c_uint32.from_buffer(m, o).value = v
 print("igb-rx-latch:", [(n[0], n[2]) for n in nics], flush=True)
+def done(*_):
+    print("igb-rx-latch: latches freed", [(n[0], n[4]) for n in nics], flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, done)
 while True:
     now = time.monotonic()
     for n in nics:
