@@ -19,5 +19,8 @@ nic() {
  -device igb,bus=rp0,netdev=n0,mac=52:54:00:12:34:01 -device igb,bus=rp1,netdev=n1,mac=52:54:00:12:34:02"
 }
 export QEMU_EXTRA="$(nic)"
+# The latch shim maps the igb's BAR0 through sysfs while the driver holds it: Debian's
+# CONFIG_IO_STRICT_DEVMEM refuses that (EINVAL) unless iomem=relaxed.
+export KAPPEND="iomem=relaxed"
 export TIMEOUT=${TIMEOUT:-$(( 300 + 3 * SECS ))}
 exec flock /tmp/qemu.lock "$HERE/runvm.sh" "$HERE/guest-ptp-hw.sh" "$SECS" "${LATCH:-1}" "${BIN:-}"
