@@ -67,6 +67,7 @@ tx_timestamp_timeout 100
 uds_address /tmp/sl.uds
 C
 cmp() { phc_ctl "/dev/ptp$1" cmp 2>/dev/null | sed -n 's/.*is \(-\{0,1\}[0-9]*\)ns.*/\1/p'; }
+# phc_ctl cmp prints CLOCK_REALTIME - PHC (linuxptp's sysoff): d = PHC1 - PHC2, truth = -d.
 d0=$(( $(cmp "$P2") - $(cmp "$P1") ))
 ptp4l -i "$SL" -f /tmp/sl.conf -m > "$W/slave.log" 2>&1 &
 SLPID=$!
@@ -80,10 +81,10 @@ done
 d1=$(( $(cmp "$P2") - $(cmp "$P1") ))
 kill $SLPID $GMPID ${LATCHPID:-} 2>/dev/null; wait 2>/dev/null
 cat "$W/latch.log"
-echo "GUEST: true PHC$P2 - PHC$P1: $d0 ns before, $d1 ns after"
+echo "GUEST: true PHC$P2 - PHC$P1: $((-d0)) ns before, $((-d1)) ns after"
 awk -v d0="$d0" -v d1="$d1" -v s="$S" '
-  $1 > 10 && $2 != 0 { t = d0 + (d1 - d0) * $1 / s; e = $2 - t; n++; ss += e * e; if (e < 0) e = -e; if (e > mx) mx = e }
-  END { if (n) printf "PTP4L_SUMMARY {\"samples\":%d,\"rms_ns\":%.0f,\"max_ns\":%.0f}\n", n, sqrt(ss / n), mx; else print "PTP4L_SUMMARY {\"samples\":0}" }' "$W/ptp4l_slave.txt"
+  $1 > 10 && $2 != 0 { t = -(d0 + (d1 - d0) * $1 / s); e = $2 - t; n++; ss += e * e; sm += e; if (e < 0) e = -e; if (e > mx) mx = e }
+  END { if (n) printf "PTP4L_SUMMARY {\"samples\":%d,\"rms_ns\":%.0f,\"max_ns\":%.0f,\"mean_ns\":%.0f}\n", n, sqrt(ss / n), mx, sm / n; else print "PTP4L_SUMMARY {\"samples\":0}" }' "$W/ptp4l_slave.txt"
 grep -c "rx timestamp\|timed out\|fault" "$W/slave.log" | sed 's/^/GUEST: ptp4l slave warnings: /'
 tail -n 5 "$W/slave.log"
 grep -q '"samples":0' "$W/hwtruth.log" && exit 3

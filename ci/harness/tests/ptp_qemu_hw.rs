@@ -49,7 +49,19 @@ fn qemu_igb_hardware_timestamps_our_l2_slave_against_the_grandmaster_phc() {
     assert_eq!(last["hardware"], true);
     assert!(ours["samples"].as_u64().unwrap_or(0) >= 10, "{ours}");
     assert!(theirs["samples"].as_u64().unwrap_or(0) >= 10, "{theirs}");
-    // Bounds: tcg's emulated NICs stamp in virtual time; see docs/ptp.md for
-    // the figures measured.
-    assert!(ours["rms_ns"].as_f64().unwrap() < 50_000.0, "{ours}");
+    assert!(
+        last["delay_resp"].as_u64().unwrap_or(0) > 5,
+        "two-way: {last}"
+    );
+    assert_eq!(last["rx_stamps"]["missing"], 0, "{last}");
+    // Measured (30 s phases): ours rms 2.97 µs, max 9.4 µs; ptp4l's raw
+    // offset rms 3.9 µs, max 16 µs (tcg: stamps in qemu's virtual time,
+    // millisecond scheduling stalls). Bounds with margin for a loaded host.
+    let rms = ours["rms_ns"].as_f64().unwrap();
+    assert!(rms < 20_000.0, "{ours}");
+    assert!(ours["max_ns"].as_f64().unwrap() < 100_000.0, "{ours}");
+    println!(
+        "our rms / ptp4l raw rms = {:.2}",
+        rms / theirs["rms_ns"].as_f64().unwrap_or(f64::NAN)
+    );
 }
