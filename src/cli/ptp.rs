@@ -37,6 +37,10 @@ pub(crate) struct PtpArgs {
     /// Timestamping: auto (hardware when the interface has it), software, hardware.
     #[arg(long, default_value = "auto", value_parser = ["auto", "software", "hardware"])]
     timestamping: String,
+    /// Transport: udp4 (UDP/IPv4, IEEE 1588 Annex C) or l2 (IEEE 802.3,
+    /// ethertype 0x88F7, Annex E; ptp4l's -2; needs CAP_NET_RAW).
+    #[arg(long, default_value = "udp4", value_parser = ["udp4", "l2"])]
+    transport: String,
     /// priority1 of our clock (master role; lower wins BMCA).
     #[arg(long, default_value_t = 128)]
     priority1: u8,
@@ -75,6 +79,7 @@ impl PtpArgs {
             duration: self.duration.map(|d| Nanos::from_secs_f64(d.max(0.0))),
             servo: self.servo,
             timestamping: self.timestamping.parse().unwrap_or(Timestamping::Auto),
+            transport: self.transport.parse().unwrap_or_default(),
             priority1: self.priority1,
             log_sync_interval: self.log_sync_interval,
             arb: self.arb,
@@ -191,6 +196,9 @@ pub(crate) fn status_json(s: &PtpStatus) -> serde_json::Value {
         "freq_ppb": st.freq.as_ppb(),
         "timestamping": if s.hardware_timestamps { "hardware" } else { "software" },
         "mode": s.mode,
+        "transport": s.transport,
+        "frame_drops": s.frame_drops,
+        "rx_stamps": s.rx_stamps,
         "rx_timestamps": s.timestamps,
         "rx_timestamps_note": s.timestamps_note,
         "one_way": st.one_way,

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::ptp_clock::{PtpClockHandle, PtpStatus};
+use super::ptp_clock::{PtpClockHandle, PtpStatus, RxStampCounts};
 use crate::ptp::msg::ClockIdentity;
 use crate::ptp::port::{Action, Actions, Port, PortConfig, PortStatus, TxToken};
 use crate::ptp::servo::{ServoConfig, ServoKind};
 use crate::ptp::{ClockMap, LocalNs, LogInterval, PtpTimestamp};
 use crate::sys::RxTimestamp;
 use crate::sys::clock::{local_now, raw_realtime_pair};
-use crate::sys::ptp::{self as sys, Phc, PtpSockets, TsMode};
+use crate::sys::ptp::{self as sys, Phc, PtpSockets, Transport, TsMode};
 use crate::units::Nanos;
 
 /// Which timestamps the PTP port uses.
@@ -53,6 +53,8 @@ pub struct PtpOptions {
     pub servo: ServoKind,
     /// Timestamping.
     pub timestamping: Timestamping,
+    /// Transport: UDP/IPv4 (Annex C, default) or IEEE 802.3 (Annex E).
+    pub transport: Transport,
     /// priority1 of our clock (lower wins BMCA).
     pub priority1: u8,
     /// logSyncInterval of our master role, log2 s (−3 = 8/s, AES67 media profile).
@@ -87,6 +89,7 @@ impl PtpOptions {
             duration: None,
             servo: ServoKind::LinReg,
             timestamping: Timestamping::Auto,
+            transport: Transport::Udp4,
             priority1: 128,
             log_sync_interval: -3,
             arb: false,
@@ -168,8 +171,8 @@ pub fn run_with(
     out: &mut dyn FnMut(&PtpStatus),
 ) -> Result<(), String> {
     let want_hw = opts.timestamping != Timestamping::Software;
-    let mut socks =
-        PtpSockets::open(&opts.iface, want_hw).map_err(|e| format!("{}: {e}", opts.iface))?;
+    let mut socks = PtpSockets::open_with(&opts.iface, want_hw, opts.transport)
+        .map_err(|e| format!("{}: {e}", opts.iface))?;
     if opts.timestamping == Timestamping::Hardware && socks.mode != TsMode::Hardware {
         return Err(format!(
             "{}: hardware timestamping requested but not available (ETHTOOL_GET_TS_INFO)",
@@ -185,10 +188,7 @@ pub fn run_with(
         conv.phc = Phc::open(info.phc_index, false).ok();
         conv.refresh();
     }
-    let mac = crate::sys::socket::lookup(&opts.iface)
-        .map_err(|e| e.to_string())?
-        .mac;
-    let mac = mac.unwrap_or_else(|| {
+    let mac = socks.mac().unwrap_or_else(|| {
         let p = std::process::id().to_be_bytes();
         [0x02, 0, p[0], p[1], p[2], p[3]]
     });
@@ -242,6 +242,7 @@ pub fn run_with(
     let mut next_status = start.add(Nanos::from_secs(1));
     let end = opts.duration.map(|d| start.add(d));
     let mut acts = Actions::new();
+    let mut stamps = RxStampCounts::default();
     while !stop.load(Ordering::Relaxed) {
         let now = local_now();
         if end.is_some_and(|e| now >= e) {
@@ -276,6 +277,17 @@ pub fn run_with(
                 continue;
             }
             let user = local_now();
+            // Over Layer 2 one socket carries every message: general ones
+            // (messageType ≥ 8, §13.3.2.2) go the general way.
+            if socks.transport == Transport::L2 && buf.first().is_some_and(|b| b & 0x0f >= 0x8) {
+                acts.extend(port.handle_general_from(&buf[..r.len], r.src, user));
+                continue;
+            }
+            match r.ts {
+                Some(RxTimestamp::Hardware(_)) => stamps.hardware += 1,
+                Some(_) => stamps.software += 1,
+                None => stamps.missing += 1,
+            }
             let rx = r.ts.and_then(|t| conv.to_local(t)).unwrap_or(user);
             acts.extend(port.handle_event_from(&buf[..r.len], r.src, rx, user));
         }
@@ -346,6 +358,9 @@ pub fn run_with(
                 hardware_timestamps: socks.mode == TsMode::Hardware,
                 timestamps: socks.timestamp_path().0,
                 timestamps_note: socks.timestamp_path().1,
+                transport: socks.transport.name(),
+                frame_drops: socks.frame_drops(),
+                rx_stamps: stamps,
                 clock_minus_realtime: handle.clock_minus_realtime(),
                 port: port.status(now),
             };

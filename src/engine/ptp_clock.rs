@@ -27,10 +27,29 @@ pub struct PtpStatus {
     pub timestamps: &'static str,
     /// Why that path (Windows: why not the kernel's stamps); may be empty.
     pub timestamps_note: &'static str,
+    /// `"udp4"` or `"l2"` ([`crate::sys::ptp::Transport::name`]).
+    pub transport: &'static str,
+    /// Layer-2 frames received and not taken (short, VLAN-tagged, another
+    /// ethertype); zero over UDP.
+    pub frame_drops: crate::ptp::ieee8023::FrameDrops,
+    /// Event messages received with a hardware, a software, or no kernel
+    /// receive timestamp (the last ones use the time read after the wake-up).
+    pub rx_stamps: RxStampCounts,
     /// Our PTP clock (as UTC) minus `CLOCK_REALTIME` at the time of the status.
     pub clock_minus_realtime: Option<Nanos>,
     /// The port's state, servo and counters.
     pub port: PortStatus,
+}
+
+/// Receive timestamps of event messages, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RxStampCounts {
+    /// With a hardware (PHC) timestamp.
+    pub hardware: u64,
+    /// With a kernel software timestamp.
+    pub software: u64,
+    /// With none (hardware mode: the NIC did not stamp it).
+    pub missing: u64,
 }
 
 /// One copy of the published map: a seqlock (its `seq` is odd while the

@@ -2,6 +2,7 @@
 //! timestamps, PHC) is in [`crate::sys::ptp`]; the driver thread in
 //! [`crate::engine::ptp`].
 //!
+//! - [`ieee8023`]: the Ethernet frame of the IEEE 802.3 transport (Annex E);
 //! - [`msg`]: message parse/serialize (§13);
 //! - [`bmca`]: dataset comparison and state decision (§9.3);
 //! - [`servo`]: linear-regression (default) and PI servos;
@@ -15,6 +16,7 @@
 
 pub mod bmca;
 pub mod clock;
+pub mod ieee8023;
 pub mod msg;
 pub mod port;
 pub mod servo;

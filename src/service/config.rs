@@ -47,6 +47,7 @@ struct RawPtp {
     interface: Option<String>,
     domain: Option<i64>,
     timestamping: Option<String>,
+    transport: Option<String>,
     slave_only: Option<bool>,
     priority1: Option<i64>,
 }
@@ -169,6 +170,9 @@ pub struct PtpConfig {
     /// Timestamping: auto, software or hardware.
     #[serde(skip)]
     pub timestamping: Timestamping,
+    /// Transport: udp4 (default) or l2 (IEEE 802.3, Annex E).
+    #[serde(skip)]
+    pub transport: crate::sys::ptp::Transport,
     /// Never become master.
     pub slave_only: bool,
     /// priority1 (lower wins BMCA), 0-255.
@@ -382,10 +386,18 @@ fn validate(raw: RawConfig, base: Option<&Path>, v: &mut V) -> Config {
                 Timestamping::Auto
             }
         };
+        let transport = match p.transport.as_deref().unwrap_or("udp4").parse() {
+            Ok(t) => t,
+            Err(e) => {
+                v.err(&f("transport"), e);
+                crate::sys::ptp::Transport::Udp4
+            }
+        };
         ptp.push(PtpConfig {
             interface,
             domain: v.range_i(&f("domain"), p.domain.unwrap_or(0), 0, 127) as u8,
             timestamping,
+            transport,
             slave_only: p.slave_only.unwrap_or(true),
             priority1: v.range_i(&f("priority1"), p.priority1.unwrap_or(128), 0, 255) as u8,
         });

@@ -251,6 +251,7 @@ fn ptp_options(c: &PtpConfig) -> PtpOptions {
         slave_only: c.slave_only,
         priority1: c.priority1,
         timestamping: c.timestamping,
+        transport: c.transport,
         ..PtpOptions::new(c.interface.clone())
     }
 }

@@ -54,6 +54,32 @@ pub struct TsInfo {
     pub rx_filters: u32,
 }
 
+/// Which transport of IEEE 1588 carries the PTP messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// UDP over IPv4 (Annex C): ports 319/320, group 224.0.1.129.
+    #[default]
+    Udp4,
+    /// IEEE 802.3 / Ethernet (Annex E): ethertype 0x88F7, destination
+    /// 01-1B-19-00-00-00 ([`crate::ptp::ieee8023`]). ptp4l's `-2`.
+    L2,
+}
+
+from_names!(Transport, "transport", {
+    "udp4" => Udp4,
+    "l2" => L2,
+});
+
+impl Transport {
+    /// The name on the command line, in configs and in status.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp4 => "udp4",
+            Transport::L2 => "l2",
+        }
+    }
+}
+
 /// Timestamping mode of a socket pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TsMode {

@@ -214,10 +214,31 @@ pub fn tx_opt_id(control: &[u8]) -> Option<u32> {
         .filter(|c| {
             (c.level == libc::SOL_IP && c.kind == libc::IP_RECVERR)
                 || (c.level == libc::SOL_IPV6 && c.kind == libc::IPV6_RECVERR)
+                || (c.level == libc::SOL_PACKET && c.kind == PACKET_TX_TIMESTAMP)
         })
         .filter_map(|c| read_plain::<libc::sock_extended_err>(c.data))
         .find(|e| e.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING)
         .map(|e| e.ee_data)
+}
+
+/// `PACKET_TX_TIMESTAMP`: the error-queue message type of an `AF_PACKET`
+/// socket (`packet(7)`), level `SOL_PACKET`.
+pub const PACKET_TX_TIMESTAMP: i32 = 16;
+/// `PACKET_AUXDATA` (`packet(7)`): the option, and the message type of its
+/// `struct tpacket_auxdata`.
+pub const PACKET_AUXDATA: i32 = 8;
+/// `TP_STATUS_VLAN_VALID` in `tpacket_auxdata.tp_status`.
+const TP_STATUS_VLAN_VALID: u32 = 0x10;
+
+/// The VLAN id of a frame whose 802.1Q tag the kernel moved out of band,
+/// from a `PACKET_AUXDATA` message (`struct tpacket_auxdata`: tp_status,
+/// tp_len, tp_snaplen u32; tp_mac, tp_net, tp_vlan_tci, tp_vlan_tpid u16);
+/// `None` when untagged or absent.
+pub fn packet_vlan(control: &[u8]) -> Option<u16> {
+    let c = iter(control).find(|c| c.level == libc::SOL_PACKET && c.kind == PACKET_AUXDATA)?;
+    let status = read_plain::<u32>(c.data)?;
+    let tci = read_plain::<u16>(c.data.get(16..)?)?;
+    (status & TP_STATUS_VLAN_VALID != 0).then_some(tci & 0x0fff)
 }
 
 /// Everything a PTP socket needs from one `recvmsg`: the timestamp (with
@@ -254,6 +275,42 @@ mod tests {
         v.extend_from_slice(data);
         v.resize(cmsg_space(data.len()), 0);
         v
+    }
+
+    #[test]
+    fn packet_socket_tx_id_and_vlan() {
+        // SAFETY: plain data; zeroed is valid.
+        let mut e: libc::sock_extended_err = unsafe { std::mem::zeroed() };
+        e.ee_origin = libc::SO_EE_ORIGIN_TIMESTAMPING;
+        e.ee_data = 42;
+        // SAFETY: sock_extended_err is plain data; viewed as its bytes.
+        let eb = unsafe {
+            std::slice::from_raw_parts(
+                (&e as *const libc::sock_extended_err).cast::<u8>(),
+                std::mem::size_of_val(&e),
+            )
+        };
+        let c = cmsg(libc::SOL_PACKET, PACKET_TX_TIMESTAMP, eb);
+        assert_eq!(tx_opt_id(&c), Some(42));
+        let mut aux = Vec::new();
+        aux.extend_from_slice(&TP_STATUS_VLAN_VALID.to_ne_bytes());
+        aux.extend_from_slice(&[0u8; 12]);
+        aux.extend_from_slice(&0xE005u16.to_ne_bytes());
+        aux.extend_from_slice(&0x8100u16.to_ne_bytes());
+        assert_eq!(
+            packet_vlan(&cmsg(libc::SOL_PACKET, PACKET_AUXDATA, &aux)),
+            Some(5)
+        );
+        aux[0..4].copy_from_slice(&0u32.to_ne_bytes());
+        assert_eq!(
+            packet_vlan(&cmsg(libc::SOL_PACKET, PACKET_AUXDATA, &aux)),
+            None
+        );
+        // Truncated: no panic.
+        assert_eq!(
+            packet_vlan(&cmsg(libc::SOL_PACKET, PACKET_AUXDATA, &aux[..10])),
+            None
+        );
     }
 
     fn ts_data(sw: (i64, i64), hw: (i64, i64)) -> Vec<u8> {

@@ -11,19 +11,32 @@
 //!   with `HWTSTAMP_FILTER_PTP_V2_L4_EVENT`). TX timestamps come back on
 //!   `MSG_ERRQUEUE`, matched by `SOF_TIMESTAMPING_OPT_ID` (the kernel's
 //!   per-socket send counter in `sock_extended_err.ee_data`).
+//! - IEEE 802.3 transport (IEEE 1588-2019 Annex E, [`Transport::L2`]): an
+//!   `AF_PACKET`/`SOCK_RAW` socket bound to the interface and ethertype
+//!   0x88F7, member of 01-1B-19-00-00-00 and 01-80-C2-00-00-0E
+//!   (`PACKET_ADD_MEMBERSHIP`), `PACKET_AUXDATA` on (out-of-band VLAN tags
+//!   are seen and dropped), the same `SO_TIMESTAMPING` flags; it receives
+//!   every PTP message and sends the event ones. A second, unbound
+//!   (protocol 0, receives nothing) packet socket without timestamping sends
+//!   the general messages, so each OPT_ID belongs to an event message and a
+//!   NIC with one TX-stamp slot (igb) is never busy with an Announce. The
+//!   hardware RX filter is `HWTSTAMP_FILTER_PTP_V2_L2_EVENT` (or
+//!   `PTP_V2_EVENT` when the driver refuses it).
 //! - Capabilities: `ETHTOOL_GET_TS_INFO`.
 //! - PHC: `/dev/ptpN`, read via its dynamic clock id, correlated with
 //!   `PTP_SYS_OFFSET_EXTENDED`; `clock_adjtime` only by explicit request.
 
+use std::cell::Cell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, RawFd};
 
-use socket2::{Domain, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
 use super::cmsg;
+use crate::ptp::ieee8023::{self, FrameDrops};
 use crate::sys::RxTimestamp;
-use crate::sys::ptp::{EVENT_PORT, GENERAL_PORT, PTP_GROUP, PtpRx, TsInfo, TsMode};
+use crate::sys::ptp::{EVENT_PORT, GENERAL_PORT, PTP_GROUP, PtpRx, Transport, TsInfo, TsMode};
 use crate::sys::socket::{self, Iface, SocketError, io_err};
 
 /// DSCP Expedited Forwarding (46) in the TOS byte.
@@ -51,6 +64,25 @@ impl TsInfo {
             | (1 << libc::HWTSTAMP_FILTER_ALL)
             | (1 << 12);
         self.so_timestamping & need == need && self.phc_index >= 0 && self.rx_filters & filt != 0
+    }
+    /// [`Self::hardware_capable`] for `transport`: over Layer 2 the RX
+    /// filter must stamp PTPv2 L2 events (`PTP_V2_L2_EVENT`, `PTP_V2_EVENT`
+    /// or `ALL`).
+    pub fn hardware_capable_for(&self, transport: Transport) -> bool {
+        match transport {
+            Transport::Udp4 => self.hardware_capable(),
+            Transport::L2 => {
+                let need = libc::SOF_TIMESTAMPING_TX_HARDWARE
+                    | libc::SOF_TIMESTAMPING_RX_HARDWARE
+                    | libc::SOF_TIMESTAMPING_RAW_HARDWARE;
+                let filt = (1 << libc::HWTSTAMP_FILTER_PTP_V2_L2_EVENT)
+                    | (1 << libc::HWTSTAMP_FILTER_PTP_V2_EVENT)
+                    | (1 << libc::HWTSTAMP_FILTER_ALL);
+                self.so_timestamping & need == need
+                    && self.phc_index >= 0
+                    && self.rx_filters & filt != 0
+            }
+        }
     }
     /// Software RX+TX timestamps.
     pub fn software_capable(&self) -> bool {
@@ -122,11 +154,32 @@ pub fn ts_info(iface: &str) -> io::Result<TsInfo> {
 /// (`SIOCSHWTSTAMP`). Returns the filter the driver actually applied. Needs
 /// CAP_NET_ADMIN.
 pub fn enable_hw_timestamping(iface: &str) -> io::Result<i32> {
+    enable_hw_timestamping_filter(iface, libc::HWTSTAMP_FILTER_PTP_V2_L4_EVENT as i32)
+}
+
+/// [`enable_hw_timestamping`] for `transport`: over Layer 2 the filter
+/// `PTP_V2_L2_EVENT`, or `PTP_V2_EVENT` (L2 and L4) when the driver refuses
+/// it. Returns the filter applied.
+///
+/// Errors: the ioctl's errno (no such interface, no CAP_NET_ADMIN, refused).
+pub fn enable_hw_timestamping_for(iface: &str, transport: Transport) -> io::Result<i32> {
+    match transport {
+        Transport::Udp4 => enable_hw_timestamping(iface),
+        Transport::L2 => {
+            enable_hw_timestamping_filter(iface, libc::HWTSTAMP_FILTER_PTP_V2_L2_EVENT as i32)
+                .or_else(|_| {
+                    enable_hw_timestamping_filter(iface, libc::HWTSTAMP_FILTER_PTP_V2_EVENT as i32)
+                })
+        }
+    }
+}
+
+fn enable_hw_timestamping_filter(iface: &str, rx_filter: i32) -> io::Result<i32> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
     let mut cfg = libc::hwtstamp_config {
         flags: 0,
         tx_type: libc::HWTSTAMP_TX_ON as i32,
-        rx_filter: libc::HWTSTAMP_FILTER_PTP_V2_L4_EVENT as i32,
+        rx_filter,
     };
     let mut ifr = ifreq(
         iface,
@@ -140,15 +193,130 @@ pub fn enable_hw_timestamping(iface: &str) -> io::Result<i32> {
 /// The two PTP sockets on one interface.
 #[derive(Debug)]
 pub struct PtpSockets {
-    /// UDP 319.
+    /// UDP 319; over Layer 2 the packet socket that receives every PTP
+    /// message and sends the event ones (TX timestamps on its error queue).
     pub event: Socket,
-    /// UDP 320.
+    /// UDP 320; over Layer 2 the send-only packet socket of the general
+    /// messages.
     pub general: Socket,
     /// Timestamping mode.
     pub mode: TsMode,
+    /// The transport.
+    pub transport: Transport,
     /// Next OPT_ID the kernel will assign on `event`.
     next_id: u32,
     iface: String,
+    l2: Option<L2Link>,
+}
+
+/// The Layer-2 side of [`PtpSockets`].
+#[derive(Debug)]
+struct L2Link {
+    ifindex: i32,
+    mac: [u8; 6],
+    /// Frame being sent (reused).
+    frame: Vec<u8>,
+    /// Received frames not taken.
+    drops: Cell<FrameDrops>,
+}
+
+/// `PACKET_ADD_MEMBERSHIP` (include/uapi/linux/if_packet.h).
+const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+/// `PACKET_MR_MULTICAST`.
+const PACKET_MR_MULTICAST: libc::c_ushort = 0;
+/// `PACKET_OUTGOING`: `sll_pkttype` of a frame this host sent.
+const PACKET_OUTGOING: u8 = 4;
+/// `PACKET_OTHERHOST`: a frame not for this host (promiscuous mode, or a
+/// VLAN this host has no device for; the kernel removed the tag).
+const PACKET_OTHERHOST: u8 = 3;
+
+/// `struct packet_mreq` (include/uapi/linux/if_packet.h).
+#[repr(C)]
+struct PacketMreq {
+    mr_ifindex: libc::c_int,
+    mr_type: libc::c_ushort,
+    mr_alen: libc::c_ushort,
+    mr_address: [u8; 8],
+}
+
+/// `sockaddr_ll` for `ifindex`, ethertype 0x88F7 and, if given, the
+/// destination MAC.
+fn sockaddr_ll(ifindex: i32, dst: Option<[u8; 6]>) -> libc::sockaddr_ll {
+    // SAFETY: sockaddr_ll is plain data; zeroed is a valid initial state.
+    let mut a: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    a.sll_family = libc::AF_PACKET as u16;
+    a.sll_protocol = ieee8023::ETHERTYPE_PTP.to_be();
+    a.sll_ifindex = ifindex;
+    if let Some(d) = dst {
+        a.sll_halen = 6;
+        a.sll_addr[..6].copy_from_slice(&d);
+    }
+    a
+}
+
+/// The interface's index and MAC (getifaddrs; no IPv4 address needed).
+fn link_of(iface: &str) -> io::Result<(i32, [u8; 6])> {
+    let index = nix::net::if_::if_nametoindex(iface)
+        .map_err(|e| io::Error::new(io::ErrorKind::NotFound, format!("interface {iface}: {e}")))?;
+    let mac = nix::ifaddrs::getifaddrs()?
+        .filter(|a| a.interface_name == iface)
+        .find_map(|a| a.address.as_ref()?.as_link_addr()?.addr())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{iface}: no MAC")))?;
+    Ok((index as i32, mac))
+}
+
+/// The packet socket of the Layer-2 transport that receives: bound to
+/// `ifindex` and 0x88F7, both PTP groups joined, `PACKET_AUXDATA` on,
+/// non-blocking, `SO_TIMESTAMPING` `flags`.
+fn open_l2_event(ifindex: i32, flags: u32) -> io::Result<Socket> {
+    let proto = i32::from(ieee8023::ETHERTYPE_PTP.to_be());
+    let s = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(proto)))
+        .map_err(|e| io::Error::new(e.kind(), format!("AF_PACKET socket: {e}")))?;
+    let a = sockaddr_ll(ifindex, None);
+    // SAFETY: valid fd; a is a live sockaddr_ll of the stated size.
+    cerr(unsafe {
+        libc::bind(
+            s.as_raw_fd(),
+            (&a as *const libc::sockaddr_ll).cast::<libc::sockaddr>(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    })
+    .map_err(|e| io::Error::new(e.kind(), format!("bind AF_PACKET: {e}")))?;
+    for group in [ieee8023::PRIMARY_MAC, ieee8023::PDELAY_MAC] {
+        let mut mr = PacketMreq {
+            mr_ifindex: ifindex,
+            mr_type: PACKET_MR_MULTICAST,
+            mr_alen: 6,
+            mr_address: [0; 8],
+        };
+        mr.mr_address[..6].copy_from_slice(&group);
+        // SAFETY: valid fd; mr is a live packet_mreq of the stated size.
+        cerr(unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_PACKET,
+                PACKET_ADD_MEMBERSHIP,
+                (&mr as *const PacketMreq).cast::<libc::c_void>(),
+                std::mem::size_of::<PacketMreq>() as libc::socklen_t,
+            )
+        })
+        .map_err(|e| io::Error::new(e.kind(), format!("PACKET_ADD_MEMBERSHIP: {e}")))?;
+    }
+    set_int(s.as_raw_fd(), libc::SOL_PACKET, cmsg::PACKET_AUXDATA, 1)
+        .map_err(|e| io::Error::new(e.kind(), format!("PACKET_AUXDATA: {e}")))?;
+    s.set_nonblocking(true)?;
+    set_timestamping(s.as_raw_fd(), flags)
+        .map_err(|e| io::Error::new(e.kind(), format!("SO_TIMESTAMPING: {e}")))?;
+    Ok(s)
+}
+
+/// The send-only packet socket of the general messages: protocol 0 (it
+/// receives nothing), no timestamps; each send names the interface.
+fn open_l2_general() -> io::Result<Socket> {
+    let s = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(0)))
+        .map_err(|e| io::Error::new(e.kind(), format!("AF_PACKET socket: {e}")))?;
+    s.set_nonblocking(true)?;
+    Ok(s)
 }
 
 /// One PTP socket: the common multicast open and join
@@ -204,7 +372,74 @@ fn set_timestamping(fd: RawFd, flags: u32) -> io::Result<()> {
     Ok(())
 }
 
+fn ts_flags(hw: bool) -> u32 {
+    let common = libc::SOF_TIMESTAMPING_OPT_ID | libc::SOF_TIMESTAMPING_OPT_TSONLY;
+    if hw {
+        libc::SOF_TIMESTAMPING_RX_HARDWARE
+            | libc::SOF_TIMESTAMPING_TX_HARDWARE
+            | libc::SOF_TIMESTAMPING_RAW_HARDWARE
+            | common
+    } else {
+        libc::SOF_TIMESTAMPING_RX_SOFTWARE
+            | libc::SOF_TIMESTAMPING_TX_SOFTWARE
+            | libc::SOF_TIMESTAMPING_SOFTWARE
+            | common
+    }
+}
+
 impl PtpSockets {
+    /// [`Self::open`] over `transport`. Layer 2 needs CAP_NET_RAW and no
+    /// IPv4 address on `iface`.
+    ///
+    /// Errors: as [`Self::open`]; over Layer 2 also the packet socket's
+    /// steps (socket, bind, `PACKET_ADD_MEMBERSHIP`, `PACKET_AUXDATA`,
+    /// `SO_TIMESTAMPING`), named.
+    pub fn open_with(iface: &str, want_hw: bool, transport: Transport) -> io::Result<PtpSockets> {
+        if transport == Transport::Udp4 {
+            return Self::open(iface, want_hw);
+        }
+        let (ifindex, mac) = link_of(iface)?;
+        let info = ts_info(iface).unwrap_or_default();
+        let hw = want_hw
+            && info.hardware_capable_for(transport)
+            && enable_hw_timestamping_for(iface, transport).is_ok();
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{iface} (Layer 2): {e}"));
+        let event = open_l2_event(ifindex, ts_flags(hw)).map_err(named)?;
+        let general = open_l2_general().map_err(named)?;
+        Ok(PtpSockets {
+            event,
+            general,
+            mode: if hw {
+                TsMode::Hardware
+            } else {
+                TsMode::Software
+            },
+            transport,
+            next_id: 0,
+            iface: iface.to_string(),
+            l2: Some(L2Link {
+                ifindex,
+                mac,
+                frame: Vec::with_capacity(128),
+                drops: Cell::new(FrameDrops::default()),
+            }),
+        })
+    }
+
+    /// The interface's MAC address, when known (Layer 2: always).
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        match &self.l2 {
+            Some(l) => Some(l.mac),
+            None => socket::lookup(&self.iface).ok().and_then(|i| i.mac),
+        }
+    }
+
+    /// Received Layer-2 frames not taken (short, VLAN-tagged, another
+    /// ethertype); zero over UDP.
+    pub fn frame_drops(&self) -> FrameDrops {
+        self.l2.as_ref().map(|l| l.drops.get()).unwrap_or_default()
+    }
+
     /// Opens both sockets on `iface`. `want_hw`: try hardware timestamping
     /// (falls back to software when the interface cannot). Errors name the
     /// step that failed.
@@ -213,18 +448,7 @@ impl PtpSockets {
         let iface = found.name.as_str();
         let info = ts_info(iface).unwrap_or_default();
         let hw = want_hw && info.hardware_capable() && enable_hw_timestamping(iface).is_ok();
-        let common = libc::SOF_TIMESTAMPING_OPT_ID | libc::SOF_TIMESTAMPING_OPT_TSONLY;
-        let flags = if hw {
-            libc::SOF_TIMESTAMPING_RX_HARDWARE
-                | libc::SOF_TIMESTAMPING_TX_HARDWARE
-                | libc::SOF_TIMESTAMPING_RAW_HARDWARE
-                | common
-        } else {
-            libc::SOF_TIMESTAMPING_RX_SOFTWARE
-                | libc::SOF_TIMESTAMPING_TX_SOFTWARE
-                | libc::SOF_TIMESTAMPING_SOFTWARE
-                | common
-        };
+        let flags = ts_flags(hw);
         let named = |what: &str, e: SocketError| {
             let e = io::Error::from(e);
             io::Error::new(e.kind(), format!("{what} socket {iface}: {e}"))
@@ -241,8 +465,10 @@ impl PtpSockets {
             } else {
                 TsMode::Software
             },
+            transport: Transport::Udp4,
             next_id: 0,
             iface: iface.to_string(),
+            l2: None,
         })
     }
 
@@ -258,33 +484,76 @@ impl PtpSockets {
 
     /// Which receive timestamps are in use, and a note (empty on Linux).
     pub fn timestamp_path(&self) -> (&'static str, &'static str) {
-        match self.mode {
-            TsMode::Hardware => ("SO_TIMESTAMPING hardware (PHC)", ""),
-            TsMode::Software => ("SO_TIMESTAMPING software (kernel)", ""),
+        match (self.mode, self.transport) {
+            (TsMode::Hardware, Transport::Udp4) => ("SO_TIMESTAMPING hardware (PHC)", ""),
+            (TsMode::Software, Transport::Udp4) => ("SO_TIMESTAMPING software (kernel)", ""),
+            (TsMode::Hardware, Transport::L2) => ("SO_TIMESTAMPING hardware (PHC), AF_PACKET", ""),
+            (TsMode::Software, Transport::L2) => {
+                ("SO_TIMESTAMPING software (kernel), AF_PACKET", "")
+            }
         }
     }
 
-    /// Sends an event message to 224.0.1.129:319; returns the OPT_ID its TX
-    /// timestamp will carry.
+    /// Sends an event message (to 224.0.1.129:319, or over Layer 2 to
+    /// 01-1B-19-00-00-00, 01-80-C2-00-00-0E for peer delay); returns the
+    /// OPT_ID its TX timestamp will carry.
+    ///
+    /// Errors: the send's errno.
     pub fn send_event(&mut self, data: &[u8]) -> io::Result<u32> {
-        self.event.send_to(
-            data,
-            &SocketAddr::V4(SocketAddrV4::new(PTP_GROUP, EVENT_PORT)).into(),
-        )?;
+        match &mut self.l2 {
+            None => {
+                self.event.send_to(
+                    data,
+                    &SocketAddr::V4(SocketAddrV4::new(PTP_GROUP, EVENT_PORT)).into(),
+                )?;
+            }
+            Some(l) => {
+                ieee8023::build(ieee8023::destination_for(data), l.mac, data, &mut l.frame);
+                self.event.send(&l.frame)?;
+            }
+        }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         Ok(id)
     }
 
-    /// Sends a general message to 224.0.1.129:320.
+    /// Sends a general message (to 224.0.1.129:320, or over Layer 2 as
+    /// [`Self::send_event`], without a TX timestamp).
+    ///
+    /// Errors: the send's errno.
     pub fn send_general(&mut self, data: &[u8]) -> io::Result<()> {
-        self.general.send_to(
-            data,
-            &SocketAddr::V4(SocketAddrV4::new(PTP_GROUP, GENERAL_PORT)).into(),
-        )?;
+        match &mut self.l2 {
+            None => {
+                self.general.send_to(
+                    data,
+                    &SocketAddr::V4(SocketAddrV4::new(PTP_GROUP, GENERAL_PORT)).into(),
+                )?;
+            }
+            Some(l) => {
+                let dst = ieee8023::destination_for(data);
+                ieee8023::build(dst, l.mac, data, &mut l.frame);
+                let a = sockaddr_ll(l.ifindex, Some(dst));
+                // SAFETY: valid fd; frame and a are live for the call, of
+                // the stated lengths.
+                cerr(unsafe {
+                    libc::sendto(
+                        self.general.as_raw_fd(),
+                        l.frame.as_ptr().cast::<libc::c_void>(),
+                        l.frame.len(),
+                        0,
+                        (&a as *const libc::sockaddr_ll).cast::<libc::sockaddr>(),
+                        std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                    ) as libc::c_int
+                })?;
+            }
+        }
         Ok(())
     }
 }
+
+/// Frames a Layer-2 receive skips (ours, dropped) before it returns
+/// `Ok(None)`: a bound on the work of one call.
+pub const L2_SKIP_BUDGET: usize = 16;
 
 /// Enables software RX timestamps (`SO_TIMESTAMPING` RX_SOFTWARE|SOFTWARE)
 /// on any datagram socket (used by the precision harness).
@@ -329,6 +598,10 @@ struct Received {
     id: Option<u32>,
     src: Option<IpAddr>,
     dst: Option<IpAddr>,
+    /// `sll_pkttype` of a packet socket's frame (`PACKET_OUTGOING` = 4).
+    pkttype: Option<u8>,
+    /// VLAN id of a frame whose tag the kernel took out of band.
+    vlan: Option<u16>,
 }
 
 fn recv_full(
@@ -337,8 +610,8 @@ fn recv_full(
     want_hw: bool,
     errqueue: bool,
 ) -> io::Result<Option<Received>> {
-    // SAFETY: sockaddr_in is plain data; zeroed is a valid initial state.
-    let mut name: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    // SAFETY: sockaddr_storage is plain data; zeroed is a valid initial state.
+    let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     // u64-aligned control buffer, big enough for SCM_TIMESTAMPING (3×16 B)
     // and IP_RECVERR (sock_extended_err + sockaddr_in), with headers.
     let mut control = [0u64; 32];
@@ -349,7 +622,7 @@ fn recv_full(
     // SAFETY: msghdr is plain data; zeroed is a valid initial state.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_name = (&raw mut name) as *mut libc::c_void;
-    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as _;
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
@@ -369,9 +642,26 @@ fn recv_full(
     // SAFETY: control is a live u64 array; we view its first clen bytes.
     let cbytes = unsafe { std::slice::from_raw_parts(control.as_ptr() as *const u8, clen) };
     let (ts, id) = cmsg::parse(cbytes, want_hw);
-    let src = (msg.msg_namelen as usize >= std::mem::size_of::<libc::sockaddr_in>()
-        && name.sin_family == libc::AF_INET as libc::sa_family_t)
-        .then(|| IpAddr::V4(Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr))));
+    let namelen = msg.msg_namelen as usize;
+    let (mut src, mut pkttype) = (None, None);
+    if namelen >= std::mem::size_of::<libc::sockaddr_in>()
+        && name.ss_family == libc::AF_INET as libc::sa_family_t
+    {
+        // SAFETY: the kernel wrote a sockaddr_in (family AF_INET, length
+        // checked) into the storage, which is larger and suitably aligned.
+        let sin = unsafe { &*(&raw const name).cast::<libc::sockaddr_in>() };
+        src = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+            sin.sin_addr.s_addr,
+        ))));
+    } else if namelen >= std::mem::size_of::<libc::sockaddr_ll>() - 8
+        && name.ss_family == libc::AF_PACKET as libc::sa_family_t
+    {
+        // SAFETY: the kernel wrote a sockaddr_ll (family AF_PACKET, at
+        // least up to sll_addr) into the storage, which is larger and
+        // suitably aligned; the rest is zeroed.
+        let sll = unsafe { &*(&raw const name).cast::<libc::sockaddr_ll>() };
+        pkttype = Some(sll.sll_pkttype);
+    }
     let dst = cmsg::pktinfo_dst(cbytes).map(IpAddr::V4);
     Ok(Some(Received {
         len: n as usize,
@@ -379,6 +669,8 @@ fn recv_full(
         id,
         src,
         dst,
+        pkttype,
+        vlan: cmsg::packet_vlan(cbytes),
     }))
 }
 
@@ -405,6 +697,9 @@ impl PtpSockets {
     /// destination addresses; `Ok(None)` when none is queued.
     pub fn recv_event(&self, buf: &mut [u8]) -> io::Result<Option<PtpRx>> {
         let hw = self.mode == TsMode::Hardware;
+        if let Some(l) = &self.l2 {
+            return self.recv_l2(l, buf, hw);
+        }
         Ok(
             recv_full(self.event.as_raw_fd(), buf, hw, false)?.map(|r| PtpRx {
                 len: r.len,
@@ -415,9 +710,58 @@ impl PtpSockets {
         )
     }
 
+    /// Over Layer 2: the next queued PTP frame's message, moved to the
+    /// start of `buf` (its timestamp; no addresses). Frames sent by us
+    /// (`PACKET_OUTGOING`) are skipped; short, VLAN-tagged, foreign and
+    /// other hosts' (`PACKET_OTHERHOST`) frames are counted ([`Self::frame_drops`]) and skipped; at most
+    /// [`L2_SKIP_BUDGET`] per call.
+    fn recv_l2(&self, l: &L2Link, buf: &mut [u8], hw: bool) -> io::Result<Option<PtpRx>> {
+        for _ in 0..L2_SKIP_BUDGET {
+            let Some(r) = recv_full(self.event.as_raw_fd(), buf, hw, false)? else {
+                return Ok(None);
+            };
+            if r.pkttype == Some(PACKET_OUTGOING) {
+                continue;
+            }
+            let mut drops = l.drops.get();
+            if r.pkttype == Some(PACKET_OTHERHOST) {
+                drops.count(ieee8023::FrameError::OtherHost);
+                l.drops.set(drops);
+                continue;
+            }
+            if let Some(vid) = r.vlan {
+                drops.count(ieee8023::FrameError::Vlan(vid));
+                l.drops.set(drops);
+                continue;
+            }
+            let len = r.len.min(buf.len());
+            match ieee8023::parse(&buf[..len]) {
+                Ok(f) => {
+                    let n = f.payload.len();
+                    buf.copy_within(ieee8023::Frame::PAYLOAD_AT..len, 0);
+                    return Ok(Some(PtpRx {
+                        len: n,
+                        ts: r.ts,
+                        src: None,
+                        dst: None,
+                    }));
+                }
+                Err(e) => {
+                    drops.count(e);
+                    l.drops.set(drops);
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Receives one queued general message (port 320): length, source and
-    /// destination addresses (no timestamp); `Ok(None)` when none.
+    /// destination addresses (no timestamp); `Ok(None)` when none (always
+    /// over Layer 2, where [`Self::recv_event`] receives every message).
     pub fn recv_general(&self, buf: &mut [u8]) -> io::Result<Option<PtpRx>> {
+        if self.l2.is_some() {
+            return Ok(None);
+        }
         Ok(
             recv_full(self.general.as_raw_fd(), buf, false, false)?.map(|r| PtpRx {
                 len: r.len,

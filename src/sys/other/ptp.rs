@@ -37,6 +37,8 @@ pub fn ts_info(_iface: &str) -> io::Result<TsInfo> {
 pub struct PtpSockets {
     /// Timestamping mode.
     pub mode: TsMode,
+    /// The transport.
+    pub transport: crate::sys::ptp::Transport,
     never: Infallible,
 }
 
@@ -46,6 +48,24 @@ impl PtpSockets {
     /// Errors: always `Unsupported` ("PTP on this OS: not yet").
     pub fn open(_iface: &str, _want_hw: bool) -> io::Result<PtpSockets> {
         Err(unsupported())
+    }
+    /// Opens both sockets on `iface` over a transport.
+    ///
+    /// Errors: always `Unsupported`.
+    pub fn open_with(
+        _iface: &str,
+        _want_hw: bool,
+        _transport: crate::sys::ptp::Transport,
+    ) -> io::Result<PtpSockets> {
+        Err(unsupported())
+    }
+    /// The interface's MAC address.
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        match self.never {}
+    }
+    /// Received Layer-2 frames not taken.
+    pub fn frame_drops(&self) -> crate::ptp::ieee8023::FrameDrops {
+        match self.never {}
     }
     /// The interface.
     pub fn iface(&self) -> &str {

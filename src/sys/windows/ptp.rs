@@ -200,6 +200,8 @@ pub struct PtpSockets {
     general: Socket,
     /// Timestamping mode (always software here).
     pub mode: TsMode,
+    /// The transport (always UDP/IPv4 here).
+    pub transport: crate::sys::ptp::Transport,
     iface: String,
     recvmsg: RecvMsgFn,
     rx_path: Cell<RxPath>,
@@ -320,6 +322,34 @@ const WSAEMSGSIZE: i32 = 10040;
 const WSAECONNRESET: i32 = 10054;
 
 impl PtpSockets {
+    /// [`Self::open`] over `transport`.
+    ///
+    /// Errors: Layer 2 is `Unsupported` on Windows (no packet sockets);
+    /// otherwise as [`Self::open`].
+    pub fn open_with(
+        iface: &str,
+        want_hw: bool,
+        transport: crate::sys::ptp::Transport,
+    ) -> io::Result<PtpSockets> {
+        match transport {
+            crate::sys::ptp::Transport::Udp4 => Self::open(iface, want_hw),
+            crate::sys::ptp::Transport::L2 => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "PTP over IEEE 802.3 (transport l2): Linux only",
+            )),
+        }
+    }
+
+    /// The interface's MAC address, when known.
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        socket::lookup(&self.iface).ok().and_then(|i| i.mac)
+    }
+
+    /// Received Layer-2 frames not taken: none here (UDP only).
+    pub fn frame_drops(&self) -> crate::ptp::ieee8023::FrameDrops {
+        Default::default()
+    }
+
     /// Opens both sockets on `iface` (an IPv4 address of the interface;
     /// names need Linux). `want_hw` is ignored: Windows stamps in software.
     ///
@@ -351,6 +381,7 @@ impl PtpSockets {
             event,
             general,
             mode: TsMode::Software,
+            transport: crate::sys::ptp::Transport::Udp4,
             iface: found.name,
             recvmsg,
             rx_path: Cell::new(rx_path),

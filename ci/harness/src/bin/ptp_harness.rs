@@ -50,6 +50,33 @@ enum Cmd {
         #[arg(long)]
         iface: String,
     },
+    /// Hardware end to end (issue 16 Proof 3, the qemu two-igb rig): our
+    /// slave in-process on `--iface` with hardware timestamps over
+    /// `--transport` (default l2), against a grandmaster whose PHC
+    /// `/dev/ptp<gm-phc>` is on this host. Each second our clock and that
+    /// PHC are both read at one CLOCK_MONOTONIC_RAW instant
+    /// (PTP_SYS_OFFSET_EXTENDED): prints `HWTRUTH {json}` lines and a
+    /// `HWSUMMARY {json}` (error rms/max after `--settle-s` of lock).
+    Hwtruth {
+        /// Interface of our slave (with a PHC).
+        #[arg(long)]
+        iface: String,
+        /// The grandmaster's PHC index (its NIC on this host).
+        #[arg(long)]
+        gm_phc: i32,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Seconds of lock before errors are counted.
+        #[arg(long, default_value_t = 5.0)]
+        settle_s: f64,
+        /// Transport (l2 or udp4).
+        #[arg(long, default_value = "l2")]
+        transport: String,
+        /// Timestamping (hardware, auto, software).
+        #[arg(long, default_value = "hardware")]
+        timestamping: String,
+    },
     /// Precision harness against ptp4l (and GstPtpClock).
     Bench {
         /// Seconds to measure after our clock locks.
@@ -87,6 +114,20 @@ fn main() {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("ptp_harness hwcheck: {e}");
+                1
+            }
+        },
+        Cmd::Hwtruth {
+            iface,
+            gm_phc,
+            seconds,
+            settle_s,
+            transport,
+            timestamping,
+        } => match hwtruth(&iface, gm_phc, seconds, settle_s, &transport, &timestamping) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ptp_harness hwtruth: {e}");
                 1
             }
         },
@@ -915,5 +956,67 @@ fn hwcheck(iface: &str) -> Result<(), String> {
         ));
     }
     println!("hwcheck OK: {got}/5 hardware TX timestamps matched by OPT_ID");
+    Ok(())
+}
+
+/// `ptp_harness hwtruth`: see [`Cmd::Hwtruth`].
+fn hwtruth(
+    iface: &str,
+    gm_phc: i32,
+    seconds: u64,
+    settle_s: f64,
+    transport: &str,
+    timestamping: &str,
+) -> Result<(), String> {
+    let gm = sys::Phc::open(gm_phc, false).map_err(|e| format!("/dev/ptp{gm_phc}: {e}"))?;
+    let mut opts = PtpOptions::new(iface);
+    opts.slave_only = true;
+    opts.transport = transport.parse()?;
+    opts.timestamping = timestamping.parse()?;
+    opts.duration = Some(Nanos::from_secs(seconds as i64));
+    let handle = PtpClockHandle::new();
+    let stop = AtomicBool::new(false);
+    let mut errs: Vec<f64> = Vec::new();
+    let mut last = serde_json::Value::Null;
+    let h2 = handle.clone();
+    run_with(&opts, &handle, &stop, &mut |st| {
+        let c = gm.correlate(9, libc::CLOCK_MONOTONIC_RAW);
+        let ours = c.as_ref().ok().and_then(|c| {
+            h2.local_to_ptp(aes67::ptp::LocalNs::from_ns(c.sys_ns))
+                .map(|p| (p.as_nanos() - c.phc_ns as i128) as f64)
+        });
+        let locked = matches!(st.port.servo, ServoState::Locked | ServoState::LockedStable);
+        let locked_for = st.port.locked_for_s.unwrap_or(0.0);
+        if let (Some(e), true) = (ours, locked && locked_for >= settle_s) {
+            errs.push(e);
+        }
+        let v = serde_json::json!({
+            "t_s": st.uptime.as_secs_f64(),
+            "state": st.port.state.name(),
+            "servo": st.port.servo.name(),
+            "err_ns": ours,
+            "gm_window_ns": c.as_ref().ok().map(|c| c.window_ns),
+            "rx_timestamps": st.timestamps,
+            "hardware": st.hardware_timestamps,
+            "rx_stamps": st.rx_stamps,
+            "mean_path_delay_ns": st.port.mean_path_delay.map(|d| d.as_ns()),
+            "offset_from_master_ns": st.port.offset_from_master.map(|d| d.as_ns()),
+            "tx_timestamp_failures": st.port.counters.tx_timestamp_failures,
+            "delay_resp": st.port.counters.delay_resp,
+            "frame_drops": st.frame_drops,
+        });
+        println!("HWTRUTH {v}");
+        let _ = std::io::stdout().flush();
+        last = v;
+    })?;
+    let summary = if errs.is_empty() {
+        serde_json::json!({"samples": 0, "last": last})
+    } else {
+        let rms = (errs.iter().map(|x| x * x).sum::<f64>() / errs.len() as f64).sqrt();
+        let max = errs.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+        serde_json::json!({"samples": errs.len(), "rms_ns": rms, "max_ns": max, "mean_ns": mean, "last": last})
+    };
+    println!("HWSUMMARY {summary}");
     Ok(())
 }
