@@ -18,7 +18,7 @@ cp "$BIN" /dev/shm/aes67 && BIN=/dev/shm/aes67
 ip link set lo multicast on 2>/dev/null
 # receive buffers of seconds (the default 208 KiB cap is ~0.35 s of these streams): a
 # receiver stalled by tcg must not drop packets the sender sent
-sysctl -qw net.core.rmem_max=16777216 net.core.rmem_default=4194304 2>/dev/null
+sysctl -qw net.core.rmem_max=33554432 net.core.rmem_default=4194304 2>/dev/null
 ip route add 239.0.0.0/8 dev lo 2>/dev/null
 export GST_REGISTRY=$AES67_WORK/gst-registry.bin
 SUB=0; PLAYERS=""; SENDERS=""; ARGS=""
@@ -46,7 +46,8 @@ sleep 2
   --source alsa:hw:Loopback,1,0 --duration 1 > /dev/null 2> "$AES67_WORK/refuse-ch.err"
 "$BIN" send "aes67://239.255.67.79:5004?iface=127.0.0.1&ch=2&rate=44100&enc=L24" --ttl 0 \
   --source alsa:hw:Loopback,1,0 --duration 1 > /dev/null 2> "$AES67_WORK/refuse-rate.err"
-/usr/bin/python3 "$HERE/rtp_arrivals.py" $((SECS + 20)) 127.0.0.1 $ARGS &
+# the logger runs SCHED_FIFO 50: below our sender (60, 70), above anything else
+chrt -f 50 /usr/bin/python3 "$HERE/rtp_arrivals.py" $((SECS + 20)) 127.0.0.1 $ARGS &
 LOGGER=$!
 sleep 3
 SUB=0
