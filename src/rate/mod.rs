@@ -83,6 +83,18 @@ pub struct RateConfig {
     pub ramp_ppm_per_s: f64,
     /// Which side of the resampler the device is on (the sign of the feed-forward).
     pub direction: Direction,
+    /// Start alignment (ns; zero = off): for this long after the first update the
+    /// loop is frozen (ratio = feed-forward) and the mean raw latency error is
+    /// measured. That start error then becomes an offset of the target which
+    /// returns to zero at [`RateConfig::start_slew_ms_per_s`], so a start that
+    /// lands a device period off the target is steered back gently instead of
+    /// through a P term pinned at the clamp (a saturation fault and a resync
+    /// before the first feed-forward estimate). Used by capture, whose start
+    /// (the sender's first pull) is only as exact as the device's period.
+    pub start_window: Nanos,
+    /// How fast the start error returns to zero (ms of latency per second, i.e.
+    /// thousands of ppm: 0.5 ms/s = 500 ppm on top of the skew).
+    pub start_slew_ms_per_s: f64,
 }
 
 /// Which side of the steered resampler the device clock is on. The ratio is always
@@ -118,16 +130,20 @@ impl RateConfig {
             saturation_hold: Nanos::from_secs(3),
             ramp_ppm_per_s: 1000.0,
             direction: Direction::Playout,
+            start_window: Nanos::from_ns(0),
+            start_slew_ms_per_s: 0.5,
         }
     }
 
     /// [`RateConfig::new`] for a capture device ([`Direction::Capture`]): the device
     /// produces frames on its own clock, the resampler turns them into media frames
     /// and the fill held at the target is the device's capture delay plus the ring
-    /// between the resampler and the sender's pacing thread.
+    /// between the resampler and the sender's pacing thread. Start alignment
+    /// ([`RateConfig::start_window`]) over the first 500 ms, slewed at 0.5 ms/s.
     pub fn capture(sample_rate: u32, target_latency: Nanos) -> RateConfig {
         RateConfig {
             direction: Direction::Capture,
+            start_window: Nanos::from_ms(500),
             ..RateConfig::new(sample_rate, target_latency)
         }
     }
@@ -172,6 +188,9 @@ pub struct RateOutput {
     pub resync_frames: Option<i64>,
     /// This step re-primed the loop (see the module docs, *Recovery*).
     pub reprimed: bool,
+    /// The start error measured by the start alignment ([`RateConfig::start_window`]),
+    /// on the step that ends the window: the target offset that then slews to zero.
+    pub start_error: Option<Nanos>,
 }
 
 /// Integrator trim (ppm around the feed-forward) kept through a re-prime.
@@ -317,6 +336,12 @@ pub struct RateControl {
     reprime_asked: bool,
     resyncs: u64,
     rate_resets: u64,
+    /// Start alignment: first update's `now`, sum and count of the raw error in the
+    /// window, whether it is over, and the target offset (s) still to slew away.
+    start_at: Option<MonoNs>,
+    start_sum: (f64, u32),
+    start_done: bool,
+    target_offset: f64,
 }
 
 /// The integrator (ppm) when the first feed-forward estimate `ff` (ppm) arrives while
@@ -357,6 +382,10 @@ impl RateControl {
             reprime_asked: false,
             resyncs: 0,
             rate_resets: 0,
+            start_at: None,
+            start_sum: (0.0, 0),
+            start_done: cfg.start_window.as_ns() <= 0,
+            target_offset: 0.0,
         }
     }
 
@@ -406,6 +435,7 @@ impl RateControl {
         // The target was just re-established: the filter restarts from zero error, not
         // from one noisy reading (a 1 ms reading would be a 200 ppm P kick).
         self.filt = Some(0.0);
+        self.target_offset = 0.0;
         self.over_since = None;
         self.last_over = None;
         self.over_sum = (0.0, 0, 0.0);
@@ -474,8 +504,40 @@ impl RateControl {
 
         // Feedback: latency error in seconds.
         let lat = obs.ring_fill_frames / fs + obs.device_delay_frames / fs;
-        let err = lat - self.cfg.target_latency.as_secs_f64();
+        let raw_err = lat - self.cfg.target_latency.as_secs_f64();
         let tau = self.cfg.fill_filter.as_secs_f64().max(1e-3);
+
+        // Start alignment: measure the start error with the loop frozen, then hold
+        // it as a target offset that slews to zero (see RateConfig::start_window).
+        let mut start_error = None;
+        if !self.start_done {
+            let t0 = *self.start_at.get_or_insert(obs.now);
+            self.start_sum.0 += raw_err;
+            self.start_sum.1 += 1;
+            if obs.now.since(t0) < self.cfg.start_window {
+                let ppm = self.ff.clamp(-self.cfg.max_ppm, self.cfg.max_ppm);
+                self.last_ppm = ppm;
+                return RateOutput {
+                    ratio: 1.0 + ppm * 1e-6,
+                    ratio_ppb: Ppb::from_ppb(ppm * 1e3),
+                    feed_forward: Ppb::from_ppb(self.ff * 1e3),
+                    latency_error: Nanos::from_ns((raw_err * 1e9) as i64),
+                    filtered_error: Nanos::ZERO,
+                    device_vs_mono: dev,
+                    resync_frames: None,
+                    reprimed,
+                    start_error: None,
+                };
+            }
+            self.start_done = true;
+            self.target_offset = self.start_sum.0 / self.start_sum.1 as f64;
+            self.filt = Some(raw_err - self.target_offset);
+            start_error = Some(Nanos::from_ns((self.target_offset * 1e9) as i64));
+        } else if self.target_offset != 0.0 {
+            let step = self.cfg.start_slew_ms_per_s * 1e-3 * dt;
+            self.target_offset -= self.target_offset.clamp(-step, step);
+        }
+        let err = raw_err - self.target_offset;
 
         // Excursion: freeze the PI while the raw error is beyond the bound; re-prime
         // (one drop/insert to the target) if it is still beyond after the hold.
@@ -496,7 +558,7 @@ impl RateControl {
                 (self.cfg.resync_hold.as_ns() - (RESYNC_WINDOW_S * 1e9) as i64).max(0),
             );
             if held >= window {
-                self.over_sum.0 += err;
+                self.over_sum.0 += raw_err;
                 self.over_sum.1 += 1;
             }
             if held >= self.cfg.resync_hold {
@@ -581,8 +643,8 @@ impl RateControl {
         if saturated && !self.ramping && !frozen {
             let since = *self.sat_since.get_or_insert(obs.now);
             if obs.now.since(since) >= self.cfg.saturation_hold {
-                let n = (err * fs).round() as i64;
-                if err.abs() > 0.002 {
+                let n = (raw_err * fs).round() as i64;
+                if raw_err.abs() > 0.002 {
                     resync = Some(n);
                     self.resyncs += 1;
                 }
@@ -604,6 +666,7 @@ impl RateControl {
             device_vs_mono: dev,
             resync_frames: resync,
             reprimed,
+            start_error,
         }
     }
 }
