@@ -715,6 +715,16 @@ fn demo(a: DemoArgs) -> Res {
     r
 }
 
+/// An ALSA open error with the CLI's way out (the service names its config field instead).
+fn output_hint(e: aes67::engine::output::OutputError) -> Box<dyn std::error::Error> {
+    match e {
+        aes67::engine::output::OutputError::Alsa { .. } => {
+            format!("{e}. No sound card? Use --output wav:FILE (or null)").into()
+        }
+        e => e.into(),
+    }
+}
+
 fn run(cfg: StreamConfig, spec: OutputSpec, c: &CommonArgs, duration_s: f64) -> Res {
     run_with_clock(cfg, spec, c, duration_s, None, None)
 }
@@ -844,7 +854,7 @@ fn run_with_clock(
         pc.target_latency = Nanos::from_ns((c.playout_target_ms * 1e6) as i64);
         pc.rt_priority = Some(c.rt_priority);
         pc.quality = c.resampler;
-        let p = aes67::engine::playout::Playout::prepare(pc, &spec, buffer)?;
+        let p = aes67::engine::playout::Playout::prepare(pc, &spec, buffer).map_err(output_hint)?;
         if let Some(e) = &p.lock_error {
             eprintln!("playout: mlockall failed ({e}); continuing without locked memory");
         }
@@ -868,7 +878,7 @@ fn run_with_clock(
             let playout = p.start(ring).map_err(|e| format!("playout: {e}"))?;
             Sink::Rt { playout, media }
         }
-        None => Sink::Plain(Output::start(spec.clone(), fmt, ring)?),
+        None => Sink::Plain(Output::start(spec.clone(), fmt, ring).map_err(output_hint)?),
     };
     eprintln!(
         "aes67: receiving {}:{} {} {} ch {} Hz pt {} via {} -> {} (link offset {} ms)",

@@ -613,6 +613,14 @@ impl AudioSource for CaptureSource {
     fn ended(&self) -> bool {
         false
     }
+    /// Drops up to `frames` of the oldest captured audio: the span the sender
+    /// skipped is not sent late (the latency stays at the target).
+    fn skip(&mut self, frames: usize) {
+        let n = (self.ring.slots() / self.channels).min(frames) * self.channels;
+        if let Ok(c) = self.ring.read_chunk(n) {
+            c.commit_all();
+        }
+    }
 }
 
 impl Drop for CaptureSource {
@@ -757,6 +765,58 @@ mod tests {
                 "{ppm:+} ppm: start error {start_err} ms, expected about -18.6"
             );
             assert!(max_ratio < 1990.0, "{ppm:+} ppm: ratio reached {max_ratio} ppm");
+        }
+    }
+
+    /// A 300 ms pacing stall that the sender skips (its `max_late` passed): the
+    /// skipped span is dropped from the ring at once ([`AudioSource::skip`]), so the
+    /// latency is back on target at the next period, with no resync, no re-prime and
+    /// no overflow; without the skip the backlog stays until the loop's own recovery.
+    #[test]
+    fn a_skipped_span_is_dropped_at_once() {
+        for skip in [true, false] {
+            let (rate, ch) = (48_000u32, 2);
+            let base = MonoNs::now().as_ns();
+            let clock = Arc::new(AtomicU64::new(base));
+            let mut cfg = CaptureConfig::new(ch, rate);
+            cfg.period_frames = 240;
+            cfg.quality = Quality::Medium;
+            cfg.target_latency = Nanos::from_ms(60);
+            let (mut core, mut prod, mut src) = CaptureCore::new(&cfg).unwrap();
+            let mut dev =
+                SimCapture::new(rate, 0.0, 240, 4800, ch, 1000.0, 0.25).with_clock(clock.clone());
+            let (media, stats) = (MediaRate::free_running(), CaptureStats::default());
+            let mut pkt = vec![0i32; 48 * ch];
+            let mut lat_after = 0.0;
+            for t in (1..=20_000u64).map(|ms| ms * 1_000_000) {
+                clock.store(base + t, Ordering::Relaxed);
+                if t.is_multiple_of(5_000_000) {
+                    core.step(MonoNs::from_ns(base + t), &mut dev, &mut prod, &media, &stats);
+                }
+                // The pacing thread stalls from 10.0 to 10.3 s and skips that span.
+                let stalled = (10_000_000_000..10_300_000_000).contains(&t);
+                if t == 10_300_000_000 && skip {
+                    src.skip(300 * 48);
+                }
+                if t >= 100_000_000 && !stalled {
+                    src.pull(&mut pkt);
+                }
+                if t == 10_500_000_000 {
+                    let s = stats.snapshot();
+                    lat_after = s.fill_ms + s.device_delay_ms;
+                }
+            }
+            let s = stats.snapshot();
+            eprintln!(
+                "skip {skip}: latency 200 ms after the stall {lat_after:.1} ms (target 60), resyncs {}, re-primes {}, overflows {}",
+                s.resyncs, s.rate_resets, s.ring_overflows
+            );
+            if skip {
+                assert!((lat_after - 60.0).abs() < 6.0, "latency {lat_after} ms");
+                assert_eq!((s.resyncs, s.rate_resets, s.ring_overflows), (0, 0, 0));
+            } else {
+                assert!(lat_after > 300.0, "latency {lat_after} ms without the skip");
+            }
         }
     }
 

@@ -61,10 +61,9 @@ pub enum OutputError {
     /// (`wav:`, `null`): only `alsa:` and `sim` run behind the real-time playout thread.
     #[error("output {0} is not a real-time output (expected alsa:DEVICE or sim[:PPM])")]
     NotRealTime(String),
-    /// The ALSA device could not be opened or configured.
-    #[error(
-        "cannot open ALSA device {device:?}: {reason}. No sound card? Use --output wav:FILE (or null)"
-    )]
+    /// The ALSA device could not be opened or configured. The CLI adds its
+    /// `--output wav:FILE` hint, the service the config field's name.
+    #[error("cannot open ALSA device {device:?}: {reason}")]
     Alsa {
         /// Device name.
         device: String,
@@ -152,7 +151,7 @@ impl Output {
     /// Opens the sink (errors surface here, before any audio) and starts
     /// the thread draining `ring`.
     ///
-    /// Errors: [`OutputError::Alsa`] (with the `--output wav:FILE` hint),
+    /// Errors: [`OutputError::Alsa`],
     /// [`OutputError::Wav`].
     pub fn start(
         spec: OutputSpec,

@@ -613,6 +613,7 @@ fn pace(mut live: Vec<Live>, opts: SenderOptions, mono_base: i128, stop: &Atomic
                     l.stats
                         .skipped_packets
                         .fetch_add(skipped, Ordering::Relaxed);
+                    l.source.skip((p - l.next_pos) as usize);
                     l.next_pos = p;
                     continue;
                 }

@@ -44,6 +44,14 @@ pub trait AudioSource: Send {
     /// `true` once the source has ended for good (end of file without
     /// `--loop`, stdin closed, and the ring drained).
     fn ended(&self) -> bool;
+    /// The sender skipped `frames` of media time without sending them (a pacing
+    /// stall beyond its `max_late`, a clock step). A live source (capture) drops
+    /// the audio of that span now, so the stream stays at its latency instead of
+    /// carrying the backlog until the capture loop's own recovery; a file, stdin
+    /// or the tone keep their audio (nothing lost, the default).
+    fn skip(&mut self, frames: usize) {
+        let _ = frames;
+    }
 }
 
 /// The sine test tone (always has audio).

@@ -360,7 +360,8 @@ fn start_receiver(
         pc.target_latency = Nanos::from_ns((c.playout_target_ms * 1e6).round() as i64);
         pc.rt_priority = Some(c.rt_priority);
         pc.quality = c.resampler;
-        let p = Playout::prepare(pc, &c.output, 4 * period).map_err(|e| e.to_string())?;
+        let p = Playout::prepare(pc, &c.output, 4 * period)
+            .map_err(|e| format!("{e} (receiver {:?}, output = \"{}\")", c.name, c.output))?;
         if let Some(e) = &p.lock_error {
             tracing::warn!("mlockall failed ({e}); continuing without locked memory");
         }
