@@ -764,7 +764,10 @@ mod tests {
                 (start_err + 18.6).abs() < 2.0,
                 "{ppm:+} ppm: start error {start_err} ms, expected about -18.6"
             );
-            assert!(max_ratio < 1990.0, "{ppm:+} ppm: ratio reached {max_ratio} ppm");
+            assert!(
+                max_ratio < 1990.0,
+                "{ppm:+} ppm: ratio reached {max_ratio} ppm"
+            );
         }
     }
 
@@ -791,7 +794,13 @@ mod tests {
             for t in (1..=20_000u64).map(|ms| ms * 1_000_000) {
                 clock.store(base + t, Ordering::Relaxed);
                 if t.is_multiple_of(5_000_000) {
-                    core.step(MonoNs::from_ns(base + t), &mut dev, &mut prod, &media, &stats);
+                    core.step(
+                        MonoNs::from_ns(base + t),
+                        &mut dev,
+                        &mut prod,
+                        &media,
+                        &stats,
+                    );
                 }
                 // The pacing thread stalls from 10.0 to 10.3 s and skips that span.
                 let stalled = (10_000_000_000..10_300_000_000).contains(&t);

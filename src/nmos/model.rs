@@ -877,22 +877,7 @@ impl Node {
         body: &Value,
         now: Tai,
     ) -> Result<(u16, Value, Vec<Effect>), ApiError> {
-        let i = self
-            .senders
-            .iter()
-            .position(|s| s.id == id)
-            .ok_or_else(|| ApiError {
-                code: 404,
-                error: format!("no sender {id}"),
-            })?;
-        let staged = patch_params(
-            &self.senders[i].staged,
-            body,
-            false,
-            &self.senders[i].setup.iface,
-            now,
-        )?;
-        self.senders[i].staged = staged;
+        let i = stage_patch(&mut self.senders, "sender", id, body, now)?;
         self.after_patch(false, i, now)
     }
 
@@ -904,22 +889,7 @@ impl Node {
         body: &Value,
         now: Tai,
     ) -> Result<(u16, Value, Vec<Effect>), ApiError> {
-        let i = self
-            .receivers
-            .iter()
-            .position(|s| s.id == id)
-            .ok_or_else(|| ApiError {
-                code: 404,
-                error: format!("no receiver {id}"),
-            })?;
-        let staged = patch_params(
-            &self.receivers[i].staged,
-            body,
-            true,
-            &self.receivers[i].setup.iface,
-            now,
-        )?;
-        self.receivers[i].staged = staged;
+        let i = stage_patch(&mut self.receivers, "receiver", id, body, now)?;
         self.after_patch(true, i, now)
     }
 
@@ -1278,6 +1248,69 @@ fn check_leg_value(
 
 /// The staged parameters after a PATCH `body` (IS-05 v1.1
 /// `sender-stage-schema` / `receiver-stage-schema`). Errors name the field.
+/// A sender or a receiver resource: what an IS-05 PATCH stages into.
+trait Stageable {
+    const RECEIVER: bool;
+    fn id(&self) -> &str;
+    fn iface(&self) -> &NetInterface;
+    fn staged(&self) -> &Params;
+    fn staged_mut(&mut self) -> &mut Params;
+}
+
+impl Stageable for SenderRes {
+    const RECEIVER: bool = false;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn iface(&self) -> &NetInterface {
+        &self.setup.iface
+    }
+    fn staged(&self) -> &Params {
+        &self.staged
+    }
+    fn staged_mut(&mut self) -> &mut Params {
+        &mut self.staged
+    }
+}
+
+impl Stageable for ReceiverRes {
+    const RECEIVER: bool = true;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn iface(&self) -> &NetInterface {
+        &self.setup.iface
+    }
+    fn staged(&self) -> &Params {
+        &self.staged
+    }
+    fn staged_mut(&mut self) -> &mut Params {
+        &mut self.staged
+    }
+}
+
+/// Stages a PATCH `body` into resource `id` of `list` (`kind`: "sender" or
+/// "receiver", for the 404 text) and returns its index. Errors: 404 unknown
+/// id, 400 a bad field (named, by [`patch_params`]).
+fn stage_patch<T: Stageable>(
+    list: &mut [T],
+    kind: &str,
+    id: &str,
+    body: &Value,
+    now: Tai,
+) -> Result<usize, ApiError> {
+    let i = list
+        .iter()
+        .position(|r| r.id() == id)
+        .ok_or_else(|| ApiError {
+            code: 404,
+            error: format!("no {kind} {id}"),
+        })?;
+    let staged = patch_params(list[i].staged(), body, T::RECEIVER, list[i].iface(), now)?;
+    *list[i].staged_mut() = staged;
+    Ok(i)
+}
+
 fn patch_params(
     old: &Params,
     body: &Value,
