@@ -595,18 +595,9 @@ impl AudioSource for CaptureSource {
             }
             self.consumer.started.store(true, Ordering::Release);
         }
-        let frames = (self.ring.slots() / ch).min(want);
+        let frames = super::source::pop_frames(&mut self.ring, ch, out);
         if frames < want {
             self.consumer.short.fetch_add(1, Ordering::Release);
-        }
-        if frames == 0 {
-            return 0;
-        }
-        if let Ok(chunk) = self.ring.read_chunk(frames * ch) {
-            let (a, b) = chunk.as_slices();
-            out[..a.len()].copy_from_slice(a);
-            out[a.len()..a.len() + b.len()].copy_from_slice(b);
-            chunk.commit_all();
         }
         frames
     }

@@ -106,21 +106,25 @@ impl RingSource {
     }
 }
 
+/// Pops as many whole frames of `ch` interleaved samples as `ring` holds, up to
+/// what fits in `out`, into the start of `out`; returns the frames popped.
+pub(crate) fn pop_frames(ring: &mut rtrb::Consumer<i32>, ch: usize, out: &mut [i32]) -> usize {
+    let frames = (ring.slots() / ch).min(out.len() / ch);
+    if frames == 0 {
+        return 0;
+    }
+    if let Ok(chunk) = ring.read_chunk(frames * ch) {
+        let (a, b) = chunk.as_slices();
+        out[..a.len()].copy_from_slice(a);
+        out[a.len()..a.len() + b.len()].copy_from_slice(b);
+        chunk.commit_all();
+    }
+    frames
+}
+
 impl AudioSource for RingSource {
     fn pull(&mut self, out: &mut [i32]) -> usize {
-        let ch = self.channels;
-        let want = out.len() / ch;
-        let frames = (self.ring.slots() / ch).min(want);
-        if frames == 0 {
-            return 0;
-        }
-        if let Ok(chunk) = self.ring.read_chunk(frames * ch) {
-            let (a, b) = chunk.as_slices();
-            out[..a.len()].copy_from_slice(a);
-            out[a.len()..a.len() + b.len()].copy_from_slice(b);
-            chunk.commit_all();
-        }
-        frames
+        pop_frames(&mut self.ring, self.channels, out)
     }
     fn ended(&self) -> bool {
         self.done.load(Ordering::Acquire) && self.ring.slots() < self.channels
