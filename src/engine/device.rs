@@ -25,6 +25,15 @@ pub struct SimDevice {
     channels: usize,
 }
 
+/// Sleeps until a simulated device running at `rate` frames/s has a whole
+/// `period` (frames) where it now has `avail`, at most `timeout_ms`.
+fn sleep_until_period(avail: i64, period: i64, rate: f64, timeout_ms: u32) {
+    if avail < period {
+        let s = ((period - avail) as f64 / rate).min(timeout_ms as f64 * 1e-3);
+        std::thread::sleep(Duration::from_secs_f64(s + 50e-6));
+    }
+}
+
 impl SimDevice {
     /// A device of `nominal` Hz off by `ppm`, with `buffer`/`period` frames.
     pub fn new(nominal: u32, ppm: f64, period: usize, buffer: usize, channels: usize) -> SimDevice {
@@ -59,12 +68,9 @@ impl SimDevice {
 impl PcmDevice for SimDevice {
     fn wait(&mut self, timeout_ms: u32) -> Result<(), DevError> {
         let (avail, _) = self.avail_delay()?;
-        if avail >= self.period || self.started.is_none() {
-            return Ok(());
+        if self.started.is_some() {
+            sleep_until_period(avail, self.period, self.rate, timeout_ms);
         }
-        let frames = (self.period - avail) as f64;
-        let s = (frames / self.rate).min(timeout_ms as f64 * 1e-3);
-        std::thread::sleep(Duration::from_secs_f64(s + 50e-6));
         Ok(())
     }
     fn avail_delay(&mut self) -> Result<(i64, i64), DevError> {
@@ -173,12 +179,9 @@ impl SimCapture {
 impl CaptureDevice for SimCapture {
     fn wait(&mut self, timeout_ms: u32) -> Result<(), DevError> {
         let (avail, _) = self.avail_delay()?;
-        if avail >= self.period || self.clock.is_some() {
-            return Ok(());
+        if self.clock.is_none() {
+            sleep_until_period(avail, self.period, self.rate, timeout_ms);
         }
-        let frames = (self.period - avail) as f64;
-        let s = (frames / self.rate).min(timeout_ms as f64 * 1e-3);
-        std::thread::sleep(Duration::from_secs_f64(s + 50e-6));
         Ok(())
     }
     fn avail_delay(&mut self) -> Result<(i64, i64), DevError> {
