@@ -122,50 +122,14 @@ fn our_l2_master_ptp4l_l2_free_running_slave_follows() {
             "30",
         ],
     );
-    let uds = dir.path().join("slave.uds");
-    let client = dir.path().join("pmc.sock");
-    let conf = slave_conf(&uds).replace("network_transport UDPv4", "network_transport L2");
-    assert!(conf.contains("network_transport L2"));
-    let _sl = ptp4l(&net.b, &net.if_b, &conf, dir.path(), "slave");
-    let start = Instant::now();
-    let mut offs = Vec::new();
-    let mut gm = String::new();
-    while start.elapsed() < Duration::from_secs(28) {
-        std::thread::sleep(Duration::from_millis(250));
-        if let Some((off, present, id)) = pmc_time_status(&net.b, &uds, &client)
-            && present
-            && off != 0
-        {
-            offs.push(off as f64);
-            gm = id;
-        }
-    }
-    let ours_status: Vec<_> = rx.try_iter().collect();
-    let last = ours_status.last().expect("our master printed status");
-    assert_eq!(last["state"], "MASTER");
+    let last = ptp4l_slave_follows_our_master(
+        "ptp4l -2 slave of our L2 master",
+        &net,
+        dir.path(),
+        true,
+        &rx,
+    );
     assert_eq!(last["transport"], "l2");
-    let our_id = last["gm_identity"].as_str().unwrap();
-    let log = std::fs::read_to_string(dir.path().join("slave.log")).unwrap_or_default();
-    assert!(
-        offs.len() >= 10,
-        "ptp4l slave reported {} offsets; log:\n{log}",
-        offs.len()
-    );
-    let (rms, max, p1, p50, p99) = stats(&offs);
-    println!(
-        "ptp4l -2 slave of our L2 master {our_id} (pmc gmIdentity {gm}): {} polls, raw offset rms {rms:.0} ns max {max:.0} ns \
-p1/p50/p99 {p1:.0}/{p50:.0}/{p99:.0} ns; Delay_Req answered {}",
-        offs.len(),
-        last["counters"]["delay_req_answered"]
-    );
-    assert!(
-        gm.replace('.', "").starts_with(&our_id[..6]),
-        "ptp4l follows {gm}, we are {our_id}"
-    );
-    assert!(last["counters"]["delay_req_answered"].as_u64().unwrap_or(0) > 5);
-    // The UDP test's bounds (software timestamps).
-    assert!(p50.abs() < 3_000.0, "median offset {p50}");
-    assert!(rms < 5_000.0, "rms {rms}");
 }
 
 /// Frames that are not plain PTP reach the packet socket and are counted,
