@@ -223,6 +223,30 @@ struct Series {
     lock_s: Option<f64>,
 }
 
+impl Series {
+    /// Samples our clock at `t` (s since start): notes its first Sync and its lock,
+    /// and, once locked, its error against CLOCK_REALTIME. Returns true on the
+    /// sample that first sees it locked.
+    fn sample_ours(&mut self, handle: &PtpClockHandle, t: f64) -> bool {
+        let st = handle.servo_state();
+        if st != ServoState::Unlocked && self.first_sync_s.is_none() && handle.snapshot().is_some()
+        {
+            self.first_sync_s = Some(t);
+        }
+        if !matches!(st, ServoState::Locked | ServoState::LockedStable) {
+            return false;
+        }
+        let first = self.lock_s.is_none();
+        if first {
+            self.lock_s = Some(t);
+        }
+        if let Some(e) = handle.clock_minus_realtime() {
+            self.pts.push((t, e.as_ns() as f64));
+        }
+        first
+    }
+}
+
 fn quantiles(v: &[f64]) -> Option<(f64, f64, f64, f64, f64, f64)> {
     if v.is_empty() {
         return None;
@@ -361,21 +385,8 @@ slaveOnly 1\nfree_running 1\nuds_address {}\n",
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50));
         let t = start.elapsed().as_secs_f64();
-        let st = handle.servo_state();
-        if st != ServoState::Unlocked
-            && s_ours.first_sync_s.is_none()
-            && handle.snapshot().is_some()
-        {
-            s_ours.first_sync_s = Some(t);
-        }
-        if matches!(st, ServoState::Locked | ServoState::LockedStable) {
-            if s_ours.lock_s.is_none() {
-                s_ours.lock_s = Some(t);
-                end = (Instant::now() + Duration::from_secs(seconds)).min(hard_end);
-            }
-            if let Some(e) = handle.clock_minus_realtime() {
-                s_ours.pts.push((t, e.as_ns() as f64));
-            }
+        if s_ours.sample_ours(&handle, t) {
+            end = (Instant::now() + Duration::from_secs(seconds)).min(hard_end);
         }
         if last_pmc.elapsed() >= Duration::from_millis(250) {
             last_pmc = Instant::now();
@@ -692,21 +703,8 @@ slaveOnly 1\nfree_running 1\nuds_address {}\n",
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
         let t = start.elapsed().as_secs_f64();
-        let st = handle.servo_state();
-        if st != ServoState::Unlocked
-            && s_ours.first_sync_s.is_none()
-            && handle.snapshot().is_some()
-        {
-            s_ours.first_sync_s = Some(t);
-        }
-        if matches!(st, ServoState::Locked | ServoState::LockedStable) {
-            if s_ours.lock_s.is_none() {
-                s_ours.lock_s = Some(t);
-                end = (Instant::now() + Duration::from_secs(seconds)).min(hard_end);
-            }
-            if let Some(e) = handle.clock_minus_realtime() {
-                s_ours.pts.push((t, e.as_ns() as f64));
-            }
+        if s_ours.sample_ours(&handle, t) {
+            end = (Instant::now() + Duration::from_secs(seconds)).min(hard_end);
         }
         if last_pmc.elapsed() >= Duration::from_millis(250) {
             last_pmc = Instant::now();
