@@ -555,9 +555,10 @@ unsafe extern "system" fn url_create(
         }
         let host = host().ok_or(errors::BASS_ERROR_INIT)?;
         let decode = flags & BASS_STREAM_DECODE != 0;
-        let st =
-            on_fresh_thread(move || stream::open(&text, decode)).map_err(|e| errors::fail(&e))?;
+        let st = on_fresh_thread(move || stream::open(&text, decode, apply_freq))
+            .map_err(|e| errors::fail(&e))?;
         let (rate, chans) = (st.sample_rate(), st.channels());
+        let freq = st.freq.clone();
         let raw = Box::into_raw(Box::new(st));
         let bflags = (flags & (BASS_STREAM_DECODE | BASS_STREAM_AUTOFREE | BASS_SPEAKER_MASK))
             | BASS_SAMPLE_FLOAT;
@@ -571,6 +572,7 @@ unsafe extern "system" fn url_create(
             // BASS has set its own error code (e.g. BASS_ERROR_INIT, BASS_ERROR_FORMAT).
             return Err(0);
         }
+        freq.set_handle(h);
         Ok(h)
     }));
     match r {
@@ -656,21 +658,34 @@ unsafe extern "system" fn stream_proc(
         // SAFETY: BASS hands a writable buffer of `len` bytes, aligned for
         // floats since the stream was created with BASS_SAMPLE_FLOAT.
         let out = unsafe { std::slice::from_raw_parts_mut(buf as *mut f32, len as usize / 4) };
-        let n = st.fill(out);
-        // steer=freq: apply the rate controller's ratio as BASS_ATTRIB_FREQ.
-        if let Some(f) = st.freq_update()
-            && let Some(set) = host().and_then(|h| h.set_attribute)
-        {
-            // SAFETY: `h` is the channel BASS is pulling; attribute 1 is
-            // BASS_ATTRIB_FREQ, a float in Hz.
-            unsafe { set(h, BASS_ATTRIB_FREQ, f) };
-        }
-        (n * 4) as u32
+        // Never calls back into BASS: a steer=freq stream only publishes its
+        // BASS_ATTRIB_FREQ (an atomic store), applied by `apply_freq` on the
+        // stream's ingest thread.
+        let _ = h;
+        (st.fill(out) * 4) as u32
     }));
     r.unwrap_or(BASS_STREAMPROC_END)
 }
 
-/// ADDON_FUNCTIONS.Free: stops the engine stream and frees the instance.
+/// `steer=freq`: applies `hz` as the channel's BASS_ATTRIB_FREQ. Runs on
+/// the stream's ingest thread (the engine's `on_wake`), never on BASS's
+/// audio thread; `handle` may have been freed meanwhile, which BASS
+/// answers with an error (ignored).
+fn apply_freq(handle: u32, hz: f32) {
+    if let Some(set) = host().and_then(|h| h.set_attribute) {
+        // SAFETY: BASS_ChannelSetAttribute(DWORD, DWORD, float) may be called
+        // from any thread; attribute 1 is BASS_ATTRIB_FREQ, a float in Hz;
+        // an invalid handle is refused by BASS, not dereferenced.
+        unsafe { set(handle, BASS_ATTRIB_FREQ, hz) };
+    }
+}
+
+/// ADDON_FUNCTIONS.Free: stops the engine stream and frees the instance
+/// without ever blocking BASS's thread for more than
+/// [`stream::FREE_WAIT`] (7 ms) plus microseconds: the ingest thread is
+/// asked to stop and joined only once it has ended; if it has not ended by
+/// then (a slow io_uring cancel), it is detached and this library pinned
+/// (never unloaded) so that thread cannot run unmapped code.
 unsafe extern "system" fn stream_free(inst: *mut c_void) {
     if inst.is_null() {
         return;
@@ -678,7 +693,63 @@ unsafe extern "system" fn stream_free(inst: *mut c_void) {
     // SAFETY: `inst` is the pointer from Box::into_raw in url_create; BASS
     // calls Free exactly once, after the last STREAMPROC call.
     let b = unsafe { Box::from_raw(inst as *mut StreamState) };
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(b)));
+    let r = catch_unwind(AssertUnwindSafe(move || b.teardown(stream::FREE_WAIT)));
+    if !matches!(r, Ok(stream::Teardown::Joined)) {
+        let _ = catch_unwind(pin_library);
+    }
+}
+
+/// Number of streams whose ingest thread was detached by `stream_free`
+/// (and so pinned the library); 0 in a healthy run.
+static DETACHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Keeps this library loaded for the rest of the process (a detached thread
+/// of ours may still run its code). Linux: `dlopen(self, RTLD_NOLOAD |
+/// RTLD_NODELETE)`; Windows: `GetModuleHandleExW(..._PIN)`.
+fn pin_library() {
+    DETACHED.fetch_add(1, Ordering::Relaxed);
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: a zeroed Dl_info is a valid out-parameter.
+        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+        // SAFETY: the address of one of our functions; dladdr fills `info`.
+        let ok = unsafe { libc::dladdr(stream_free as *const c_void, &mut info) };
+        if ok != 0 && !info.dli_fname.is_null() {
+            // SAFETY: dli_fname is the NUL-terminated path of the object
+            // mapped at that address (ours); RTLD_NOLOAD never loads code, and
+            // RTLD_NODELETE marks the object never to be unloaded. The handle
+            // is kept (not closed).
+            unsafe {
+                libc::dlopen(
+                    info.dli_fname,
+                    libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+                )
+            };
+        }
+    }
+    #[cfg(windows)]
+    {
+        #[link(name = "kernel32")]
+        unsafe extern "system" {
+            fn GetModuleHandleExW(flags: u32, name: *const c_void, module: *mut *mut c_void)
+            -> i32;
+        }
+        const FROM_ADDRESS: u32 = 0x4;
+        const PIN: u32 = 0x1;
+        let mut m: *mut c_void = std::ptr::null_mut();
+        // SAFETY: FROM_ADDRESS takes an address inside our module (a function
+        // of ours); PIN keeps the module loaded until the process ends;
+        // `m` is a writable out-parameter.
+        unsafe { GetModuleHandleExW(FROM_ADDRESS | PIN, stream_free as *const c_void, &mut m) };
+    }
+}
+
+/// How many streams' ingest threads `BASS_StreamFree` had to detach (each
+/// pinned the library); 0 when every free joined its thread in time.
+#[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported by name (no_mangle)
+pub extern "system" fn BASS_AES67_DetachedFrees() -> u32 {
+    DETACHED.load(Ordering::Relaxed).min(u32::MAX as u64) as u32
 }
 
 /// ADDON_FUNCTIONS.GetInfo: ctype 0x1f200 and the stream's original resolution.
