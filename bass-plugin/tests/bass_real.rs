@@ -1301,6 +1301,56 @@ fn sap_session_by_name_bit_exact_and_listed() {
     let again = unsafe { CStr::from_ptr(mine as *const c_char) }.to_owned();
     assert_eq!(again, text, "the text changed under this thread");
     assert_eq!(get(), mine, "this thread's next read moved its buffer");
+    // Issue 13 #10 under contention: while another thread keeps refreshing
+    // SAP_SESSIONS (each refresh rebuilds the text from the listener), this
+    // thread reads the option and checks the text at its pointer twice,
+    // with a pause in between: it must stay whole and unchanged (a
+    // process-wide buffer would be zeroed and rewritten under it).
+    let refreshing = std::sync::atomic::AtomicBool::new(true);
+    let (mut reads, mut refreshes, mut torn) = (0u64, 0u64, Vec::new());
+    std::thread::scope(|s| {
+        let r = s.spawn(|| {
+            let mut n = 0u64;
+            in_netns(&pair.b, || {
+                while refreshing.load(std::sync::atomic::Ordering::Relaxed) {
+                    // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the argument is a plain value.
+                    let p = unsafe { (b.get_config_ptr)(SAP_SESSIONS) };
+                    assert!(!p.is_null());
+                    n += 1;
+                }
+            })
+            .unwrap();
+            n
+        });
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_millis(1500) {
+            let p = get() as *const c_char;
+            // SAFETY: a NUL-terminated string the add-on handed to this thread.
+            let t1 = unsafe { CStr::from_ptr(p) }.to_owned();
+            for _ in 0..5000 {
+                std::hint::spin_loop();
+            }
+            // SAFETY: as above; this thread has not read the option since.
+            let t2 = unsafe { CStr::from_ptr(p) }.to_owned();
+            reads += 1;
+            if t1 != t2 || !t1.to_str().unwrap_or("").contains(name) {
+                torn.push(format!("{t1:?} -> {t2:?}"));
+            }
+        }
+        refreshing.store(false, std::sync::atomic::Ordering::Relaxed);
+        refreshes = r.join().unwrap();
+    });
+    eprintln!(
+        "SAP_SESSIONS: {reads} reads against {refreshes} refreshes by another thread, {} changed under the reader",
+        torn.len()
+    );
+    assert!(reads > 100 && refreshes > 100, "{reads} reads, {refreshes} refreshes");
+    assert!(
+        torn.is_empty(),
+        "{} of {reads} texts changed under the reader, e.g. {}",
+        torn.len(),
+        torn[0]
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     announcer.join().unwrap();
     let _ = sender.kill();
