@@ -683,20 +683,68 @@ fn apply_freq(handle: u32, hz: f32) {
 /// ADDON_FUNCTIONS.Free: stops the engine stream and frees the instance
 /// without ever blocking BASS's thread for more than
 /// [`stream::FREE_WAIT`] (7 ms) plus microseconds: the ingest thread is
-/// asked to stop and joined only once it has ended; if it has not ended by
-/// then (a slow io_uring cancel), it is detached and this library pinned
-/// (never unloaded) so that thread cannot run unmapped code.
+/// asked to stop and joined only once it has ended (on Windows: the OS
+/// thread has terminated, so none of our code runs on it any more). If it
+/// has not ended by then (a slow io_uring cancel, a slow thread exit under
+/// wine), it is detached and this library pinned (never unloaded), so that
+/// thread can never run unmapped code.
 unsafe extern "system" fn stream_free(inst: *mut c_void) {
     if inst.is_null() {
         return;
     }
+    let t0 = std::time::Instant::now();
     // SAFETY: `inst` is the pointer from Box::into_raw in url_create; BASS
     // calls Free exactly once, after the last STREAMPROC call.
     let b = unsafe { Box::from_raw(inst as *mut StreamState) };
-    let r = catch_unwind(AssertUnwindSafe(move || b.teardown(stream::FREE_WAIT)));
-    if !matches!(r, Ok(stream::Teardown::Joined)) {
-        let _ = catch_unwind(pin_library);
+    let Ok(Some(thread)) = catch_unwind(AssertUnwindSafe(move || b.teardown())) else {
+        return;
+    };
+    let _ = catch_unwind(AssertUnwindSafe(move || {
+        while !thread_ended(&thread) {
+            if t0.elapsed() >= stream::FREE_WAIT {
+                // Dropping the handle detaches the thread; it frees its own
+                // resources when it ends.
+                drop(thread);
+                pin_library();
+                return;
+            }
+            pause();
+        }
+        let _ = thread.join();
+    }));
+}
+
+/// True once `t` can be joined without blocking. Linux: its closure has
+/// returned (what remains is glibc's exit path, microseconds, which never
+/// waits for us). Windows: the OS thread has terminated (its exit runs
+/// every DLL's `DllMain(THREAD_DETACH)` under the loader lock, which can
+/// take long under wine; until then it still runs our code).
+fn thread_ended(t: &std::thread::JoinHandle<()>) -> bool {
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsRawHandle;
+        #[link(name = "kernel32")]
+        unsafe extern "system" {
+            fn WaitForSingleObject(handle: *mut c_void, ms: u32) -> u32;
+        }
+        // SAFETY: the handle of a thread we hold (JoinHandle keeps it
+        // open); a zero timeout only polls. WAIT_OBJECT_0 (0): terminated.
+        unsafe { WaitForSingleObject(t.as_raw_handle().cast(), 0) == 0 }
     }
+    #[cfg(not(windows))]
+    {
+        t.is_finished()
+    }
+}
+
+/// A short pause while waiting for a thread to end: 100 µs on Linux; a
+/// yield elsewhere (Windows' Sleep rounds up to the timer period, up to
+/// 15.6 ms, beyond the free's budget).
+fn pause() {
+    #[cfg(target_os = "linux")]
+    std::thread::sleep(std::time::Duration::from_micros(100));
+    #[cfg(not(target_os = "linux"))]
+    std::thread::yield_now();
 }
 
 /// Number of streams whose ingest thread was detached by `stream_free`

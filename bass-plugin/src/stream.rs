@@ -14,7 +14,7 @@
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[cfg(engine)]
 use aes67::media::stream::{Encoding, StreamConfig};
@@ -332,18 +332,6 @@ pub struct StreamState {
 /// than the thread needs to notice the stop (`engine::MAX_WAKE_MS`).
 pub const FREE_WAIT: Duration = Duration::from_millis(7);
 
-/// What [`StreamState::teardown`] did with the stream's ingest thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Teardown {
-    /// The thread ended within the wait and was joined (or there was none):
-    /// nothing of the stream runs any more.
-    Joined,
-    /// The thread was still ending (a slow io_uring cancel) when the wait
-    /// ran out: it was detached and ends by itself. It owns (directly or
-    /// through `Arc`) everything it touches, but runs this library's code:
-    /// the caller must keep the library loaded (`ffi` pins it).
-    Detached,
-}
 
 /// What the config proc reads of an open stream: the add-on's counters and
 /// the engine receiver (its stats are lock-free snapshots). The receiver
@@ -377,33 +365,25 @@ impl StatsSource for StreamShared {
 }
 
 impl StreamState {
-    /// Frees the stream (BASS's Free): stops the freq applier, asks the
-    /// ingest thread to stop, frees everything of the stream but what the
-    /// ingest thread owns, and waits at most `wait` for the thread to end.
-    /// Never joins a thread that has not ended, so it returns within
-    /// `wait` plus the freeing of the stream's own buffers (microseconds).
-    pub fn teardown(self, wait: Duration) -> Teardown {
-        let t0 = Instant::now();
+    /// Frees the stream (BASS's Free) without waiting for anything: stops
+    /// the freq applier, asks the ingest thread to stop, frees everything
+    /// of the stream but what the ingest thread owns (its sockets, playout
+    /// buffer and ring producer; the rest it shares through `Arc`), and
+    /// returns that thread, still ending (within `engine::MAX_WAKE_MS` plus
+    /// its source's teardown). The caller joins it once it has ended, or
+    /// detaches it and keeps the library loaded (`ffi::stream_free`).
+    #[cfg(engine)]
+    pub fn teardown(self) -> Option<std::thread::JoinHandle<()>> {
         self.freq.set_handle(0);
-        #[cfg(engine)]
         let thread = self._shared.engine.take_thread();
         drop(self);
-        #[cfg(engine)]
-        if let Some(t) = thread {
-            while !t.is_finished() {
-                if t0.elapsed() >= wait {
-                    // Dropping the handle detaches the thread; it frees its
-                    // own resources when it ends.
-                    drop(t);
-                    return Teardown::Detached;
-                }
-                pause();
-            }
-            let _ = t.join();
-        }
-        #[cfg(not(engine))]
-        let _ = (t0, wait);
-        Teardown::Joined
+        thread
+    }
+
+    /// Without the engine there is no thread.
+    #[cfg(not(engine))]
+    pub fn teardown(self) -> Option<std::thread::JoinHandle<()>> {
+        None
     }
 
     /// Sample rate, Hz.
@@ -414,17 +394,6 @@ impl StreamState {
     pub fn channels(&self) -> u32 {
         self.chans
     }
-}
-
-/// A short pause while waiting for a thread to end: 100 µs on Linux; a
-/// yield elsewhere (Windows' Sleep rounds up to the timer period, up to
-/// 15.6 ms).
-#[cfg(engine)]
-fn pause() {
-    #[cfg(target_os = "linux")]
-    std::thread::sleep(Duration::from_micros(100));
-    #[cfg(not(target_os = "linux"))]
-    std::thread::yield_now();
 }
 
 impl Drop for StreamState {
