@@ -52,10 +52,11 @@
     received so far (BASS_ChannelGetData may return 0 bytes: call again later).
 
     Teardown: BASS_StreamFree (and the frees BASS_PluginFree does) never blocks
-    the calling thread for more than about 7 ms: the stream's receive thread
+    the calling thread for more than about 5 ms: the stream's receive thread
     notices the stop within 2 ms and is joined once it has ended. Should it
-    still be ending after 7 ms (an io_uring cancel the kernel is slow to
-    complete), it is left to end by itself and the add-on is pinned: it is not
+    still be ending after 5 ms (an io_uring cancel the kernel is slow to
+    complete, or a thread exit under wine), it is left to end by itself and the
+    add-on is pinned: it is not
     unloaded by BASS_PluginFree for the rest of the process (its config proc
     keeps answering), so that thread never runs unmapped code. steer=freq
     applies BASS_ATTRIB_FREQ from that receive thread (within 2 ms), never
@@ -156,7 +157,7 @@ extern "C" {
 const char *BASSAES67DEF(BASS_AES67_GetLastErrorText)(void);
 
 /* How many streams' receive threads BASS_StreamFree had to leave running
-   because they did not end within its 7 ms budget (each pins the add-on, see
+   because they did not end within its 5 ms budget (each pins the add-on, see
    Teardown above); 0 in a healthy run. A diagnostic. */
 DWORD BASSAES67DEF(BASS_AES67_DetachedFrees)(void);
 

@@ -682,7 +682,7 @@ fn apply_freq(handle: u32, hz: f32) {
 
 /// ADDON_FUNCTIONS.Free: stops the engine stream and frees the instance
 /// without ever blocking BASS's thread for more than
-/// [`stream::FREE_WAIT`] (7 ms) plus microseconds: the ingest thread is
+/// [`stream::FREE_WAIT`] (5 ms) plus microseconds: the ingest thread is
 /// asked to stop and joined only once it has ended (on Windows: the OS
 /// thread has terminated, so none of our code runs on it any more). If it
 /// has not ended by then (a slow io_uring cancel, a slow thread exit under

@@ -330,7 +330,7 @@ pub struct StreamState {
 /// How long `BASS_StreamFree` waits for a stream's ingest thread to end,
 /// at most: within BASS's 10 ms teardown budget (issue 13 #9), and more
 /// than the thread needs to notice the stop (`engine::MAX_WAKE_MS`).
-pub const FREE_WAIT: Duration = Duration::from_millis(7);
+pub const FREE_WAIT: Duration = Duration::from_millis(5);
 
 
 /// What the config proc reads of an open stream: the add-on's counters and
