@@ -378,6 +378,8 @@ extern "C" fn on_load() {
 }
 
 extern "C" fn on_unload() {
+    #[cfg(not(windows))]
+    let _ = catch_unwind(join_pending);
     #[cfg(engine)]
     let _ = catch_unwind(crate::output::shutdown);
     #[cfg(all(engine, target_os = "linux"))]
@@ -544,6 +546,8 @@ unsafe extern "system" fn url_create(
     _proc: *const c_void,
     _user: *mut c_void,
 ) -> u32 {
+    #[cfg(not(windows))]
+    let _ = catch_unwind(reap_pending);
     let r = catch_unwind(AssertUnwindSafe(|| -> Result<u32, i32> {
         // SAFETY: BASS passes the URL as a NUL-terminated string, UTF-16 with BASS_UNICODE.
         let text = match unsafe { read_text(url.cast(), flags & BASS_UNICODE != 0) } {
@@ -685,9 +689,12 @@ fn apply_freq(handle: u32, hz: f32) {
 /// [`stream::FREE_WAIT`] (5 ms) plus microseconds: the ingest thread is
 /// asked to stop and joined only once it has ended (on Windows: the OS
 /// thread has terminated, so none of our code runs on it any more). If it
-/// has not ended by then (a slow io_uring cancel, a slow thread exit under
-/// wine), it is detached and this library pinned (never unloaded), so that
-/// thread can never run unmapped code.
+/// has not ended by then (a slow io_uring cancel, a busy machine, a slow
+/// thread exit under wine) it is handed over so that it can never run
+/// unmapped code: Linux: to [`PENDING`], joined once ended by a later
+/// create or free, and at the latest by the library's unload (`fini`);
+/// Windows (where `DllMain` must not wait for threads): detached, and the
+/// library pinned (never unloaded).
 unsafe extern "system" fn stream_free(inst: *mut c_void) {
     if inst.is_null() {
         return;
@@ -702,16 +709,55 @@ unsafe extern "system" fn stream_free(inst: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(move || {
         while !thread_ended(&thread) {
             if t0.elapsed() >= stream::FREE_WAIT {
-                // Dropping the handle detaches the thread; it frees its own
-                // resources when it ends.
-                drop(thread);
-                pin_library();
+                DETACHED.fetch_add(1, Ordering::Relaxed);
+                #[cfg(windows)]
+                {
+                    // Dropping the handle detaches the thread; it frees its
+                    // own resources when it ends.
+                    drop(thread);
+                    pin_library();
+                }
+                #[cfg(not(windows))]
+                crate::state::lock(&PENDING).push(thread);
                 return;
             }
             pause();
         }
         let _ = thread.join();
     }));
+    #[cfg(not(windows))]
+    let _ = catch_unwind(reap_pending);
+}
+
+/// Linux: ingest threads that had not ended when their stream's Free gave
+/// up waiting; each ends within milliseconds (at most the 2 s of an
+/// io_uring cancel). Joined by [`reap_pending`] once ended, and all by
+/// [`join_pending`] when the library unloads, before its code is unmapped.
+#[cfg(not(windows))]
+static PENDING: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Joins the [`PENDING`] threads that have ended (never waits).
+#[cfg(not(windows))]
+fn reap_pending() {
+    let mut p = crate::state::lock(&PENDING);
+    let mut i = 0;
+    while i < p.len() {
+        if p[i].is_finished() {
+            let _ = p.swap_remove(i).join();
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// Library unload: joins every [`PENDING`] thread (each is already ending).
+#[cfg(not(windows))]
+fn join_pending() {
+    let all = std::mem::take(&mut *crate::state::lock(&PENDING));
+    for t in all {
+        let _ = t.join();
+    }
 }
 
 /// True once `t` can be joined without blocking. Linux: its closure has
@@ -747,34 +793,15 @@ fn pause() {
     std::thread::yield_now();
 }
 
-/// Number of streams whose ingest thread was detached by `stream_free`
-/// (and so pinned the library); 0 in a healthy run.
+/// Number of streams whose ingest thread `stream_free` could not join
+/// within its wait (Linux: joined later; Windows: detached, library pinned).
 static DETACHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Keeps this library loaded for the rest of the process (a detached thread
-/// of ours may still run its code). Linux: `dlopen(self, RTLD_NOLOAD |
-/// RTLD_NODELETE)`; Windows: `GetModuleHandleExW(..._PIN)`.
+/// Windows: keeps this library loaded for the rest of the process (a
+/// detached thread of ours may still run its code):
+/// `GetModuleHandleExW(FROM_ADDRESS | PIN)`.
+#[cfg(windows)]
 fn pin_library() {
-    DETACHED.fetch_add(1, Ordering::Relaxed);
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: a zeroed Dl_info is a valid out-parameter.
-        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-        // SAFETY: the address of one of our functions; dladdr fills `info`.
-        let ok = unsafe { libc::dladdr(stream_free as *const c_void, &mut info) };
-        if ok != 0 && !info.dli_fname.is_null() {
-            // SAFETY: dli_fname is the NUL-terminated path of the object
-            // mapped at that address (ours); RTLD_NOLOAD never loads code, and
-            // RTLD_NODELETE marks the object never to be unloaded. The handle
-            // is kept (not closed).
-            unsafe {
-                libc::dlopen(
-                    info.dli_fname,
-                    libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
-                )
-            };
-        }
-    }
     #[cfg(windows)]
     {
         #[link(name = "kernel32")]
@@ -792,8 +819,9 @@ fn pin_library() {
     }
 }
 
-/// How many streams' ingest threads `BASS_StreamFree` had to detach (each
-/// pinned the library); 0 when every free joined its thread in time.
+/// How many streams' ingest threads `BASS_StreamFree` could not join within
+/// its 5 ms wait (Linux: joined later; Windows: detached, library pinned);
+/// 0 when every free joined its thread in time.
 #[unsafe(no_mangle)]
 #[allow(unreachable_pub)] // exported by name (no_mangle)
 pub extern "system" fn BASS_AES67_DetachedFrees() -> u32 {
