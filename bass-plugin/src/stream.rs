@@ -332,7 +332,6 @@ pub struct StreamState {
 /// than the thread needs to notice the stop (`engine::MAX_WAKE_MS`).
 pub const FREE_WAIT: Duration = Duration::from_millis(5);
 
-
 /// What the config proc reads of an open stream: the add-on's counters and
 /// the engine receiver (its stats are lock-free snapshots). The receiver
 /// stops when the last holder drops this.
@@ -487,15 +486,16 @@ pub fn open(url: &str, decode: bool, apply: ApplyFreq) -> Result<StreamState, Op
     crate::ptpslave::reconcile();
     let ptp_clock = crate::ptpslave::stream_clock();
     let freq = Arc::new(FreqCell::default());
-    let on_wake: Option<Box<dyn FnMut() + Send>> = (steered && mode == SteerMode::Freq).then(|| {
-        let cell = freq.clone();
-        let mut applied = 0u32;
-        Box::new(move || {
-            if let Some((h, hz)) = cell.pending(&mut applied) {
-                apply(h, hz);
-            }
-        }) as Box<dyn FnMut() + Send>
-    });
+    let on_wake: Option<Box<dyn FnMut() + Send>> =
+        (steered && mode == SteerMode::Freq).then(|| {
+            let cell = freq.clone();
+            let mut applied = 0u32;
+            Box::new(move || {
+                if let Some((h, hz)) = cell.pending(&mut applied) {
+                    apply(h, hz);
+                }
+            }) as Box<dyn FnMut() + Send>
+        });
     let (engine, ring) = crate::engine::start(&cfg, on_wake)?;
     let shared = Arc::new(StreamShared {
         counters: stats.clone(),
@@ -857,7 +857,11 @@ mod tests {
         assert!(!applied.is_empty(), "the control plane never applied it");
         for (h, hz, id) in &applied {
             assert_eq!(*h, 0x1234, "applied to the wrong channel");
-            assert_ne!(*id, std::thread::current().id(), "applied on the audio thread");
+            assert_ne!(
+                *id,
+                std::thread::current().id(),
+                "applied on the audio thread"
+            );
             assert_eq!(*id, ctl_id);
             assert!((hz - 48_000.0).abs() < 48_000.0 * 2.1e-3, "{hz}");
             assert!(moved.contains(hz), "applied {hz}, never published");

@@ -1345,7 +1345,10 @@ fn sap_session_by_name_bit_exact_and_listed() {
         "SAP_SESSIONS: {reads} reads against {refreshes} refreshes by another thread, {} changed under the reader",
         torn.len()
     );
-    assert!(reads > 100 && refreshes > 100, "{reads} reads, {refreshes} refreshes");
+    assert!(
+        reads > 100 && refreshes > 100,
+        "{reads} reads, {refreshes} refreshes"
+    );
     assert!(
         torn.is_empty(),
         "{} of {reads} texts changed under the reader, e.g. {}",
