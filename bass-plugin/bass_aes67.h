@@ -51,6 +51,19 @@
     decode streams opened with fill=available instead return only the audio
     received so far (BASS_ChannelGetData may return 0 bytes: call again later).
 
+    Teardown: BASS_StreamFree (and the frees BASS_PluginFree does) never blocks
+    the calling thread for more than about 5 ms: the stream's receive thread
+    notices the stop within 2 ms and is joined once it has ended. Should it
+    still be ending after 5 ms (an io_uring cancel the kernel is slow to
+    complete, a busy machine, a thread exit under wine), Free returns anyway:
+    on Linux the thread is joined by a later stream creation or free, and at
+    the latest when the add-on unloads (BASS_PluginFree); on Windows it is
+    left to end by itself and the add-on pins itself: it is not unloaded by
+    BASS_PluginFree for the rest of the process (its config proc keeps
+    answering). Either way that thread never runs unmapped code. steer=freq
+    applies BASS_ATTRIB_FREQ from that receive thread (within 2 ms), never
+    from BASS's mixing thread.
+
     Errors (BASS_ErrorGetCode after BASS_StreamCreateURL returns 0):
       BASS_ERROR_ILLPARAM  (20) malformed aes67:// URL (field named in
                                 BASS_AES67_GetLastErrorText()), jitter= out of
@@ -144,6 +157,11 @@ extern "C" {
    failed BASS_StreamCreateURL rewrites. Valid until then, and at most until
    the thread exits or the add-on is unloaded (BASS_PluginFree). */
 const char *BASSAES67DEF(BASS_AES67_GetLastErrorText)(void);
+
+/* How many streams' receive threads BASS_StreamFree had to leave running
+   because they did not end within its 5 ms budget (see Teardown above; on
+   Windows each pins the add-on); 0 in a healthy run. A diagnostic. */
+DWORD BASSAES67DEF(BASS_AES67_DetachedFrees)(void);
 
 /* ---- Output: any BASS channel -> an AES67 RTP stream (the seeds' API shape) ----
 

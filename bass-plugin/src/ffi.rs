@@ -378,6 +378,8 @@ extern "C" fn on_load() {
 }
 
 extern "C" fn on_unload() {
+    #[cfg(not(windows))]
+    let _ = catch_unwind(join_pending);
     #[cfg(engine)]
     let _ = catch_unwind(crate::output::shutdown);
     #[cfg(all(engine, target_os = "linux"))]
@@ -544,6 +546,8 @@ unsafe extern "system" fn url_create(
     _proc: *const c_void,
     _user: *mut c_void,
 ) -> u32 {
+    #[cfg(not(windows))]
+    let _ = catch_unwind(reap_pending);
     let r = catch_unwind(AssertUnwindSafe(|| -> Result<u32, i32> {
         // SAFETY: BASS passes the URL as a NUL-terminated string, UTF-16 with BASS_UNICODE.
         let text = match unsafe { read_text(url.cast(), flags & BASS_UNICODE != 0) } {
@@ -555,9 +559,10 @@ unsafe extern "system" fn url_create(
         }
         let host = host().ok_or(errors::BASS_ERROR_INIT)?;
         let decode = flags & BASS_STREAM_DECODE != 0;
-        let st =
-            on_fresh_thread(move || stream::open(&text, decode)).map_err(|e| errors::fail(&e))?;
+        let st = on_fresh_thread(move || stream::open(&text, decode, apply_freq))
+            .map_err(|e| errors::fail(&e))?;
         let (rate, chans) = (st.sample_rate(), st.channels());
+        let freq = st.freq.clone();
         let raw = Box::into_raw(Box::new(st));
         let bflags = (flags & (BASS_STREAM_DECODE | BASS_STREAM_AUTOFREE | BASS_SPEAKER_MASK))
             | BASS_SAMPLE_FLOAT;
@@ -571,6 +576,7 @@ unsafe extern "system" fn url_create(
             // BASS has set its own error code (e.g. BASS_ERROR_INIT, BASS_ERROR_FORMAT).
             return Err(0);
         }
+        freq.set_handle(h);
         Ok(h)
     }));
     match r {
@@ -656,29 +662,170 @@ unsafe extern "system" fn stream_proc(
         // SAFETY: BASS hands a writable buffer of `len` bytes, aligned for
         // floats since the stream was created with BASS_SAMPLE_FLOAT.
         let out = unsafe { std::slice::from_raw_parts_mut(buf as *mut f32, len as usize / 4) };
-        let n = st.fill(out);
-        // steer=freq: apply the rate controller's ratio as BASS_ATTRIB_FREQ.
-        if let Some(f) = st.freq_update()
-            && let Some(set) = host().and_then(|h| h.set_attribute)
-        {
-            // SAFETY: `h` is the channel BASS is pulling; attribute 1 is
-            // BASS_ATTRIB_FREQ, a float in Hz.
-            unsafe { set(h, BASS_ATTRIB_FREQ, f) };
-        }
-        (n * 4) as u32
+        // Never calls back into BASS: a steer=freq stream only publishes its
+        // BASS_ATTRIB_FREQ (an atomic store), applied by `apply_freq` on the
+        // stream's ingest thread.
+        let _ = h;
+        (st.fill(out) * 4) as u32
     }));
     r.unwrap_or(BASS_STREAMPROC_END)
 }
 
-/// ADDON_FUNCTIONS.Free: stops the engine stream and frees the instance.
+/// `steer=freq`: applies `hz` as the channel's BASS_ATTRIB_FREQ. Runs on
+/// the stream's ingest thread (the engine's `on_wake`), never on BASS's
+/// audio thread; `handle` may have been freed meanwhile, which BASS
+/// answers with an error (ignored).
+fn apply_freq(handle: u32, hz: f32) {
+    if let Some(set) = host().and_then(|h| h.set_attribute) {
+        // SAFETY: BASS_ChannelSetAttribute(DWORD, DWORD, float) may be called
+        // from any thread; attribute 1 is BASS_ATTRIB_FREQ, a float in Hz;
+        // an invalid handle is refused by BASS, not dereferenced.
+        unsafe { set(handle, BASS_ATTRIB_FREQ, hz) };
+    }
+}
+
+/// ADDON_FUNCTIONS.Free: stops the engine stream and frees the instance
+/// without ever blocking BASS's thread for more than
+/// [`stream::FREE_WAIT`] (5 ms) plus microseconds: the ingest thread is
+/// asked to stop and joined only once it has ended (on Windows: the OS
+/// thread has terminated, so none of our code runs on it any more). If it
+/// has not ended by then (a slow io_uring cancel, a busy machine, a slow
+/// thread exit under wine) it is handed over so that it can never run
+/// unmapped code: Linux: to [`PENDING`], joined once ended by a later
+/// create or free, and at the latest by the library's unload (`fini`);
+/// Windows (where `DllMain` must not wait for threads): detached, and the
+/// library pinned (never unloaded).
 unsafe extern "system" fn stream_free(inst: *mut c_void) {
     if inst.is_null() {
         return;
     }
+    let t0 = std::time::Instant::now();
     // SAFETY: `inst` is the pointer from Box::into_raw in url_create; BASS
     // calls Free exactly once, after the last STREAMPROC call.
     let b = unsafe { Box::from_raw(inst as *mut StreamState) };
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(b)));
+    let Ok(Some(thread)) = catch_unwind(AssertUnwindSafe(move || b.teardown())) else {
+        return;
+    };
+    let _ = catch_unwind(AssertUnwindSafe(move || {
+        while !thread_ended(&thread) {
+            if t0.elapsed() >= stream::FREE_WAIT {
+                DETACHED.fetch_add(1, Ordering::Relaxed);
+                #[cfg(windows)]
+                {
+                    // Dropping the handle detaches the thread; it frees its
+                    // own resources when it ends.
+                    drop(thread);
+                    pin_library();
+                }
+                #[cfg(not(windows))]
+                crate::state::lock(&PENDING).push(thread);
+                return;
+            }
+            pause();
+        }
+        let _ = thread.join();
+    }));
+    #[cfg(not(windows))]
+    let _ = catch_unwind(reap_pending);
+}
+
+/// Linux: ingest threads that had not ended when their stream's Free gave
+/// up waiting; each ends within milliseconds (at most the 2 s of an
+/// io_uring cancel). Joined by [`reap_pending`] once ended, and all by
+/// [`join_pending`] when the library unloads, before its code is unmapped.
+#[cfg(not(windows))]
+static PENDING: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Joins the [`PENDING`] threads that have ended (never waits).
+#[cfg(not(windows))]
+fn reap_pending() {
+    let mut p = crate::state::lock(&PENDING);
+    let mut i = 0;
+    while i < p.len() {
+        if p[i].is_finished() {
+            let _ = p.swap_remove(i).join();
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// Library unload: joins every [`PENDING`] thread (each is already ending).
+#[cfg(not(windows))]
+fn join_pending() {
+    let all = std::mem::take(&mut *crate::state::lock(&PENDING));
+    for t in all {
+        let _ = t.join();
+    }
+}
+
+/// True once `t` can be joined without blocking. Linux: its closure has
+/// returned (what remains is glibc's exit path, microseconds, which never
+/// waits for us). Windows: the OS thread has terminated (its exit runs
+/// every DLL's `DllMain(THREAD_DETACH)` under the loader lock, which can
+/// take long under wine; until then it still runs our code).
+fn thread_ended(t: &std::thread::JoinHandle<()>) -> bool {
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsRawHandle;
+        #[link(name = "kernel32")]
+        unsafe extern "system" {
+            fn WaitForSingleObject(handle: *mut c_void, ms: u32) -> u32;
+        }
+        // SAFETY: the handle of a thread we hold (JoinHandle keeps it
+        // open); a zero timeout only polls. WAIT_OBJECT_0 (0): terminated.
+        unsafe { WaitForSingleObject(t.as_raw_handle().cast(), 0) == 0 }
+    }
+    #[cfg(not(windows))]
+    {
+        t.is_finished()
+    }
+}
+
+/// A short pause while waiting for a thread to end: 100 µs on Linux; a
+/// yield elsewhere (Windows' Sleep rounds up to the timer period, up to
+/// 15.6 ms, beyond the free's budget).
+fn pause() {
+    #[cfg(target_os = "linux")]
+    std::thread::sleep(std::time::Duration::from_micros(100));
+    #[cfg(not(target_os = "linux"))]
+    std::thread::yield_now();
+}
+
+/// Number of streams whose ingest thread `stream_free` could not join
+/// within its wait (Linux: joined later; Windows: detached, library pinned).
+static DETACHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Windows: keeps this library loaded for the rest of the process (a
+/// detached thread of ours may still run its code):
+/// `GetModuleHandleExW(FROM_ADDRESS | PIN)`.
+#[cfg(windows)]
+fn pin_library() {
+    #[cfg(windows)]
+    {
+        #[link(name = "kernel32")]
+        unsafe extern "system" {
+            fn GetModuleHandleExW(flags: u32, name: *const c_void, module: *mut *mut c_void)
+            -> i32;
+        }
+        const FROM_ADDRESS: u32 = 0x4;
+        const PIN: u32 = 0x1;
+        let mut m: *mut c_void = std::ptr::null_mut();
+        // SAFETY: FROM_ADDRESS takes an address inside our module (a function
+        // of ours); PIN keeps the module loaded until the process ends;
+        // `m` is a writable out-parameter.
+        unsafe { GetModuleHandleExW(FROM_ADDRESS | PIN, stream_free as *const c_void, &mut m) };
+    }
+}
+
+/// How many streams' ingest threads `BASS_StreamFree` could not join within
+/// its 5 ms wait (Linux: joined later; Windows: detached, library pinned);
+/// 0 when every free joined its thread in time.
+#[unsafe(no_mangle)]
+#[allow(unreachable_pub)] // exported by name (no_mangle)
+pub extern "system" fn BASS_AES67_DetachedFrees() -> u32 {
+    DETACHED.load(Ordering::Relaxed).min(u32::MAX as u64) as u32
 }
 
 /// ADDON_FUNCTIONS.GetInfo: ctype 0x1f200 and the stream's original resolution.

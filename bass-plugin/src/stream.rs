@@ -13,7 +13,8 @@
 
 use std::cell::UnsafeCell;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 #[cfg(engine)]
 use aes67::media::stream::{Encoding, StreamConfig};
@@ -152,6 +153,51 @@ fn read_sdp_file(path: &str) -> Result<String, OpenError> {
     String::from_utf8(bytes).map_err(|_| OpenError::url(format!("sdp={path}: not UTF-8 text")))
 }
 
+/// `steer=freq`: the BASS_ATTRIB_FREQ value the audio thread wants, handed
+/// to the control plane. The STREAMPROC only stores it ([`FreqCell::publish`],
+/// one atomic store: a real-time callback must not call back into BASS); the
+/// stream's ingest thread applies it at its next wake-up (within
+/// `engine::MAX_WAKE_MS`) with `BASS_ChannelSetAttribute`, see
+/// [`FreqCell::pending`].
+#[derive(Debug, Default)]
+pub struct FreqCell {
+    /// The wanted frequency, Hz, as f32 bits (0: none yet).
+    target: AtomicU32,
+    /// The BASS channel to apply it to (0: not created yet, or freed).
+    handle: AtomicU32,
+}
+
+impl FreqCell {
+    /// Audio thread: records `hz` as the wanted BASS_ATTRIB_FREQ (one
+    /// atomic store; never allocates, locks or calls BASS).
+    pub fn publish(&self, hz: f32) {
+        self.target.store(hz.to_bits(), Ordering::Release);
+    }
+
+    /// The channel the value applies to; 0 stops applying (stream freed).
+    pub fn set_handle(&self, handle: u32) {
+        self.handle.store(handle, Ordering::Release);
+    }
+
+    /// Control plane: `(channel, Hz)` to apply when the wanted value
+    /// differs from `*applied` (the f32 bits last applied, updated here),
+    /// else `None`. `None` too before the channel exists or after it was
+    /// freed.
+    pub fn pending(&self, applied: &mut u32) -> Option<(u32, f32)> {
+        let h = self.handle.load(Ordering::Acquire);
+        let bits = self.target.load(Ordering::Acquire);
+        if h == 0 || bits == 0 || bits == *applied {
+            return None;
+        }
+        *applied = bits;
+        Some((h, f32::from_bits(bits)))
+    }
+}
+
+/// The control-plane function that applies a frequency to a BASS channel
+/// (`BASS_ChannelSetAttribute(handle, BASS_ATTRIB_FREQ, hz)`, in `ffi`).
+pub type ApplyFreq = fn(u32, f32);
+
 /// The audio-thread half of a stream: drains the engine's ring into floats.
 pub struct Realtime {
     ring: rtrb::Consumer<i32>,
@@ -167,9 +213,11 @@ pub struct Realtime {
     /// The PTP clock the stream's media clock runs on (feed-forward of its frequency).
     #[cfg(engine)]
     ptp: Option<Arc<aes67::engine::ptp_clock::PtpClockHandle>>,
-    /// `steer=freq`: the BASS_ATTRIB_FREQ value last applied (0 = none yet).
+    /// `steer=freq`: the BASS_ATTRIB_FREQ value last published (0 = none yet).
     #[cfg(engine)]
     freq_set: f32,
+    /// Where `steer=freq` publishes it for the control plane.
+    freq: Arc<FreqCell>,
 }
 
 impl Realtime {
@@ -197,7 +245,18 @@ impl Realtime {
     ///
     /// Samples arrive in the stream's native range (24- or 16-bit) and are
     /// scaled by 2^-23 or 2^-15, which is exact in f32.
+    ///
+    /// `steer=freq` streams publish the rate controller's frequency to the
+    /// stream's [`FreqCell`]; nothing here calls BASS.
     pub fn fill(&mut self, out: &mut [f32]) -> usize {
+        let n = self.fill_inner(out);
+        if let Some(f) = self.freq_update() {
+            self.freq.publish(f);
+        }
+        n
+    }
+
+    fn fill_inner(&mut self, out: &mut [f32]) -> usize {
         #[cfg(engine)]
         if let Some(steer) = self.steer.as_mut() {
             let media = match &self.ptp {
@@ -262,9 +321,16 @@ pub struct StreamState {
     rate: u32,
     chans: u32,
     key: u64,
+    /// `steer=freq`: the value the STREAMPROC publishes (see [`FreqCell`]).
+    pub(crate) freq: Arc<FreqCell>,
     #[cfg(engine)]
     _shared: Arc<StreamShared>,
 }
+
+/// How long `BASS_StreamFree` waits for a stream's ingest thread to end,
+/// at most: within BASS's 10 ms teardown budget (issue 13 #9), and more
+/// than the thread needs to notice the stop (`engine::MAX_WAKE_MS`).
+pub const FREE_WAIT: Duration = Duration::from_millis(5);
 
 /// What the config proc reads of an open stream: the add-on's counters and
 /// the engine receiver (its stats are lock-free snapshots). The receiver
@@ -298,6 +364,27 @@ impl StatsSource for StreamShared {
 }
 
 impl StreamState {
+    /// Frees the stream (BASS's Free) without waiting for anything: stops
+    /// the freq applier, asks the ingest thread to stop, frees everything
+    /// of the stream but what the ingest thread owns (its sockets, playout
+    /// buffer and ring producer; the rest it shares through `Arc`), and
+    /// returns that thread, still ending (within `engine::MAX_WAKE_MS` plus
+    /// its source's teardown). The caller joins it once it has ended, or
+    /// detaches it and keeps the library loaded (`ffi::stream_free`).
+    #[cfg(engine)]
+    pub fn teardown(self) -> Option<std::thread::JoinHandle<()>> {
+        self.freq.set_handle(0);
+        let thread = self._shared.engine.take_thread();
+        drop(self);
+        thread
+    }
+
+    /// Without the engine there is no thread.
+    #[cfg(not(engine))]
+    pub fn teardown(self) -> Option<std::thread::JoinHandle<()>> {
+        None
+    }
+
     /// Sample rate, Hz.
     pub fn sample_rate(&self) -> u32 {
         self.rate
@@ -364,10 +451,14 @@ pub fn take_steer(url: &str) -> Result<(String, SteerMode), OpenError> {
 /// Opens the stream a URL names: resolves its config (with the config-option
 /// defaults) and starts the engine's receiver.
 ///
+/// `apply` applies a `steer=freq` stream's frequency to its BASS channel;
+/// it runs on the stream's ingest thread (see [`FreqCell`]), once the
+/// channel handle is set with [`FreqCell::set_handle`].
+///
 /// Errors: see [`resolve_config`]; BASS_ERROR_FILEOPEN when the engine cannot
 /// start (socket, bind, join), with its message.
 #[cfg(engine)]
-pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
+pub fn open(url: &str, decode: bool, apply: ApplyFreq) -> Result<StreamState, OpenError> {
     let (url, mode) = take_steer(url)?;
     let steered = mode != SteerMode::Off && !decode;
     let (cfg, fill) = match crate::sapdir::parse_sap_url(&url) {
@@ -394,7 +485,18 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
     }
     crate::ptpslave::reconcile();
     let ptp_clock = crate::ptpslave::stream_clock();
-    let (engine, ring) = crate::engine::start(&cfg)?;
+    let freq = Arc::new(FreqCell::default());
+    let on_wake: Option<Box<dyn FnMut() + Send>> =
+        (steered && mode == SteerMode::Freq).then(|| {
+            let cell = freq.clone();
+            let mut applied = 0u32;
+            Box::new(move || {
+                if let Some((h, hz)) = cell.pending(&mut applied) {
+                    apply(h, hz);
+                }
+            }) as Box<dyn FnMut() + Send>
+        });
+    let (engine, ring) = crate::engine::start(&cfg, on_wake)?;
     let shared = Arc::new(StreamShared {
         counters: stats.clone(),
         engine,
@@ -433,11 +535,13 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
                 )
             },
             freq_set: 0.0,
+            freq: freq.clone(),
             ptp: ptp_clock,
         }),
         rate: cfg.sample_rate,
         chans: cfg.channels as u32,
         key,
+        freq,
         _shared: shared,
     })
 }
@@ -445,7 +549,7 @@ pub fn open(url: &str, decode: bool) -> Result<StreamState, OpenError> {
 /// Without the engine (Windows builds without `windows-engine`), every
 /// stream fails with BASS_ERROR_NOTAVAIL (37).
 #[cfg(not(engine))]
-pub fn open(_url: &str, _decode: bool) -> Result<StreamState, OpenError> {
+pub fn open(_url: &str, _decode: bool, _apply: ApplyFreq) -> Result<StreamState, OpenError> {
     Err(OpenError {
         code: crate::errors::BASS_ERROR_NOTAVAIL,
         text: "this build of the add-on has no engine (Windows without the windows-engine feature)"
@@ -674,6 +778,98 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Issue 13 #9: a `steer=freq` stream's audio callback never calls BASS.
+    /// `Realtime::fill` (what the STREAMPROC runs) only publishes the rate
+    /// controller's frequency into the stream's `FreqCell`; the control
+    /// plane (the ingest thread's `on_wake`, built like the one `open`
+    /// builds) applies it through `apply`, once per change, only while the
+    /// channel exists, and on its own thread.
+    #[test]
+    fn steer_freq_publishes_and_the_control_plane_applies() {
+        use std::sync::Mutex;
+        static APPLIED: Mutex<Vec<(u32, f32, std::thread::ThreadId)>> = Mutex::new(Vec::new());
+        fn apply(h: u32, hz: f32) {
+            APPLIED
+                .lock()
+                .unwrap()
+                .push((h, hz, std::thread::current().id()));
+        }
+        let (mut p, c) = rtrb::RingBuffer::<i32>::new(48_000 * 2);
+        let cell = Arc::new(FreqCell::default());
+        let mut rt = Realtime {
+            ring: c,
+            exact: false,
+            chans: 2,
+            scale: 1.0 / 8_388_608.0,
+            started: false,
+            stats: Arc::new(SharedStats::default()),
+            steer: Some(crate::steer::Steer::new_freq(2, 48_000, crate::steer::TARGET_MS).unwrap()),
+            ptp: None,
+            freq_set: 0.0,
+            freq: cell.clone(),
+        };
+        // The control plane as `open` builds it, run on another thread.
+        let applier = {
+            let cell = cell.clone();
+            let mut applied = 0u32;
+            move || {
+                if let Some((h, hz)) = cell.pending(&mut applied) {
+                    apply(h, hz);
+                }
+            }
+        };
+        let (tick_tx, tick_rx) = std::sync::mpsc::channel::<bool>();
+        let ctl = std::thread::spawn(move || {
+            let mut applier = applier;
+            while tick_rx.recv().unwrap_or(false) {
+                applier();
+            }
+            std::thread::current().id()
+        });
+        // The audio thread (this one): 2 s of 10 ms pulls with the ring
+        // held well above the target, so the controller moves the rate.
+        let mut out = vec![0f32; 960];
+        let mut published = Vec::new();
+        for i in 0..200 {
+            while p.slots() > 0 && (48_000 * 2 - p.slots()) < 9_600 * 2 {
+                p.push(1).unwrap();
+            }
+            rt.fill(&mut out);
+            published.push(f32::from_bits(cell.target.load(Ordering::Relaxed)));
+            if i == 50 {
+                cell.set_handle(0x1234);
+            }
+            tick_tx.send(true).unwrap();
+        }
+        assert!(
+            APPLIED.lock().unwrap().is_empty() || cell.handle.load(Ordering::Relaxed) != 0,
+            "applied before the channel existed"
+        );
+        // Freed: nothing more is applied.
+        cell.set_handle(0);
+        rt.fill(&mut out);
+        tick_tx.send(true).unwrap();
+        tick_tx.send(false).unwrap();
+        let ctl_id = ctl.join().unwrap();
+        let applied = APPLIED.lock().unwrap().clone();
+        let moved: Vec<f32> = published.iter().copied().filter(|f| *f != 0.0).collect();
+        assert!(!moved.is_empty(), "steer=freq never published a frequency");
+        assert!(!applied.is_empty(), "the control plane never applied it");
+        for (h, hz, id) in &applied {
+            assert_eq!(*h, 0x1234, "applied to the wrong channel");
+            assert_ne!(
+                *id,
+                std::thread::current().id(),
+                "applied on the audio thread"
+            );
+            assert_eq!(*id, ctl_id);
+            assert!((hz - 48_000.0).abs() < 48_000.0 * 2.1e-3, "{hz}");
+            assert!(moved.contains(hz), "applied {hz}, never published");
+        }
+        // Once per change: no value applied twice in a row.
+        assert!(applied.windows(2).all(|w| w[0].1 != w[1].1), "{applied:?}");
+    }
+
     #[test]
     fn fill_decode_and_playing() {
         let (mut p, c) = rtrb::RingBuffer::<i32>::new(64);
@@ -688,6 +884,7 @@ mod tests {
             steer: None,
             ptp: None,
             freq_set: 0.0,
+            freq: Arc::new(FreqCell::default()),
         };
         let mut out = [9.0f32; 8];
         assert_eq!(rt.fill(&mut out), 0);

@@ -52,6 +52,20 @@ pub struct ReceiverOptions {
     /// answer a start-up burst with a drop (an audible click) a few seconds in.
     /// Default 0 (release at once); ignored with [`ReceiverOptions::clock`].
     pub settle: Nanos,
+    /// Longest the ingest thread sleeps between wake-ups (ns, at least
+    /// 1 ms): bounds how long a stop takes to be noticed, so that the
+    /// thread ends within about this long after [`Receiver::take_ingest_thread`]
+    /// or a drop. For a group, the smallest of its streams'. Default `None`:
+    /// the wake-up follows the link offset alone (≤ 20 ms, see
+    /// [`ingest_timeout_ms`] and [`ingest_window_us`]).
+    pub max_wake: Option<Nanos>,
+    /// Called on the ingest thread at every wake-up while the stream runs
+    /// (at least once per [`ReceiverOptions::max_wake`] or per timeout):
+    /// control-plane work that must stay off the ring consumer's real-time
+    /// thread (e.g. a BASS add-on applying a rate its audio callback only
+    /// published). It must return quickly and must not stop the receiver.
+    /// Default `None`.
+    pub on_wake: Option<Box<dyn FnMut() + Send>>,
 }
 
 impl Default for ReceiverOptions {
@@ -63,6 +77,8 @@ impl Default for ReceiverOptions {
             ingest: IngestKind::Auto,
             rt_priority: None,
             settle: Nanos::ZERO,
+            max_wake: None,
+            on_wake: None,
         }
     }
 }
@@ -197,9 +213,10 @@ pub struct Receiver {
     fallback_reason: Option<String>,
 }
 
-/// The ingest thread of a group; joined when the last receiver goes.
+/// The ingest thread of a group; joined when the last receiver goes
+/// (unless [`Receiver::take_ingest_thread`] took it).
 struct Group {
-    thread: Option<JoinHandle<()>>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
     /// 0: no real-time priority asked, 1: `SCHED_FIFO` granted, 2: denied,
     /// 3: not yet known.
     rt: Arc<AtomicU8>,
@@ -207,7 +224,11 @@ struct Group {
 
 impl Drop for Group {
     fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
+        let t = match self.thread.get_mut() {
+            Ok(t) => t.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(t) = t {
             let _ = t.join();
         }
     }
@@ -289,6 +310,7 @@ struct Slot {
     k2u_n: i64,
     last_rx: MonoNs,
     done: bool,
+    on_wake: Option<Box<dyn FnMut() + Send>>,
 }
 
 impl Slot {
@@ -442,6 +464,9 @@ fn ingest_loop(
                 s.done = true;
                 s.shared.finished.store(true, Ordering::SeqCst);
             } else {
+                if let Some(f) = s.on_wake.as_mut() {
+                    f();
+                }
                 live += 1;
             }
         }
@@ -551,14 +576,20 @@ impl Receiver {
         backend: &'static str,
         make_source: impl FnOnce() -> Box<dyn PacketSource> + Send + 'static,
     ) -> Result<Vec<(Receiver, rtrb::Consumer<i32>)>, ReceiverError> {
-        let timeout_ms = ingest_timeout_ms(streams.iter().map(|s| s.1.link_offset));
+        let max_wake = streams.iter().filter_map(|s| s.1.max_wake).min();
+        let mut timeout_ms = ingest_timeout_ms(streams.iter().map(|s| s.1.link_offset));
+        let mut window_us = ingest_window_us(streams.iter().map(|s| s.1.link_offset));
+        if let Some(w) = max_wake {
+            let w_us = (w.as_ns() / 1000).clamp(1000, i64::from(i32::MAX)) as u32;
+            timeout_ms = timeout_ms.min((w_us / 1000) as i32);
+            window_us = window_us.min(w_us);
+        }
         let rt_priority = streams.iter().filter_map(|s| s.1.rt_priority).max();
         let rt = Arc::new(AtomicU8::new(if rt_priority.is_some() { 3 } else { 0 }));
         let rt_thread = rt.clone();
-        let window_us = ingest_window_us(streams.iter().map(|s| s.1.link_offset));
         let mut slots = Vec::with_capacity(streams.len());
         let mut handles = Vec::with_capacity(streams.len());
-        for (cfg, opts) in streams {
+        for (cfg, mut opts) in streams {
             let ch = cfg.channels as usize;
             let rate = cfg.sample_rate;
             let link_frames =
@@ -613,6 +644,7 @@ impl Receiver {
                 k2u_n: 0,
                 last_rx: MonoNs::from_ns(0),
                 done: false,
+                on_wake: opts.on_wake.take(),
             });
             handles.push((cfg, stop, shared, cons));
         }
@@ -626,7 +658,7 @@ impl Receiver {
             })
             .map_err(ReceiverError::Ingest)?;
         let group = Arc::new(Group {
-            thread: Some(thread),
+            thread: std::sync::Mutex::new(Some(thread)),
             rt,
         });
         Ok(handles
@@ -670,6 +702,26 @@ impl Receiver {
         self.stop.store(true, Ordering::SeqCst);
     }
 
+    /// Asks the ingest thread to stop this stream, without waiting, and,
+    /// when this is the only receiver of its group, hands its ingest thread
+    /// over to the caller: dropping the receiver then no longer joins it.
+    /// The thread ends by itself within one wake-up (see
+    /// [`ReceiverOptions::max_wake`]) plus its source's teardown (an io_uring
+    /// cancel, normally microseconds, at most 2 s); everything it uses is
+    /// its own or shared through `Arc`, so it may outlive the receiver.
+    /// `None` when other receivers of the group still run (the last one's
+    /// drop joins the thread) or when the thread was already taken.
+    pub fn take_ingest_thread(&self) -> Option<JoinHandle<()>> {
+        self.stop.store(true, Ordering::SeqCst);
+        if Arc::strong_count(&self.group) != 1 {
+            return None;
+        }
+        match self.group.thread.lock() {
+            Ok(mut t) => t.take(),
+            Err(p) => p.into_inner().take(),
+        }
+    }
+
     /// The stream being received.
     pub fn config(&self) -> &StreamConfig {
         &self.cfg
@@ -697,7 +749,12 @@ impl Receiver {
         self.stop.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + Duration::from_secs(5);
         while !self.shared.finished.load(Ordering::SeqCst)
-            && !self.group.thread.as_ref().is_none_or(|t| t.is_finished())
+            && !self
+                .group
+                .thread
+                .lock()
+                .map(|t| t.as_ref().is_none_or(|t| t.is_finished()))
+                .unwrap_or(true)
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(1));

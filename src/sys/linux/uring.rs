@@ -679,6 +679,10 @@ impl Drop for UringSource {
                 break;
             }
         }
+        // Wait for the cancellations alone: no batching window (it would
+        // hold each wait for the window, adding milliseconds to a stop).
+        self.wait_hint = (1, 0);
+        self.batch_wait_us = 0;
         let deadline = Instant::now() + Duration::from_secs(2);
         while self.armed.iter().any(|&a| a) && Instant::now() < deadline {
             if self.wait(50).is_err() {
