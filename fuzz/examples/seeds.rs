@@ -469,16 +469,28 @@ fn wincmsg_seeds() {
     };
     let stamp = ts(123_456_789_012);
     let ptp = pi([224, 0, 1, 129], 7);
-    write("wincmsg", "timestamp-pktinfo", &[stamp.clone(), ptp.clone()].concat());
-    write("wincmsg", "pktinfo-timestamp", &[ptp.clone(), stamp.clone()].concat());
+    write(
+        "wincmsg",
+        "timestamp-pktinfo",
+        &[stamp.clone(), ptp.clone()].concat(),
+    );
+    write(
+        "wincmsg",
+        "pktinfo-timestamp",
+        &[ptp.clone(), stamp.clone()].concat(),
+    );
     write("wincmsg", "pktinfo-only", &pi([10, 0, 0, 2], 3));
     write("wincmsg", "zero-stamp", &[ts(0), ptp.clone()].concat());
     // A 5-byte payload pads to 8; Linux's SOL_SOCKET/SO_TIMESTAMP numbers.
     write(
         "wincmsg",
         "odd-unknown-linux-numbers",
-        &[entry(w::SOL_SOCKET, 0x1234, &[9; 5]), entry(1, 29, &5u64.to_le_bytes()), ptp.clone()]
-            .concat(),
+        &[
+            entry(w::SOL_SOCKET, 0x1234, &[9; 5]),
+            entry(1, 29, &5u64.to_le_bytes()),
+            ptp.clone(),
+        ]
+        .concat(),
     );
     let mut past_end = ts(7);
     past_end[..8].copy_from_slice(&4096u64.to_le_bytes());

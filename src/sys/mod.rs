@@ -34,6 +34,9 @@ mod imp;
 #[cfg(any(windows, test))]
 #[path = "windows/qpc.rs"]
 pub(crate) mod qpc;
+#[cfg(any(windows, test))]
+#[path = "windows/txstamp.rs"]
+pub(crate) mod txstamp;
 #[path = "windows/cmsg.rs"]
 pub mod wincmsg;
 

@@ -153,7 +153,12 @@ mod tests {
         }
         let mut out = [0u8; 48];
         let a = write_entry(&mut out, SOL_SOCKET, SO_TIMESTAMP, &99u64.to_le_bytes()).unwrap();
-        let b = write_entry(&mut out[a..], IPPROTO_IP, IP_PKTINFO, &[10, 0, 0, 1, 4, 0, 0, 0]);
+        let b = write_entry(
+            &mut out[a..],
+            IPPROTO_IP,
+            IP_PKTINFO,
+            &[10, 0, 0, 1, 4, 0, 0, 0],
+        );
         let p = parse(&out[..a + b.unwrap()]);
         assert_eq!(p.so_timestamp, Some(99));
         assert_eq!(p.pktinfo, Some((Ipv4Addr::new(10, 0, 0, 1), 4)));
