@@ -636,6 +636,11 @@ fn wine_dll_receives_gstreamer_multicast_bit_exact() {
     // 125 µs / 8 ch (8000 packets/s into wine) had late packets in 2 of 4 runs at the
     // end of session 5, even with a 200 ms buffer: it runs only with
     // AES67_WINE_125US=1 until wine's receive timing is understood (issue 12).
+    // Session 8 (same code): 10 of 10 runs passed (32 000 of 32 000 packets, 0
+    // late), 3 of them beside 4-8 CPU-bound loops and others' builds (load
+    // average up to 12); the ingest thread took ≤ 14 % of a core and
+    // wineserver ≤ 16 % (1 s `top -H` samples), so CPU starvation alone did
+    // not reproduce the late packets. Cause still unknown.
     let fast = std::env::var("AES67_WINE_125US").is_ok_and(|v| v == "1");
     let cases: &[(u16, u64, bool)] = if fast {
         &[(2, 1_000_000, false), (8, 125_000, true)]
