@@ -23,7 +23,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-targets=(rtp jitter ptp_msg ptp_port sdp url cmsg bass_url bass_config sap)
+targets=(rtp jitter ptp_msg ptp_port sdp url cmsg wincmsg bass_url bass_config sap)
 
 usage() { echo "usage: $0 TARGET|all|list SECONDS" >&2; exit 2; }
 [ $# -ge 1 ] || usage

@@ -18,8 +18,10 @@
 //! GstPtpClock script prints its time minus `CLOCK_REALTIME` the same way.
 //!
 //! What wine cannot show: `SIO_TIMESTAMPING` fails there with WSAEOPNOTSUPP
-//! (asserted: the receive-stamp path is the user-space QPC fallback), so
-//! kernel `SO_TIMESTAMP` data, transmit timestamps and the timing of real
+//! (asserted: the receive-stamp path is the user-space QPC fallback, and so
+//! is the transmit-stamp path, QPC before the send), so kernel
+//! `SO_TIMESTAMP` data, `SIO_GET_TX_TIMESTAMP` transmit timestamps (and the
+//! `WSASendMsg` with `SO_TIMESTAMP_ID` they need) and the timing of real
 //! Windows are not exercised here.
 //!
 //! Needs root (namespaces, ports 319/320 bound by wineserver), linuxptp,
@@ -264,6 +266,18 @@ fn wine_ptp_slave_of_ptp4l_beside_gstptpclock() {
             .is_some_and(|n| n.contains("SIO_TIMESTAMPING")),
         "{last}"
     );
+    // The transmit-stamp path: QPC before the send, for the same reason
+    // (SIO_TIMESTAMPING with TIMESTAMPING_FLAG_TX is refused too).
+    assert_eq!(
+        last["tx_timestamps"], "QPC before send (user space)",
+        "{last}"
+    );
+    assert!(
+        last["tx_timestamps_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("SIO_TIMESTAMPING")),
+        "{last}"
+    );
     let first_sync = lines
         .iter()
         .find(|v| v["counters"]["sync_samples"].as_u64().unwrap_or(0) > 0)
@@ -373,8 +387,9 @@ delay {} ns; unlocked lines after lock {unlocked_after}",
         p.text
     );
     assert!(
-        p.text
-            .contains("[LOCKED], stamps: QPC after wait (user space)"),
+        p.text.contains(
+            "[LOCKED], stamps: QPC after wait (user space), tx: QPC before send (user space)"
+        ),
         "{}",
         p.text
     );
@@ -621,6 +636,11 @@ fn wine_dll_receives_gstreamer_multicast_bit_exact() {
     // 125 µs / 8 ch (8000 packets/s into wine) had late packets in 2 of 4 runs at the
     // end of session 5, even with a 200 ms buffer: it runs only with
     // AES67_WINE_125US=1 until wine's receive timing is understood (issue 12).
+    // Session 8 (same code): 10 of 10 runs passed (32 000 of 32 000 packets, 0
+    // late), 3 of them beside 4-8 CPU-bound loops and others' builds (load
+    // average up to 12); the ingest thread took ≤ 14 % of a core and
+    // wineserver ≤ 16 % (1 s `top -H` samples), so CPU starvation alone did
+    // not reproduce the late packets. Cause still unknown.
     let fast = std::env::var("AES67_WINE_125US").is_ok_and(|v| v == "1");
     let cases: &[(u16, u64, bool)] = if fast {
         &[(2, 1_000_000, false), (8, 125_000, true)]

@@ -133,6 +133,8 @@ pub struct SlaveStatus {
     pub locked: bool,
     /// Receive-timestamp path of the slave's sockets, once it reported.
     pub timestamps: Option<&'static str>,
+    /// Transmit-timestamp path of the slave's sockets, once it reported.
+    pub tx_timestamps: Option<&'static str>,
 }
 
 /// The slave's current status (from the handle and its once-a-second status).
@@ -158,6 +160,7 @@ pub fn status() -> SlaveStatus {
         out.offset_ns = v.port.offset_from_master.map(|o| o.as_ns());
         out.freq_ppb = v.port.freq.as_ppb();
         out.timestamps = Some(v.timestamps);
+        out.tx_timestamps = Some(v.tx_timestamps);
     }
     out
 }

@@ -42,6 +42,9 @@ pub struct ClockStatus {
     /// Which receive timestamps the slave uses (e.g. `"QPC after wait (user
     /// space)"` on Windows without `SO_TIMESTAMP`), once it reported.
     pub timestamps: Option<&'static str>,
+    /// Which transmit timestamps it uses (e.g. `"QPC before send (user
+    /// space)"` on Windows without `SIO_GET_TX_TIMESTAMP`), once it reported.
+    pub tx_timestamps: Option<&'static str>,
 }
 
 /// The current clock status, from the add-on's PTP slave (`ptpslave`;
@@ -63,6 +66,7 @@ pub fn clock_status() -> ClockStatus {
         failed: None,
         iface: None,
         timestamps: None,
+        tx_timestamps: None,
     };
     #[cfg(engine)]
     {
@@ -70,6 +74,7 @@ pub fn clock_status() -> ClockStatus {
         c.iface = p.iface.clone();
         c.failed = p.failed.clone();
         c.timestamps = p.timestamps;
+        c.tx_timestamps = p.tx_timestamps;
         if p.iface.is_some() && p.failed.is_none() {
             c.state = match p.port_state.as_deref() {
                 Some("SLAVE") => PtpState::Slave,
@@ -110,11 +115,17 @@ pub fn parse_port_identity(s: &str) -> Option<([u8; 8], u16)> {
 /// (free-running)`, or (builds without the engine) `PTP: not available in this
 /// build (domain N), clock: System (free-running)`. Once the slave reported
 /// its receive-timestamp path, `, stamps: PATH` follows (e.g. `, stamps:
-/// QPC after wait (user space)` on Windows without `SO_TIMESTAMP`).
+/// QPC after wait (user space)` on Windows without `SO_TIMESTAMP`), then its
+/// transmit-timestamp path, `, tx: PATH` (e.g. `, tx: QPC before send (user
+/// space)` on Windows without `SIO_GET_TX_TIMESTAMP`).
 pub fn stats_line(c: &ClockStatus) -> String {
     let mut line = stats_head(c);
     if let Some(t) = c.timestamps {
         line += ", stamps: ";
+        line += t;
+    }
+    if let Some(t) = c.tx_timestamps {
+        line += ", tx: ";
         line += t;
     }
     line
@@ -183,6 +194,7 @@ mod tests {
             failed: None,
             iface: Some("eth0".into()),
             timestamps: None,
+            tx_timestamps: None,
         };
         assert_eq!(
             parse_port_identity("dca600fffeff2eea:2"),
@@ -195,11 +207,20 @@ mod tests {
         );
         let w = ClockStatus {
             timestamps: Some("QPC after wait (user space)"),
-            ..c
+            tx_timestamps: Some("QPC before send (user space)"),
+            ..c.clone()
         };
         assert_eq!(
             stats_line(&w),
-            "Slave to: PTP/dca600fffeff2eea:2, δ -270.9µs, Freq: +100.00ppm [LOCKED], stamps: QPC after wait (user space)"
+            "Slave to: PTP/dca600fffeff2eea:2, δ -270.9µs, Freq: +100.00ppm [LOCKED], stamps: QPC after wait (user space), tx: QPC before send (user space)"
         );
+        let k = ClockStatus {
+            timestamps: Some("SO_TIMESTAMP (kernel QPC)"),
+            tx_timestamps: Some("SIO_GET_TX_TIMESTAMP (kernel QPC)"),
+            ..c
+        };
+        assert!(stats_line(&k).ends_with(
+            "[LOCKED], stamps: SO_TIMESTAMP (kernel QPC), tx: SIO_GET_TX_TIMESTAMP (kernel QPC)"
+        ));
     }
 }

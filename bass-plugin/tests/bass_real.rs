@@ -953,9 +953,12 @@ fn ptp_slave_locks_to_ptp4l_and_ptp_stream_decodes() {
     let (port, rest) = rest.split_once(", δ ").expect(&stats);
     let (us, rest) = rest.split_once("µs, Freq: ").expect(&stats);
     let (ppm, tag) = rest.split_once("ppm ").expect(&stats);
-    // The seeds' line, then the receive-timestamp path in use (issue 12): on
-    // Linux the kernel's software stamps.
-    assert_eq!(tag, "[LOCKED], stamps: SO_TIMESTAMPING software (kernel)");
+    // The seeds' line, then the receive- and transmit-timestamp paths in use
+    // (issue 12): on Linux the kernel's software stamps, both ways.
+    assert_eq!(
+        tag,
+        "[LOCKED], stamps: SO_TIMESTAMPING software (kernel), tx: SO_TIMESTAMPING software (kernel)"
+    );
     assert_eq!(port.parse::<u16>().unwrap(), 1, "ptp4l's portNumber");
     let mac = NetnsPair::cmd_in(&pair.a, "cat")
         .arg(format!("/sys/class/net/{}/address", pair.if_a))

@@ -452,6 +452,56 @@ fn cmsg_seeds() {
     write("cmsg", "truncated", &new[..new.len() - 20]);
 }
 
+/// Winsock control buffers as `WSARecvMsg` lays them out (64-bit Windows),
+/// written with the parser's own `write_entry`, plus the malformed shapes.
+fn wincmsg_seeds() {
+    use aes67::sys::wincmsg as w;
+    fn entry(level: i32, kind: i32, data: &[u8]) -> Vec<u8> {
+        let mut v = vec![0u8; w::align(w::HDR_LEN + data.len())];
+        w::write_entry(&mut v, level, kind, data).unwrap();
+        v
+    }
+    let ts = |t: u64| entry(w::SOL_SOCKET, w::SO_TIMESTAMP, &t.to_le_bytes());
+    let pi = |a: [u8; 4], idx: u32| {
+        let mut d = a.to_vec();
+        d.extend_from_slice(&idx.to_le_bytes());
+        entry(w::IPPROTO_IP, w::IP_PKTINFO, &d)
+    };
+    let stamp = ts(123_456_789_012);
+    let ptp = pi([224, 0, 1, 129], 7);
+    write(
+        "wincmsg",
+        "timestamp-pktinfo",
+        &[stamp.clone(), ptp.clone()].concat(),
+    );
+    write(
+        "wincmsg",
+        "pktinfo-timestamp",
+        &[ptp.clone(), stamp.clone()].concat(),
+    );
+    write("wincmsg", "pktinfo-only", &pi([10, 0, 0, 2], 3));
+    write("wincmsg", "zero-stamp", &[ts(0), ptp.clone()].concat());
+    // A 5-byte payload pads to 8; Linux's SOL_SOCKET/SO_TIMESTAMP numbers.
+    write(
+        "wincmsg",
+        "odd-unknown-linux-numbers",
+        &[
+            entry(w::SOL_SOCKET, 0x1234, &[9; 5]),
+            entry(1, 29, &5u64.to_le_bytes()),
+            ptp.clone(),
+        ]
+        .concat(),
+    );
+    let mut past_end = ts(7);
+    past_end[..8].copy_from_slice(&4096u64.to_le_bytes());
+    write("wincmsg", "len-past-end", &[ptp.clone(), past_end].concat());
+    let mut short = ts(7);
+    short[..8].copy_from_slice(&3u64.to_le_bytes());
+    write("wincmsg", "len-shorter-than-header", &short);
+    write("wincmsg", "truncated", &stamp[..stamp.len() - 4]);
+    write("wincmsg", "timestamp-id", &w::timestamp_id(0x0102_0304));
+}
+
 /// `aes67_fuzz::bass_config` op streams: op, id selector, then the value.
 fn bass_config_seeds() {
     // Set PT (idx 0) to 97, JITTER (idx 2) to 20, INTERFACE (idx 1) to "eth0",
@@ -535,6 +585,7 @@ fn main() {
     ptp_port_seeds();
     text_seeds();
     cmsg_seeds();
+    wincmsg_seeds();
     bass_config_seeds();
     sap_seeds();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -5,7 +5,8 @@
 //! network or the file system.
 //!
 //! Targets ([`TARGETS`]): `rtp`, `jitter`, `ptp_msg`, `ptp_port`, `sdp`,
-//! `url`, `cmsg`, `bass_url`, `bass_config`, `sap`. See docs/fuzzing.md.
+//! `url`, `cmsg`, `wincmsg`, `bass_url`, `bass_config`, `sap`. See
+//! docs/fuzzing.md.
 
 use aes67::media::jitter::{Inserted, PlayoutBuffer, PlayoutConfig};
 use aes67::media::rtp::{self, RtpPacket};
@@ -29,6 +30,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("sdp", sdp),
     ("url", url),
     ("cmsg", cmsg),
+    ("wincmsg", wincmsg),
     ("bass_url", bass_url),
     ("bass_config", bass_config),
     ("sap", sap),
@@ -636,6 +638,90 @@ pub fn cmsg(data: &[u8]) {
 /// Socket control messages are Linux's; elsewhere the target does nothing.
 #[cfg(not(target_os = "linux"))]
 pub fn cmsg(_data: &[u8]) {}
+
+// ------------------------------------------------------------- wincmsg ----
+
+/// Winsock control messages (`aes67::sys::wincmsg`, the Windows backend's
+/// `WSARecvMsg` parser; pure, so it runs on every OS): `parse` agrees with an
+/// independent reference walk (u128 offsets, no early exits) on the
+/// timestamp, the packet info and the malformed flag; a zero stamp is never
+/// reported; what it found, written back with `write_entry`, parses to the
+/// same values and is not malformed; the `SO_TIMESTAMP_ID` buffer of an id
+/// taken from the input is 24 bytes that the parser skips.
+pub fn wincmsg(data: &[u8]) {
+    use aes67::sys::wincmsg as w;
+    let got = w::parse(data);
+    assert_ne!(got.so_timestamp, Some(0), "a zero stamp is no stamp");
+    assert_eq!(got, wincmsg_reference(data), "parse != reference walk");
+    // Re-encode what was found (in either order) and parse it back.
+    let mut buf = [0u8; 2 * 24];
+    for ts_first in [false, true] {
+        let mut n = 0;
+        let mut put = |level, kind, d: &[u8]| {
+            n += w::write_entry(&mut buf[n..], level, kind, d).expect("48 bytes hold two entries");
+        };
+        let ts = got.so_timestamp.map(u64::to_le_bytes);
+        let pi = got.pktinfo.map(|(a, i)| {
+            let mut d = [0u8; 8];
+            d[..4].copy_from_slice(&a.octets());
+            d[4..].copy_from_slice(&i.to_le_bytes());
+            d
+        });
+        if ts_first && let Some(t) = ts {
+            put(w::SOL_SOCKET, w::SO_TIMESTAMP, &t);
+        }
+        if let Some(p) = pi {
+            put(w::IPPROTO_IP, w::IP_PKTINFO, &p);
+        }
+        if !ts_first && let Some(t) = ts {
+            put(w::SOL_SOCKET, w::SO_TIMESTAMP, &t);
+        }
+        let back = w::parse(&buf[..n]);
+        assert_eq!(
+            (back.so_timestamp, back.pktinfo, back.malformed),
+            (got.so_timestamp, got.pktinfo, false),
+            "re-encoded entries do not parse back"
+        );
+    }
+    let id = Input { b: data }.u32();
+    let tid = w::timestamp_id(id);
+    assert_eq!(tid.len(), w::TIMESTAMP_ID_SPACE);
+    assert_eq!(u64::from_le_bytes(tid[..8].try_into().unwrap()), 20);
+    assert_eq!(u32::from_le_bytes(tid[16..20].try_into().unwrap()), id);
+    assert_eq!(w::parse(&tid), w::WinCmsgs::default());
+}
+
+/// The reference walk for [`wincmsg`], written apart from the parser:
+/// offsets in u128 (no overflow possible), every header read field by field.
+fn wincmsg_reference(b: &[u8]) -> aes67::sys::wincmsg::WinCmsgs {
+    let rd = |at: u128, n: usize| -> Option<&[u8]> {
+        let at = usize::try_from(at).ok()?;
+        b.get(at..at.checked_add(n)?)
+    };
+    let mut out = aes67::sys::wincmsg::WinCmsgs::default();
+    let mut off: u128 = 0;
+    while let Some(h) = rd(off, 16) {
+        let len = u128::from(u64::from_le_bytes(h[..8].try_into().unwrap()));
+        let level = i32::from_le_bytes(h[8..12].try_into().unwrap());
+        let kind = i32::from_le_bytes(h[12..16].try_into().unwrap());
+        if len < 16 || off + len > b.len() as u128 {
+            out.malformed = true;
+            break;
+        }
+        let body = rd(off + 16, (len - 16) as usize).unwrap();
+        if body.len() >= 8 {
+            if (level, kind) == (0xffff, 0x300A) {
+                let t = u64::from_le_bytes(body[..8].try_into().unwrap());
+                out.so_timestamp = if t == 0 { None } else { Some(t) };
+            } else if (level, kind) == (0, 19) {
+                let a = std::net::Ipv4Addr::new(body[0], body[1], body[2], body[3]);
+                out.pktinfo = Some((a, u32::from_le_bytes(body[4..8].try_into().unwrap())));
+            }
+        }
+        off = (off + len).div_ceil(8) * 8;
+    }
+    out
+}
 
 // ---------------------------------------------------------------- BASS ----
 

@@ -201,6 +201,8 @@ pub(crate) fn status_json(s: &PtpStatus) -> serde_json::Value {
         "rx_stamps": s.rx_stamps,
         "rx_timestamps": s.timestamps,
         "rx_timestamps_note": s.timestamps_note,
+        "tx_timestamps": s.tx_timestamps,
+        "tx_timestamps_note": s.tx_timestamps_note,
         "one_way": st.one_way,
         "clock_minus_realtime_ns": s.clock_minus_realtime.map(|n| n.as_ns()),
         "ptp_timescale": st.ptp_timescale,

@@ -358,6 +358,8 @@ pub fn run_with(
                 hardware_timestamps: socks.mode == TsMode::Hardware,
                 timestamps: socks.timestamp_path().0,
                 timestamps_note: socks.timestamp_path().1,
+                tx_timestamps: socks.tx_timestamp_path().0,
+                tx_timestamps_note: socks.tx_timestamp_path().1,
                 transport: socks.transport.name(),
                 frame_drops: socks.frame_drops(),
                 rx_stamps: stamps,

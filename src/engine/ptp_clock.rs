@@ -27,6 +27,12 @@ pub struct PtpStatus {
     pub timestamps: &'static str,
     /// Why that path (Windows: why not the kernel's stamps); may be empty.
     pub timestamps_note: &'static str,
+    /// Which transmit timestamps event messages get: on Linux the same
+    /// kind as the receive ones; on Windows `"SIO_GET_TX_TIMESTAMP (kernel
+    /// QPC)"` or `"QPC before send (user space)"`.
+    pub tx_timestamps: &'static str,
+    /// Why that transmit path; may be empty.
+    pub tx_timestamps_note: &'static str,
     /// `"udp4"` or `"l2"` ([`crate::sys::ptp::Transport::name`]).
     pub transport: &'static str,
     /// Layer-2 frames received and not taken (short, VLAN-tagged, another

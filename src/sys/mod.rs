@@ -28,13 +28,17 @@ mod imp;
 #[path = "other/mod.rs"]
 mod imp;
 
-// Windows' pure parts (no OS calls), compiled on every OS for their tests.
+// Windows' pure parts (no OS calls), compiled on every OS for their tests;
+// the control-message parser is public on every OS so that the `wincmsg`
+// fuzz target (fuzz/) runs on Linux too. None of them has `unsafe`.
 #[cfg(any(windows, test))]
 #[path = "windows/qpc.rs"]
 pub(crate) mod qpc;
 #[cfg(any(windows, test))]
+#[path = "windows/txstamp.rs"]
+pub(crate) mod txstamp;
 #[path = "windows/cmsg.rs"]
-pub(crate) mod wincmsg;
+pub mod wincmsg;
 
 pub mod clock;
 pub mod file;

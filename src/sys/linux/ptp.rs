@@ -494,6 +494,12 @@ impl PtpSockets {
         }
     }
 
+    /// Which transmit timestamps event messages get (the same kind as the
+    /// receive ones: the error queue's `SO_TIMESTAMPING`), and a note (empty).
+    pub fn tx_timestamp_path(&self) -> (&'static str, &'static str) {
+        (self.timestamp_path().0, "")
+    }
+
     /// Sends an event message (to 224.0.1.129:319, or over Layer 2 to
     /// 01-1B-19-00-00-00, 01-80-C2-00-00-0E for peer delay); returns the
     /// OPT_ID its TX timestamp will carry.

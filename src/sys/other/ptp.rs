@@ -79,6 +79,10 @@ impl PtpSockets {
     pub fn timestamp_path(&self) -> (&'static str, &'static str) {
         match self.never {}
     }
+    /// Which transmit timestamps are in use, and a note.
+    pub fn tx_timestamp_path(&self) -> (&'static str, &'static str) {
+        match self.never {}
+    }
     /// Sends an event message; returns its TX timestamp id.
     ///
     /// Errors: never returns (no socket can exist).

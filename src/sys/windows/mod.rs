@@ -3,8 +3,10 @@
 //! right after the wait; QPC and `GetSystemTimePreciseAsFileTime` clocks;
 //! the portable std-socket ingest ([`crate::sys::portable::UdpSource`]);
 //! ALSA is a stand-in whose constructor returns `Unsupported`. The pure
-//! parts (control-message parser, QPC arithmetic) are `crate::sys::wincmsg`
-//! and `crate::sys::qpc`, compiled on every OS for their tests.
+//! parts (control-message parser and writer, QPC arithmetic, the
+//! transmit-timestamp decisions) are `crate::sys::wincmsg`,
+//! `crate::sys::qpc` and `crate::sys::txstamp`, compiled on every OS for
+//! their tests (`wincmsg` also for its fuzz target).
 
 #[path = "../other/alsa.rs"]
 pub mod alsa;

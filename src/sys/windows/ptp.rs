@@ -18,14 +18,26 @@
 //!    their `WSARecvMsg` returns. (GStreamer's ptp helper stamps this way on
 //!    Windows.)
 //!
-//! Transmit timestamps: QPC read just before `sendto` (`SIO_GET_TX_TIMESTAMP`
-//! is not used). `GetInterfaceActiveTimestampCapabilities` (iphlpapi, build ≥
-//! 20348) is loaded at run time with `GetProcAddress`, so the binary still
-//! loads on older Windows and under wine; what it said is in
-//! [`PtpSockets::timestamp_path`]'s note.
+//! Transmit timestamps of event messages, best first (the decisions are in
+//! `sys/windows/txstamp.rs`, pure and unit-tested on Linux):
+//! 1. `SIO_TIMESTAMPING` with `TIMESTAMPING_FLAG_TX` too (asked together with
+//!    RX; if that is refused, RX alone): the message goes out by
+//!    `WSASendMsg` with a `SO_TIMESTAMP_ID` control message, and
+//!    `SIO_GET_TX_TIMESTAMP` polls its stamp (QPC ticks) by that id. Nothing
+//!    signals a stamp's arrival, so [`PtpSockets::wait`] waits at most 1 ms
+//!    while one is awaited; a stamp that does not come within 20 ms (or is
+//!    implausible) gives that send its QPC-before-send reading, and 8 such
+//!    sends in a row before any stamp came, the ioctl failing, or
+//!    `WSASendMsg` failing (that send is retried by `sendto`), select path 2
+//!    for good.
+//! 2. QPC read just before the send (`sendto`).
+//!
+//! [`PtpSockets::tx_timestamp_path`] says which, beside the receive path.
+//! `GetInterfaceActiveTimestampCapabilities` (iphlpapi, build ≥ 20348) is
+//! loaded at run time with `GetProcAddress`, so the binary still loads on
+//! older Windows and under wine; what it said is in the paths' notes.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -41,10 +53,11 @@ use windows_sys::Win32::System::LibraryLoader::{
     GetProcAddress, LOAD_LIBRARY_SEARCH_SYSTEM32, LoadLibraryExW,
 };
 
-use super::clock::{qpc_ticks, qpc_ticks_to_ns};
+use super::clock::{qpc_freq, qpc_ticks, qpc_ticks_to_ns};
 use crate::sys::RxTimestamp;
 use crate::sys::ptp::{EVENT_PORT, GENERAL_PORT, PTP_GROUP, PtpRx, TsInfo, TsMode};
 use crate::sys::socket::{self, Iface, SocketError, io_err};
+use crate::sys::txstamp::{self, Poll, TxPath, TxTracker};
 use crate::sys::wincmsg;
 
 /// DSCP Expedited Forwarding (46) in the TOS byte (Windows may ignore it
@@ -211,11 +224,12 @@ pub struct PtpSockets {
     /// QPC ticks at the end of the last wait that saw the event socket
     /// readable, until the first event datagram takes it.
     wake: Cell<Option<i64>>,
-    /// (id, QPC ns just before the send) of event messages not yet handed
-    /// back by [`PtpSockets::recv_tx_timestamp`].
-    tx: RefCell<VecDeque<(u32, i64)>>,
+    /// Event messages not yet handed back by
+    /// [`PtpSockets::recv_tx_timestamp`], and the transmit-stamp path.
+    tx: RefCell<TxTracker>,
     next_id: u32,
     caps_note: &'static str,
+    tx_caps_note: &'static str,
 }
 
 impl std::fmt::Debug for PtpSockets {
@@ -223,6 +237,7 @@ impl std::fmt::Debug for PtpSockets {
         f.debug_struct("PtpSockets")
             .field("iface", &self.iface)
             .field("rx_path", &self.rx_path.get())
+            .field("tx_path", &self.tx.borrow().path())
             .finish()
     }
 }
@@ -284,11 +299,17 @@ fn recvmsg_fn(s: &Socket) -> io::Result<RecvMsgFn> {
     f.ok_or_else(|| io::Error::other("WSARecvMsg: null extension pointer"))
 }
 
-/// `SIO_TIMESTAMPING` with `TIMESTAMPING_FLAG_RX` on `s`.
-fn enable_rx_timestamps(s: &Socket) -> io::Result<()> {
+/// `SIO_TIMESTAMPING` on `s` with `flags` (`TIMESTAMPING_FLAG_RX`,
+/// `TIMESTAMPING_FLAG_TX`) and room for [`txstamp::TX_BUFFERED`] TX stamps;
+/// the error is the Winsock code.
+fn enable_timestamps(s: &Socket, flags: u32) -> Result<(), i32> {
     let cfg = ws::TIMESTAMPING_CONFIG {
-        Flags: ws::TIMESTAMPING_FLAG_RX,
-        TxTimestampsBuffered: 0,
+        Flags: flags,
+        TxTimestampsBuffered: if flags & ws::TIMESTAMPING_FLAG_TX != 0 {
+            txstamp::TX_BUFFERED
+        } else {
+            0
+        },
     };
     let mut n = 0u32;
     // SAFETY: in = a live TIMESTAMPING_CONFIG of the stated size; no output.
@@ -305,6 +326,79 @@ fn enable_rx_timestamps(s: &Socket) -> io::Result<()> {
             None,
         )
     };
+    if rc != 0 {
+        // SAFETY: reads the calling thread's last Winsock error.
+        Err(unsafe { ws::WSAGetLastError() })
+    } else {
+        Ok(())
+    }
+}
+
+/// `SIO_GET_TX_TIMESTAMP` for `id` on `s`: the stamp (QPC ticks), or
+/// `NotYet` (`WSAEWOULDBLOCK`; the ioctl never blocks), or the error.
+fn get_tx_timestamp(s: &Socket, id: u32) -> Poll {
+    let mut stamp = 0u64;
+    let mut n = 0u32;
+    // SAFETY: in = a live u32 id, out = a live u64, both of the stated
+    // sizes; synchronous (no overlapped).
+    let rc = unsafe {
+        ws::WSAIoctl(
+            raw(s),
+            ws::SIO_GET_TX_TIMESTAMP,
+            (&id as *const u32).cast(),
+            4,
+            (&mut stamp as *mut u64).cast(),
+            8,
+            &mut n,
+            std::ptr::null_mut(),
+            None,
+        )
+    };
+    if rc == 0 {
+        return if n == 8 {
+            Poll::Stamp(stamp)
+        } else {
+            Poll::NotYet
+        };
+    }
+    // SAFETY: reads the calling thread's last Winsock error.
+    Poll::from_error(unsafe { ws::WSAGetLastError() })
+}
+
+/// Sends `data` to `to` with `WSASendMsg` and the control bytes `control`
+/// (here one `SO_TIMESTAMP_ID` entry).
+fn send_msg(s: &Socket, data: &[u8], to: SocketAddrV4, control: &mut [u8]) -> io::Result<()> {
+    let mut name = ws::SOCKADDR_IN {
+        sin_family: ws::AF_INET,
+        sin_port: to.port().to_be(),
+        sin_addr: ws::IN_ADDR {
+            S_un: ws::IN_ADDR_0 {
+                S_addr: u32::from(*to.ip()).to_be(),
+            },
+        },
+        sin_zero: [0; 8],
+    };
+    let mut buf = ws::WSABUF {
+        len: data.len().min(u32::MAX as usize) as u32,
+        // WSASendMsg only reads the data buffer.
+        buf: data.as_ptr().cast_mut(),
+    };
+    let msg = ws::WSAMSG {
+        name: (&mut name as *mut ws::SOCKADDR_IN).cast(),
+        namelen: std::mem::size_of::<ws::SOCKADDR_IN>() as i32,
+        lpBuffers: &mut buf,
+        dwBufferCount: 1,
+        Control: ws::WSABUF {
+            len: control.len() as u32,
+            buf: control.as_mut_ptr(),
+        },
+        dwFlags: 0,
+    };
+    let mut sent = 0u32;
+    // SAFETY: msg points at a live SOCKADDR_IN, one WSABUF over `data` (only
+    // read) and the control bytes, all of the stated sizes and alive for the
+    // call; synchronous (no overlapped).
+    let rc = unsafe { ws::WSASendMsg(raw(s), &msg, 0, &mut sent, std::ptr::null_mut(), None) };
     if rc != 0 { Err(wsa_err()) } else { Ok(()) }
 }
 
@@ -365,17 +459,25 @@ impl PtpSockets {
         let general = open_one(GENERAL_PORT, &found).map_err(|e| named("general (320)", e))?;
         let recvmsg = recvmsg_fn(&event)
             .map_err(|e| io::Error::new(e.kind(), format!("WSARecvMsg pointer: {e}")))?;
-        let caps_note = match active_caps(found.ipv4) {
+        let caps = active_caps(found.ipv4);
+        let caps_note = match caps {
             Ok(c) if c.SoftwareCapabilities.AllReceive => "NIC software RX stamps active",
             Ok(_) => "NIC software RX stamps inactive (*SoftwareTimestamp)",
             Err(e) => e,
         };
-        let rx_path = match enable_rx_timestamps(&event) {
-            Ok(()) => RxPath::Kernel,
-            Err(e) if e.raw_os_error() == Some(10045) => {
-                RxPath::User("SIO_TIMESTAMPING unsupported (WSAEOPNOTSUPP: build < 20348 or wine)")
+        let tx_caps_note = match caps {
+            Ok(c)
+                if c.SoftwareCapabilities.AllTransmit || c.SoftwareCapabilities.TaggedTransmit =>
+            {
+                "NIC software TX stamps active"
             }
-            Err(_) => RxPath::User("SIO_TIMESTAMPING refused"),
+            Ok(_) => "NIC software TX stamps inactive (*SoftwareTimestamp)",
+            Err(e) => e,
+        };
+        let paths = txstamp::configure(|flags| enable_timestamps(&event, flags));
+        let rx_path = match paths.rx {
+            Ok(()) => RxPath::Kernel,
+            Err(why) => RxPath::User(why),
         };
         Ok(PtpSockets {
             event,
@@ -388,9 +490,10 @@ impl PtpSockets {
             stamps_seen: Cell::new(0),
             missing_in_row: Cell::new(0),
             wake: Cell::new(None),
-            tx: RefCell::new(VecDeque::new()),
+            tx: RefCell::new(TxTracker::new(paths.tx, qpc_freq())),
             next_id: 0,
             caps_note,
+            tx_caps_note,
         })
     }
 
@@ -408,6 +511,13 @@ impl PtpSockets {
         }
     }
 
+    /// Which transmit timestamps event messages get, and why:
+    /// `"SIO_GET_TX_TIMESTAMP (kernel QPC)"` or `"QPC before send (user
+    /// space)"`, then a note.
+    pub fn tx_timestamp_path(&self) -> (&'static str, &'static str) {
+        self.tx.borrow().path().describe(self.tx_caps_note)
+    }
+
     /// The event socket's receive stamps are taken in user space (QPC after
     /// the wait), with the wake-up latency's one-sided jitter in them.
     pub fn user_space_rx(&self) -> bool {
@@ -415,22 +525,32 @@ impl PtpSockets {
     }
 
     /// Sends an event message to 224.0.1.129:319; returns the id its TX
-    /// timestamp (QPC read just before the send) will carry.
+    /// timestamp will carry (the kernel's on the kernel TX path, sent by
+    /// `WSASendMsg` with `SO_TIMESTAMP_ID`; else QPC read just before the
+    /// send).
     ///
-    /// Errors: `sendto`'s.
+    /// Errors: `sendto`'s (a failing `WSASendMsg` selects plain `sendto`
+    /// with QPC-before-send stamps for good, and is retried that way).
     pub fn send_event(&mut self, data: &[u8]) -> io::Result<u32> {
-        let t = qpc_ticks();
-        self.event.send_to(
-            data,
-            &SocketAddr::V4(SocketAddrV4::new(PTP_GROUP, EVENT_PORT)).into(),
-        )?;
         let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
-        let mut q = self.tx.borrow_mut();
-        if q.len() >= 16 {
-            q.pop_front();
+        let to = SocketAddrV4::new(PTP_GROUP, EVENT_PORT);
+        let kernel = self.tx.borrow().path() == TxPath::Kernel;
+        let mut t = qpc_ticks();
+        let tagged =
+            kernel && send_msg(&self.event, data, to, &mut wincmsg::timestamp_id(id)).is_ok();
+        if !tagged {
+            if kernel {
+                // WSASendMsg with the SO_TIMESTAMP_ID failed: plain sends
+                // from now on (a network error repeats just below).
+                self.tx
+                    .borrow_mut()
+                    .give_up("WSASendMsg with SO_TIMESTAMP_ID failed");
+                t = qpc_ticks();
+            }
+            self.event.send_to(data, &SocketAddr::V4(to).into())?;
         }
-        q.push_back((id, qpc_ticks_to_ns(t)));
+        self.next_id = self.next_id.wrapping_add(1);
+        self.tx.borrow_mut().sent(id, t);
         Ok(id)
     }
 
@@ -446,10 +566,16 @@ impl PtpSockets {
     }
 
     /// Waits up to `timeout_ms` for either socket to be readable
-    /// (`WSAPoll`); reads QPC as soon as it returns.
+    /// (`WSAPoll`); reads QPC as soon as it returns. At most 1 ms while a
+    /// kernel TX stamp is awaited (nothing signals its arrival).
     ///
     /// Errors: `WSAPoll` failures.
     pub fn wait(&self, timeout_ms: u16) -> io::Result<()> {
+        let timeout_ms = if self.tx.borrow().awaiting_kernel() {
+            timeout_ms.min(1)
+        } else {
+            timeout_ms
+        };
         let mut fds = [
             ws::WSAPOLLFD {
                 fd: raw(&self.event),
@@ -586,19 +712,23 @@ impl PtpSockets {
         }))
     }
 
-    /// Hands back one transmit timestamp: `(QPC ns just before the send, id
-    /// from send_event)`; `Ok(None)` when all were handed back.
+    /// Hands back one transmit timestamp that is ready: `(stamp as
+    /// [`RxTimestamp::Local`], QPC ns; id from send_event)`. On the kernel
+    /// TX path the kernel's stamp (`SIO_GET_TX_TIMESTAMP`), or QPC just
+    /// before the send when it did not come within 20 ms; `Ok(None)` while
+    /// none is ready.
     ///
-    /// Errors: none.
+    /// Errors: none (a failing ioctl selects the user-space path).
     pub fn recv_tx_timestamp(
         &self,
         _buf: &mut [u8],
     ) -> io::Result<Option<(Option<RxTimestamp>, Option<u32>)>> {
+        let now = qpc_ticks();
         Ok(self
             .tx
             .borrow_mut()
-            .pop_front()
-            .map(|(id, ns)| (Some(RxTimestamp::Local(ns)), Some(id))))
+            .next(now, |id| get_tx_timestamp(&self.event, id))
+            .map(|s| (Some(RxTimestamp::Local(s.ns)), Some(s.id))))
     }
 }
 
