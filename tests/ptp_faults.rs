@@ -59,14 +59,16 @@ fn wait_for(
     what: &str,
 ) -> serde_json::Value {
     let end = Instant::now() + Duration::from_secs(secs);
+    let mut last = serde_json::Value::Null;
     while Instant::now() < end {
-        if let Ok(v) = rx.recv_timeout(Duration::from_secs(2))
-            && pred(&v)
-        {
-            return v;
+        if let Ok(v) = rx.recv_timeout(Duration::from_secs(2)) {
+            if pred(&v) {
+                return v;
+            }
+            last = v;
         }
     }
-    panic!("timed out waiting for {what}");
+    panic!("timed out waiting for {what}; last status: {last}");
 }
 
 /// The rogue's config: the grandmaster's, with priority1 0.
