@@ -362,7 +362,17 @@ fn anchor<S: Servo + ?Sized>(
         }
         return SampleOutcome::rejected(offset, c.state);
     }
-    let freq = c.map.map(|m| m.freq).unwrap_or_default();
+    // The frequency is kept only from a servo that had converged (locked or in
+    // holdover): a master step then costs no relearning. One that re-anchors
+    // before it ever locked again has no frequency worth keeping: an estimate
+    // from its first few samples can be off by ~170 ppm when one software
+    // stamp is 20 µs late, and keeping it re-anchors forever (seen on a bridge:
+    // 46 steps in 40 s, `freq_ppb` −168755, never locked).
+    let freq = if c.state.usable() {
+        c.map.map(|m| m.freq).unwrap_or_default()
+    } else {
+        Ppb::ZERO
+    };
     c.map = Some(ClockMap {
         ref_local: local,
         ref_ptp: master,
@@ -426,6 +436,28 @@ mod tests {
         assert_eq!("lin-reg".parse::<ServoKind>(), Ok(ServoKind::LinReg));
         assert_eq!("pi".parse::<ServoKind>(), Ok(ServoKind::Pi));
         assert!("x".parse::<ServoKind>().is_err());
+    }
+
+    /// A servo that re-anchors before it ever locked does not keep the
+    /// frequency of its first samples: here the master starts 169 ppm fast for
+    /// half a second (what one late software stamp does to a two-sample
+    /// estimate), then runs at our rate. Every servo locks on the true rate.
+    #[test]
+    fn a_frequency_from_before_any_lock_is_not_kept() {
+        for kind in [ServoKind::LinReg, ServoKind::Pi, ServoKind::Kalman] {
+            let mut s = new_servo(ServoConfig {
+                kind,
+                ..ServoConfig::default()
+            });
+            test_util::feed(s.as_mut(), 0, 3, -169_000.0, 0);
+            let r = test_util::feed(s.as_mut(), 3, 160, 0.0, 0);
+            assert!(
+                r.state.usable() && s.freq().as_ppb().abs() < 1_000.0,
+                "{kind:?}: {r:?}, freq {:?}, steps {}",
+                s.freq(),
+                s.steps()
+            );
+        }
     }
 
     /// A master whose time jumps 10 ms: followed (a step) by default; with
