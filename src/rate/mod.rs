@@ -516,18 +516,7 @@ impl RateControl {
             self.start_sum.1 += 1;
             if obs.now.since(t0) < self.cfg.start_window {
                 let ppm = self.ff.clamp(-self.cfg.max_ppm, self.cfg.max_ppm);
-                self.last_ppm = ppm;
-                return RateOutput {
-                    ratio: 1.0 + ppm * 1e-6,
-                    ratio_ppb: Ppb::from_ppb(ppm * 1e3),
-                    feed_forward: Ppb::from_ppb(self.ff * 1e3),
-                    latency_error: Nanos::from_ns((raw_err * 1e9) as i64),
-                    filtered_error: Nanos::ZERO,
-                    device_vs_mono: dev,
-                    resync_frames: None,
-                    reprimed,
-                    start_error: None,
-                };
+                return self.output(ppm, raw_err, 0.0, dev, None, reprimed, None);
             }
             self.start_done = true;
             self.target_offset = self.start_sum.0 / self.start_sum.1 as f64;
@@ -656,6 +645,22 @@ impl RateControl {
         } else {
             self.sat_since = None;
         }
+        self.output(ppm, err, filt, dev, resync, reprimed, start_error)
+    }
+
+    /// This step's [`RateOutput`] for a ratio of `ppm` (kept as the last output);
+    /// `err` and `filt` in s.
+    #[allow(clippy::too_many_arguments)]
+    fn output(
+        &mut self,
+        ppm: f64,
+        err: f64,
+        filt: f64,
+        dev: Option<Ppb>,
+        resync_frames: Option<i64>,
+        reprimed: bool,
+        start_error: Option<Nanos>,
+    ) -> RateOutput {
         self.last_ppm = ppm;
         RateOutput {
             ratio: 1.0 + ppm * 1e-6,
@@ -664,7 +669,7 @@ impl RateControl {
             latency_error: Nanos::from_ns((err * 1e9) as i64),
             filtered_error: Nanos::from_ns((filt * 1e9) as i64),
             device_vs_mono: dev,
-            resync_frames: resync,
+            resync_frames,
             reprimed,
             start_error,
         }
