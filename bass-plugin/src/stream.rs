@@ -818,14 +818,23 @@ mod tests {
                 }
             }
         };
+        // Each tick is acknowledged once the control plane has run, so the
+        // test is deterministic however the two threads are scheduled (a
+        // lagging control thread once saw only the final freed handle).
         let (tick_tx, tick_rx) = std::sync::mpsc::channel::<bool>();
+        let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
         let ctl = std::thread::spawn(move || {
             let mut applier = applier;
             while tick_rx.recv().unwrap_or(false) {
                 applier();
+                let _ = ack_tx.send(());
             }
             std::thread::current().id()
         });
+        let tick = |tx: &std::sync::mpsc::Sender<bool>| {
+            tx.send(true).unwrap();
+            ack_rx.recv().expect("control thread alive");
+        };
         // The audio thread (this one): 2 s of 10 ms pulls with the ring
         // held well above the target, so the controller moves the rate.
         let mut out = vec![0f32; 960];
@@ -839,7 +848,7 @@ mod tests {
             if i == 50 {
                 cell.set_handle(0x1234);
             }
-            tick_tx.send(true).unwrap();
+            tick(&tick_tx);
         }
         assert!(
             APPLIED.lock().unwrap().is_empty() || cell.handle.load(Ordering::Relaxed) != 0,
@@ -848,7 +857,7 @@ mod tests {
         // Freed: nothing more is applied.
         cell.set_handle(0);
         rt.fill(&mut out);
-        tick_tx.send(true).unwrap();
+        tick(&tick_tx);
         tick_tx.send(false).unwrap();
         let ctl_id = ctl.join().unwrap();
         let applied = APPLIED.lock().unwrap().clone();
