@@ -177,11 +177,24 @@ impl Bass {
     }
 
     /// Loads our add-on; returns its handle.
+    ///
+    /// A test that panicked before its `BASS_PluginFree` left the add-on
+    /// loaded, and every later load then failed with error 14
+    /// (BASS_ERROR_ALREADY). So the handle of each load is remembered, and
+    /// the next load first frees it: a no-op (BASS_ERROR_HANDLE) when its
+    /// test freed it, the clean-up when its test panicked.
     pub(crate) fn load_addon(&self) -> u32 {
+        static LAST: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let stale = LAST.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if stale != 0 {
+            // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the argument is a plug-in handle BASS returned (freeing one already freed is an error return, not UB).
+            unsafe { (self.plugin_free)(stale) };
+        }
         let p = CString::new(addon_path().to_str().unwrap()).unwrap();
         // SAFETY: a BASS entry point resolved from the loaded library with its documented signature; the arguments are plain values, handles this test created, or pointers to live locals of the stated size.
         let h = unsafe { (self.plugin_load)(p.as_ptr(), 0) };
         assert_ne!(h, 0, "BASS_PluginLoad failed: error {}", self.err());
+        LAST.store(h, std::sync::atomic::Ordering::Relaxed);
         h
     }
 

@@ -13,7 +13,7 @@ use super::msg::{
 };
 use super::port::{Action, Port, PortConfig, PortState};
 use super::servo::{ServoConfig, ServoKind};
-use super::time::{LocalNs, PtpTimestamp};
+use super::time::{LocalNs, LogInterval, PtpTimestamp};
 use crate::units::Nanos;
 
 const S: i64 = 1_000_000_000;
@@ -86,6 +86,8 @@ struct Net {
     spike_permille: u64,
     /// Slave oscillator error vs true time, ppb.
     slave_ppb: f64,
+    /// The masters' logSyncInterval.
+    log_sync: i8,
 }
 
 impl Default for Net {
@@ -96,6 +98,7 @@ impl Default for Net {
             jitter: 1_500,
             spike_permille: 10,
             slave_ppb: 100_000.0,
+            log_sync: -3,
         }
     }
 }
@@ -122,7 +125,13 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(net: Net, masters: Vec<SimMaster>, mut cfg: PortConfig) -> Sim {
+    fn new(net: Net, masters: Vec<SimMaster>, cfg: PortConfig) -> Sim {
+        Sim::with_seed(net, masters, cfg, 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// [`Sim::new`] with another seed for the network's random delays and
+    /// spikes (non-zero).
+    fn with_seed(net: Net, masters: Vec<SimMaster>, mut cfg: PortConfig, seed: u64) -> Sim {
         cfg.slave_only = cfg.slave_only || !cfg.master_only;
         let slave_l0 = 5 * S;
         let slave = Port::new(cfg, LocalNs::from_ns(slave_l0));
@@ -131,7 +140,7 @@ impl Sim {
             q: BinaryHeap::new(),
             evs: Vec::new(),
             seq: 0,
-            rng: 0x9E37_79B9_7F4A_7C15,
+            rng: seed,
             net,
             masters,
             slave,
@@ -239,7 +248,7 @@ impl Sim {
                         m.sync_seq = seq.wrapping_add(1);
                         let t1 = m.time(at);
                         let mut h = Header::new(MessageType::Sync, 0, m.port(), seq);
-                        h.log_message_interval = -3;
+                        h.log_message_interval = self.net.log_sync;
                         let two = m.two_step;
                         if two {
                             h.flags = Flags(Flags::TWO_STEP);
@@ -277,7 +286,8 @@ impl Sim {
                             self.push(at + d + 50_000, Ev::ToSlave(false, fu, 0));
                         }
                     }
-                    self.push(at + S / 8, Ev::SyncTick(i));
+                    let iv = LogInterval::new(self.net.log_sync).as_nanos().as_ns();
+                    self.push(at + iv, Ev::SyncTick(i));
                 }
                 Ev::AnnounceTick(i) => {
                     let m = &mut self.masters[i];
@@ -457,6 +467,63 @@ fn locks_within_3s_with_drift_jitter_and_spikes() {
         let f = sim.slave.freq().as_ppb();
         // PTP runs at 1/(1+e) of our oscillator: about −e.
         assert!((f + slave_ppb).abs() < 200.0, "freq {f}");
+    }
+}
+
+/// The Syncs of the master seen while it was being qualified (2 Announces,
+/// 2 s apart, §9.3.2.4.4) are the servo's first samples once the first
+/// Delay_Resp gives meanPathDelay: lock follows qualification by about one
+/// Sync interval, not by the servo's whole warm-up. At 8 Sync/s for linreg
+/// and Kalman; at 1 Sync/s for Kalman (whose lock needs 3 samples; linreg's
+/// needs 6), within 3 Syncs of the first.
+#[test]
+fn lock_follows_qualification_on_the_syncs_kept_before_it() {
+    // The second Announce (sent at 2.001 s) arrives 30 µs later.
+    let qualified = 2.001 + 30e-6;
+    let first_sync = 0.003 + 30e-6;
+    for (kind, log_sync) in [
+        (ServoKind::LinReg, -3i8),
+        (ServoKind::Kalman, -3),
+        (ServoKind::Kalman, 0),
+    ] {
+        for slave_ppb in [100_000.0, -100_000.0] {
+            let net = Net {
+                slave_ppb,
+                log_sync,
+                spike_permille: 0,
+                ..Net::default()
+            };
+            let mut c = cfg();
+            c.servo = ServoConfig {
+                kind,
+                ..ServoConfig::default()
+            };
+            let mut sim = Sim::new(
+                net,
+                vec![SimMaster::new(1, 128, 1_700_000_000 * S as i128, 0.0)],
+                c,
+            );
+            sim.run_until(15 * S);
+            // Probes every 0.1 s: the first one at or after the lock.
+            let lock = sim.locked_at(0.0, 2_000).expect("locked");
+            let iv = 2f64.powi(log_sync.into());
+            eprintln!(
+                "{kind:?} logSyncInterval {log_sync} slave {slave_ppb} ppb: locked {:.3} s after qualification, {:.3} s after the first Sync",
+                lock - qualified,
+                lock - first_sync
+            );
+            assert!(lock > qualified, "locked before qualification: {lock}");
+            assert!(
+                lock - qualified <= iv + 0.1,
+                "{kind:?} {log_sync} {slave_ppb}: locked {lock} s, qualified {qualified} s"
+            );
+            if log_sync == 0 {
+                assert!(
+                    lock - first_sync <= 2.0 * iv + 0.1,
+                    "not within 3 Syncs: {lock}"
+                );
+            }
+        }
     }
 }
 
@@ -894,42 +961,66 @@ fn rogue_grandmaster_is_ignored_when_pinned() {
 /// jitter (sd 2.9 µs); delayed Syncs are dropped by their residence.
 #[test]
 fn kalman_beats_linreg_and_pi_on_noisy_timestamps() {
-    let mut rms_of = Vec::new();
-    for kind in [ServoKind::Kalman, ServoKind::LinReg, ServoKind::Pi] {
-        let net = Net {
-            jitter: 10_000,
-            spike_permille: 30,
-            slave_ppb: 40_000.0,
-            ..Net::default()
-        };
-        let mut c = cfg();
-        c.servo = ServoConfig {
-            kind,
-            ..ServoConfig::default()
-        };
-        let mut sim = Sim::new(
-            net,
-            vec![SimMaster::new(1, 128, 1_700_000_000 * S as i128, 0.0)],
-            c,
-        );
-        sim.run_until(90 * S);
-        let first = sim.first_sync_rx.unwrap() as f64 / 1e9;
-        let (rms, max, mean) = sim.stats(30.0, 90.0);
-        let st = sim.slave.status(sim.local(sim.now));
-        eprintln!(
-            "{kind:?}: first sync {first:.2}s rms {rms:.0} ns max {max} mean {mean:.0}; delayed {} outliers {}",
-            st.counters.sync_delayed,
-            sim.slave.servo().outliers()
-        );
-        let lock = sim.locked_at(0.0, 10_000).unwrap_or(f64::MAX);
-        rms_of.push((rms, max, lock - first, st.counters.sync_delayed));
+    // One realization decides little: the Kalman filter's rms over 30-90 s
+    // ranges 0.37-1.96 µs over 20 seeds of the same network. So 20 seeds,
+    // and the medians are compared.
+    const SEEDS: u64 = 20;
+    let kinds = [ServoKind::Kalman, ServoKind::LinReg, ServoKind::Pi];
+    let mut rms_of: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+    // Kalman: time from the first usable Sync to |error| < 10 µs, s.
+    let mut locks = Vec::new();
+    for seed in 1..=SEEDS {
+        for (k, kind) in kinds.into_iter().enumerate() {
+            let net = Net {
+                jitter: 10_000,
+                spike_permille: 30,
+                slave_ppb: 40_000.0,
+                ..Net::default()
+            };
+            let mut c = cfg();
+            c.servo = ServoConfig {
+                kind,
+                ..ServoConfig::default()
+            };
+            let mut sim = Sim::with_seed(
+                net,
+                vec![SimMaster::new(1, 128, 1_700_000_000 * S as i128, 0.0)],
+                c,
+                seed * 7919 + 12345,
+            );
+            sim.run_until(90 * S);
+            let first = sim.first_sync_rx.unwrap() as f64 / 1e9;
+            let (rms, max, _) = sim.stats(30.0, 90.0);
+            let st = sim.slave.status(sim.local(sim.now));
+            if kind == ServoKind::Kalman {
+                assert!(st.counters.sync_delayed > 0, "spikes must be dropped");
+                assert!(max < 6_000, "seed {seed}: max {max}");
+                let lock = sim.locked_at(0.0, 10_000).unwrap_or(f64::MAX);
+                locks.push(lock - first);
+            }
+            rms_of[k].push(rms);
+        }
     }
-    let (rms, max, lock, delayed) = rms_of[0];
-    assert!(delayed > 0, "spikes must be dropped");
-    assert!(rms < 1_000.0, "rms {rms}");
-    assert!(max < 4_000, "max {max}");
-    assert!(lock < 1.5, "lock {lock}");
-    let rms_of: Vec<f64> = rms_of.iter().map(|r| r.0).collect();
-    assert!(rms_of[0] < 0.8 * rms_of[1], "kalman vs linreg {rms_of:?}");
-    assert!(rms_of[0] < rms_of[2], "kalman vs pi {rms_of:?}");
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    let m: Vec<f64> = rms_of.iter_mut().map(median).collect();
+    let lock = median(&mut locks);
+    let worst = locks.last().copied().unwrap_or(f64::MAX);
+    eprintln!("Kalman lock after the first usable Sync: median {lock:.2} s, worst {worst:.2} s");
+    assert!(
+        lock < 1.5 && worst < 6.0,
+        "lock median {lock} worst {worst}"
+    );
+    eprintln!(
+        "median rms over {SEEDS} seeds: Kalman {:.0} ns, LinReg {:.0} ns, Pi {:.0} ns; Kalman/LinReg {:.2}",
+        m[0],
+        m[1],
+        m[2],
+        m[0] / m[1]
+    );
+    assert!(m[0] < 1_500.0, "Kalman median rms {}", m[0]);
+    assert!(m[0] < 0.8 * m[1], "kalman vs linreg {m:?}");
+    assert!(m[0] < m[2], "kalman vs pi {m:?}");
 }

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
+use super::slave::CandidateSyncs;
 use super::timers::Timer;
 use super::{Actions, Port, PortState};
 use crate::ptp::bmca::{self, Dataset, Decision};
@@ -21,6 +22,18 @@ pub(super) struct Foreign {
     last: LocalNs,
     /// Source address of its last Announce (if the IO layer gave one).
     addr: Option<IpAddr>,
+    /// Its Syncs while we have no parent, for a servo that starts the
+    /// moment it qualifies.
+    candidate: CandidateSyncs,
+}
+
+impl Foreign {
+    /// Its kept Syncs ([`CandidateSyncs`]) for a message from `src`
+    /// (`None`: unknown), or `None` when its Announces came from another
+    /// address.
+    pub(super) fn candidate_from(&mut self, src: Option<IpAddr>) -> Option<&mut CandidateSyncs> {
+        (src.is_none() || self.addr.is_none() || self.addr == src).then_some(&mut self.candidate)
+    }
 }
 
 impl Port {
@@ -81,6 +94,7 @@ impl Port {
             times: VecDeque::new(),
             last: now,
             addr: src,
+            candidate: CandidateSyncs::default(),
         });
         e.announce = *a;
         e.flags = h.flags;
@@ -153,6 +167,11 @@ impl Port {
                         self.parent_addr = f.addr;
                     }
                     self.slave.new_parent();
+                    if !had_parent && let Some(f) = self.foreign.get_mut(&p) {
+                        // Its Syncs from before qualification start the
+                        // servo as soon as meanPathDelay is measured.
+                        self.slave.take_candidate(&mut f.candidate, self.now);
+                    }
                     self.timers.stop(Timer::DelayReq);
                     if had_parent && self.servo.map().is_some() {
                         self.servo.reset_keep_freq();

@@ -570,6 +570,9 @@ impl Port {
             (Body::Sync { origin_timestamp }, PortState::Slave | PortState::Uncalibrated) => {
                 self.on_sync_msg(&m.header, *origin_timestamp, rx, &mut out);
             }
+            (Body::Sync { origin_timestamp }, PortState::Listening) => {
+                self.on_candidate_sync(&m.header, *origin_timestamp, rx);
+            }
             (Body::DelayReq { .. }, PortState::Master) => {
                 self.answer_delay_req(&m.header, rx, &mut out);
             }

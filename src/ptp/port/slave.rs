@@ -32,10 +32,57 @@ pub(super) struct PendingDelayReq {
     fast: bool,
 }
 
+/// The Syncs of a foreign master seen while we had no parent (LISTENING),
+/// kept on its foreign-master record.
+///
+/// Qualification (IEEE 1588-2019 §9.3.2.4.4) takes two Announces: 2 s at
+/// the default logAnnounceInterval 1. Those Syncs are not used while the
+/// master is unqualified (nothing is published from them), but once it
+/// qualifies they become the servo's first samples together with the first
+/// meanPathDelay, so the servo locks on the next Delay_Resp instead of
+/// collecting its samples only then. Bounded: [`CANDIDATE_SYNCS`] pairs
+/// within [`CANDIDATE_AGE_NS`] of the newest, per record (and the record
+/// table is bounded).
+#[derive(Debug, Default)]
+pub(super) struct CandidateSyncs {
+    pending: Option<PendingSync>,
+    /// (t1 incl. correctionField, t2) pairs, oldest first.
+    pairs: VecDeque<(PtpTimestamp, LocalNs)>,
+}
+
+/// Sync pairs kept per candidate (and in [`SlaveSide::backlog`]).
+const CANDIDATE_SYNCS: usize = 64;
+/// The newest kept pairs fed with the first meanPathDelay: as many as the
+/// slowest servo needs to lock (linreg: 6 samples over ≥ 0.5 s, 0.75 s at
+/// 8 Sync/s). More would rest that many samples on a single path-delay
+/// measurement (measured in the simulation: the Kalman filter then kept its
+/// error for a minute).
+const BACKLOG_FED: usize = 6;
+/// Age beyond which a kept Sync pair is dropped, ns (the servo's window).
+const CANDIDATE_AGE_NS: i64 = 4_000_000_000;
+
+impl CandidateSyncs {
+    fn push(pairs: &mut VecDeque<(PtpTimestamp, LocalNs)>, t1: PtpTimestamp, t2: LocalNs) {
+        pairs.push_back((t1, t2));
+        while pairs.len() > CANDIDATE_SYNCS
+            || pairs
+                .front()
+                .is_some_and(|(_, t)| t2.since(*t) > Nanos::from_ns(CANDIDATE_AGE_NS))
+        {
+            pairs.pop_front();
+        }
+    }
+}
+
 /// The slave side's state.
 #[derive(Debug, Default)]
 pub(super) struct SlaveSide {
     pending_sync: Option<PendingSync>,
+    /// Sync pairs of the parent not yet fed to the servo because no
+    /// meanPathDelay exists yet (the candidate's, then the first parent
+    /// Syncs); fed in order with the first one. Bounded like
+    /// [`CandidateSyncs`].
+    backlog: VecDeque<(PtpTimestamp, LocalNs)>,
     last_sync: Option<(PtpTimestamp, LocalNs)>,
     pub(super) last_sync_at: Option<LocalNs>,
     delay_req_seq: u16,
@@ -87,6 +134,7 @@ impl SlaveSide {
     /// exchanges. The Delay_Req timer is stopped by the caller.
     pub(super) fn new_parent(&mut self) {
         self.pending_sync = None;
+        self.backlog.clear();
         self.pending_delay = None;
         self.delays.clear();
         self.mean_path_delay = None;
@@ -98,6 +146,15 @@ impl SlaveSide {
         self.insane_in_row = 0;
         self.residences.clear();
         self.delayed_in_row = 0;
+    }
+
+    /// The new parent's Syncs from before it qualified become the backlog
+    /// (those within [`CANDIDATE_AGE_NS`] of `now`); the record keeps none.
+    pub(super) fn take_candidate(&mut self, c: &mut CandidateSyncs, now: LocalNs) {
+        c.pending = None;
+        self.backlog = std::mem::take(&mut c.pairs);
+        self.backlog
+            .retain(|(_, t)| now.since(*t) <= Nanos::from_ns(CANDIDATE_AGE_NS));
     }
 
     /// The parent was lost: drop the exchanges in flight.
@@ -143,6 +200,75 @@ impl Port {
         }
     }
 
+    /// A Sync while we have no parent (LISTENING): kept on the record of
+    /// the foreign master that sent it ([`CandidateSyncs`]) when it has
+    /// announced itself from the same address, else dropped and counted
+    /// as `not_from_parent`.
+    pub(super) fn on_candidate_sync(
+        &mut self,
+        h: &Header,
+        origin_timestamp: PtpTimestamp,
+        rx: LocalNs,
+    ) {
+        let src = self.src;
+        let kept = !self.cfg.master_only
+            && self.parent.is_none()
+            && match self
+                .foreign
+                .get_mut(&h.source_port)
+                .and_then(|f| f.candidate_from(src))
+            {
+                Some(c) => {
+                    if h.flags.has(Flags::TWO_STEP) {
+                        c.pending = Some(PendingSync {
+                            seq: h.sequence_id,
+                            t2: rx,
+                            correction: h.correction,
+                            source: h.source_port,
+                        });
+                    } else {
+                        let t1 = origin_timestamp + Nanos::from_ns(ns_from_corr(h.correction));
+                        CandidateSyncs::push(&mut c.pairs, t1, rx);
+                    }
+                    true
+                }
+                _ => false,
+            };
+        if !kept {
+            self.counters.not_from_parent += 1;
+        }
+    }
+
+    /// A Follow_Up from a foreign master that is not our parent: completes
+    /// its kept two-step Sync while we have no parent. Whether it was taken.
+    fn on_candidate_follow_up(
+        &mut self,
+        h: &Header,
+        precise_origin_timestamp: PtpTimestamp,
+    ) -> bool {
+        if self.parent.is_some() || self.state != PortState::Listening {
+            return false;
+        }
+        let src = self.src;
+        let Some(c) = self
+            .foreign
+            .get_mut(&h.source_port)
+            .and_then(|f| f.candidate_from(src))
+        else {
+            return false;
+        };
+        match c.pending {
+            Some(p) if p.seq == h.sequence_id && p.source == h.source_port => {
+                c.pending = None;
+                let t1 = precise_origin_timestamp
+                    + Nanos::from_ns(ns_from_corr(p.correction) + ns_from_corr(h.correction));
+                CandidateSyncs::push(&mut c.pairs, t1, p.t2);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A Follow_Up (§9.5.10) completing the pending two-step Sync.
     pub(super) fn on_follow_up(
         &mut self,
@@ -151,7 +277,9 @@ impl Port {
         out: &mut Actions,
     ) {
         if Some(h.source_port) != self.parent {
-            self.counters.not_from_parent += 1;
+            if !self.on_candidate_follow_up(h, precise_origin_timestamp) {
+                self.counters.not_from_parent += 1;
+            }
             return;
         }
         if let Some(p) = self.slave.pending_sync
@@ -223,15 +351,23 @@ impl Port {
             let first = s.mean_path_delay.is_none();
             let d = Nanos::from_ns(iqm as i64);
             s.mean_path_delay = Some(d);
-            // The first meanPathDelay also completes the Sync it was paired
-            // with: that Sync becomes the first servo sample (one sync
-            // interval sooner to lock, which matters at 1 Sync/s).
+            // The first meanPathDelay also completes the Syncs kept without
+            // one: the parent's from before it qualified and those since
+            // (the one this request was paired with among them), fed in
+            // order, so the servo locks now rather than on Syncs to come
+            // (what matters at 1 Sync/s and after a 2 s qualification).
             if first
                 && matches!(self.state, PortState::Slave | PortState::Uncalibrated)
                 && !self.servo.state().usable()
-                && self.slave.last_sync == Some((t1, t2))
             {
-                self.feed_servo(t1, t2, d, out);
+                let backlog = std::mem::take(&mut self.slave.backlog);
+                let skip = backlog.len().saturating_sub(BACKLOG_FED);
+                for &(t1, t2) in backlog.iter().skip(skip) {
+                    self.feed_servo(t1, t2, d, out);
+                }
+                // Keep the allocation for the next parent.
+                self.slave.backlog = backlog;
+                self.slave.backlog.clear();
             }
         } else {
             self.counters.malformed += 1;
@@ -273,6 +409,8 @@ impl Port {
         };
         if let Some(d) = delay {
             self.feed_servo(t1, t2, d, out);
+        } else {
+            CandidateSyncs::push(&mut self.slave.backlog, t1, t2);
         }
         self.schedule_delay_req(log_interval, out);
     }
