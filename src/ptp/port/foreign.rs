@@ -158,6 +158,7 @@ impl Port {
             Decision::Slave(p) => {
                 let changed = self.parent != Some(p);
                 if changed {
+                    let first_parent = self.parent.is_none() && !self.servo.state().usable();
                     let had_parent = self.parent.is_some() || self.servo.map().is_some();
                     self.parent = Some(p);
                     self.parent_addr = None;
@@ -167,7 +168,9 @@ impl Port {
                         self.parent_addr = f.addr;
                     }
                     self.slave.new_parent();
-                    if !had_parent && let Some(f) = self.foreign.get_mut(&p) {
+                    // (A map seeded for the master role, `initial_map`, is
+                    // no estimate: the servo is not usable.)
+                    if first_parent && let Some(f) = self.foreign.get_mut(&p) {
                         // Its Syncs from before qualification start the
                         // servo as soon as meanPathDelay is measured.
                         self.slave.take_candidate(&mut f.candidate, self.now);
