@@ -22,6 +22,52 @@ pub(super) struct PendingSync {
     source: PortIdentity,
 }
 
+/// A received Sync: one-step gives its (t1, t2) pair now, two-step waits
+/// for its Follow_Up.
+enum SyncIn {
+    /// (t1 = originTimestamp + correctionField, t2).
+    Pair(PtpTimestamp, LocalNs),
+    Pending(PendingSync),
+}
+
+impl SyncIn {
+    /// The Sync of header `h`, with `origin_timestamp`, received at `rx`.
+    fn of(h: &Header, origin_timestamp: PtpTimestamp, rx: LocalNs) -> SyncIn {
+        if h.flags.has(Flags::TWO_STEP) {
+            SyncIn::Pending(PendingSync {
+                seq: h.sequence_id,
+                t2: rx,
+                correction: h.correction,
+                source: h.source_port,
+            })
+        } else {
+            SyncIn::Pair(
+                origin_timestamp + Nanos::from_ns(ns_from_corr(h.correction)),
+                rx,
+            )
+        }
+    }
+}
+
+impl PendingSync {
+    /// The (t1, t2) pair the Follow_Up `h` completes (§9.5.10: the same
+    /// sequenceId and source; t1 = preciseOriginTimestamp + both
+    /// correctionFields), or `None` when it is not this Sync's.
+    fn complete(
+        &self,
+        h: &Header,
+        precise_origin_timestamp: PtpTimestamp,
+    ) -> Option<(PtpTimestamp, LocalNs)> {
+        (self.seq == h.sequence_id && self.source == h.source_port).then(|| {
+            (
+                precise_origin_timestamp
+                    + Nanos::from_ns(ns_from_corr(self.correction) + ns_from_corr(h.correction)),
+                self.t2,
+            )
+        })
+    }
+}
+
 /// A sent Delay_Req waiting for its TX timestamp (t3) and Delay_Resp.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct PendingDelayReq {
@@ -188,16 +234,11 @@ impl Port {
             self.counters.not_from_parent += 1;
             return;
         }
-        if h.flags.has(Flags::TWO_STEP) {
-            self.slave.pending_sync = Some(PendingSync {
-                seq: h.sequence_id,
-                t2: rx,
-                correction: h.correction,
-                source: h.source_port,
-            });
-        } else {
-            let t1 = origin_timestamp + Nanos::from_ns(ns_from_corr(h.correction));
-            self.on_sync(t1, rx, LogInterval::new(h.log_message_interval), out);
+        match SyncIn::of(h, origin_timestamp, rx) {
+            SyncIn::Pending(p) => self.slave.pending_sync = Some(p),
+            SyncIn::Pair(t1, t2) => {
+                self.on_sync(t1, t2, LogInterval::new(h.log_message_interval), out);
+            }
         }
     }
 
@@ -220,16 +261,9 @@ impl Port {
                 .and_then(|f| f.candidate_from(src))
             {
                 Some(c) => {
-                    if h.flags.has(Flags::TWO_STEP) {
-                        c.pending = Some(PendingSync {
-                            seq: h.sequence_id,
-                            t2: rx,
-                            correction: h.correction,
-                            source: h.source_port,
-                        });
-                    } else {
-                        let t1 = origin_timestamp + Nanos::from_ns(ns_from_corr(h.correction));
-                        CandidateSyncs::push(&mut c.pairs, t1, rx);
+                    match SyncIn::of(h, origin_timestamp, rx) {
+                        SyncIn::Pending(p) => c.pending = Some(p),
+                        SyncIn::Pair(t1, t2) => CandidateSyncs::push(&mut c.pairs, t1, t2),
                     }
                     true
                 }
@@ -258,15 +292,16 @@ impl Port {
         else {
             return false;
         };
-        match c.pending {
-            Some(p) if p.seq == h.sequence_id && p.source == h.source_port => {
+        match c
+            .pending
+            .and_then(|p| p.complete(h, precise_origin_timestamp))
+        {
+            Some((t1, t2)) => {
                 c.pending = None;
-                let t1 = precise_origin_timestamp
-                    + Nanos::from_ns(ns_from_corr(p.correction) + ns_from_corr(h.correction));
-                CandidateSyncs::push(&mut c.pairs, t1, p.t2);
+                CandidateSyncs::push(&mut c.pairs, t1, t2);
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
@@ -283,15 +318,14 @@ impl Port {
             }
             return;
         }
-        if let Some(p) = self.slave.pending_sync
-            && p.seq == h.sequence_id
-            && p.source == h.source_port
+        if let Some((t1, t2)) = self
+            .slave
+            .pending_sync
+            .and_then(|p| p.complete(h, precise_origin_timestamp))
             && matches!(self.state, PortState::Slave | PortState::Uncalibrated)
         {
             self.slave.pending_sync = None;
-            let t1 = precise_origin_timestamp
-                + Nanos::from_ns(ns_from_corr(p.correction) + ns_from_corr(h.correction));
-            self.on_sync(t1, p.t2, LogInterval::new(h.log_message_interval), out);
+            self.on_sync(t1, t2, LogInterval::new(h.log_message_interval), out);
         }
     }
 
