@@ -442,6 +442,16 @@ fn cfg() -> PortConfig {
     c
 }
 
+/// [`cfg`] with servo `kind` (its default tuning).
+fn cfg_with(kind: ServoKind) -> PortConfig {
+    let mut c = cfg();
+    c.servo = ServoConfig {
+        kind,
+        ..ServoConfig::default()
+    };
+    c
+}
+
 #[test]
 fn locks_within_3s_with_drift_jitter_and_spikes() {
     for slave_ppb in [100_000.0, -100_000.0] {
@@ -501,11 +511,7 @@ fn lock_follows_qualification_on_the_syncs_kept_before_it() {
                 spike_permille: 0,
                 ..Net::default()
             };
-            let mut c = cfg();
-            c.servo = ServoConfig {
-                kind,
-                ..ServoConfig::default()
-            };
+            let mut c = cfg_with(kind);
             if let Some(off) = seeded {
                 // As the engine does: a rough map for the master role
                 // (there CLOCK_REALTIME, so near the truth on one host),
@@ -743,11 +749,7 @@ fn one_way_fallback_when_no_delay_resp() {
 
 #[test]
 fn pi_reference_servo_also_locks() {
-    let mut c = cfg();
-    c.servo = ServoConfig {
-        kind: ServoKind::Pi,
-        ..ServoConfig::default()
-    };
+    let c = cfg_with(ServoKind::Pi);
     let net = Net {
         spike_permille: 0,
         slave_ppb: 50_000.0,
@@ -1003,11 +1005,7 @@ fn kalman_beats_linreg_and_pi_on_noisy_timestamps() {
                 slave_ppb: 40_000.0,
                 ..Net::default()
             };
-            let mut c = cfg();
-            c.servo = ServoConfig {
-                kind,
-                ..ServoConfig::default()
-            };
+            let c = cfg_with(kind);
             let mut sim = Sim::with_seed(
                 net,
                 vec![SimMaster::new(1, 128, 1_700_000_000 * S as i128, 0.0)],
