@@ -101,9 +101,10 @@ pub(super) struct CandidateSyncs {
 const CANDIDATE_SYNCS: usize = 64;
 /// The newest kept pairs fed with the first meanPathDelay: as many as the
 /// slowest servo needs to lock (linreg: 6 samples over ≥ 0.5 s, 0.75 s at
-/// 8 Sync/s) and two more for samples its outlier test may reject (with
-/// software stamps on a bridge, one was: lock came a Sync later). More
-/// would rest that many samples on a single path-delay measurement.
+/// 8 Sync/s) and two more for samples its outlier test may reject (with 6,
+/// one bridge-rig run locked one Sync after the backlog was fed; the
+/// simulation, without such noise, locks on 6). More would rest that many
+/// samples on a single path-delay measurement.
 const BACKLOG_FED: usize = 8;
 /// Age beyond which a kept Sync pair is dropped, ns (the servo's window).
 const CANDIDATE_AGE_NS: i64 = 4_000_000_000;
