@@ -396,7 +396,6 @@ impl Port {
                 && matches!(self.state, PortState::Slave | PortState::Uncalibrated)
                 && !self.servo.state().usable()
             {
-                let backlog = std::mem::take(&mut self.slave.backlog);
                 // The Kalman filter takes only the newest (the Sync this
                 // request was paired with, as before the backlog): after 8
                 // samples on one path-delay measurement it is confident in
@@ -409,12 +408,11 @@ impl Port {
                 } else {
                     BACKLOG_FED
                 };
-                let skip = backlog.len().saturating_sub(fed);
-                for &(t1, t2) in backlog.iter().skip(skip) {
+                let n = self.slave.backlog.len();
+                for i in n.saturating_sub(fed)..n {
+                    let (t1, t2) = self.slave.backlog[i];
                     self.feed_servo(t1, t2, d, out);
                 }
-                // Keep the allocation for the next parent.
-                self.slave.backlog = backlog;
                 self.slave.backlog.clear();
             }
         } else {

@@ -401,6 +401,14 @@ mod test_util {
         (LocalNs::from_ns(local), PtpTimestamp::from_nanos(master))
     }
 
+    /// A new servo of `kind` with the default tuning.
+    pub(super) fn servo(kind: ServoKind) -> Box<dyn Servo> {
+        new_servo(ServoConfig {
+            kind,
+            ..ServoConfig::default()
+        })
+    }
+
     /// Feeds `n` samples from `from`; returns the last outcome.
     pub(super) fn feed(
         s: &mut dyn Servo,
@@ -445,10 +453,7 @@ mod tests {
     #[test]
     fn a_frequency_from_before_any_lock_is_not_kept() {
         for kind in [ServoKind::LinReg, ServoKind::Pi, ServoKind::Kalman] {
-            let mut s = new_servo(ServoConfig {
-                kind,
-                ..ServoConfig::default()
-            });
+            let mut s = test_util::servo(kind);
             test_util::feed(s.as_mut(), 0, 3, -169_000.0, 0);
             let r = test_util::feed(s.as_mut(), 3, 160, 0.0, 0);
             assert!(
@@ -495,10 +500,7 @@ mod tests {
     #[test]
     fn seed_and_first_sample_anchor() {
         for kind in [ServoKind::LinReg, ServoKind::Pi, ServoKind::Kalman] {
-            let mut s = new_servo(ServoConfig {
-                kind,
-                ..ServoConfig::default()
-            });
+            let mut s = test_util::servo(kind);
             assert_eq!(s.state(), ServoState::Unlocked);
             s.seed(ClockMap::new(
                 LocalNs::from_ns(0),
@@ -527,10 +529,7 @@ mod tests {
     #[test]
     fn frequency_beyond_sanity_limit_resets_the_servo() {
         for kind in [ServoKind::LinReg, ServoKind::Pi, ServoKind::Kalman] {
-            let mut s = new_servo(ServoConfig {
-                kind,
-                ..ServoConfig::default()
-            });
+            let mut s = test_util::servo(kind);
             for i in 0..40 {
                 let (l, m) = test_util::sample_at(i, 2_000_000.0, 0);
                 let _ = s.sample(l, m);
@@ -547,10 +546,7 @@ mod tests {
                 assert!(s.freq_resets() > 0);
             }
             // A sane master still locks.
-            let mut s = new_servo(ServoConfig {
-                kind,
-                ..ServoConfig::default()
-            });
+            let mut s = test_util::servo(kind);
             test_util::feed(&mut *s, 0, 40, 500_000.0, 0);
             assert_eq!(s.freq_resets(), 0);
         }
