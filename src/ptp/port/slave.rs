@@ -454,6 +454,9 @@ impl Port {
             (None, false) => None,
         };
         if let Some(d) = delay {
+            // Samples flow (one-way fallback included): a backlog kept
+            // before is older than them and must never be fed after them.
+            self.slave.backlog.clear();
             self.feed_servo(t1, t2, d, out);
         } else {
             CandidateSyncs::push(&mut self.slave.backlog, t1, t2);
