@@ -64,6 +64,7 @@ pub fn resolve_config(
     defaults: &StreamDefaults,
 ) -> Result<(StreamConfig, Fill), OpenError> {
     let url = url.trim();
+    aes67::media::stream::check_url_shape(url).map_err(|e| OpenError::url(e.to_string()))?;
     let mut parsed =
         url::Url::parse(url).map_err(|e| OpenError::url(format!("invalid URL {url:?}: {e}")))?;
     let mut pairs: Vec<(String, String)> = parsed

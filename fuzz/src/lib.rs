@@ -732,7 +732,10 @@ pub fn bass_url(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = bass_aes67::stream::is_aes67_url(&text);
     let _ = bass_aes67::stats::parse_port_identity(&text);
-    if let Ok(u) = url::Url::parse(text.trim())
+    // The same shape check resolve_config makes first, so this harness's own
+    // `sdp=` probe never runs a URL parser on an input the add-on refuses.
+    if aes67::media::stream::check_url_shape(&text).is_ok()
+        && let Ok(u) = url::Url::parse(text.trim())
         && u.query_pairs().any(|(k, _)| k == "sdp")
     {
         return;

@@ -98,6 +98,36 @@ pub enum ConfigError {
     Syntax(String),
 }
 
+/// The longest stream URL accepted, in bytes: a stream URL with every
+/// parameter is under 300 bytes, so this is only a bound on the parsers' work.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// Refuses, without parsing, a URL over [`MAX_URL_BYTES`] or one whose scheme
+/// is not `aes67` (case-insensitive, RFC 3986 §3.1).
+///
+/// Errors: [`ConfigError::Invalid`] naming `url` (with the length) or `scheme`.
+pub fn check_url_shape(s: &str) -> Result<(), ConfigError> {
+    let t = s.trim();
+    if t.len() > MAX_URL_BYTES {
+        return Err(invalid(
+            format!("URL longer than {MAX_URL_BYTES} bytes"),
+            "url",
+            &format!("{} bytes", t.len()),
+        ));
+    }
+    let b = t.as_bytes();
+    if b.len() < 8 || !b[..8].eq_ignore_ascii_case(b"aes67://") {
+        let scheme = t.split(':').next().unwrap_or("");
+        let scheme: String = scheme.chars().take(32).collect();
+        return Err(invalid(
+            "unsupported scheme (expected aes67://)",
+            "scheme",
+            &scheme,
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(what: impl Into<String>, field: &str, value: &str) -> ConfigError {
     ConfigError::Invalid {
         what: what.into(),
@@ -166,8 +196,12 @@ impl StreamConfig {
     /// `samplerate`. Defaults: port 5004, pt 96, jitter 10 ms, 2 ch, 48000 Hz, L24.
     ///
     /// Errors: [`ConfigError`] naming the parameter, e.g.
-    /// `invalid channel count 0 in ch=0`; unknown parameters are errors.
+    /// `invalid channel count 0 in ch=0`; unknown parameters are errors; a
+    /// URL over [`MAX_URL_BYTES`] or of another scheme is refused before it
+    /// is parsed (a general URL parser's work, e.g. IDNA on a long `http:`
+    /// host, grows faster than the length).
     pub fn from_url(s: &str) -> Result<StreamConfig, ConfigError> {
+        check_url_shape(s)?;
         let url = url::Url::parse(s.trim())
             .map_err(|e| ConfigError::Syntax(format!("invalid URL {s:?}: {e}")))?;
         if url.scheme() != "aes67" {
@@ -461,6 +495,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("scheme=http"), "{e}");
+        // Refused before a URL parser sees them: an overlong URL (named, with
+        // its length) and another scheme's IDNA host (punycode decoding is
+        // quadratic in the label's length).
+        let long = format!("aes67://239.1.1.1?iface={}", "e".repeat(MAX_URL_BYTES));
+        let e = StreamConfig::from_url(&long).unwrap_err().to_string();
+        assert!(e.contains(&format!("url={} bytes", long.len())), "{e}");
+        let idna = format!("http://xn--{}", "c".repeat(1500));
+        let e = StreamConfig::from_url(&idna).unwrap_err().to_string();
+        assert!(e.contains("scheme=http"), "{e}");
+        assert!(
+            StreamConfig::from_url(&format!("AES67://239.1.1.1?iface={}", "e".repeat(100))).is_ok()
+        );
         assert!(
             StreamConfig::from_url("aes67://host.example")
                 .unwrap_err()
