@@ -218,12 +218,15 @@ pub fn run_with(
         // Receive stamps read in user space after the wake-up (Windows
         // without SO_TIMESTAMP) carry the scheduler's latency: one-sided,
         // heavy-tailed, 0.1-10 ms on a loaded machine. A jitter of that
-        // size is not a step of the master, and the fit needs more samples.
+        // size is not a step of the master, and the fit needs more samples;
+        // the published clock follows the latency's lower envelope, not its
+        // mean (PortConfig::one_sided_rx).
         cfg.servo.step_threshold = Nanos::from_ms(20);
         cfg.servo.outlier_floor = Nanos::from_ms(2);
         cfg.servo.restart_after = 16;
         cfg.servo.stable_bound = Nanos::from_us(500);
         cfg.servo.window = cfg.servo.window.max(Nanos::from_secs(8));
+        cfg.one_sided_rx = true;
     }
     let (raw, rt) = raw_realtime_pair();
     let utc = if cfg.ptp_timescale {

@@ -165,6 +165,19 @@ pub struct PortConfig {
     /// beyond, Delay_Reqs are dropped and counted
     /// ([`PortCounters::delay_req_dropped`]).
     pub max_delay_resp_per_s: u32,
+    /// Receive timestamps are read in user space after the wake-up
+    /// (Windows without `SO_TIMESTAMP`, wine): each carries the scheduler's
+    /// latency, one-sided (never early) and heavy-tailed, so a fit of them
+    /// sits on the mean latency, and so does meanPathDelay. The servo still
+    /// fits every sample (that latency does not bias its frequency), but
+    /// the published clock ([`Port::clock_map`]) is moved onto the lower
+    /// envelope of the last 128 Syncs (a line through the 5th percentiles
+    /// of their older and newer halves, measured against the servo's
+    /// current map), and each meanPathDelay measurement has its Sync's
+    /// stamp put on that envelope too. What remains is half the envelope's
+    /// latency, which no two-way exchange can see (IEEE 1588-2019 §16.8:
+    /// asymmetry). Default false (kernel or hardware stamps).
+    pub one_sided_rx: bool,
 }
 
 impl PortConfig {
@@ -194,6 +207,7 @@ impl PortConfig {
             sync_sanity_limit: Nanos::from_secs(10),
             sync_sanity_confirm: 8,
             acceptable_masters: Vec::new(),
+            one_sided_rx: false,
             max_delay_resp_per_s: 256,
         }
     }
@@ -460,7 +474,14 @@ impl Port {
 
     /// Our clock's map, if any.
     pub fn clock_map(&self) -> Option<ClockMap> {
-        self.servo.map().or(self.cfg.initial_map)
+        let shift = self.slave.envelope_shift;
+        self.servo
+            .map()
+            .map(|m| ClockMap {
+                ref_ptp: m.ref_ptp + shift,
+                ..m
+            })
+            .or(self.cfg.initial_map)
     }
 
     fn own_map(&self) -> ClockMap {

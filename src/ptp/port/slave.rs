@@ -144,7 +144,8 @@ pub(super) struct SlaveSide {
     unanswered: u32,
     pub(super) one_way: bool,
     /// meanPathDelay measurements (ns, sent during the fast start?).
-    delays: VecDeque<(i64, bool)>,
+    /// With the Sync pair each was paired with.
+    delays: VecDeque<(i64, bool, PtpTimestamp, LocalNs)>,
     pub(super) mean_path_delay: Option<Nanos>,
     pub(super) last_offset: Option<Nanos>,
     /// (local time, offsetFromMaster ns) of the accepted samples, 10 s.
@@ -160,12 +161,49 @@ pub(super) struct SlaveSide {
     scratch: Vec<i64>,
     /// Consecutive Syncs dropped as delayed.
     delayed_in_row: u32,
+    /// One-sided receive latency: the last [`ENVELOPE_WINDOW`] Sync pairs
+    /// (t1, t2), and the published clock's shift onto their lower envelope.
+    envelope: VecDeque<(PtpTimestamp, LocalNs)>,
+    pub(super) envelope_shift: Nanos,
+    /// The last lower-envelope line, for meanPathDelay.
+    envelope_line: Option<EnvelopeLine>,
+    /// The servo's step count when the envelope was last updated.
+    envelope_steps: u64,
+}
+
+/// The lower envelope of one-sided receive latency
+/// ([`super::PortConfig::one_sided_rx`]), as found by `envelope_update`:
+/// residuals (t2 under `map`, minus t1 + `d`, ns) on it are
+/// `q_new + slope·(t2 − t_new)`.
+#[derive(Debug, Clone, Copy)]
+struct EnvelopeLine {
+    map: crate::ptp::clock::ClockMap,
+    d: Nanos,
+    /// Residual at `t_new`, ns.
+    q_new: f64,
+    /// Local time, ns.
+    t_new: f64,
+    /// ns per ns.
+    slope: f64,
+}
+
+impl EnvelopeLine {
+    /// How far the stamp t2 of the Sync sent at t1 lies above the line, ns
+    /// (`None` when not finite).
+    fn excess(&self, t1: PtpTimestamp, t2: LocalNs) -> Option<f64> {
+        let r = (self.map.to_ptp(t2).as_nanos() - t1.as_nanos() - self.d.as_ns() as i128) as f64;
+        let x = r - (self.q_new + self.slope * (t2.as_ns() as f64 - self.t_new));
+        x.is_finite().then_some(x)
+    }
 }
 
 /// meanPathDelay measurements kept (the filter's window).
 const DELAY_WINDOW: usize = 63;
 /// Syncs in the residence statistics.
 const RESIDENCE_WINDOW: usize = 64;
+/// Sync pairs in the lower-envelope estimate of
+/// [`super::PortConfig::one_sided_rx`] (16 s at 8 Sync/s).
+const ENVELOPE_WINDOW: usize = 128;
 /// Fewest residences before delayed Syncs are judged.
 const RESIDENCE_MIN: usize = 16;
 /// Most consecutive Syncs dropped as delayed: then they reach the servo
@@ -194,6 +232,14 @@ impl SlaveSide {
         self.insane_in_row = 0;
         self.residences.clear();
         self.delayed_in_row = 0;
+        self.envelope_reset();
+    }
+
+    /// Forgets the lower envelope (a new parent, or a step of the clock).
+    fn envelope_reset(&mut self) {
+        self.envelope.clear();
+        self.envelope_shift = Nanos::ZERO;
+        self.envelope_line = None;
     }
 
     /// The new parent's Syncs from before it qualified become the backlog
@@ -364,7 +410,7 @@ impl Port {
         let d = ((t4.as_nanos() - t1.as_nanos()) as f64 - slave_leg) / 2.0;
         if d.is_finite() && d.abs() < 1e9 {
             let s = &mut self.slave;
-            s.delays.push_back((d.round() as i64, pd.fast));
+            s.delays.push_back((d.round() as i64, pd.fast, t1, t2));
             while s.delays.len() > DELAY_WINDOW {
                 s.delays.pop_front();
             }
@@ -374,11 +420,21 @@ impl Port {
             // the fast-start ones (sent in lock-step with Sync, measured
             // ~0.5-0.8 µs short here) are left out.
             let slow = s.delays.iter().filter(|x| !x.1).count();
+            // One-sided receive latency: each measurement's Sync stamp is
+            // put on the current lower envelope, as the published clock is
+            // (half of its excess over the envelope was in that round
+            // trip), so meanPathDelay and the clock rest on one latency.
+            let line = s.envelope_line;
             let mut v: Vec<i64> = s
                 .delays
                 .iter()
                 .filter(|x| slow < 5 || !x.1)
-                .map(|x| x.0)
+                .map(
+                    |&(d, _, t1, t2)| match line.and_then(|l| l.excess(t1, t2)) {
+                        Some(x) if x.abs() < 1e9 => d - (x / 2.0).round() as i64,
+                        _ => d,
+                    },
+                )
                 .collect();
             v.sort_unstable();
             let (lo, hi) = (v.len() / 4, v.len() - v.len() / 4);
@@ -457,6 +513,9 @@ impl Port {
             // Samples flow (one-way fallback included): a backlog kept
             // before is older than them and must never be fed after them.
             self.slave.backlog.clear();
+            if self.cfg.one_sided_rx {
+                self.envelope_update(t1, t2, d);
+            }
             self.feed_servo(t1, t2, d, out);
         } else {
             CandidateSyncs::push(&mut self.slave.backlog, t1, t2);
@@ -558,6 +617,79 @@ impl Port {
         }
         self.counters.sync_insane += 1;
         false
+    }
+
+    /// One-sided receive latency ([`super::PortConfig::one_sided_rx`]):
+    /// keeps the last [`ENVELOPE_WINDOW`] Sync pairs and sets the published
+    /// clock's shift. Each pair's residual (t2 under the servo's current
+    /// map, minus t1 + meanPathDelay, ns; a late stamp reads high) is taken
+    /// afresh, so all are against one line. The lower envelope is a line
+    /// through the 5th percentiles of the older and the newer half (at
+    /// their mean times): its own slope, so the servo's frequency noise
+    /// (large when the stamps are ms-noisy) does not tilt it. The shift
+    /// moves the clock onto that line at the newest pair. Until
+    /// [`RESIDENCE_MIN`] pairs exist, no shift.
+    fn envelope_update(&mut self, t1: PtpTimestamp, t2: LocalNs, d: Nanos) {
+        let steps = self.servo.steps();
+        let s = &mut self.slave;
+        if s.envelope_steps != steps {
+            // The clock was stepped (re-anchored): the old pairs are on
+            // another line.
+            s.envelope_steps = steps;
+            s.envelope_reset();
+        }
+        s.envelope.push_back((t1, t2));
+        while s.envelope.len() > ENVELOPE_WINDOW {
+            s.envelope.pop_front();
+        }
+        let Some(map) = self.servo.map() else {
+            return;
+        };
+        let n = s.envelope.len();
+        if n < RESIDENCE_MIN {
+            s.envelope_shift = Nanos::ZERO;
+            return;
+        }
+        let res = |(t1, t2): (PtpTimestamp, LocalNs)| {
+            let r = map.to_ptp(t2).as_nanos() - t1.as_nanos() - d.as_ns() as i128;
+            r.clamp(i64::MIN as i128 / 2, i64::MAX as i128 / 2) as i64
+        };
+        let half = n / 2;
+        let mut side = |from: usize, to: usize| {
+            s.scratch.clear();
+            s.scratch
+                .extend(s.envelope.range(from..to).map(|&p| res(p)));
+            let k = s.scratch.len();
+            let q = *s.scratch.select_nth_unstable(k / 20).1 as f64;
+            let t = s
+                .envelope
+                .range(from..to)
+                .map(|p| p.1.as_ns() as f64)
+                .sum::<f64>()
+                / k as f64;
+            (q, t)
+        };
+        let (q_old, t_old) = side(0, half);
+        let (q_new, t_new) = side(half, n);
+        let slope = if t_new > t_old {
+            (q_new - q_old) / (t_new - t_old)
+        } else {
+            0.0
+        };
+        let at_now = q_new + slope * (t2.as_ns() as f64 - t_new);
+        if !at_now.is_finite() || at_now.abs() >= self.cfg.servo.step_threshold.as_ns() as f64 {
+            // Not a latency: a shift of the master, for the servo to judge.
+            s.envelope_reset();
+            return;
+        }
+        s.envelope_shift = Nanos::from_ns(-at_now.round() as i64);
+        s.envelope_line = Some(EnvelopeLine {
+            map,
+            d,
+            q_new,
+            t_new,
+            slope,
+        });
     }
 
     /// Whether a Sync was delayed on its way (queued behind other traffic):
