@@ -323,8 +323,8 @@ fn master_port(k: u8) -> PortIdentity {
 }
 
 /// The PTP port and its servo fed message sequences with timestamps. The
-/// first byte chooses the role (default, slave-only, master-only) and the
-/// servo; then each op byte: advance the virtual clock, deliver raw bytes
+/// first byte chooses the role (default, slave-only, master-only), the
+/// servo and the one-sided receive-latency mode; then each op byte: advance the virtual clock, deliver raw bytes
 /// as an event or general message, deliver a well-formed Announce / Sync /
 /// Follow_Up / Delay_Resp / Delay_Req from one of three masters (sequence
 /// ids and timestamps steered by the input, near the virtual `now`), run
@@ -349,6 +349,7 @@ pub fn ptp_port_run(data: &[u8]) -> (PortState, bool) {
     if c & 4 != 0 {
         cfg.servo.kind = aes67::ptp::servo::ServoKind::Pi;
     }
+    cfg.one_sided_rx = c & 8 != 0;
     cfg.one_way_after = u32::from(c >> 4);
     let mut now: i64 = 1_000_000_000;
     let mut port = Port::new(cfg, LocalNs::from_ns(now));
