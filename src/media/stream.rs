@@ -102,6 +102,13 @@ pub enum ConfigError {
 /// parameter is under 300 bytes, so this is only a bound on the parsers' work.
 pub const MAX_URL_BYTES: usize = 2048;
 
+/// Whether `s` (after leading whitespace) starts `aes67://`, in any case
+/// (RFC 3986 §3.1: schemes are case-insensitive).
+pub fn has_aes67_scheme(s: &str) -> bool {
+    let b = s.trim_start().as_bytes();
+    b.len() >= 8 && b[..8].eq_ignore_ascii_case(b"aes67://")
+}
+
 /// Refuses, without parsing, a URL over [`MAX_URL_BYTES`] or one whose scheme
 /// is not `aes67` (case-insensitive, RFC 3986 §3.1).
 ///
@@ -115,8 +122,7 @@ pub fn check_url_shape(s: &str) -> Result<(), ConfigError> {
             &format!("{} bytes", t.len()),
         ));
     }
-    let b = t.as_bytes();
-    if b.len() < 8 || !b[..8].eq_ignore_ascii_case(b"aes67://") {
+    if !has_aes67_scheme(t) {
         let scheme = t.split(':').next().unwrap_or("");
         let scheme: String = scheme.chars().take(32).collect();
         return Err(invalid(

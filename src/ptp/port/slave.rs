@@ -191,10 +191,18 @@ impl EnvelopeLine {
     /// How far the stamp t2 of the Sync sent at t1 lies above the line, ns
     /// (`None` when not finite).
     fn excess(&self, t1: PtpTimestamp, t2: LocalNs) -> Option<f64> {
-        let r = (self.map.to_ptp(t2).as_nanos() - t1.as_nanos() - self.d.as_ns() as i128) as f64;
+        let r = residence(&self.map, t1, t2, self.d) as f64;
         let x = r - (self.q_new + self.slope * (t2.as_ns() as f64 - self.t_new));
         x.is_finite().then_some(x)
     }
+}
+
+/// A Sync's residence under `map`: t2 in master time, minus t1 + `d`
+/// (meanPathDelay), ns; clamped to ±2⁶² (a forged t1 cannot overflow what
+/// is done with it).
+fn residence(map: &crate::ptp::clock::ClockMap, t1: PtpTimestamp, t2: LocalNs, d: Nanos) -> i64 {
+    let r = map.to_ptp(t2).as_nanos() - t1.as_nanos() - d.as_ns() as i128;
+    r.clamp(i64::MIN as i128 / 2, i64::MAX as i128 / 2) as i64
 }
 
 /// meanPathDelay measurements kept (the filter's window).
@@ -650,10 +658,7 @@ impl Port {
             s.envelope_shift = Nanos::ZERO;
             return;
         }
-        let res = |(t1, t2): (PtpTimestamp, LocalNs)| {
-            let r = map.to_ptp(t2).as_nanos() - t1.as_nanos() - d.as_ns() as i128;
-            r.clamp(i64::MIN as i128 / 2, i64::MAX as i128 / 2) as i64
-        };
+        let res = |(t1, t2): (PtpTimestamp, LocalNs)| residence(&map, t1, t2, d);
         let half = n / 2;
         let mut side = |from: usize, to: usize| {
             s.scratch.clear();
@@ -708,8 +713,7 @@ impl Port {
             self.slave.residences.clear();
             return false;
         }
-        let r = map.to_ptp(t2).as_nanos() - t1.as_nanos() - d.as_ns() as i128;
-        let r = r.clamp(i64::MIN as i128 / 2, i64::MAX as i128 / 2) as i64;
+        let r = residence(&map, t1, t2, d);
         let s = &mut self.slave;
         let mut delayed = false;
         if s.residences.len() >= RESIDENCE_MIN {
