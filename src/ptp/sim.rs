@@ -1069,7 +1069,7 @@ fn kalman_beats_linreg_and_pi_on_noisy_timestamps() {
 /// the lower envelope: its mean error and rms are at most half the
 /// default's, whose meanPathDelay and fit carry half the mean latency. What
 /// remains is about half the latency's floor, which no two-way exchange can
-/// see (the asymmetry it makes is unobservable, IEEE 1588-2019 §16.8).
+/// see (the asymmetry it makes is unobservable, IEEE 1588-2019 §7.4.2).
 /// Linreg, 8 Sync/s, 5 seeds, 20-80 s.
 #[test]
 fn one_sided_rx_latency_follows_the_lower_envelope() {

@@ -175,7 +175,7 @@ pub struct PortConfig {
     /// of their older and newer halves, measured against the servo's
     /// current map), and each meanPathDelay measurement has its Sync's
     /// stamp put on that envelope too. What remains is half the envelope's
-    /// latency, which no two-way exchange can see (IEEE 1588-2019 §16.8:
+    /// latency, which no two-way exchange can see (IEEE 1588-2019 §7.4.2:
     /// asymmetry). Default false (kernel or hardware stamps).
     pub one_sided_rx: bool,
 }
