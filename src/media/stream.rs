@@ -210,13 +210,7 @@ impl StreamConfig {
         check_url_shape(s)?;
         let url = url::Url::parse(s.trim())
             .map_err(|e| ConfigError::Syntax(format!("invalid URL {s:?}: {e}")))?;
-        if url.scheme() != "aes67" {
-            return Err(invalid(
-                "unsupported scheme (expected aes67)",
-                "scheme",
-                url.scheme(),
-            ));
-        }
+        // check_url_shape has refused every other scheme.
         let dest: IpAddr = match url.host() {
             Some(url::Host::Ipv4(a)) => IpAddr::V4(a),
             Some(url::Host::Ipv6(a)) => IpAddr::V6(a),
