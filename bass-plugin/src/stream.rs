@@ -33,8 +33,18 @@ pub const CTYPE_AES67: u32 = 0x1f200;
 
 /// True when `url` has the `aes67:` scheme (case-insensitive); other URLs are
 /// declined (BASS_ERROR_FILEFORM) so BASS can try its other handlers.
+#[cfg(engine)]
 pub fn is_aes67_url(url: &str) -> bool {
     aes67::media::stream::has_aes67_scheme(url)
+}
+
+/// True when `url` has the `aes67:` scheme (case-insensitive). The Windows
+/// DLL built without the engine (`--no-default-features`) does not link the
+/// core crate, so it keeps this one-line test of its own.
+#[cfg(not(engine))]
+pub fn is_aes67_url(url: &str) -> bool {
+    let u = url.trim_start().as_bytes();
+    u.len() >= 8 && u[..8].eq_ignore_ascii_case(b"aes67://")
 }
 
 /// Turns an add-on URL into the engine's stream config.
