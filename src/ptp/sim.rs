@@ -1066,11 +1066,12 @@ fn kalman_beats_linreg_and_pi_on_noisy_timestamps() {
 /// Sync's t2 is late by 100 µs + an exponential of mean 1 ms (wine measured
 /// here: p10 0.2 ms, p50 4 ms under load). The port in its one-sided mode
 /// (`PortConfig::one_sided_rx`, the engine's tuning for such stamps) follows
-/// the lower envelope: its mean error and rms are at most half the
-/// default's, whose meanPathDelay and fit carry half the mean latency. What
-/// remains is about half the latency's floor, which no two-way exchange can
-/// see (the asymmetry it makes is unobservable, IEEE 1588-2019 §7.4.2).
-/// Linreg, 8 Sync/s, 5 seeds, 20-80 s.
+/// the lower envelope: its rms is at most a quarter of the default's, whose
+/// meanPathDelay and fit carry half the mean latency, and under 100 µs.
+/// What remains is mostly half the latency's floor (50 µs), which no
+/// two-way exchange can see (the asymmetry it makes is unobservable, IEEE
+/// 1588-2019 §7.4.2). Linreg, 8 Sync/s, 5 seeds, 20-80 s. (Measured: mean
+/// 60 µs, rms 64 µs, 0.16× the default's 401 µs.)
 #[test]
 fn one_sided_rx_latency_follows_the_lower_envelope() {
     let mut means = [Vec::new(), Vec::new()];
@@ -1110,6 +1111,7 @@ fn one_sided_rx_latency_follows_the_lower_envelope() {
         r1 / r0
     );
     assert!(m0 > 300_000.0, "the default should carry the latency: {m0}");
-    assert!(m1 < 0.5 * m0, "one-sided mean {m1} vs default {m0}");
-    assert!(r1 < 0.5 * r0, "one-sided rms {r1} vs default {r0}");
+    assert!(m1 < 0.3 * m0, "one-sided mean {m1} vs default {m0}");
+    assert!(r1 < 0.25 * r0, "one-sided rms {r1} vs default {r0}");
+    assert!(r1 < 100_000.0, "one-sided rms {r1} ns");
 }

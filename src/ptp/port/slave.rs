@@ -169,6 +169,9 @@ pub(super) struct SlaveSide {
     envelope_line: Option<EnvelopeLine>,
     /// The servo's step count when the envelope was last updated.
     envelope_steps: u64,
+    /// The envelope's rate against the local clock, smoothed over Syncs
+    /// (PTP ns per local ns, minus one).
+    envelope_rate: Option<f64>,
 }
 
 /// The lower envelope of one-sided receive latency
@@ -197,6 +200,16 @@ impl EnvelopeLine {
     }
 }
 
+/// The mean local time of `pairs[from..to]`, ns relative to `now`.
+fn s_mean_t(pairs: &VecDeque<(PtpTimestamp, LocalNs)>, from: usize, to: usize, now: i64) -> f64 {
+    let k = (to - from).max(1) as f64;
+    pairs
+        .range(from..to)
+        .map(|p| (p.1.as_ns() - now) as f64)
+        .sum::<f64>()
+        / k
+}
+
 /// A Sync's residence under `map`: t2 in master time, minus t1 + `d`
 /// (meanPathDelay), ns; clamped to ±2⁶² (a forged t1 cannot overflow what
 /// is done with it).
@@ -210,8 +223,8 @@ const DELAY_WINDOW: usize = 63;
 /// Syncs in the residence statistics.
 const RESIDENCE_WINDOW: usize = 64;
 /// Sync pairs in the lower-envelope estimate of
-/// [`super::PortConfig::one_sided_rx`] (16 s at 8 Sync/s).
-const ENVELOPE_WINDOW: usize = 128;
+/// [`super::PortConfig::one_sided_rx`] (32 s at 8 Sync/s; 6 KiB).
+const ENVELOPE_WINDOW: usize = 256;
 /// Fewest residences before delayed Syncs are judged.
 const RESIDENCE_MIN: usize = 16;
 /// Most consecutive Syncs dropped as delayed: then they reach the servo
@@ -248,6 +261,7 @@ impl SlaveSide {
         self.envelope.clear();
         self.envelope_shift = Nanos::ZERO;
         self.envelope_line = None;
+        self.envelope_rate = None;
     }
 
     /// The new parent's Syncs from before it qualified become the backlog
@@ -521,9 +535,6 @@ impl Port {
             // Samples flow (one-way fallback included): a backlog kept
             // before is older than them and must never be fed after them.
             self.slave.backlog.clear();
-            if self.cfg.one_sided_rx {
-                self.envelope_update(t1, t2, d);
-            }
             self.feed_servo(t1, t2, d, out);
         } else {
             CandidateSyncs::push(&mut self.slave.backlog, t1, t2);
@@ -539,6 +550,13 @@ impl Port {
                 self.servo.state().usable() && self.servo.state() != ServoState::Holdover;
             let r = self.servo.sample(t2, t1 + d);
             self.counters.sync_samples += 1;
+            if self.cfg.one_sided_rx {
+                // Between the servo and the publication: the shift is taken
+                // against the map published with it (taken before the
+                // servo, each Sync's refit of a ms-noisy fit moved the
+                // clock by up to ~100 µs under the old shift).
+                self.envelope_update(t1, t2, d);
+            }
             let s = &mut self.slave;
             s.last_offset = Some(r.offset);
             if r.accepted && !r.stepped {
@@ -629,14 +647,23 @@ impl Port {
 
     /// One-sided receive latency ([`super::PortConfig::one_sided_rx`]):
     /// keeps the last [`ENVELOPE_WINDOW`] Sync pairs and sets the published
-    /// clock's shift. Each pair's residual (t2 under the servo's current
-    /// map, minus t1 + meanPathDelay, ns; a late stamp reads high) is taken
-    /// afresh, so all are against one line. The lower envelope is a line
-    /// through the 5th percentiles of the older and the newer half (at
-    /// their mean times): its own slope, so the servo's frequency noise
-    /// (large when the stamps are ms-noisy) does not tilt it. The shift
-    /// moves the clock onto that line at the newest pair. Until
-    /// [`RESIDENCE_MIN`] pairs exist, no shift.
+    /// clock's shift. Called between the servo's sample and the
+    /// publication, so the shift is against the map published with it.
+    /// Each pair's residual (t2 under the servo's current map, minus t1 +
+    /// meanPathDelay, ns; a late stamp reads high) is taken afresh, so all
+    /// are against one line. The lower envelope is a line under them:
+    /// - its slope is the tilt at which the 5th percentiles of the older
+    ///   and the newer half agree (a few fixed-point steps), turned into a
+    ///   rate against the local clock and smoothed over ~32 Syncs. At that
+    ///   fixed point which Sync is a percentile no longer depends on the
+    ///   servo's map, whose frequency moves by tens of ppm per Sync when
+    ///   the stamps are ms-noisy;
+    /// - its height at the newest pair is the 1st percentile of all pairs
+    ///   with that slope taken out (the least-delayed Syncs, with a margin
+    ///   of 1 % for a stray early stamp).
+    ///
+    /// The shift moves the clock onto that line. Until [`RESIDENCE_MIN`]
+    /// pairs exist, no shift.
     fn envelope_update(&mut self, t1: PtpTimestamp, t2: LocalNs, d: Nanos) {
         let steps = self.servo.steps();
         let s = &mut self.slave;
@@ -659,29 +686,54 @@ impl Port {
             return;
         }
         let res = |(t1, t2): (PtpTimestamp, LocalNs)| residence(&map, t1, t2, d);
-        let half = n / 2;
-        let mut side = |from: usize, to: usize| {
+        let now = t2.as_ns();
+        // The (1/div)-quantile of `from..to`'s residuals with `slope`
+        // (ns per ns) taken out about `now`, ns.
+        let mut pct = |from: usize, to: usize, slope: f64, div: usize| {
             s.scratch.clear();
-            s.scratch
-                .extend(s.envelope.range(from..to).map(|&p| res(p)));
+            s.scratch.extend(s.envelope.range(from..to).map(|&p| {
+                let tilt = slope * (p.1.as_ns() - now) as f64;
+                (res(p) as f64 - tilt).clamp(-4e18, 4e18) as i64
+            }));
             let k = s.scratch.len();
-            let q = *s.scratch.select_nth_unstable(k / 20).1 as f64;
-            let t = s
-                .envelope
-                .range(from..to)
-                .map(|p| p.1.as_ns() as f64)
-                .sum::<f64>()
-                / k as f64;
-            (q, t)
+            *s.scratch.select_nth_unstable(k / div).1 as f64
         };
-        let (q_old, t_old) = side(0, half);
-        let (q_new, t_new) = side(half, n);
-        let slope = if t_new > t_old {
-            (q_new - q_old) / (t_new - t_old)
-        } else {
-            0.0
+        let mean_t = |from: usize, to: usize| s_mean_t(&s.envelope, from, to, now);
+        let half = n / 2;
+        let (t_old, t_new) = (mean_t(0, half), mean_t(half, n));
+        // The slope: until the halves' percentiles agree with the tilt
+        // taken out. Which Sync is a half's 5th percentile depends on the
+        // tilt of the map the residuals are taken against; at this fixed
+        // point it does not, so the servo's ms-noisy frequency (tens of ppm
+        // from one Sync to the next) no longer moves the envelope.
+        let mut slope = 0.0;
+        if t_new > t_old {
+            for _ in 0..4 {
+                let step = (pct(half, n, slope, 20) - pct(0, half, slope, 20)) / (t_new - t_old);
+                slope += step;
+                if step.abs() < 1e-9 {
+                    break;
+                }
+            }
+        }
+        // That slope still wanders by a few ppm from one Sync to the next,
+        // and the least-delayed Sync may lie a whole window before the
+        // newest (32 s × 5 ppm = 160 µs); the oscillators' rate does not
+        // wander so. So the rate it gives (the map's minus the slope) is
+        // smoothed over ~32 Syncs, and the slope used is that rate against
+        // the map.
+        let map_rate = map.freq.as_ppb() * 1e-9;
+        let raw = map_rate - slope;
+        let rate = match s.envelope_rate {
+            Some(r) if raw.is_finite() => r + (raw - r) / 32.0,
+            _ => raw,
         };
-        let at_now = q_new + slope * (t2.as_ns() as f64 - t_new);
+        if rate.is_finite() {
+            s.envelope_rate = Some(rate);
+            slope = map_rate - rate;
+        }
+        // All pairs, de-tilted onto `now`: the envelope at the newest Sync.
+        let at_now = pct(0, n, slope, 100);
         if !at_now.is_finite() || at_now.abs() >= self.cfg.servo.step_threshold.as_ns() as f64 {
             // Not a latency: a shift of the master, for the servo to judge.
             s.envelope_reset();
@@ -691,8 +743,8 @@ impl Port {
         s.envelope_line = Some(EnvelopeLine {
             map,
             d,
-            q_new,
-            t_new,
+            q_new: at_now,
+            t_new: now as f64,
             slope,
         });
     }
