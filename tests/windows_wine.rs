@@ -314,6 +314,18 @@ fn wine_ptp_slave_of_ptp4l_beside_gstptpclock() {
         .collect();
     let g0 = g.first().map_or(0.0, |p| p.0);
     let gerrs: Vec<f64> = g.iter().filter(|p| p.0 >= g0 + 10.0).map(|p| p.1).collect();
+    if std::env::var_os("AES67_WINE_SERIES").is_some() {
+        // Per status line after lock: seconds, error µs, meanPathDelay µs.
+        for v in lines.iter().filter(|v| t(v) > t(locked)) {
+            print!(
+                "{:.0}:{:.0}/{:.0} ",
+                t(v),
+                v["clock_minus_realtime_ns"].as_f64().unwrap_or(f64::NAN) / 1e3,
+                v["mean_path_delay_ns"].as_f64().unwrap_or(f64::NAN) / 1e3
+            );
+        }
+        println!();
+    }
     let (rms, max, _, p50, p99) = stats(&errs);
     let p99a = abs_p99(&errs);
     println!(

@@ -461,7 +461,15 @@ impl Port {
             v.sort_unstable();
             let (lo, hi) = (v.len() / 4, v.len() - v.len() / 4);
             let mid = &v[lo..hi.max(lo + 1)];
-            let iqm = mid.iter().map(|&x| x as i128).sum::<i128>() / mid.len() as i128;
+            let mut iqm = mid.iter().map(|&x| x as i128).sum::<i128>() / mid.len() as i128;
+            if self.cfg.one_sided_rx && line.is_some() {
+                // The Delay_Req's user-space stamp t3 is read before the
+                // send and so is early by the send's latency, never late:
+                // t4 − t3 has a one-sided excess too. The lower envelope
+                // here is the 10th percentile of the measurements (their
+                // Sync halves already on the Sync envelope).
+                iqm = v[v.len() / 10] as i128;
+            }
             let first = s.mean_path_delay.is_none();
             let d = Nanos::from_ns(iqm as i64);
             s.mean_path_delay = Some(d);
