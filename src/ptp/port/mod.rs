@@ -165,18 +165,21 @@ pub struct PortConfig {
     /// beyond, Delay_Reqs are dropped and counted
     /// ([`PortCounters::delay_req_dropped`]).
     pub max_delay_resp_per_s: u32,
-    /// Receive timestamps are read in user space after the wake-up
-    /// (Windows without `SO_TIMESTAMP`, wine): each carries the scheduler's
-    /// latency, one-sided (never early) and heavy-tailed, so a fit of them
-    /// sits on the mean latency, and so does meanPathDelay. The servo still
-    /// fits every sample (that latency does not bias its frequency), but
-    /// the published clock ([`Port::clock_map`]) is moved onto the lower
-    /// envelope of the last 128 Syncs (a line through the 5th percentiles
-    /// of their older and newer halves, measured against the servo's
-    /// current map), and each meanPathDelay measurement has its Sync's
-    /// stamp put on that envelope too. What remains is half the envelope's
-    /// latency, which no two-way exchange can see (IEEE 1588-2019 §7.4.2:
-    /// asymmetry). Default false (kernel or hardware stamps).
+    /// Timestamps are read in user space (Windows without `SO_TIMESTAMP`,
+    /// wine): each receive stamp carries the scheduler's wake-up latency,
+    /// and each transmit stamp, read before the send, the send's; both
+    /// one-sided (t2 never early, t3 never late) and heavy-tailed, so a fit
+    /// of them sits on the mean latency, and so does meanPathDelay. The
+    /// servo still fits every sample (that latency does not bias its
+    /// frequency), but the published clock ([`Port::clock_map`]) is moved
+    /// onto the lower envelope of the last 1024 Syncs (its rate from the
+    /// 1st percentiles of their older and newer halves, its height their
+    /// 1st percentile at the newest Sync), each meanPathDelay measurement
+    /// has its Sync's stamp put on that envelope, and meanPathDelay is their
+    /// 10th percentile. What remains is half the difference of the two
+    /// directions' latency floors, which no two-way exchange can see (IEEE
+    /// 1588-2019 §7.4.2: asymmetry). Default false (kernel or hardware
+    /// stamps).
     pub one_sided_rx: bool,
 }
 

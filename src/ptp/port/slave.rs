@@ -171,7 +171,8 @@ pub(super) struct SlaveSide {
     envelope_steps: u64,
     /// The envelope's rate against the local clock, smoothed over Syncs
     /// (PTP ns per local ns, minus one).
-    envelope_rate: Option<f64>,
+    /// With the sum of its weights (s²).
+    envelope_rate: Option<(f64, f64)>,
 }
 
 /// The lower envelope of one-sided receive latency
@@ -223,8 +224,8 @@ const DELAY_WINDOW: usize = 63;
 /// Syncs in the residence statistics.
 const RESIDENCE_WINDOW: usize = 64;
 /// Sync pairs in the lower-envelope estimate of
-/// [`super::PortConfig::one_sided_rx`] (32 s at 8 Sync/s; 6 KiB).
-const ENVELOPE_WINDOW: usize = 256;
+/// [`super::PortConfig::one_sided_rx`] (128 s at 8 Sync/s; 24 KiB).
+const ENVELOPE_WINDOW: usize = 1024;
 /// Fewest residences before delayed Syncs are judged.
 const RESIDENCE_MIN: usize = 16;
 /// Most consecutive Syncs dropped as delayed: then they reach the servo
@@ -660,9 +661,10 @@ impl Port {
     /// Each pair's residual (t2 under the servo's current map, minus t1 +
     /// meanPathDelay, ns; a late stamp reads high) is taken afresh, so all
     /// are against one line. The lower envelope is a line under them:
-    /// - its slope is the tilt at which the 5th percentiles of the older
+    /// - its slope is the tilt at which the 1st percentiles of the older
     ///   and the newer half agree (a few fixed-point steps), turned into a
-    ///   rate against the local clock and smoothed over ~32 Syncs. At that
+    ///   rate against the local clock and averaged over ~32 Syncs, weighted
+    ///   by the halves' distance squared. At that
     ///   fixed point which Sync is a percentile no longer depends on the
     ///   servo's map, whose frequency moves by tens of ppm per Sync when
     ///   the stamps are ms-noisy;
@@ -710,14 +712,14 @@ impl Port {
         let half = n / 2;
         let (t_old, t_new) = (mean_t(0, half), mean_t(half, n));
         // The slope: until the halves' percentiles agree with the tilt
-        // taken out. Which Sync is a half's 5th percentile depends on the
+        // taken out. Which Sync is a half's 1st percentile depends on the
         // tilt of the map the residuals are taken against; at this fixed
         // point it does not, so the servo's ms-noisy frequency (tens of ppm
         // from one Sync to the next) no longer moves the envelope.
         let mut slope = 0.0;
         if t_new > t_old {
             for _ in 0..4 {
-                let step = (pct(half, n, slope, 20) - pct(0, half, slope, 20)) / (t_new - t_old);
+                let step = (pct(half, n, slope, 100) - pct(0, half, slope, 100)) / (t_new - t_old);
                 slope += step;
                 if step.abs() < 1e-9 {
                     break;
@@ -726,20 +728,26 @@ impl Port {
         }
         // That slope still wanders by a few ppm from one Sync to the next,
         // and the least-delayed Sync may lie a whole window before the
-        // newest (32 s × 5 ppm = 160 µs); the oscillators' rate does not
+        // newest (128 s × 1 ppm = 128 µs); the oscillators' rate does not
         // wander so. So the rate it gives (the map's minus the slope) is
-        // smoothed over ~32 Syncs, and the slope used is that rate against
-        // the map.
+        // averaged, each estimate weighted by its precision (the square of
+        // the halves' distance in s: early, short windows count little)
+        // with a memory of ~32 Syncs, and the slope used is that rate
+        // against the map. Until the halves are 2 s apart, no rate of its
+        // own: the map's.
         let map_rate = map.freq.as_ppb() * 1e-9;
         let raw = map_rate - slope;
-        let rate = match s.envelope_rate {
-            Some(r) if raw.is_finite() => r + (raw - r) / 32.0,
-            _ => raw,
-        };
-        if rate.is_finite() {
-            s.envelope_rate = Some(rate);
-            slope = map_rate - rate;
+        let dt_s = (t_new - t_old) / 1e9;
+        if raw.is_finite() && dt_s >= 2.0 {
+            let w = dt_s * dt_s;
+            let (r, wsum) = s.envelope_rate.unwrap_or((raw, 0.0));
+            let wsum = wsum * (31.0 / 32.0) + w;
+            s.envelope_rate = Some((r + (raw - r) * (w / wsum), wsum));
         }
+        slope = match s.envelope_rate {
+            Some((r, _)) => map_rate - r,
+            None => 0.0,
+        };
         // All pairs, de-tilted onto `now`: the envelope at the newest Sync.
         let at_now = pct(0, n, slope, 100);
         if !at_now.is_finite() || at_now.abs() >= self.cfg.servo.step_threshold.as_ns() as f64 {
