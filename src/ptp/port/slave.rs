@@ -469,7 +469,8 @@ impl Port {
                 // t4 − t3 has a one-sided excess too. The lower envelope
                 // here is the 10th percentile of the measurements (their
                 // Sync halves already on the Sync envelope).
-                iqm = v[v.len() / 10] as i128;
+                // (Never below zero: early lines can overcorrect.)
+                iqm = v[v.len() / 10].max(0) as i128;
             }
             let first = s.mean_path_delay.is_none();
             let d = Nanos::from_ns(iqm as i64);
@@ -746,7 +747,14 @@ impl Port {
         }
         slope = match s.envelope_rate {
             Some((r, _)) => map_rate - r,
-            None => 0.0,
+            None => {
+                // Too short a record for a line of its own (at start-up
+                // under load its few pairs put the clock ms off): no shift
+                // yet, and meanPathDelay as without the envelope.
+                s.envelope_shift = Nanos::ZERO;
+                s.envelope_line = None;
+                return;
+            }
         };
         // All pairs, de-tilted onto `now`: the envelope at the newest Sync.
         let at_now = pct(0, n, slope, 100);
