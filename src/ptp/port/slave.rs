@@ -169,9 +169,8 @@ pub(super) struct SlaveSide {
     envelope_line: Option<EnvelopeLine>,
     /// The servo's step count when the envelope was last updated.
     envelope_steps: u64,
-    /// The envelope's rate against the local clock, smoothed over Syncs
-    /// (PTP ns per local ns, minus one).
-    /// With the sum of its weights (s²).
+    /// The envelope's rate against the local clock, averaged over Syncs
+    /// (PTP ns per local ns, minus one), and the sum of its weights (s²).
     envelope_rate: Option<(f64, f64)>,
 }
 
@@ -202,7 +201,12 @@ impl EnvelopeLine {
 }
 
 /// The mean local time of `pairs[from..to]`, ns relative to `now`.
-fn s_mean_t(pairs: &VecDeque<(PtpTimestamp, LocalNs)>, from: usize, to: usize, now: i64) -> f64 {
+fn mean_local_time(
+    pairs: &VecDeque<(PtpTimestamp, LocalNs)>,
+    from: usize,
+    to: usize,
+    now: i64,
+) -> f64 {
     let k = (to - from).max(1) as f64;
     pairs
         .range(from..to)
@@ -460,20 +464,21 @@ impl Port {
                 )
                 .collect();
             v.sort_unstable();
-            let (lo, hi) = (v.len() / 4, v.len() - v.len() / 4);
-            let mid = &v[lo..hi.max(lo + 1)];
-            let mut iqm = mid.iter().map(|&x| x as i128).sum::<i128>() / mid.len() as i128;
-            if self.cfg.one_sided_rx && line.is_some() {
+            let est = if self.cfg.one_sided_rx && line.is_some() {
                 // The Delay_Req's user-space stamp t3 is read before the
                 // send and so is early by the send's latency, never late:
                 // t4 − t3 has a one-sided excess too. The lower envelope
                 // here is the 10th percentile of the measurements (their
-                // Sync halves already on the Sync envelope).
-                // (Never below zero: early lines can overcorrect.)
-                iqm = v[v.len() / 10].max(0) as i128;
-            }
+                // Sync halves already on the Sync envelope), never below
+                // zero (an early line can overcorrect).
+                v[v.len() / 10].max(0)
+            } else {
+                let (lo, hi) = (v.len() / 4, v.len() - v.len() / 4);
+                let mid = &v[lo..hi.max(lo + 1)];
+                (mid.iter().map(|&x| x as i128).sum::<i128>() / mid.len() as i128) as i64
+            };
             let first = s.mean_path_delay.is_none();
-            let d = Nanos::from_ns(iqm as i64);
+            let d = Nanos::from_ns(est);
             s.mean_path_delay = Some(d);
             // The first meanPathDelay also completes the Syncs kept without
             // one: the parent's from before it qualified and those since
@@ -665,10 +670,10 @@ impl Port {
     /// - its slope is the tilt at which the 1st percentiles of the older
     ///   and the newer half agree (a few fixed-point steps), turned into a
     ///   rate against the local clock and averaged over ~32 Syncs, weighted
-    ///   by the halves' distance squared. At that
-    ///   fixed point which Sync is a percentile no longer depends on the
-    ///   servo's map, whose frequency moves by tens of ppm per Sync when
-    ///   the stamps are ms-noisy;
+    ///   by the halves' distance squared. At that fixed point which Sync is
+    ///   a percentile no longer depends on the servo's map, whose frequency
+    ///   moves by tens of ppm per Sync when the stamps are ms-noisy. No
+    ///   shift until the halves are 2 s apart;
     /// - its height at the newest pair is the 1st percentile of all pairs
     ///   with that slope taken out (the least-delayed Syncs, with a margin
     ///   of 1 % for a stray early stamp).
@@ -709,7 +714,7 @@ impl Port {
             let k = s.scratch.len();
             *s.scratch.select_nth_unstable(k / div).1 as f64
         };
-        let mean_t = |from: usize, to: usize| s_mean_t(&s.envelope, from, to, now);
+        let mean_t = |from: usize, to: usize| mean_local_time(&s.envelope, from, to, now);
         let half = n / 2;
         let (t_old, t_new) = (mean_t(0, half), mean_t(half, n));
         // The slope: until the halves' percentiles agree with the tilt
