@@ -291,11 +291,15 @@ fn wine_ptp_slave_of_ptp4l_beside_gstptpclock() {
     // Status lines come once a second: the first Sync came within the
     // second before `first_sync`'s line.
     let lock_after = t(locked) - t(first_sync) + 1.0;
-    let errs: Vec<f64> = lines
-        .iter()
-        .filter(|v| t(v) > t(locked))
-        .filter_map(|v| v["clock_minus_realtime_ns"].as_f64())
-        .collect();
+    // Our clock errors from `settle` s after the lock line.
+    let errs_after = |settle: f64| -> Vec<f64> {
+        lines
+            .iter()
+            .filter(|v| t(v) > t(locked) + settle)
+            .filter_map(|v| v["clock_minus_realtime_ns"].as_f64())
+            .collect()
+    };
+    let errs = errs_after(0.0);
     let unlocked_after = lines
         .iter()
         .filter(|v| t(v) > t(locked))
@@ -350,11 +354,7 @@ delay {} ns; unlocked lines after lock {unlocked_after}",
     println!("ours / GstPtpClock rms = {:.3} (goal ≤ 0.2)", rms / grms);
     // The same settling for both: GstPtpClock has no lock signal and is
     // taken from 10 s after its first synced line; ours from 10 s after lock.
-    let errs10: Vec<f64> = lines
-        .iter()
-        .filter(|v| t(v) > t(locked) + 10.0)
-        .filter_map(|v| v["clock_minus_realtime_ns"].as_f64())
-        .collect();
+    let errs10 = errs_after(10.0);
     if !errs10.is_empty() {
         let (rms10, max10, _, p50_10, _) = stats(&errs10);
         println!(

@@ -325,8 +325,9 @@ fn master_port(k: u8) -> PortIdentity {
 /// The PTP port and its servo fed message sequences with timestamps. The
 /// first byte chooses the role (default, slave-only, master-only), the
 /// servo and the one-sided receive-latency mode; then each op byte: advance
-/// the virtual clock, deliver raw bytes as an event or general message, deliver a well-formed Announce / Sync /
-/// Follow_Up / Delay_Resp / Delay_Req from one of three masters (sequence
+/// the virtual clock, deliver raw bytes as an event or general message,
+/// deliver a well-formed Announce / Sync / Follow_Up / Delay_Resp /
+/// Delay_Req from one of three masters (sequence
 /// ids and timestamps steered by the input, near the virtual `now`), run
 /// the timers, or report / fail a pending TX timestamp.
 ///
