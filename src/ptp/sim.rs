@@ -514,9 +514,10 @@ fn locks_within_3s_with_drift_jitter_and_spikes() {
 /// The Syncs of the master seen while it was being qualified (2 Announces,
 /// 2 s apart, §9.3.2.4.4) are the servo's first samples once the first
 /// Delay_Resp gives meanPathDelay: lock follows qualification by about one
-/// Sync interval, not by the servo's whole warm-up. Linreg at 8 Sync/s,
-/// with no seeded map and with one near or far from the truth (the Kalman
-/// filter takes only the newest: see `port/slave.rs`).
+/// Sync interval, not by the servo's whole warm-up. Linreg and Kalman at
+/// 8 Sync/s, with no seeded map and with one near or far from the truth;
+/// Kalman (whose lock needs 3 samples, linreg's 6) at 1 Sync/s, within 3
+/// Syncs of the first.
 #[test]
 fn lock_follows_qualification_on_the_syncs_kept_before_it() {
     // The second Announce (sent at 2.001 s) arrives 30 µs later.
@@ -528,6 +529,10 @@ fn lock_follows_qualification_on_the_syncs_kept_before_it() {
         (ServoKind::LinReg, -3i8, None),
         (ServoKind::LinReg, -3, NEAR),
         (ServoKind::LinReg, -3, FAR),
+        (ServoKind::Kalman, -3, None),
+        (ServoKind::Kalman, -3, NEAR),
+        (ServoKind::Kalman, -3, FAR),
+        (ServoKind::Kalman, 0, NEAR),
     ] {
         for slave_ppb in [100_000.0, -100_000.0] {
             let net = Net {

@@ -974,7 +974,24 @@ mod tests {
 
     /// One Sync/Follow_Up at `t2`; any Delay_Req it triggers is stamped at
     /// `t2 + 1 ms` and answered. Returns the number of Delay_Reqs sent.
+    /// One Sync (and Follow_Up) at `t2`, then the Delay_Req it schedules
+    /// (fired at its deadline, if that is within 125 ms) answered; returns
+    /// the Delay_Reqs sent.
     fn exchange(p: &mut Port, m: &mut Peer, t2: i64) -> usize {
+        let mut sent = sync_only(p, m, t2);
+        if p.slave.delay_req_scheduled
+            && let Some(at) = p.timers.get(Timer::DelayReq)
+            && at < LocalNs::from_ns(t2 + 125 * MS)
+        {
+            let acts = p.handle_timeout(at);
+            sent += answer(p, m, acts, at.as_ns());
+        }
+        sent
+    }
+
+    /// One Sync (and Follow_Up) at `t2`, no timer run; returns the
+    /// Delay_Reqs sent at once (answered).
+    fn sync_only(p: &mut Port, m: &mut Peer, t2: i64) -> usize {
         let (s, f) = m.sync(t2);
         let mut acts = p.handle_event(&s, LocalNs::from_ns(t2), LocalNs::from_ns(t2));
         acts.extend(p.handle_general(&f, LocalNs::from_ns(t2 + 10_000)));
@@ -1049,16 +1066,32 @@ mod tests {
     fn delay_req_is_one_timer_scheduled_once_per_interval() {
         let (mut p, mut m) = qualified_port();
         let mut t = 100 * MS;
-        // Fast start: one Delay_Req per Sync until 16 delays are measured;
-        // no Delay_Req deadline meanwhile.
+        // Fast start: each Sync schedules one Delay_Req at a random point
+        // of its interval (also not in lock-step with Sync) until 16 delays
+        // are measured; no hold-off after it.
+        let mut phases = Vec::new();
         for _ in 0..16 {
-            assert_eq!(exchange(&mut p, &mut m, t), 1);
+            let (s, f) = m.sync(t);
+            let mut acts = p.handle_event(&s, LocalNs::from_ns(t), LocalNs::from_ns(t));
+            acts.extend(p.handle_general(&f, LocalNs::from_ns(t + 10_000)));
+            assert!(events(acts).is_empty(), "nothing sent with the Sync");
+            assert!(p.slave.delay_req_scheduled);
+            let at = p.timers.get(Timer::DelayReq).expect("scheduled");
+            assert!(at >= LocalNs::from_ns(t) && at < LocalNs::from_ns(t + 125 * MS));
+            phases.push(at.since(LocalNs::from_ns(t)).as_ns());
+            let acts = p.handle_timeout(at);
+            assert_eq!(answer(&mut p, &m, acts, at.as_ns()), 1);
             assert_eq!(p.timers.get(Timer::DelayReq), None);
             t += 125 * MS;
         }
+        phases.sort_unstable();
+        assert!(
+            phases[15] - phases[0] > 20 * MS,
+            "random phases: {phases:?}"
+        );
         // Locked, 16 delays: the next Sync schedules one request within the
         // following sync interval; poll_timeout reports it.
-        assert_eq!(exchange(&mut p, &mut m, t), 0);
+        assert_eq!(sync_only(&mut p, &mut m, t), 0);
         let at = p.timers.get(Timer::DelayReq).expect("scheduled");
         assert!(p.slave.delay_req_scheduled);
         assert!(
@@ -1068,7 +1101,7 @@ mod tests {
         assert_eq!(p.poll_timeout(), Some(at));
         // A Sync before the deadline neither sends nor moves it.
         if at > LocalNs::from_ns(t + 10 * MS) {
-            assert_eq!(exchange(&mut p, &mut m, t + 5 * MS), 0);
+            assert_eq!(sync_only(&mut p, &mut m, t + 5 * MS), 0);
             assert_eq!(p.timers.get(Timer::DelayReq), Some(at));
         }
         // The deadline sends exactly one, then the same timer holds off the
@@ -1095,7 +1128,7 @@ mod tests {
         // The hold-off passing opens the way; the next Sync schedules again.
         assert!(p.handle_timeout(hold).is_empty());
         assert_eq!(p.timers.get(Timer::DelayReq), None);
-        assert_eq!(exchange(&mut p, &mut m, t), 0);
+        assert_eq!(sync_only(&mut p, &mut m, t), 0);
         assert!(p.slave.delay_req_scheduled);
     }
 
@@ -1358,7 +1391,8 @@ mod tests {
             p.status(LocalNs::from_ns(101 * MS)).counters.wrong_source,
             2
         );
-        // From the right address: accepted (a Delay_Req for the fast start).
+        // From the right address: accepted (a Delay_Req scheduled for the
+        // fast start).
         let (s, f) = m.sync(225 * MS);
         let mut acts = p.handle_event_from(
             &s,
@@ -1381,7 +1415,9 @@ mod tests {
             1
         );
         acts.extend(p.handle_general_from(&f, Some(a), LocalNs::from_ns(225 * MS)));
-        assert_eq!(events(acts).len(), 1);
+        assert!(events(acts).is_empty());
+        let at = p.timers.get(Timer::DelayReq).expect("Delay_Req scheduled");
+        assert_eq!(events(p.handle_timeout(at)).len(), 1);
     }
 
     /// The foreign-master table stays bounded under an Announce flood from

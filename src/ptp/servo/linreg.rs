@@ -158,6 +158,12 @@ impl Servo for LinRegServo {
     fn holdover_freq(&self) -> Option<Ppb> {
         self.long_freq.map(Ppb::from_ppb)
     }
+    fn shift_samples(&mut self, delta: Nanos) {
+        let d = delta.as_ns() as i128;
+        for s in self.window.iter_mut().chain(self.rejected.iter_mut()) {
+            s.1 += d;
+        }
+    }
     fn sigma(&self) -> f64 {
         self.sigma
     }

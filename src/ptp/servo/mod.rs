@@ -233,6 +233,10 @@ pub trait Servo: std::fmt::Debug + Send {
     fn sigma(&self) -> f64 {
         0.0
     }
+    /// Hook: add `delta` to the master time of every sample the estimator
+    /// holds (see [`Servo::shift_master`]). Servos that keep their estimate
+    /// in the map alone need nothing.
+    fn shift_samples(&mut self, _delta: Nanos) {}
 
     /// Feeds one sample: at local time `local` the master's time was
     /// `master` (t1 + correction + meanPathDelay, IEEE 1588-2019 §11.3).
@@ -322,6 +326,20 @@ pub trait Servo: std::fmt::Debug + Send {
             if let (Some(m), Some(f)) = (c.map.as_mut(), long) {
                 m.freq = f;
             }
+        }
+    }
+    /// meanPathDelay was refined by `delta` (new − old, ns): every sample
+    /// taken so far used the old value, so its master time (t1, plus
+    /// correctionField and meanPathDelay, IEEE 1588-2019 §11.3) moves by
+    /// `delta`, and so does the clock. Nothing happens before the first
+    /// sample (a seeded map is no estimate).
+    fn shift_master(&mut self, delta: Nanos) {
+        if self.core().state == ServoState::Unlocked || delta == Nanos::ZERO {
+            return;
+        }
+        self.shift_samples(delta);
+        if let Some(m) = self.core_mut().map.as_mut() {
+            m.ref_ptp = PtpTimestamp::from_nanos(m.ref_ptp.as_nanos() + delta.as_ns() as i128);
         }
     }
     /// New master (grandmaster change): forget the fit, keep the frequency;
@@ -444,6 +462,48 @@ mod tests {
         assert_eq!("lin-reg".parse::<ServoKind>(), Ok(ServoKind::LinReg));
         assert_eq!("pi".parse::<ServoKind>(), Ok(ServoKind::Pi));
         assert!("x".parse::<ServoKind>().is_err());
+    }
+
+    /// `shift_master(Δ)` after 8 samples is the same as having had every
+    /// sample Δ later (a refined meanPathDelay): the map agrees to 1 ns with
+    /// a servo fed the shifted samples throughout, for all three servos.
+    /// Without the shift the two differ (the servo takes Δ for the master's).
+    #[test]
+    fn a_shift_of_the_master_times_moves_the_held_samples_too() {
+        let delta = 3_000i64;
+        let noise = |i: i64| (i * 7919) % 2001 - 1000;
+        for kind in [ServoKind::LinReg, ServoKind::Pi, ServoKind::Kalman] {
+            let cfg = ServoConfig {
+                kind,
+                ..ServoConfig::default()
+            };
+            let mut a = new_servo(cfg);
+            let mut b = new_servo(cfg);
+            let mut c = new_servo(cfg);
+            for i in 0..40 {
+                let (l, m) = test_util::sample_at(i, 20.0, delta + noise(i));
+                a.sample(l, m);
+                if i == 8 {
+                    b.shift_master(Nanos::from_ns(delta));
+                }
+                let (l0, m0) = test_util::sample_at(i, 20.0, noise(i));
+                let (lb, mb) = if i < 8 { (l0, m0) } else { (l, m) };
+                b.sample(lb, mb);
+                c.sample(lb, mb);
+            }
+            let at = test_util::sample_at(40, 0.0, 0).0;
+            let t = |s: &dyn Servo| s.map().expect("map").to_ptp(at).as_nanos();
+            let (ta, tb, tc) = (t(a.as_ref()), t(b.as_ref()), t(c.as_ref()));
+            assert!(
+                (ta - tb).abs() <= 1,
+                "{kind:?}: shifted {tb} vs fed shifted {ta}"
+            );
+            assert_eq!(a.state(), b.state(), "{kind:?}");
+            assert!(
+                (ta - tc).abs() >= 100,
+                "{kind:?}: without the shift {tc} vs {ta}"
+            );
+        }
     }
 
     /// A servo that re-anchors before it ever locked does not keep the
