@@ -972,8 +972,6 @@ mod tests {
             .collect()
     }
 
-    /// One Sync/Follow_Up at `t2`; any Delay_Req it triggers is stamped at
-    /// `t2 + 1 ms` and answered. Returns the number of Delay_Reqs sent.
     /// One Sync (and Follow_Up) at `t2`, then the Delay_Req it schedules
     /// (fired at its deadline, if that is within 125 ms) answered; returns
     /// the Delay_Reqs sent.
@@ -989,8 +987,8 @@ mod tests {
         sent
     }
 
-    /// One Sync (and Follow_Up) at `t2`, no timer run; returns the
-    /// Delay_Reqs sent at once (answered).
+    /// One Sync (and Follow_Up) at `t2`, no timer run; any Delay_Req sent
+    /// at once is stamped at `t2 + 1 ms` and answered. Returns their number.
     fn sync_only(p: &mut Port, m: &mut Peer, t2: i64) -> usize {
         let (s, f) = m.sync(t2);
         let mut acts = p.handle_event(&s, LocalNs::from_ns(t2), LocalNs::from_ns(t2));
@@ -1071,10 +1069,11 @@ mod tests {
         // are measured; no hold-off after it.
         let mut phases = Vec::new();
         for _ in 0..16 {
-            let (s, f) = m.sync(t);
-            let mut acts = p.handle_event(&s, LocalNs::from_ns(t), LocalNs::from_ns(t));
-            acts.extend(p.handle_general(&f, LocalNs::from_ns(t + 10_000)));
-            assert!(events(acts).is_empty(), "nothing sent with the Sync");
+            assert_eq!(
+                sync_only(&mut p, &mut m, t),
+                0,
+                "nothing sent with the Sync"
+            );
             assert!(p.slave.delay_req_scheduled);
             let at = p.timers.get(Timer::DelayReq).expect("scheduled");
             assert!(at >= LocalNs::from_ns(t) && at < LocalNs::from_ns(t + 125 * MS));

@@ -598,15 +598,13 @@ impl Port {
                 && matches!(self.state, PortState::Slave | PortState::Uncalibrated)
                 && !self.servo.state().usable()
             {
-                let fed = BACKLOG_FED;
                 // Delayed Syncs among them are left out, as `sync_is_delayed`
                 // leaves them out once locked (bridge rig: ~1 % of Syncs
                 // 50-70 µs late; one among the first samples put the clock
                 // 30-60 µs off for its first second).
-                let ratio = self.delay_ratio();
                 let kept = undelayed(&self.slave.backlog, ratio, &mut self.slave.residences);
                 self.slave.backlog.clear();
-                let from = kept.len().saturating_sub(fed);
+                let from = kept.len().saturating_sub(BACKLOG_FED);
                 for &(t1, t2) in &kept[from..] {
                     self.feed_servo(t1, t2, d, out);
                 }
