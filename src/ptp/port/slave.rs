@@ -691,13 +691,22 @@ impl Port {
         self.schedule_delay_req(interval);
     }
 
+    /// The port may be SLAVE with the servo in `st`: usable and not in
+    /// holdover; with one-sided receive latency also only once the envelope
+    /// has a line (its halves 2 s apart): until then the clock rests on raw
+    /// user-space stamps, ms off under wine while the process starts (wine
+    /// runs: −3.8 to +0.7 ms in the first 5 s).
+    fn slave_ready(&self, st: ServoState) -> bool {
+        st.usable()
+            && st != ServoState::Holdover
+            && (!self.cfg.one_sided_rx || self.slave.envelope_line.is_some())
+    }
+
     /// One servo sample: master time t1 + meanPathDelay at local t2
     /// (offsetFromMaster, §11.2), then the port state and the published map.
     fn feed_servo(&mut self, t1: PtpTimestamp, t2: LocalNs, d: Nanos, out: &mut Actions) {
         {
-            let was_usable = self.servo.state().usable()
-                && self.servo.state() != ServoState::Holdover
-                && (!self.cfg.one_sided_rx || self.slave.envelope_line.is_some());
+            let was_usable = self.slave_ready(self.servo.state());
             let r = self.servo.sample(t2, t1 + d);
             self.counters.sync_samples += 1;
             if self.cfg.one_sided_rx {
@@ -707,6 +716,7 @@ impl Port {
                 // clock by up to ~100 µs under the old shift).
                 self.envelope_update(t1, t2, d);
             }
+            let usable = self.slave_ready(r.state);
             let s = &mut self.slave;
             s.last_offset = Some(r.offset);
             if r.accepted && !r.stepped {
@@ -719,14 +729,6 @@ impl Port {
             {
                 s.offsets.pop_front();
             }
-            // One-sided receive latency: not SLAVE before the envelope has
-            // a line (its halves 2 s apart): until then the clock rests on
-            // raw user-space stamps, ms off under wine while the process
-            // starts (wine runs: −3.8 to +0.7 ms in the first 5 s).
-            let usable = r.state.usable()
-                && r.state != ServoState::Holdover
-                && (!self.cfg.one_sided_rx || self.slave.envelope_line.is_some());
-            let s = &mut self.slave;
             if usable && !was_usable {
                 s.locked_since = Some(t2);
             }
